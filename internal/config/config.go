@@ -1,0 +1,202 @@
+// Package config builds the server's one Config from, in rising precedence,
+// built-in defaults, an optional TOML file, KEYWARD_* environment variables and
+// command-line flags. It validates the result and names the setting at fault.
+//
+// Imported by cmd/keyward and internal/server only.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/spf13/pflag"
+)
+
+// Config is everything a keyward node needs to start.
+type Config struct {
+	Listen   string `toml:"listen"`   // host:port
+	DataDir  string `toml:"data"`     // directory for the SQLite file and dev-mode key
+	Storage  string `toml:"storage"`  // "sqlite" or a postgres:// URL
+	TLSCert  string `toml:"tls_cert"` // PEM certificate; with TLSKey enables HTTPS
+	TLSKey   string `toml:"tls_key"`
+	Dev      bool   `toml:"dev"`       // initialise and unseal automatically; not for production
+	LogLevel string `toml:"log_level"` // debug, info, warn, error
+	LogJSON  bool   `toml:"log_json"`  // JSON log lines instead of text
+
+	// ShutdownTimeout bounds how long in-flight requests may take at shutdown.
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+	// MaxBodyBytes limits request bodies.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+}
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	return Config{
+		Listen:          "127.0.0.1:8270",
+		DataDir:         "./keyward-data",
+		Storage:         "sqlite",
+		LogLevel:        "info",
+		ShutdownTimeout: 30 * time.Second,
+		MaxBodyBytes:    1 << 20,
+	}
+}
+
+// setting ties a flag, an environment variable and a config field together.
+type setting struct {
+	flag, env, usage string
+	apply            func(c *Config, v string) error
+}
+
+func settings() []setting {
+	str := func(f func(c *Config) *string) func(*Config, string) error {
+		return func(c *Config, v string) error { *f(c) = v; return nil }
+	}
+	return []setting{
+		{"listen", "KEYWARD_LISTEN", "address to listen on (host:port)", str(func(c *Config) *string { return &c.Listen })},
+		{"data", "KEYWARD_DATA", "data directory (SQLite file, dev-mode key)", str(func(c *Config) *string { return &c.DataDir })},
+		{"storage", "KEYWARD_STORAGE", `storage backend: "sqlite" or a postgres:// URL`, str(func(c *Config) *string { return &c.Storage })},
+		{"tls-cert", "KEYWARD_TLS_CERT", "TLS certificate file (PEM); enables HTTPS with --tls-key", str(func(c *Config) *string { return &c.TLSCert })},
+		{"tls-key", "KEYWARD_TLS_KEY", "TLS private key file (PEM)", str(func(c *Config) *string { return &c.TLSKey })},
+		{"log-level", "KEYWARD_LOG_LEVEL", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
+		{"dev", "KEYWARD_DEV", "development mode: initialise and unseal automatically (NOT for production)", func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", v)
+			}
+			c.Dev = b
+			return nil
+		}},
+		{"log-json", "KEYWARD_LOG_JSON", "write JSON log lines", func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", v)
+			}
+			c.LogJSON = b
+			return nil
+		}},
+	}
+}
+
+// RegisterFlags adds the server flags to fs, with defaults shown in help.
+func RegisterFlags(fs *pflag.FlagSet) {
+	d := Defaults()
+	defaults := map[string]string{"listen": d.Listen, "data": d.DataDir, "storage": d.Storage, "log-level": d.LogLevel}
+	for _, s := range settings() {
+		usage := s.usage + " [$" + s.env + "]"
+		switch s.flag {
+		case "dev", "log-json":
+			fs.Bool(s.flag, false, usage)
+		default:
+			fs.String(s.flag, defaults[s.flag], usage)
+		}
+	}
+	fs.String("config", "", "TOML configuration file [$KEYWARD_CONFIG]")
+}
+
+// Load builds the Config: defaults, then the file named by --config or
+// KEYWARD_CONFIG, then environment variables, then flags that were set.
+func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
+	c := Defaults()
+	path := getenv("KEYWARD_CONFIG")
+	if f := fs.Lookup("config"); f != nil && f.Changed {
+		path = f.Value.String()
+	}
+	if path != "" {
+		if err := loadFile(&c, path); err != nil {
+			return c, err
+		}
+	}
+	for _, s := range settings() {
+		if v := getenv(s.env); v != "" {
+			if err := s.apply(&c, v); err != nil {
+				return c, fmt.Errorf("config: $%s: %w", s.env, err)
+			}
+		}
+	}
+	for _, s := range settings() {
+		f := fs.Lookup(s.flag)
+		if f == nil || !f.Changed {
+			continue
+		}
+		if err := s.apply(&c, f.Value.String()); err != nil {
+			return c, fmt.Errorf("config: --%s: %w", s.flag, err)
+		}
+	}
+	return c, c.Validate()
+}
+
+func loadFile(c *Config, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("config: %s line %d: %s", path, pe.Position.Line, pe.Message)
+		}
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("config: %s: unknown setting %s", path, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// IsPostgres reports whether Storage names a PostgreSQL URL.
+func (c Config) IsPostgres() bool {
+	return strings.HasPrefix(c.Storage, "postgres://") || strings.HasPrefix(c.Storage, "postgresql://")
+}
+
+// Validate checks the configuration and names the first setting at fault.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("config: listen %q: want host:port", c.Listen)
+	}
+	if c.Storage != "sqlite" && !c.IsPostgres() {
+		return fmt.Errorf("config: storage %q: want \"sqlite\" or a postgres:// URL", redactURL(c.Storage))
+	}
+	if c.DataDir == "" {
+		return errors.New("config: data: the data directory must not be empty")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("config: tls-cert and tls-key must be given together")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("config: shutdown_timeout must be positive")
+	}
+	if c.MaxBodyBytes <= 0 {
+		return errors.New("config: max_body_bytes must be positive")
+	}
+	return nil
+}
+
+// redactURL hides a password in a URL-like string for messages.
+func redactURL(s string) string {
+	at := strings.LastIndex(s, "@")
+	scheme := strings.Index(s, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return s
+	}
+	userinfo := s[scheme+3 : at]
+	if i := strings.Index(userinfo, ":"); i >= 0 {
+		return s[:scheme+3] + userinfo[:i] + ":xxxxx" + s[at:]
+	}
+	return s
+}

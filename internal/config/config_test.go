@@ -1,0 +1,107 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func load(t *testing.T, args []string, env map[string]string) (Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	return Load(fs, func(k string) string { return env[k] })
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8270" || c.DataDir != "./keyward-data" || c.Storage != "sqlite" || c.Dev {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestPrecedenceFileEnvFlag(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "keyward.toml")
+	os.WriteFile(file, []byte("listen = \"127.0.0.1:1111\"\ndata = \"/from/file\"\nlog_level = \"debug\"\n"), 0o600)
+	c, err := load(t, []string{"--config", file, "--listen", "127.0.0.1:3333"},
+		map[string]string{"KEYWARD_LISTEN": "127.0.0.1:2222", "KEYWARD_DATA": "/from/env", "KEYWARD_DEV": "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:3333" {
+		t.Errorf("flag should beat env and file: listen = %s", c.Listen)
+	}
+	if c.DataDir != "/from/env" {
+		t.Errorf("env should beat file: data = %s", c.DataDir)
+	}
+	if c.LogLevel != "debug" || !c.Dev {
+		t.Errorf("file/env values lost: %+v", c)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("listen = \"x\"\nlisten = = 3\n"), 0o600)
+	unknown := filepath.Join(dir, "unknown.toml")
+	os.WriteFile(unknown, []byte("lisen = \"127.0.0.1:1\"\n"), 0o600)
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--listen", "nonsense"}, nil, "listen"},
+		{[]string{"--storage", "mysql://x"}, nil, "storage"},
+		{[]string{"--tls-cert", "a.pem"}, nil, "tls-key"},
+		{[]string{"--log-level", "loud"}, nil, "log-level"},
+		{nil, map[string]string{"KEYWARD_DEV": "maybe"}, "KEYWARD_DEV"},
+		{[]string{"--config", bad}, nil, "line 2"},
+		{[]string{"--config", unknown}, nil, "unknown setting lisen"},
+		{[]string{"--config", filepath.Join(dir, "missing.toml")}, nil, "no such file"},
+	}
+	for _, c := range cases {
+		_, err := load(t, c.args, c.env)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: err = %v, want it to mention %q", c.args, c.env, err, c.want)
+		}
+	}
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse([]string{"--no-such-flag"}); err == nil {
+		t.Error("unknown flag accepted")
+	}
+}
+
+func TestPasswordNotInStorageError(t *testing.T) {
+	_, err := load(t, []string{"--storage", "mysql://u:pa55word@h/db"}, nil)
+	if err == nil || strings.Contains(err.Error(), "pa55word") {
+		t.Fatalf("err = %v", err)
+	}
+	c, err := load(t, []string{"--storage", "postgres://u:p@127.0.0.1/db"}, nil)
+	if err != nil || !c.IsPostgres() {
+		t.Fatalf("postgres URL rejected: %v", err)
+	}
+}
+
+func FuzzLoadFile(f *testing.F) {
+	f.Add("listen = \"127.0.0.1:1\"\n")
+	f.Add("dev = true\nshutdown_timeout = 5\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		p := filepath.Join(t.TempDir(), "c.toml")
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := Defaults()
+		_ = loadFile(&c, p) // must not panic
+	})
+}

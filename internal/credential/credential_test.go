@@ -1,0 +1,114 @@
+package credential
+
+import (
+	"hash/crc32"
+	"strings"
+	"testing"
+)
+
+func TestNewParseRoundTrip(t *testing.T) {
+	for _, typ := range []Type{AccessToken, RefreshToken, APIKey, Enrollment, Wrapped} {
+		s := New(typ)
+		if len(s) != Len {
+			t.Fatalf("len(%q prefix) = %d, want %d", typ.Prefix(), len(s), Len)
+		}
+		if !strings.HasPrefix(s, typ.Prefix()) {
+			t.Fatalf("New(%c) lacks prefix %q", typ, typ.Prefix())
+		}
+		got, err := Parse(s)
+		if err != nil || got != typ {
+			t.Fatalf("Parse(New(%c)) = %c, %v", typ, got, err)
+		}
+		if !ValidChecksum(s[PrefixLen:]) {
+			t.Fatalf("ValidChecksum rejects a fresh credential")
+		}
+	}
+}
+
+func TestNewIsRandom(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		s := New(AccessToken)
+		if seen[s] {
+			t.Fatal("duplicate credential")
+		}
+		seen[s] = true
+	}
+}
+
+func TestKnownAnswer(t *testing.T) {
+	random := strings.Repeat("a", RandomLen)
+	sum := Base62CRC32(crc32.ChecksumIEEE([]byte(random)), ChecksumLen)
+	s := "kwt_" + random + sum
+	if typ, err := Parse(s); err != nil || typ != AccessToken {
+		t.Fatalf("Parse(known) = %c, %v", typ, err)
+	}
+	if Base62CRC32(0, 6) != "000000" || Base62CRC32(61, 6) != "00000z" || Base62CRC32(62, 6) != "000010" {
+		t.Fatal("base62 encoding of small values is wrong")
+	}
+	if Base62CRC32(0xFFFFFFFF, 6) != "4gfFC3" {
+		t.Fatalf("base62(2^32-1) = %s, want 4gfFC3", Base62CRC32(0xFFFFFFFF, 6))
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	good := New(AccessToken)
+	flip := func(i int) string {
+		b := []byte(good)
+		if b[i] == 'a' {
+			b[i] = 'b'
+		} else {
+			b[i] = 'a'
+		}
+		return string(b)
+	}
+	cases := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"empty", "", ErrLength},
+		{"truncated", good[:Len-1], ErrLength},
+		{"extended", good + "a", ErrLength},
+		{"bad type", "kwz_" + good[4:], ErrPrefix},
+		{"bad prefix", "xwt_" + good[4:], ErrPrefix},
+		{"no underscore", "kwt-" + good[4:], ErrPrefix},
+		{"charset", good[:10] + "-" + good[11:], ErrCharset},
+		{"nul", good[:10] + "\x00" + good[11:], ErrCharset},
+		{"checksum in random part", flip(10), ErrChecksum},
+		{"checksum in sum", flip(Len - 1), ErrChecksum},
+	}
+	for _, c := range cases {
+		if _, err := Parse(c.in); err != c.want {
+			t.Errorf("%s: Parse = %v, want %v", c.name, err, c.want)
+		}
+	}
+	if err := ParseType(good, APIKey); err != ErrPrefix {
+		t.Errorf("ParseType(token, APIKey) = %v, want ErrPrefix", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(New(AccessToken))
+	f.Add("kwk_" + strings.Repeat("0", 46))
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		typ, err := Parse(s)
+		if err != nil {
+			return
+		}
+		if !typ.Valid() || len(s) != Len || !ValidChecksum(s[PrefixLen:]) {
+			t.Fatalf("Parse accepted an invalid credential %q", s)
+		}
+	})
+}
+
+func BenchmarkParse(b *testing.B) {
+	s := New(AccessToken)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
