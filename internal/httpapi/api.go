@@ -1,0 +1,466 @@
+// Package httpapi is keyward's HTTP edge: the route table, middleware
+// (request id, panic recovery, body limit, client address, metrics), the
+// authentication → authorisation → handler → audit path of every route, and the
+// one translation of domain errors into DESIGN.md's error vocabulary.
+//
+// Handlers are thin: decode, validate, call a domain service, return a value.
+// They never write the response themselves, so the audit entry is appended
+// before the response leaves (fail closed: no audit, no response).
+//
+// Imported only by internal/server.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Caller is an authenticated client.
+type Caller struct {
+	Principal    string   // e.g. "root", "user:alice", "service:ci"
+	AuthMethod   string   // "token", "root", ...
+	Accessor     string   // token accessor (not secret)
+	AccessorHMAC string   // what the audit log stores
+	Policies     []string // bound policy names
+	BoundEnvs    []string // when not empty, the only environments reachable
+}
+
+// Authenticator turns a bearer credential into a Caller.
+type Authenticator interface {
+	Authenticate(ctx context.Context, bearer string, src netip.Addr) (*Caller, error)
+}
+
+// Authorizer decides whether a caller may perform action on resource.
+type Authorizer interface {
+	Decide(c *Caller, action, resource string) (allowed bool, reason string)
+}
+
+// AuditEvent is what the edge knows of a request when it is done.
+type AuditEvent struct {
+	Time        time.Time
+	RequestID   string
+	Caller      *Caller // nil when unauthenticated
+	Action      string
+	Resource    string
+	SourceAddr  string
+	UserAgent   string
+	Outcome     string // allowed, denied, error
+	Status      int
+	Latency     time.Duration
+	Detail      map[string]string
+	Environment string
+}
+
+// Auditor appends an audit entry durably before the response is written.
+type Auditor interface {
+	// AuditRequest appends through group commit (reads, refusals).
+	AuditRequest(ctx context.Context, e *AuditEvent) error
+	// AuditTx appends inside the transaction of a change, so the change and
+	// its entry commit together.
+	AuditTx(ctx context.Context, tx storage.Tx, e *AuditEvent) error
+}
+
+// Route is one endpoint.
+type Route struct {
+	Pattern string // ServeMux pattern with method, e.g. "GET /v1/sys/health"
+	// Open routes need no token and are served while sealed when Sealed is
+	// also set; all others need a valid token whose policies allow Action on
+	// the resource returned by Resource.
+	Open bool
+	// WhileSealed routes are served when the barrier is sealed.
+	WhileSealed bool
+	// NoAudit skips the audit log (health, metrics).
+	NoAudit  bool
+	Action   string
+	Resource func(r *http.Request) (string, error)
+	Handle   func(r *http.Request) (int, any, error)
+	// Raw handlers write the response themselves (metrics, streaming).
+	Raw http.HandlerFunc
+	// Summary describes the route for the OpenAPI document and help.
+	Summary string
+}
+
+// Deps are the services the edge needs.
+type Deps struct {
+	Log          *slog.Logger
+	Auth         Authenticator
+	Authz        Authorizer
+	Audit        Auditor // nil: no audit log yet
+	Sealed       func() bool
+	Errors       *ErrorMapper
+	Metrics      *Metrics
+	MaxBodyBytes int64
+	// TrustedProxies: when the peer is one of these, X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
+}
+
+// API serves a route table.
+type API struct {
+	deps   Deps
+	mux    *http.ServeMux
+	routes []Route
+}
+
+// New builds the handler for routes.
+func New(deps Deps, routes []Route) *API {
+	if deps.Errors == nil {
+		deps.Errors = NewErrorMapper()
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.MaxBodyBytes == 0 {
+		deps.MaxBodyBytes = 1 << 20
+	}
+	a := &API{deps: deps, mux: http.NewServeMux(), routes: routes}
+	for _, rt := range routes {
+		a.mux.Handle(rt.Pattern, a.wrap(rt))
+	}
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := a.allowedMethods(r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			a.writeError(w, r, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			return
+		}
+		a.writeError(w, r, Errorf(http.StatusNotFound, CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+	})
+	return a
+}
+
+// allowedMethods lists the methods that have a route for r's path.
+func (a *API) allowedMethods(r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := a.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// Routes returns the route table.
+func (a *API) Routes() []Route { return a.routes }
+
+type ctxKey int
+
+const (
+	keyRequest ctxKey = iota
+)
+
+// reqState is per-request state carried in the context.
+type reqState struct {
+	id       string
+	start    time.Time
+	src      netip.Addr
+	caller   *Caller
+	detail   map[string]string
+	env      string
+	audited  bool
+	resource string
+	action   string
+}
+
+func state(ctx context.Context) *reqState {
+	s, _ := ctx.Value(keyRequest).(*reqState)
+	if s == nil {
+		return &reqState{}
+	}
+	return s
+}
+
+// CallerFrom returns the authenticated caller of a request, or nil.
+func CallerFrom(ctx context.Context) *Caller { return state(ctx).caller }
+
+// RequestID returns the request's id.
+func RequestID(ctx context.Context) string { return state(ctx).id }
+
+// SourceAddr returns the client address of a request.
+func SourceAddr(ctx context.Context) netip.Addr { return state(ctx).src }
+
+// AddAuditDetail records a non-secret detail (a path, a version) for the
+// request's audit entry.
+func AddAuditDetail(ctx context.Context, key, value string) {
+	s := state(ctx)
+	if s.detail == nil {
+		s.detail = map[string]string{}
+	}
+	s.detail[key] = value
+}
+
+// SetAuditEnvironment records the environment a request touched.
+func SetAuditEnvironment(ctx context.Context, env string) { state(ctx).env = env }
+
+// MarkAudited tells the edge that the handler appended the request's audit
+// entry itself, inside its write transaction.
+func MarkAudited(ctx context.Context) { state(ctx).audited = true }
+
+// AuditEventFor builds the audit entry of the request in ctx as it stands,
+// for handlers that append it inside their own transaction.
+func AuditEventFor(ctx context.Context, r *http.Request, status int) *AuditEvent {
+	s := state(ctx)
+	return &AuditEvent{
+		Time: s.start.UTC(), RequestID: s.id, Caller: s.caller, Action: s.action, Resource: s.resource,
+		SourceAddr: s.src.String(), UserAgent: r.UserAgent(), Outcome: outcome(status), Status: status,
+		Latency: time.Since(s.start), Detail: s.detail, Environment: s.env,
+	}
+}
+
+func outcome(status int) string {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusTooManyRequests:
+		return "denied"
+	case status >= 400:
+		return "error"
+	}
+	return "allowed"
+}
+
+// ServeHTTP runs the outer middleware: request id, panic recovery, body
+// limit, client address, security headers.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := &reqState{id: newRequestID(), start: time.Now(), src: a.clientAddr(r)}
+	w.Header().Set("X-Request-Id", s.id)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	ctx := context.WithValue(r.Context(), keyRequest, s)
+	r = r.WithContext(ctx)
+	if !cleanPath(r.URL.Path) {
+		// ServeMux would redirect to the cleaned path, silently turning
+		// secrets/a/../b into secrets/b; refuse instead.
+		a.writeError(w, r, Invalid("invalid path: empty, '.' or '..' segments are not allowed"))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, a.deps.MaxBodyBytes)
+	rec := &statusRecorder{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.deps.Log.Error("panic serving request", "request_id", s.id, "route", r.Pattern, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if !rec.wrote {
+				a.writeError(rec, r, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"})
+			}
+		}
+		if a.deps.Metrics != nil {
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			a.deps.Metrics.observeRequest(route, rec.status(), time.Since(s.start))
+		}
+	}()
+	a.mux.ServeHTTP(rec, r)
+}
+
+// wrap applies the per-route path: sealed check, authentication,
+// authorisation, handler, audit, response.
+func (a *API) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := state(r.Context())
+		s.action = rt.Action
+		if !rt.WhileSealed && a.deps.Sealed != nil && a.deps.Sealed() {
+			a.finish(w, r, rt, 0, nil, Errorf(http.StatusServiceUnavailable, CodeSealed, "keyward is sealed"))
+			return
+		}
+		if !rt.Open {
+			if err := a.authorize(r, rt, s); err != nil {
+				a.finish(w, r, rt, 0, nil, err)
+				return
+			}
+		}
+		if rt.Raw != nil {
+			rt.Raw(w, r)
+			return
+		}
+		status, body, err := rt.Handle(r)
+		a.finish(w, r, rt, status, body, err)
+	})
+}
+
+func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
+	bearer, ok := bearerToken(r)
+	if !ok {
+		return Errorf(http.StatusUnauthorized, CodeUnauthenticated, "missing bearer token (Authorization: Bearer <token>)")
+	}
+	caller, err := a.deps.Auth.Authenticate(r.Context(), bearer, s.src)
+	if err != nil {
+		if he := a.deps.Errors.Translate(err); he.Status == http.StatusServiceUnavailable {
+			return he // sealed or storage down: not the caller's fault
+		}
+		return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "token is invalid or expired", Err: err}
+	}
+	s.caller = caller
+	resource := ""
+	if rt.Resource != nil {
+		resource, err = rt.Resource(r)
+		if err != nil {
+			return err
+		}
+	}
+	s.resource = resource
+	if allowed, reason := a.deps.Authz.Decide(caller, rt.Action, resource); !allowed {
+		return &Error{Status: http.StatusForbidden, Code: CodePermissionDenied,
+			Message: fmt.Sprintf("permission denied: %s on %s", rt.Action, resource), Err: errors.New(reason)}
+	}
+	return nil
+}
+
+// finish audits the request and writes the response.
+func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status int, body any, err error) {
+	s := state(r.Context())
+	var herr *Error
+	if err != nil {
+		herr = a.deps.Errors.Translate(err)
+		status = herr.Status
+		if status >= 500 {
+			a.deps.Log.Error("request failed", "request_id", s.id, "route", rt.Pattern, "err", err)
+		} else if herr.Err != nil {
+			a.deps.Log.Debug("request refused", "request_id", s.id, "route", rt.Pattern, "status", status, "err", herr.Err)
+		}
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if a.deps.Audit != nil && !rt.NoAudit && !s.audited {
+		ev := AuditEventFor(r.Context(), r, status)
+		if aerr := a.deps.Audit.AuditRequest(r.Context(), ev); aerr != nil {
+			a.deps.Log.Error("audit append failed; refusing the response", "request_id", s.id, "err", aerr)
+			herr = Errorf(http.StatusServiceUnavailable, CodeUnavailable, "the audit log cannot be written; request refused")
+			status = herr.Status
+		}
+	}
+	if herr != nil {
+		a.writeError(w, r, herr)
+		return
+	}
+	if status == http.StatusNoContent || body == nil {
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, body)
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
+	if e.Status == http.StatusServiceUnavailable && e.Code == CodeSealed {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeJSON(w, e.Status, errorBody{Error: errorObject{Code: e.Code, Message: e.Message, RequestID: state(r.Context()).id, Details: e.Details}})
+}
+
+// WriteError renders err for raw handlers.
+func (a *API) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	a.writeError(w, r, a.deps.Errors.Translate(err))
+}
+
+// cleanPath reports whether p has no empty, "." or ".." segments (a single
+// trailing slash is allowed).
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	segs := strings.Split(strings.TrimSuffix(p[1:], "/"), "/")
+	if len(segs) == 1 && segs[0] == "" {
+		return true
+	}
+	for _, s := range segs {
+		if s == "" || s == "." || s == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		if t := r.Header.Get("X-Keyward-Token"); t != "" {
+			return t, true
+		}
+		return "", false
+	}
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
+}
+
+func (a *API) clientAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addr = addr.Unmap()
+	for _, p := range a.deps.TrustedProxies {
+		if p.Contains(addr) {
+			if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+				parts := strings.Split(xff, ",")
+				if fa, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-1])); err == nil {
+					return fa.Unmap()
+				}
+			}
+		}
+	}
+	return addr
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.code = code
+		s.wrote = true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.code = http.StatusOK
+		s.wrote = true
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) status() int {
+	if s.code == 0 {
+		return http.StatusOK
+	}
+	return s.code
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -1,0 +1,90 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// decode reads a JSON body into v, strictly: unknown fields, trailing data
+// and a body over the limit are errors.
+func decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return Errorf(http.StatusUnsupportedMediaType, CodeInvalidArgument, "Content-Type must be application/json")
+		}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return Invalid("request body is empty; want a JSON object")
+		}
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return Invalid("request body is not valid JSON (at byte %d)", se.Offset)
+		case errors.As(err, &te):
+			return Invalid("field %q: want %s", te.Field, te.Type)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return Invalid("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		}
+		return Invalid("request body: %v", err)
+	}
+	if dec.More() {
+		return Invalid("request body holds more than one JSON value")
+	}
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		return err
+	}
+	return nil
+}
+
+// decodeOptional is decode that accepts an empty body.
+func decodeOptional(r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	err := decode(r, v)
+	var he *Error
+	if errors.As(err, &he) && strings.HasPrefix(he.Message, "request body is empty") {
+		return nil
+	}
+	return err
+}
+
+// writeJSON renders v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if v == nil {
+		return
+	}
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(v); err != nil {
+		// The status is out; nothing more can be told to the client.
+		_ = fmt.Errorf("httpapi: encode response: %w", err)
+	}
+}
+
+type errorBody struct {
+	Error errorObject `json:"error"`
+}
+
+type errorObject struct {
+	Code      string         `json:"code"`
+	Message   string         `json:"message"`
+	RequestID string         `json:"request_id"`
+	Details   map[string]any `json:"details,omitempty"`
+}

@@ -1,0 +1,214 @@
+// Package server builds one keyward node from a config.Config: storage,
+// barrier, domain services, the HTTP API and background jobs. main, the
+// end-to-end tests and --dev all start nodes through it; it is the one place
+// where packages are wired together.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/secret"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+)
+
+// Node is one running keyward server.
+type Node struct {
+	cfg     config.Config
+	log     *slog.Logger
+	store   storage.Store
+	barrier *barrier.Barrier
+	sys     *sys
+	metrics *httpapi.Metrics
+	api     *httpapi.API
+	secrets *secret.Service
+
+	// Set in dev mode once initialised and unsealed.
+	devRootToken string
+}
+
+// Options are what a caller of New supplies beyond the config.
+type Options struct {
+	Log *slog.Logger
+	// Banner receives the dev-mode banner (stdout in main).
+	Banner io.Writer
+	// Store, when set, is used instead of opening the configured storage
+	// (tests run nodes on every backend this way). The node closes it.
+	Store storage.Store
+}
+
+// New opens storage, applies migrations, loads the seal state and builds the
+// HTTP API. In dev mode it also initialises (first start) and unseals.
+func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: log, barrier: barrier.New()}
+	n.metrics = httpapi.NewMetrics(n.sealedOrUninitialized)
+
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	sopts := storage.Options{Observer: n.metrics.ObserveStorage}
+	var err error
+	switch {
+	case opts.Store != nil:
+		n.store = opts.Store
+	case cfg.IsPostgres():
+		n.store, err = postgres.Open(ctx, cfg.Storage, sopts)
+	default:
+		n.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "keyward.db"), sopts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	n.sys = &sys{store: n.store, barrier: n.barrier}
+	if err := n.sys.load(ctx); err != nil {
+		n.store.Close()
+		return nil, fmt.Errorf("reading seal state: %w", err)
+	}
+
+	errs := httpapi.NewErrorMapper()
+	mapErrors(errs)
+	httpapi.MapSecretErrors(errs)
+	authz := rootOnly{}
+	n.secrets = secret.New(n.store, n.barrier, secret.Options{})
+	routes := httpapi.SysRoutes(n.sys, n.metrics)
+	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz}).Routes()...)
+	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
+	n.api = httpapi.New(httpapi.Deps{
+		Log:          log,
+		Auth:         &rootAuth{store: n.store, barrier: n.barrier},
+		Authz:        authz,
+		Sealed:       n.barrier.Sealed,
+		Errors:       errs,
+		Metrics:      n.metrics,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+	}, routes)
+
+	if cfg.Dev {
+		if err := n.startDev(ctx, opts.Banner); err != nil {
+			n.store.Close()
+			return nil, err
+		}
+	}
+	log.Info("keyward node ready", "storage", n.store.Backend(), "initialized", n.sys.initialized, "sealed", n.barrier.Sealed())
+	return n, nil
+}
+
+func (n *Node) sealedOrUninitialized() bool { return n.barrier.Sealed() }
+
+// Handler is the node's HTTP handler.
+func (n *Node) Handler() http.Handler { return n.api }
+
+// Store returns the node's storage (tests inspect raw bytes through it).
+func (n *Node) Store() storage.Store { return n.store }
+
+// DevRootToken returns the root token in dev mode, "" otherwise.
+func (n *Node) DevRootToken() string { return n.devRootToken }
+
+// Close seals the barrier and closes storage.
+func (n *Node) Close() error {
+	n.barrier.Seal()
+	return n.store.Close()
+}
+
+// Listen binds the configured address. A port already in use is reported
+// with the address.
+func (n *Node) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", n.cfg.Listen)
+	if err != nil {
+		if errors.Is(err, errAddrInUse) || strings.Contains(err.Error(), "address already in use") {
+			return nil, fmt.Errorf("cannot listen on %s: the address is already in use (is another keyward running? choose another with --listen)", n.cfg.Listen)
+		}
+		return nil, fmt.Errorf("cannot listen on %s: %w", n.cfg.Listen, err)
+	}
+	return ln, nil
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+// Serve serves HTTP(S) on ln until ctx is cancelled, then shuts down
+// gracefully: in-flight requests finish (up to ShutdownTimeout), then the
+// barrier is sealed and storage closed.
+func (n *Node) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           n.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	tlsOn := n.cfg.TLSCert != ""
+	if tlsOn {
+		cert, err := tls.LoadX509KeyPair(n.cfg.TLSCert, n.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("loading TLS certificate %s and key %s: %w", n.cfg.TLSCert, n.cfg.TLSKey, err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if tlsOn {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if tlsOn {
+		scheme = "https"
+	}
+	n.log.Info("listening", "addr", scheme+"://"+ln.Addr().String())
+	select {
+	case err := <-errc:
+		n.Close()
+		return err
+	case <-ctx.Done():
+	}
+	n.log.Info("shutting down: waiting for in-flight requests", "timeout", n.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if cerr := n.Close(); err == nil {
+		err = cerr
+	}
+	n.log.Info("stopped")
+	return err
+}
+
+// prepareDataDir creates the data directory (0700) and checks that it is
+// writable, so a bad --data fails at start with a clear message.
+func prepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	os.Remove(name)
+	return nil
+}

@@ -1,0 +1,317 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/version"
+)
+
+// Rows of the sys table that hold the node's seal state.
+const (
+	sysKeyring    = "barrier/keyring"     // the keyring, sealed under the root key
+	sysSealConfig = "barrier/seal-config" // shares and threshold, JSON
+	sysRootToken  = "auth/root-token"     // HMAC of the root token
+)
+
+// Errors of the operator surface.
+var (
+	ErrAlreadyInitialized = errors.New("keyward is already initialized")
+	ErrNotInitialized     = errors.New("keyward is not initialized; run 'keyward operator init'")
+	ErrAlreadyUnsealed    = errors.New("keyward is already unsealed")
+)
+
+type sealConfig struct {
+	Shares        int       `json:"shares"`
+	Threshold     int       `json:"threshold"`
+	InitializedAt time.Time `json:"initialized_at"`
+}
+
+// sys implements httpapi.Sys over the barrier and the store.
+type sys struct {
+	store   storage.Store
+	barrier *barrier.Barrier
+
+	mu          sync.Mutex // serialises init, unseal and rotate
+	initialized bool
+	cfg         sealConfig
+	keyring     []byte // sealed keyring blob as stored
+	// onUnseal runs after the barrier opens (services load their caches).
+	onUnseal func(ctx context.Context) error
+	// healthErr reports a failing dependency (audit log) while unsealed.
+	healthErr func() error
+}
+
+// load reads the seal state from storage.
+func (s *sys) load(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadLocked(ctx)
+}
+
+func (s *sys) loadLocked(ctx context.Context) error {
+	var keyring, cfg []byte
+	err := s.store.Read(ctx, func(tx storage.Tx) error {
+		var err error
+		if keyring, err = storage.GetSys(ctx, tx, sysKeyring); err != nil {
+			return err
+		}
+		cfg, err = storage.GetSys(ctx, tx, sysSealConfig)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		s.initialized = false
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var sc sealConfig
+	if err := json.Unmarshal(cfg, &sc); err != nil {
+		return fmt.Errorf("seal configuration is corrupt: %w", err)
+	}
+	s.initialized, s.cfg, s.keyring = true, sc, keyring
+	return nil
+}
+
+// initResult is what initialisation hands back before it is shown once.
+type initResult struct {
+	shares    []string
+	rootToken string
+	threshold int
+}
+
+// initialize generates and stores the seal state in one transaction. Before
+// the commit, beforeCommit may persist what must exist if the commit happens
+// (dev mode writes its key file there): a crash between the two leaves an
+// uninitialised store, never a half-initialised one.
+func (s *sys) initialize(ctx context.Context, shares, threshold int, beforeCommit func(*initResult) error) (*initResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadLocked(ctx); err != nil {
+		return nil, err
+	}
+	if s.initialized {
+		return nil, ErrAlreadyInitialized
+	}
+	res, err := barrier.Init(shares, threshold)
+	if err != nil {
+		return nil, err
+	}
+	// Open a throwaway barrier to compute the root token's HMAC.
+	tmp := barrier.New()
+	if err := tmp.UnsealKey(res.RootKey, res.Keyring); err != nil {
+		return nil, err
+	}
+	rootToken := credential.New(credential.AccessToken)
+	rootHash := tmp.MAC("token", []byte(rootToken))
+	tmp.Seal()
+	sc := sealConfig{Shares: shares, Threshold: threshold, InitializedAt: time.Now().UTC()}
+	cfg, _ := json.Marshal(sc)
+	out := &initResult{shares: res.Shares, rootToken: rootToken, threshold: threshold}
+	if beforeCommit != nil {
+		if err := beforeCommit(out); err != nil {
+			return nil, err
+		}
+	}
+	err = s.store.Write(ctx, func(tx storage.Tx) error {
+		for _, kv := range []struct {
+			k string
+			v []byte
+		}{{sysKeyring, res.Keyring}, {sysSealConfig, cfg}, {sysRootToken, rootHash}} {
+			if err := storage.InsertSys(ctx, tx, kv.k, kv.v); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					return ErrAlreadyInitialized
+				}
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.initialized, s.cfg, s.keyring = true, sc, res.Keyring
+	return out, nil
+}
+
+// Init implements httpapi.Sys.
+func (s *sys) Init(ctx context.Context, shares, threshold int) (*httpapi.InitResponse, error) {
+	res, err := s.initialize(ctx, shares, threshold, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &httpapi.InitResponse{Shares: res.shares, RootToken: res.rootToken, Threshold: res.threshold}, nil
+}
+
+// Unseal implements httpapi.Sys. An empty share resets the progress.
+func (s *sys) Unseal(ctx context.Context, share string) (*httpapi.UnsealResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.initialized {
+		if err := s.loadLocked(ctx); err != nil {
+			return nil, err
+		}
+		if !s.initialized {
+			return nil, ErrNotInitialized
+		}
+	}
+	if !s.barrier.Sealed() {
+		return nil, ErrAlreadyUnsealed
+	}
+	if share == "" {
+		s.barrier.ResetUnseal()
+		return &httpapi.UnsealResponse{Sealed: true, Progress: 0, Threshold: s.cfg.Threshold}, nil
+	}
+	p, err := s.barrier.SubmitShare(share, s.cfg.Threshold, s.keyring)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Sealed && s.onUnseal != nil {
+		if err := s.onUnseal(ctx); err != nil {
+			s.barrier.Seal()
+			return nil, fmt.Errorf("unsealed, but starting services failed: %w", err)
+		}
+	}
+	return &httpapi.UnsealResponse{Sealed: p.Sealed, Progress: p.Progress, Threshold: p.Threshold}, nil
+}
+
+// unsealWithShare is the dev-mode path: one share opens the barrier.
+func (s *sys) unsealWithShare(ctx context.Context, share string) error {
+	res, err := s.Unseal(ctx, share)
+	if err != nil {
+		return err
+	}
+	if res.Sealed {
+		return errors.New("dev key file did not unseal the barrier")
+	}
+	return nil
+}
+
+// Seal implements httpapi.Sys.
+func (s *sys) Seal(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.barrier.Seal()
+	return nil
+}
+
+// Rotate implements httpapi.Sys.
+func (s *sys) Rotate(ctx context.Context) (*httpapi.RotateResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, err := s.barrier.Rotate(func(keyring []byte) error {
+		err := s.store.Write(ctx, func(tx storage.Tx) error {
+			return storage.PutSys(ctx, tx, sysKeyring, keyring)
+		})
+		if err == nil {
+			s.keyring = keyring
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &httpapi.RotateResponse{KeyVersion: v}, nil
+}
+
+// Health implements httpapi.Sys.
+func (s *sys) Health(ctx context.Context) *httpapi.HealthResponse {
+	s.mu.Lock()
+	initialized := s.initialized
+	s.mu.Unlock()
+	if !initialized {
+		// Another node may have initialised the shared store.
+		if err := s.load(ctx); err == nil {
+			s.mu.Lock()
+			initialized = s.initialized
+			s.mu.Unlock()
+		}
+	}
+	h := &httpapi.HealthResponse{
+		Initialized: initialized,
+		Sealed:      s.barrier.Sealed(),
+		Version:     version.String(),
+		Storage:     s.store.Backend(),
+	}
+	if initialized && !h.Sealed {
+		if s.healthErr != nil {
+			if err := s.healthErr(); err != nil {
+				h.Error = err.Error()
+			}
+		}
+	}
+	return h
+}
+
+// rootAuth authenticates the root token until the token service exists.
+type rootAuth struct {
+	store   storage.Store
+	barrier *barrier.Barrier
+}
+
+func (a *rootAuth) Authenticate(ctx context.Context, bearer string, _ netip.Addr) (*httpapi.Caller, error) {
+	if err := credential.ParseType(bearer, credential.AccessToken); err != nil {
+		return nil, err
+	}
+	want, err := a.rootHash(ctx)
+	if err != nil {
+		return nil, err
+	}
+	got := a.barrier.MAC("token", []byte(bearer))
+	if subtle.ConstantTimeCompare(got, want) != 1 {
+		return nil, errInvalidToken
+	}
+	return &httpapi.Caller{Principal: "root", AuthMethod: "root", Policies: []string{"root"}}, nil
+}
+
+func (a *rootAuth) rootHash(ctx context.Context) ([]byte, error) {
+	var h []byte
+	err := a.store.Read(ctx, func(tx storage.Tx) error {
+		var err error
+		h, err = storage.GetSys(ctx, tx, sysRootToken)
+		return err
+	})
+	return h, err
+}
+
+var errInvalidToken = errors.New("token is invalid or expired")
+
+// rootOnly allows what the root policy allows: everything, to root.
+type rootOnly struct{}
+
+func (rootOnly) Decide(c *httpapi.Caller, action, resource string) (bool, string) {
+	for _, p := range c.Policies {
+		if p == "root" {
+			return true, "root"
+		}
+	}
+	return false, "no policy allows " + action + " on " + resource
+}
+
+// mapErrors registers the domain errors of this node's packages.
+func mapErrors(m *httpapi.ErrorMapper) {
+	m.Map(ErrAlreadyInitialized, http.StatusConflict, httpapi.CodeConflict, "")
+	m.Map(ErrNotInitialized, http.StatusServiceUnavailable, httpapi.CodeSealed, "")
+	m.Map(ErrAlreadyUnsealed, http.StatusBadRequest, httpapi.CodeInvalidArgument, "")
+	m.Map(barrier.ErrSealed, http.StatusServiceUnavailable, httpapi.CodeSealed, "keyward is sealed")
+	m.Map(barrier.ErrMalformedShare, http.StatusBadRequest, httpapi.CodeInvalidArgument, "")
+	m.Map(barrier.ErrDuplicateShare, http.StatusBadRequest, httpapi.CodeInvalidArgument, "")
+	m.Map(barrier.ErrWrongShares, http.StatusBadRequest, httpapi.CodeInvalidArgument, "")
+	m.Map(barrier.ErrInvalidParams, http.StatusBadRequest, httpapi.CodeInvalidArgument, "")
+	m.Map(credential.ErrLength, http.StatusUnauthorized, httpapi.CodeUnauthenticated, "token is malformed")
+	m.Map(credential.ErrPrefix, http.StatusUnauthorized, httpapi.CodeUnauthenticated, "token is malformed")
+	m.Map(credential.ErrCharset, http.StatusUnauthorized, httpapi.CodeUnauthenticated, "token is malformed")
+	m.Map(credential.ErrChecksum, http.StatusUnauthorized, httpapi.CodeUnauthenticated, "token is malformed")
+}
