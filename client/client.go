@@ -1,0 +1,194 @@
+// Package client is the public Go client for keyward's HTTP API. The keyward
+// CLI uses it for every call it makes.
+//
+//	c, err := client.New(client.Config{Address: "http://127.0.0.1:8270", Token: token})
+//	h, err := c.Health(ctx)
+//
+// Errors returned for an API refusal are *client.Error, carrying the HTTP
+// status, the error code of keyward's vocabulary and the request id.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// DefaultAddress is where a local keyward listens by default.
+const DefaultAddress = "http://127.0.0.1:8270"
+
+// Config configures a Client.
+type Config struct {
+	// Address is the server's base URL; default $KEYWARD_ADDR or DefaultAddress.
+	Address string
+	// Token is the bearer token; default $KEYWARD_TOKEN.
+	Token string
+	// HTTPClient overrides the transport (TLS settings, timeouts).
+	HTTPClient *http.Client
+	// UserAgent names the caller in audit entries.
+	UserAgent string
+}
+
+// Client calls one keyward server. It is safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+	ua    string
+}
+
+// New returns a Client. Address and Token default to $KEYWARD_ADDR and
+// $KEYWARD_TOKEN.
+func New(cfg Config) (*Client, error) {
+	if cfg.Address == "" {
+		cfg.Address = os.Getenv("KEYWARD_ADDR")
+	}
+	if cfg.Address == "" {
+		cfg.Address = DefaultAddress
+	}
+	if cfg.Token == "" {
+		cfg.Token = os.Getenv("KEYWARD_TOKEN")
+	}
+	u, err := url.Parse(strings.TrimRight(cfg.Address, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: address %q: want http(s)://host:port", cfg.Address)
+	}
+	if u.User != nil {
+		return nil, errors.New("client: the address must not carry credentials; use a token")
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 60 * time.Second}
+	}
+	ua := cfg.UserAgent
+	if ua == "" {
+		ua = "keyward-go-client"
+	}
+	return &Client{base: u, token: cfg.Token, hc: hc, ua: ua}, nil
+}
+
+// Address returns the server's base URL.
+func (c *Client) Address() string { return c.base.String() }
+
+// WithToken returns a copy of c that sends token.
+func (c *Client) WithToken(token string) *Client {
+	cc := *c
+	cc.token = token
+	return &cc
+}
+
+// Error is an API refusal.
+type Error struct {
+	Status    int            `json:"-"`
+	Code      string         `json:"code"`
+	Message   string         `json:"message"`
+	RequestID string         `json:"request_id"`
+	Details   map[string]any `json:"details,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("keyward: HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
+}
+
+// IsCode reports whether err is an API error with the given code.
+func IsCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// do sends a request. in is encoded as JSON (nil: no body; []byte: raw).
+// out, when not nil, receives the JSON response. Responses with a status in
+// okStatus (default: 2xx) are success.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any, okStatus ...int) (int, error) {
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawPath = ""
+	if strings.Contains(path, "%") {
+		u.RawPath = c.base.Path + path
+		if p, err := url.PathUnescape(u.RawPath); err == nil {
+			u.Path = p
+		}
+	}
+	u.RawQuery = query.Encode()
+	var body io.Reader
+	contentType := ""
+	switch v := in.(type) {
+	case nil:
+	case []byte:
+		body = bytes.NewReader(v)
+		contentType = "application/yaml"
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return 0, fmt.Errorf("client: encoding request: %w", err)
+		}
+		body = bytes.NewReader(b)
+		contentType = "application/json"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return 0, fmt.Errorf("client: %w", err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.ua)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("cannot reach keyward at %s: %w", c.base.Redacted(), unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	for _, s := range okStatus {
+		if resp.StatusCode == s {
+			ok = true
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("client: reading response: %w", err)
+	}
+	if !ok {
+		var eb struct {
+			Error *Error `json:"error"`
+		}
+		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
+			eb.Error.Status = resp.StatusCode
+			return resp.StatusCode, eb.Error
+		}
+		return resp.StatusCode, &Error{Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
+	}
+	if out != nil && len(data) > 0 {
+		if raw, isRaw := out.(*[]byte); isRaw {
+			*raw = data
+			return resp.StatusCode, nil
+		}
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("client: decoding response: %w", err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "keyward-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "keyward")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building keyward:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run executes the keyward binary as a user would type it.
+func run(t *testing.T, env []string, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// server starts `keyward server` and waits until it answers health.
+type serverProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	stdout *syncBuffer
+	stderr *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe to read while exec's copier goroutine
+// writes the child's output into it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startServer(t *testing.T, args ...string) *serverProc {
+	t.Helper()
+	addr := freePort(t)
+	cmd := exec.Command(binary, append([]string{"server", "--listen", addr}, args...)...)
+	cmd.Env = os.Environ()
+	out, errb := new(syncBuffer), new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = out, errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serverProc{cmd: cmd, addr: "http://" + addr, stdout: out, stderr: errb}
+	t.Cleanup(func() { p.stop(t) })
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.addr + "/v1/sys/health")
+		if err == nil {
+			resp.Body.Close()
+			return p
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("server did not answer; stderr:\n%s", errb.String())
+	return nil
+}
+
+func (p *serverProc) stop(t *testing.T) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("server exited with %v after SIGTERM; stderr:\n%s", err, p.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		t.Error("server ignored SIGTERM")
+	}
+}
+
+func health(t *testing.T, addr string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(addr + "/v1/sys/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h map[string]any
+	json.NewDecoder(resp.Body).Decode(&h)
+	return resp.StatusCode, h
+}
+
+func TestDevServerAnswersHealth(t *testing.T) {
+	data := t.TempDir()
+	p := startServer(t, "--dev", "--data", data)
+	code, h := health(t, p.addr)
+	if code != 200 || h["initialized"] != true || h["sealed"] != false {
+		t.Fatalf("health = %d %v", code, h)
+	}
+	tok, err := os.ReadFile(filepath.Join(data, "root-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.stdout.String(), strings.TrimSpace(string(tok))) || !strings.Contains(p.stdout.String(), "DEVELOPMENT mode") {
+		t.Fatalf("banner lacks the warning or the token:\n%s", p.stdout)
+	}
+	env := []string{"KEYWARD_ADDR=" + p.addr, "KEYWARD_TOKEN=" + strings.TrimSpace(string(tok))}
+	if r := run(t, env, "", "operator", "status", "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, `"sealed": false`) {
+		t.Fatalf("status = %+v", r)
+	}
+	if r := run(t, env, "", "operator", "rotate"); r.code != 0 || !strings.Contains(r.stdout, "key version 2") {
+		t.Fatalf("rotate = %+v", r)
+	}
+	p.stop(t)
+	if strings.Contains(p.stderr.String(), strings.TrimSpace(string(tok))) {
+		t.Fatal("the server log holds the root token")
+	}
+}
+
+func TestInitRestartUnsealWithCLI(t *testing.T) {
+	data := t.TempDir()
+	p := startServer(t, "--data", data)
+	env := []string{"KEYWARD_ADDR=" + p.addr, "KEYWARD_TOKEN="}
+	r := run(t, env, "", "operator", "init", "--shares", "5", "--threshold", "3", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("init = %+v", r)
+	}
+	var ir struct {
+		Shares    []string `json:"shares"`
+		RootToken string   `json:"root_token"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &ir); err != nil || len(ir.Shares) != 5 {
+		t.Fatalf("init output %q: %v", r.stdout, err)
+	}
+	if r := run(t, env, "", "operator", "init"); r.code != 1 || !strings.Contains(r.stderr, "already initialized") {
+		t.Fatalf("second init = %+v", r)
+	}
+	p.stop(t)
+
+	p = startServer(t, "--data", data)
+	env = []string{"KEYWARD_ADDR=" + p.addr, "KEYWARD_TOKEN=" + ir.RootToken}
+	if code, h := health(t, p.addr); code != 503 || h["sealed"] != true {
+		t.Fatalf("after restart health = %d %v", code, h)
+	}
+	if r := run(t, env, "", "operator", "status"); r.code != 2 || !strings.Contains(r.stdout, "Sealed:       yes") {
+		t.Fatalf("status while sealed = %+v", r)
+	}
+	if r := run(t, env, "not-a-share\n", "operator", "unseal"); r.code != 1 || !strings.Contains(r.stderr, "share") {
+		t.Fatalf("malformed share = %+v", r)
+	}
+	for i, want := range []string{"progress 1/3", "progress 2/3", "unsealed"} {
+		// Shares come on stdin (as from a password manager), never in argv.
+		r := run(t, env, ir.Shares[i]+"\n", "operator", "unseal")
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Fatalf("unseal %d = %+v, want %q", i+1, r, want)
+		}
+	}
+	if code, h := health(t, p.addr); code != 200 || h["sealed"] != false {
+		t.Fatalf("after unseal health = %d %v", code, h)
+	}
+	if r := run(t, env, "", "operator", "seal"); r.code != 0 {
+		t.Fatalf("seal = %+v", r)
+	}
+	if code, _ := health(t, p.addr); code != 503 {
+		t.Fatalf("after seal health = %d", code)
+	}
+	p.stop(t)
+	for _, s := range append(ir.Shares, ir.RootToken) {
+		if strings.Contains(p.stderr.String(), s) {
+			t.Fatal("the server log holds a share or the root token")
+		}
+	}
+}
+
+func TestBadServerStarts(t *testing.T) {
+	if r := run(t, nil, "", "server", "--no-such-flag"); r.code != 2 || !strings.Contains(r.stderr, "unknown flag") {
+		t.Errorf("unknown flag = %+v", r)
+	}
+	if r := run(t, nil, "", "no-such-command"); r.code != 2 {
+		t.Errorf("unknown command = %+v", r)
+	}
+	r := run(t, nil, "", "server", "--data", t.TempDir(), "--listen", freePort(t),
+		"--storage", "postgres://keyward:pw-not-shown@127.0.0.1:1/keyward?sslmode=disable&connect_timeout=2")
+	if r.code != 1 || !strings.Contains(r.stderr, "127.0.0.1:1") || strings.Contains(r.stderr, "pw-not-shown") || strings.Contains(r.stderr, "goroutine") {
+		t.Errorf("unreachable postgres = %+v", r)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	r = run(t, nil, "", "server", "--data", t.TempDir(), "--listen", busy.Addr().String())
+	if r.code != 1 || !strings.Contains(r.stderr, "already in use") {
+		t.Errorf("port in use = %+v", r)
+	}
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, nil, 0o600)
+	r = run(t, nil, "", "server", "--data", filepath.Join(file, "sub"), "--listen", freePort(t))
+	if r.code != 1 || !strings.Contains(r.stderr, "data directory") {
+		t.Errorf("unwritable data dir = %+v", r)
+	}
+}

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keyward/keyward/client"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// globals are the flags every client command shares.
+type globals struct {
+	output string // "text" or "json"
+	addr   string
+}
+
+func addGlobals(cmd *cobra.Command, g *globals) {
+	cmd.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	cmd.PersistentFlags().StringVar(&g.addr, "addr", "", "server address (default $KEYWARD_ADDR or "+client.DefaultAddress+")")
+}
+
+func (g *globals) json() (bool, error) {
+	switch g.output {
+	case "text", "":
+		return false, nil
+	case "json":
+		return true, nil
+	}
+	return false, Usagef("--output %q: want text or json", g.output)
+}
+
+// newClient builds an API client from flags and the environment. The token
+// comes from $KEYWARD_TOKEN, else from the file keyward login writes.
+func (g *globals) newClient(env *Env) (*client.Client, error) {
+	addr := g.addr
+	if addr == "" {
+		addr = env.Getenv("KEYWARD_ADDR")
+	}
+	token := env.Getenv("KEYWARD_TOKEN")
+	if token == "" {
+		if b, err := os.ReadFile(tokenPath(env)); err == nil {
+			token = strings.TrimSpace(string(b))
+		}
+	}
+	return client.New(client.Config{Address: addr, Token: token, UserAgent: "keyward-cli"})
+}
+
+// tokenPath is where keyward login saves the token.
+func tokenPath(env *Env) string {
+	dir := env.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home := env.Getenv("HOME")
+		if home == "" {
+			home, _ = os.UserHomeDir()
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "keyward", "token")
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// readSecretLine reads one line from r, without echo when r is a terminal.
+func readSecretLine(env *Env, prompt string) (string, error) {
+	if f, ok := env.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(env.Stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(env.Stderr)
+		return strings.TrimSpace(string(b)), err
+	}
+	b, err := io.ReadAll(io.LimitReader(env.Stdin, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSpace(line), nil
+}

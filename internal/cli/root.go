@@ -1,0 +1,145 @@
+// Package cli implements keyward's client-side commands: everything the
+// keyward binary does except run a server. Commands talk to a server through
+// the public client package, or work locally (scan, hook).
+//
+// Output rules: human output on stdout by default, -o json for scripts;
+// errors on stderr; exit codes 0 ok, 1 failure, 2 usage (scan: 1 = findings,
+// 2 = error). A command never prints a secret value unless printing it is its
+// purpose (secret get, operator init), and never logs one.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// ExitError carries an exit code out of a command. Its message, if any, has
+// already been printed.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// usageError marks a mistake in how a command was called (exit 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+
+// Usagef returns an error that makes the command exit with ExitUsage.
+func Usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// Env is what a command may touch of the outside world; tests give their own.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// Exec replaces the process with a command (keyward run); tests fake it.
+	Exec func(path string, argv, environ []string) error
+}
+
+// OSEnv is the process's own environment.
+func OSEnv() *Env {
+	return &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Exec: execProcess}
+}
+
+// NewRoot builds the keyward command tree. extra commands (the server, which
+// lives outside this package) are added beside the client commands.
+func NewRoot(env *Env, extra ...*cobra.Command) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "keyward",
+		Short: "keyward keeps secrets and API keys on the server and hands out short-lived credentials",
+		Long: `keyward is a self-hosted secrets and API-credential platform.
+
+One binary is the server (keyward server), the client for its API, and a
+secret scanner (keyward scan) for code, git history and logs.
+
+The client reads KEYWARD_ADDR (default http://127.0.0.1:8270) and KEYWARD_TOKEN.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())}
+	})
+	for _, c := range extra {
+		root.AddCommand(c)
+	}
+	for _, add := range commands {
+		root.AddCommand(add(env))
+	}
+	return root
+}
+
+// commands lists the client command constructors; each file adds its own
+// entry in this one list (no init() registries).
+var commands = []func(*Env) *cobra.Command{
+	newOperatorCmd,
+	newProjectCmd,
+	newEnvCmd,
+	newSecretCmd,
+	newRunCmd,
+	newExportCmd,
+}
+
+// Run executes args and returns the process exit code, printing errors to
+// env.Stderr.
+func Run(env *Env, args []string, extra ...*cobra.Command) int {
+	root := NewRoot(env, extra...)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintf(env.Stderr, "Error: %v\n", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	if isCobraUsage(err) {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// isCobraUsage recognises cobra's own argument errors ("unknown command",
+// "accepts 1 arg(s)"), which it does not type.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "unknown flag", "unknown shorthand", "invalid argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

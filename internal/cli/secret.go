@@ -1,0 +1,695 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keyward/keyward/client"
+	"github.com/spf13/cobra"
+)
+
+// addr is a secret's address: project, environment and path.
+type addr struct{ project, env, path string }
+
+// addrFlags holds -p/--project and -e/--env.
+type addrFlags struct{ project, env string }
+
+func (a *addrFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&a.project, "project", "p", "", "project (default $KEYWARD_PROJECT)")
+	cmd.Flags().StringVarP(&a.env, "env", "e", "", "environment (default $KEYWARD_ENV)")
+}
+
+// resolve parses "project/env/path", or "path" with -p and -e (or
+// $KEYWARD_PROJECT and $KEYWARD_ENV). needPath says whether a path is required.
+func (a *addrFlags) resolve(env *Env, arg string, needPath bool) (addr, error) {
+	p, e := a.project, a.env
+	if p == "" {
+		p = env.Getenv("KEYWARD_PROJECT")
+	}
+	if e == "" {
+		e = env.Getenv("KEYWARD_ENV")
+	}
+	if a.project == "" && a.env == "" {
+		// project/env/path form.
+		parts := strings.SplitN(arg, "/", 3)
+		if len(parts) >= 2 && parts[0] != "" && parts[1] != "" {
+			out := addr{project: parts[0], env: parts[1]}
+			if len(parts) == 3 {
+				out.path = parts[2]
+			}
+			if needPath && out.path == "" {
+				return addr{}, Usagef("%q: want PROJECT/ENV/PATH", arg)
+			}
+			return out, nil
+		}
+	}
+	if p == "" || e == "" {
+		return addr{}, Usagef("name the secret as PROJECT/ENV/PATH, or give -p PROJECT -e ENV")
+	}
+	if needPath && arg == "" {
+		return addr{}, Usagef("a secret path is required")
+	}
+	return addr{project: p, env: e, path: arg}, nil
+}
+
+func newProjectCmd(env *Env) *cobra.Command {
+	g := &globals{}
+	cmd := &cobra.Command{Use: "project", Short: "Create and list projects"}
+	addGlobals(cmd, g)
+	cmd.AddCommand(&cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a project with dev, staging and prod environments",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			p, err := c.CreateProject(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(env.Stdout, p)
+			}
+			fmt.Fprintf(env.Stdout, "Created project %s with environments %s\n", p.Name, strings.Join(p.Environments, ", "))
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "list",
+		Short: "List projects",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			ps, err := c.ListProjects(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(env.Stdout, ps)
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PROJECT\tENVIRONMENTS\tCREATED")
+			for _, p := range ps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, strings.Join(p.Environments, ","), p.CreatedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	})
+	return cmd
+}
+
+func newEnvCmd(env *Env) *cobra.Command {
+	g := &globals{}
+	cmd := &cobra.Command{Use: "env", Short: "Create, list and compare environments"}
+	addGlobals(cmd, g)
+	var project string
+	cmd.PersistentFlags().StringVarP(&project, "project", "p", "", "project (default $KEYWARD_PROJECT)")
+	proj := func() (string, error) {
+		if project == "" {
+			project = env.Getenv("KEYWARD_PROJECT")
+		}
+		if project == "" {
+			return "", Usagef("give the project with -p PROJECT")
+		}
+		return project, nil
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "create NAME",
+		Short: "Add an environment to a project",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := proj()
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			e, err := c.CreateEnv(cmd.Context(), p, args[0])
+			if err != nil {
+				return err
+			}
+			if ok, _ := g.json(); ok {
+				return printJSON(env.Stdout, e)
+			}
+			fmt.Fprintf(env.Stdout, "Created environment %s in project %s\n", e.Name, p)
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "list",
+		Short: "List a project's environments",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := proj()
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			es, err := c.ListEnvs(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			if ok, _ := g.json(); ok {
+				return printJSON(env.Stdout, es)
+			}
+			for _, e := range es {
+				fmt.Fprintln(env.Stdout, e.Name)
+			}
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "diff ENV_A ENV_B",
+		Short: "Compare the secret names (never values) of two environments",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := proj()
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			d, err := c.DiffEnvs(cmd.Context(), p, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if ok, _ := g.json(); ok {
+				return printJSON(env.Stdout, d)
+			}
+			for _, n := range d.OnlyA {
+				fmt.Fprintf(env.Stdout, "- %s (only in %s)\n", n, args[0])
+			}
+			for _, n := range d.OnlyB {
+				fmt.Fprintf(env.Stdout, "+ %s (only in %s)\n", n, args[1])
+			}
+			fmt.Fprintf(env.Stdout, "%d in both, %d only in %s, %d only in %s\n", len(d.Both), len(d.OnlyA), args[0], len(d.OnlyB), args[1])
+			return nil
+		},
+	})
+	return cmd
+}
+
+func newSecretCmd(env *Env) *cobra.Command {
+	g := &globals{}
+	cmd := &cobra.Command{
+		Use:   "secret",
+		Short: "Set, read and manage versioned secrets",
+		Long: `Secrets live at PROJECT/ENV/PATH. Every write makes a new version; older
+versions can be read (--version), rolled back to, or destroyed.`,
+	}
+	addGlobals(cmd, g)
+	cmd.AddCommand(secretSetCmd(env, g), secretGetCmd(env, g), secretListCmd(env, g), secretHistoryCmd(env, g),
+		secretRollbackCmd(env, g), secretSimpleCmd(env, g, "delete", "Soft-delete a secret (undelete restores it)"),
+		secretSimpleCmd(env, g, "undelete", "Restore a soft-deleted secret"), secretDestroyCmd(env, g))
+	return cmd
+}
+
+func secretSetCmd(env *Env, g *globals) *cobra.Command {
+	var af addrFlags
+	var value, fromFile, description, owner, rotation string
+	var tags []string
+	var cas int
+	cmd := &cobra.Command{
+		Use:   "set PROJECT/ENV/PATH",
+		Short: "Write a secret (value from stdin, --from-file, or a hidden prompt)",
+		Long: `Write a new version of a secret. The value is read from standard input when
+it is not a terminal, from --from-file, or from a hidden prompt. A value on the
+command line (--value) ends up in shell history and process listings: it needs
+the explicit flag and prints a warning.`,
+		Example: `  printf %s "$DB_PASSWORD" | keyward secret set payments/staging/db/password
+  keyward secret set payments/prod/tls/key --from-file key.pem
+  keyward secret set -p payments -e dev api_key --cas 0`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := af.resolve(env, args[0], true)
+			if err != nil {
+				return err
+			}
+			var v string
+			switch {
+			case cmd.Flags().Changed("value"):
+				fmt.Fprintln(env.Stderr, "Warning: a value given with --value is visible in shell history and process listings.")
+				v = value
+			case fromFile != "":
+				b, err := os.ReadFile(fromFile)
+				if err != nil {
+					return err
+				}
+				v = string(b)
+			default:
+				if f, ok := env.Stdin.(*os.File); ok && isTerminal(f) {
+					v, err = readSecretLine(env, "Value: ")
+				} else {
+					var b []byte
+					b, err = io.ReadAll(io.LimitReader(env.Stdin, 1<<20))
+					v = string(b)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			opts := client.PutSecretOptions{}
+			if cmd.Flags().Changed("cas") {
+				opts.CAS = &cas
+			}
+			if description != "" || owner != "" || rotation != "" || len(tags) > 0 {
+				m := &client.Metadata{Description: description, Owner: owner, RotationInterval: rotation}
+				for _, t := range tags {
+					k, val, ok := strings.Cut(t, "=")
+					if !ok {
+						return Usagef("--tag %q: want KEY=VALUE", t)
+					}
+					if m.Tags == nil {
+						m.Tags = map[string]string{}
+					}
+					m.Tags[k] = val
+				}
+				opts.Metadata = m
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			info, err := c.PutSecret(cmd.Context(), a.project, a.env, a.path, v, opts)
+			if err != nil {
+				return err
+			}
+			if ok, _ := g.json(); ok {
+				return printJSON(env.Stdout, info)
+			}
+			fmt.Fprintf(env.Stdout, "Wrote %s/%s/%s version %d\n", a.project, a.env, a.path, info.Version)
+			return nil
+		},
+	}
+	af.register(cmd)
+	cmd.Flags().StringVar(&value, "value", "", "the value itself (visible in shell history: avoid)")
+	cmd.Flags().StringVar(&fromFile, "from-file", "", "read the value from a file")
+	cmd.Flags().IntVar(&cas, "cas", 0, "check-and-set: the version you expect to be current (0: must not exist)")
+	cmd.Flags().StringVar(&description, "description", "", "metadata: description")
+	cmd.Flags().StringVar(&owner, "owner", "", "metadata: owner")
+	cmd.Flags().StringVar(&rotation, "rotation-interval", "", "metadata: rotation interval, e.g. 720h")
+	cmd.Flags().StringArrayVar(&tags, "tag", nil, "metadata: tag KEY=VALUE (repeatable)")
+	return cmd
+}
+
+func secretGetCmd(env *Env, g *globals) *cobra.Command {
+	var af addrFlags
+	var version int
+	cmd := &cobra.Command{
+		Use:   "get PROJECT/ENV/PATH",
+		Short: "Print a secret's value (alone; -o json for metadata)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := af.resolve(env, args[0], true)
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			s, err := c.GetSecret(cmd.Context(), a.project, a.env, a.path, version)
+			if err != nil {
+				return err
+			}
+			if ok, _ := g.json(); ok {
+				return printJSON(env.Stdout, s)
+			}
+			io.WriteString(env.Stdout, s.Value)
+			if isTerminal(env.Stdout) {
+				io.WriteString(env.Stdout, "\n")
+			}
+			return nil
+		},
+	}
+	af.register(cmd)
+	cmd.Flags().IntVar(&version, "version", 0, "read this version instead of the current one")
+	return cmd
+}
+
+func secretListCmd(env *Env, g *globals) *cobra.Command {
+	var af addrFlags
+	var recursive bool
+	cmd := &cobra.Command{
+		Use:   "list PROJECT/ENV[/PREFIX]",
+		Short: "List secret names (never values)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			arg := ""
+			if len(args) == 1 {
+				arg = args[0]
+			}
+			a, err := af.resolve(env, arg, false)
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			es, err := c.ListSecrets(cmd.Context(), a.project, a.env, a.path, recursive)
+			if err != nil {
+				return err
+			}
+			if ok, _ := g.json(); ok {
+				return printJSON(env.Stdout, es)
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			for _, e := range es {
+				if e.Folder {
+					fmt.Fprintf(tw, "%s\t\t\n", e.Name)
+				} else {
+					fmt.Fprintf(tw, "%s\tv%d\t%s\n", e.Name, e.Version, e.UpdatedAt.Format(time.RFC3339))
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	af.register(cmd)
+	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "list every depth")
+	return cmd
+}
+
+func secretHistoryCmd(env *Env, g *globals) *cobra.Command {
+	var af addrFlags
+	cmd := &cobra.Command{
+		Use:   "history PROJECT/ENV/PATH",
+		Short: "List a secret's versions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := af.resolve(env, args[0], true)
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			vs, err := c.SecretHistory(cmd.Context(), a.project, a.env, a.path)
+			if err != nil {
+				return err
+			}
+			if ok, _ := g.json(); ok {
+				return printJSON(env.Stdout, vs)
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tCREATED\tBY\tSTATE")
+			for _, v := range vs {
+				state := ""
+				if v.Current {
+					state = "current"
+				}
+				if v.DestroyedAt != nil {
+					state = "destroyed"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", v.Version, v.CreatedAt.Format(time.RFC3339), v.CreatedBy, state)
+			}
+			return tw.Flush()
+		},
+	}
+	af.register(cmd)
+	return cmd
+}
+
+func secretRollbackCmd(env *Env, g *globals) *cobra.Command {
+	var af addrFlags
+	var version int
+	cmd := &cobra.Command{
+		Use:   "rollback PROJECT/ENV/PATH --version N",
+		Short: "Write a new version that copies version N",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := af.resolve(env, args[0], true)
+			if err != nil {
+				return err
+			}
+			if version <= 0 {
+				return Usagef("--version N is required")
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			info, err := c.RollbackSecret(cmd.Context(), a.project, a.env, a.path, version)
+			if err != nil {
+				return err
+			}
+			if ok, _ := g.json(); ok {
+				return printJSON(env.Stdout, info)
+			}
+			fmt.Fprintf(env.Stdout, "Rolled back %s to version %d as version %d\n", a.path, version, info.Version)
+			return nil
+		},
+	}
+	af.register(cmd)
+	cmd.Flags().IntVar(&version, "version", 0, "the version to copy")
+	return cmd
+}
+
+func secretSimpleCmd(env *Env, g *globals, verb, short string) *cobra.Command {
+	var af addrFlags
+	cmd := &cobra.Command{
+		Use:   verb + " PROJECT/ENV/PATH",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := af.resolve(env, args[0], true)
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			if verb == "delete" {
+				err = c.DeleteSecret(cmd.Context(), a.project, a.env, a.path)
+			} else {
+				err = c.UndeleteSecret(cmd.Context(), a.project, a.env, a.path)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "%sd %s/%s/%s\n", strings.ToUpper(verb[:1])+verb[1:len(verb)-1], a.project, a.env, a.path)
+			return nil
+		},
+	}
+	af.register(cmd)
+	return cmd
+}
+
+func secretDestroyCmd(env *Env, g *globals) *cobra.Command {
+	var af addrFlags
+	var versions []int
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "destroy PROJECT/ENV/PATH (--versions N,M | --all)",
+		Short: "Wipe versions of a secret for good",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := af.resolve(env, args[0], true)
+			if err != nil {
+				return err
+			}
+			if !all && len(versions) == 0 {
+				return Usagef("give --versions N,M or --all")
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			if err := c.DestroySecret(cmd.Context(), a.project, a.env, a.path, versions...); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "Destroyed %s/%s/%s\n", a.project, a.env, a.path)
+			return nil
+		},
+	}
+	af.register(cmd)
+	cmd.Flags().IntSliceVar(&versions, "versions", nil, "versions to destroy")
+	cmd.Flags().BoolVar(&all, "all", false, "destroy every version (and delete the secret)")
+	return cmd
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// secretsAsEnv maps secret paths to variable names (the last segment),
+// returning the names that were skipped.
+func secretsAsEnv(values map[string]string) (vars map[string]string, skipped []string) {
+	vars = map[string]string{}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		name := k[strings.LastIndexByte(k, '/')+1:]
+		if !envNameRE.MatchString(name) {
+			skipped = append(skipped, k)
+			continue
+		}
+		vars[name] = values[k]
+	}
+	return vars, skipped
+}
+
+func newRunCmd(env *Env) *cobra.Command {
+	g := &globals{}
+	var af addrFlags
+	var folder string
+	var recursive bool
+	cmd := &cobra.Command{
+		Use:   "run -p PROJECT -e ENV [--path FOLDER] -- COMMAND [ARGS...]",
+		Short: "Run a command with secrets as environment variables",
+		Long: `Run COMMAND with the secrets of an environment (or of one folder) as
+environment variables, each named after the last segment of its path.
+Segments that are not valid variable names are skipped with a warning.
+keyward prints nothing else: COMMAND's output, exit code and signals pass
+through unchanged (keyward replaces itself with COMMAND). A command that does
+not exist exits 127.`,
+		Example: `  keyward run -p payments -e staging -- ./server
+  keyward run -p payments -e prod --path db -- psql`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := af.resolve(env, "", false)
+			if err != nil {
+				return err
+			}
+			path, err := exec.LookPath(args[0])
+			if err != nil {
+				fmt.Fprintf(env.Stderr, "keyward run: %s: command not found\n", args[0])
+				return &ExitError{Code: 127}
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			values, err := c.ReadFolder(cmd.Context(), a.project, a.env, folder, recursive || folder == "")
+			if err != nil {
+				return err
+			}
+			vars, skipped := secretsAsEnv(values)
+			for _, s := range skipped {
+				fmt.Fprintf(env.Stderr, "keyward run: warning: skipping %q: not a valid environment variable name\n", s)
+			}
+			environ := os.Environ()
+			for k, v := range vars {
+				environ = append(environ, k+"="+v)
+			}
+			if env.Exec == nil {
+				return errors.New("keyward run: exec is not available")
+			}
+			if err := env.Exec(path, args, environ); err != nil {
+				var ee *ExitError
+				if errors.As(err, &ee) {
+					return ee
+				}
+				fmt.Fprintf(env.Stderr, "keyward run: %s: %v\n", args[0], err)
+				return &ExitError{Code: 126}
+			}
+			return nil
+		},
+	}
+	addGlobals(cmd, g)
+	af.register(cmd)
+	cmd.Flags().StringVar(&folder, "path", "", "only the secrets below this folder")
+	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "with --path: include sub-folders")
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+func newExportCmd(env *Env) *cobra.Command {
+	g := &globals{}
+	var af addrFlags
+	var folder, format string
+	cmd := &cobra.Command{
+		Use:   "export -p PROJECT -e ENV --format dotenv|json|yaml",
+		Short: "Print an environment's secrets as a dotenv, JSON or YAML file",
+		Long: `Print the secrets of an environment for tools that need a file. The output
+holds secret values: write it to a file with mode 0600, never commit it, and
+prefer 'keyward run' where the tool can read its environment.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := af.resolve(env, "", false)
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			values, err := c.ReadFolder(cmd.Context(), a.project, a.env, folder, true)
+			if err != nil {
+				return err
+			}
+			vars, skipped := secretsAsEnv(values)
+			for _, s := range skipped {
+				fmt.Fprintf(env.Stderr, "keyward export: warning: skipping %q: not a valid variable name\n", s)
+			}
+			return writeExport(env.Stdout, format, vars)
+		},
+	}
+	addGlobals(cmd, g)
+	af.register(cmd)
+	cmd.Flags().StringVar(&folder, "path", "", "only the secrets below this folder")
+	cmd.Flags().StringVar(&format, "format", "dotenv", "dotenv, json or yaml")
+	return cmd
+}
+
+func writeExport(w io.Writer, format string, vars map[string]string) error {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	switch format {
+	case "dotenv":
+		for _, k := range keys {
+			fmt.Fprintf(w, "%s=%s\n", k, dotenvQuote(vars[k]))
+		}
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(vars)
+	case "yaml":
+		for _, k := range keys {
+			b, _ := json.Marshal(vars[k]) // a JSON string is a valid YAML scalar
+			fmt.Fprintf(w, "%s: %s\n", k, b)
+		}
+	default:
+		return Usagef("--format %q: want dotenv, json or yaml", format)
+	}
+	return nil
+}
+
+// dotenvQuote quotes a value for dotenv files: double quotes, with
+// backslash, quote, dollar and newlines escaped.
+func dotenvQuote(v string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "\n", `\n`, "\r", `\r`)
+	return `"` + r.Replace(v) + `"`
+}

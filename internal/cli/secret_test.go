@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestResolveAddr(t *testing.T) {
+	env := &Env{Getenv: func(k string) string { return map[string]string{"KEYWARD_PROJECT": "envp", "KEYWARD_ENV": "enve"}[k] }}
+	noenv := &Env{Getenv: func(string) string { return "" }}
+	cases := []struct {
+		af      addrFlags
+		env     *Env
+		arg     string
+		need    bool
+		want    addr
+		wantErr bool
+	}{
+		{addrFlags{}, noenv, "pay/staging/db/password", true, addr{"pay", "staging", "db/password"}, false},
+		{addrFlags{}, noenv, "pay/staging", false, addr{"pay", "staging", ""}, false},
+		{addrFlags{}, noenv, "pay/staging", true, addr{}, true},
+		{addrFlags{project: "p", env: "e"}, noenv, "a/b", true, addr{"p", "e", "a/b"}, false},
+		{addrFlags{}, env, "key", true, addr{"envp", "enve", "key"}, false},
+		{addrFlags{}, noenv, "key", true, addr{}, true},
+		{addrFlags{project: "p"}, noenv, "key", true, addr{}, true},
+	}
+	for _, c := range cases {
+		got, err := c.af.resolve(c.env, c.arg, c.need)
+		if (err != nil) != c.wantErr || (!c.wantErr && got != c.want) {
+			t.Errorf("resolve(%+v, %q) = %+v, %v", c.af, c.arg, got, err)
+		}
+	}
+}
+
+func TestSecretsAsEnv(t *testing.T) {
+	vars, skipped := secretsAsEnv(map[string]string{
+		"DB_PASSWORD": "a", "api/STRIPE_KEY": "b", "bad-name": "c", "x/1abc": "d", "tls.key": "e", "_ok": "f",
+	})
+	if len(vars) != 3 || vars["DB_PASSWORD"] != "a" || vars["STRIPE_KEY"] != "b" || vars["_ok"] != "f" {
+		t.Fatalf("vars = %v", vars)
+	}
+	if strings.Join(skipped, ",") != "bad-name,tls.key,x/1abc" {
+		t.Fatalf("skipped = %v", skipped)
+	}
+}
+
+func TestWriteExport(t *testing.T) {
+	vars := map[string]string{"B": "two words", "A": "line1\nline2 \"q\" $HOME \\"}
+	var buf bytes.Buffer
+	if err := writeExport(&buf, "dotenv", vars); err != nil {
+		t.Fatal(err)
+	}
+	want := "A=\"line1\\nline2 \\\"q\\\" \\$HOME \\\\\"\nB=\"two words\"\n"
+	if buf.String() != want {
+		t.Fatalf("dotenv = %q, want %q", buf.String(), want)
+	}
+	buf.Reset()
+	writeExport(&buf, "json", vars)
+	var back map[string]string
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || back["A"] != vars["A"] {
+		t.Fatalf("json export does not round-trip: %v", err)
+	}
+	buf.Reset()
+	writeExport(&buf, "yaml", vars)
+	if !strings.Contains(buf.String(), `A: "line1\nline2 \"q\" $HOME \\"`) {
+		t.Fatalf("yaml = %q", buf.String())
+	}
+	if err := writeExport(&buf, "xml", vars); err == nil {
+		t.Fatal("unknown format accepted")
+	}
+}
+
+func TestRunCommandNotFound(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" },
+		Exec: func(string, []string, []string) error { t.Fatal("exec called"); return nil }}
+	code := Run(env, []string{"run", "-p", "pay", "-e", "dev", "--", "no-such-command-kw"})
+	if code != 127 || !strings.Contains(stderr.String(), "command not found") {
+		t.Fatalf("code %d, stderr %q", code, stderr.String())
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"secret", "get"}, {"secret", "get", "justapath"}, {"operator", "init", "--shares", "2", "--threshold", "3"}, {"nope"}, {"secret", "set", "--bogus"}} {
+		var stdout, stderr bytes.Buffer
+		env := &Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
+		if code := Run(env, args); code != ExitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", args, code, ExitUsage, stderr.String())
+		}
+	}
+}
