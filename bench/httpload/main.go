@@ -1,0 +1,104 @@
+// Command httpload drives one HTTP endpoint over loopback with a fixed number
+// of concurrent keep-alive connections for a fixed time (bounded: it stops by
+// itself) and prints requests per second and latency percentiles.
+//
+//	go run ./bench/httpload -url http://127.0.0.1:8270/v1/auth/token/lookup-self \
+//	    -H "Authorization: Bearer $KEYWARD_TOKEN" -c 64 -d 10s
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type headers []string
+
+func (h *headers) String() string     { return strings.Join(*h, ", ") }
+func (h *headers) Set(v string) error { *h = append(*h, v); return nil }
+
+func main() {
+	url := flag.String("url", "", "target URL (loopback only)")
+	method := flag.String("method", "GET", "HTTP method")
+	body := flag.String("body", "", "request body")
+	conns := flag.Int("c", 64, "concurrent connections")
+	dur := flag.Duration("d", 10*time.Second, "duration (at most 5m)")
+	warm := flag.Duration("warmup", time.Second, "warm-up before measuring")
+	var hs headers
+	flag.Var(&hs, "H", "header 'Name: value' (repeatable)")
+	flag.Parse()
+	if !strings.HasPrefix(*url, "http://127.") && !strings.HasPrefix(*url, "http://localhost") && !strings.HasPrefix(*url, "https://127.") {
+		fmt.Fprintln(os.Stderr, "httpload: only loopback targets are allowed")
+		os.Exit(2)
+	}
+	if *dur > 5*time.Minute {
+		*dur = 5 * time.Minute
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns, DisableCompression: true}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var measuring atomic.Bool
+	var stop atomic.Bool
+	var errs, non2xx atomic.Int64
+	lat := make([][]time.Duration, *conns)
+	var wg sync.WaitGroup
+	for i := 0; i < *conns; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for !stop.Load() {
+				req, _ := http.NewRequest(*method, *url, bytes.NewReader([]byte(*body)))
+				for _, h := range hs {
+					k, v, _ := strings.Cut(h, ":")
+					req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				d := time.Since(t0)
+				if measuring.Load() {
+					if resp.StatusCode >= 300 {
+						non2xx.Add(1)
+					}
+					lat[i] = append(lat[i], d)
+				}
+			}
+		}(i)
+	}
+	time.Sleep(*warm)
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(*dur)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		fmt.Fprintln(os.Stderr, "httpload: no request completed")
+		os.Exit(1)
+	}
+	slices.Sort(all)
+	pct := func(p float64) time.Duration { return all[int(float64(len(all)-1)*p)] }
+	fmt.Printf("requests=%d rps=%.0f p50=%v p90=%v p99=%v max=%v non2xx=%d errors=%d conns=%d dur=%v\n",
+		len(all), float64(len(all))/elapsed.Seconds(), pct(.50).Round(time.Microsecond), pct(.90).Round(time.Microsecond),
+		pct(.99).Round(time.Microsecond), all[len(all)-1].Round(time.Microsecond), non2xx.Load(), errs.Load(), *conns, elapsed.Round(time.Millisecond))
+	if non2xx.Load() > 0 {
+		os.Exit(1)
+	}
+}
