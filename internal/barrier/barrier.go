@@ -498,7 +498,14 @@ func (b *Barrier) OpenEnv(envID string, aad, ciphertext []byte) ([]byte, error) 
 // the HMAC for every call.
 type macState struct {
 	key  []byte
-	pool sync.Pool
+	pool sync.Pool // of *macWork
+}
+
+// macWork is a pooled HMAC with scratch space, so MAC32 allocates nothing.
+type macWork struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
 }
 
 // MAC returns HMAC-SHA256(data) under a key derived for purpose from the
@@ -509,12 +516,32 @@ func (b *Barrier) MAC(purpose string, data []byte) []byte {
 	if st == nil {
 		return nil
 	}
-	h := st.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write(data)
-	out := h.Sum(nil)
-	st.pool.Put(h)
+	w := st.pool.Get().(*macWork)
+	w.h.Reset()
+	w.h.Write(data)
+	out := w.h.Sum(nil)
+	st.pool.Put(w)
 	return out
+}
+
+// MAC32 is MAC for a string, returned by value: the token hot path calls it
+// on every request and it allocates nothing. ok is false when sealed.
+func (b *Barrier) MAC32(purpose, data string) (out [sha256.Size]byte, ok bool) {
+	st := b.macState(purpose)
+	if st == nil {
+		return out, false
+	}
+	w := st.pool.Get().(*macWork)
+	w.h.Reset()
+	if len(data) <= 4096 {
+		w.buf = append(w.buf[:0], data...)
+		w.h.Write(w.buf)
+	} else {
+		w.h.Write([]byte(data))
+	}
+	copy(out[:], w.h.Sum(w.sum[:0]))
+	st.pool.Put(w)
+	return out, true
 }
 
 func (b *Barrier) macState(purpose string) *macState {
@@ -531,7 +558,7 @@ func (b *Barrier) macState(purpose string) *macState {
 		return nil
 	}
 	st := &macState{key: dk}
-	st.pool.New = func() any { return hmac.New(sha256.New, st.key) }
+	st.pool.New = func() any { return &macWork{h: hmac.New(sha256.New, st.key)} }
 	actual, _ := b.macKeys.LoadOrStore(purpose, st)
 	return actual.(*macState)
 }

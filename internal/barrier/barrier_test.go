@@ -283,3 +283,29 @@ func BenchmarkMAC(b *testing.B) {
 		br.MAC("token", data)
 	}
 }
+
+func TestMAC32MatchesMAC(t *testing.T) {
+	b, _ := unsealed(t)
+	for _, in := range []string{"", "kwt_x", strings.Repeat("a", 5000)} {
+		got, ok := b.MAC32("token", in)
+		if !ok || !bytes.Equal(got[:], b.MAC("token", []byte(in))) {
+			t.Fatalf("MAC32(%d bytes) differs from MAC", len(in))
+		}
+	}
+	if other, _ := b.MAC32("apikey", "kwt_x"); bytes.Equal(other[:], b.MAC("token", []byte("kwt_x"))) {
+		t.Fatal("purposes share a key")
+	}
+	b.Seal()
+	if _, ok := b.MAC32("token", "x"); ok {
+		t.Fatal("MAC32 worked while sealed")
+	}
+}
+
+func BenchmarkMAC32(b *testing.B) {
+	br, _ := unsealed(b)
+	data := "kwt_0123456789012345678901234567890123456789abcdef"
+	b.ReportAllocs()
+	for b.Loop() {
+		br.MAC32("token", data)
+	}
+}

@@ -1,0 +1,756 @@
+// Package token issues, verifies, renews and revokes keyward access tokens.
+//
+// A token is a credential of type 't' (kwt_<40 base62><6 base62 CRC32>). The
+// plaintext is shown once; storage holds only HMAC-SHA256(token) under a key
+// derived by the barrier, so a copy of the database cannot test guesses.
+// Every token has an accessor: a random, non-secret id used to manage it
+// (lookup, revoke) and, HMAC'd, to name it in the audit log.
+//
+// Tokens form a tree: a token created with another token is its child, can
+// hold no policy its parent lacks and cannot outlive it, and is revoked with
+// it. Verification is served from an in-memory cache keyed by the hash, so the
+// hot path touches memory only; a revocation evicts at once on this node and,
+// through the events log, within a poll interval on every other node. An
+// expired token fails even when cached: the expiry is checked on every call.
+// Tokens with a use limit are counted in storage on every use and never
+// served from the cache.
+package token
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Event kinds this package appends to the events log.
+const (
+	EventRevoke = "token.revoke" // key: accessor
+	EventRenew  = "token.renew"  // key: accessor
+)
+
+// RootPolicy is the policy name that allows everything.
+const RootPolicy = "root"
+
+// Errors. Verification failures are deliberately coarse towards clients;
+// the server maps them all to 401.
+var (
+	ErrInvalid          = errors.New("token is invalid")
+	ErrExpired          = errors.New("token has expired")
+	ErrRevoked          = errors.New("token has been revoked")
+	ErrSourceNotAllowed = errors.New("token may not be used from this address")
+	ErrUsesExhausted    = errors.New("token has no uses left")
+	ErrNotFound         = errors.New("token not found")
+	ErrExceedsParent    = errors.New("requested token exceeds its parent")
+	ErrBadRequest       = errors.New("invalid token request")
+	ErrSealed           = errors.New("keyward is sealed")
+)
+
+// MACer computes keyed hashes; the barrier implements it. It returns nil
+// while sealed.
+type MACer interface {
+	MAC(purpose string, data []byte) []byte
+}
+
+// mac32 is the allocation-free form the barrier also offers.
+type mac32 interface {
+	MAC32(purpose, data string) ([32]byte, bool)
+}
+
+// AuditFunc appends the audit entry of a change inside its transaction.
+type AuditFunc func(ctx context.Context, tx storage.Tx) error
+
+// Token is what keyward knows of an access token. A *Token returned by Verify
+// is shared with the cache: treat it as read-only.
+type Token struct {
+	Accessor     string            `json:"accessor"`
+	Parent       string            `json:"parent,omitempty"` // parent's accessor
+	Principal    string            `json:"principal"`        // "root", "user:alice", "service:ci", ...
+	AuthMethod   string            `json:"auth_method"`      // root, password, service, jwt, token
+	Policies     []string          `json:"policies"`
+	BoundEnvs    []string          `json:"bound_envs,omitempty"`
+	BoundCIDRs   []netip.Prefix    `json:"bound_cidrs,omitempty"`
+	Meta         map[string]string `json:"meta,omitempty"`
+	TTL          time.Duration     `json:"-"` // renewal increment
+	MaxUses      int               `json:"max_uses,omitempty"`
+	Uses         int               `json:"uses,omitempty"`
+	CreatedAt    time.Time         `json:"created_at"`
+	ExpiresAt    time.Time         `json:"expires_at,omitzero"`     // zero: never
+	MaxExpiresAt time.Time         `json:"max_expires_at,omitzero"` // zero: never
+	RevokedAt    time.Time         `json:"revoked_at,omitzero"`
+
+	// AccessorHMAC names the token in the audit log (hex).
+	AccessorHMAC string `json:"-"`
+	// Ext lets the server attach what it derives from the token once per
+	// cache fill (its request principal), so the hot path allocates nothing.
+	Ext any `json:"-"`
+}
+
+// IsRoot reports whether the token holds the root policy.
+func (t *Token) IsRoot() bool { return slices.Contains(t.Policies, RootPolicy) }
+
+// Expired reports whether the token is past its expiry at now.
+func (t *Token) Expired(now time.Time) bool {
+	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
+}
+
+// Renewable reports whether renewing can extend the token.
+func (t *Token) Renewable() bool {
+	return t.TTL > 0 && (t.MaxExpiresAt.IsZero() || t.ExpiresAt.Before(t.MaxExpiresAt))
+}
+
+// Request describes a token to issue.
+type Request struct {
+	// Parent is the token creating this one; nil for a login.
+	Parent     *Token
+	Principal  string
+	AuthMethod string
+	Policies   []string
+	TTL        time.Duration // 0: the default
+	MaxTTL     time.Duration // 0: the default (or the parent's remaining max)
+	BoundEnvs  []string
+	BoundCIDRs []netip.Prefix
+	MaxUses    int
+	Meta       map[string]string
+}
+
+// Options tune the service.
+type Options struct {
+	DefaultTTL time.Duration // default 15m
+	MaxTTL     time.Duration // default 8h; no token outlives it (except root)
+	CacheSize  int           // default 100,000 tokens
+	Now        func() time.Time
+}
+
+// Service issues and verifies tokens.
+type Service struct {
+	store storage.Store
+	mac   MACer
+	opts  Options
+
+	// OnFill, when set, is called once per cache fill so the server can
+	// attach its own view of the token in Ext. Set it before serving.
+	OnFill func(*Token)
+
+	mu         sync.RWMutex
+	cache      map[[32]byte]*Token
+	byAccessor map[string][32]byte
+}
+
+// New returns a token service.
+func New(st storage.Store, mac MACer, opts Options) *Service {
+	if opts.DefaultTTL <= 0 {
+		opts.DefaultTTL = 15 * time.Minute
+	}
+	if opts.MaxTTL <= 0 {
+		opts.MaxTTL = 8 * time.Hour
+	}
+	if opts.DefaultTTL > opts.MaxTTL {
+		opts.DefaultTTL = opts.MaxTTL
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 100_000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{store: st, mac: mac, opts: opts, cache: map[[32]byte]*Token{}, byAccessor: map[string][32]byte{}}
+}
+
+// Hash is the stored form of a token.
+func (s *Service) Hash(plaintext string) ([]byte, error) {
+	h := s.mac.MAC("token", []byte(plaintext))
+	if h == nil {
+		return nil, ErrSealed
+	}
+	return h, nil
+}
+
+func (s *Service) accessorHMAC(accessor string) string {
+	h := s.mac.MAC("audit/accessor", []byte(accessor))
+	if h == nil {
+		return ""
+	}
+	return fmt.Sprintf("%x", h[:16])
+}
+
+// newAccessor returns a random 24-character base62 id.
+func newAccessor() string {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	var b [24]byte
+	rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%62] // 256 % 62 bias is irrelevant for a non-secret id
+	}
+	return string(b[:])
+}
+
+// Issue creates a token and returns its plaintext, shown once. The token row
+// and the audit entry commit in one transaction: one storage write.
+func (s *Service) Issue(ctx context.Context, req Request, audit AuditFunc) (string, *Token, error) {
+	t, err := s.plan(req)
+	if err != nil {
+		return "", nil, err
+	}
+	plaintext := credential.New(credential.AccessToken)
+	hash, err := s.Hash(plaintext)
+	if err != nil {
+		return "", nil, err
+	}
+	err = s.store.Write(ctx, func(tx storage.Tx) error {
+		if err := s.insert(ctx, tx, hash, t); err != nil {
+			return err
+		}
+		if audit != nil {
+			return audit(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	t.AccessorHMAC = s.accessorHMAC(t.Accessor)
+	return plaintext, t, nil
+}
+
+// plan validates a request against the defaults and the parent.
+func (s *Service) plan(req Request) (*Token, error) {
+	now := s.opts.Now().UTC().Truncate(time.Microsecond)
+	if req.Principal == "" || req.AuthMethod == "" {
+		return nil, fmt.Errorf("%w: principal and auth method are required", ErrBadRequest)
+	}
+	if req.TTL < 0 || req.MaxTTL < 0 || req.MaxUses < 0 {
+		return nil, fmt.Errorf("%w: ttl, max ttl and max uses cannot be negative", ErrBadRequest)
+	}
+	for _, e := range req.BoundEnvs {
+		if e == "" || strings.Count(e, "/") > 1 {
+			return nil, fmt.Errorf("%w: bound environment %q must be ENV or PROJECT/ENV", ErrBadRequest, e)
+		}
+	}
+	t := &Token{
+		Accessor: newAccessor(), Principal: req.Principal, AuthMethod: req.AuthMethod,
+		Policies: dedupe(req.Policies), BoundEnvs: dedupe(req.BoundEnvs), BoundCIDRs: req.BoundCIDRs,
+		Meta: req.Meta, MaxUses: req.MaxUses, CreatedAt: now,
+	}
+	maxTTL := s.opts.MaxTTL
+	if req.MaxTTL > 0 {
+		if req.MaxTTL > s.opts.MaxTTL {
+			return nil, fmt.Errorf("%w: max ttl %s exceeds the server's maximum %s", ErrBadRequest, req.MaxTTL, s.opts.MaxTTL)
+		}
+		maxTTL = req.MaxTTL
+	}
+	ttl := s.opts.DefaultTTL
+	if req.TTL > 0 {
+		ttl = req.TTL
+	}
+	if ttl > maxTTL {
+		return nil, fmt.Errorf("%w: ttl %s exceeds the maximum %s", ErrBadRequest, ttl, maxTTL)
+	}
+	t.TTL = ttl
+	t.ExpiresAt = now.Add(ttl)
+	t.MaxExpiresAt = now.Add(maxTTL)
+
+	if p := req.Parent; p != nil {
+		t.Parent = p.Accessor
+		if len(req.Policies) == 0 {
+			t.Policies = slices.Clone(p.Policies)
+		}
+		if !p.IsRoot() {
+			for _, pol := range t.Policies {
+				if !slices.Contains(p.Policies, pol) {
+					return nil, fmt.Errorf("%w: the parent token does not hold policy %q", ErrExceedsParent, pol)
+				}
+			}
+		}
+		if !p.ExpiresAt.IsZero() {
+			if req.TTL == 0 && t.ExpiresAt.After(p.ExpiresAt) {
+				// No TTL asked for: the default, cut to the parent's life.
+				t.ExpiresAt = p.ExpiresAt
+			}
+			if t.ExpiresAt.After(p.ExpiresAt) {
+				return nil, fmt.Errorf("%w: ttl %s outlives the parent token, which expires in %s", ErrExceedsParent, ttl, p.ExpiresAt.Sub(now).Round(time.Second))
+			}
+			if t.MaxExpiresAt.After(p.MaxExpiresAt) {
+				t.MaxExpiresAt = p.MaxExpiresAt
+			}
+		}
+		if len(p.BoundEnvs) > 0 {
+			if len(t.BoundEnvs) == 0 {
+				t.BoundEnvs = slices.Clone(p.BoundEnvs)
+			}
+			for _, e := range t.BoundEnvs {
+				if !EnvAllowed(p.BoundEnvs, envProject(e), envName(e)) {
+					return nil, fmt.Errorf("%w: the parent token is not bound to environment %q", ErrExceedsParent, e)
+				}
+			}
+		}
+		if len(p.BoundCIDRs) > 0 {
+			if len(t.BoundCIDRs) == 0 {
+				t.BoundCIDRs = slices.Clone(p.BoundCIDRs)
+			}
+			for _, c := range t.BoundCIDRs {
+				if !prefixWithin(c, p.BoundCIDRs) {
+					return nil, fmt.Errorf("%w: CIDR %s is outside the parent token's", ErrExceedsParent, c)
+				}
+			}
+		}
+		if p.MaxUses > 0 && (t.MaxUses == 0 || t.MaxUses > p.MaxUses-p.Uses) {
+			return nil, fmt.Errorf("%w: the parent token has a use limit; give the child --max-uses of at most %d", ErrExceedsParent, max(p.MaxUses-p.Uses, 0))
+		}
+		if t.Meta == nil && len(p.Meta) > 0 {
+			t.Meta = p.Meta
+		}
+	}
+	if len(t.Policies) == 0 {
+		return nil, fmt.Errorf("%w: a token needs at least one policy", ErrBadRequest)
+	}
+	return t, nil
+}
+
+func envProject(e string) string {
+	if p, _, ok := strings.Cut(e, "/"); ok {
+		return p
+	}
+	return ""
+}
+
+func envName(e string) string {
+	if _, n, ok := strings.Cut(e, "/"); ok {
+		return n
+	}
+	return e
+}
+
+// EnvAllowed reports whether environment env of project is within bound,
+// whose entries are "ENV" (that environment in any project) or
+// "PROJECT/ENV". An empty bound allows everything.
+func EnvAllowed(bound []string, project, env string) bool {
+	if len(bound) == 0 {
+		return true
+	}
+	for _, b := range bound {
+		if p, e, ok := strings.Cut(b, "/"); ok {
+			if e == env && (p == project || project == "") {
+				return true
+			}
+		} else if b == env {
+			return true
+		}
+	}
+	return false
+}
+
+func prefixWithin(c netip.Prefix, outer []netip.Prefix) bool {
+	for _, o := range outer {
+		if o.Bits() <= c.Bits() && o.Contains(c.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+func dedupe(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func timeOrZero(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func (s *Service) insert(ctx context.Context, tx storage.Tx, hash []byte, t *Token) error {
+	pol, _ := json.Marshal(t.Policies)
+	envs, _ := json.Marshal(t.BoundEnvs)
+	cidrs, _ := json.Marshal(t.BoundCIDRs)
+	meta, _ := json.Marshal(t.Meta)
+	_, err := tx.Exec(ctx, `INSERT INTO tokens (hash, accessor, parent, principal, auth_method, policies, bound_envs, bound_cidrs, meta,
+		ttl, max_uses, uses, created_at, expires_at, max_expires_at, revoked_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, 0)`,
+		hash, t.Accessor, t.Parent, t.Principal, t.AuthMethod, string(pol), string(envs), string(cidrs), string(meta),
+		int64(t.TTL), t.MaxUses, t.CreatedAt.UnixNano(), unixOrZero(t.ExpiresAt), unixOrZero(t.MaxExpiresAt))
+	if err != nil {
+		return fmt.Errorf("storing token: %w", err)
+	}
+	return nil
+}
+
+const columns = `hash, accessor, parent, principal, auth_method, policies, bound_envs, bound_cidrs, meta,
+	ttl, max_uses, uses, created_at, expires_at, max_expires_at, revoked_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanToken(row scanner) ([]byte, *Token, error) {
+	var (
+		hash                                  []byte
+		t                                     Token
+		pol, envs, cidrs, meta                string
+		ttl, maxUses, uses                    int64
+		created, expires, maxExpires, revoked int64
+	)
+	err := row.Scan(&hash, &t.Accessor, &t.Parent, &t.Principal, &t.AuthMethod, &pol, &envs, &cidrs, &meta,
+		&ttl, &maxUses, &uses, &created, &expires, &maxExpires, &revoked)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := errors.Join(json.Unmarshal([]byte(pol), &t.Policies), json.Unmarshal([]byte(envs), &t.BoundEnvs),
+		json.Unmarshal([]byte(cidrs), &t.BoundCIDRs), json.Unmarshal([]byte(meta), &t.Meta)); err != nil {
+		return nil, nil, fmt.Errorf("token %s: corrupt row: %w", t.Accessor, err)
+	}
+	t.TTL, t.MaxUses, t.Uses = time.Duration(ttl), int(maxUses), int(uses)
+	t.CreatedAt, t.ExpiresAt, t.MaxExpiresAt, t.RevokedAt = timeOrZero(created), timeOrZero(expires), timeOrZero(maxExpires), timeOrZero(revoked)
+	return hash, &t, nil
+}
+
+// Verify checks a presented token and returns it. The format and checksum
+// are checked before anything else, so a typo costs no lookup. src is the
+// client's address (for CIDR-bound tokens).
+func (s *Service) Verify(ctx context.Context, plaintext string, src netip.Addr) (*Token, error) {
+	if err := credential.ParseType(plaintext, credential.AccessToken); err != nil {
+		return nil, err
+	}
+	key, ok := s.hashKey(plaintext)
+	if !ok {
+		return nil, ErrSealed
+	}
+	now := s.opts.Now()
+	s.mu.RLock()
+	t := s.cache[key]
+	s.mu.RUnlock()
+	if t == nil || t.Expired(now) {
+		// A miss, or a cached token past its expiry: storage is the truth
+		// (it may have been renewed on another node).
+		var err error
+		if t, err = s.load(ctx, key); err != nil {
+			return nil, err
+		}
+	}
+	if !t.RevokedAt.IsZero() {
+		return nil, ErrRevoked
+	}
+	if t.Expired(now) {
+		return nil, ErrExpired
+	}
+	if len(t.BoundCIDRs) > 0 && !addrAllowed(t.BoundCIDRs, src) {
+		return nil, ErrSourceNotAllowed
+	}
+	if t.MaxUses > 0 {
+		return s.use(ctx, key, t)
+	}
+	return t, nil
+}
+
+func (s *Service) hashKey(plaintext string) (key [32]byte, ok bool) {
+	if m, fast := s.mac.(mac32); fast {
+		return m.MAC32("token", plaintext)
+	}
+	h := s.mac.MAC("token", []byte(plaintext))
+	if h == nil {
+		return key, false
+	}
+	copy(key[:], h)
+	return key, true
+}
+
+func addrAllowed(cidrs []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, c := range cidrs {
+		if c.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// load reads a token by hash and caches it (unless it is use-limited).
+func (s *Service) load(ctx context.Context, key [32]byte) (*Token, error) {
+	var t *Token
+	err := s.store.Read(ctx, func(tx storage.Tx) error {
+		var err error
+		_, t, err = scanToken(tx.QueryRow(ctx, `SELECT `+columns+` FROM tokens WHERE hash = $1`, key[:]))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrInvalid
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.AccessorHMAC = s.accessorHMAC(t.Accessor)
+	if t.MaxUses == 0 {
+		s.put(key, t)
+	}
+	return t, nil
+}
+
+func (s *Service) put(key [32]byte, t *Token) {
+	if s.OnFill != nil {
+		s.OnFill(t)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cache) >= s.opts.CacheSize {
+		// Evict an arbitrary tenth: map order is random enough, and a
+		// reload costs one indexed read.
+		n := 0
+		for k, v := range s.cache {
+			delete(s.cache, k)
+			delete(s.byAccessor, v.Accessor)
+			if n++; n >= s.opts.CacheSize/10+1 {
+				break
+			}
+		}
+	}
+	s.cache[key] = t
+	s.byAccessor[t.Accessor] = key
+}
+
+// use counts one use of a use-limited token in storage.
+func (s *Service) use(ctx context.Context, key [32]byte, t *Token) (*Token, error) {
+	var ok bool
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE tokens SET uses = uses + 1 WHERE hash = $1 AND uses < max_uses AND revoked_at = 0`, key[:])
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		ok = n == 1
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrUsesExhausted
+	}
+	c := *t
+	c.Uses++
+	return &c, nil
+}
+
+// Evict drops a token from this node's cache.
+func (s *Service) Evict(accessor string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if key, ok := s.byAccessor[accessor]; ok {
+		delete(s.cache, key)
+		delete(s.byAccessor, accessor)
+	}
+}
+
+// Purge empties the cache (on seal).
+func (s *Service) Purge() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.cache)
+	clear(s.byAccessor)
+}
+
+// HandleEvent applies an event from another node.
+func (s *Service) HandleEvent(e events.Event) {
+	if e.Kind == EventRevoke || e.Kind == EventRenew {
+		s.Evict(e.Key)
+	}
+}
+
+// Lookup returns a token by accessor.
+func (s *Service) Lookup(ctx context.Context, accessor string) (*Token, error) {
+	var t *Token
+	err := s.store.Read(ctx, func(tx storage.Tx) error {
+		var err error
+		_, t, err = scanToken(tx.QueryRow(ctx, `SELECT `+columns+` FROM tokens WHERE accessor = $1`, accessor))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.AccessorHMAC = s.accessorHMAC(t.Accessor)
+	return t, nil
+}
+
+// Renew extends a token by increment (0: its own TTL), never past its
+// maximum. It returns the renewed token.
+func (s *Service) Renew(ctx context.Context, accessor string, increment time.Duration, audit AuditFunc) (*Token, error) {
+	if increment < 0 {
+		return nil, fmt.Errorf("%w: increment cannot be negative", ErrBadRequest)
+	}
+	var t *Token
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
+		var err error
+		_, t, err = scanToken(tx.QueryRow(ctx, `SELECT `+columns+` FROM tokens WHERE accessor = $1`+tx.LockForUpdate(), accessor))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		now := s.opts.Now().UTC()
+		switch {
+		case !t.RevokedAt.IsZero():
+			return ErrRevoked
+		case t.Expired(now):
+			return ErrExpired
+		case t.ExpiresAt.IsZero():
+			return nil // never expires: nothing to renew
+		}
+		inc := t.TTL
+		if increment > 0 {
+			inc = increment
+		}
+		exp := now.Add(inc)
+		if !t.MaxExpiresAt.IsZero() && exp.After(t.MaxExpiresAt) {
+			exp = t.MaxExpiresAt
+		}
+		if exp.After(t.ExpiresAt) {
+			t.ExpiresAt = exp
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tokens SET expires_at = $1 WHERE accessor = $2`, t.ExpiresAt.UnixNano(), accessor); err != nil {
+			return err
+		}
+		if err := events.Append(ctx, tx, EventRenew, accessor); err != nil {
+			return err
+		}
+		if audit != nil {
+			return audit(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Evict(accessor)
+	t.AccessorHMAC = s.accessorHMAC(t.Accessor)
+	return t, nil
+}
+
+// Revoke revokes the token with accessor and all its descendants, and
+// returns how many tokens it revoked.
+func (s *Service) Revoke(ctx context.Context, accessor string, audit AuditFunc) (int, error) {
+	var revoked []string
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
+		revoked = revoked[:0]
+		var exists int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM tokens WHERE accessor = $1`, accessor).Scan(&exists)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		now := s.opts.Now().UnixNano()
+		queue := []string{accessor}
+		seen := map[string]bool{accessor: true}
+		for len(queue) > 0 {
+			a := queue[0]
+			queue = queue[1:]
+			res, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $1 WHERE accessor = $2 AND revoked_at = 0`, now, a)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				revoked = append(revoked, a)
+				if err := events.Append(ctx, tx, EventRevoke, a); err != nil {
+					return err
+				}
+			}
+			children, err := childAccessors(ctx, tx, a)
+			if err != nil {
+				return err
+			}
+			for _, c := range children {
+				if !seen[c] {
+					seen[c] = true
+					queue = append(queue, c)
+				}
+			}
+		}
+		if audit != nil {
+			return audit(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, a := range revoked {
+		s.Evict(a)
+	}
+	return len(revoked), nil
+}
+
+func childAccessors(ctx context.Context, tx storage.Tx, parent string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT accessor FROM tokens WHERE parent = $1`, parent)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// AdoptRoot stores the root token created at init, given its hash, unless it
+// is already stored. It runs in the caller's transaction.
+func (s *Service) AdoptRoot(ctx context.Context, tx storage.Tx, hash []byte) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM tokens WHERE hash = $1`, hash).Scan(&one)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	t := &Token{Accessor: newAccessor(), Principal: "root", AuthMethod: "root", Policies: []string{RootPolicy},
+		CreatedAt: s.opts.Now().UTC()}
+	return s.insert(ctx, tx, hash, t)
+}
+
+// Tidy deletes tokens that expired or were revoked more than keep ago.
+func (s *Service) Tidy(ctx context.Context, keep time.Duration) (int64, error) {
+	cutoff := s.opts.Now().Add(-keep).UnixNano()
+	var n int64
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
+		res, err := tx.Exec(ctx, `DELETE FROM tokens WHERE (expires_at > 0 AND expires_at < $1) OR (revoked_at > 0 AND revoked_at < $1)`, cutoff)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}

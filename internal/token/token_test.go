@@ -1,0 +1,369 @@
+package token
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/storagetest"
+)
+
+type fakeMAC struct{ sealed atomic.Bool }
+
+func (f *fakeMAC) MAC(purpose string, data []byte) []byte {
+	if f.sealed.Load() {
+		return nil
+	}
+	m := hmac.New(sha256.New, []byte("test key/"+purpose))
+	m.Write(data)
+	return m.Sum(nil)
+}
+
+// countingStore counts reads, to show what is served from memory.
+type countingStore struct {
+	storage.Store
+	reads atomic.Int64
+}
+
+func (c *countingStore) Read(ctx context.Context, fn func(storage.Tx) error) error {
+	c.reads.Add(1)
+	return c.Store.Read(ctx, fn)
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func newService(t *testing.T, st storage.Store) (*Service, *clock) {
+	c := &clock{t: time.Now()}
+	return New(st, &fakeMAC{}, Options{Now: c.Now}), c
+}
+
+var local = netip.MustParseAddr("127.0.0.1")
+
+func login(t *testing.T, s *Service, policies ...string) (string, *Token) {
+	t.Helper()
+	p, tok, err := s.Issue(t.Context(), Request{Principal: "user:alice", AuthMethod: "password", Policies: policies}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, tok
+}
+
+func TestIssueVerifyFromCache(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		cs := &countingStore{Store: st}
+		s, _ := newService(t, cs)
+		plain, tok := login(t, s, "ci", "ci")
+		if err := credential.ParseType(plain, credential.AccessToken); err != nil {
+			t.Fatalf("issued token %v", err)
+		}
+		if len(tok.Policies) != 1 || tok.TTL != 15*time.Minute || tok.Accessor == "" || tok.AccessorHMAC == "" {
+			t.Fatalf("token = %+v", tok)
+		}
+		if !tok.ExpiresAt.After(time.Now()) || tok.MaxExpiresAt.Sub(tok.CreatedAt) != 8*time.Hour {
+			t.Fatalf("expiry %v max %v", tok.ExpiresAt, tok.MaxExpiresAt)
+		}
+		got, err := s.Verify(t.Context(), plain, local)
+		if err != nil || got.Accessor != tok.Accessor || got.Principal != "user:alice" {
+			t.Fatalf("verify = %+v, %v", got, err)
+		}
+		before := cs.reads.Load()
+		for range 10 {
+			if _, err := s.Verify(t.Context(), plain, local); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if cs.reads.Load() != before {
+			t.Fatalf("cache hits read storage %d times", cs.reads.Load()-before)
+		}
+		// The stored row holds the hash, not the token.
+		if storagetest.RawContains(t, st, []byte(plain)) {
+			t.Fatal("the token is stored in plaintext")
+		}
+	})
+}
+
+func TestMalformedTokensCostNoLookup(t *testing.T) {
+	cs := &countingStore{Store: storagetest.OpenSQLite(t, storage.Options{})}
+	s, _ := newService(t, cs)
+	good, _ := login(t, s, "p")
+	bad := []string{
+		"", "kwt_", good[:len(good)-1], good + "x", "kwk_" + good[4:],
+		good[:10] + "!" + good[11:],
+		good[:len(good)-1] + string(rune('0'+(good[len(good)-1]-'0'+1)%10)), // checksum off by one
+	}
+	before := cs.reads.Load()
+	for _, b := range bad {
+		if _, err := s.Verify(t.Context(), b, local); err == nil {
+			t.Errorf("Verify(%q) succeeded", b)
+		}
+	}
+	if cs.reads.Load() != before {
+		t.Fatal("a malformed token reached storage")
+	}
+	// A well-formed token nobody issued is looked up and refused.
+	if _, err := s.Verify(t.Context(), credential.New(credential.AccessToken), local); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unknown token: %v", err)
+	}
+}
+
+func TestExpiredFailsEvenWhenCached(t *testing.T) {
+	s, clk := newService(t, storagetest.OpenSQLite(t, storage.Options{}))
+	plain, _, err := s.Issue(t.Context(), Request{Principal: "p", AuthMethod: "token", Policies: []string{"p"}, TTL: time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(t.Context(), plain, local); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(61 * time.Second)
+	if _, err := s.Verify(t.Context(), plain, local); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired cached token: %v", err)
+	}
+}
+
+func TestRenewUpToMax(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		s, clk := newService(t, st)
+		plain, tok, err := s.Issue(t.Context(), Request{Principal: "p", AuthMethod: "token", Policies: []string{"p"},
+			TTL: 10 * time.Minute, MaxTTL: 25 * time.Minute}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Verify(t.Context(), plain, local)
+		clk.Add(9 * time.Minute)
+		r, err := s.Renew(t.Context(), tok.Accessor, 0, nil)
+		if err != nil || r.ExpiresAt.Sub(clk.Now()) < 9*time.Minute {
+			t.Fatalf("renew = %+v, %v", r, err)
+		}
+		clk.Add(9 * time.Minute) // 18 min after creation: alive only thanks to the renewal
+		if _, err := s.Verify(t.Context(), plain, local); err != nil {
+			t.Fatalf("renewed token: %v", err)
+		}
+		r, err = s.Renew(t.Context(), tok.Accessor, time.Hour, nil)
+		if err != nil || !r.ExpiresAt.Equal(tok.MaxExpiresAt) {
+			t.Fatalf("renew past max = %v (max %v), %v", r.ExpiresAt, tok.MaxExpiresAt, err)
+		}
+		clk.Add(8 * time.Minute)
+		if _, err := s.Verify(t.Context(), plain, local); !errors.Is(err, ErrExpired) {
+			t.Fatalf("past max: %v", err)
+		}
+		if _, err := s.Renew(t.Context(), tok.Accessor, 0, nil); !errors.Is(err, ErrExpired) {
+			t.Fatalf("renew expired: %v", err)
+		}
+		if _, err := s.Renew(t.Context(), "nope", 0, nil); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("renew unknown: %v", err)
+		}
+	})
+}
+
+func TestChildrenCannotExceedParentAndDieWithIt(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		s, _ := newService(t, st)
+		ctx := t.Context()
+		pPlain, parent, err := s.Issue(ctx, Request{Principal: "user:a", AuthMethod: "password",
+			Policies: []string{"ci", "read"}, TTL: time.Hour, BoundEnvs: []string{"staging"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := []Request{
+			{Policies: []string{"admin"}},
+			{Policies: []string{"ci"}, TTL: 2 * time.Hour},
+			{Policies: []string{"ci"}, BoundEnvs: []string{"prod"}},
+		}
+		for _, r := range bad {
+			r.Parent, r.Principal, r.AuthMethod = parent, parent.Principal, "token"
+			if _, _, err := s.Issue(ctx, r, nil); !errors.Is(err, ErrExceedsParent) {
+				t.Errorf("child %+v: err = %v", r, err)
+			}
+		}
+		cPlain, child, err := s.Issue(ctx, Request{Parent: parent, Principal: parent.Principal, AuthMethod: "token",
+			Policies: []string{"ci"}, TTL: 10 * time.Minute}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(child.BoundEnvs) != 1 || child.BoundEnvs[0] != "staging" || child.Parent != parent.Accessor {
+			t.Fatalf("child = %+v", child)
+		}
+		gPlain, _, err := s.Issue(ctx, Request{Parent: child, Principal: parent.Principal, AuthMethod: "token"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{pPlain, cPlain, gPlain} {
+			if _, err := s.Verify(ctx, p, local); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := s.Revoke(ctx, parent.Accessor, nil)
+		if err != nil || n != 3 {
+			t.Fatalf("revoke = %d, %v", n, err)
+		}
+		for _, p := range []string{pPlain, cPlain, gPlain} {
+			if _, err := s.Verify(ctx, p, local); !errors.Is(err, ErrRevoked) {
+				t.Fatalf("after revoke: %v", err)
+			}
+		}
+		if n, err := s.Revoke(ctx, parent.Accessor, nil); err != nil || n != 0 {
+			t.Fatalf("second revoke = %d, %v", n, err)
+		}
+	})
+}
+
+func TestRevokeRollsBackWithItsAudit(t *testing.T) {
+	s, _ := newService(t, storagetest.OpenSQLite(t, storage.Options{}))
+	plain, tok := login(t, s, "p")
+	boom := errors.New("audit down")
+	if _, err := s.Revoke(t.Context(), tok.Accessor, func(context.Context, storage.Tx) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("revoke = %v", err)
+	}
+	if _, err := s.Verify(t.Context(), plain, local); err != nil {
+		t.Fatalf("a revocation whose audit failed took effect: %v", err)
+	}
+}
+
+func TestUsesAndCIDRs(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		s, _ := newService(t, st)
+		ctx := t.Context()
+		plain, _, err := s.Issue(ctx, Request{Principal: "p", AuthMethod: "token", Policies: []string{"p"}, MaxUses: 2,
+			BoundCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Verify(ctx, plain, local); !errors.Is(err, ErrSourceNotAllowed) {
+			t.Fatalf("outside CIDR: %v", err)
+		}
+		in := netip.MustParseAddr("10.1.2.3")
+		for i := range 2 {
+			if got, err := s.Verify(ctx, plain, in); err != nil || got.Uses != i+1 {
+				t.Fatalf("use %d: %+v, %v", i+1, got, err)
+			}
+		}
+		if _, err := s.Verify(ctx, plain, in); !errors.Is(err, ErrUsesExhausted) {
+			t.Fatalf("third use: %v", err)
+		}
+	})
+}
+
+func TestBadRequests(t *testing.T) {
+	s, _ := newService(t, storagetest.OpenSQLite(t, storage.Options{}))
+	for _, r := range []Request{
+		{Principal: "p", AuthMethod: "x"},                                              // no policy
+		{Principal: "p", AuthMethod: "x", Policies: []string{"p"}, TTL: 9 * time.Hour}, // over max
+		{Principal: "p", AuthMethod: "x", Policies: []string{"p"}, TTL: -time.Second},  // negative
+		{Principal: "p", AuthMethod: "x", Policies: []string{"p"}, BoundEnvs: []string{"a/b/c"}},
+		{AuthMethod: "x", Policies: []string{"p"}},
+	} {
+		if _, _, err := s.Issue(t.Context(), r, nil); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("Issue(%+v) = %v", r, err)
+		}
+	}
+}
+
+func TestRevocationReachesOtherNodes(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		a, _ := newService(t, st)
+		b, _ := newService(t, st)
+		ctx := t.Context()
+		poller := events.NewPoller(st, b.HandleEvent, events.Options{})
+		if err := poller.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		plain, tok := login(t, a, "p")
+		if _, err := b.Verify(ctx, plain, local); err != nil { // now cached on b
+			t.Fatal(err)
+		}
+		if _, err := a.Revoke(ctx, tok.Accessor, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := poller.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Verify(ctx, plain, local); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("node b after poll: %v", err)
+		}
+	})
+}
+
+func TestRootToken(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	s, clk := newService(t, st)
+	plain := credential.New(credential.AccessToken)
+	h, _ := s.Hash(plain)
+	for range 2 { // idempotent
+		if err := st.Write(t.Context(), func(tx storage.Tx) error { return s.AdoptRoot(t.Context(), tx, h) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Add(24 * 365 * time.Hour)
+	tok, err := s.Verify(t.Context(), plain, local)
+	if err != nil || !tok.IsRoot() || tok.Principal != "root" {
+		t.Fatalf("root = %+v, %v", tok, err)
+	}
+	// Root can create a child with any policy.
+	if _, _, err := s.Issue(t.Context(), Request{Parent: tok, Principal: "root", AuthMethod: "token", Policies: []string{"anything"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSealed(t *testing.T) {
+	m := &fakeMAC{}
+	s := New(storagetest.OpenSQLite(t, storage.Options{}), m, Options{})
+	plain, _ := login(t, s, "p")
+	m.sealed.Store(true)
+	if _, err := s.Verify(t.Context(), plain, local); !errors.Is(err, ErrSealed) {
+		t.Fatalf("sealed verify: %v", err)
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	f.Add("kwt_")
+	f.Add(credential.New(credential.AccessToken))
+	f.Add("kwt_0000000000000000000000000000000000000000000000")
+	s := New(storagetest.OpenSQLite(f, storage.Options{}), &fakeMAC{}, Options{})
+	f.Fuzz(func(t *testing.T, in string) {
+		if tok, err := s.Verify(context.Background(), in, local); err == nil {
+			t.Fatalf("fuzzed input verified: %+v", tok)
+		}
+	})
+}
+
+// The benchmark runs with the real barrier's pooled HMAC, as the server does.
+func BenchmarkVerifyCached(b *testing.B) {
+	res, err := barrier.Init(1, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bar := barrier.New()
+	if err := bar.UnsealKey(res.RootKey, res.Keyring); err != nil {
+		b.Fatal(err)
+	}
+	s := New(storagetest.OpenSQLite(b, storage.Options{}), bar, Options{})
+	plain, _, err := s.Issue(context.Background(), Request{Principal: "p", AuthMethod: "x", Policies: []string{"p"}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	s.Verify(ctx, plain, local)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Verify(ctx, plain, local); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
