@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/token"
 )
 
 // Caller is an authenticated client.
@@ -35,6 +36,9 @@ type Caller struct {
 	AccessorHMAC string   // what the audit log stores
 	Policies     []string // bound policy names
 	BoundEnvs    []string // when not empty, the only environments reachable
+	// Token is the access token the caller presented (nil for other
+	// credentials); handlers that act on it (child tokens, renew-self) use it.
+	Token *token.Token
 }
 
 // Authenticator turns a bearer credential into a Caller.
@@ -79,6 +83,9 @@ type Route struct {
 	// also set; all others need a valid token whose policies allow Action on
 	// the resource returned by Resource.
 	Open bool
+	// AnyToken routes need a valid token but no policy: what they do is
+	// bounded by the token itself (lookup-self, a child within its parent).
+	AnyToken bool
 	// WhileSealed routes are served when the barrier is sealed.
 	WhileSealed bool
 	// NoAudit skips the audit log (health, metrics).
@@ -312,6 +319,9 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 		}
 	}
 	s.resource = resource
+	if rt.AnyToken {
+		return nil
+	}
 	if allowed, reason := a.deps.Authz.Decide(caller, rt.Action, resource); !allowed {
 		return &Error{Status: http.StatusForbidden, Code: CodePermissionDenied,
 			Message: fmt.Sprintf("permission denied: %s on %s", rt.Action, resource), Err: errors.New(reason)}

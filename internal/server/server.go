@@ -20,11 +20,13 @@ import (
 
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/secret"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/token"
 )
 
 // Node is one running keyward server.
@@ -37,6 +39,9 @@ type Node struct {
 	metrics *httpapi.Metrics
 	api     *httpapi.API
 	secrets *secret.Service
+	tokens  *token.Service
+	poller  *events.Poller
+	stop    context.CancelFunc // stops background jobs
 
 	// Set in dev mode once initialised and unsealed.
 	devRootToken string
@@ -90,14 +95,29 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	errs := httpapi.NewErrorMapper()
 	mapErrors(errs)
 	httpapi.MapSecretErrors(errs)
+	httpapi.MapTokenErrors(errs)
 	authz := rootOnly{}
 	n.secrets = secret.New(n.store, n.barrier, secret.Options{})
+	n.tokens = token.New(n.store, n.barrier, token.Options{})
+	n.tokens.OnFill = func(t *token.Token) { t.Ext = callerOf(t) }
+	n.sys.onUnseal = n.afterUnseal
+	n.sys.onSeal = n.afterSeal
+	n.poller = events.NewPoller(n.store, n.handleEvent, events.Options{Log: log})
+	if err := n.poller.Init(ctx); err != nil {
+		n.store.Close()
+		return nil, err
+	}
+	bg, stop := context.WithCancel(context.Background())
+	n.stop = stop
+	go n.poller.Run(bg)
+
 	routes := httpapi.SysRoutes(n.sys, n.metrics)
 	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz}).Routes()...)
+	routes = append(routes, (&httpapi.Tokens{Svc: n.tokens}).Routes()...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
 	n.api = httpapi.New(httpapi.Deps{
 		Log:          log,
-		Auth:         &rootAuth{store: n.store, barrier: n.barrier},
+		Auth:         &tokenAuth{svc: n.tokens},
 		Authz:        authz,
 		Sealed:       n.barrier.Sealed,
 		Errors:       errs,
@@ -107,7 +127,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 
 	if cfg.Dev {
 		if err := n.startDev(ctx, opts.Banner); err != nil {
-			n.store.Close()
+			n.Close()
 			return nil, err
 		}
 	}
@@ -126,9 +146,29 @@ func (n *Node) Store() storage.Store { return n.store }
 // DevRootToken returns the root token in dev mode, "" otherwise.
 func (n *Node) DevRootToken() string { return n.devRootToken }
 
-// Close seals the barrier and closes storage.
+// afterUnseal brings the services up once the barrier is open.
+func (n *Node) afterUnseal(ctx context.Context) error {
+	return n.adoptRootToken(ctx)
+}
+
+// afterSeal drops every cache that holds what only an unsealed node may know.
+func (n *Node) afterSeal() {
+	n.tokens.Purge()
+}
+
+// handleEvent applies a change made on another node (or this one) to the
+// caches of this node.
+func (n *Node) handleEvent(e events.Event) {
+	n.tokens.HandleEvent(e)
+}
+
+// Close stops background jobs, seals the barrier and closes storage.
 func (n *Node) Close() error {
+	if n.stop != nil {
+		n.stop()
+	}
 	n.barrier.Seal()
+	n.tokens.Purge()
 	return n.store.Close()
 }
 

@@ -2,12 +2,10 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -49,6 +47,8 @@ type sys struct {
 	keyring     []byte // sealed keyring blob as stored
 	// onUnseal runs after the barrier opens (services load their caches).
 	onUnseal func(ctx context.Context) error
+	// onSeal runs after the barrier closes (services drop their caches).
+	onSeal func()
 	// healthErr reports a failing dependency (audit log) while unsealed.
 	healthErr func() error
 }
@@ -204,6 +204,9 @@ func (s *sys) Seal(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.barrier.Seal()
+	if s.onSeal != nil {
+		s.onSeal()
+	}
 	return nil
 }
 
@@ -254,39 +257,6 @@ func (s *sys) Health(ctx context.Context) *httpapi.HealthResponse {
 	}
 	return h
 }
-
-// rootAuth authenticates the root token until the token service exists.
-type rootAuth struct {
-	store   storage.Store
-	barrier *barrier.Barrier
-}
-
-func (a *rootAuth) Authenticate(ctx context.Context, bearer string, _ netip.Addr) (*httpapi.Caller, error) {
-	if err := credential.ParseType(bearer, credential.AccessToken); err != nil {
-		return nil, err
-	}
-	want, err := a.rootHash(ctx)
-	if err != nil {
-		return nil, err
-	}
-	got := a.barrier.MAC("token", []byte(bearer))
-	if subtle.ConstantTimeCompare(got, want) != 1 {
-		return nil, errInvalidToken
-	}
-	return &httpapi.Caller{Principal: "root", AuthMethod: "root", Policies: []string{"root"}}, nil
-}
-
-func (a *rootAuth) rootHash(ctx context.Context) ([]byte, error) {
-	var h []byte
-	err := a.store.Read(ctx, func(tx storage.Tx) error {
-		var err error
-		h, err = storage.GetSys(ctx, tx, sysRootToken)
-		return err
-	})
-	return h, err
-}
-
-var errInvalidToken = errors.New("token is invalid or expired")
 
 // rootOnly allows what the root policy allows: everything, to root.
 type rootOnly struct{}
