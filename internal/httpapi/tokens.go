@@ -248,12 +248,12 @@ func (t *Tokens) Routes() []Route {
 		{
 			Pattern: "POST /v1/auth/token/accessors/{accessor}/renew", Action: "write", Resource: accessorRes,
 			Summary: "Renew a token by accessor.",
-			Handle: func(r *http.Request) (int, any, error) { return t.renew(r, r.PathValue("accessor")) },
+			Handle:  func(r *http.Request) (int, any, error) { return t.renew(r, r.PathValue("accessor")) },
 		},
 		{
 			Pattern: "DELETE /v1/auth/token/accessors/{accessor}", Action: "delete", Resource: accessorRes,
 			Summary: "Revoke a token by accessor, with all its descendants.",
-			Handle: func(r *http.Request) (int, any, error) { return t.revoke(r, r.PathValue("accessor")) },
+			Handle:  func(r *http.Request) (int, any, error) { return t.revoke(r, r.PathValue("accessor")) },
 		},
 	}
 }
