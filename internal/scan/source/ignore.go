@@ -77,6 +77,11 @@ func parseIgnoreLine(line string) (ignoreRule, bool) {
 		}
 		segs = append(segs, s)
 	}
+	// "dir/**" matches everything inside dir but not dir itself: at least
+	// one more segment, i.e. "dir/*/**".
+	if n := len(segs); n > 1 && segs[n-1] == "**" {
+		segs = append(segs[:n-1], "*", "**")
+	}
 	r.segs = segs
 	return r, true
 }
@@ -95,29 +100,37 @@ func (r *ignoreRule) match(rel string, isDir bool) bool {
 }
 
 // matchSegs matches pattern segments against path segments, "**" matching
-// zero or more whole segments.
+// zero or more whole segments. It is the classic wildcard algorithm that
+// backtracks only to the last "**", so time is O(len(pat)·len(segs)) whatever
+// a hostile .gitignore holds.
 func matchSegs(pat, segs []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			if len(pat) == 1 {
-				return len(segs) > 0 // trailing "**": everything inside, not the directory itself
-			}
-			for i := 0; i <= len(segs); i++ {
-				if matchSegs(pat[1:], segs[i:]) {
-					return true
-				}
-			}
+	p, s := 0, 0
+	starP, starS := -1, 0
+	for s < len(segs) {
+		switch {
+		case p < len(pat) && pat[p] == "**":
+			starP, starS = p, s
+			p++
+		case p < len(pat) && segMatch(pat[p], segs[s]):
+			p++
+			s++
+		case starP >= 0:
+			p = starP + 1
+			starS++
+			s = starS
+		default:
 			return false
 		}
-		if len(segs) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(pat[0], segs[0]); !ok {
-			return false
-		}
-		pat, segs = pat[1:], segs[1:]
 	}
-	return len(segs) == 0
+	for p < len(pat) && pat[p] == "**" {
+		p++
+	}
+	return p == len(pat)
+}
+
+func segMatch(pattern, seg string) bool {
+	ok, _ := path.Match(pattern, seg)
+	return ok
 }
 
 // ignorer is the stack of .gitignore files that apply to one directory.
