@@ -1,0 +1,464 @@
+// Package audit is keyward's tamper-evident audit log: every request of the
+// server appends one Entry, stored in the database next to the data it
+// describes.
+//
+// Chain. Entries carry a sequence number (seq, from 1, contiguous) and
+// hash = SHA-256(prev_hash ‖ canonical bytes of the entry), where prev_hash is
+// the previous entry's hash (32 zero bytes for entry 1, or the prune anchor's
+// hash). The canonical bytes are one fixed, length-prefixed binary encoding of
+// every field as stored (encoding.go); the detail map is stored as the exact
+// JSON text that was hashed, so verification never re-marshals anything. A
+// change anywhere in an entry, a gap, a reordering or an insertion breaks the
+// chain at a seq that Verify names.
+//
+// Checkpoints. Every Options.CheckpointEvery entries, and at Close, the log
+// signs (seq, hash, time) with the barrier's Ed25519 audit key (Signer). An
+// attacker with write access to the database can recompute hashes but not
+// signatures, so a rewritten chain contradicts a checkpoint; what they can
+// still do undetected is cut or extend the tail after the last checkpoint
+// (and before the next), which bounds the window to CheckpointEvery entries.
+// Prune replaces a deleted prefix by a signed anchor (seq and hash of the last
+// deleted entry) from which Verify starts.
+//
+// Ordering. The chain head (seq, hash) lives in the single row of audit_head.
+// Every append — a group-commit batch or AppendTx inside a caller's
+// transaction — locks that row (SELECT ... FOR UPDATE on PostgreSQL; SQLite's
+// single writer already serialises), extends the chain from it, inserts and
+// updates it, in one transaction. So appenders on any number of nodes sharing
+// one database get one total order, and an entry is in the log exactly when
+// its transaction committed. Nothing about the head is cached in memory.
+//
+// Group commit. Append hands its entry to one batcher goroutine, which writes
+// every entry pending at that moment (up to Options.MaxBatch) in one Write
+// transaction, i.e. one fsync, then wakes each caller with the shared result.
+// The server appends before it writes a response and fails the request when
+// Append fails (fail closed); Healthy reports that state to the health check.
+//
+// Sensitive values never reach this package in plaintext: callers pass the
+// token accessor already HMAC'd and never put secrets in Detail.
+//
+// The optional Sink (a file, a pipe to a log shipper) is fed from the stored
+// log by a tailer goroutine, so it only ever sees committed entries, in seq
+// order, and never slows an append: when its buffer is full, entries are
+// dropped for the sink (never for the database) and counted.
+//
+// Imported by internal/server and internal/httpapi (the middleware that
+// appends) and by domain services that call AppendTx. It imports only
+// internal/storage.
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Entry is one audited request or event. Seq, PrevHash and Hash are set by
+// the log; Time is set to Options.Now() when zero. After a successful append
+// the entry holds exactly what was stored (times in UTC at nanosecond
+// precision, over-long or invalid UTF-8 fields cleaned).
+type Entry struct {
+	Seq          int64             `json:"seq"`
+	Time         time.Time         `json:"time"`
+	RequestID    string            `json:"request_id"`
+	Principal    string            `json:"principal,omitempty"`
+	AuthMethod   string            `json:"auth_method,omitempty"`
+	AccessorHMAC string            `json:"accessor_hmac,omitempty"`
+	Action       string            `json:"action,omitempty"`
+	Resource     string            `json:"resource,omitempty"`
+	Environment  string            `json:"environment,omitempty"`
+	SourceAddr   string            `json:"source_addr,omitempty"`
+	UserAgent    string            `json:"user_agent,omitempty"`
+	Outcome      string            `json:"outcome"` // OutcomeAllowed, OutcomeDenied or OutcomeError
+	Status       int               `json:"status"`
+	LatencyUS    int64             `json:"latency_us"`
+	Detail       map[string]string `json:"detail,omitempty"`
+	PrevHash     []byte            `json:"prev_hash"`
+	Hash         []byte            `json:"hash"`
+}
+
+// Signer signs checkpoints and prune anchors. The barrier implements it; it
+// returns an error while sealed.
+type Signer interface {
+	SignAudit(msg []byte) ([]byte, error)
+	AuditPublicKey() (ed25519.PublicKey, error)
+}
+
+// Defaults for Options.
+const (
+	DefaultCheckpointEvery = 1000
+	DefaultMaxBatch        = 512
+	DefaultSinkBuffer      = 4096
+)
+
+// Options tune a Log. The zero value gives the defaults.
+type Options struct {
+	// CheckpointEvery is how many entries separate signed checkpoints
+	// (DefaultCheckpointEvery when 0).
+	CheckpointEvery int
+	// MaxBatch caps the entries written by one group-commit transaction
+	// (DefaultMaxBatch when 0).
+	MaxBatch int
+	// Sink, when set, receives every committed entry appended through this
+	// Log as one JSON line, asynchronously.
+	Sink io.Writer
+	// SinkBuffer is how many lines wait for a slow Sink before further ones
+	// are dropped (DefaultSinkBuffer when 0).
+	SinkBuffer int
+	// OnSinkError is told about Sink write errors and tailer read errors.
+	OnSinkError func(error)
+	// Now returns the current time (time.Now when nil).
+	Now func() time.Time
+}
+
+// Errors.
+var (
+	// ErrTampered: the stored log does not verify (Verify) or its
+	// bookkeeping rows are missing or malformed.
+	ErrTampered = errors.New("audit: log has been tampered with")
+	// ErrClosed: the Log was closed.
+	ErrClosed = errors.New("audit: log is closed")
+	// ErrInvalid: the entry cannot be logged as given (e.g. unknown outcome).
+	ErrInvalid = errors.New("audit: invalid entry")
+	// ErrWrite: the entry could not be written; the request it records
+	// must fail. The storage error is wrapped too.
+	ErrWrite = errors.New("audit: entry could not be written")
+)
+
+// writeTimeout bounds one group-commit transaction; the callers' own
+// contexts do not apply because one batch serves many callers.
+const writeTimeout = 30 * time.Second
+
+// Log is the audit log. It is safe for concurrent use.
+type Log struct {
+	st     storage.Store
+	signer Signer
+	opts   Options
+
+	mu      sync.Mutex
+	pending []*request
+	closed  bool
+
+	wake chan struct{} // cap 1: pending is non-empty
+	quit chan struct{} // closed by Close
+	done chan struct{} // closed when the batcher has exited
+
+	health       atomic.Pointer[error]
+	signFailures atomic.Uint64
+
+	sink *sinkFeed // nil without Options.Sink
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// request is one Append waiting for its batch.
+type request struct {
+	r      row
+	detail map[string]string
+	err    error
+	done   chan struct{}
+}
+
+// Open returns the log stored in st, after checking that its tables and
+// chain head exist, and starts the batcher (and the sink tailer when
+// opts.Sink is set). Close stops them.
+func Open(ctx context.Context, st storage.Store, signer Signer, opts Options) (*Log, error) {
+	if st == nil || signer == nil {
+		return nil, errors.New("audit: open: a store and a signer are required")
+	}
+	if opts.CheckpointEvery <= 0 {
+		opts.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.SinkBuffer <= 0 {
+		opts.SinkBuffer = DefaultSinkBuffer
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var h head
+	err := st.Read(ctx, func(tx storage.Tx) error {
+		var err error
+		h, err = readHead(ctx, tx, "")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	l := &Log{
+		st:     st,
+		signer: signer,
+		opts:   opts,
+		wake:   make(chan struct{}, 1),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	if opts.Sink != nil {
+		l.sink = newSinkFeed(l, h.seq)
+	}
+	go l.run()
+	return l, nil
+}
+
+// Append writes e durably through group commit and returns after the batch
+// holding it committed (or failed: then every entry of the batch failed and
+// the error wraps ErrWrite). On success e holds its Seq, PrevHash, Hash and
+// stored values. If ctx ends first Append returns ctx's error, and the entry
+// may still be written.
+//
+// Never call Append inside Store.Write (on SQLite it would wait for the
+// writer connection the caller holds): use AppendTx there.
+func (l *Log) Append(ctx context.Context, e *Entry) error {
+	r, detail, err := l.prepare(e)
+	if err != nil {
+		return err
+	}
+	req := &request{r: r, detail: detail, done: make(chan struct{})}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.pending = append(l.pending, req)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		return fmt.Errorf("audit: append: %w", ctx.Err())
+	}
+	if req.err != nil {
+		return req.err
+	}
+	fill(e, &req.r, req.detail)
+	return nil
+}
+
+// AppendTx appends e inside the caller's write transaction, so a change and
+// its entry commit (or roll back) together. It locks the chain head row
+// until tx ends, which serialises every appender: call it last, just before
+// the transaction commits. e's Seq, PrevHash and Hash are set on return and
+// are final once tx commits. Errors wrap ErrWrite (or ErrInvalid); tx must
+// then be rolled back.
+func (l *Log) AppendTx(ctx context.Context, tx storage.Tx, e *Entry) error {
+	if l.isClosed() {
+		return ErrClosed
+	}
+	r, detail, err := l.prepare(e)
+	if err != nil {
+		return err
+	}
+	if err := l.writeRows(ctx, tx, []*row{&r}); err != nil {
+		err = fmt.Errorf("%w: %w", ErrWrite, err)
+		if ctx.Err() == nil {
+			l.health.Store(&err)
+		}
+		return err
+	}
+	l.health.Store(nil)
+	fill(e, &r, detail)
+	if l.sink != nil {
+		l.sink.expect([]*row{&r}, true)
+	}
+	return nil
+}
+
+// Healthy returns nil unless the last append failed; then it returns that
+// error until a later append succeeds.
+func (l *Log) Healthy() error {
+	if p := l.health.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SignFailures counts checkpoints skipped because the signer failed (for
+// instance while sealed); the next append retries.
+func (l *Log) SignFailures() uint64 { return l.signFailures.Load() }
+
+// SinkDropped counts entries the sink never received because its buffer
+// was full.
+func (l *Log) SinkDropped() uint64 {
+	if l.sink == nil {
+		return 0
+	}
+	return l.sink.dropped.Load()
+}
+
+// Close stops accepting appends, lets pending ones finish, writes a final
+// signed checkpoint at the chain head, and flushes the sink (waiting at most
+// sinkFlushTimeout for a stuck one). It is safe to call more than once. It
+// does not close the store.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.quit)
+		<-l.done
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		defer cancel()
+		err := l.finalCheckpoint(ctx)
+		if l.sink != nil {
+			err = errors.Join(err, l.sink.close())
+		}
+		l.closeErr = err
+	})
+	return l.closeErr
+}
+
+func (l *Log) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// run is the batcher: it writes whatever is pending, batch after batch,
+// until Close; then it drains what is left and exits.
+func (l *Log) run() {
+	defer close(l.done)
+	for {
+		select {
+		case <-l.wake:
+		case <-l.quit:
+			for l.commitPending() {
+			}
+			return
+		}
+		for l.commitPending() {
+		}
+	}
+}
+
+// commitPending writes up to MaxBatch pending entries in one transaction
+// and reports whether there were any.
+func (l *Log) commitPending() bool {
+	l.mu.Lock()
+	n := min(len(l.pending), l.opts.MaxBatch)
+	batch := make([]*request, n)
+	copy(batch, l.pending)
+	rest := copy(l.pending, l.pending[n:])
+	clear(l.pending[rest:])
+	l.pending = l.pending[:rest]
+	l.mu.Unlock()
+	if n == 0 {
+		return false
+	}
+	rows := make([]*row, n)
+	for i, req := range batch {
+		rows[i] = &req.r
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	registered := false
+	err := l.st.Write(ctx, func(tx storage.Tx) error {
+		if err := l.writeRows(ctx, tx, rows); err != nil {
+			return err
+		}
+		if l.sink != nil {
+			// Before the commit, so the tailer cannot read the rows first.
+			l.sink.expect(rows, false)
+			registered = true
+		}
+		return nil
+	})
+	cancel()
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrWrite, err)
+		l.health.Store(&err)
+		if registered {
+			l.sink.forget(rows)
+		}
+	} else {
+		l.health.Store(nil)
+	}
+	for _, req := range batch {
+		req.err = err
+		close(req.done)
+	}
+	if err == nil && l.sink != nil {
+		l.sink.poke()
+	}
+	return true
+}
+
+// prepare validates e and returns the row to store (seq and hashes unset)
+// and the cleaned detail map.
+func (l *Log) prepare(e *Entry) (row, map[string]string, error) {
+	if e == nil {
+		return row{}, nil, fmt.Errorf("%w: nil entry", ErrInvalid)
+	}
+	switch e.Outcome {
+	case OutcomeAllowed, OutcomeDenied, OutcomeError:
+	default:
+		return row{}, nil, fmt.Errorf("%w: outcome %q is not %q, %q or %q",
+			ErrInvalid, clean(e.Outcome, 64), OutcomeAllowed, OutcomeDenied, OutcomeError)
+	}
+	t := e.Time
+	if t.IsZero() {
+		t = l.opts.Now()
+	}
+	if t.Year() < 1678 || t.Year() > 2261 {
+		return row{}, nil, fmt.Errorf("%w: time %s cannot be stored as unix nanoseconds", ErrInvalid, t.UTC().Format(time.RFC3339))
+	}
+	detailText, detail, err := encodeDetail(e.Detail)
+	if err != nil {
+		return row{}, nil, err
+	}
+	return row{
+		time:        t.UnixNano(),
+		requestID:   clean(e.RequestID, MaxFieldBytes),
+		principal:   clean(e.Principal, MaxFieldBytes),
+		authMethod:  clean(e.AuthMethod, MaxFieldBytes),
+		accessor:    clean(e.AccessorHMAC, MaxFieldBytes),
+		action:      clean(e.Action, MaxFieldBytes),
+		resource:    clean(e.Resource, MaxFieldBytes),
+		environment: clean(e.Environment, MaxFieldBytes),
+		sourceAddr:  clean(e.SourceAddr, MaxFieldBytes),
+		userAgent:   clean(e.UserAgent, MaxFieldBytes),
+		outcome:     e.Outcome,
+		status:      int64(e.Status),
+		latencyUS:   e.LatencyUS,
+		detail:      detailText,
+	}, detail, nil
+}
+
+// fill copies what was stored back into the caller's entry.
+func fill(e *Entry, r *row, detail map[string]string) {
+	*e = r.entry(detail)
+}
+
+// entry converts a stored row to an Entry (detail already decoded).
+func (r *row) entry(detail map[string]string) Entry {
+	return Entry{
+		Seq:          r.seq,
+		Time:         time.Unix(0, r.time).UTC(),
+		RequestID:    r.requestID,
+		Principal:    r.principal,
+		AuthMethod:   r.authMethod,
+		AccessorHMAC: r.accessor,
+		Action:       r.action,
+		Resource:     r.resource,
+		Environment:  r.environment,
+		SourceAddr:   r.sourceAddr,
+		UserAgent:    r.userAgent,
+		Outcome:      r.outcome,
+		Status:       int(r.status),
+		LatencyUS:    r.latencyUS,
+		Detail:       detail,
+		PrevHash:     r.prevHash,
+		Hash:         r.hash,
+	}
+}

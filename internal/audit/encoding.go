@@ -1,0 +1,181 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// The one byte encoding of what is hashed and signed. It is computed from the
+// values exactly as stored (detail is the stored JSON text, not a re-marshalled
+// map), so verification never depends on a JSON encoder's choices.
+//
+//	entry      = version(1 byte = 1) ‖ seq(int64) ‖ time(int64 unix ns)
+//	             ‖ str(request_id) ‖ str(principal) ‖ str(auth_method)
+//	             ‖ str(accessor_hmac) ‖ str(action) ‖ str(resource)
+//	             ‖ str(environment) ‖ str(source_addr) ‖ str(user_agent)
+//	             ‖ str(outcome) ‖ status(int64) ‖ latency_us(int64) ‖ str(detail)
+//	str(s)     = len(s) as uint32 ‖ s
+//	hash       = SHA-256(prev_hash ‖ entry)
+//	checkpoint = "keyward audit checkpoint v1\n" ‖ seq(int64) ‖ hash ‖ time(int64)
+//	anchor     = "keyward audit anchor v1\n" ‖ seq(int64) ‖ hash ‖ time(int64)
+//
+// Integers are big-endian. Every variable-length field carries its length, so
+// the encoding is injective: no two different entries share bytes (moving a
+// byte from one field to its neighbour changes a length).
+
+const (
+	encodingVersion = 1
+	// HashSize is the size of an entry hash (SHA-256).
+	HashSize = sha256.Size
+
+	checkpointContext = "keyward audit checkpoint v1\n"
+	anchorContext     = "keyward audit anchor v1\n"
+)
+
+// Limits on what one entry stores. Longer values are cut (at a UTF-8
+// boundary) rather than refused: an audit entry must never fail because a
+// client sent a long header.
+const (
+	// MaxFieldBytes caps each string field.
+	MaxFieldBytes = 1024
+	// MaxDetailKeys caps the number of detail pairs.
+	MaxDetailKeys = 32
+	// MaxDetailBytes caps each detail key and value.
+	MaxDetailBytes = 1024
+)
+
+// Outcomes.
+const (
+	OutcomeAllowed = "allowed"
+	OutcomeDenied  = "denied"
+	OutcomeError   = "error"
+)
+
+// zeroHash is the prev_hash of the first entry.
+var zeroHash = make([]byte, HashSize)
+
+// row is an entry as stored: detail is the stored JSON text and time is unix
+// nanoseconds. It is what the hash covers.
+type row struct {
+	seq                                        int64
+	time                                       int64
+	requestID, principal, authMethod, accessor string
+	action, resource, environment, sourceAddr  string
+	userAgent, outcome                         string
+	status, latencyUS                          int64
+	detail                                     string
+	prevHash, hash                             []byte
+}
+
+// canonical appends the encoding of r (without prev_hash) to b.
+func (r *row) canonical(b []byte) []byte {
+	b = append(b, encodingVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.seq))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.time))
+	for _, s := range [...]string{r.requestID, r.principal, r.authMethod, r.accessor,
+		r.action, r.resource, r.environment, r.sourceAddr, r.userAgent, r.outcome} {
+		b = appendStr(b, s)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(r.status))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.latencyUS))
+	return appendStr(b, r.detail)
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// computeHash returns SHA-256(prevHash ‖ canonical(r)); buf is scratch space.
+func (r *row) computeHash(prevHash []byte, buf []byte) ([]byte, []byte) {
+	buf = append(buf[:0], prevHash...)
+	buf = r.canonical(buf)
+	sum := sha256.Sum256(buf)
+	return sum[:], buf
+}
+
+// checkpointMessage is what a checkpoint's signature covers.
+func checkpointMessage(seq int64, hash []byte, t int64) []byte {
+	return signedMessage(checkpointContext, seq, hash, t)
+}
+
+// anchorMessage is what the prune anchor's signature covers.
+func anchorMessage(seq int64, hash []byte, t int64) []byte {
+	return signedMessage(anchorContext, seq, hash, t)
+}
+
+func signedMessage(context string, seq int64, hash []byte, t int64) []byte {
+	b := make([]byte, 0, len(context)+8+len(hash)+8)
+	b = append(b, context...)
+	b = binary.BigEndian.AppendUint64(b, uint64(seq))
+	b = append(b, hash...)
+	return binary.BigEndian.AppendUint64(b, uint64(t))
+}
+
+// clean makes s storable on both backends and bounded: invalid UTF-8 and NUL
+// (which PostgreSQL TEXT refuses) become U+FFFD, and s is cut to max bytes at
+// a rune boundary. One bad header must not fail a whole group-commit batch.
+func clean(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	}
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}
+
+// encodeDetail returns the JSON text stored (and hashed) for d: "" when d is
+// empty, else json.Marshal of the cleaned map (keys sorted). Past
+// MaxDetailKeys the lexically largest keys are dropped and the key "_truncated"
+// records how many.
+func encodeDetail(d map[string]string) (string, map[string]string, error) {
+	if len(d) == 0 {
+		return "", nil, nil
+	}
+	m := make(map[string]string, min(len(d), MaxDetailKeys+1))
+	for k, v := range d {
+		m[clean(k, MaxDetailBytes)] = clean(v, MaxDetailBytes)
+	}
+	if len(m) > MaxDetailKeys {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys[MaxDetailKeys:] {
+			delete(m, k)
+		}
+		m["_truncated"] = fmt.Sprint(len(keys) - MaxDetailKeys)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", nil, fmt.Errorf("audit: encode detail: %w", err)
+	}
+	return string(b), m, nil
+}
+
+// decodeDetail parses a stored detail column. The text comes from the
+// database, which an attacker may have edited: it is parsed, never trusted.
+func decodeDetail(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("audit: stored detail is not a JSON object of strings: %w", err)
+	}
+	return m, nil
+}

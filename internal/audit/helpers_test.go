@@ -1,0 +1,182 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// fakeSigner is the barrier's audit key; fail makes it act sealed.
+type fakeSigner struct {
+	priv ed25519.PrivateKey
+	fail atomic.Bool
+}
+
+func newSigner(t testing.TB) *fakeSigner {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeSigner{priv: priv}
+}
+
+var errSealed = errors.New("fake signer: sealed")
+
+func (s *fakeSigner) SignAudit(msg []byte) ([]byte, error) {
+	if s.fail.Load() {
+		return nil, errSealed
+	}
+	return ed25519.Sign(s.priv, msg), nil
+}
+
+func (s *fakeSigner) AuditPublicKey() (ed25519.PublicKey, error) {
+	return s.priv.Public().(ed25519.PublicKey), nil
+}
+
+// openLog opens a Log on st, closed at cleanup.
+func openLog(t testing.TB, st storage.Store, signer Signer, opts Options) *Log {
+	t.Helper()
+	l, err := Open(t.Context(), st, signer, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// testEntry is a plausible entry, distinct for each i.
+func testEntry(i int) *Entry {
+	return &Entry{
+		RequestID:    fmt.Sprintf("req-%d", i),
+		Principal:    fmt.Sprintf("user-%d", i%3),
+		AuthMethod:   "token",
+		AccessorHMAC: fmt.Sprintf("hmac-%032x", i),
+		Action:       "read",
+		Resource:     fmt.Sprintf("secret/app/%d", i),
+		Environment:  "prod",
+		SourceAddr:   "192.0.2.1",
+		UserAgent:    "keyward-cli/1.0",
+		Outcome:      OutcomeAllowed,
+		Status:       200,
+		LatencyUS:    int64(100 + i),
+		Detail:       map[string]string{"version": fmt.Sprint(i)},
+	}
+}
+
+// appendN appends n entries through Append and returns them.
+func appendN(t testing.TB, l *Log, n int) []*Entry {
+	t.Helper()
+	out := make([]*Entry, n)
+	for i := range n {
+		e := testEntry(i + 1)
+		if err := l.Append(t.Context(), e); err != nil {
+			t.Fatalf("Append %d: %v", i+1, err)
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// rawExec runs one statement on st, bypassing the Log.
+func rawExec(t testing.TB, st storage.Store, q string, args ...any) {
+	t.Helper()
+	err := st.Write(t.Context(), func(tx storage.Tx) error {
+		_, err := tx.Exec(t.Context(), q, args...)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("raw SQL %q: %v", q, err)
+	}
+}
+
+// rawRow reads one stored entry.
+func rawRow(t testing.TB, st storage.Store, seq int64) row {
+	t.Helper()
+	var r row
+	err := st.Read(t.Context(), func(tx storage.Tx) error {
+		rows, err := tx.Query(t.Context(), `SELECT `+entryColumns+` FROM audit_entries WHERE seq = $1`, seq)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if !rows.Next() {
+			return fmt.Errorf("entry %d not found", seq)
+		}
+		return scanRow(rows, &r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// insertRaw inserts r as is.
+func insertRaw(t testing.TB, st storage.Store, r *row) {
+	t.Helper()
+	err := st.Write(t.Context(), func(tx storage.Tx) error { return insertRows(t.Context(), tx, []*row{r}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// count returns SELECT count(*) FROM table.
+func count(t testing.TB, st storage.Store, table string) int64 {
+	t.Helper()
+	var n int64
+	err := st.Read(t.Context(), func(tx storage.Tx) error {
+		return tx.QueryRow(t.Context(), `SELECT count(*) FROM `+table).Scan(&n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// mustVerify fails t unless the log verifies with want entries.
+func mustVerify(t testing.TB, l *Log, want int64) *VerifyResult {
+	t.Helper()
+	res, err := l.Verify(t.Context())
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if res.FirstBad != 0 || res.Problem != "" || res.Entries != want {
+		t.Fatalf("Verify = %+v, want %d intact entries", res, want)
+	}
+	return res
+}
+
+// failingStore is a store whose Write fails while fail is set.
+type failingStore struct {
+	storage.Store
+	fail atomic.Bool
+}
+
+var errDiskFull = errors.New("injected: disk full")
+
+func (s *failingStore) Write(ctx context.Context, fn func(storage.Tx) error) error {
+	if s.fail.Load() {
+		return fmt.Errorf("%w: %w", storage.ErrUnavailable, errDiskFull)
+	}
+	return s.Store.Write(ctx, fn)
+}
+
+// clock is a settable Options.Now.
+type clock struct{ ns atomic.Int64 }
+
+func newClock(t time.Time) *clock {
+	c := &clock{}
+	c.ns.Store(t.UnixNano())
+	return c
+}
+
+func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *clock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }

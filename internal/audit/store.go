@@ -1,0 +1,331 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// entryColumns are audit_entries' columns in row/scan order.
+const entryColumns = `seq, time, request_id, principal, auth_method, accessor_hmac, action, resource,
+	environment, source_addr, user_agent, outcome, status, latency_us, detail, prev_hash, hash`
+
+const columnsPerEntry = 17
+
+// insertChunk is the most rows one INSERT statement carries (17 parameters
+// each, well under both backends' limits).
+const insertChunk = 64
+
+// head is the audit_head row.
+type head struct {
+	seq, checkpointSeq int64
+	hash               []byte
+}
+
+// readHead reads the chain head; lock is tx.LockForUpdate() in appends.
+func readHead(ctx context.Context, tx storage.Tx, lock string) (head, error) {
+	var h head
+	err := tx.QueryRow(ctx, `SELECT seq, hash, checkpoint_seq FROM audit_head WHERE id = 1`+lock).
+		Scan(&h.seq, &h.hash, &h.checkpointSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, fmt.Errorf("%w: the chain head row (audit_head) is missing", ErrTampered)
+	}
+	if err != nil {
+		return h, fmt.Errorf("audit: read chain head: %w", err)
+	}
+	if len(h.hash) != HashSize || h.seq < 0 {
+		return h, fmt.Errorf("%w: the chain head row (audit_head) is malformed", ErrTampered)
+	}
+	return h, nil
+}
+
+// writeRows extends the chain from the locked head with rows (setting their
+// seq and hashes), inserts them and any checkpoint that falls due, and moves
+// the head. It is the only code that appends.
+func (l *Log) writeRows(ctx context.Context, tx storage.Tx, rows []*row) error {
+	h, err := readHead(ctx, tx, tx.LockForUpdate())
+	if err != nil {
+		return err
+	}
+	seq, prev, cpSeq := h.seq, h.hash, h.checkpointSeq
+	var buf []byte
+	type checkpoint struct {
+		seq, time int64
+		hash, sig []byte
+	}
+	var cps []checkpoint
+	every := int64(l.opts.CheckpointEvery)
+	for _, r := range rows {
+		seq++
+		r.seq, r.prevHash = seq, prev
+		r.hash, buf = r.computeHash(prev, buf)
+		prev = r.hash
+		if seq-cpSeq >= every {
+			t := l.opts.Now().UnixNano()
+			sig, err := l.signer.SignAudit(checkpointMessage(seq, prev, t))
+			if err != nil {
+				// Sealed, most likely: the entry matters more than the
+				// checkpoint, which the next append retries.
+				l.signFailures.Add(1)
+				continue
+			}
+			cps = append(cps, checkpoint{seq: seq, time: t, hash: prev, sig: sig})
+			cpSeq = seq
+		}
+	}
+	if err := insertRows(ctx, tx, rows); err != nil {
+		return err
+	}
+	for _, c := range cps {
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (seq, hash, signature, time) VALUES ($1, $2, $3, $4)`,
+			c.seq, c.hash, c.sig, c.time); err != nil {
+			return fmt.Errorf("audit: insert checkpoint %d: %w", c.seq, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE audit_head SET seq = $1, hash = $2, checkpoint_seq = $3 WHERE id = 1`,
+		seq, prev, cpSeq); err != nil {
+		return fmt.Errorf("audit: update chain head: %w", err)
+	}
+	return nil
+}
+
+// insertRows inserts rows with multi-row INSERTs of up to insertChunk rows.
+func insertRows(ctx context.Context, tx storage.Tx, rows []*row) error {
+	args := make([]any, 0, min(len(rows), insertChunk)*columnsPerEntry)
+	for len(rows) > 0 {
+		n := min(len(rows), insertChunk)
+		args = args[:0]
+		for _, r := range rows[:n] {
+			args = append(args, r.seq, r.time, r.requestID, r.principal, r.authMethod, r.accessor,
+				r.action, r.resource, r.environment, r.sourceAddr, r.userAgent, r.outcome,
+				r.status, r.latencyUS, r.detail, r.prevHash, r.hash)
+		}
+		if _, err := tx.Exec(ctx, insertSQL(n), args...); err != nil {
+			return fmt.Errorf("audit: insert entries %d-%d: %w", rows[0].seq, rows[n-1].seq, err)
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// insertSQLs caches the INSERT text for each row count.
+var insertSQLs = func() (s [insertChunk + 1]string) {
+	for n := 1; n <= insertChunk; n++ {
+		var b strings.Builder
+		b.WriteString("INSERT INTO audit_entries (" + entryColumns + ") VALUES ")
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('(')
+			for j := range columnsPerEntry {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteByte('$')
+				b.WriteString(strconv.Itoa(i*columnsPerEntry + j + 1))
+			}
+			b.WriteByte(')')
+		}
+		s[n] = b.String()
+	}
+	return s
+}()
+
+func insertSQL(n int) string { return insertSQLs[n] }
+
+// finalCheckpoint signs the chain head unless a checkpoint already covers it.
+func (l *Log) finalCheckpoint(ctx context.Context) error {
+	err := l.st.Write(ctx, func(tx storage.Tx) error {
+		h, err := readHead(ctx, tx, tx.LockForUpdate())
+		if err != nil || h.seq == h.checkpointSeq {
+			return err
+		}
+		t := l.opts.Now().UnixNano()
+		sig, err := l.signer.SignAudit(checkpointMessage(h.seq, h.hash, t))
+		if err != nil {
+			return fmt.Errorf("sign: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (seq, hash, signature, time) VALUES ($1, $2, $3, $4)`,
+			h.seq, h.hash, sig, t); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE audit_head SET checkpoint_seq = $1 WHERE id = 1`, h.seq)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("audit: final checkpoint: %w", err)
+	}
+	return nil
+}
+
+// scanRow reads one audit_entries row selected with entryColumns.
+func scanRow(rows *sql.Rows, r *row) error {
+	return rows.Scan(&r.seq, &r.time, &r.requestID, &r.principal, &r.authMethod, &r.accessor,
+		&r.action, &r.resource, &r.environment, &r.sourceAddr, &r.userAgent, &r.outcome,
+		&r.status, &r.latencyUS, &r.detail, &r.prevHash, &r.hash)
+}
+
+// List limits.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// Filter selects entries for List. Zero fields do not filter.
+type Filter struct {
+	// Since and Until bound Time: Since <= Time < Until.
+	Since, Until time.Time
+	// Principal must equal the entry's principal.
+	Principal string
+	// ResourcePrefix must begin the entry's resource.
+	ResourcePrefix string
+	// Outcome must equal the entry's outcome.
+	Outcome string
+	// AfterSeq returns only entries with a greater seq (for paging: pass
+	// the last seq of the previous page).
+	AfterSeq int64
+	// Limit caps the entries returned: DefaultListLimit when 0, at most
+	// MaxListLimit.
+	Limit int
+}
+
+// List returns the entries matching f in ascending seq order.
+func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	limit = min(limit, MaxListLimit)
+	var q strings.Builder
+	q.WriteString("SELECT " + entryColumns + " FROM audit_entries WHERE seq > $1")
+	args := []any{f.AfterSeq}
+	add := func(cond string, vals ...any) {
+		for _, v := range vals {
+			args = append(args, v)
+			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
+		}
+		q.WriteString(" AND " + cond)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", f.Until.UnixNano())
+	}
+	if f.Principal != "" {
+		add("principal = ?", f.Principal)
+	}
+	if f.ResourcePrefix != "" {
+		// substr counts characters on both backends; LIKE would need
+		// escaping and is case-insensitive on SQLite.
+		add("substr(resource, 1, ?) = ?", utf8.RuneCountInString(f.ResourcePrefix), f.ResourcePrefix)
+	}
+	if f.Outcome != "" {
+		add("outcome = ?", f.Outcome)
+	}
+	args = append(args, limit)
+	q.WriteString(" ORDER BY seq LIMIT $" + strconv.Itoa(len(args)))
+
+	var out []Entry
+	err := l.st.Read(ctx, func(tx storage.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, q.String(), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r row
+			if err := scanRow(rows, &r); err != nil {
+				return err
+			}
+			d, err := decodeDetail(r.detail)
+			if err != nil {
+				return fmt.Errorf("%w: entry %d: %w", ErrTampered, r.seq, err)
+			}
+			out = append(out, r.entry(d))
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: list: %w", err)
+	}
+	return out, nil
+}
+
+// Prune deletes the oldest entries — the longest prefix of the chain whose
+// entries are all older than before — and records a signed anchor (seq and
+// hash of the last deleted entry) from which Verify starts, so the rest of
+// the chain stays verifiable. Checkpoints of deleted entries go too. It
+// returns how many entries were deleted. It needs the signer (unsealed).
+func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
+	var deleted int64
+	err := l.st.Write(ctx, func(tx storage.Tx) error {
+		deleted = 0
+		var anchorSeq int64
+		err := tx.QueryRow(ctx, `SELECT seq FROM audit_anchor WHERE id = 1`+tx.LockForUpdate()).Scan(&anchorSeq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: the prune anchor row (audit_anchor) is missing", ErrTampered)
+		}
+		if err != nil {
+			return err
+		}
+		var last int64
+		err = tx.QueryRow(ctx, `SELECT seq FROM audit_entries WHERE time >= $1 ORDER BY seq LIMIT 1`,
+			before.UnixNano()).Scan(&last)
+		switch {
+		case err == nil:
+			last--
+		case errors.Is(err, sql.ErrNoRows):
+			// Every entry is older: prune them all.
+			var max sql.NullInt64
+			if err := tx.QueryRow(ctx, `SELECT max(seq) FROM audit_entries`).Scan(&max); err != nil {
+				return err
+			}
+			last = max.Int64
+		default:
+			return err
+		}
+		if last <= anchorSeq {
+			return nil
+		}
+		var hash []byte
+		err = tx.QueryRow(ctx, `SELECT hash FROM audit_entries WHERE seq = $1`, last).Scan(&hash)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: entry %d is missing", ErrTampered, last)
+		}
+		if err != nil {
+			return err
+		}
+		t := l.opts.Now().UnixNano()
+		sig, err := l.signer.SignAudit(anchorMessage(last, hash, t))
+		if err != nil {
+			return fmt.Errorf("sign anchor: %w", err)
+		}
+		res, err := tx.Exec(ctx, `DELETE FROM audit_entries WHERE seq <= $1`, last)
+		if err != nil {
+			return err
+		}
+		if deleted, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM audit_checkpoints WHERE seq <= $1`, last); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE audit_anchor SET seq = $1, hash = $2, signature = $3, time = $4 WHERE id = 1`,
+			last, hash, sig, t)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("audit: prune: %w", err)
+	}
+	return deleted, nil
+}
