@@ -1,0 +1,239 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// A resource pattern is compiled into a list of segment matchers. Matching a
+// resource treats segments the way a shell glob treats characters: "**" is
+// the star (any run of segments, including none) and every other matcher
+// consumes exactly one segment. That lets the classic one-backtrack-point
+// wildcard algorithm run over segments, in O(segments) for patterns with at
+// most one "**" and O(pattern × resource) at worst, without allocating.
+
+type segKind uint8
+
+const (
+	segLit  segKind = iota // exact text
+	segOne                 // "*": any one segment
+	segAny                 // "**": any number of segments
+	segGlob                // text with "*" inside: any text within one segment
+)
+
+type seg struct {
+	kind segKind
+	text string // segLit: the segment; segGlob: the glob
+}
+
+func (g *seg) match(s string) bool {
+	switch g.kind {
+	case segLit:
+		return g.text == s
+	case segOne:
+		return true
+	case segGlob:
+		return globMatch(g.text, s)
+	}
+	return false
+}
+
+// pattern is a compiled resource pattern.
+type pattern struct {
+	src  string
+	segs []seg
+	// nLit leading segments are literals; litPrefix is them joined by "/".
+	nLit      int
+	litPrefix string
+	rest      []seg // segs[nLit:]
+	// Coverage of a whole subtree (AllowedBelow): segs[tail:] holds only "*"
+	// and "**", tailStars of them "*"; tailAny says one of them is "**".
+	tail      int
+	tailStars int
+	tailAny   bool
+}
+
+// compilePattern validates and compiles a resource pattern. Its errors are
+// messages for users (they quote the pattern).
+func compilePattern(src string) (pattern, error) {
+	p := pattern{src: src}
+	switch {
+	case src == "":
+		return p, fmt.Errorf("resource pattern is empty")
+	case len(src) > MaxPatternBytes:
+		return p, fmt.Errorf("resource pattern %q is longer than %d bytes", printable(src), MaxPatternBytes)
+	case !utf8.ValidString(src):
+		return p, fmt.Errorf("resource pattern %q is not valid UTF-8", printable(src))
+	}
+	if n := strings.Count(src, "/") + 1; n > MaxPatternSegments {
+		return p, fmt.Errorf("resource pattern %q has more than %d segments", printable(src), MaxPatternSegments)
+	}
+	p.segs = make([]seg, 0, strings.Count(src, "/")+1)
+	for rest := src; ; {
+		s, after, more := strings.Cut(rest, "/")
+		g, err := compileSeg(src, s)
+		if err != nil {
+			return p, err
+		}
+		p.segs = append(p.segs, g)
+		if !more {
+			break
+		}
+		rest = after
+	}
+	for p.nLit < len(p.segs) && p.segs[p.nLit].kind == segLit {
+		p.nLit++
+	}
+	p.rest = p.segs[p.nLit:]
+	for i, g := range p.segs[:p.nLit] {
+		if i > 0 {
+			p.litPrefix += "/"
+		}
+		p.litPrefix += g.text
+	}
+	p.tail = len(p.segs)
+	for p.tail > 0 && (p.segs[p.tail-1].kind == segOne || p.segs[p.tail-1].kind == segAny) {
+		p.tail--
+		if p.segs[p.tail].kind == segAny {
+			p.tailAny = true
+		} else {
+			p.tailStars++
+		}
+	}
+	return p, nil
+}
+
+func compileSeg(src, s string) (seg, error) {
+	switch s {
+	case "":
+		return seg{}, fmt.Errorf("resource pattern %q has an empty segment (a leading, trailing or double \"/\")", printable(src))
+	case ".", "..":
+		return seg{}, fmt.Errorf("resource pattern %q has the segment %q, which is not allowed", printable(src), s)
+	case "*":
+		return seg{kind: segOne}, nil
+	case "**":
+		return seg{kind: segAny}, nil
+	}
+	for _, r := range s {
+		switch {
+		case r < 0x20 || r == 0x7f || r == ' ' || r == utf8.RuneError:
+			return seg{}, fmt.Errorf("resource pattern %q holds the character %q, which is not allowed", printable(src), r)
+		case strings.ContainsRune(`?[]{}\`, r):
+			return seg{}, fmt.Errorf("resource pattern %q holds %q: only \"*\" and \"**\" are wildcards", printable(src), r)
+		}
+	}
+	if strings.Contains(s, "**") {
+		return seg{}, fmt.Errorf("resource pattern %q: \"**\" must be a whole segment (write %q for text within one segment)", printable(src), strings.ReplaceAll(s, "**", "*"))
+	}
+	if strings.Contains(s, "*") {
+		return seg{kind: segGlob, text: s}, nil
+	}
+	return seg{kind: segLit, text: s}, nil
+}
+
+// globMatch reports whether s matches glob, where '*' matches any run of
+// bytes (the text is within one segment, so it holds no '/').
+func globMatch(glob, s string) bool {
+	px, sx := 0, 0
+	nextPx, nextSx := 0, 0
+	for px < len(glob) || sx < len(s) {
+		if px < len(glob) {
+			c := glob[px]
+			if c == '*' {
+				nextPx, nextSx = px, sx+1
+				px++
+				continue
+			}
+			if sx < len(s) && s[sx] == c {
+				px++
+				sx++
+				continue
+			}
+		}
+		if 0 < nextSx && nextSx <= len(s) {
+			px, sx = nextPx, nextSx
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// matchSegs reports whether the segments s match the matchers p.
+func matchSegs(p []seg, s []string) bool {
+	px, sx := 0, 0
+	nextPx, nextSx := 0, 0
+	for px < len(p) || sx < len(s) {
+		if px < len(p) {
+			g := &p[px]
+			if g.kind == segAny {
+				nextPx, nextSx = px, sx+1
+				px++
+				continue
+			}
+			if sx < len(s) && g.match(s[sx]) {
+				px++
+				sx++
+				continue
+			}
+		}
+		if 0 < nextSx && nextSx <= len(s) {
+			px, sx = nextPx, nextSx
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// matchesBelow reports whether p could match some path at or below the
+// path s: some leading part of p matches s whole, and the rest of p can
+// always be satisfied by some suffix (literals and globs are valid segments).
+func (p *pattern) matchesBelow(s []string) bool {
+	for k := 0; k <= len(p.segs); k++ {
+		if matchSegs(p.segs[:k], s) {
+			return true
+		}
+	}
+	return false
+}
+
+// coversBelow reports whether p matches every path at or below s: a leading
+// part of p matches a leading part of s, and p's tail of "*" and "**" (with
+// at least one "**") takes whatever remains, however long. It may answer
+// false for an exotic pattern that does cover s; callers use it to rule a
+// subtree out, so false is the safe answer.
+func (p *pattern) coversBelow(s []string) bool {
+	if !p.tailAny {
+		return false
+	}
+	head := p.segs[:p.tail]
+	for i := 0; i+p.tailStars <= len(s); i++ {
+		if matchSegs(head, s[:i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxStackSegs is how many resource segments Decide splits without
+// allocating; deeper resources still work, on the heap.
+const maxStackSegs = 32
+
+// splitPath appends the segments of path to buf. ok is false when a segment
+// is empty, "." or "..": such a path names nothing and is never allowed.
+func splitPath(path string, buf []string) (segs []string, ok bool) {
+	segs = buf
+	for {
+		s, rest, more := strings.Cut(path, "/")
+		if s == "" || s == "." || s == ".." {
+			return segs, false
+		}
+		segs = append(segs, s)
+		if !more {
+			return segs, true
+		}
+		path = rest
+	}
+}
