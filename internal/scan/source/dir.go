@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 )
 
@@ -54,9 +53,12 @@ func (s *Stats) addErr(err error) {
 	}
 }
 
-// Dir scans files and directory trees. Each root is a file or a directory;
-// a fragment's Path is the root joined with the file's path below it, slash
-// separated (so for the root "." it is relative to the working directory).
+// Dir scans files and directory trees. Each root is a file or a directory.
+// Below a directory root a fragment's Path is relative to that root, slash
+// separated ("cmd/main.go"), so allowlist globs and fingerprints do not depend
+// on where the scan was started; for a file root it is the path as given.
+// A caller that scans several roots and wants to tell them apart scans them
+// one call at a time.
 //
 // Directories are walked by one goroutine; opts.Workers goroutines read files
 // and call emit, so emit must be safe for concurrent use. emit must not keep
@@ -152,24 +154,13 @@ func (d *dirScan) root(ctx context.Context, root string) error {
 	if d.opts.FollowSymlinks {
 		stack = []os.FileInfo{fi}
 	}
-	return d.walk(ctx, root, display, "", ig, stack)
-}
-
-// join builds the reported path of rel below the root's display path.
-func join(display, rel string) string {
-	if display == "." {
-		return rel
-	}
-	if strings.HasSuffix(display, "/") {
-		return display + rel
-	}
-	return display + "/" + rel
+	return d.walk(ctx, root, "", ig, stack)
 }
 
 // walk lists one directory. dirOS is its path on disk, rel its path below the
 // root ("" for the root). stack holds the directories being walked, only when
 // symlinks are followed, to refuse a link back to one of them.
-func (d *dirScan) walk(ctx context.Context, dirOS, display, rel string, ig *ignorer, stack []os.FileInfo) error {
+func (d *dirScan) walk(ctx context.Context, dirOS, rel string, ig *ignorer, stack []os.FileInfo) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -218,8 +209,7 @@ func (d *dirScan) walk(ctx context.Context, dirOS, display, rel string, ig *igno
 		if ig != nil && ig.ignored(childRel, isDir) {
 			continue
 		}
-		childPath := join(display, childRel)
-		if d.opts.Skip != nil && d.opts.Skip(childPath) {
+		if d.opts.Skip != nil && d.opts.Skip(childRel) {
 			continue
 		}
 		switch {
@@ -237,11 +227,11 @@ func (d *dirScan) walk(ctx context.Context, dirOS, display, rel string, ig *igno
 				}
 				sub = append(stack[:len(stack):len(stack)], target)
 			}
-			if err := d.walk(ctx, childOS, display, childRel, ig, sub); err != nil {
+			if err := d.walk(ctx, childOS, childRel, ig, sub); err != nil {
 				return err
 			}
 		case typ.IsRegular():
-			if err := d.send(ctx, fileJob{os: childOS, path: childPath}); err != nil {
+			if err := d.send(ctx, fileJob{os: childOS, path: childRel}); err != nil {
 				return err
 			}
 		}

@@ -72,16 +72,9 @@ func TestDirIgnoreAndSkips(t *testing.T) {
 		"deep/a/b/c/d/e.txt": "deep\n",
 	})
 	got, st := scanDir(t, []string{root}, DirOptions{MaxSize: 10000, Workers: 3, Skip: func(p string) bool {
-		return strings.HasSuffix(p, "/vendor")
+		return p == "vendor"
 	}})
-	prefix := filepath.ToSlash(root) + "/"
-	trimmed := map[string][]byte{}
-	for k, v := range got {
-		if !strings.HasPrefix(k, prefix) {
-			t.Fatalf("path %q does not start with the root", k)
-		}
-		trimmed[strings.TrimPrefix(k, prefix)] = v
-	}
+	trimmed := got
 	want := ".gitignore,a.go,deep/a/b/c/d/e.txt,keep.log,latin1.txt,nul-late.txt,sub/.gitignore,sub/build/in.txt"
 	if keys(trimmed) != want {
 		t.Fatalf("scanned %s\nwant    %s", keys(trimmed), want)
@@ -99,11 +92,11 @@ func TestDirIgnoreAndSkips(t *testing.T) {
 	// NoIgnore scans ignored files, but never .git.
 	got, _ = scanDir(t, []string{root}, DirOptions{NoIgnore: true, MaxSize: 10000})
 	for _, p := range []string{"x.log", "build/out.txt", "sub/secret.txt"} {
-		if _, ok := got[prefix+p]; !ok {
+		if _, ok := got[p]; !ok {
 			t.Errorf("--no-ignore did not scan %s", p)
 		}
 	}
-	if _, ok := got[prefix+".git/config"]; ok {
+	if _, ok := got[".git/config"]; ok {
 		t.Error(".git scanned")
 	}
 }
@@ -116,8 +109,8 @@ func TestDirRelativeRootAndFileRoot(t *testing.T) {
 	if keys(got) != "b.txt,d/a.txt" {
 		t.Fatalf("paths = %s", keys(got))
 	}
-	got, _ = scanDir(t, []string{"d", "b.txt"}, DirOptions{})
-	if keys(got) != "b.txt,d/a.txt" {
+	got, _ = scanDir(t, []string{"d", "./b.txt"}, DirOptions{})
+	if keys(got) != "a.txt,b.txt" {
 		t.Fatalf("paths = %s", keys(got))
 	}
 	if _, err := Dir(context.Background(), []string{"missing"}, DirOptions{}, func(*Fragment) error { return nil }); !errors.Is(err, os.ErrNotExist) {
