@@ -17,10 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -179,6 +181,10 @@ type reqState struct {
 	audited  bool
 	resource string
 	action   string
+	ua       string
+	// status is what a handler that audits inside its transaction will
+	// answer on success (WillRespond).
+	status int
 }
 
 func state(ctx context.Context) *reqState {
@@ -226,6 +232,29 @@ func AuditEventFor(ctx context.Context, r *http.Request, status int) *AuditEvent
 	}
 }
 
+// WillRespond records the status a handler answers with when its change
+// commits, for AuditEventFromContext.
+func WillRespond(ctx context.Context, status int) { state(ctx).status = status }
+
+// AuditEventFromContext is AuditEventFor for code that has only the
+// request's context (domain services' in-transaction audit hooks). It
+// returns nil outside a request.
+func AuditEventFromContext(ctx context.Context) *AuditEvent {
+	s, _ := ctx.Value(keyRequest).(*reqState)
+	if s == nil {
+		return nil
+	}
+	status := s.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	return &AuditEvent{
+		Time: s.start.UTC(), RequestID: s.id, Caller: s.caller, Action: s.action, Resource: s.resource,
+		SourceAddr: s.src.String(), UserAgent: s.ua, Outcome: outcome(status), Status: status,
+		Latency: time.Since(s.start), Detail: s.detail, Environment: s.env,
+	}
+}
+
 func outcome(status int) string {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusTooManyRequests:
@@ -239,7 +268,7 @@ func outcome(status int) string {
 // ServeHTTP runs the outer middleware: request id, panic recovery, body
 // limit, client address, security headers.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s := &reqState{id: newRequestID(), start: time.Now(), src: a.clientAddr(r)}
+	s := &reqState{id: newRequestID(), start: time.Now(), src: a.clientAddr(r), ua: r.UserAgent()}
 	w.Header().Set("X-Request-Id", s.id)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	ctx := context.WithValue(r.Context(), keyRequest, s)
@@ -367,6 +396,9 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
 	if e.Status == http.StatusServiceUnavailable && e.Code == CodeSealed {
 		w.Header().Set("Retry-After", "5")
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
 	writeJSON(w, e.Status, errorBody{Error: errorObject{Code: e.Code, Message: e.Message, RequestID: state(r.Context()).id, Details: e.Details}})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -34,6 +35,8 @@ type Error struct {
 	Details map[string]any
 	// Err is the internal cause; it is logged, never sent.
 	Err error
+	// RetryAfter, when set, is sent as the Retry-After header (429, 503).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -18,10 +18,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/policy"
 	"github.com/keyward/keyward/internal/secret"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
@@ -31,17 +34,20 @@ import (
 
 // Node is one running keyward server.
 type Node struct {
-	cfg     config.Config
-	log     *slog.Logger
-	store   storage.Store
-	barrier *barrier.Barrier
-	sys     *sys
-	metrics *httpapi.Metrics
-	api     *httpapi.API
-	secrets *secret.Service
-	tokens  *token.Service
-	poller  *events.Poller
-	stop    context.CancelFunc // stops background jobs
+	cfg      config.Config
+	log      *slog.Logger
+	store    storage.Store
+	barrier  *barrier.Barrier
+	sys      *sys
+	metrics  *httpapi.Metrics
+	api      *httpapi.API
+	secrets  *secret.Service
+	tokens   *token.Service
+	policies *policy.Service
+	identity *identity.Manager
+	auditLog *audit.Log
+	poller   *events.Poller
+	stop     context.CancelFunc // stops background jobs
 
 	// Set in dev mode once initialised and unsealed.
 	devRootToken string
@@ -55,6 +61,9 @@ type Options struct {
 	// Store, when set, is used instead of opening the configured storage
 	// (tests run nodes on every backend this way). The node closes it.
 	Store storage.Store
+	// AuditSink, when set, receives every audit entry as a JSON line,
+	// asynchronously.
+	AuditSink io.Writer
 }
 
 // New opens storage, applies migrations, loads the seal state and builds the
@@ -96,29 +105,57 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	mapErrors(errs)
 	httpapi.MapSecretErrors(errs)
 	httpapi.MapTokenErrors(errs)
-	authz := rootOnly{}
+	httpapi.MapIdentityErrors(errs)
+	httpapi.MapPolicyErrors(errs)
+
+	n.auditLog, err = audit.Open(ctx, n.store, n.barrier, audit.Options{Sink: opts.AuditSink, OnSinkError: func(err error) {
+		log.Warn("audit sink failed", "err", err)
+	}})
+	if err != nil {
+		n.store.Close()
+		return nil, fmt.Errorf("opening the audit log: %w", err)
+	}
+	n.sys.healthErr = n.auditLog.Healthy
+	aud := auditor{log: n.auditLog}
+
+	n.policies = policy.NewService(n.store)
+	authz := policyAuthz{svc: n.policies}
 	n.secrets = secret.New(n.store, n.barrier, secret.Options{})
-	n.tokens = token.New(n.store, n.barrier, token.Options{})
+	n.tokens = token.New(n.store, n.barrier, token.Options{MaxTTL: identity.MaxTokenTTL})
 	n.tokens.OnFill = func(t *token.Token) { t.Ext = callerOf(t) }
+	n.identity = identity.New(n.store, n.barrier, n.barrier, identity.Options{
+		Audit: n.identityAudit, OnLockout: n.auditLockout,
+	})
 	n.sys.onUnseal = n.afterUnseal
 	n.sys.onSeal = n.afterSeal
 	n.poller = events.NewPoller(n.store, n.handleEvent, events.Options{Log: log})
 	if err := n.poller.Init(ctx); err != nil {
-		n.store.Close()
+		n.closeEarly()
 		return nil, err
+	}
+	if err := n.policies.Load(ctx); err != nil {
+		n.closeEarly()
+		return nil, fmt.Errorf("loading policies: %w", err)
 	}
 	bg, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	go n.poller.Run(bg)
 
 	routes := httpapi.SysRoutes(n.sys, n.metrics)
-	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz}).Routes()...)
-	routes = append(routes, (&httpapi.Tokens{Svc: n.tokens}).Routes()...)
+	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz, Audit: aud}).Routes()...)
+	routes = append(routes, (&httpapi.Tokens{Svc: n.tokens, Audit: aud}).Routes()...)
+	routes = append(routes, (&httpapi.Identity{Mgr: n.identity, Tokens: n.tokens, Audit: aud, Authz: authz}).Routes()...)
+	routes = append(routes, (&httpapi.Policies{Svc: n.policies, Tokens: n.tokens, Authz: authz, Audit: aud,
+		Changed: func(ctx context.Context, tx storage.Tx, name string) error {
+			return events.Append(ctx, tx, eventPolicyChange, name)
+		}}).Routes()...)
+	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
 	n.api = httpapi.New(httpapi.Deps{
 		Log:          log,
 		Auth:         &tokenAuth{svc: n.tokens},
 		Authz:        authz,
+		Audit:        aud,
 		Sealed:       n.barrier.Sealed,
 		Errors:       errs,
 		Metrics:      n.metrics,
@@ -156,10 +193,24 @@ func (n *Node) afterSeal() {
 	n.tokens.Purge()
 }
 
+// eventPolicyChange tells other nodes to reload their policies.
+const eventPolicyChange = "policy.change"
+
+// closeEarly releases what New opened when New fails.
+func (n *Node) closeEarly() {
+	n.auditLog.Close()
+	n.store.Close()
+}
+
 // handleEvent applies a change made on another node (or this one) to the
 // caches of this node.
 func (n *Node) handleEvent(e events.Event) {
 	n.tokens.HandleEvent(e)
+	if e.Kind == eventPolicyChange {
+		if err := n.policies.Load(context.Background()); err != nil {
+			n.log.Error("reloading policies after a change on another node failed", "err", err)
+		}
+	}
 }
 
 // Close stops background jobs, seals the barrier and closes storage.
@@ -167,9 +218,18 @@ func (n *Node) Close() error {
 	if n.stop != nil {
 		n.stop()
 	}
+	aerr := n.auditLog.Close()
+	if errors.Is(aerr, barrier.ErrSealed) {
+		// Sealed: the last checkpoint cannot be signed; the next unsealed
+		// node signs one. Every entry is stored and chained already.
+		aerr = nil
+	}
 	n.barrier.Seal()
 	n.tokens.Purge()
-	return n.store.Close()
+	if err := n.store.Close(); err != nil {
+		return err
+	}
+	return aerr
 }
 
 // Listen binds the configured address. A port already in use is reported
