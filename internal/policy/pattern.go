@@ -46,7 +46,7 @@ type pattern struct {
 	// nLit leading segments are literals; litPrefix is them joined by "/".
 	nLit      int
 	litPrefix string
-	rest      []seg // segs[nLit:]
+	rest      tailMatcher // segs[nLit:]
 	// Coverage of a whole subtree (AllowedBelow): segs[tail:] holds only "*"
 	// and "**", tailStars of them "*"; tailAny says one of them is "**".
 	tail      int
@@ -85,13 +85,12 @@ func compilePattern(src string) (pattern, error) {
 	for p.nLit < len(p.segs) && p.segs[p.nLit].kind == segLit {
 		p.nLit++
 	}
-	p.rest = p.segs[p.nLit:]
-	for i, g := range p.segs[:p.nLit] {
-		if i > 0 {
-			p.litPrefix += "/"
-		}
-		p.litPrefix += g.text
+	p.rest = newTail(p.segs[p.nLit:])
+	n := -1 // the literal prefix is the start of src
+	for _, g := range p.segs[:p.nLit] {
+		n += 1 + len(g.text)
 	}
+	p.litPrefix = src[:max(n, 0)]
 	p.tail = len(p.segs)
 	for p.tail > 0 && (p.segs[p.tail-1].kind == segOne || p.segs[p.tail-1].kind == segAny) {
 		p.tail--

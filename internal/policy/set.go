@@ -15,10 +15,10 @@ import (
 // allows and denies, and its compiled matchers. Entries are reached two ways:
 //   - per policy and action (byAction), scanned when the caller holds a few
 //     policies, after a cheap check of the pattern's literal prefix;
-//   - through a trie keyed by the pattern's leading literal segments, walked
-//     along the resource's segments when the caller holds many, so the
-//     work grows with the resource's depth and the matching rules rather
-//     than with the number of rules.
+//   - through a trie keyed by the pattern's leading literal and "*"
+//     segments, walked along the resource's segments when the caller holds
+//     many, so the work grows with the resource's depth and the rules that
+//     could match it rather than with the number of rules.
 //
 // Both give the same Decision: among the matching rules of the caller's
 // policies, a deny wins; among several, the lowest (policy name, rule index).
@@ -43,9 +43,46 @@ type entry struct {
 	pat         pattern
 }
 
+// trieNode is reached by the literal and "*" segments leading to it. Its
+// entries are the patterns whose leading literal and "*" segments are that
+// path, stored by value (with the matchers for the rest of the pattern) so
+// a walk reads them in sequence.
 type trieNode struct {
-	children map[string]*trieNode
-	entries  []*entry
+	children map[string]*trieNode // literal next segments
+	star     *trieNode            // a "*" next segment
+	entries  []trieEntry
+}
+
+type trieEntry struct {
+	pol, rule   int32
+	allow, deny uint16
+	tail        tailMatcher
+}
+
+// tailMatcher matches the part of a pattern after a prefix already matched.
+type tailMatcher struct {
+	segs []seg
+	min  int  // segments it needs: those that are not "**"
+	any  bool // it holds a "**", so it takes min segments or more
+}
+
+func newTail(segs []seg) tailMatcher {
+	t := tailMatcher{segs: segs}
+	for _, g := range segs {
+		if g.kind == segAny {
+			t.any = true
+		} else {
+			t.min++
+		}
+	}
+	return t
+}
+
+func (t *tailMatcher) match(s []string) bool {
+	if len(s) < t.min || !t.any && len(s) != t.min {
+		return false
+	}
+	return matchSegs(t.segs, s)
 }
 
 // scanLimit is the most policies a caller may hold for Decide to scan them
@@ -104,8 +141,19 @@ func Compile(ps []*Policy) (*Set, error) {
 						cp.byAction[bit] = append(cp.byAction[bit], e)
 					}
 				}
-				n := s.trie
-				for _, g := range pat.segs[:pat.nLit] {
+				n, i := s.trie, 0
+				for ; i < len(pat.segs); i++ {
+					g := pat.segs[i]
+					if g.kind == segOne {
+						if n.star == nil {
+							n.star = &trieNode{}
+						}
+						n = n.star
+						continue
+					}
+					if g.kind != segLit {
+						break
+					}
 					c := n.children[g.text]
 					if c == nil {
 						c = &trieNode{}
@@ -116,7 +164,7 @@ func Compile(ps []*Policy) (*Set, error) {
 					}
 					n = c
 				}
-				n.entries = append(n.entries, e)
+				n.entries = append(n.entries, trieEntry{pol: e.pol, rule: e.rule, allow: e.allow, deny: e.deny, tail: newTail(pat.segs[i:])})
 			}
 		}
 	}
@@ -199,9 +247,9 @@ func quoteIfOdd(s string) string {
 // hit is the best matching rule so far: the lowest (policy, rule).
 type hit struct{ pol, rule int32 }
 
-func (h *hit) offer(e *entry) {
-	if h.pol < 0 || e.pol < h.pol || e.pol == h.pol && e.rule < h.rule {
-		h.pol, h.rule = e.pol, e.rule
+func (h *hit) offer(pol, rule int32) {
+	if h.pol < 0 || pol < h.pol || pol == h.pol && rule < h.rule {
+		h.pol, h.rule = pol, rule
 	}
 }
 
@@ -252,7 +300,7 @@ func (s *Set) scan(policies []string, bit uint16, resource string, segs []string
 					continue
 				}
 			}
-			if len(segs) < p.nLit || !matchSegs(p.rest, segs[p.nLit:]) {
+			if len(segs) < p.nLit || !p.rest.match(segs[p.nLit:]) {
 				continue
 			}
 			e.record(bit, allow, deny)
@@ -260,8 +308,9 @@ func (s *Set) scan(policies []string, bit uint16, resource string, segs []string
 	}
 }
 
-// walk follows the resource down the trie, checking the entries met on the
-// way that belong to one of the named policies.
+// walk follows the resource down the trie, by its literal segments and by
+// "*" edges, checking the entries met on the way that belong to one of the
+// named policies.
 func (s *Set) walk(policies []string, bit uint16, segs []string, allow, deny *hit) {
 	var stack [16]uint64 // membership bits for sets of up to 1024 policies
 	mark := stack[:]
@@ -275,35 +324,45 @@ func (s *Set) walk(policies []string, bit uint16, segs []string, allow, deny *hi
 			any = true
 		}
 	}
-	if !any {
-		return
+	if any {
+		walkNode(s.trie, segs, 0, mark, bit, allow, deny)
 	}
-	n := s.trie
-	for depth := 0; ; depth++ {
+}
+
+func walkNode(n *trieNode, segs []string, depth int, mark []uint64, bit uint16, allow, deny *hit) {
+	for {
 		rest := segs[depth:]
-		for _, e := range n.entries {
-			if mark[e.pol>>6]&(1<<(e.pol&63)) == 0 || (e.allow|e.deny)&bit == 0 {
+		for i := range n.entries {
+			e := &n.entries[i]
+			if mark[e.pol>>6]&(1<<(e.pol&63)) == 0 || (e.allow|e.deny)&bit == 0 || !e.tail.match(rest) {
 				continue
 			}
-			if matchSegs(e.pat.rest, rest) {
-				e.record(bit, allow, deny)
+			if e.deny&bit != 0 {
+				deny.offer(e.pol, e.rule)
+			}
+			if e.allow&bit != 0 {
+				allow.offer(e.pol, e.rule)
 			}
 		}
 		if depth == len(segs) {
 			return
 		}
+		if n.star != nil {
+			walkNode(n.star, segs, depth+1, mark, bit, allow, deny)
+		}
 		if n = n.children[segs[depth]]; n == nil {
 			return
 		}
+		depth++
 	}
 }
 
 func (e *entry) record(bit uint16, allow, deny *hit) {
 	if e.deny&bit != 0 {
-		deny.offer(e)
+		deny.offer(e.pol, e.rule)
 	}
 	if e.allow&bit != 0 {
-		allow.offer(e)
+		allow.offer(e.pol, e.rule)
 	}
 }
 
