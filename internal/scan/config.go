@@ -1,0 +1,467 @@
+package scan
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config adjusts the default rule set. It comes from a TOML rules file
+// (--config, or .keyward-scan.toml at the scan root) and .keywardignore.
+type Config struct {
+	// Rules replace the default rule with the same ID or are added.
+	Rules []*Rule
+	// Disabled names rules that do not run.
+	Disabled map[string]bool
+	// AllowPaths are globs of paths not to scan ("vendor/**", "**/*.min.js";
+	// a pattern without '/' matches a file or directory name at any depth).
+	AllowPaths []string
+	// AllowRegexes drop a finding whose secret matches one of them.
+	AllowRegexes []*regexp.Regexp
+	// StopWords drop a finding whose secret contains one (ignoring case).
+	StopWords []string
+	// NoDefaultRules starts from an empty rule set instead of DefaultRules.
+	NoDefaultRules bool
+}
+
+// ErrConfig is wrapped by every error LoadConfig and LoadIgnoreFile return
+// for a malformed file.
+var ErrConfig = errors.New("invalid scan configuration")
+
+// fileRule is a [[rules]] table.
+type fileRule struct {
+	ID          string   `toml:"id"`
+	Description string   `toml:"description"`
+	Regex       string   `toml:"regex"`
+	SecretGroup int      `toml:"secret_group"`
+	Keywords    []string `toml:"keywords"`
+	Entropy     float64  `toml:"entropy"`
+	Severity    string   `toml:"severity"`
+	Path        string   `toml:"path"`
+	Allow       []string `toml:"allow"`
+	AllowMatch  []string `toml:"allow_match"`
+	MultiLine   bool     `toml:"multiline"`
+	Window      int      `toml:"window"`
+	Fallback    bool     `toml:"fallback"`
+}
+
+type fileConfig struct {
+	UseDefault *bool      `toml:"use_default_rules"`
+	Rules      []fileRule `toml:"rules"`
+	Disable    struct {
+		IDs []string `toml:"ids"`
+	} `toml:"disable"`
+	Allowlist struct {
+		Paths     []string `toml:"paths"`
+		Regexes   []string `toml:"regexes"`
+		StopWords []string `toml:"stopwords"`
+	} `toml:"allowlist"`
+}
+
+// LoadConfig reads a TOML rules file:
+//
+//	use_default_rules = true          # false: only the rules below
+//	[[rules]]
+//	id = "acme-key"                   # an existing id overrides that rule's given fields
+//	description = "ACME API key"
+//	regex = '''\bacme_[0-9a-f]{32}\b'''
+//	secret_group = 0
+//	keywords = ["acme_"]
+//	entropy = 3.0
+//	severity = "high"                 # critical, high, medium, low
+//	path = '''\.env$'''               # only matching paths
+//	allow = ['''^acme_0+$''']         # per-rule allowlist on the secret
+//	allow_match = ['''(?i)test''']    # per-rule allowlist on the whole match
+//	multiline = false
+//	window = 512
+//	[disable]
+//	ids = ["generic-secret"]
+//	[allowlist]
+//	paths = ["testdata/**"]
+//	regexes = ['''^dummy''']
+//	stopwords = ["sample"]
+//
+// Errors name the file, the rule and the line.
+func LoadConfig(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(file, data)
+}
+
+// ParseConfig is LoadConfig on bytes already read; name is used in errors.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	var fc fileConfig
+	md, err := toml.Decode(string(data), &fc)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%w: rules file %s: line %d: %s", ErrConfig, name, pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("%w: rules file %s: %v", ErrConfig, name, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("%w: rules file %s: unknown key %q", ErrConfig, name, und[0].String())
+	}
+	lines := locateRules(data)
+	cfg := &Config{Disabled: map[string]bool{}}
+	if fc.UseDefault != nil && !*fc.UseDefault {
+		cfg.NoDefaultRules = true
+	}
+	defaults := map[string]*Rule{}
+	for _, r := range DefaultRules() {
+		defaults[r.ID] = r
+	}
+	seen := map[string]bool{}
+	for i, fr := range fc.Rules {
+		loc := lines.rule(i)
+		fail := func(key, format string, args ...any) error {
+			id := fr.ID
+			return fmt.Errorf("%w: rules file %s: rule %q (line %d): %s", ErrConfig, name, id, loc.line(key), fmt.Sprintf(format, args...))
+		}
+		if fr.ID == "" {
+			return nil, fail("", "missing id")
+		}
+		if seen[fr.ID] {
+			return nil, fail("id", "duplicate id")
+		}
+		seen[fr.ID] = true
+		def := func(key string) bool { return isDefinedAt(md, i, key) }
+		var r *Rule
+		if base, ok := defaults[fr.ID]; ok && !cfg.NoDefaultRules {
+			r = base
+		} else {
+			r = &Rule{ID: fr.ID, Severity: Medium}
+			if !def("regex") {
+				return nil, fail("", "missing regex")
+			}
+		}
+		if def("description") {
+			r.Description = fr.Description
+		}
+		if def("regex") {
+			re, err := regexp.Compile(fr.Regex)
+			if err != nil {
+				return nil, fail("regex", "invalid regex: %v", err)
+			}
+			r.Regex = re
+		}
+		if def("secret_group") {
+			r.SecretGroup = fr.SecretGroup
+		}
+		if r.SecretGroup < 0 || r.SecretGroup > r.Regex.NumSubexp() {
+			return nil, fail("secret_group", "secret_group %d but the regex has %d groups", r.SecretGroup, r.Regex.NumSubexp())
+		}
+		if def("keywords") {
+			r.Keywords = nil
+			for _, k := range fr.Keywords {
+				if k == "" {
+					return nil, fail("keywords", "empty keyword")
+				}
+				r.Keywords = append(r.Keywords, lowerASCII(k))
+			}
+		}
+		if def("entropy") {
+			if fr.Entropy < 0 || fr.Entropy > 8 {
+				return nil, fail("entropy", "entropy %v out of range 0..8", fr.Entropy)
+			}
+			r.Entropy = fr.Entropy
+		}
+		if def("severity") {
+			sev, err := ParseSeverity(fr.Severity)
+			if err != nil {
+				return nil, fail("severity", "%v", err)
+			}
+			r.Severity = sev
+		}
+		if def("path") {
+			re, err := regexp.Compile(fr.Path)
+			if err != nil {
+				return nil, fail("path", "invalid path regex: %v", err)
+			}
+			r.Paths = re
+		}
+		if def("allow") {
+			r.Allow = nil
+			for _, a := range fr.Allow {
+				re, err := regexp.Compile(a)
+				if err != nil {
+					return nil, fail("allow", "invalid allow regex: %v", err)
+				}
+				r.Allow = append(r.Allow, re)
+			}
+		}
+		if def("allow_match") {
+			r.AllowMatch = nil
+			for _, a := range fr.AllowMatch {
+				re, err := regexp.Compile(a)
+				if err != nil {
+					return nil, fail("allow_match", "invalid allow_match regex: %v", err)
+				}
+				r.AllowMatch = append(r.AllowMatch, re)
+			}
+		}
+		if def("multiline") {
+			r.MultiLine = fr.MultiLine
+		}
+		if def("window") {
+			if fr.Window < 0 || fr.Window > 1<<20 {
+				return nil, fail("window", "window %d out of range 0..1048576", fr.Window)
+			}
+			r.Window = fr.Window
+		}
+		if def("fallback") {
+			r.Fallback = fr.Fallback
+		}
+		cfg.Rules = append(cfg.Rules, r)
+	}
+	for _, id := range fc.Disable.IDs {
+		if _, ok := defaults[id]; !ok && !seen[id] {
+			return nil, fmt.Errorf("%w: rules file %s: [disable] (line %d): unknown rule %q", ErrConfig, name, lines.disable, id)
+		}
+		cfg.Disabled[id] = true
+	}
+	for _, p := range fc.Allowlist.Paths {
+		if _, err := compileGlob(p); err != nil {
+			return nil, fmt.Errorf("%w: rules file %s: [allowlist] (line %d): %v", ErrConfig, name, lines.allowlist, err)
+		}
+		cfg.AllowPaths = append(cfg.AllowPaths, p)
+	}
+	for _, a := range fc.Allowlist.Regexes {
+		re, err := regexp.Compile(a)
+		if err != nil {
+			return nil, fmt.Errorf("%w: rules file %s: [allowlist] (line %d): invalid regex: %v", ErrConfig, name, lines.allowlist, err)
+		}
+		cfg.AllowRegexes = append(cfg.AllowRegexes, re)
+	}
+	cfg.StopWords = append(cfg.StopWords, fc.Allowlist.StopWords...)
+	return cfg, nil
+}
+
+// isDefinedAt reports whether key is set in the i-th [[rules]] table.
+// MetaData.IsDefined does not index arrays of tables, so look at the keys.
+func isDefinedAt(md toml.MetaData, i int, key string) bool {
+	n := -1
+	for _, k := range md.Keys() {
+		if len(k) == 1 && k[0] == "rules" {
+			n++
+			continue
+		}
+		if len(k) == 2 && k[0] == "rules" && k[1] == key && n == i {
+			return true
+		}
+	}
+	return false
+}
+
+// ruleLines locates, by reading the file as text, the line of each
+// [[rules]] table and of the keys inside it; BurntSushi/toml reports
+// positions only for syntax errors.
+type ruleLines struct {
+	rules     []ruleLoc
+	disable   int
+	allowlist int
+}
+
+type ruleLoc struct {
+	header int
+	keys   map[string]int
+}
+
+func (l ruleLines) rule(i int) ruleLoc {
+	if i < len(l.rules) {
+		return l.rules[i]
+	}
+	return ruleLoc{}
+}
+
+// line returns the line of key in the table, or the table's header line.
+func (r ruleLoc) line(key string) int {
+	if n, ok := r.keys[key]; ok {
+		return n
+	}
+	return r.header
+}
+
+var keyLine = regexp.MustCompile(`^\s*"?([A-Za-z0-9_-]+)"?\s*=`)
+
+func locateRules(data []byte) ruleLines {
+	var l ruleLines
+	cur := -1
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64*1024), len(data)+1)
+	for n := 1; sc.Scan(); n++ {
+		t := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(t, "[[") && strings.Trim(strings.TrimSpace(strings.Trim(t, "[]")), `"`) == "rules":
+			l.rules = append(l.rules, ruleLoc{header: n, keys: map[string]int{}})
+			cur = len(l.rules) - 1
+			continue
+		case strings.HasPrefix(t, "["):
+			cur = -1
+			switch strings.TrimSpace(strings.Trim(t, "[]")) {
+			case "disable":
+				l.disable = n
+			case "allowlist":
+				l.allowlist = n
+			}
+			continue
+		}
+		if cur >= 0 {
+			if m := keyLine.FindStringSubmatch(t); m != nil {
+				if _, dup := l.rules[cur].keys[m[1]]; !dup {
+					l.rules[cur].keys[m[1]] = n
+				}
+			}
+		}
+	}
+	return l
+}
+
+// LoadIgnoreFile reads a .keywardignore file: one path glob per line, blank
+// lines and lines starting with '#' ignored.
+func LoadIgnoreFile(file string) ([]string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var globs []string
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(strings.TrimSuffix(line, "\r"))
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if _, err := compileGlob(line); err != nil {
+			return nil, fmt.Errorf("%w: %s: line %d: %v", ErrConfig, file, n+1, err)
+		}
+		globs = append(globs, line)
+	}
+	return globs, nil
+}
+
+// glob is a compiled path pattern.
+type glob struct {
+	segs     []string // pattern segments; "**" matches any number of segments
+	anywhere bool     // no '/' in the pattern: match any suffix of the path
+}
+
+// compileGlob parses a path glob. Rules, like .gitignore's: a pattern without
+// a '/' (other than a trailing one) matches a file or directory name at any
+// depth; otherwise it is anchored at the scan root. "**" matches any number
+// of directories. A pattern matching a directory matches everything under it.
+func compileGlob(p string) (glob, error) {
+	orig := p
+	p = strings.TrimSpace(p)
+	p = strings.TrimSuffix(p, "/")
+	p = strings.TrimPrefix(p, "./")
+	if p == "" {
+		return glob{}, fmt.Errorf("empty path glob %q", orig)
+	}
+	g := glob{anywhere: !strings.Contains(p, "/")}
+	p = strings.TrimPrefix(p, "/")
+	for s := range strings.SplitSeq(p, "/") {
+		if s == "" {
+			continue
+		}
+		if s != "**" {
+			if _, err := path.Match(s, ""); err != nil {
+				return glob{}, fmt.Errorf("invalid path glob %q: %v", orig, err)
+			}
+		}
+		g.segs = append(g.segs, s)
+	}
+	if len(g.segs) == 0 {
+		return glob{}, fmt.Errorf("empty path glob %q", orig)
+	}
+	return g, nil
+}
+
+func (g glob) match(p string) bool {
+	parts := strings.Split(p, "/")
+	if g.anywhere {
+		for i := range parts {
+			if matchSegs(g.segs, parts[i:]) {
+				return true
+			}
+		}
+		return false
+	}
+	return matchSegs(g.segs, parts)
+}
+
+// matchSegs matches pattern segments against a prefix of the path's
+// segments (a match on a directory covers what is under it).
+func matchSegs(pat, parts []string) bool {
+	if len(pat) == 0 {
+		return true
+	}
+	if pat[0] == "**" {
+		for i := 0; i <= len(parts); i++ {
+			if matchSegs(pat[1:], parts[i:]) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(parts) == 0 {
+		return false
+	}
+	ok, _ := path.Match(pat[0], parts[0])
+	return ok && matchSegs(pat[1:], parts[1:])
+}
+
+// DefaultStopWords are substrings that mark a secret as an example or a
+// placeholder: a match containing one (ignoring case) is not reported.
+func DefaultStopWords() []string {
+	return []string{
+		"example", "placeholder", "xxxxxxxx", "your_api_key", "your-api-key",
+		"yourapikey", "your_token", "your-token", "your_secret", "your-secret",
+		"insert_your", "insert-your", "replace_me", "replace-me", "replaceme",
+		"changeme", "dummy", "redacted", "00000000000000",
+		"akiaiosfodnn7example", // AWS's documented access key id
+	}
+}
+
+// documentedExamples are keys published in providers' documentation.
+var documentedExamples = []string{
+	`^sk_test_4eC39HqLyjWDarjtT1zdp7dc$`,         // Stripe's documented test key
+	`^wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY$`, // AWS's documented secret key
+}
+
+// DefaultAllowRegexes drop secrets that are references or documented
+// examples rather than credentials.
+func DefaultAllowRegexes() []*regexp.Regexp {
+	out := []*regexp.Regexp{
+		regexp.MustCompile(`^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$`), // $VAR, ${VAR}
+		regexp.MustCompile(`^\{\{.*\}\}$`),                     // {{ template }}
+		regexp.MustCompile(`^%[A-Za-z_][A-Za-z0-9_]*%$`),       // %VAR%
+	}
+	for _, e := range documentedExamples {
+		out = append(out, regexp.MustCompile(e))
+	}
+	return out
+}
+
+// DefaultAllowPaths are globs of files that hold digests, not secrets, or
+// third-party code.
+func DefaultAllowPaths() []string {
+	return []string{
+		"go.sum", "go.work.sum", "package-lock.json", "npm-shrinkwrap.json",
+		"yarn.lock", "pnpm-lock.yaml", "Cargo.lock", "poetry.lock", "Pipfile.lock",
+		"composer.lock", "Gemfile.lock", "uv.lock",
+		".git", "node_modules", "vendor", ".keyward-scan.toml",
+		"*.png", "*.jpg", "*.jpeg", "*.gif", "*.ico", "*.webp", "*.bmp", "*.tiff",
+		"*.woff", "*.woff2", "*.ttf", "*.otf", "*.eot",
+		"*.pdf", "*.zip", "*.gz", "*.tgz", "*.bz2", "*.xz", "*.7z", "*.jar",
+		"*.exe", "*.dll", "*.so", "*.dylib", "*.a", "*.o", "*.class", "*.pyc",
+		"*.mp3", "*.mp4", "*.mov", "*.avi", "*.wav",
+	}
+}

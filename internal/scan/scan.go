@@ -1,0 +1,748 @@
+// Package scan is keyward's secret-scanning engine: the rules that describe
+// what a leaked credential looks like and the Engine that finds them in
+// fragments of text produced by package source.
+//
+// # Pipeline
+//
+// For each fragment the Engine
+//
+//  1. lower-cases the bytes (ASCII only) into a pooled buffer;
+//  2. runs one Aho-Corasick automaton over all rule keywords to learn which
+//     keywords occur, then locates each occurring keyword with bytes.Index;
+//  3. for every rule with a keyword hit, builds windows around the hits —
+//     the hit's line clipped to ±Window bytes for single-line rules, ±Window
+//     bytes for multi-line rules — merges overlapping windows, and runs the
+//     rule's regular expression only inside them;
+//  4. keeps the secret capture group and drops it when its Shannon entropy is
+//     below the rule's minimum, its structural validator (checksum, JWT, PEM,
+//     bech32) rejects it, it contains a stop word, an allow regex matches it,
+//     or its line carries the inline marker "keyward:allow";
+//  5. drops a finding of a fallback rule (generic assignments, URLs with
+//     passwords, bearer headers, bare private keys) when a more specific rule
+//     found a secret overlapping it;
+//  6. computes lines and columns, the redacted form and a fingerprint.
+//
+// Regular expressions are Go's RE2 engine, so matching is linear in the input;
+// windows are built in one forward pass that never rescans a byte, so a whole
+// Scan is linear in the fragment's size whatever the input (a 200 MB line,
+// NUL bytes, invalid UTF-8).
+//
+// # Positions
+//
+// Line numbers are 1-based. Columns are 1-based byte offsets within the line.
+// Line/Column point at the first byte of the secret and EndLine/EndColumn at
+// its last byte (inclusive), so a one-line secret spans EndColumn-Column+1
+// bytes.
+//
+// The package never logs and never puts a secret in an error. It may be
+// imported by the scan command and by anything that wants to check text for
+// credentials (the log redactor, the server's push checks).
+package scan
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/cloudflare/ahocorasick"
+
+	"github.com/keyward/keyward/internal/scan/source"
+)
+
+// DefaultWindow is how many bytes either side of a keyword hit a rule's regular
+// expression sees when the rule does not set Window.
+const DefaultWindow = 512
+
+// AllowMarker on a line suppresses every finding on that line.
+const AllowMarker = "keyward:allow"
+
+// ErrInvalidRule is returned (wrapped) by NewEngine and LoadConfig for a rule
+// that cannot be used: no id, no regex, a bad severity or a bad secret group.
+var ErrInvalidRule = errors.New("invalid rule")
+
+// Rule describes one kind of secret.
+type Rule struct {
+	// ID is the rule's stable kebab-case name, such as "github-pat".
+	ID string
+	// Description says what the rule finds, for reports.
+	Description string
+	// Regex finds candidates (Go RE2 syntax: matching is linear time).
+	Regex *regexp.Regexp
+	// SecretGroup is the capture group holding the secret; 0 is the whole
+	// match. When that group did not participate, the first non-empty group
+	// is used.
+	SecretGroup int
+	// Keywords are lower-case strings, one of which must occur in a fragment
+	// for the rule to run; the regex runs only near their occurrences. An
+	// empty list makes the rule run over whole fragments (slow; avoid).
+	Keywords []string
+	// Entropy is the minimum Shannon entropy of the secret in bits per byte;
+	// 0 disables the check.
+	Entropy float64
+	// Validate, when set, is a structural check of the secret (a checksum,
+	// a JWT header, a PEM body). A candidate it rejects is not reported.
+	Validate func(secret []byte) bool
+	// Severity of a finding.
+	Severity Severity
+	// Paths, when set, restricts the rule to files whose path matches.
+	Paths *regexp.Regexp
+	// Allow drops a candidate whose secret matches any of these.
+	Allow []*regexp.Regexp
+	// AllowMatch drops a candidate whose whole match (name, operator and
+	// value for assignment rules) matches any of these.
+	AllowMatch []*regexp.Regexp
+
+	// MultiLine lets a secret span lines (PEM blocks): windows around
+	// keyword hits are not cut at line ends.
+	MultiLine bool
+	// Window is how many bytes either side of a keyword hit the regex sees;
+	// 0 means DefaultWindow. Single-line rules are also cut at line ends.
+	Window int
+	// Fallback marks a broad rule whose finding is dropped when another,
+	// non-fallback rule reported a secret overlapping it.
+	Fallback bool
+}
+
+// window returns the rule's effective window.
+func (r *Rule) window() int {
+	if r.Window > 0 {
+		return r.Window
+	}
+	return DefaultWindow
+}
+
+// check reports whether r is usable.
+func (r *Rule) check() error {
+	if r.ID == "" {
+		return fmt.Errorf("%w: missing id", ErrInvalidRule)
+	}
+	if r.Regex == nil {
+		return fmt.Errorf("%w: rule %q: missing regex", ErrInvalidRule, r.ID)
+	}
+	if r.SecretGroup < 0 || r.SecretGroup > r.Regex.NumSubexp() {
+		return fmt.Errorf("%w: rule %q: secret group %d but the regex has %d groups", ErrInvalidRule, r.ID, r.SecretGroup, r.Regex.NumSubexp())
+	}
+	if _, err := ParseSeverity(string(r.Severity)); err != nil {
+		return fmt.Errorf("%w: rule %q: %v", ErrInvalidRule, r.ID, err)
+	}
+	for _, k := range r.Keywords {
+		if k == "" {
+			return fmt.Errorf("%w: rule %q: empty keyword", ErrInvalidRule, r.ID)
+		}
+	}
+	return nil
+}
+
+// ParseSeverity maps "critical", "high", "medium" or "low" (any case) to a
+// Severity.
+func ParseSeverity(s string) (Severity, error) {
+	switch Severity(strings.ToLower(s)) {
+	case Critical:
+		return Critical, nil
+	case High:
+		return High, nil
+	case Medium:
+		return Medium, nil
+	case Low:
+		return Low, nil
+	}
+	return "", fmt.Errorf("unknown severity %q (want critical, high, medium or low)", s)
+}
+
+// Rank orders severities: critical 4, high 3, medium 2, low 1, anything else 0.
+func (s Severity) Rank() int {
+	switch s {
+	case Critical:
+		return 4
+	case High:
+		return 3
+	case Medium:
+		return 2
+	case Low:
+		return 1
+	}
+	return 0
+}
+
+// Engine scans fragments with a fixed rule set. It is immutable after
+// NewEngine and safe for concurrent use.
+type Engine struct {
+	rules     []*Rule
+	keywords  []string // distinct lower-case keywords
+	kwRules   [][]int  // keyword index → rules using it
+	always    []int    // rules without keywords
+	matcher   *ahocorasick.Matcher
+	stopWords [][]byte // lower-case
+	allowRe   []*regexp.Regexp
+	paths     []glob
+	pool      sync.Pool
+}
+
+// NewEngine builds an engine from cfg: the default rules, replaced or extended
+// by cfg.Rules (same ID replaces), minus cfg.Disabled, with the default
+// allowlists plus cfg's. A nil cfg means the defaults.
+func NewEngine(cfg *Config) (*Engine, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	rules := DefaultRules()
+	if cfg.NoDefaultRules {
+		rules = nil
+	}
+	for _, r := range cfg.Rules {
+		if err := r.check(); err != nil {
+			return nil, err
+		}
+		if i := slices.IndexFunc(rules, func(d *Rule) bool { return d.ID == r.ID }); i >= 0 {
+			rules[i] = r
+		} else {
+			rules = append(rules, r)
+		}
+	}
+	for id := range cfg.Disabled {
+		if !slices.ContainsFunc(rules, func(r *Rule) bool { return r.ID == id }) {
+			return nil, fmt.Errorf("%w: cannot disable unknown rule %q", ErrInvalidRule, id)
+		}
+	}
+	rules = slices.DeleteFunc(rules, func(r *Rule) bool { return cfg.Disabled[r.ID] })
+
+	e := &Engine{rules: rules}
+	kwIndex := map[string]int{}
+	for i, r := range rules {
+		if err := r.check(); err != nil {
+			return nil, err
+		}
+		if len(r.Keywords) == 0 {
+			e.always = append(e.always, i)
+			continue
+		}
+		for _, k := range r.Keywords {
+			k = lowerASCII(k)
+			j, ok := kwIndex[k]
+			if !ok {
+				j = len(e.keywords)
+				kwIndex[k] = j
+				e.keywords = append(e.keywords, k)
+				e.kwRules = append(e.kwRules, nil)
+			}
+			if !slices.Contains(e.kwRules[j], i) {
+				e.kwRules[j] = append(e.kwRules[j], i)
+			}
+		}
+	}
+	e.matcher = ahocorasick.NewStringMatcher(e.keywords)
+
+	for _, w := range append(DefaultStopWords(), cfg.StopWords...) {
+		if w != "" {
+			e.stopWords = append(e.stopWords, []byte(lowerASCII(w)))
+		}
+	}
+	e.allowRe = append(DefaultAllowRegexes(), cfg.AllowRegexes...)
+	for _, p := range append(DefaultAllowPaths(), cfg.AllowPaths...) {
+		g, err := compileGlob(p)
+		if err != nil {
+			return nil, err
+		}
+		e.paths = append(e.paths, g)
+	}
+	return e, nil
+}
+
+// Rules returns the engine's rules, in order. The caller must not modify them.
+func (e *Engine) Rules() []*Rule { return slices.Clone(e.rules) }
+
+// AllowPath reports whether path (slash-separated, relative to the scan
+// root) matches an allow glob, so that its contents are not scanned.
+func (e *Engine) AllowPath(path string) bool {
+	path = strings.TrimPrefix(path, "./")
+	for _, g := range e.paths {
+		if g.match(path) {
+			return true
+		}
+	}
+	return false
+}
+
+// scratch is per-Scan working memory, pooled.
+type scratch struct {
+	lower   []byte
+	pos     []int   // offsets of one keyword
+	ruleHit [][]int // rule index → sorted keyword hits (start, end pairs)
+	lines   []int   // offsets of '\n' in the fragment, built lazily
+	linesOK bool
+}
+
+// cand is a finding before positions are computed.
+type cand struct {
+	rule       int
+	start, end int // secret, offsets in Data
+	mStart     int // whole match start, offsets in Data
+	mEnd       int
+}
+
+// Scan finds secrets in one fragment. It never panics on any input and is
+// safe for concurrent use. Findings are ordered by position.
+func (e *Engine) Scan(f *source.Fragment) []Finding {
+	if f == nil || len(f.Data) == 0 || e.AllowPath(f.Path) {
+		return nil
+	}
+	s, _ := e.pool.Get().(*scratch)
+	if s == nil {
+		s = &scratch{}
+	}
+	defer e.pool.Put(s)
+	s.linesOK = false
+	s.lines = s.lines[:0]
+
+	data := f.Data
+	s.lower = lowerInto(s.lower[:0], data)
+	lower := s.lower
+
+	if len(s.ruleHit) < len(e.rules) {
+		s.ruleHit = make([][]int, len(e.rules))
+	}
+	active := s.ruleHit[:len(e.rules)]
+	for i := range active {
+		active[i] = active[i][:0]
+	}
+	var ran []int
+	for _, k := range e.matcher.MatchThreadSafe(lower) {
+		kw := []byte(e.keywords[k])
+		pos := s.pos[:0]
+		for off := 0; off < len(lower); {
+			i := bytes.Index(lower[off:], kw)
+			if i < 0 {
+				break
+			}
+			pos = append(pos, off+i)
+			off += i + len(kw)
+		}
+		s.pos = pos
+		for _, ri := range e.kwRules[k] {
+			if p := e.rules[ri].Paths; p != nil && !p.MatchString(f.Path) {
+				continue
+			}
+			if len(active[ri]) == 0 {
+				ran = append(ran, ri)
+			}
+			for _, i := range pos {
+				active[ri] = append(active[ri], i, i+len(kw))
+			}
+		}
+	}
+	var cands []cand
+	for _, ri := range ran {
+		hits := active[ri]
+		if len(e.rules[ri].Keywords) > 1 {
+			sortPairs(hits)
+		}
+		cands = e.runRule(cands, ri, data, lower, hits)
+	}
+	for _, ri := range e.always {
+		if p := e.rules[ri].Paths; p != nil && !p.MatchString(f.Path) {
+			continue
+		}
+		cands = e.runWindow(cands, ri, data, lower, 0, len(data))
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	cands = e.dropShadowed(cands)
+	out := make([]Finding, 0, len(cands))
+	for _, c := range cands {
+		out = append(out, e.finding(f, s, c))
+	}
+	return out
+}
+
+// sortPairs sorts a flat list of (start, end) pairs by start.
+func sortPairs(p []int) {
+	n := len(p) / 2
+	idx := make([][2]int, n)
+	for i := range n {
+		idx[i] = [2]int{p[2*i], p[2*i+1]}
+	}
+	slices.SortFunc(idx, func(a, b [2]int) int { return a[0] - b[0] })
+	for i, v := range idx {
+		p[2*i], p[2*i+1] = v[0], v[1]
+	}
+}
+
+// runRule builds the windows for rule ri from its sorted keyword hits and
+// runs the rule in each. Windows are built in one forward pass: every byte is
+// scanned for line ends at most once per rule.
+func (e *Engine) runRule(cands []cand, ri int, data, lower []byte, hits []int) []cand {
+	r := e.rules[ri]
+	w := r.window()
+	n := len(data)
+	curS, curE := -1, -1
+	atLineEnd := false // the current window ends at a '\n' or at the end of data
+	for i := 0; i < len(hits); i += 2 {
+		p, q := hits[i], hits[i+1]
+		hi := min(n, q+w)
+		if curS >= 0 {
+			if q <= curE {
+				continue
+			}
+			if r.MultiLine {
+				if p-w <= curE {
+					curE = max(curE, hi)
+					continue
+				}
+			} else if !atLineEnd && p-w <= curE {
+				// Extend the current window along its line.
+				if j := bytes.IndexByte(data[curE:hi], '\n'); j >= 0 {
+					curE += j
+					atLineEnd = true
+				} else {
+					curE = hi
+					atLineEnd = curE == n
+				}
+				if q <= curE {
+					continue
+				}
+			}
+			cands = e.runWindow(cands, ri, data, lower, curS, curE)
+		}
+		lo := max(0, p-w)
+		if curS >= 0 && curE > lo {
+			lo = min(curE, p)
+		}
+		if r.MultiLine {
+			curS, curE = lo, hi
+			continue
+		}
+		curS = lo
+		if j := bytes.LastIndexByte(data[lo:p], '\n'); j >= 0 {
+			curS = lo + j + 1
+		}
+		curE = hi
+		atLineEnd = hi == n
+		if j := bytes.IndexByte(data[p:hi], '\n'); j >= 0 {
+			curE = p + j
+			atLineEnd = true
+		}
+	}
+	if curS >= 0 {
+		cands = e.runWindow(cands, ri, data, lower, curS, curE)
+	}
+	return cands
+}
+
+// runWindow runs rule ri over data[s:t] and appends the candidates that pass
+// every filter.
+func (e *Engine) runWindow(cands []cand, ri int, data, lower []byte, s, t int) []cand {
+	if s >= t {
+		return cands
+	}
+	r := e.rules[ri]
+	for _, m := range r.Regex.FindAllSubmatchIndex(data[s:t], -1) {
+		a, b := m[0], m[1]
+		if g := r.SecretGroup; g > 0 && m[2*g] >= 0 {
+			a, b = m[2*g], m[2*g+1]
+		} else if g > 0 {
+			a, b = -1, -1
+			for k := 1; 2*k < len(m); k++ {
+				if m[2*k] >= 0 && m[2*k+1] > m[2*k] {
+					a, b = m[2*k], m[2*k+1]
+					break
+				}
+			}
+			if a < 0 {
+				continue
+			}
+		}
+		if b <= a {
+			continue
+		}
+		secret := data[s+a : s+b]
+		if !e.keep(r, secret) || matchAny(r.AllowMatch, data[s+m[0]:s+m[1]]) {
+			continue
+		}
+		if e.allowedLine(lower, s+m[0], s+m[1]) {
+			continue
+		}
+		cands = append(cands, cand{rule: ri, start: s + a, end: s + b, mStart: s + m[0], mEnd: s + m[1]})
+	}
+	return cands
+}
+
+// keep applies the secret filters: entropy, validator, stop words, allow
+// regexes.
+func (e *Engine) keep(r *Rule, secret []byte) bool {
+	if r.Entropy > 0 && ShannonEntropy(secret) < r.Entropy {
+		return false
+	}
+	if r.Validate != nil && !r.Validate(secret) {
+		return false
+	}
+	if containsFold(secret, e.stopWords) {
+		return false
+	}
+	for _, re := range r.Allow {
+		if re.Match(secret) {
+			return false
+		}
+	}
+	for _, re := range e.allowRe {
+		if re.Match(secret) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchAny(res []*regexp.Regexp, b []byte) bool {
+	for _, re := range res {
+		if re.Match(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowedMarkerReach bounds how far from a secret, on its line, the allow
+// marker is looked for, so that checking is constant time per finding even
+// on a 200 MB line.
+const allowMarkerReach = 4096
+
+// allowedLine reports whether the first or the last line of data[a:b]
+// carries the allow marker (within allowMarkerReach bytes of the match).
+func (e *Engine) allowedLine(lower []byte, a, b int) bool {
+	if markerOnLine(lower, a) {
+		return true
+	}
+	return b-1 > a && bytes.IndexByte(lower[a:b], '\n') >= 0 && markerOnLine(lower, b-1)
+}
+
+// markerOnLine reports whether the line holding lower[i] carries the marker.
+func markerOnLine(lower []byte, i int) bool {
+	lo := max(0, i-allowMarkerReach)
+	hi := min(len(lower), i+allowMarkerReach)
+	ls := lo
+	if j := bytes.LastIndexByte(lower[lo:i], '\n'); j >= 0 {
+		ls = lo + j + 1
+	}
+	le := hi
+	if j := bytes.IndexByte(lower[i:hi], '\n'); j >= 0 {
+		le = i + j
+	}
+	return bytes.Contains(lower[ls:le], []byte(AllowMarker))
+}
+
+// dropShadowed removes fallback findings overlapping a specific finding and
+// duplicate findings of the same secret span, and sorts by position.
+func (e *Engine) dropShadowed(cands []cand) []cand {
+	slices.SortStableFunc(cands, func(a, b cand) int {
+		if a.start != b.start {
+			return a.start - b.start
+		}
+		return a.end - b.end
+	})
+	var specific []cand
+	for _, c := range cands {
+		if !e.rules[c.rule].Fallback {
+			specific = append(specific, c)
+		}
+	}
+	if len(specific) == len(cands) {
+		return cands
+	}
+	out := cands[:0]
+	j := 0
+	for _, c := range cands {
+		if e.rules[c.rule].Fallback {
+			// specific is sorted by start; skip those ending before c.
+			for j < len(specific) && specific[j].mEnd <= c.mStart && specific[j].end <= c.start {
+				j++
+			}
+			shadowed := false
+			for k := j; k < len(specific) && specific[k].start < c.mEnd; k++ {
+				if overlaps(specific[k], c) {
+					shadowed = true
+					break
+				}
+			}
+			if shadowed {
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// overlaps reports whether the secrets of a and b overlap, or one secret lies
+// inside the other's match.
+func overlaps(a, b cand) bool {
+	return a.start < b.end && b.start < a.end ||
+		a.start < b.mEnd && b.mStart < a.end
+}
+
+// finding turns a candidate into a Finding with positions and metadata.
+func (e *Engine) finding(f *source.Fragment, s *scratch, c cand) Finding {
+	r := e.rules[c.rule]
+	secret := string(f.Data[c.start:c.end])
+	line, col := position(f, s, c.start)
+	endLine, endCol := position(f, s, c.end-1)
+	return Finding{
+		Rule:        r.ID,
+		Description: r.Description,
+		Severity:    r.Severity,
+		File:        f.Path,
+		Line:        line,
+		Column:      col,
+		EndLine:     endLine,
+		EndColumn:   endCol,
+		Commit:      f.Commit,
+		Author:      f.Author,
+		Email:       f.Email,
+		Date:        f.Date,
+		Fingerprint: Fingerprint(r.ID, f.Path, f.Commit, secret),
+		Redacted:    Redact(secret),
+		Entropy:     math.Round(ShannonEntropy([]byte(secret))*1000) / 1000,
+		Secret:      secret,
+	}
+}
+
+// position returns the 1-based line and column of byte off of f.Data.
+func position(f *source.Fragment, s *scratch, off int) (line, col int) {
+	if !s.linesOK {
+		d := f.Data
+		for i := 0; ; {
+			j := bytes.IndexByte(d[i:], '\n')
+			if j < 0 {
+				break
+			}
+			s.lines = append(s.lines, i+j)
+			i += j + 1
+		}
+		s.linesOK = true
+	}
+	// idx = number of newlines before off.
+	idx, _ := slices.BinarySearch(s.lines, off)
+	startLine := f.StartLine
+	if startLine < 1 {
+		startLine = 1
+	}
+	startCol := f.StartColumn
+	if startCol < 1 {
+		startCol = 1
+	}
+	switch {
+	case len(f.LineMap) > idx:
+		line = f.LineMap[idx]
+	case len(f.LineMap) > 0:
+		last := len(f.LineMap) - 1
+		line = f.LineMap[last] + idx - last
+	default:
+		line = startLine + idx
+	}
+	if idx == 0 {
+		col = startCol + off
+	} else {
+		col = off - s.lines[idx-1]
+	}
+	return line, col
+}
+
+// lowerInto appends the ASCII-lower-cased data to dst.
+func lowerInto(dst, data []byte) []byte {
+	dst = slices.Grow(dst, len(data))[:len(data)]
+	for i, c := range data {
+		dst[i] = lowerTable[c]
+	}
+	return dst
+}
+
+var lowerTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if 'A' <= i && i <= 'Z' {
+			t[i] = byte(i + 'a' - 'A')
+		}
+	}
+	return t
+}()
+
+func lowerASCII(s string) string {
+	return string(lowerInto(nil, []byte(s)))
+}
+
+// containsFold reports whether b contains any of the lower-case words,
+// ignoring ASCII case.
+func containsFold(b []byte, words [][]byte) bool {
+	if len(words) == 0 {
+		return false
+	}
+	var buf [128]byte
+	l := lowerInto(buf[:0], b)
+	for _, w := range words {
+		if bytes.Contains(l, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// ShannonEntropy returns the Shannon entropy of b in bits per byte (0 for an
+// empty slice).
+func ShannonEntropy(b []byte) float64 {
+	if len(b) == 0 {
+		return 0
+	}
+	var counts [256]int
+	for _, c := range b {
+		counts[c]++
+	}
+	n := float64(len(b))
+	h := 0.0
+	for _, c := range counts {
+		if c > 0 {
+			p := float64(c) / n
+			h -= p * math.Log2(p)
+		}
+	}
+	return h
+}
+
+// Fingerprint identifies a finding independently of its line, so a baseline
+// survives edits above a secret: hex(sha256(rule ‖ 0 ‖ path ‖ 0 ‖ secret
+// [‖ 0 ‖ commit]))[:32]. The commit is included for findings in git history.
+func Fingerprint(rule, path, commit, secret string) string {
+	h := sha256.New()
+	h.Write([]byte(rule))
+	h.Write([]byte{0})
+	h.Write([]byte(path))
+	h.Write([]byte{0})
+	h.Write([]byte(secret))
+	if commit != "" {
+		h.Write([]byte{0})
+		h.Write([]byte(commit))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// Redact returns the form of a secret that reports show: its first four
+// characters and "…" (fewer characters for short secrets, so at most a
+// quarter of a short secret is revealed).
+func Redact(secret string) string {
+	n := 4
+	if k := utf8.RuneCountInString(secret) / 4; k < n {
+		n = k
+	}
+	i := 0
+	for range n {
+		_, size := utf8.DecodeRuneInString(secret[i:])
+		i += size
+	}
+	return strings.ToValidUTF8(secret[:i], "?") + "…"
+}
