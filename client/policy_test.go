@@ -56,4 +56,3 @@ func TestPolicyMethods(t *testing.T) {
 		t.Errorf("explain body %v", m)
 	}
 }
-
