@@ -88,7 +88,11 @@ func folderRes(r *http.Request) (string, error) {
 	if prefix != "" {
 		AddAuditDetail(r.Context(), "prefix", prefix)
 	}
-	return "projects/" + p + "/envs/" + e + "/secrets/" + prefix, nil
+	res := "projects/" + p + "/envs/" + e + "/secrets"
+	if prefix = strings.Trim(prefix, "/"); prefix != "" {
+		res += "/" + prefix
+	}
+	return res, nil
 }
 
 // auditFn returns the in-transaction audit hook of a change.
@@ -446,7 +450,7 @@ func (s *Secrets) reaches(c *Caller, action, resource string) bool {
 	if pa, ok := s.Authz.(interface {
 		AllowedBelow(c *Caller, action, prefix string) bool
 	}); ok {
-		return pa.AllowedBelow(c, action, resource+"/")
+		return pa.AllowedBelow(c, action, strings.TrimSuffix(resource, "/"))
 	}
 	return false
 }
