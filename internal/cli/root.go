@@ -103,6 +103,8 @@ var commands = []func(*Env) *cobra.Command{
 	newSecretCmd,
 	newRunCmd,
 	newExportCmd,
+	newLoginCmd, newLogoutCmd, newTokenCmd,
+	newScanCmd, newHookCmd,
 }
 
 // Run executes args and returns the process exit code, printing errors to

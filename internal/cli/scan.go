@@ -1,0 +1,509 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/scan"
+	"github.com/keyward/keyward/internal/scan/report"
+	"github.com/keyward/keyward/internal/scan/source"
+)
+
+// Exit codes of keyward scan.
+const (
+	scanExitClean    = 0
+	scanExitFindings = 1
+	scanExitError    = 2
+)
+
+// Files keyward scan looks for at the scan root.
+const (
+	scanConfigFile = ".keyward-scan.toml"
+	scanIgnoreFile = ".keywardignore"
+)
+
+type scanFlags struct {
+	git, allRefs, staged        bool
+	since                       string
+	noIgnore, followSymlinks    bool
+	maxSize                     string
+	config                      string
+	baseline, writeBaseline     string
+	format, report              string
+	showSecrets, noColor, quiet bool
+	workers                     int
+}
+
+func newScanCmd(env *Env) *cobra.Command {
+	var fl scanFlags
+	cmd := &cobra.Command{
+		Use:   "scan [PATH...]",
+		Short: "Find secrets in files, git history, staged changes or standard input",
+		Long: `Scan finds credentials (API keys, tokens, private keys, passwords in
+connection strings, keyward's own kw*_ credentials) in code, history and logs.
+It works offline and never sends a secret anywhere.
+
+Sources:
+  keyward scan [PATH...]       files and directories (default "."), honouring
+                               .gitignore unless --no-ignore; binary files and
+                               files over --max-size are skipped and counted
+  keyward scan --git [REPO]    every line added by every commit of HEAD's history
+                               (--all-refs: every branch and tag; --since REV:
+                               only commits after REV); findings name the commit
+  keyward scan --staged        the lines the next commit adds (the pre-commit path)
+  keyward scan -               standard input (logs, build output, kubectl -o yaml)
+
+Exit codes: 0 no findings, 1 findings, 2 error (bad flag, unreadable config,
+invalid rule). Unreadable files are reported as warnings and do not change
+the exit code.
+
+Allowlisting, from the narrowest to the widest:
+  - a "keyward:allow" comment on the line of a false positive;
+  - .keywardignore at the scan root: path globs, one a line (testdata/**, *.min.js);
+  - a rules file (--config FILE, else .keyward-scan.toml at the scan root) with
+    [allowlist] regexes, stopwords and paths, [disable] ids, or rules of its own;
+  - a baseline: --write-baseline FILE records today's findings; --baseline FILE
+    then reports only findings not in it (keyed by rule, file and secret, so
+    moving a line does not re-open it).
+
+Secrets are shown as their first characters and "…" unless --show-secrets.
+See docs/scanning.md for the rules file format and CI recipes.`,
+		Example: `  keyward scan                                  # the working directory
+  keyward scan --git --since origin/main        # commits not yet on main
+  keyward scan --staged                         # what is about to be committed
+  kubectl get secret -o yaml | keyward scan -   # a pipe
+  keyward scan --format sarif --report keyward.sarif   # for GitHub code scanning
+  keyward scan --write-baseline .keyward-baseline.json # accept what exists today
+  keyward scan --baseline .keyward-baseline.json       # fail only on new findings`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			code, err := runScan(cmd.Context(), env, &fl, args)
+			if err != nil {
+				var ue usageError
+				if errors.As(err, &ue) {
+					return err
+				}
+				return &ExitError{Code: scanExitError, Err: err}
+			}
+			if code != scanExitClean {
+				return &ExitError{Code: code}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&fl.git, "git", false, "scan git history (the lines each commit added) instead of files")
+	f.StringVar(&fl.since, "since", "", "with --git: only commits after `REV` (REV..HEAD)")
+	f.BoolVar(&fl.allRefs, "all-refs", false, "with --git: every branch and tag, not only HEAD")
+	f.BoolVar(&fl.staged, "staged", false, "scan the staged changes (git diff --cached), for a pre-commit hook")
+	f.BoolVar(&fl.noIgnore, "no-ignore", false, "also scan files that .gitignore excludes")
+	f.BoolVar(&fl.followSymlinks, "follow-symlinks", false, "follow symbolic links (loops are detected)")
+	f.StringVar(&fl.maxSize, "max-size", "10MiB", "skip files larger than `SIZE` (bytes, or with KB, MB, KiB, MiB...)")
+	f.StringVar(&fl.config, "config", "", "rules `FILE` (default: "+scanConfigFile+" at the scan root, if present)")
+	f.StringVar(&fl.baseline, "baseline", "", "report only findings not in this baseline `FILE`")
+	f.StringVar(&fl.writeBaseline, "write-baseline", "", "write all findings to `FILE` as a baseline (and exit 0)")
+	f.StringVarP(&fl.format, "format", "o", "text", "output format: text, json, sarif or csv")
+	f.StringVar(&fl.format, "output", "text", "alias of --format")
+	f.MarkHidden("output")
+	f.StringVar(&fl.report, "report", "", "write the report in --format to `FILE` (standard output then gets the text form)")
+	f.BoolVar(&fl.showSecrets, "show-secrets", false, "print full secrets instead of their first characters")
+	f.IntVar(&fl.workers, "workers", 0, "files scanned at once (default: number of CPUs)")
+	f.BoolVar(&fl.noColor, "no-color", false, "no colours in text output (also $NO_COLOR)")
+	f.BoolVarP(&fl.quiet, "quiet", "q", false, "no summary or progress on standard error")
+	return cmd
+}
+
+// scanPlan is what the flags and arguments ask for, validated.
+type scanPlan struct {
+	mode    string // "dir", "git", "staged", "stdin"
+	roots   []string
+	root    string // where the rules file and .keywardignore are looked for
+	maxSize int64
+	workers int
+}
+
+func planScan(fl *scanFlags, args []string) (scanPlan, error) {
+	p := scanPlan{mode: "dir", roots: args, root: "."}
+	if !slices.Contains(report.Formats, fl.format) {
+		return p, Usagef("--format %q: want one of %s", fl.format, strings.Join(report.Formats, ", "))
+	}
+	n, err := parseSize(fl.maxSize)
+	if err != nil {
+		return p, Usagef("--max-size: %v", err)
+	}
+	p.maxSize = n
+	if fl.workers < 0 {
+		return p, Usagef("--workers %d: want a positive number", fl.workers)
+	}
+	p.workers = fl.workers
+	if p.workers == 0 {
+		p.workers = runtime.GOMAXPROCS(0)
+	}
+	if fl.since != "" || fl.allRefs {
+		fl.git = true
+	}
+	switch {
+	case fl.git && fl.staged:
+		return p, Usagef("--staged and --git are different sources: give one")
+	case slices.Contains(args, "-"):
+		if len(args) > 1 || fl.git || fl.staged {
+			return p, Usagef(`"-" (standard input) cannot be combined with other paths, --git or --staged`)
+		}
+		p.mode = "stdin"
+	case fl.git || fl.staged:
+		p.mode = "git"
+		if fl.staged {
+			p.mode = "staged"
+		}
+		if len(args) > 1 {
+			return p, Usagef("--git and --staged scan one repository; got %d paths", len(args))
+		}
+		if len(args) == 1 {
+			p.root = args[0]
+		}
+	default:
+		if len(args) == 0 {
+			p.roots = []string{"."}
+		}
+		if len(p.roots) == 1 {
+			if fi, err := os.Stat(p.roots[0]); err == nil && fi.IsDir() {
+				p.root = p.roots[0]
+			}
+		}
+	}
+	return p, nil
+}
+
+// parseSize reads "10MiB", "500KB", "1.5MB" or a plain number of bytes.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := t, ""
+	if i >= 0 {
+		num, unit = t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	}
+	mult := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
+		"ki": 1 << 10, "kib": 1 << 10, "mi": 1 << 20, "mib": 1 << 20, "gi": 1 << 30, "gib": 1 << 30,
+	}[unit]
+	v, err := strconv.ParseFloat(num, 64)
+	if mult == 0 || err != nil || v <= 0 || v*mult > 1<<50 {
+		return 0, fmt.Errorf("%q: want a positive size such as 10MiB, 500KB or 1048576", s)
+	}
+	return int64(v * mult), nil
+}
+
+// loadScanConfig reads the rules file and .keywardignore for root.
+func loadScanConfig(fl *scanFlags, root string) (*scan.Config, error) {
+	var cfg *scan.Config
+	file := fl.config
+	if file == "" {
+		if p := filepath.Join(root, scanConfigFile); fileExists(p) {
+			file = p
+		}
+	}
+	if file != "" {
+		c, err := scan.LoadConfig(file)
+		if err != nil {
+			return nil, fmt.Errorf("rules file: %w", err)
+		}
+		cfg = c
+	}
+	if p := filepath.Join(root, scanIgnoreFile); fileExists(p) {
+		globs, err := scan.LoadIgnoreFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", scanIgnoreFile, err)
+		}
+		if cfg == nil {
+			cfg = &scan.Config{}
+		}
+		cfg.AllowPaths = append(cfg.AllowPaths, globs...)
+	}
+	return cfg, nil
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// runScan does the work and returns the exit code.
+func runScan(ctx context.Context, env *Env, fl *scanFlags, args []string) (int, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	start := time.Now()
+	plan, err := planScan(fl, args)
+	if err != nil {
+		return scanExitError, err
+	}
+	cfg, err := loadScanConfig(fl, plan.root)
+	if err != nil {
+		return scanExitError, err
+	}
+	eng, err := scan.NewEngine(cfg)
+	if err != nil {
+		return scanExitError, fmt.Errorf("rules: %w", err)
+	}
+	var base scan.Baseline
+	if fl.baseline != "" {
+		if base, err = scan.LoadBaseline(fl.baseline); err != nil {
+			return scanExitError, err
+		}
+	}
+
+	col := &collector{}
+	prog := startProgress(env, fl.quiet, col)
+	st, err := runSource(ctx, env, plan, fl, eng, col)
+	prog.stop()
+	if err != nil {
+		return scanExitError, err
+	}
+	if !fl.quiet {
+		for _, e := range st.Errors {
+			fmt.Fprintf(env.Stderr, "warning: %v\n", e)
+		}
+		if extra := st.Unreadable - int64(len(st.Errors)); extra > 0 {
+			fmt.Fprintf(env.Stderr, "warning: %d more unreadable files or directories\n", extra)
+		}
+	}
+
+	all := dedupe(col.findings)
+	sortFindings(all)
+	if fl.writeBaseline != "" {
+		if err := scan.WriteBaseline(fl.writeBaseline, all); err != nil {
+			return scanExitError, err
+		}
+	}
+	findings := all
+	if fl.baseline != "" {
+		findings = slices.DeleteFunc(slices.Clone(all), base.Contains)
+	}
+
+	opts := report.Options{ShowSecrets: fl.showSecrets, Version: version()}
+	if fl.report != "" {
+		if err := writeReportFile(fl.report, fl.format, findings, opts); err != nil {
+			return scanExitError, err
+		}
+		opts.Color = useColor(env, fl)
+		if err := report.Write(env.Stdout, "text", findings, opts); err != nil {
+			return scanExitError, err
+		}
+	} else {
+		opts.Color = fl.format == "text" && useColor(env, fl)
+		if err := report.Write(env.Stdout, fl.format, findings, opts); err != nil {
+			return scanExitError, err
+		}
+	}
+	if !fl.quiet {
+		line := report.Summary(st, len(findings), time.Since(start))
+		if n := len(all) - len(findings); n > 0 {
+			line += fmt.Sprintf("; %d in the baseline", n)
+		}
+		fmt.Fprintln(env.Stderr, line)
+		if fl.writeBaseline != "" {
+			fmt.Fprintf(env.Stderr, "wrote %d findings to the baseline %s\n", len(all), fl.writeBaseline)
+		}
+	}
+	if len(findings) > 0 && fl.writeBaseline == "" {
+		return scanExitFindings, nil
+	}
+	return scanExitClean, nil
+}
+
+// runSource feeds the chosen source through the engine into col.
+func runSource(ctx context.Context, env *Env, plan scanPlan, fl *scanFlags, eng *scan.Engine, col *collector) (source.Stats, error) {
+	switch plan.mode {
+	case "stdin":
+		return source.Reader(ctx, "-", env.Stdin, col.emit(eng, ""))
+	case "git", "staged":
+		return source.Git(ctx, plan.root, source.GitOptions{
+			Since: fl.since, AllRefs: fl.allRefs, Staged: plan.mode == "staged", Workers: plan.workers,
+		}, col.emit(eng, ""))
+	}
+	var total source.Stats
+	for _, root := range plan.roots {
+		prefix := ""
+		if fi, err := os.Stat(root); err == nil && fi.IsDir() {
+			if r := filepath.ToSlash(filepath.Clean(root)); r != "." {
+				prefix = r
+			}
+		}
+		st, err := source.Dir(ctx, []string{root}, source.DirOptions{
+			NoIgnore: fl.noIgnore, MaxSize: plan.maxSize, Workers: plan.workers,
+			FollowSymlinks: fl.followSymlinks, Skip: eng.AllowPath,
+		}, col.emit(eng, prefix))
+		total.Files += st.Files
+		total.Bytes += st.Bytes
+		total.SkippedBinary += st.SkippedBinary
+		total.SkippedLarge += st.SkippedLarge
+		total.Unreadable += st.Unreadable
+		total.Errors = append(total.Errors, st.Errors...)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return total, Usagef("%v", err)
+			}
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// collector gathers findings from concurrent workers.
+type collector struct {
+	mu       sync.Mutex
+	findings []scan.Finding
+	bytes    atomic.Int64
+	count    atomic.Int64
+}
+
+// emit returns the source callback: scan the fragment, keep its findings,
+// with prefix (the directory root) joined to their paths.
+func (c *collector) emit(eng *scan.Engine, prefix string) func(*source.Fragment) error {
+	return func(f *source.Fragment) error {
+		found := eng.Scan(f)
+		c.bytes.Add(int64(len(f.Data)))
+		if len(found) == 0 {
+			return nil
+		}
+		if prefix != "" {
+			for i := range found {
+				found[i].File = path.Join(prefix, found[i].File)
+			}
+		}
+		c.count.Add(int64(len(found)))
+		c.mu.Lock()
+		c.findings = append(c.findings, found...)
+		c.mu.Unlock()
+		return nil
+	}
+}
+
+// dedupe drops repeats of one finding. Overlapping fragments of a large
+// file can report a secret twice, or once whole and once cut at a fragment's
+// edge: of the findings of one rule in one file (and commit) whose spans
+// overlap, the first and longest is kept.
+func dedupe(fs []scan.Finding) []scan.Finding {
+	slices.SortFunc(fs, func(a, b scan.Finding) int {
+		return cmp.Or(
+			cmp.Compare(a.File, b.File),
+			cmp.Compare(a.Commit, b.Commit),
+			cmp.Compare(a.Rule, b.Rule),
+			cmp.Compare(a.Line, b.Line),
+			cmp.Compare(a.Column, b.Column),
+			cmp.Compare(b.EndLine, a.EndLine),
+			cmp.Compare(b.EndColumn, a.EndColumn),
+		)
+	})
+	out := fs[:0]
+	for _, f := range fs {
+		if n := len(out); n > 0 {
+			last := &out[n-1]
+			if last.File == f.File && last.Commit == f.Commit && last.Rule == f.Rule &&
+				(f.Line < last.EndLine || f.Line == last.EndLine && f.Column <= last.EndColumn) {
+				continue
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// sortFindings orders findings by file, position, rule, then history.
+func sortFindings(fs []scan.Finding) {
+	slices.SortFunc(fs, func(a, b scan.Finding) int {
+		return cmp.Or(
+			cmp.Compare(a.File, b.File),
+			cmp.Compare(a.Line, b.Line),
+			cmp.Compare(a.Column, b.Column),
+			cmp.Compare(a.Rule, b.Rule),
+			b.Date.Compare(a.Date), // newest commit first
+			cmp.Compare(a.Commit, b.Commit),
+		)
+	})
+}
+
+func writeReportFile(name, format string, findings []scan.Finding, opts report.Options) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := report.Write(f, format, findings, opts); err != nil {
+		f.Close()
+		return fmt.Errorf("report %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("report %s: %w", name, err)
+	}
+	return nil
+}
+
+func useColor(env *Env, fl *scanFlags) bool {
+	return !fl.noColor && env.Getenv("NO_COLOR") == "" && isTerminal(env.Stdout)
+}
+
+// version is the module version the binary was built from, for SARIF.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return ""
+}
+
+// progress writes a status line to a terminal's standard error while a scan
+// that has run for over a second goes on.
+type progress struct {
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startProgress(env *Env, quiet bool, col *collector) *progress {
+	p := &progress{done: make(chan struct{})}
+	if quiet || !isTerminal(env.Stderr) {
+		return p
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		start := time.Now()
+		select {
+		case <-p.done:
+			return
+		case <-time.After(time.Second):
+		}
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			fmt.Fprintf(env.Stderr, "\r\x1b[Kscanning… %.1f MB, %d findings, %s",
+				float64(col.bytes.Load())/1e6, col.count.Load(), time.Since(start).Round(time.Second))
+			select {
+			case <-p.done:
+				fmt.Fprint(env.Stderr, "\r\x1b[K")
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progress) stop() {
+	close(p.done)
+	p.wg.Wait()
+}
