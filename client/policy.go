@@ -33,8 +33,9 @@ type Explanation struct {
 	Effect string `json:"effect"`
 	// Reason is a sentence for people.
 	Reason string `json:"reason"`
-	// Policies are the token's policies.
-	Policies []string `json:"policies"`
+	// Principal and Policies are the token's.
+	Principal string   `json:"principal,omitempty"`
+	Policies  []string `json:"policies"`
 }
 
 func policyPath(name string) string { return "/v1/policies/" + url.PathEscape(name) }

@@ -1,0 +1,258 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/client"
+	"github.com/spf13/cobra"
+)
+
+// checkDuration validates a duration flag the way the server reads it: a Go
+// duration ("15m", "1h30m") or a whole number of seconds. Empty is allowed.
+func checkDuration(flag, s string) error {
+	if s == "" {
+		return nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return nil
+	}
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil && strconv.FormatUint(n, 10) == s {
+		return nil
+	}
+	return Usagef("--%s %q: want a duration such as 15m or 1h", flag, s)
+}
+
+func newTokenCmd(env *Env) *cobra.Command {
+	g := &globals{}
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Create, look up, renew and revoke tokens",
+		Long: `Tokens are short-lived bearer credentials. A token can create child tokens
+that never exceed it (policies, environments, networks, lifetime); revoking a
+token revokes its children too. Tokens are named by their accessor, which is
+not a credential: it can look up, renew and revoke a token, but not use it.`,
+	}
+	addGlobals(cmd, g)
+	cmd.AddCommand(tokenCreateCmd(env, g), tokenLookupCmd(env, g), tokenRenewCmd(env, g), tokenRevokeCmd(env, g))
+	return cmd
+}
+
+func tokenCreateCmd(env *Env, g *globals) *cobra.Command {
+	var req client.CreateTokenRequest
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a child token of the current token (printed once)",
+		Long: `Create a child of the current token. It may narrow, never widen, what the
+current token may do: a subset of its policies, environments and networks, a
+shorter life, a number of uses. The new token is printed once.`,
+		Example: `  keyward token create --policy payments-ci --ttl 10m --bound-env staging
+  keyward token create --ttl 1h --max-uses 1 --bound-cidr 10.0.0.0/8 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			if err := checkDuration("ttl", req.TTL); err != nil {
+				return err
+			}
+			if err := checkDuration("max-ttl", req.MaxTTL); err != nil {
+				return err
+			}
+			if req.MaxUses < 0 {
+				return Usagef("--max-uses must not be negative")
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			it, err := c.CreateToken(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(env.Stdout, it)
+			}
+			w := env.Stdout
+			fmt.Fprintf(w, "Token:      %s\n", it.Token)
+			fmt.Fprintf(w, "Accessor:   %s\n", it.Accessor)
+			fmt.Fprintf(w, "Principal:  %s\n", it.Principal)
+			fmt.Fprintf(w, "Policies:   %s\n", listOrNone(it.Policies))
+			fmt.Fprintf(w, "Expires:    %s\n", expiry(it.ExpiresAt))
+			fmt.Fprintln(env.Stderr, "The token is shown once: hand it over now. Its accessor names it later.")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&req.Policies, "policy", nil, "a policy of the new token (repeatable; default: the current token's)")
+	f.StringVar(&req.TTL, "ttl", "", "lifetime until renewed, e.g. 10m")
+	f.StringVar(&req.MaxTTL, "max-ttl", "", "lifetime that renewals cannot pass, e.g. 8h")
+	f.StringArrayVar(&req.BoundEnvs, "bound-env", nil, "an environment the token is limited to (repeatable)")
+	f.StringArrayVar(&req.BoundCIDRs, "bound-cidr", nil, "a network the token may be used from (repeatable)")
+	f.IntVar(&req.MaxUses, "max-uses", 0, "number of requests the token may make (0: unlimited)")
+	return cmd
+}
+
+// printTokenInfo writes a token description for people.
+func printTokenInfo(w io.Writer, ti *client.TokenInfo) {
+	line := func(k, v string) { fmt.Fprintf(w, "%-14s%s\n", k+":", v) }
+	line("Accessor", ti.Accessor)
+	line("Principal", ti.Principal)
+	line("Auth method", ti.AuthMethod)
+	line("Policies", listOrNone(ti.Policies))
+	if ti.TTL != "" {
+		line("TTL", ti.TTL)
+	}
+	line("Expires", expiry(ti.ExpiresAt))
+	if ti.MaxExpiresAt != nil {
+		line("Max expires", ti.MaxExpiresAt.UTC().Format(time.RFC3339))
+	}
+	line("Renewable", yesNo(ti.Renewable))
+	if ti.MaxUses > 0 {
+		line("Uses", fmt.Sprintf("%d of %d", ti.Uses, ti.MaxUses))
+	}
+	if len(ti.BoundEnvs) > 0 {
+		line("Bound envs", strings.Join(ti.BoundEnvs, ", "))
+	}
+	if len(ti.BoundCIDRs) > 0 {
+		line("Bound CIDRs", strings.Join(ti.BoundCIDRs, ", "))
+	}
+	if ti.Parent != "" {
+		line("Parent", ti.Parent)
+	}
+	if !ti.CreatedAt.IsZero() {
+		line("Created", ti.CreatedAt.UTC().Format(time.RFC3339))
+	}
+	if ti.RevokedAt != nil {
+		line("Revoked", ti.RevokedAt.UTC().Format(time.RFC3339))
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func tokenLookupCmd(env *Env, g *globals) *cobra.Command {
+	var accessor string
+	cmd := &cobra.Command{
+		Use:   "lookup [--accessor ACCESSOR]",
+		Short: "Describe the current token, or the token with an accessor",
+		Example: `  keyward token lookup
+  keyward token lookup --accessor 3f2a9c0d1b -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			var ti *client.TokenInfo
+			if accessor != "" {
+				ti, err = c.LookupAccessor(cmd.Context(), accessor)
+			} else {
+				ti, err = c.LookupSelf(cmd.Context())
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(env.Stdout, ti)
+			}
+			printTokenInfo(env.Stdout, ti)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&accessor, "accessor", "", "the accessor of another token (default: the current token)")
+	return cmd
+}
+
+func tokenRenewCmd(env *Env, g *globals) *cobra.Command {
+	var accessor, increment string
+	cmd := &cobra.Command{
+		Use:   "renew [--accessor ACCESSOR] [--increment 1h]",
+		Short: "Extend a token's life, never past its maximum",
+		Example: `  keyward token renew
+  keyward token renew --accessor 3f2a9c0d1b --increment 30m`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			if err := checkDuration("increment", increment); err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			var ti *client.TokenInfo
+			if accessor != "" {
+				ti, err = c.RenewAccessor(cmd.Context(), accessor, increment)
+			} else {
+				ti, err = c.RenewSelf(cmd.Context(), increment)
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(env.Stdout, ti)
+			}
+			fmt.Fprintf(env.Stdout, "Renewed token %s: expires %s\n", ti.Accessor, expiry(ti.ExpiresAt))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&accessor, "accessor", "", "the accessor of another token (default: the current token)")
+	cmd.Flags().StringVar(&increment, "increment", "", "extend by this much (default: the token's TTL)")
+	return cmd
+}
+
+func tokenRevokeCmd(env *Env, g *globals) *cobra.Command {
+	var accessor string
+	cmd := &cobra.Command{
+		Use:   "revoke [--accessor ACCESSOR]",
+		Short: "Revoke a token and every token created from it",
+		Long: `Revoke the current token, or the token with an accessor, together with all
+the tokens created from it. The revocation is in force on every node within
+a second. To revoke the saved token and delete its file, use keyward logout.`,
+		Example: `  keyward token revoke --accessor 3f2a9c0d1b
+  KEYWARD_TOKEN=$CHILD keyward token revoke`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			var n int
+			if accessor != "" {
+				n, err = c.RevokeAccessor(cmd.Context(), accessor)
+			} else {
+				n, err = c.RevokeSelf(cmd.Context())
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(env.Stdout, map[string]int{"revoked": n})
+			}
+			fmt.Fprintf(env.Stdout, "Revoked %s\n", plural(n, "token"))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&accessor, "accessor", "", "the accessor of the token to revoke (default: the current token)")
+	return cmd
+}
