@@ -56,20 +56,12 @@ func Git(ctx context.Context, repo string, opts GitOptions, emit func(*Fragment)
 	if strings.HasPrefix(opts.Since, "-") {
 		return Stats{}, fmt.Errorf("git source: --since %q must not start with '-'", opts.Since)
 	}
-	if out, err := gitOutput(ctx, repo, "rev-parse", "--git-dir"); err != nil {
-		return Stats{}, fmt.Errorf("%s: %w: %s", repo, ErrNotRepository, out)
-	}
 	diffOpts := []string{"-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-relative",
 		"--src-prefix=a/", "--dst-prefix=b/"}
 	var args []string
 	if opts.Staged {
 		args = append([]string{"diff", "--cached", "--diff-filter=ACM"}, diffOpts...)
 	} else {
-		if !opts.AllRefs {
-			if _, err := gitOutput(ctx, repo, "rev-parse", "--verify", "-q", "HEAD^{commit}"); err != nil {
-				return Stats{}, nil // no commits yet: nothing to scan
-			}
-		}
 		args = append([]string{"log", "-p", "--full-history", "--diff-filter=tuxdb", "--no-show-signature", commitFormat}, diffOpts...)
 		if opts.AllRefs {
 			args = append(args, "--all")
@@ -82,8 +74,31 @@ func Git(ctx context.Context, repo string, opts GitOptions, emit func(*Fragment)
 			args = append(args, opts.Since+"..HEAD")
 		}
 	}
-	return runGit(ctx, repo, args, opts.Workers, emit)
+	st, err := runGit(ctx, repo, args, opts.Workers, emit)
+	var gitErr *gitError
+	if errors.As(err, &gitErr) {
+		// Only now, on the slow path, tell "not a repository" and "no
+		// commits yet" from other failures: the pre-commit path runs one
+		// git process, not three.
+		if out, err := gitOutput(ctx, repo, "rev-parse", "--git-dir"); err != nil {
+			return st, fmt.Errorf("%s: %w: %s", repo, ErrNotRepository, firstLine(out))
+		}
+		if _, err := gitOutput(ctx, repo, "rev-parse", "--verify", "-q", "HEAD^{commit}"); err != nil && st.Commits == 0 {
+			return st, nil // no commits yet: nothing to scan
+		}
+	}
+	return st, err
 }
+
+// gitError is a git command that exited with an error status.
+type gitError struct {
+	args   string
+	err    error
+	stderr string
+}
+
+func (e *gitError) Error() string { return fmt.Sprintf("git %s: %v: %s", e.args, e.err, e.stderr) }
+func (e *gitError) Unwrap() error { return e.err }
 
 // gitOutput runs a short git command and returns its trimmed output.
 func gitOutput(ctx context.Context, repo string, args ...string) (string, error) {
@@ -155,7 +170,7 @@ func runGit(ctx context.Context, repo string, args []string, workers int, emit f
 	case parseErr != nil && ctx.Err() == nil:
 		return st, fmt.Errorf("read git %s output: %w", args[0], parseErr)
 	case waitErr != nil && ctx.Err() == nil:
-		return st, fmt.Errorf("git %s: %w: %s", args[0], waitErr, firstLine(stderr.String()))
+		return st, &gitError{args: args[0], err: waitErr, stderr: firstLine(stderr.String())}
 	}
 	return st, context.Cause(ctx)
 }
