@@ -349,8 +349,33 @@ func LoadIgnoreFile(file string) ([]string, error) {
 
 // glob is a compiled path pattern.
 type glob struct {
-	segs     []string // pattern segments; "**" matches any number of segments
-	anywhere bool     // no '/' in the pattern: match any suffix of the path
+	segs     []globSeg
+	anywhere bool // no '/' in the pattern: match any suffix of the path
+}
+
+// globSeg is one '/'-separated piece of a glob, with fast paths for the
+// common shapes (a plain name, "*.ext", "**").
+type globSeg struct {
+	kind int // segLiteral, segSuffix, segAny (**), segPattern
+	s    string
+}
+
+const (
+	segLiteral = iota
+	segSuffix
+	segAny
+	segPattern
+)
+
+func (g globSeg) match(name string) bool {
+	switch g.kind {
+	case segLiteral:
+		return name == g.s
+	case segSuffix:
+		return strings.HasSuffix(name, g.s)
+	}
+	ok, _ := path.Match(g.s, name)
+	return ok
 }
 
 // compileGlob parses a path glob. Rules, like .gitignore's: a pattern without
@@ -368,15 +393,24 @@ func compileGlob(p string) (glob, error) {
 	g := glob{anywhere: !strings.Contains(p, "/")}
 	p = strings.TrimPrefix(p, "/")
 	for s := range strings.SplitSeq(p, "/") {
-		if s == "" {
+		switch {
+		case s == "":
+			continue
+		case s == "**":
+			g.segs = append(g.segs, globSeg{kind: segAny})
 			continue
 		}
-		if s != "**" {
-			if _, err := path.Match(s, ""); err != nil {
-				return glob{}, fmt.Errorf("invalid path glob %q: %v", orig, err)
-			}
+		if _, err := path.Match(s, ""); err != nil {
+			return glob{}, fmt.Errorf("invalid path glob %q: %v", orig, err)
 		}
-		g.segs = append(g.segs, s)
+		switch {
+		case !strings.ContainsAny(s, `*?[\`):
+			g.segs = append(g.segs, globSeg{kind: segLiteral, s: s})
+		case s[0] == '*' && !strings.ContainsAny(s[1:], `*?[\`):
+			g.segs = append(g.segs, globSeg{kind: segSuffix, s: s[1:]})
+		default:
+			g.segs = append(g.segs, globSeg{kind: segPattern, s: s})
+		}
 	}
 	if len(g.segs) == 0 {
 		return glob{}, fmt.Errorf("empty path glob %q", orig)
@@ -384,8 +418,8 @@ func compileGlob(p string) (glob, error) {
 	return g, nil
 }
 
-func (g glob) match(p string) bool {
-	parts := strings.Split(p, "/")
+// match reports whether the path, split into its segments, matches.
+func (g glob) match(parts []string) bool {
 	if g.anywhere {
 		for i := range parts {
 			if matchSegs(g.segs, parts[i:]) {
@@ -399,11 +433,11 @@ func (g glob) match(p string) bool {
 
 // matchSegs matches pattern segments against a prefix of the path's
 // segments (a match on a directory covers what is under it).
-func matchSegs(pat, parts []string) bool {
+func matchSegs(pat []globSeg, parts []string) bool {
 	if len(pat) == 0 {
 		return true
 	}
-	if pat[0] == "**" {
+	if pat[0].kind == segAny {
 		for i := 0; i <= len(parts); i++ {
 			if matchSegs(pat[1:], parts[i:]) {
 				return true
@@ -414,8 +448,7 @@ func matchSegs(pat, parts []string) bool {
 	if len(parts) == 0 {
 		return false
 	}
-	ok, _ := path.Match(pat[0], parts[0])
-	return ok && matchSegs(pat[1:], parts[1:])
+	return pat[0].match(parts[0]) && matchSegs(pat[1:], parts[1:])
 }
 
 // DefaultStopWords are substrings that mark a secret as an example or a

@@ -15,11 +15,11 @@ import (
 // Token boundaries. A token must not continue into more token characters,
 // so that a shape is not matched inside a longer string.
 const (
-	endAlnum = `(?:[^0-9A-Za-z]|$)`     // for tokens of [0-9A-Za-z]
-	endWord  = `(?:[^0-9A-Za-z_-]|$)`   // for tokens that may hold _ and -
-	endB64   = `(?:[^0-9A-Za-z+/=]|$)`  // for standard base64
-	endDot   = `(?:[^0-9A-Za-z_.-]|$)`  // for tokens that may hold . _ -
-	quote    = "[\"'`]?"                // an optional quote
+	endAlnum = `(?:[^0-9A-Za-z]|$)`       // for tokens of [0-9A-Za-z]
+	endWord  = `(?:[^0-9A-Za-z_-]|$)`     // for tokens that may hold _ and -
+	endB64   = `(?:[^0-9A-Za-z+/=]|$)`    // for standard base64
+	endDot   = `(?:[^0-9A-Za-z_.-]|$)`    // for tokens that may hold . _ -
+	quote    = "[\"'`]?"                  // an optional quote
 	assignOp = `\s*(?::=|=>|==|=|:|>)\s*` // =, :, :=, =>, == and XML's >
 	// valueEnd is what may follow a value found by assignment: a quote,
 	// space, separator, an escaped newline, or the end of the line.

@@ -356,7 +356,7 @@ var ruleCases = map[string]ruleCase{
 			return `{"auths": {"registry.invalid": {"auth": "` + base64.StdEncoding.EncodeToString([]byte("user"+rs(r, csLower, 4))) + `"}}}`
 		},
 	},
-	"clojars-token":   prefixed("CLOJARS_", csLowNum, 60, 60),
+	"clojars-token": prefixed("CLOJARS_", csLowNum, 60, 60),
 	"slack-bot-token": built(func(r *rand.Rand, bad bool) string {
 		return "xoxb-" + rs(r, csDigits, 12) + "-" + rs(r, csDigits, 13) + "-" + rs(r, csAlnum, short(bad, 24)-3*btoi(bad))
 	}),
@@ -478,8 +478,8 @@ var ruleCases = map[string]ruleCase{
 	"mapbox-secret-token": built(func(r *rand.Rand, bad bool) string {
 		return "sk.eyJ" + rs(r, csAlnum, 60) + "." + rs(r, csAlnum+"_-", short(bad, 20)+2*btoi(!bad))
 	}),
-	"datadog-api-key": contextual([]string{"DD_API_KEY", "datadog_api_key"}, func(r *rand.Rand) string { return rs(r, csHex, 32) }),
-	"datadog-app-key": contextual([]string{"DD_APP_KEY", "datadog_app_key"}, func(r *rand.Rand) string { return rs(r, csHex, 40) }),
+	"datadog-api-key":     contextual([]string{"DD_API_KEY", "datadog_api_key"}, func(r *rand.Rand) string { return rs(r, csHex, 32) }),
+	"datadog-app-key":     contextual([]string{"DD_APP_KEY", "datadog_app_key"}, func(r *rand.Rand) string { return rs(r, csHex, 40) }),
 	"newrelic-user-key":   prefixed("NRAK-", csUpNum, 27, 27),
 	"newrelic-insert-key": prefixed("NRII-", csAlnum+"_-", 32, 32),
 	"newrelic-license-key": built(func(r *rand.Rand, bad bool) string {

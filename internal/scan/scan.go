@@ -6,9 +6,10 @@
 //
 // For each fragment the Engine
 //
-//  1. lower-cases the bytes (ASCII only) into a pooled buffer;
-//  2. runs one Aho-Corasick automaton over all rule keywords to learn which
-//     keywords occur, then locates each occurring keyword with bytes.Index;
+//  1. runs one Aho-Corasick automaton (a dense DFA over byte classes,
+//     ASCII case-insensitive) over the fragment to find every occurrence of
+//     every rule keyword, in a single pass;
+//  2. skips the rules none of whose keywords occur;
 //  3. for every rule with a keyword hit, builds windows around the hits —
 //     the hit's line clipped to ±Window bytes for single-line rules, ±Window
 //     bytes for multi-line rules — merges overlapping windows, and runs the
@@ -51,8 +52,6 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
-
-	"github.com/cloudflare/ahocorasick"
 
 	"github.com/keyward/keyward/internal/scan/source"
 )
@@ -179,7 +178,8 @@ type Engine struct {
 	keywords  []string // distinct lower-case keywords
 	kwRules   [][]int  // keyword index → rules using it
 	always    []int    // rules without keywords
-	matcher   *ahocorasick.Matcher
+	pathRules []int    // rules restricted to some paths
+	matcher   *keywordMatcher
 	stopWords [][]byte // lower-case
 	allowRe   []*regexp.Regexp
 	paths     []glob
@@ -224,6 +224,9 @@ func NewEngine(cfg *Config) (*Engine, error) {
 			e.always = append(e.always, i)
 			continue
 		}
+		if r.MultiLine && r.window() > maxMultiLineWindow {
+			return nil, fmt.Errorf("%w: rule %q: window %d exceeds %d", ErrInvalidRule, r.ID, r.window(), maxMultiLineWindow)
+		}
 		for _, k := range r.Keywords {
 			k = lowerASCII(k)
 			j, ok := kwIndex[k]
@@ -238,7 +241,12 @@ func NewEngine(cfg *Config) (*Engine, error) {
 			}
 		}
 	}
-	e.matcher = ahocorasick.NewStringMatcher(e.keywords)
+	e.matcher = newKeywordMatcher(e.keywords)
+	for i, r := range rules {
+		if r.Paths != nil {
+			e.pathRules = append(e.pathRules, i)
+		}
+	}
 
 	for _, w := range append(DefaultStopWords(), cfg.StopWords...) {
 		if w != "" {
@@ -263,21 +271,30 @@ func (e *Engine) Rules() []*Rule { return slices.Clone(e.rules) }
 // root) matches an allow glob, so that its contents are not scanned.
 func (e *Engine) AllowPath(path string) bool {
 	path = strings.TrimPrefix(path, "./")
+	var buf [32]string
+	parts := buf[:0]
+	for p := range strings.SplitSeq(path, "/") {
+		parts = append(parts, p)
+	}
 	for _, g := range e.paths {
-		if g.match(path) {
+		if g.match(parts) {
 			return true
 		}
 	}
 	return false
 }
 
+// maxMultiLineWindow bounds a multi-line rule's window.
+const maxMultiLineWindow = 1 << 20
+
 // scratch is per-Scan working memory, pooled.
 type scratch struct {
-	lower   []byte
-	pos     []int   // offsets of one keyword
-	ruleHit [][]int // rule index → sorted keyword hits (start, end pairs)
-	lines   []int   // offsets of '\n' in the fragment, built lazily
-	linesOK bool
+	ruleHit  [][]int // rule index → keyword hits as (start, end) pairs
+	skip     []bool  // rule index → restricted to paths that exclude this one
+	ran      []int   // rules with at least one hit
+	lines    []int   // offsets of '\n' in the fragment, built lazily
+	linesOK  bool
+	markLine []byte
 }
 
 // cand is a finding before positions are computed.
@@ -289,7 +306,9 @@ type cand struct {
 }
 
 // Scan finds secrets in one fragment. It never panics on any input and is
-// safe for concurrent use. Findings are ordered by position.
+// safe for concurrent use. Findings are ordered by position. Scan does not
+// consult AllowPath for f.Path beyond skipping the fragment entirely when
+// the path is allowed.
 func (e *Engine) Scan(f *source.Fragment) []Finding {
 	if f == nil || len(f.Data) == 0 || e.AllowPath(f.Path) {
 		return nil
@@ -301,56 +320,46 @@ func (e *Engine) Scan(f *source.Fragment) []Finding {
 	defer e.pool.Put(s)
 	s.linesOK = false
 	s.lines = s.lines[:0]
-
 	data := f.Data
-	s.lower = lowerInto(s.lower[:0], data)
-	lower := s.lower
 
 	if len(s.ruleHit) < len(e.rules) {
 		s.ruleHit = make([][]int, len(e.rules))
+		s.skip = make([]bool, len(e.rules))
 	}
 	active := s.ruleHit[:len(e.rules)]
-	for i := range active {
-		active[i] = active[i][:0]
+	skip := s.skip[:len(e.rules)]
+	for _, ri := range e.pathRules {
+		skip[ri] = !e.rules[ri].Paths.MatchString(f.Path)
 	}
-	var ran []int
-	for _, k := range e.matcher.MatchThreadSafe(lower) {
-		kw := []byte(e.keywords[k])
-		pos := s.pos[:0]
-		for off := 0; off < len(lower); {
-			i := bytes.Index(lower[off:], kw)
-			if i < 0 {
-				break
-			}
-			pos = append(pos, off+i)
-			off += i + len(kw)
-		}
-		s.pos = pos
+	ran := s.ran[:0]
+	e.matcher.match(data, func(k, start, end int) {
 		for _, ri := range e.kwRules[k] {
-			if p := e.rules[ri].Paths; p != nil && !p.MatchString(f.Path) {
+			if skip[ri] {
 				continue
 			}
 			if len(active[ri]) == 0 {
 				ran = append(ran, ri)
 			}
-			for _, i := range pos {
-				active[ri] = append(active[ri], i, i+len(kw))
-			}
+			active[ri] = append(active[ri], start, end)
 		}
-	}
+	})
 	var cands []cand
 	for _, ri := range ran {
 		hits := active[ri]
-		if len(e.rules[ri].Keywords) > 1 {
-			sortPairs(hits)
+		for i := 2; i < len(hits); i += 2 {
+			if hits[i] < hits[i-2] {
+				sortPairs(hits)
+				break
+			}
 		}
-		cands = e.runRule(cands, ri, data, lower, hits)
+		cands = e.runRule(cands, s, ri, data, hits)
+		active[ri] = hits[:0]
 	}
+	s.ran = ran
 	for _, ri := range e.always {
-		if p := e.rules[ri].Paths; p != nil && !p.MatchString(f.Path) {
-			continue
+		if !skip[ri] {
+			cands = e.runWindow(cands, s, ri, data, 0, len(data))
 		}
-		cands = e.runWindow(cands, ri, data, lower, 0, len(data))
 	}
 	if len(cands) == 0 {
 		return nil
@@ -379,7 +388,7 @@ func sortPairs(p []int) {
 // runRule builds the windows for rule ri from its sorted keyword hits and
 // runs the rule in each. Windows are built in one forward pass: every byte is
 // scanned for line ends at most once per rule.
-func (e *Engine) runRule(cands []cand, ri int, data, lower []byte, hits []int) []cand {
+func (e *Engine) runRule(cands []cand, s *scratch, ri int, data []byte, hits []int) []cand {
 	r := e.rules[ri]
 	w := r.window()
 	n := len(data)
@@ -410,7 +419,7 @@ func (e *Engine) runRule(cands []cand, ri int, data, lower []byte, hits []int) [
 					continue
 				}
 			}
-			cands = e.runWindow(cands, ri, data, lower, curS, curE)
+			cands = e.runWindow(cands, s, ri, data, curS, curE)
 		}
 		lo := max(0, p-w)
 		if curS >= 0 && curE > lo {
@@ -432,14 +441,14 @@ func (e *Engine) runRule(cands []cand, ri int, data, lower []byte, hits []int) [
 		}
 	}
 	if curS >= 0 {
-		cands = e.runWindow(cands, ri, data, lower, curS, curE)
+		cands = e.runWindow(cands, s, ri, data, curS, curE)
 	}
 	return cands
 }
 
 // runWindow runs rule ri over data[s:t] and appends the candidates that pass
 // every filter.
-func (e *Engine) runWindow(cands []cand, ri int, data, lower []byte, s, t int) []cand {
+func (e *Engine) runWindow(cands []cand, sc *scratch, ri int, data []byte, s, t int) []cand {
 	if s >= t {
 		return cands
 	}
@@ -467,7 +476,7 @@ func (e *Engine) runWindow(cands []cand, ri int, data, lower []byte, s, t int) [
 		if !e.keep(r, secret) || matchAny(r.AllowMatch, data[s+m[0]:s+m[1]]) {
 			continue
 		}
-		if e.allowedLine(lower, s+m[0], s+m[1]) {
+		if sc.allowedLine(data, s+m[0], s+m[1]) {
 			continue
 		}
 		cands = append(cands, cand{rule: ri, start: s + a, end: s + b, mStart: s + m[0], mEnd: s + m[1]})
@@ -516,26 +525,28 @@ const allowMarkerReach = 4096
 
 // allowedLine reports whether the first or the last line of data[a:b]
 // carries the allow marker (within allowMarkerReach bytes of the match).
-func (e *Engine) allowedLine(lower []byte, a, b int) bool {
-	if markerOnLine(lower, a) {
+func (s *scratch) allowedLine(data []byte, a, b int) bool {
+	if s.markerOnLine(data, a) {
 		return true
 	}
-	return b-1 > a && bytes.IndexByte(lower[a:b], '\n') >= 0 && markerOnLine(lower, b-1)
+	return b-1 > a && bytes.IndexByte(data[a:b], '\n') >= 0 && s.markerOnLine(data, b-1)
 }
 
-// markerOnLine reports whether the line holding lower[i] carries the marker.
-func markerOnLine(lower []byte, i int) bool {
+// markerOnLine reports whether the line holding data[i] carries the marker,
+// ignoring ASCII case.
+func (s *scratch) markerOnLine(data []byte, i int) bool {
 	lo := max(0, i-allowMarkerReach)
-	hi := min(len(lower), i+allowMarkerReach)
+	hi := min(len(data), i+allowMarkerReach)
 	ls := lo
-	if j := bytes.LastIndexByte(lower[lo:i], '\n'); j >= 0 {
+	if j := bytes.LastIndexByte(data[lo:i], '\n'); j >= 0 {
 		ls = lo + j + 1
 	}
 	le := hi
-	if j := bytes.IndexByte(lower[i:hi], '\n'); j >= 0 {
+	if j := bytes.IndexByte(data[i:hi], '\n'); j >= 0 {
 		le = i + j
 	}
-	return bytes.Contains(lower[ls:le], []byte(AllowMarker))
+	s.markLine = lowerInto(s.markLine[:0], data[ls:le])
+	return bytes.Contains(s.markLine, []byte(AllowMarker))
 }
 
 // dropShadowed removes fallback findings overlapping a specific finding and

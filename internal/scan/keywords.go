@@ -1,0 +1,154 @@
+package scan
+
+// keywordMatcher is an Aho-Corasick automaton over the rules' keywords,
+// compiled to a dense DFA over byte classes and matched ASCII
+// case-insensitively.
+//
+// Why not a library automaton: the prefilter touches every byte scanned, so
+// its inner loop is the scanner's speed limit. Pointer-linked tries with 256
+// children per node (4 KiB+ per node) miss the cache on most bytes; this one
+// maps each byte to one of a few dozen classes (bytes that occur in no
+// keyword share class 0) and keeps one int32 transition table, so the loop is
+// two loads per byte with no allocation. Reported hits carry their positions,
+// so no second pass over the input is needed to find where keywords occur,
+// and no lower-cased copy of the input is made.
+type keywordMatcher struct {
+	class  [256]uint8 // byte → class; 'A' and 'a' share one
+	nclass int32
+	// delta[row+class] is the next state's row offset (state*nclass), with
+	// the sign bit set when that state ends one or more keywords.
+	delta []int32
+	// out[outIdx[s]:outIdx[s+1]] are the keywords ending in state s,
+	// longest first (indexed by state number = row/nclass).
+	outIdx []int32
+	out    []int32
+	lens   []int32 // keyword lengths
+}
+
+const outFlag = -1 << 31
+
+// newKeywordMatcher builds the automaton for lower-case keywords.
+func newKeywordMatcher(keywords []string) *keywordMatcher {
+	m := &keywordMatcher{}
+	// Byte classes.
+	next := uint8(1)
+	for _, k := range keywords {
+		for i := 0; i < len(k); i++ {
+			c := lowerTable[k[i]]
+			if m.class[c] == 0 {
+				if next == 255 {
+					panic("scan: too many distinct keyword bytes")
+				}
+				m.class[c] = next
+				next++
+			}
+		}
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		m.class[c] = m.class[c+'a'-'A']
+	}
+	m.nclass = int32(next)
+	nc := int(next)
+
+	// Trie. goto_[s*nc+cls] = child state or -1.
+	goto_ := make([]int32, nc)
+	for i := range goto_ {
+		goto_[i] = -1
+	}
+	var outs [][]int32 = [][]int32{nil}
+	depth := []int32{0}
+	for ki, k := range keywords {
+		s := int32(0)
+		for i := 0; i < len(k); i++ {
+			cls := int(m.class[lowerTable[k[i]]])
+			t := goto_[int(s)*nc+cls]
+			if t < 0 {
+				t = int32(len(outs))
+				goto_[int(s)*nc+cls] = t
+				outs = append(outs, nil)
+				depth = append(depth, depth[s]+1)
+				for range nc {
+					goto_ = append(goto_, -1)
+				}
+			}
+			s = t
+		}
+		outs[s] = append(outs[s], int32(ki))
+		m.lens = append(m.lens, int32(len(k)))
+	}
+	n := len(outs)
+
+	// Breadth-first: failure links and the full transition function.
+	fail := make([]int32, n)
+	delta := make([]int32, n*nc)
+	queue := make([]int32, 0, n)
+	for c := range nc {
+		t := goto_[c]
+		if t < 0 {
+			delta[c] = 0
+		} else {
+			delta[c] = t
+			fail[t] = 0
+			queue = append(queue, t)
+		}
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		// Outputs of the failure state are outputs of s too.
+		outs[s] = append(outs[s], outs[fail[s]]...)
+		for c := range nc {
+			t := goto_[int(s)*nc+c]
+			if t < 0 {
+				delta[int(s)*nc+c] = delta[int(fail[s])*nc+c]
+				continue
+			}
+			delta[int(s)*nc+c] = t
+			fail[t] = delta[int(fail[s])*nc+c]
+			queue = append(queue, t)
+		}
+	}
+	// Longest keyword first, so that hits ending at one position are
+	// reported in order of their start.
+	for s := range outs {
+		o := outs[s]
+		for i := 1; i < len(o); i++ {
+			for j := i; j > 0 && m.lens[o[j]] > m.lens[o[j-1]]; j-- {
+				o[j], o[j-1] = o[j-1], o[j]
+			}
+		}
+	}
+	// Encode: row offsets with the output flag.
+	m.delta = make([]int32, n*nc)
+	for i, t := range delta {
+		v := t * int32(nc)
+		if len(outs[t]) > 0 {
+			v |= outFlag
+		}
+		m.delta[i] = v
+	}
+	m.outIdx = make([]int32, n+1)
+	for s, o := range outs {
+		m.outIdx[s] = int32(len(m.out))
+		m.out = append(m.out, o...)
+	}
+	m.outIdx[n] = int32(len(m.out))
+	return m
+}
+
+// match calls hit(keyword, start, end) for every occurrence of every
+// keyword in data, in order of end position.
+func (m *keywordMatcher) match(data []byte, hit func(k, start, end int)) {
+	delta, class := m.delta, &m.class
+	row := int32(0)
+	for i, c := range data {
+		row = delta[row+int32(class[c])]
+		if row < 0 {
+			row &^= outFlag
+			s := row / m.nclass
+			for _, k := range m.out[m.outIdx[s]:m.outIdx[s+1]] {
+				hit(int(k), i+1-int(m.lens[k]), i+1)
+			}
+		}
+	}
+}
