@@ -33,6 +33,12 @@ type Config struct {
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
 	// MaxBodyBytes limits request bodies.
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// AuditRetention, when positive, deletes audit entries older than it
+	// (the chain stays verifiable from a signed anchor). 0 keeps everything.
+	AuditRetention time.Duration `toml:"audit_retention"`
+	// AuditFile, when set, receives every audit entry as a JSON line,
+	// appended asynchronously (for log shippers).
+	AuditFile string `toml:"audit_file"`
 }
 
 // Defaults returns the built-in configuration.
@@ -72,6 +78,15 @@ func settings() []setting {
 			c.Dev = b
 			return nil
 		}},
+		{"audit-file", "KEYWARD_AUDIT_FILE", "also append every audit entry to this file as JSON lines", str(func(c *Config) *string { return &c.AuditFile })},
+		{"audit-retention", "KEYWARD_AUDIT_RETENTION", "delete audit entries older than this (e.g. 2160h); 0 keeps all", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("want a duration such as 2160h, got %q", v)
+			}
+			c.AuditRetention = d
+			return nil
+		}},
 		{"log-json", "KEYWARD_LOG_JSON", "write JSON log lines", func(c *Config, v string) error {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -86,7 +101,7 @@ func settings() []setting {
 // RegisterFlags adds the server flags to fs, with defaults shown in help.
 func RegisterFlags(fs *pflag.FlagSet) {
 	d := Defaults()
-	defaults := map[string]string{"listen": d.Listen, "data": d.DataDir, "storage": d.Storage, "log-level": d.LogLevel}
+	defaults := map[string]string{"listen": d.Listen, "data": d.DataDir, "storage": d.Storage, "log-level": d.LogLevel, "audit-retention": "0s"}
 	for _, s := range settings() {
 		usage := s.usage + " [$" + s.env + "]"
 		switch s.flag {
@@ -180,6 +195,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("config: shutdown_timeout must be positive")
+	}
+	if c.AuditRetention != 0 && c.AuditRetention < time.Hour {
+		return errors.New("config: audit_retention must be 0 (keep all) or at least 1h")
 	}
 	if c.MaxBodyBytes <= 0 {
 		return errors.New("config: max_body_bytes must be positive")

@@ -34,20 +34,21 @@ import (
 
 // Node is one running keyward server.
 type Node struct {
-	cfg      config.Config
-	log      *slog.Logger
-	store    storage.Store
-	barrier  *barrier.Barrier
-	sys      *sys
-	metrics  *httpapi.Metrics
-	api      *httpapi.API
-	secrets  *secret.Service
-	tokens   *token.Service
-	policies *policy.Service
-	identity *identity.Manager
-	auditLog *audit.Log
-	poller   *events.Poller
-	stop     context.CancelFunc // stops background jobs
+	cfg       config.Config
+	log       *slog.Logger
+	store     storage.Store
+	barrier   *barrier.Barrier
+	sys       *sys
+	metrics   *httpapi.Metrics
+	api       *httpapi.API
+	secrets   *secret.Service
+	tokens    *token.Service
+	policies  *policy.Service
+	identity  *identity.Manager
+	auditLog  *audit.Log
+	auditFile *os.File
+	poller    *events.Poller
+	stop      context.CancelFunc // stops background jobs
 
 	// Set in dev mode once initialised and unsealed.
 	devRootToken string
@@ -108,7 +109,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	httpapi.MapIdentityErrors(errs)
 	httpapi.MapPolicyErrors(errs)
 
-	n.auditLog, err = audit.Open(ctx, n.store, n.barrier, audit.Options{Sink: opts.AuditSink, OnSinkError: func(err error) {
+	sink := opts.AuditSink
+	if cfg.AuditFile != "" && sink == nil {
+		f, err := os.OpenFile(cfg.AuditFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			n.store.Close()
+			return nil, fmt.Errorf("opening the audit file: %w", err)
+		}
+		n.auditFile = f
+		sink = f
+	}
+	n.auditLog, err = audit.Open(ctx, n.store, n.barrier, audit.Options{Sink: sink, OnSinkError: func(err error) {
 		log.Warn("audit sink failed", "err", err)
 	}})
 	if err != nil {
@@ -140,6 +151,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	bg, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	go n.poller.Run(bg)
+	go n.housekeeping(bg, time.Hour)
 
 	routes := httpapi.SysRoutes(n.sys, n.metrics)
 	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz, Audit: aud}).Routes()...)
@@ -226,10 +238,48 @@ func (n *Node) Close() error {
 	}
 	n.barrier.Seal()
 	n.tokens.Purge()
+	if n.auditFile != nil {
+		n.auditFile.Close()
+	}
 	if err := n.store.Close(); err != nil {
 		return err
 	}
 	return aerr
+}
+
+// housekeeping runs the retention jobs every interval while unsealed:
+// audit entries past their retention, events every node has seen, tokens
+// expired or revoked more than a day ago.
+func (n *Node) housekeeping(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n.barrier.Sealed() {
+			continue
+		}
+		n.tidy(ctx)
+	}
+}
+
+func (n *Node) tidy(ctx context.Context) {
+	if r := n.cfg.AuditRetention; r > 0 {
+		if k, err := n.auditLog.Prune(ctx, time.Now().Add(-r)); err != nil {
+			n.log.Error("audit retention failed", "err", err)
+		} else if k > 0 {
+			n.log.Info("audit retention: deleted old entries", "entries", k)
+		}
+	}
+	if _, err := events.Prune(ctx, n.store, time.Now().Add(-time.Hour)); err != nil {
+		n.log.Warn("pruning events failed", "err", err)
+	}
+	if _, err := n.tokens.Tidy(ctx, 24*time.Hour); err != nil {
+		n.log.Warn("tidying tokens failed", "err", err)
+	}
 }
 
 // Listen binds the configured address. A port already in use is reported
