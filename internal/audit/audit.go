@@ -152,6 +152,8 @@ type Log struct {
 
 	health       atomic.Pointer[error]
 	signFailures atomic.Uint64
+	batches      atomic.Uint64 // group-commit transactions committed
+	batched      atomic.Uint64 // entries they held
 
 	sink *sinkFeed // nil without Options.Sink
 
@@ -383,6 +385,8 @@ func (l *Log) commitPending() bool {
 		}
 	} else {
 		l.health.Store(nil)
+		l.batches.Add(1)
+		l.batched.Add(uint64(n))
 	}
 	for _, req := range batch {
 		req.err = err

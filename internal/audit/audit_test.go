@@ -309,12 +309,17 @@ func TestCleansFields(t *testing.T) {
 		l := openLog(t, st, newSigner(t), Options{})
 		e := testEntry(1)
 		e.UserAgent = "evil\x00agent\xff\xfe" + strings.Repeat("é", MaxFieldBytes)
+		e.Principal = "q\"u\\o\x01\t\n\u2028😀'; DROP TABLE x; --"
+		e.Resource = `secret/{"a":[1]}/\u0041`
 		e.Detail = map[string]string{}
 		for i := range MaxDetailKeys + 5 {
 			e.Detail[fmt.Sprintf("k%02d\x00", i)] = "v\xc3"
 		}
 		if err := l.Append(t.Context(), e); err != nil {
 			t.Fatal(err)
+		}
+		if e.Principal != "q\"u\\o\x01\t\n\u2028😀'; DROP TABLE x; --" || e.Resource != `secret/{"a":[1]}/\u0041` {
+			t.Errorf("awkward but valid values changed: %q %q", e.Principal, e.Resource)
 		}
 		if strings.ContainsRune(e.UserAgent, 0) || len(e.UserAgent) > MaxFieldBytes || !strings.HasPrefix(e.UserAgent, "evil\uFFFDagent\uFFFD") {
 			t.Errorf("UserAgent stored as %q", e.UserAgent[:min(len(e.UserAgent), 40)])

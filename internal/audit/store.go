@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,12 +17,6 @@ import (
 // entryColumns are audit_entries' columns in row/scan order.
 const entryColumns = `seq, time, request_id, principal, auth_method, accessor_hmac, action, resource,
 	environment, source_addr, user_agent, outcome, status, latency_us, detail, prev_hash, hash`
-
-const columnsPerEntry = 17
-
-// insertChunk is the most rows one INSERT statement carries (17 parameters
-// each, well under both backends' limits).
-const insertChunk = 64
 
 // head is the audit_head row.
 type head struct {
@@ -96,50 +91,119 @@ func (l *Log) writeRows(ctx context.Context, tx storage.Tx, rows []*row) error {
 	return nil
 }
 
-// insertRows inserts rows with multi-row INSERTs of up to insertChunk rows.
+// insertRows inserts rows with one statement per backend, whatever their
+// number: the whole batch travels as one parameter (a JSON array on SQLite,
+// one array per column on PostgreSQL), so the statement is parsed once per
+// batch. Measured on SQLite, a multi-row VALUES list with $n parameters is
+// slower than one INSERT per row (SQLite looks named parameters up in a
+// linear list: quadratic in the row count), and one INSERT per row spends
+// most of its time parsing the statement again.
 func insertRows(ctx context.Context, tx storage.Tx, rows []*row) error {
-	args := make([]any, 0, min(len(rows), insertChunk)*columnsPerEntry)
-	for len(rows) > 0 {
-		n := min(len(rows), insertChunk)
-		args = args[:0]
-		for _, r := range rows[:n] {
-			args = append(args, r.seq, r.time, r.requestID, r.principal, r.authMethod, r.accessor,
-				r.action, r.resource, r.environment, r.sourceAddr, r.userAgent, r.outcome,
-				r.status, r.latencyUS, r.detail, r.prevHash, r.hash)
-		}
-		if _, err := tx.Exec(ctx, insertSQL(n), args...); err != nil {
-			return fmt.Errorf("audit: insert entries %d-%d: %w", rows[0].seq, rows[n-1].seq, err)
-		}
-		rows = rows[n:]
+	if len(rows) == 0 {
+		return nil
+	}
+	var err error
+	switch tx.Backend() {
+	case storage.Postgres:
+		_, err = tx.Exec(ctx, insertPostgres, pgColumns(rows)...)
+	default:
+		_, err = tx.Exec(ctx, insertSQLite, string(sqliteRows(rows)))
+	}
+	if err != nil {
+		return fmt.Errorf("audit: insert entries %d-%d: %w", rows[0].seq, rows[len(rows)-1].seq, err)
 	}
 	return nil
 }
 
-// insertSQLs caches the INSERT text for each row count.
-var insertSQLs = func() (s [insertChunk + 1]string) {
-	for n := 1; n <= insertChunk; n++ {
-		var b strings.Builder
-		b.WriteString("INSERT INTO audit_entries (" + entryColumns + ") VALUES ")
-		for i := range n {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('(')
-			for j := range columnsPerEntry {
-				if j > 0 {
-					b.WriteByte(',')
-				}
-				b.WriteByte('$')
-				b.WriteString(strconv.Itoa(i*columnsPerEntry + j + 1))
-			}
-			b.WriteByte(')')
-		}
-		s[n] = b.String()
-	}
-	return s
-}()
+const insertSQLite = `INSERT INTO audit_entries (` + entryColumns + `)
+	SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
+		value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14,
+		unhex(value->>15), unhex(value->>16)
+	FROM jsonb_each($1)`
 
-func insertSQL(n int) string { return insertSQLs[n] }
+const insertPostgres = `INSERT INTO audit_entries (` + entryColumns + `)
+	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+		$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[],
+		$14::bigint[], $15::text[], $16::bytea[], $17::bytea[])`
+
+// sqliteRows encodes rows as a JSON array of arrays in entryColumns order,
+// hashes in hex.
+func sqliteRows(rows []*row) []byte {
+	b := make([]byte, 0, len(rows)*512)
+	b = append(b, '[')
+	for i, r := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = strconv.AppendInt(b, r.seq, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.time, 10)
+		for _, s := range [...]string{r.requestID, r.principal, r.authMethod, r.accessor, r.action,
+			r.resource, r.environment, r.sourceAddr, r.userAgent, r.outcome} {
+			b = append(b, ',')
+			b = appendJSONString(b, s)
+		}
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.status, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.latencyUS, 10)
+		b = append(b, ',')
+		b = appendJSONString(b, r.detail)
+		b = append(b, `,"`...)
+		b = hex.AppendEncode(b, r.prevHash)
+		b = append(b, `","`...)
+		b = hex.AppendEncode(b, r.hash)
+		b = append(b, `"]`...)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s as a JSON string. s is valid UTF-8 (clean
+// made it so), which JSON carries as is; only '"', '\\' and control
+// characters are escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// pgColumns returns rows as one slice per column, for unnest.
+func pgColumns(rows []*row) []any {
+	n := len(rows)
+	seq, tm, status, lat := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	var text [11][]string
+	for i := range text {
+		text[i] = make([]string, n)
+	}
+	prev, hash := make([][]byte, n), make([][]byte, n)
+	for i, r := range rows {
+		seq[i], tm[i], status[i], lat[i] = r.seq, r.time, r.status, r.latencyUS
+		for j, s := range [...]string{r.requestID, r.principal, r.authMethod, r.accessor, r.action,
+			r.resource, r.environment, r.sourceAddr, r.userAgent, r.outcome, r.detail} {
+			text[j][i] = s
+		}
+		prev[i], hash[i] = r.prevHash, r.hash
+	}
+	return []any{seq, tm, text[0], text[1], text[2], text[3], text[4], text[5], text[6], text[7],
+		text[8], text[9], status, lat, text[10], prev, hash}
+}
 
 // finalCheckpoint signs the chain head unless a checkpoint already covers it.
 func (l *Log) finalCheckpoint(ctx context.Context) error {
