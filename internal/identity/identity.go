@@ -75,6 +75,7 @@ type ThrottledError struct {
 	RetryAfter time.Duration
 }
 
+// Error says when to retry; it names no principal or address.
 func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("%v: retry after %v", ErrThrottled, e.RetryAfter.Round(time.Second))
 }

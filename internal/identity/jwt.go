@@ -56,12 +56,12 @@ const (
 	maxClaimValueLen = 1024
 )
 
-// AllowedAlgorithms are the signature algorithms an issuer may allow: the
+// allowedAlgorithms are the signature algorithms an issuer may allow: the
 // asymmetric ones only, so a public key can never be used as an HMAC secret.
-var AllowedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+var allowedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
-// DefaultAlgorithms are allowed when an issuer lists none.
-var DefaultAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+// defaultAlgorithms are allowed when an issuer lists none.
+var defaultAlgorithms = []string{"RS256", "ES256", "EdDSA"}
 
 // Issuer is a trusted JWT issuer and the rules that turn its tokens into a
 // Principal.
@@ -77,7 +77,7 @@ type Issuer struct {
 	JWKSURL string `json:"jwks_url,omitempty"`
 	// JWKS is an inline key set of public keys.
 	JWKS json.RawMessage `json:"jwks,omitempty"`
-	// Algorithms allowed (default DefaultAlgorithms; a subset of AllowedAlgorithms).
+	// Algorithms allowed (default defaultAlgorithms; a subset of allowedAlgorithms).
 	Algorithms []string `json:"algorithms,omitempty"`
 	// BoundClaims: every claim named must be present and match one of its
 	// values ("*" in a value matches any run of characters). At least one is
@@ -110,7 +110,7 @@ const (
 	maxURLLen      = 2048
 )
 
-// check validates iss in place (defaults filled, lists cleaned).
+// checkIssuer validates iss in place (defaults filled, lists cleaned).
 func (m *Manager) checkIssuer(iss *Issuer) error {
 	if err := validName("name", iss.Name); err != nil {
 		return err
@@ -149,11 +149,11 @@ func (m *Manager) checkIssuer(iss *Issuer) error {
 		iss.JWKS = buf.Bytes()
 	}
 	if len(iss.Algorithms) == 0 {
-		iss.Algorithms = slices.Clone(DefaultAlgorithms)
+		iss.Algorithms = slices.Clone(defaultAlgorithms)
 	}
 	for _, a := range iss.Algorithms {
-		if !slices.Contains(AllowedAlgorithms, a) {
-			return invalid("algorithms", "%q is not allowed (allowed: %s)", a, strings.Join(AllowedAlgorithms, ", "))
+		if !slices.Contains(allowedAlgorithms, a) {
+			return invalid("algorithms", "%q is not allowed (allowed: %s)", a, strings.Join(allowedAlgorithms, ", "))
 		}
 	}
 	slices.Sort(iss.Algorithms)
@@ -359,7 +359,7 @@ func (m *Manager) jwtLogin(ctx context.Context, issuerName, raw string) (*Princi
 	}
 	algs := make([]jose.SignatureAlgorithm, 0, len(iss.Algorithms))
 	for _, a := range iss.Algorithms {
-		if slices.Contains(AllowedAlgorithms, a) { // re-checked: rows outlive code
+		if slices.Contains(allowedAlgorithms, a) { // re-checked: rows outlive code
 			algs = append(algs, jose.SignatureAlgorithm(a))
 		}
 	}

@@ -342,6 +342,7 @@ func (m *Manager) PasswordLogin(ctx context.Context, name, password, totpCode st
 		}
 	}
 	m.throttle.Success("principal:" + principalKey)
+	m.upgradeHash(ctx, r.Name, r.passwordHash, password)
 	return &Principal{
 		Kind:        KindUser,
 		Name:        r.Name,
@@ -376,5 +377,25 @@ func (m *Manager) checkTOTP(ctx context.Context, r *userRow, code string) error 
 			return ErrInvalidCredentials
 		}
 		return nil
+	})
+}
+
+// upgradeHash rehashes a password whose stored hash uses other parameters
+// than the current ones, now that the plaintext is at hand. It is best
+// effort: a failure leaves the old (still valid) hash, and the update only
+// applies if the hash was not changed meanwhile (by SetPassword).
+func (m *Manager) upgradeHash(ctx context.Context, name, old, password string) {
+	p, _, _, err := decodePHC(old)
+	if err != nil || p == m.params {
+		return
+	}
+	h, err := m.hash(ctx, password)
+	if err != nil {
+		return
+	}
+	_ = m.store.Write(ctx, func(tx storage.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE identity_users SET password_hash = $1 WHERE name = $2 AND password_hash = $3`,
+			h, name, old)
+		return err
 	})
 }

@@ -402,3 +402,40 @@ func TestSrcKey(t *testing.T) {
 		t.Error("invalid address has a key")
 	}
 }
+
+func TestPasswordHashUpgradedOnLogin(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		e := newEnv(t, st)
+		ctx := t.Context()
+		if _, err := e.m.CreateUser(ctx, "alice", pw, UserOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		stored := func() string {
+			var h string
+			if err := st.Read(ctx, func(tx storage.Tx) error {
+				return tx.QueryRow(ctx, `SELECT password_hash FROM identity_users WHERE name = $1`, "alice").Scan(&h)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}
+		before := stored()
+		if _, err := e.m.PasswordLogin(ctx, "alice", pw, "", src1); err != nil {
+			t.Fatal(err)
+		}
+		if stored() != before {
+			t.Fatal("hash rewritten although its parameters are current")
+		}
+		e.m.params = argonParams{memory: 128, time: 1, threads: 1}
+		if _, err := e.m.PasswordLogin(ctx, "alice", pw, "", src1); err != nil {
+			t.Fatal(err)
+		}
+		after := stored()
+		if !strings.Contains(after, "$m=128,t=1,p=1$") {
+			t.Fatalf("hash not upgraded: %s", after)
+		}
+		if _, err := e.m.PasswordLogin(ctx, "alice", pw, "", src1); err != nil {
+			t.Fatalf("login with the upgraded hash: %v", err)
+		}
+	})
+}
