@@ -10,37 +10,47 @@ import (
 	"testing"
 )
 
-// refMatch is a plain recursive matcher, the specification matchSegs is
-// checked against: "**" takes zero or more segments, "*" one, a segment with
-// "*" inside is a glob within one segment, anything else is literal.
+// refMatch is the specification matchSegs is checked against, written as
+// plain dynamic programming: "**" takes zero or more segments, "*" one, a
+// segment with "*" inside is a glob within one segment (refGlob), anything
+// else is literal. m[i][j] says pat[i:] matches res[j:].
 func refMatch(pat, res []string) bool {
-	if len(pat) == 0 {
-		return len(res) == 0
+	m := make([][]bool, len(pat)+1)
+	for i := range m {
+		m[i] = make([]bool, len(res)+1)
 	}
-	if pat[0] == "**" {
-		for i := 0; i <= len(res); i++ {
-			if refMatch(pat[1:], res[i:]) {
-				return true
+	m[len(pat)][len(res)] = true
+	for i := len(pat) - 1; i >= 0; i-- {
+		for j := len(res); j >= 0; j-- {
+			switch {
+			case pat[i] == "**":
+				m[i][j] = m[i+1][j] || j < len(res) && m[i][j+1]
+			case j < len(res):
+				m[i][j] = refGlob(pat[i], res[j]) && m[i+1][j+1]
 			}
 		}
-		return false
 	}
-	return len(res) > 0 && refGlob(pat[0], res[0]) && refMatch(pat[1:], res[1:])
+	return m[0][0]
 }
 
+// refGlob: '*' matches any run of bytes, other bytes themselves.
 func refGlob(g, s string) bool {
-	if g == "" {
-		return s == ""
+	m := make([][]bool, len(g)+1)
+	for i := range m {
+		m[i] = make([]bool, len(s)+1)
 	}
-	if g[0] == '*' {
-		for i := 0; i <= len(s); i++ {
-			if refGlob(g[1:], s[i:]) {
-				return true
+	m[len(g)][len(s)] = true
+	for i := len(g) - 1; i >= 0; i-- {
+		for j := len(s); j >= 0; j-- {
+			switch {
+			case g[i] == '*':
+				m[i][j] = m[i+1][j] || j < len(s) && m[i][j+1]
+			case j < len(s):
+				m[i][j] = g[i] == s[j] && m[i+1][j+1]
 			}
 		}
-		return false
 	}
-	return s != "" && s[0] == g[0] && refGlob(g[1:], s[1:])
+	return m[0][0]
 }
 
 func validResource(r string) bool {
