@@ -461,7 +461,13 @@ for --grace so running machines can switch over; --grace 0 ends it at once.`,
 // issuerDocument turns an issuer file (JSON, or YAML with the same field
 // names) into the JSON the API takes. A name in the document must match
 // name.
-func issuerDocument(data []byte, name string) (json.RawMessage, error) {
+func issuerDocument(data []byte, name string) (_ json.RawMessage, err error) {
+	defer func() {
+		// The YAML library panics on a few malformed inputs.
+		if r := recover(); r != nil {
+			err = errors.New("reading the issuer document: malformed YAML")
+		}
+	}()
 	if len(data) > maxIssuerFile {
 		return nil, fmt.Errorf("the issuer document is larger than %d bytes", maxIssuerFile)
 	}
@@ -482,7 +488,6 @@ func issuerDocument(data []byte, name string) (json.RawMessage, error) {
 		if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 			return nil, errors.New("the issuer document holds more than one YAML document")
 		}
-		var err error
 		if doc, err = jsonCompatible(doc, 0); err != nil {
 			return nil, err
 		}

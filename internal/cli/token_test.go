@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestTokenCreate(t *testing.T) {
+	h := newHarness(t, "kwt_parent", "kwt_issuedtokenvalue")
+	h.vars["KEYWARD_TOKEN"] = "kwt_parent"
+	h.fake.handle("POST /v1/auth/token/create", 200, issuedJSON)
+
+	r := h.must("", "token", "create", "--policy", "dev", "--policy", "ops", "--ttl", "10m", "--max-ttl", "1h",
+		"--bound-env", "staging", "--bound-cidr", "10.0.0.0/8", "--max-uses", "3")
+	for _, want := range []string{"Token:      kwt_issuedtokenvalue", "Accessor:   acc123", "Policies:   dev, ops", "Expires:    2099-01-01T00:00:00Z"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "shown once") {
+		t.Errorf("no shown-once warning: %q", r.stderr)
+	}
+	req := h.fake.requests("POST /v1/auth/token/create")[0]
+	if req.Auth != "Bearer kwt_parent" {
+		t.Errorf("auth %q", req.Auth)
+	}
+	var body struct {
+		Policies   []string `json:"policies"`
+		TTL        string   `json:"ttl"`
+		MaxTTL     string   `json:"max_ttl"`
+		BoundEnvs  []string `json:"bound_envs"`
+		BoundCIDRs []string `json:"bound_cidrs"`
+		MaxUses    int      `json:"max_uses"`
+	}
+	if err := json.Unmarshal([]byte(req.Body), &body); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(body.Policies, ",") != "dev,ops" || body.TTL != "10m" || body.MaxTTL != "1h" || body.BoundEnvs[0] != "staging" ||
+		body.BoundCIDRs[0] != "10.0.0.0/8" || body.MaxUses != 3 {
+		t.Errorf("create body %+v", body)
+	}
+
+	r = h.must("", "token", "create", "-o", "json")
+	var out map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out["token"] != "kwt_issuedtokenvalue" || out["accessor"] != "acc123" {
+		t.Errorf("-o json: %v %v\n%s", out, err, r.stdout)
+	}
+	if b := h.fake.requests("POST /v1/auth/token/create")[1].Body; b != "{}" {
+		t.Errorf("no flags sent %s", b)
+	}
+}
+
+func TestTokenLookupRenewRevoke(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_parent"
+	h.fake.handle("GET /v1/auth/token/lookup-self", 200, tokenInfoJSON)
+	h.fake.handle("GET /v1/auth/token/accessors/{acc}", 200, tokenInfoJSON)
+	h.fake.handle("POST /v1/auth/token/renew-self", 200, tokenInfoJSON)
+	h.fake.handle("POST /v1/auth/token/accessors/{acc}/renew", 200, tokenInfoJSON)
+	h.fake.handle("POST /v1/auth/token/revoke-self", 200, `{"revoked":3}`)
+	h.fake.handle("DELETE /v1/auth/token/accessors/{acc}", 200, `{"revoked":1}`)
+
+	r := h.must("", "token", "lookup")
+	for _, want := range []string{"Accessor:     acc123", "Principal:    user:alice", "Policies:     dev", "TTL:          15m0s", "Renewable:    yes", "Uses:         2 of 5", "Bound CIDRs:  10.0.0.0/8"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("lookup lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = h.must("", "token", "lookup", "--accessor", "acc999", "-o", "json")
+	var ti map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &ti); err != nil || ti["accessor"] != "acc123" || ti["ttl"] != "15m0s" {
+		t.Errorf("lookup -o json: %v %v", ti, err)
+	}
+	if len(h.fake.requests("GET /v1/auth/token/accessors/acc999")) != 1 {
+		t.Error("lookup --accessor did not ask for that accessor")
+	}
+
+	r = h.must("", "token", "renew", "--increment", "1h")
+	if !strings.Contains(r.stdout, "Renewed token acc123") {
+		t.Errorf("renew output %q", r.stdout)
+	}
+	if m := bodyMap(t, h.fake.requests("POST /v1/auth/token/renew-self")[0].Body); m["increment"] != "1h" {
+		t.Errorf("renew body %v", m)
+	}
+	h.must("", "token", "renew", "--accessor", "acc999")
+	if len(h.fake.requests("POST /v1/auth/token/accessors/acc999/renew")) != 1 {
+		t.Error("renew --accessor did not renew that accessor")
+	}
+
+	if r := h.must("", "token", "revoke"); !strings.Contains(r.stdout, "Revoked 3 tokens") {
+		t.Errorf("revoke self: %q", r.stdout)
+	}
+	if r := h.must("", "token", "revoke", "--accessor", "acc999"); !strings.Contains(r.stdout, "Revoked 1 token\n") {
+		t.Errorf("revoke accessor: %q", r.stdout)
+	}
+	if r := h.must("", "token", "revoke", "--accessor", "acc999", "-o", "json"); strings.TrimSpace(r.stdout) != "{\n  \"revoked\": 1\n}" {
+		t.Errorf("revoke -o json: %q", r.stdout)
+	}
+	if len(h.fake.requests("DELETE /v1/auth/token/accessors/acc999")) != 2 {
+		t.Error("revoke --accessor did not DELETE the accessor")
+	}
+}
+
+func TestTokenServerErrorShown(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_parent"
+	h.fake.mux.HandleFunc("POST /v1/auth/token/create", func(w http.ResponseWriter, r *http.Request) {
+		apiError(w, 403, "permission_denied", `policy "ops" is not among the parent's`)
+	})
+	r := h.run("", "token", "create", "--policy", "ops")
+	if r.code != 1 || !strings.Contains(r.stderr, `policy "ops" is not among the parent's`) || !strings.Contains(r.stderr, "permission_denied") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestCheckDuration(t *testing.T) {
+	for _, ok := range []string{"", "15m", "1h30m", "3600", "0"} {
+		if err := checkDuration("ttl", ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"soon", "-1h", "1 hour", "+5", "99999999999"} {
+		if err := checkDuration("ttl", bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
