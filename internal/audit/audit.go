@@ -112,7 +112,8 @@ type Options struct {
 	// SinkBuffer is how many lines wait for a slow Sink before further ones
 	// are dropped (DefaultSinkBuffer when 0).
 	SinkBuffer int
-	// OnSinkError is told about Sink write errors and tailer read errors.
+	// OnSinkError is told about Sink write errors and tailer read errors,
+	// from the log's goroutines (possibly two at once).
 	OnSinkError func(error)
 	// Now returns the current time (time.Now when nil).
 	Now func() time.Time
@@ -221,6 +222,9 @@ func Open(ctx context.Context, st storage.Store, signer Signer, opts Options) (*
 // Never call Append inside Store.Write (on SQLite it would wait for the
 // writer connection the caller holds): use AppendTx there.
 func (l *Log) Append(ctx context.Context, e *Entry) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("audit: append: %w", err)
+	}
 	r, detail, err := l.prepare(e)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,22 @@ func TestAppendStoresWhatItReturns(t *testing.T) {
 		}
 		mustVerify(t, l, 2)
 	})
+}
+
+func TestAppendWithDoneContextWritesNothing(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	l := openLog(t, st, newSigner(t), Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := l.Append(ctx, testEntry(1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append with a cancelled context = %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, st, "audit_entries"); n != 0 {
+		t.Errorf("%d entries written for a cancelled Append", n)
+	}
 }
 
 func TestAppendRejectsInvalid(t *testing.T) {
@@ -469,8 +486,13 @@ func TestPrune(t *testing.T) {
 func TestSinkGetsCommittedEntries(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st storage.Store) {
 		var buf syncBuffer
+		var mu sync.Mutex
 		var sinkErrs []error
-		l := openLog(t, st, newSigner(t), Options{Sink: &buf, OnSinkError: func(err error) { sinkErrs = append(sinkErrs, err) }})
+		l := openLog(t, st, newSigner(t), Options{Sink: &buf, OnSinkError: func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			sinkErrs = append(sinkErrs, err)
+		}})
 		var want []*Entry
 		want = append(want, appendN(t, l, 5)...)
 		committed := testEntry(100)
@@ -504,6 +526,8 @@ func TestSinkGetsCommittedEntries(t *testing.T) {
 				t.Errorf("line %d:\n got %s\nwant %s", i, line, w)
 			}
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		if len(sinkErrs) != 0 || l.SinkDropped() != 0 {
 			t.Errorf("sink errors %v, dropped %d", sinkErrs, l.SinkDropped())
 		}
