@@ -264,3 +264,65 @@ func TestBadServerStarts(t *testing.T) {
 		t.Errorf("unwritable data dir = %+v", r)
 	}
 }
+
+// TestSecretsEndToEnd drives the binary as a user would: secrets in two
+// environments, a token whose policy reaches staging only, keyward run,
+// a rollback, and no value in the audit log or the server log.
+func TestSecretsEndToEnd(t *testing.T) {
+	data := t.TempDir()
+	p := startServer(t, "--dev", "--data", data)
+	tok, err := os.ReadFile(filepath.Join(data, "root-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := []string{"KEYWARD_ADDR=" + p.addr, "KEYWARD_TOKEN=" + strings.TrimSpace(string(tok)), "XDG_CONFIG_HOME=" + t.TempDir()}
+	must := func(env []string, stdin string, args ...string) string {
+		t.Helper()
+		r := run(t, env, stdin, args...)
+		if r.code != 0 {
+			t.Fatalf("keyward %s = %+v", strings.Join(args, " "), r)
+		}
+		return r.stdout
+	}
+	must(root, "", "project", "create", "payments")
+	must(root, "staging-v1-value", "secret", "set", "payments/staging/DB_PASSWORD")
+	must(root, "staging-v2-value", "secret", "set", "payments/staging/DB_PASSWORD")
+	must(root, "prod-only-value", "secret", "set", "payments/prod/DB_PASSWORD")
+
+	pol := filepath.Join(t.TempDir(), "ci.yaml")
+	os.WriteFile(pol, []byte("name: payments-ci\nrules:\n  - resources: [\"projects/payments/envs/staging/**\"]\n    allow: [read, list]\n"), 0o600)
+	must(root, "", "policy", "apply", "-f", pol)
+	var created map[string]any
+	if err := json.Unmarshal([]byte(must(root, "", "token", "create", "--policy", "payments-ci", "--ttl", "10m", "-o", "json")), &created); err != nil {
+		t.Fatal(err)
+	}
+	ciTok, _ := created["token"].(string)
+	if !strings.HasPrefix(ciTok, "kwt_") {
+		t.Fatalf("token create printed %v", created)
+	}
+	ci := []string{"KEYWARD_ADDR=" + p.addr, "KEYWARD_TOKEN=" + ciTok, "XDG_CONFIG_HOME=" + t.TempDir()}
+	if out := must(ci, "", "secret", "get", "payments/staging/DB_PASSWORD"); !strings.Contains(out, "staging-v2-value") {
+		t.Fatalf("staging read = %q", out)
+	}
+	if r := run(t, ci, "", "secret", "get", "payments/prod/DB_PASSWORD"); r.code != 1 || strings.Contains(r.stdout+r.stderr, "prod-only-value") || !strings.Contains(r.stderr, "denied") {
+		t.Fatalf("prod read with the staging token = %+v", r)
+	}
+	if out := must(ci, "", "run", "-p", "payments", "-e", "staging", "--", "env"); !strings.Contains(out, "DB_PASSWORD=staging-v2-value") {
+		t.Fatalf("keyward run -- env printed %q", out)
+	}
+	must(root, "", "secret", "rollback", "payments/staging/DB_PASSWORD", "--version", "1")
+	if out := must(ci, "", "secret", "get", "payments/staging/DB_PASSWORD"); !strings.Contains(out, "staging-v1-value") {
+		t.Fatalf("after rollback = %q", out)
+	}
+	audit := must(root, "", "audit", "list", "--limit", "1000", "-o", "json")
+	if !strings.Contains(audit, "projects/payments/envs/prod/secrets/DB_PASSWORD") || !strings.Contains(audit, "denied") {
+		t.Fatalf("the prod denial is not in the audit log:\n%s", audit)
+	}
+	must(root, "", "audit", "verify")
+	p.stop(t)
+	for _, v := range []string{"staging-v1-value", "staging-v2-value", "prod-only-value", ciTok} {
+		if strings.Contains(audit, v) || strings.Contains(p.stderr.String(), v) {
+			t.Fatalf("a secret value or token is in the audit log or the server log")
+		}
+	}
+}
