@@ -186,16 +186,64 @@ func matchSegs(p []seg, s []string) bool {
 	return true
 }
 
-// matchesBelow reports whether p could match some path at or below the
-// path s: some leading part of p matches s whole, and the rest of p can
-// always be satisfied by some suffix (literals and globs are valid segments).
-func (p *pattern) matchesBelow(s []string) bool {
-	for k := 0; k <= len(p.segs); k++ {
-		if matchSegs(p.segs[:k], s) {
-			return true
+// The subtree questions (AllowedBelow) run the pattern as an automaton
+// whose states are positions in the pattern, held in a bit set (a pattern
+// has at most MaxPatternSegments segments, so 33 positions fit a uint64):
+// bit i set means segs[:i] matches the segments consumed so far.
+
+// literalsAgree reports whether the leading literal segments of p agree
+// with s as far as both go: a quick way to rule most patterns out.
+func (p *pattern) literalsAgree(s []string) bool {
+	for i := range min(p.nLit, len(s)) {
+		if p.segs[i].text != s[i] {
+			return false
 		}
 	}
-	return false
+	return true
+}
+
+// closure adds, for every state before a "**", the state after it ("**"
+// may match nothing).
+func closure(p []seg, states uint64) uint64 {
+	for i := range p {
+		if states&(1<<i) != 0 && p[i].kind == segAny {
+			states |= 1 << (i + 1)
+		}
+	}
+	return states
+}
+
+// step consumes one segment x.
+func step(p []seg, states uint64, x string) uint64 {
+	var next uint64
+	for i := range p {
+		if states&(1<<i) == 0 {
+			continue
+		}
+		if p[i].kind == segAny {
+			next |= 1 << i
+		} else if p[i].match(x) {
+			next |= 1 << (i + 1)
+		}
+	}
+	return closure(p, next)
+}
+
+// matchesBelow reports whether p could match some path at or below the
+// path s: some leading part of p matches s whole (some state survives s),
+// and the rest of p can always be satisfied by some suffix (literals and
+// globs are valid segments).
+func (p *pattern) matchesBelow(s []string) bool {
+	if !p.literalsAgree(s) {
+		return false
+	}
+	states := closure(p.segs, 1)
+	for _, x := range s {
+		if states = step(p.segs, states, x); states == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // coversBelow reports whether p matches every path at or below s: a leading
@@ -204,13 +252,21 @@ func (p *pattern) matchesBelow(s []string) bool {
 // false for an exotic pattern that does cover s; callers use it to rule a
 // subtree out, so false is the safe answer.
 func (p *pattern) coversBelow(s []string) bool {
-	if !p.tailAny {
+	if !p.tailAny || !p.literalsAgree(s) {
 		return false
 	}
 	head := p.segs[:p.tail]
+	final := uint64(1) << len(head)
+	states := closure(head, 1)
 	for i := 0; i+p.tailStars <= len(s); i++ {
-		if matchSegs(head, s[:i]) {
+		if states&final != 0 {
 			return true
+		}
+		if i == len(s) {
+			break
+		}
+		if states = step(head, states, s[i]); states == 0 {
+			return false
 		}
 	}
 	return false

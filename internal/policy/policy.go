@@ -83,6 +83,7 @@ type Error struct {
 	also error
 }
 
+// Error returns "line N: message", or the message alone when Line is 0.
 func (e *Error) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)

@@ -31,7 +31,7 @@ type Set struct {
 }
 
 type compiledPolicy struct {
-	byAction [len8][]*entry // the entries of rules naming each action
+	byAction [len8][]entry // the entries of rules naming each action, by value
 }
 
 const len8 = 8 // len(Actions)
@@ -135,7 +135,7 @@ func Compile(ps []*Policy) (*Set, error) {
 				if err != nil { // unreachable: validated above
 					return nil, &Error{Msg: fmt.Sprintf("policy %q: rules[%d]: %v", p.Name, ri, err)}
 				}
-				e := &entry{pol: int32(id), rule: int32(ri), allow: allow, deny: deny, pat: pat}
+				e := entry{pol: int32(id), rule: int32(ri), allow: allow, deny: deny, pat: pat}
 				for bit := range len8 {
 					if (e.allow|e.deny)&(1<<bit) != 0 {
 						cp.byAction[bit] = append(cp.byAction[bit], e)
@@ -292,7 +292,9 @@ func (s *Set) scan(policies []string, bit uint16, resource string, segs []string
 		if !ok {
 			continue
 		}
-		for _, e := range s.compiled[id].byAction[ai] {
+		entries := s.compiled[id].byAction[ai]
+		for i := range entries {
+			e := &entries[i]
 			p := &e.pat
 			if p.nLit > 0 {
 				if !strings.HasPrefix(resource, p.litPrefix) ||
@@ -403,7 +405,9 @@ func (s *Set) AllowedBelow(policies []string, action, prefix string) bool {
 		if !ok {
 			continue
 		}
-		for _, e := range s.compiled[id].byAction[actionIndex(bit)] {
+		entries := s.compiled[id].byAction[actionIndex(bit)]
+		for i := range entries {
+			e := &entries[i]
 			if e.deny&bit != 0 && e.pat.coversBelow(segs) {
 				return false
 			}
