@@ -206,3 +206,19 @@ rules:
 		t.Fatalf("round trip:\n got %#v\nwant %#v", back, r)
 	}
 }
+
+func TestActions(t *testing.T) {
+	if len(Actions) != numActions {
+		t.Fatalf("len(Actions) = %d, numActions = %d", len(Actions), numActions)
+	}
+	var all uint16
+	for i, a := range Actions {
+		if m := actionMask(a); m != 1<<i {
+			t.Errorf("actionMask(%q) = %b, want bit %d", a, m, i)
+		}
+		all |= actionMask(a)
+	}
+	if actionMask(AllActions) != all || actionMask("READ") != 0 || actionMask("") != 0 {
+		t.Error("actionMask of \"*\", \"READ\" or \"\" is wrong")
+	}
+}

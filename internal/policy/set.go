@@ -31,10 +31,11 @@ type Set struct {
 }
 
 type compiledPolicy struct {
-	byAction [len8][]entry // the entries of rules naming each action, by value
+	byAction [numActions][]entry // the entries of rules naming each action, by value
 }
 
-const len8 = 8 // len(Actions)
+// numActions is len(Actions); TestActions keeps them in step.
+const numActions = 8
 
 type entry struct {
 	pol         int32
@@ -136,7 +137,7 @@ func Compile(ps []*Policy) (*Set, error) {
 					return nil, &Error{Msg: fmt.Sprintf("policy %q: rules[%d]: %v", p.Name, ri, err)}
 				}
 				e := entry{pol: int32(id), rule: int32(ri), allow: allow, deny: deny, pat: pat}
-				for bit := range len8 {
+				for bit := range numActions {
 					if (e.allow|e.deny)&(1<<bit) != 0 {
 						cp.byAction[bit] = append(cp.byAction[bit], e)
 					}
@@ -261,7 +262,7 @@ func (h *hit) offer(pol, rule int32) {
 func (s *Set) Decide(policies []string, action, resource string) Decision {
 	d := Decision{Rule: -1, Effect: EffectDefaultDeny, Action: action, Resource: resource}
 	bit := actionMask(action)
-	if bit == 0 || bit == 1<<len8-1 {
+	if bit == 0 || bit == 1<<numActions-1 {
 		return d
 	}
 	var buf [maxStackSegs]string
@@ -369,7 +370,7 @@ func (e *entry) record(bit uint16, allow, deny *hit) {
 }
 
 func actionIndex(bit uint16) int {
-	for i := range len8 {
+	for i := range numActions {
 		if bit == 1<<i {
 			return i
 		}
@@ -387,7 +388,7 @@ func actionIndex(bit uint16) int {
 // each item.
 func (s *Set) AllowedBelow(policies []string, action, prefix string) bool {
 	bit := actionMask(action)
-	if bit == 0 || bit == 1<<len8-1 {
+	if bit == 0 || bit == 1<<numActions-1 {
 		return false
 	}
 	prefix = strings.TrimSuffix(prefix, "/")
