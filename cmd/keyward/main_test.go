@@ -244,7 +244,7 @@ func TestBadServerStarts(t *testing.T) {
 		t.Errorf("unknown command = %+v", r)
 	}
 	r := run(t, nil, "", "server", "--data", t.TempDir(), "--listen", freePort(t),
-		"--storage", "postgres://keyward:pw-not-shown@127.0.0.1:1/keyward?sslmode=disable&connect_timeout=2")
+		"--storage", "postgres://keyward:pw-not-shown@127.0.0.1:1/keyward?sslmode=disable&connect_timeout=2") // keyward:allow (test fixture)
 	if r.code != 1 || !strings.Contains(r.stderr, "127.0.0.1:1") || strings.Contains(r.stderr, "pw-not-shown") || strings.Contains(r.stderr, "goroutine") {
 		t.Errorf("unreachable postgres = %+v", r)
 	}

@@ -171,4 +171,3 @@ func (h *Policies) Routes() []Route {
 		},
 	}
 }
-

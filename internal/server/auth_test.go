@@ -81,9 +81,9 @@ func TestPasswordLoginPoliciesAndAudit(t *testing.T) {
 	}
 	// Bad documents: the message names the line; nothing is stored.
 	for doc, want := range map[string]string{
-		"name: payments-ci\nrules:\n  - resources: [\"a\"\n    allow: [read]\n": "line",
-		"name: payments-ci\nrules:\n  - resources: [\"a/**\"]\n    allow: [raed]\n":  `line 4`,
-		"name: payments-ci\nrules: []\n":                                              "rule",
+		"name: payments-ci\nrules:\n  - resources: [\"a\"\n    allow: [read]\n":     "line",
+		"name: payments-ci\nrules:\n  - resources: [\"a/**\"]\n    allow: [raed]\n": `line 4`,
+		"name: payments-ci\nrules: []\n":                                            "rule",
 	} {
 		code, out := raw(t, "PUT", u+"/v1/policies/payments-ci", root, "application/yaml", doc)
 		if code != 400 || !strings.Contains(errMsg(out), want) {

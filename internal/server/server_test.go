@@ -419,7 +419,7 @@ func TestBadStartup(t *testing.T) {
 	}
 	// Unreachable PostgreSQL: clear error, no password in it.
 	cfg = testConfig(t.TempDir())
-	cfg.Storage = "postgres://keyward:s3cretpw@127.0.0.1:1/keyward?sslmode=disable&connect_timeout=2"
+	cfg.Storage = "postgres://keyward:s3cretpw@127.0.0.1:1/keyward?sslmode=disable&connect_timeout=2" // keyward:allow (test fixture)
 	_, err := New(ctx, cfg, Options{})
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1") || strings.Contains(err.Error(), "s3cretpw") {
 		t.Errorf("unreachable postgres: err = %v", err)
