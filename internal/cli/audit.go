@@ -42,6 +42,8 @@ func newAuditCmd(env *Env) *cobra.Command {
 		Long: `Every request keyward answers leaves an audit entry: who, what, which
 resource, the outcome. Entries are hash-chained and periodically signed, so
 keyward audit verify detects an entry that was altered, removed or reordered.`,
+		Example: `  keyward audit list --since 24h --outcome denied
+  keyward audit verify`,
 	}
 	addGlobals(cmd, g)
 	cmd.AddCommand(auditListCmd(env, g), auditVerifyCmd(env, g))

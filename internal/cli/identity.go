@@ -68,9 +68,12 @@ func newUserCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "Manage users (people who log in with a password and TOTP)",
+		Example: `  keyward user create alice --policy dev
+  keyward user totp enroll alice`,
 	}
 	addGlobals(cmd, g)
-	totp := &cobra.Command{Use: "totp", Short: "Enroll or remove a user's TOTP second factor"}
+	totp := &cobra.Command{Use: "totp", Short: "Enroll or remove a user's TOTP second factor",
+		Example: "  keyward user totp enroll alice\n  keyward user totp remove alice"}
 	totp.AddCommand(userTOTPEnrollCmd(env, g),
 		simpleNameCmd(env, g, "remove NAME", "Remove a user's TOTP enrolment", "  keyward user totp remove alice",
 			func(c *client.Client, cmd *cobra.Command, n string) error { return c.RemoveTOTP(cmd.Context(), n) }, "removed TOTP of user %s"))
@@ -275,6 +278,8 @@ func newServiceCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "service",
 		Short: "Manage service accounts (machines that log in with a client id and secret)",
+		Example: `  keyward service create ci --policy payments-ci
+  keyward service rotate-secret ci --grace 1h`,
 	}
 	addGlobals(cmd, g)
 	cmd.AddCommand(serviceCreateCmd(env, g), serviceListCmd(env, g), serviceGetCmd(env, g),
@@ -573,6 +578,8 @@ func newIssuerCmd(env *Env) *cobra.Command {
 with the identity token their platform gives them, without a stored secret.
 An issuer names the iss claim, the accepted audiences, where its keys are,
 the claims a token must carry, and the policies its tokens get.`,
+		Example: `  keyward issuer put github -f github.yaml
+  keyward login --jwt --issuer github --jwt-file "$ID_TOKEN_FILE"`,
 	}
 	addGlobals(cmd, g)
 	cmd.AddCommand(issuerPutCmd(env, g), issuerListCmd(env, g), issuerGetCmd(env, g),

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // fakeKeyward is a small stand-in for the server: handlers registered per
@@ -149,7 +151,7 @@ func TestLoginSavesTokenFileAndLaterCommandsUseIt(t *testing.T) {
 		io.WriteString(w, issuedJSON)
 	})
 	h.fake.mux.HandleFunc("GET /v1/auth/token/lookup-self", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer kwt_issuedtokenvalue" {
+		if r.Header.Get("Authorization") != "Bearer kwt_issuedtokenvalue" { // keyward:allow (test fixture)
 			apiError(w, 401, "unauthenticated", "no token")
 			return
 		}
@@ -314,7 +316,7 @@ func TestLogout(t *testing.T) {
 	h := newHarness(t)
 	h.fake.handle("POST /v1/auth/password/login", 200, issuedJSON)
 	h.fake.mux.HandleFunc("POST /v1/auth/token/revoke-self", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer kwt_issuedtokenvalue" {
+		if r.Header.Get("Authorization") != "Bearer kwt_issuedtokenvalue" { // keyward:allow (test fixture)
 			apiError(w, 401, "unauthenticated", "invalid token")
 			return
 		}
@@ -388,5 +390,27 @@ func TestLineInput(t *testing.T) {
 	}
 	if _, err := newLineInput(&Env{Stdin: strings.NewReader("\n")}).newPassword(true); err == nil {
 		t.Fatal("an empty password was accepted")
+	}
+}
+
+func TestAuthCommandsHaveExamples(t *testing.T) {
+	root := NewRoot(&Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }})
+	mine := map[string]bool{"login": true, "logout": true, "token": true, "user": true, "service": true, "issuer": true, "policy": true, "audit": true}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Example == "" {
+			t.Errorf("%q has no example in its help", c.CommandPath())
+		}
+		if c.Short == "" {
+			t.Errorf("%q has no short help", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	for _, c := range root.Commands() {
+		if mine[c.Name()] {
+			walk(c)
+		}
 	}
 }

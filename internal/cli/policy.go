@@ -189,6 +189,8 @@ an explicit deny beats any allow; no matching allow means deny.
       deny: ["*"]
 
 Keep policies in version control and apply them with keyward policy apply.`,
+		Example: `  keyward policy apply -f policies/
+  keyward policy explain --token 3f2a9c0d1b --action read --resource projects/payments/envs/prod/secrets/db`,
 	}
 	addGlobals(cmd, g)
 	cmd.AddCommand(policyApplyCmd(env, g), policyListCmd(env, g), policyGetCmd(env, g),

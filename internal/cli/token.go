@@ -35,6 +35,8 @@ func newTokenCmd(env *Env) *cobra.Command {
 that never exceed it (policies, environments, networks, lifetime); revoking a
 token revokes its children too. Tokens are named by their accessor, which is
 not a credential: it can look up, renew and revoke a token, but not use it.`,
+		Example: `  keyward token create --policy payments-ci --ttl 10m
+  keyward token revoke --accessor 3f2a9c0d1b`,
 	}
 	addGlobals(cmd, g)
 	cmd.AddCommand(tokenCreateCmd(env, g), tokenLookupCmd(env, g), tokenRenewCmd(env, g), tokenRevokeCmd(env, g))
