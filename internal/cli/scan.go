@@ -257,10 +257,9 @@ func runScan(ctx context.Context, env *Env, fl *scanFlags, args []string) (int, 
 	if err != nil {
 		return scanExitError, err
 	}
-	eng, err := scan.NewEngine(cfg)
-	if err != nil {
-		return scanExitError, fmt.Errorf("rules: %w", err)
-	}
+	// The engine compiles its rules while the source starts (git runs, the
+	// walk begins): on the pre-commit path the two take similar time.
+	eng := buildEngine(cfg)
 	var base scan.Baseline
 	if fl.baseline != "" {
 		if base, err = scan.LoadBaseline(fl.baseline); err != nil {
@@ -272,6 +271,9 @@ func runScan(ctx context.Context, env *Env, fl *scanFlags, args []string) (int, 
 	prog := startProgress(env, fl.quiet, col)
 	st, err := runSource(ctx, env, plan, fl, eng, col)
 	prog.stop()
+	if _, engErr := eng.get(); engErr != nil {
+		return scanExitError, fmt.Errorf("rules: %w", engErr)
+	}
 	if err != nil {
 		return scanExitError, err
 	}
@@ -328,7 +330,7 @@ func runScan(ctx context.Context, env *Env, fl *scanFlags, args []string) (int, 
 }
 
 // runSource feeds the chosen source through the engine into col.
-func runSource(ctx context.Context, env *Env, plan scanPlan, fl *scanFlags, eng *scan.Engine, col *collector) (source.Stats, error) {
+func runSource(ctx context.Context, env *Env, plan scanPlan, fl *scanFlags, eng *lazyEngine, col *collector) (source.Stats, error) {
 	switch plan.mode {
 	case "stdin":
 		return source.Reader(ctx, "-", env.Stdin, col.emit(eng, ""))
@@ -347,7 +349,7 @@ func runSource(ctx context.Context, env *Env, plan scanPlan, fl *scanFlags, eng 
 		}
 		st, err := source.Dir(ctx, []string{root}, source.DirOptions{
 			NoIgnore: fl.noIgnore, MaxSize: plan.maxSize, Workers: plan.workers,
-			FollowSymlinks: fl.followSymlinks, Skip: eng.AllowPath,
+			FollowSymlinks: fl.followSymlinks, Skip: eng.allowPath,
 		}, col.emit(eng, prefix))
 		total.Files += st.Files
 		total.Bytes += st.Bytes
@@ -365,6 +367,33 @@ func runSource(ctx context.Context, env *Env, plan scanPlan, fl *scanFlags, eng 
 	return total, nil
 }
 
+// lazyEngine is an engine being built in the background.
+type lazyEngine struct {
+	done chan struct{}
+	eng  *scan.Engine
+	err  error
+}
+
+func buildEngine(cfg *scan.Config) *lazyEngine {
+	l := &lazyEngine{done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		l.eng, l.err = scan.NewEngine(cfg)
+	}()
+	return l
+}
+
+// get waits for the engine.
+func (l *lazyEngine) get() (*scan.Engine, error) {
+	<-l.done
+	return l.eng, l.err
+}
+
+func (l *lazyEngine) allowPath(p string) bool {
+	eng, err := l.get()
+	return err == nil && eng.AllowPath(p)
+}
+
 // collector gathers findings from concurrent workers.
 type collector struct {
 	mu       sync.Mutex
@@ -375,8 +404,12 @@ type collector struct {
 
 // emit returns the source callback: scan the fragment, keep its findings,
 // with prefix (the directory root) joined to their paths.
-func (c *collector) emit(eng *scan.Engine, prefix string) func(*source.Fragment) error {
+func (c *collector) emit(l *lazyEngine, prefix string) func(*source.Fragment) error {
 	return func(f *source.Fragment) error {
+		eng, err := l.get()
+		if err != nil {
+			return err
+		}
 		found := eng.Scan(f)
 		c.bytes.Add(int64(len(f.Data)))
 		if len(found) == 0 {
