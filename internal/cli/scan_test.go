@@ -303,3 +303,25 @@ func TestDedupe(t *testing.T) {
 		}
 	}
 }
+
+func TestScanUnreadableKeepsExitCode(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.env", "T="+credential.New(credential.AccessToken)+"\n")
+	locked := write(t, dir, "locked.env", "x\n")
+	lockedDir := filepath.Join(dir, "lockeddir")
+	write(t, dir, "lockeddir/b.env", "y\n")
+	os.Chmod(locked, 0)
+	os.Chmod(lockedDir, 0)
+	t.Cleanup(func() { os.Chmod(lockedDir, 0o755) })
+	if f, err := os.Open(locked); err == nil {
+		f.Close()
+		t.Skip("running as a user who can read mode-000 files (root)")
+	}
+	code, out, errOut := runCLI(t, "", "scan", dir)
+	if code != 1 || !strings.Contains(out, "a.env") {
+		t.Fatalf("code %d\n%s", code, out)
+	}
+	if !strings.Contains(errOut, "warning: open "+locked) || !strings.Contains(errOut, "lockeddir") || !strings.Contains(errOut, "2 unreadable") {
+		t.Fatalf("stderr: %q", errOut)
+	}
+}

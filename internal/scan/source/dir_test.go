@@ -202,3 +202,40 @@ func TestDirLargeFileChunked(t *testing.T) {
 	}
 	checkFragments(t, []byte(content), frags)
 }
+
+// TestDirIgnoreMatchesGit checks the walk against git's own answer:
+// the files Dir scans are the files `git ls-files --others --exclude-standard`
+// lists (everything untracked and not ignored).
+func TestDirIgnoreMatchesGit(t *testing.T) {
+	needGit(t)
+	repo := newRepo(t)
+	writeFiles(t, repo, map[string]string{
+		".gitignore": "*.log\n!important.log\n/top-only.txt\nbuild/\ndocs/**/*.tmp\n**/cache/\nlib/*.o\n[Tt]emp*\n\\#literal\nout/**\n!out/keep/\n",
+		"a.log":      "x\n", "important.log": "x\n", "sub/b.log": "x\n", "sub/important.log": "x\n",
+		"top-only.txt": "x\n", "sub/top-only.txt": "x\n",
+		"build/x": "x\n", "src/build/y": "x\n", "buildfile": "x\n",
+		"docs/a.tmp": "x\n", "docs/x/y/b.tmp": "x\n", "docs/keep.md": "x\n",
+		"cache/c": "x\n", "deep/er/cache/d": "x\n", "cachefile": "x\n",
+		"lib/a.o": "x\n", "lib/sub/b.o": "x\n",
+		"Temp1": "x\n", "temporary": "x\n", "sub/temp2": "x\n",
+		"#literal": "x\n", "out/a": "x\n", "out/keep/b": "x\n",
+		"nested/.gitignore": "*.txt\n!keep.txt\n/anchored.md\n",
+		"nested/a.txt":      "x\n", "nested/keep.txt": "x\n", "nested/anchored.md": "x\n", "nested/deeper/anchored.md": "x\n", "nested/deeper/c.txt": "x\n",
+		"plain.go":               "x\n",
+		"dir with space/f.go":    "x\n",
+		"nested/deeper/d.log":    "x\n",
+		"nested/deeper/keep.txt": "x\n",
+	})
+	got, _ := scanDir(t, []string{repo}, DirOptions{})
+	out := gitRun(t, repo, "ls-files", "--others", "--exclude-standard", "-z")
+	var want []string
+	for _, p := range strings.Split(out, "\x00") {
+		if p != "" {
+			want = append(want, p)
+		}
+	}
+	sort.Strings(want)
+	if keys(got) != strings.Join(want, ",") {
+		t.Fatalf("Dir scanned:\n%s\ngit lists:\n%s", keys(got), strings.Join(want, ","))
+	}
+}
