@@ -23,6 +23,11 @@ type keywordMatcher struct {
 	outIdx []int32
 	out    []int32
 	lens   []int32 // keyword lengths
+	// pair[class(a)*nclass+class(b)] is true when some keyword starts with
+	// the two bytes a, b. In the start state the matcher skips, with
+	// independent table lookups, every position whose pair starts nothing;
+	// that is most of them. Disabled (nil) when a keyword has one byte.
+	pair []bool
 }
 
 const outFlag = -1 << 31
@@ -133,16 +138,32 @@ func newKeywordMatcher(keywords []string) *keywordMatcher {
 		m.out = append(m.out, o...)
 	}
 	m.outIdx[n] = int32(len(m.out))
+	m.pair = make([]bool, nc*nc)
+	for _, k := range keywords {
+		if len(k) < 2 {
+			m.pair = nil
+			break
+		}
+		m.pair[int(m.class[k[0]])*nc+int(m.class[k[1]])] = true
+	}
 	return m
 }
 
 // match calls hit(keyword, start, end) for every occurrence of every
 // keyword in data, in order of end position.
 func (m *keywordMatcher) match(data []byte, hit func(k, start, end int)) {
-	delta, class := m.delta, &m.class
+	delta, class, pair, nc := m.delta, &m.class, m.pair, int(m.nclass)
 	row := int32(0)
-	for i, c := range data {
-		row = delta[row+int32(class[c])]
+	for i := 0; i < len(data); i++ {
+		if row == 0 && pair != nil {
+			// Skipping i is safe: from the start state, a byte pair that
+			// begins no keyword leads to the state the second byte alone
+			// leads to, and no keyword ends at i.
+			for i+1 < len(data) && !pair[int(class[data[i]])*nc+int(class[data[i+1]])] {
+				i++
+			}
+		}
+		row = delta[row+int32(class[data[i]])]
 		if row < 0 {
 			row &^= outFlag
 			s := row / m.nclass

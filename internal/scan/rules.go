@@ -3,6 +3,7 @@ package scan
 import (
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -34,9 +35,14 @@ func assign(names, value string) string {
 	return `(?:` + `(?i:` + names + `)` + `)[\w.-]{0,24}?` + quote + assignOp + quote + `(` + value + `)` + valueEnd
 }
 
-// tok returns a regex for a prefixed token in group 1 with a leading word
-// boundary and the given trailing boundary.
-func tok(body, end string) string { return `\b(` + body + `)` + end }
+// tok returns a regex for a prefixed token in group 1 followed by the given
+// trailing boundary. The leading word boundary is checked by the engine
+// (Rule.leftBound) rather than written as \b, because a leading \b stops Go's
+// regexp from using the token's literal prefix to skip through a window.
+func tok(body, end string) string { return leftBoundMark + `(` + body + `)` + end }
+
+// leftBoundMark, at the start of a regex passed to add, sets Rule.leftBound.
+const leftBoundMark = "\x00"
 
 // DefaultRules returns the built-in rules (a fresh copy each call; the
 // compiled regexes are shared, which is safe).
@@ -56,6 +62,7 @@ func DefaultRules() []*Rule {
 var builtinRules = sync.OnceValue(func() []*Rule {
 	var rs []*Rule
 	add := func(r *Rule, re string) *Rule {
+		re, r.leftBound = strings.CutPrefix(re, leftBoundMark)
 		r.Regex = regexp.MustCompile(re)
 		if r.SecretGroup == 0 && r.Regex.NumSubexp() >= 1 {
 			r.SecretGroup = 1
@@ -229,8 +236,11 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		tok(`ops_eyJ[0-9A-Za-z+/=_-]{250,}`, `(?:[^0-9A-Za-z+/=_-]|$)`))
 
 	// ---- package registries ----
+	// npm's 2021 tokens carried a GitHub-style CRC32, but granular access
+	// tokens (the only kind since legacy tokens were revoked) are not
+	// documented to, so the checksum cannot be required.
 	add(&Rule{ID: "npm-token", Description: "npm access token (npm_)", Severity: Critical,
-		Keywords: kw("npm_"), Validate: validGitHubStyle},
+		Keywords: kw("npm_"), Entropy: 3.5},
 		tok(`npm_[0-9A-Za-z]{36}`, endAlnum))
 	add(&Rule{ID: "npmrc-auth-token", Description: "registry token in an .npmrc (_authToken=)", Severity: High,
 		Keywords: kw("_authtoken"), Entropy: 3.0, Validate: validMixed, Fallback: true},
@@ -480,7 +490,7 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		`amqps?`, "amqp://", "amqps://")
 	add(&Rule{ID: "url-basic-auth", Description: "URL with a password in its user info", Severity: Medium,
 		Keywords: kw("://"), Validate: validURLPassword, SecretGroup: 2, Fallback: true},
-		`\b[A-Za-z][0-9A-Za-z+.-]{1,20}://([^:/?#\s@"'<>]{1,64}):([^@/?#\s"'<>]{3,128})@[0-9A-Za-z.\[\]_-]+`)
+		`://([^:/?#\s@"'<>]{1,64}):([^@/?#\s"'<>]{3,128})@[0-9A-Za-z.\[\]_-]+`)
 	add(&Rule{ID: "authorization-bearer", Description: "bearer token in an Authorization header", Severity: Medium,
 		Keywords: kw("bearer"), Entropy: 3.5, Validate: validMixed, Fallback: true},
 		`\b(?i:bearer)\s+([0-9A-Za-z._~+/-]{20,}=*)`+`(?:[^0-9A-Za-z._~+/=-]|$)`)
@@ -488,17 +498,17 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		Keywords: kw("authorization"), Validate: validBasicAuth, Fallback: true},
 		`(?i:authorization)["']?\s*[:=]\s*["']?(?i:basic)\s+([A-Za-z0-9+/]{8,}={0,2})`+endB64)
 	add(&Rule{ID: "generic-password", Description: "password assigned in code or configuration", Severity: Medium,
-		Keywords: kw("password", "passwd", "passphrase", "pwd"), Validate: validPassword, Fallback: true,
+		Keywords: kw("password", "passwd", "passphrase", "pwd"), Validate: validPassword, Fallback: true, quotedInCode: true,
 		AllowMatch: []*regexp.Regexp{genericNameAllow}},
-		`[\w.-]{0,24}?(?i:password|passwd|passphrase|pwd)[\w.-]{0,16}?`+quote+assignOp+
-			`(?:"([^"\s]{6,128})"|'([^'\s]{6,128})'|`+"`([^`\\s]{6,128})`"+`|([^\s"'`+"`"+`;,<>&#]{6,128})(?:[\s;,<&#]|\\[nr]|$))`)
+		`(?i:password|passwd|passphrase|pwd)[\w.-]{0,16}?`+quote+assignOp+
+			`(?:"([^"\s]{6,128})"|'([^'\s]{6,128})'|`+"`([^`\\s]{6,128})`"+`|([^\s"'`+"`"+`;,<>&]{6,128})(?:[\s;,<&]|\\[nr]|$))`)
 	add(&Rule{ID: "generic-secret", Description: "high-entropy value assigned to a secret-looking name", Severity: Medium,
 		Keywords: kw("secret", "token", "api_key", "api-key", "api.key", "apikey", "access_key", "access-key", "accesskey",
 			"auth_key", "auth-key", "authkey", "credential", "creds", "private_key", "private-key", "privatekey",
 			"signing_key", "signingkey", "encryption_key", "encryptionkey", "master_key", "masterkey"),
-		Entropy: 3.5, Validate: validMixed, Fallback: true,
+		Entropy: 3.5, Validate: validGeneric, Fallback: true, quotedInCode: true,
 		AllowMatch: []*regexp.Regexp{genericNameAllow}},
-		`[\w.-]{0,24}?`+assign(`secret|token|api[_.-]?key|apikey|access[_.-]?key|accesskey|auth[_.-]?key|authkey|credentials?|creds|private[_.-]?key|privatekey|signing[_.-]?key|signingkey|encryption[_.-]?key|encryptionkey|master[_.-]?key|masterkey`,
+		assign(`secret|token|api[_.-]?key|apikey|access[_.-]?key|accesskey|auth[_.-]?key|authkey|credentials?|creds|private[_.-]?key|privatekey|signing[_.-]?key|signingkey|encryption[_.-]?key|encryptionkey|master[_.-]?key|masterkey`,
 			`[0-9A-Za-z_.+/~=-]{16,}`))
 	return rs
 })

@@ -330,7 +330,7 @@ var ruleCases = map[string]ruleCase{
 		return "dp." + []string{"pt", "st", "sa", "ct"}[r.IntN(4)] + "." + rs(r, csAlnum, short(bad, 40)+3*btoi(!bad))
 	}),
 	"onepassword-service-account-token": prefixed("ops_eyJ", csB64, 250, 600),
-	"npm-token":                         built(func(r *rand.Rand, bad bool) string { return ghStyle(r, "npm_", bad) }),
+	"npm-token":                         prefixed("npm_", csAlnum, 36, 36),
 	"npmrc-auth-token": {
 		pos: func(r *rand.Rand) (string, string) {
 			v := rs(r, csAlnum, 30) + rs(r, csDigits, 2)

@@ -96,7 +96,9 @@ type Rule struct {
 	// Allow drops a candidate whose secret matches any of these.
 	Allow []*regexp.Regexp
 	// AllowMatch drops a candidate whose whole match (name, operator and
-	// value for assignment rules) matches any of these.
+	// value for assignment rules), extended backwards over the identifier
+	// characters it starts in (so "csrf_token = …" is seen whole when the
+	// regex starts at "token"), matches any of these.
 	AllowMatch []*regexp.Regexp
 
 	// MultiLine lets a secret span lines (PEM blocks): windows around
@@ -108,6 +110,17 @@ type Rule struct {
 	// Fallback marks a broad rule whose finding is dropped when another,
 	// non-fallback rule reported a secret overlapping it.
 	Fallback bool
+
+	// leftBound requires the byte before a match not to be a word character
+	// [0-9A-Za-z_]. Built-in token rules use it in place of a leading \b,
+	// which would stop Go's regexp from skipping to the token's literal
+	// prefix.
+	leftBound bool
+	// quotedInCode requires, in source-code files (by extension), the secret
+	// to follow a quote: there an unquoted value is an identifier or an
+	// expression, not a literal. Config, env and other files accept
+	// unquoted values.
+	quotedInCode bool
 }
 
 // window returns the rule's effective window.
@@ -295,6 +308,8 @@ type scratch struct {
 	lines    []int   // offsets of '\n' in the fragment, built lazily
 	linesOK  bool
 	markLine []byte
+	claims   [][2]int // secrets a specific rule's validator rejected
+	code     bool     // the fragment's path is a source-code file
 }
 
 // cand is a finding before positions are computed.
@@ -320,6 +335,8 @@ func (e *Engine) Scan(f *source.Fragment) []Finding {
 	defer e.pool.Put(s)
 	s.linesOK = false
 	s.lines = s.lines[:0]
+	s.claims = s.claims[:0]
+	s.code = isCodePath(f.Path)
 	data := f.Data
 
 	if len(s.ruleHit) < len(e.rules) {
@@ -364,7 +381,7 @@ func (e *Engine) Scan(f *source.Fragment) []Finding {
 	if len(cands) == 0 {
 		return nil
 	}
-	cands = e.dropShadowed(cands)
+	cands = e.dropShadowed(cands, s.claims)
 	out := make([]Finding, 0, len(cands))
 	for _, c := range cands {
 		out = append(out, e.finding(f, s, c))
@@ -472,9 +489,31 @@ func (e *Engine) runWindow(cands []cand, sc *scratch, ri int, data []byte, s, t 
 		if b <= a {
 			continue
 		}
-		secret := data[s+a : s+b]
-		if !e.keep(r, secret) || matchAny(r.AllowMatch, data[s+m[0]:s+m[1]]) {
+		if r.leftBound && s+m[0] > 0 && isWordByte(data[s+m[0]-1]) {
 			continue
+		}
+		if r.quotedInCode && sc.code && (s+a == 0 || !isQuote(data[s+a-1])) {
+			continue
+		}
+		secret := data[s+a : s+b]
+		if r.Validate != nil && !r.Validate(secret) {
+			if !r.Fallback {
+				// The bytes have this rule's shape but cannot be real (a
+				// wrong checksum): no generic rule may report them either.
+				sc.claims = append(sc.claims, [2]int{s + a, s + b})
+			}
+			continue
+		}
+		if !e.keep(r, secret) {
+			continue
+		}
+		if len(r.AllowMatch) > 0 {
+			ns := s + m[0]
+			for lim := max(0, ns-identReach); ns > lim && (isWordByte(data[ns-1]) || data[ns-1] == '.' || data[ns-1] == '-'); ns-- {
+			}
+			if matchAny(r.AllowMatch, data[ns:s+m[1]]) {
+				continue
+			}
 		}
 		if sc.allowedLine(data, s+m[0], s+m[1]) {
 			continue
@@ -484,13 +523,10 @@ func (e *Engine) runWindow(cands []cand, sc *scratch, ri int, data []byte, s, t 
 	return cands
 }
 
-// keep applies the secret filters: entropy, validator, stop words, allow
-// regexes.
+// keep applies the secret filters after the validator: entropy, stop
+// words, allow regexes.
 func (e *Engine) keep(r *Rule, secret []byte) bool {
 	if r.Entropy > 0 && ShannonEntropy(secret) < r.Entropy {
-		return false
-	}
-	if r.Validate != nil && !r.Validate(secret) {
 		return false
 	}
 	if containsFold(secret, e.stopWords) {
@@ -508,6 +544,39 @@ func (e *Engine) keep(r *Rule, secret []byte) bool {
 	}
 	return true
 }
+
+// identReach bounds how far back AllowMatch looks for the start of the
+// identifier a match begins in.
+const identReach = 32
+
+func isQuote(c byte) bool { return c == '"' || c == '\'' || c == '`' }
+
+// codeExts are extensions of programming-language source files.
+var codeExts = map[string]bool{
+	".go": true, ".py": true, ".js": true, ".mjs": true, ".cjs": true, ".jsx": true,
+	".ts": true, ".tsx": true, ".java": true, ".kt": true, ".kts": true, ".scala": true,
+	".groovy": true, ".c": true, ".h": true, ".cc": true, ".cpp": true, ".cxx": true,
+	".hpp": true, ".cs": true, ".vb": true, ".fs": true, ".rb": true, ".php": true,
+	".rs": true, ".swift": true, ".m": true, ".mm": true, ".dart": true, ".lua": true,
+	".pl": true, ".pm": true, ".r": true, ".ex": true, ".exs": true, ".erl": true,
+	".clj": true, ".hs": true, ".ml": true, ".jl": true, ".zig": true, ".nim": true,
+	".v": true, ".sol": true, ".vue": true, ".svelte": true,
+}
+
+// isCodePath reports whether p names a programming-language source file.
+func isCodePath(p string) bool {
+	i := strings.LastIndexByte(p, '.')
+	if i < 0 || strings.IndexByte(p[i:], '/') >= 0 {
+		return false
+	}
+	ext := p[i:]
+	if codeExts[ext] {
+		return true
+	}
+	return len(ext) <= 8 && codeExts[strings.ToLower(ext)]
+}
+
+func isWordByte(c byte) bool { return isAlnum(c) || c == '_' }
 
 func matchAny(res []*regexp.Regexp, b []byte) bool {
 	for _, re := range res {
@@ -549,9 +618,10 @@ func (s *scratch) markerOnLine(data []byte, i int) bool {
 	return bytes.Contains(s.markLine, []byte(AllowMarker))
 }
 
-// dropShadowed removes fallback findings overlapping a specific finding and
-// duplicate findings of the same secret span, and sorts by position.
-func (e *Engine) dropShadowed(cands []cand) []cand {
+// dropShadowed removes fallback findings that overlap a specific finding or
+// a claim (a secret a specific rule matched by shape and its validator
+// rejected), and sorts by position.
+func (e *Engine) dropShadowed(cands []cand, claims [][2]int) []cand {
 	slices.SortStableFunc(cands, func(a, b cand) int {
 		if a.start != b.start {
 			return a.start - b.start
@@ -565,31 +635,46 @@ func (e *Engine) dropShadowed(cands []cand) []cand {
 		}
 	}
 	if len(specific) == len(cands) {
+		return cands // no fallback finding
+	}
+	for _, cl := range claims {
+		specific = append(specific, cand{start: cl[0], end: cl[1], mStart: cl[0], mEnd: cl[1]})
+	}
+	if len(specific) == 0 {
 		return cands
 	}
+	slices.SortFunc(specific, func(a, b cand) int { return a.start - b.start })
 	out := cands[:0]
-	j := 0
 	for _, c := range cands {
-		if e.rules[c.rule].Fallback {
-			// specific is sorted by start; skip those ending before c.
-			for j < len(specific) && specific[j].mEnd <= c.mStart && specific[j].end <= c.start {
-				j++
-			}
-			shadowed := false
-			for k := j; k < len(specific) && specific[k].start < c.mEnd; k++ {
-				if overlaps(specific[k], c) {
-					shadowed = true
-					break
-				}
-			}
-			if shadowed {
-				continue
-			}
+		if e.rules[c.rule].Fallback && shadowed(specific, c) {
+			continue
 		}
 		out = append(out, c)
 	}
 	return out
 }
+
+// shadowed reports whether c overlaps any of the specific candidates,
+// sorted by start.
+func shadowed(specific []cand, c cand) bool {
+	// Only candidates starting before c's match ends can overlap it, and of
+	// those only ones ending after c begins.
+	n, _ := slices.BinarySearchFunc(specific, c.mEnd, func(s cand, t int) int { return s.start - t })
+	for k := n - 1; k >= 0; k-- {
+		if overlaps(specific[k], c) {
+			return true
+		}
+		if specific[k].start+maxSpecificSpan <= min(c.start, c.mStart) {
+			break
+		}
+	}
+	return false
+}
+
+// maxSpecificSpan bounds how far before a fallback candidate an overlapping
+// specific candidate can start: no built-in or configured match is longer
+// than the largest window plus the line it was cut from.
+const maxSpecificSpan = 2 * maxMultiLineWindow
 
 // overlaps reports whether the secrets of a and b overlap, or one secret lies
 // inside the other's match.

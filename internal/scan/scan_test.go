@@ -497,3 +497,70 @@ func BenchmarkNewEngine(b *testing.B) {
 		}
 	}
 }
+
+func TestValidatorClaimsBlockGenericRules(t *testing.T) {
+	e := mustEngine(t, nil)
+	r := rand.New(rand.NewPCG(50, 51))
+	bad := ghStyle(r, "ghp_", true)
+	for _, text := range []string{"GITHUB_TOKEN=" + bad, "api_token: \"" + bad + "\"", "Authorization: Bearer " + bad} {
+		if fs := e.Scan(&source.Fragment{Path: "x.env", Data: []byte(text)}); len(fs) != 0 {
+			t.Errorf("%q: a token with a wrong checksum was reported: %v", text, summarize(fs))
+		}
+	}
+}
+
+func TestQuotedInCode(t *testing.T) {
+	e := mustEngine(t, nil)
+	r := rand.New(rand.NewPCG(52, 53))
+	v := rs(r, csAlnum, 20) + "7!"
+	cases := []struct {
+		path, text string
+		want       bool
+	}{
+		{"main.go", `password := "` + v + `"`, true},
+		{"main.go", `password := ` + v, false},
+		{"app.py", `password = ` + v, false},
+		{"app.py", `password = '` + v + `'`, true},
+		{"app.env", `PASSWORD=` + v, true},
+		{"app.yaml", `password: ` + v, true},
+		{"App.JAVA", `password = ` + v + `;`, false},
+	}
+	for _, c := range cases {
+		got := len(findRule(e.Scan(&source.Fragment{Path: c.path, Data: []byte(c.text)}), "generic-password")) == 1
+		if got != c.want {
+			t.Errorf("%s %q: reported = %v, want %v", c.path, c.text, got, c.want)
+		}
+	}
+}
+
+func FuzzScan(f *testing.F) {
+	r := rand.New(rand.NewPCG(60, 61))
+	f.Add([]byte("x = \""+ghStyle(r, "ghp_", false)+"\"\n"), 1, 1)
+	f.Add([]byte(makePEM(r, "RSA PRIVATE KEY", "\n")), 3, 7)
+	f.Add([]byte("password: \"Xy7aB9cD0eF1!\"\r\n\x00\xff token=abc keyward:allow\n"), 10, 1)
+	f.Add([]byte("postgres://u:"+rs(r, csAlnum, 12)+"7@db/x eyJhbGciOiJIUzI1NiJ9.eyJhIjoxfQ.abc"), 1, 50)
+	e := mustEngine(f, nil)
+	f.Fuzz(func(t *testing.T, data []byte, startLine, startCol int) {
+		startLine = max(1, startLine%1_000_000)
+		startCol = max(1, startCol%1_000_000)
+		frag := &source.Fragment{Path: "f.txt", Data: data, StartLine: startLine, StartColumn: startCol}
+		lines := bytes.Count(data, []byte("\n"))
+		for _, fd := range e.Scan(frag) {
+			if fd.Line < startLine || fd.EndLine < fd.Line || fd.EndLine > startLine+lines {
+				t.Fatalf("lines out of bounds: %+v (start %d, %d newlines)", fd, startLine, lines)
+			}
+			if fd.Column < 1 || fd.EndColumn < 1 || (fd.Line == fd.EndLine && fd.EndColumn < fd.Column) {
+				t.Fatalf("columns out of bounds: %+v", fd)
+			}
+			if fd.Line == startLine && fd.Column < startCol {
+				t.Fatalf("first-line column before StartColumn: %+v", fd)
+			}
+			if fd.Secret == "" || !bytes.Contains(data, []byte(fd.Secret)) {
+				t.Fatalf("secret not in data: %+v", fd)
+			}
+			if fd.Line == fd.EndLine && fd.EndColumn-fd.Column+1 != len(fd.Secret) {
+				t.Fatalf("span %d..%d does not match secret length %d", fd.Column, fd.EndColumn, len(fd.Secret))
+			}
+		}
+	})
+}

@@ -23,7 +23,6 @@ func validKeyward(s []byte) bool {
 
 // validGitHubStyle checks a GitHub-style token: a prefix ending in '_', 30
 // base62 characters and 6 base62 characters holding the CRC32 of those 30.
-// npm tokens share the scheme.
 func validGitHubStyle(s []byte) bool {
 	i := bytes.IndexByte(s, '_')
 	if i < 0 || len(s)-i-1 != 36 {
@@ -213,11 +212,20 @@ func validMixed(s []byte) bool {
 	return letter && other
 }
 
+// validGeneric is validMixed for values found only through a generic name:
+// it also rejects values that spell a secret-ish word ("encryptionKey1024"),
+// which are names, not random secrets.
+func validGeneric(s []byte) bool {
+	return validMixed(s) && !containsFold(s, secretWords)
+}
+
+var secretWords = [][]byte{[]byte("secret"), []byte("token"), []byte("key"), []byte("passw"), []byte("ssword"), []byte("credential"), []byte("auth")}
+
 // validPassword accepts a plausible password: not a placeholder, not a
 // reference to code or the environment, at least one letter and one digit or
 // symbol, not one repeated character.
 func validPassword(s []byte) bool {
-	if !validMixed(s) {
+	if !validMixed(s) || containsFold(s, passwordWords) {
 		return false
 	}
 	for _, c := range s {
@@ -253,8 +261,11 @@ func validBasicAuth(s []byte) bool {
 // validURLPassword accepts the password part of a URL's userinfo unless it is
 // a placeholder or a well-known default.
 func validURLPassword(s []byte) bool {
-	return !isPlaceholder(s)
+	return !isPlaceholder(s) && !containsFold(s, passwordWords)
 }
+
+// passwordWords in a password mark a stand-in ("MyPassword1", "p%40ssword").
+var passwordWords = [][]byte{[]byte("passw"), []byte("ssword"), []byte("secret"), []byte("example")}
 
 // weakDefaults are values that appear in documentation and local-development
 // setups as stand-ins, not as someone's credential.
@@ -265,7 +276,8 @@ var weakDefaults = map[string]bool{
 	"yourpassword": true, "your_password": true, "pa55word": true, "p@ssw0rd": true,
 	"p@ssword": true, "example": true, "foobar": true, "null": true, "none": true,
 	"true": true, "false": true, "undefined": true, "redacted": true, "hidden": true,
-	"secret123": true, "password123": true, "letmein": true,
+	"secret123": true, "password123": true, "letmein": true, "foo": true, "bar": true,
+	"baz": true, "qux": true, "pass123": true, "123456": true, "12345678": true, "qwerty": true,
 }
 
 // isPlaceholder reports whether a value is a stand-in rather than a secret: a
@@ -280,8 +292,12 @@ func isPlaceholder(s []byte) bool {
 		return true
 	}
 	switch l[0] {
-	case '$', '%', '<', '{', '@', '#':
+	case '$', '<', '{':
 		return true
+	case '@':
+		if l[len(l)-1] == '@' { // @VAR@ substitution
+			return true
+		}
 	}
 	for _, m := range []string{"${", "{{", "}}", "%(", "%s", "process.env", "getenv", "env[", "env(", "environ", "secrets.", "vault:", "<", ">"} {
 		if strings.Contains(l, m) {
