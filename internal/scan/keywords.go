@@ -23,14 +23,21 @@ type keywordMatcher struct {
 	outIdx []int32
 	out    []int32
 	lens   []int32 // keyword lengths
-	// pair[class(a)*nclass+class(b)] is true when some keyword starts with
-	// the two bytes a, b. In the start state the matcher skips, with
-	// independent table lookups, every position whose pair starts nothing;
-	// that is most of them. Disabled (nil) when a keyword has one byte.
-	pair []bool
+	// starts[class(a)<<6|class(b)] has bit class(c) set when a keyword
+	// starts with the bytes a, b, c (all bits for a two-byte keyword a, b).
+	// In the start state the matcher skips, with independent table lookups,
+	// every position where no keyword starts; that is most of them. Nil
+	// (no skipping) when a keyword has one byte or there are more than 64
+	// classes.
+	starts *[64 * 64]uint64
 }
 
-const outFlag = -1 << 31
+// Flags in delta entries, above the row offset.
+const (
+	outFlag     = -1 << 31 // the state ends a keyword
+	shallowFlag = 1 << 30  // the state has depth 1 (one keyword byte read)
+	rowMask     = shallowFlag - 1
+)
 
 // newKeywordMatcher builds the automaton for lower-case keywords.
 func newKeywordMatcher(keywords []string) *keywordMatcher {
@@ -124,11 +131,17 @@ func newKeywordMatcher(keywords []string) *keywordMatcher {
 		}
 	}
 	// Encode: row offsets with the output flag.
+	if n*nc > rowMask {
+		panic("scan: keyword automaton too large")
+	}
 	m.delta = make([]int32, n*nc)
 	for i, t := range delta {
 		v := t * int32(nc)
 		if len(outs[t]) > 0 {
 			v |= outFlag
+		}
+		if depth[t] == 1 {
+			v |= shallowFlag
 		}
 		m.delta[i] = v
 	}
@@ -138,35 +151,77 @@ func newKeywordMatcher(keywords []string) *keywordMatcher {
 		m.out = append(m.out, o...)
 	}
 	m.outIdx[n] = int32(len(m.out))
-	m.pair = make([]bool, nc*nc)
+	m.starts = new([64 * 64]uint64)
 	for _, k := range keywords {
-		if len(k) < 2 {
-			m.pair = nil
+		if len(k) < 2 || nc > 64 {
+			m.starts = nil
 			break
 		}
-		m.pair[int(m.class[k[0]])*nc+int(m.class[k[1]])] = true
+		ab := int(m.class[k[0]])<<6 | int(m.class[k[1]])
+		if len(k) == 2 {
+			m.starts[ab] = ^uint64(0)
+		} else {
+			m.starts[ab] |= 1 << m.class[k[2]]
+		}
 	}
 	return m
 }
 
 // match calls hit(keyword, start, end) for every occurrence of every
 // keyword in data, in order of end position.
+//
+// In the start state no match is in progress, so a position where no
+// keyword starts (by its first three bytes) can be passed over: that loop
+// is a few independent table lookups per byte, with no dependency from one
+// byte to the next. A depth-1 state is the start state one byte back, so the
+// same test lets the matcher return to skipping from there.
 func (m *keywordMatcher) match(data []byte, hit func(k, start, end int)) {
-	delta, class, pair, nc := m.delta, &m.class, m.pair, int(m.nclass)
+	if m.starts == nil {
+		m.matchPlain(data, hit)
+		return
+	}
+	delta, class, starts := m.delta, &m.class, m.starts
+	n := len(data)
 	row := int32(0)
-	for i := 0; i < len(data); i++ {
-		if row == 0 && pair != nil {
-			// Skipping i is safe: from the start state, a byte pair that
-			// begins no keyword leads to the state the second byte alone
-			// leads to, and no keyword ends at i.
-			for i+1 < len(data) && !pair[int(class[data[i]])*nc+int(class[data[i+1]])] {
+	for i := 0; i < n; i++ {
+		if row&shallowFlag != 0 && i+1 < n &&
+			starts[(uint(class[data[i-1]])<<6|uint(class[data[i]]))&4095]>>(class[data[i+1]]&63)&1 == 0 {
+			row = 0
+		}
+		if row == 0 && i+2 < n {
+			c0, c1 := uint(class[data[i]]), uint(class[data[i+1]])
+			for {
+				c2 := uint(class[data[i+2]])
+				if starts[(c0<<6|c1)&4095]>>(c2&63)&1 != 0 {
+					break
+				}
 				i++
+				if i+2 >= n {
+					break
+				}
+				c0, c1 = c1, c2
 			}
 		}
-		row = delta[row+int32(class[data[i]])]
+		row = delta[(row&rowMask)+int32(class[data[i]])]
 		if row < 0 {
 			row &^= outFlag
-			s := row / m.nclass
+			s := (row & rowMask) / m.nclass
+			for _, k := range m.out[m.outIdx[s]:m.outIdx[s+1]] {
+				hit(int(k), i+1-int(m.lens[k]), i+1)
+			}
+		}
+	}
+}
+
+// matchPlain is match without skipping.
+func (m *keywordMatcher) matchPlain(data []byte, hit func(k, start, end int)) {
+	delta, class := m.delta, &m.class
+	row := int32(0)
+	for i, c := range data {
+		row = delta[(row&rowMask)+int32(class[c])]
+		if row < 0 {
+			row &^= outFlag
+			s := (row & rowMask) / m.nclass
 			for _, k := range m.out[m.outIdx[s]:m.outIdx[s+1]] {
 				hit(int(k), i+1-int(m.lens[k]), i+1)
 			}

@@ -75,8 +75,53 @@ func TestKeywordMatcher(t *testing.T) {
 		kws = slices.Compact(slices.Sorted(slices.Values(kws)))
 		checkMatcher(t, kws, []byte(rs(r, alpha+"xyz", r.IntN(60))))
 	}
+	// Keywords of two bytes or more: the skipping path.
+	for range 300 {
+		alpha := "abcAB_-"[:2+r.IntN(5)]
+		var kws []string
+		for range 1 + r.IntN(6) {
+			kws = append(kws, string(bytes.ToLower([]byte(rs(r, alpha, 2+r.IntN(4))))))
+		}
+		kws = slices.Compact(slices.Sorted(slices.Values(kws)))
+		if newKeywordMatcher(kws).starts == nil {
+			t.Fatal("skipping disabled for keywords of two bytes or more")
+		}
+		checkMatcher(t, kws, []byte(rs(r, alpha+"xyz", r.IntN(60))))
+	}
 	// The built-in keyword set.
 	e := mustEngine(t, nil)
 	data := []byte("token=ghp_x SK12 akia password:: -----BEGIN PRIVATE KEY----- eyJhb xoxb- HOOKS.SLACK.COM/ sk-ant-api03-")
 	checkMatcher(t, e.keywords, data)
+	checkMatcher(t, e.keywords, []byte(rs(r, "tokenpasswrdsecrtkyhgp_-:AIZ", 5000)))
+}
+
+func FuzzKeywordMatcher(f *testing.F) {
+	f.Add("he,she,his,hers", []byte("ushers"))
+	f.Add("sk,sk_live_,q~", []byte("sk_live_q~xsk"))
+	f.Fuzz(func(t *testing.T, kws string, data []byte) {
+		var keywords []string
+		for _, k := range bytes.Split(bytes.ToLower([]byte(kws)), []byte(",")) {
+			if len(k) > 0 && len(keywords) < 20 {
+				keywords = append(keywords, string(k))
+			}
+		}
+		keywords = slices.Compact(slices.Sorted(slices.Values(keywords)))
+		if len(keywords) == 0 {
+			return
+		}
+		// The reference lower-cases bytes.ToLower-style, so keep to ASCII.
+		for _, c := range data {
+			if c >= 0x80 {
+				return
+			}
+		}
+		for _, k := range keywords {
+			for i := 0; i < len(k); i++ {
+				if k[i] >= 0x80 {
+					return
+				}
+			}
+		}
+		checkMatcher(t, keywords, data)
+	})
 }
