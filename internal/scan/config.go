@@ -37,19 +37,20 @@ var ErrConfig = errors.New("invalid scan configuration")
 
 // fileRule is a [[rules]] table.
 type fileRule struct {
-	ID          string   `toml:"id"`
-	Description string   `toml:"description"`
-	Regex       string   `toml:"regex"`
-	SecretGroup int      `toml:"secret_group"`
-	Keywords    []string `toml:"keywords"`
-	Entropy     float64  `toml:"entropy"`
-	Severity    string   `toml:"severity"`
-	Path        string   `toml:"path"`
-	Allow       []string `toml:"allow"`
-	AllowMatch  []string `toml:"allow_match"`
-	MultiLine   bool     `toml:"multiline"`
-	Window      int      `toml:"window"`
-	Fallback    bool     `toml:"fallback"`
+	ID           string   `toml:"id"`
+	Description  string   `toml:"description"`
+	Regex        string   `toml:"regex"`
+	SecretGroup  int      `toml:"secret_group"`
+	Keywords     []string `toml:"keywords"`
+	Entropy      float64  `toml:"entropy"`
+	Severity     string   `toml:"severity"`
+	Path         string   `toml:"path"`
+	Allow        []string `toml:"allow"`
+	AllowMatch   []string `toml:"allow_match"`
+	MultiLine    bool     `toml:"multiline"`
+	Window       int      `toml:"window"`
+	Fallback     bool     `toml:"fallback"`
+	KeywordStart bool     `toml:"keyword_start"`
 }
 
 type fileConfig struct {
@@ -80,7 +81,9 @@ type fileConfig struct {
 //	allow = ['''^acme_0+$''']         # per-rule allowlist on the secret
 //	allow_match = ['''(?i)test''']    # per-rule allowlist on the whole match
 //	multiline = false
-//	window = 512
+//	window = 512                      # bytes of context around a keyword hit
+//	keyword_start = false             # matches begin at a keyword: run anchored there
+//	fallback = false                  # dropped when a specific rule finds the same secret
 //	[disable]
 //	ids = ["generic-secret"]
 //	[allowlist]
@@ -220,6 +223,9 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		}
 		if def("fallback") {
 			r.Fallback = fr.Fallback
+		}
+		if def("keyword_start") {
+			r.KeywordStart = fr.KeywordStart
 		}
 		cfg.Rules = append(cfg.Rules, r)
 	}

@@ -35,6 +35,40 @@ func assign(names, value string) string {
 	return `(?:` + `(?i:` + names + `)` + `)[\w.-]{0,24}?` + quote + assignOp + quote + `(` + value + `)` + valueEnd
 }
 
+// nameVariants turns names like "secret_access_key", where '_' stands for
+// an optional separator, into a regex alternation and the list of their
+// lower-case spellings ("secret_access_key", "secret-access-key",
+// "secret.access.key", "secretaccesskey", and mixes).
+func nameVariants(names ...string) (alt string, keywords []string) {
+	var parts []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		n = strings.ToLower(n)
+		parts = append(parts, strings.ReplaceAll(regexp.QuoteMeta(n), "_", `[_.-]?`))
+		spellings := []string{""}
+		for i, piece := range strings.Split(n, "_") {
+			var next []string
+			for _, sp := range spellings {
+				if i == 0 {
+					next = append(next, piece)
+					continue
+				}
+				for _, sep := range []string{"_", "-", ".", ""} {
+					next = append(next, sp+sep+piece)
+				}
+			}
+			spellings = next
+		}
+		for _, sp := range spellings {
+			if !seen[sp] {
+				seen[sp] = true
+				keywords = append(keywords, sp)
+			}
+		}
+	}
+	return strings.Join(parts, "|"), keywords
+}
+
 // tok returns a regex for a prefixed token in group 1 followed by the given
 // trailing boundary. The leading word boundary is checked by the engine
 // (Rule.leftBound) rather than written as \b, because a leading \b stops Go's
@@ -71,6 +105,15 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		return r
 	}
 	kw := func(k ...string) []string { return k }
+	// ctx adds a rule for a value assigned to one of names, written with
+	// '_' where a separator (_ . -) may or may not appear; the keywords are
+	// the names' spellings, and the regex runs anchored at them.
+	ctx := func(r *Rule, value string, names ...string) {
+		alt, kws := nameVariants(names...)
+		r.Keywords = kws
+		r.KeywordStart = true
+		add(r, assign(alt, value))
+	}
 
 	// ---- keyward's own credentials ----
 	add(&Rule{ID: "keyward-token", Description: "keyward credential (kwt_, kwr_, kwk_, kwe_, kww_)", Severity: Critical,
@@ -81,18 +124,16 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 	add(&Rule{ID: "aws-access-key-id", Description: "AWS access key ID", Severity: High,
 		Keywords: kw("akia", "asia", "abia", "acca", "a3t"), Entropy: 3.0},
 		tok(`(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}`, endAlnum))
-	add(&Rule{ID: "aws-secret-access-key", Description: "AWS secret access key assigned to an AWS name", Severity: Critical,
-		Keywords: kw("secret_access_key", "secretaccesskey", "secret-access-key", "aws_secret", "aws-secret", "awssecret", "aws.secret"),
-		Entropy:  4.0, Validate: validMixed},
-		assign(`aws[_.-]?secret|secret[_.-]?access[_.-]?key`, `[A-Za-z0-9/+]{40}`))
-	add(&Rule{ID: "aws-session-token", Description: "AWS session token assigned to an AWS name", Severity: High,
-		Keywords: kw("session_token", "sessiontoken", "session-token"), Entropy: 4.0, Window: 2048},
-		assign(`aws[_.-]?session[_.-]?token|x-amz-security-token`, `[A-Za-z0-9/+=]{100,}`))
+	ctx(&Rule{ID: "aws-secret-access-key", Description: "AWS secret access key assigned to an AWS name", Severity: Critical,
+		Entropy: 4.0, Validate: validMixed},
+		`[A-Za-z0-9/+]{40}`, "aws_secret", "secret_access_key")
+	ctx(&Rule{ID: "aws-session-token", Description: "AWS session token assigned to an AWS name", Severity: High, Entropy: 4.0, Window: 2048},
+		`[A-Za-z0-9/+=]{100,}`, "aws_session_token", "x_amz_security_token")
 	add(&Rule{ID: "gcp-api-key", Description: "Google Cloud API key", Severity: High,
 		Keywords: kw("aiza"), Entropy: 3.0},
 		tok(`AIza[0-9A-Za-z_-]{35}`, endWord))
 	add(&Rule{ID: "gcp-service-account-key", Description: "Google Cloud service account private key (JSON key file)", Severity: Critical,
-		Keywords: kw(`"private_key"`), Validate: validPEM, Window: 8192},
+		Keywords: kw(`"private_key"`), Validate: validPEM, Window: 8192, KeywordStart: true},
 		`"private_key"\s*:\s*"(-----BEGIN [A-Z ]{0,20}PRIVATE KEY-----[^"]{64,}?-----END [A-Z ]{0,20}PRIVATE KEY-----)(?:\\n)*"`)
 	add(&Rule{ID: "gcp-oauth-client-secret", Description: "Google OAuth client secret", Severity: High,
 		Keywords: kw("gocspx-"), Entropy: 3.0},
@@ -101,10 +142,10 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		Keywords: kw("ya29."), Entropy: 3.5},
 		tok(`ya29\.[0-9A-Za-z_-]{30,}`, endWord))
 	add(&Rule{ID: "azure-storage-key", Description: "Azure storage account key", Severity: Critical,
-		Keywords: kw("accountkey", "azure", "storage"), Validate: validBase64Len(64)},
+		Keywords: kw("accountkey", "azure", "storage"), Validate: validBase64Len(64), KeywordStart: true},
 		`(?:(?i:AccountKey)\s*=\s*|(?i:azure|storage)[\w.-]{0,30}?(?i:key)`+quote+assignOp+quote+`)([A-Za-z0-9+/]{86}==)`+endB64)
 	add(&Rule{ID: "azure-shared-access-key", Description: "Azure Service Bus / Event Hubs shared access key", Severity: High,
-		Keywords: kw("sharedaccesskey"), Validate: validBase64Len(32)},
+		Keywords: kw("sharedaccesskey"), Validate: validBase64Len(32), KeywordStart: true},
 		`(?i:SharedAccessKey)\s*=\s*([A-Za-z0-9+/]{43}=)`+endB64)
 	add(&Rule{ID: "azure-ad-client-secret", Description: "Microsoft Entra ID (Azure AD) client secret", Severity: High,
 		Keywords: kw("q~"), Entropy: 3.0},
@@ -115,30 +156,24 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 	add(&Rule{ID: "digitalocean-token", Description: "DigitalOcean personal, OAuth or refresh token", Severity: Critical,
 		Keywords: kw("dop_v1_", "doo_v1_", "dor_v1_")},
 		tok(`do[opr]_v1_[0-9a-f]{64}`, endAlnum))
-	add(&Rule{ID: "linode-token", Description: "Linode (Akamai) API token assigned to a Linode name", Severity: High,
-		Keywords: kw("linode"), Entropy: 3.0},
-		assign(`linode`, `[0-9a-f]{64}`))
+	ctx(&Rule{ID: "linode-token", Description: "Linode (Akamai) API token assigned to a Linode name", Severity: High, Entropy: 3.0},
+		`[0-9a-f]{64}`, "linode")
 	add(&Rule{ID: "heroku-api-key", Description: "Heroku API key (HRKU-)", Severity: High,
 		Keywords: kw("hrku-"), Entropy: 3.0},
 		tok(`HRKU-[0-9A-Za-z_-]{60}`, endWord))
-	add(&Rule{ID: "heroku-api-key-legacy", Description: "Heroku API key (UUID) assigned to a Heroku name", Severity: High,
-		Keywords: kw("heroku")},
-		assign(`heroku`, `[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`))
-	add(&Rule{ID: "vercel-token", Description: "Vercel access token assigned to a Vercel name", Severity: High,
-		Keywords: kw("vercel"), Entropy: 3.0, Validate: validMixed},
-		assign(`vercel`, `[0-9A-Za-z]{24}`))
+	ctx(&Rule{ID: "heroku-api-key-legacy", Description: "Heroku API key (UUID) assigned to a Heroku name", Severity: High},
+		`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`, "heroku")
+	ctx(&Rule{ID: "vercel-token", Description: "Vercel access token assigned to a Vercel name", Severity: High, Entropy: 3.0, Validate: validMixed},
+		`[0-9A-Za-z]{24}`, "vercel")
 	add(&Rule{ID: "netlify-pat", Description: "Netlify personal access token (nfp_)", Severity: High,
 		Keywords: kw("nfp_"), Entropy: 3.0},
 		tok(`nfp_[0-9A-Za-z]{36}`, endAlnum))
-	add(&Rule{ID: "netlify-token", Description: "Netlify access token assigned to a Netlify name", Severity: High,
-		Keywords: kw("netlify"), Entropy: 3.5, Validate: validMixed},
-		assign(`netlify`, `[0-9A-Za-z_-]{40,46}`))
-	add(&Rule{ID: "cloudflare-api-token", Description: "Cloudflare API token assigned to a Cloudflare name", Severity: High,
-		Keywords: kw("cloudflare", "cf_api", "cf-api", "cfapi", "cf_token", "cf-token"), Entropy: 3.5, Validate: validMixed},
-		assign(`cloudflare|cf[_.-]?api|cf[_.-]?token`, `[0-9A-Za-z_-]{40}`))
-	add(&Rule{ID: "cloudflare-global-api-key", Description: "Cloudflare global API key assigned to a Cloudflare name", Severity: Critical,
-		Keywords: kw("cloudflare", "cf_api", "cf-api", "cfapi", "cf_key", "cf-key"), Entropy: 3.0},
-		assign(`cloudflare|cf[_.-]?api|cf[_.-]?key`, `[0-9a-f]{37}`))
+	ctx(&Rule{ID: "netlify-token", Description: "Netlify access token assigned to a Netlify name", Severity: High, Entropy: 3.5, Validate: validMixed},
+		`[0-9A-Za-z_-]{40,46}`, "netlify")
+	ctx(&Rule{ID: "cloudflare-api-token", Description: "Cloudflare API token assigned to a Cloudflare name", Severity: High, Entropy: 3.5, Validate: validMixed},
+		`[0-9A-Za-z_-]{40}`, "cloudflare", "cf_api", "cf_token")
+	ctx(&Rule{ID: "cloudflare-global-api-key", Description: "Cloudflare global API key assigned to a Cloudflare name", Severity: Critical, Entropy: 3.0},
+		`[0-9a-f]{37}`, "cloudflare", "cf_api", "cf_key")
 	add(&Rule{ID: "cloudflare-origin-ca-key", Description: "Cloudflare Origin CA key", Severity: High,
 		Keywords: kw("v1.0-")},
 		tok(`v1\.0-[0-9a-f]{24}-[0-9a-f]{146}`, endAlnum))
@@ -225,9 +260,8 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 	add(&Rule{ID: "vault-batch-token", Description: "HashiCorp Vault batch token (hvb.)", Severity: High,
 		Keywords: kw("hvb."), Entropy: 3.5},
 		tok(`hvb\.[0-9A-Za-z_-]{138,}`, endWord))
-	add(&Rule{ID: "vault-legacy-token", Description: "HashiCorp Vault token (s.) assigned to a Vault name", Severity: High,
-		Keywords: kw("vault"), Entropy: 3.0},
-		assign(`vault`, `s\.[0-9A-Za-z]{24}`))
+	ctx(&Rule{ID: "vault-legacy-token", Description: "HashiCorp Vault token (s.) assigned to a Vault name", Severity: High, Entropy: 3.0},
+		`s\.[0-9A-Za-z]{24}`, "vault")
 	add(&Rule{ID: "doppler-token", Description: "Doppler token (dp.pt., dp.st., dp.sa., …)", Severity: High,
 		Keywords: kw("dp.pt.", "dp.st.", "dp.sa.", "dp.ct.", "dp.scim.", "dp.audit."), Entropy: 3.5},
 		tok(`dp\.(?:pt|st|sa|ct|scim|audit)\.[0-9A-Za-z]{40,44}`, endAlnum))
@@ -243,7 +277,7 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		Keywords: kw("npm_"), Entropy: 3.5},
 		tok(`npm_[0-9A-Za-z]{36}`, endAlnum))
 	add(&Rule{ID: "npmrc-auth-token", Description: "registry token in an .npmrc (_authToken=)", Severity: High,
-		Keywords: kw("_authtoken"), Entropy: 3.0, Validate: validMixed, Fallback: true},
+		Keywords: kw("_authtoken"), Entropy: 3.0, Validate: validMixed, Fallback: true, KeywordStart: true},
 		`(?i:_authToken)\s*=\s*["']?([0-9A-Za-z_.+/=-]{16,})`+valueEnd)
 	add(&Rule{ID: "pypi-token", Description: "PyPI API token", Severity: Critical,
 		Keywords: kw("pypi-ageichlwas5vcmc", "pypi-agendgvzdc5wexbplm9yzw"), Window: 1024},
@@ -258,7 +292,7 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		Keywords: kw("dckr_pat_", "dckr_oat_"), Entropy: 3.0},
 		tok(`dckr_(?:pat|oat)_[0-9A-Za-z_-]{27,32}`, endWord))
 	add(&Rule{ID: "docker-config-auth", Description: "registry credentials in a Docker config.json (\"auth\": base64 user:password)", Severity: High,
-		Keywords: kw(`"auth"`), Validate: validBasicAuth},
+		Keywords: kw(`"auth"`), Validate: validBasicAuth, KeywordStart: true},
 		`"auth"\s*:\s*"([A-Za-z0-9+/]{8,}={0,2})"`)
 	add(&Rule{ID: "clojars-token", Description: "Clojars deploy token", Severity: High,
 		Keywords: kw("clojars_"), Entropy: 3.0},
@@ -287,7 +321,7 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		Keywords: kw("hooks.slack.com/"), Entropy: 3.0},
 		`(?:https?://)?(hooks\.slack\.com/(?:services|workflows|triggers)/T[0-9A-Z]{6,12}/[0-9A-Z]{6,14}/[0-9A-Za-z/]{16,64})`+endAlnum)
 	add(&Rule{ID: "discord-bot-token", Description: "Discord bot token near a Discord name", Severity: High,
-		Keywords: kw("discord"), Entropy: 3.5},
+		Keywords: kw("discord"), Entropy: 3.5, KeywordStart: true},
 		`(?i:discord)[^\n]{0,64}?\b([MNO][0-9A-Za-z_-]{23,25}\.[0-9A-Za-z_-]{6}\.[0-9A-Za-z_-]{27,38})`+endWord)
 	add(&Rule{ID: "discord-webhook", Description: "Discord webhook URL", Severity: High,
 		Keywords: kw("discord.com/api/webhooks/", "discordapp.com/api/webhooks/"), Entropy: 3.0},
@@ -298,9 +332,8 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 	add(&Rule{ID: "twilio-api-key", Description: "Twilio API key SID (SK…)", Severity: High,
 		Keywords: kw("sk"), Entropy: 3.0},
 		tok(`SK[0-9a-f]{32}`, endAlnum))
-	add(&Rule{ID: "twilio-auth-token", Description: "Twilio auth token assigned to a Twilio name", Severity: High,
-		Keywords: kw("twilio"), Entropy: 3.0},
-		assign(`twilio`, `[0-9a-f]{32}`))
+	ctx(&Rule{ID: "twilio-auth-token", Description: "Twilio auth token assigned to a Twilio name", Severity: High, Entropy: 3.0},
+		`[0-9a-f]{32}`, "twilio")
 	add(&Rule{ID: "sendgrid-api-key", Description: "SendGrid API key (SG.)", Severity: High,
 		Keywords: kw("sg."), Entropy: 3.5},
 		tok(`SG\.[0-9A-Za-z_-]{22}\.[0-9A-Za-z_-]{43}`, endWord))
@@ -308,7 +341,7 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		Keywords: kw("key-"), Entropy: 3.0},
 		tok(`key-[0-9a-f]{32}`, endAlnum))
 	add(&Rule{ID: "mailgun-private-key", Description: "Mailgun private API key (hex-hex-hex) near a Mailgun name", Severity: High,
-		Keywords: kw("mailgun"), Entropy: 3.0},
+		Keywords: kw("mailgun"), Entropy: 3.0, KeywordStart: true},
 		`(?i:mailgun)[^\n]{0,64}?\b([0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8})`+endAlnum)
 	add(&Rule{ID: "mailchimp-api-key", Description: "Mailchimp API key", Severity: High,
 		Keywords: kw("-us"), Entropy: 3.0},
@@ -331,9 +364,8 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 	add(&Rule{ID: "facebook-access-token", Description: "Facebook (Meta) user access token", Severity: High,
 		Keywords: kw("eaacedeose0cba"), Entropy: 3.0},
 		tok(`EAACEdEose0cBA[0-9A-Za-z]{20,}`, endAlnum))
-	add(&Rule{ID: "okta-api-token", Description: "Okta API token assigned to an Okta name", Severity: High,
-		Keywords: kw("okta"), Entropy: 3.5},
-		assign(`okta`, `00[0-9A-Za-z_-]{40}`))
+	ctx(&Rule{ID: "okta-api-token", Description: "Okta API token assigned to an Okta name", Severity: High, Entropy: 3.5},
+		`00[0-9A-Za-z_-]{40}`, "okta")
 
 	// ---- payments and commerce ----
 	add(&Rule{ID: "stripe-secret-key", Description: "Stripe live secret key (sk_live_)", Severity: Critical,
@@ -401,9 +433,8 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 	add(&Rule{ID: "groq-api-key", Description: "Groq API key (gsk_)", Severity: High,
 		Keywords: kw("gsk_"), Entropy: 3.5},
 		tok(`gsk_[0-9A-Za-z]{52}`, endAlnum))
-	add(&Rule{ID: "cohere-api-key", Description: "Cohere API key assigned to a Cohere name", Severity: High,
-		Keywords: kw("cohere", "co_api_key"), Entropy: 3.5, Validate: validMixed},
-		assign(`cohere|co[_.-]api[_.-]key`, `[0-9A-Za-z]{40}`))
+	ctx(&Rule{ID: "cohere-api-key", Description: "Cohere API key assigned to a Cohere name", Severity: High, Entropy: 3.5, Validate: validMixed},
+		`[0-9A-Za-z]{40}`, "cohere", "co_api_key")
 	add(&Rule{ID: "replicate-api-token", Description: "Replicate API token (r8_)", Severity: High,
 		Keywords: kw("r8_"), Entropy: 3.5},
 		tok(`r8_[0-9A-Za-z]{37}`, endAlnum))
@@ -424,12 +455,10 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		tok(`sk\.eyJ[0-9A-Za-z_-]{50,}\.[0-9A-Za-z_-]{20,100}`, endWord))
 
 	// ---- observability ----
-	add(&Rule{ID: "datadog-api-key", Description: "Datadog API key assigned to a Datadog name", Severity: High,
-		Keywords: kw("datadog", "dd_api", "dd-api", "ddapi"), Entropy: 3.0},
-		assign(`datadog|dd[_.-]?api`, `[0-9a-f]{32}`))
-	add(&Rule{ID: "datadog-app-key", Description: "Datadog application key assigned to a Datadog name", Severity: High,
-		Keywords: kw("datadog", "dd_app", "dd-app", "ddapp"), Entropy: 3.0},
-		assign(`datadog|dd[_.-]?app`, `[0-9a-f]{40}`))
+	ctx(&Rule{ID: "datadog-api-key", Description: "Datadog API key assigned to a Datadog name", Severity: High, Entropy: 3.0},
+		`[0-9a-f]{32}`, "datadog", "dd_api")
+	ctx(&Rule{ID: "datadog-app-key", Description: "Datadog application key assigned to a Datadog name", Severity: High, Entropy: 3.0},
+		`[0-9a-f]{40}`, "datadog", "dd_app")
 	add(&Rule{ID: "newrelic-user-key", Description: "New Relic user API key (NRAK-)", Severity: High,
 		Keywords: kw("nrak-"), Entropy: 3.0},
 		tok(`NRAK-[0-9A-Z]{27}`, endAlnum))
@@ -475,8 +504,8 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		tok(`ey[0-9A-Za-z_-]{10,}\.ey[0-9A-Za-z_-]{10,}\.[0-9A-Za-z_-]*`, endWord))
 	dbURL := func(id, desc, schemes string, keywords ...string) {
 		add(&Rule{ID: id, Description: desc, Severity: High, Keywords: keywords,
-			Validate: validURLPassword, SecretGroup: 2},
-			`\b(?i:`+schemes+`)://([^:/?#\s@"'<>]{0,64}):([^@/?#\s"'<>]{1,128})@[0-9A-Za-z.\[\]_-]+`)
+			Validate: validURLPassword, SecretGroup: 2, KeywordStart: true},
+			leftBoundMark+`(?i:`+schemes+`)://([^:/?#\s@"'<>]{0,64}):([^@/?#\s"'<>]{1,128})@[0-9A-Za-z.\[\]_-]+`)
 	}
 	dbURL("postgres-url-password", "PostgreSQL connection URL with a password",
 		`(?:postgres(?:ql)?|pgsql)(?:\+[a-z0-9]+)?`, "postgres://", "postgresql://", "postgres+", "postgresql+", "pgsql://")
@@ -492,24 +521,20 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		Keywords: kw("://"), Validate: validURLPassword, SecretGroup: 2, Fallback: true},
 		`://([^:/?#\s@"'<>]{1,64}):([^@/?#\s"'<>]{3,128})@[0-9A-Za-z.\[\]_-]+`)
 	add(&Rule{ID: "authorization-bearer", Description: "bearer token in an Authorization header", Severity: Medium,
-		Keywords: kw("bearer"), Entropy: 3.5, Validate: validMixed, Fallback: true},
-		`\b(?i:bearer)\s+([0-9A-Za-z._~+/-]{20,}=*)`+`(?:[^0-9A-Za-z._~+/=-]|$)`)
+		Keywords: kw("bearer"), Entropy: 3.5, Validate: validMixed, Fallback: true, KeywordStart: true},
+		leftBoundMark+`(?i:bearer)\s+([0-9A-Za-z._~+/-]{20,}=*)`+`(?:[^0-9A-Za-z._~+/=-]|$)`)
 	add(&Rule{ID: "authorization-basic", Description: "credentials in an HTTP Basic Authorization header", Severity: Medium,
-		Keywords: kw("authorization"), Validate: validBasicAuth, Fallback: true},
+		Keywords: kw("authorization"), Validate: validBasicAuth, Fallback: true, KeywordStart: true},
 		`(?i:authorization)["']?\s*[:=]\s*["']?(?i:basic)\s+([A-Za-z0-9+/]{8,}={0,2})`+endB64)
 	add(&Rule{ID: "generic-password", Description: "password assigned in code or configuration", Severity: Medium,
-		Keywords: kw("password", "passwd", "passphrase", "pwd"), Validate: validPassword, Fallback: true, quotedInCode: true,
+		Keywords: kw("password", "passwd", "passphrase", "pwd"), Validate: validPassword, Fallback: true, quotedInCode: true, KeywordStart: true,
 		AllowMatch: []*regexp.Regexp{genericNameAllow}},
 		`(?i:password|passwd|passphrase|pwd)[\w.-]{0,16}?`+quote+assignOp+
 			`(?:"([^"\s]{6,128})"|'([^'\s]{6,128})'|`+"`([^`\\s]{6,128})`"+`|([^\s"'`+"`"+`;,<>&]{6,128})(?:[\s;,<&]|\\[nr]|$))`)
-	add(&Rule{ID: "generic-secret", Description: "high-entropy value assigned to a secret-looking name", Severity: Medium,
-		Keywords: kw("secret", "token", "api_key", "api-key", "api.key", "apikey", "access_key", "access-key", "accesskey",
-			"auth_key", "auth-key", "authkey", "credential", "creds", "private_key", "private-key", "privatekey",
-			"signing_key", "signingkey", "encryption_key", "encryptionkey", "master_key", "masterkey"),
+	ctx(&Rule{ID: "generic-secret", Description: "high-entropy value assigned to a secret-looking name", Severity: Medium,
 		Entropy: 3.5, Validate: validGeneric, Fallback: true, quotedInCode: true,
 		AllowMatch: []*regexp.Regexp{genericNameAllow}},
-		assign(`secret|token|api[_.-]?key|apikey|access[_.-]?key|accesskey|auth[_.-]?key|authkey|credentials?|creds|private[_.-]?key|privatekey|signing[_.-]?key|signingkey|encryption[_.-]?key|encryptionkey|master[_.-]?key|masterkey`,
-			`[0-9A-Za-z_.+/~=-]{16,}`))
+		`[0-9A-Za-z_.+/~=-]{16,}`, "secret", "token", "api_key", "access_key", "auth_key", "credential", "creds", "private_key", "signing_key", "encryption_key", "master_key")
 	return rs
 })
 

@@ -110,6 +110,13 @@ type Rule struct {
 	// Fallback marks a broad rule whose finding is dropped when another,
 	// non-fallback rule reported a secret overlapping it.
 	Fallback bool
+	// KeywordStart declares that every match begins where an occurrence of
+	// one of Keywords begins. The regex then runs anchored at each keyword
+	// hit, over at most Window bytes (cut at the line end for single-line
+	// rules), instead of unanchored over windows: on keyword-dense input
+	// (minified code, logs) this replaces a scan of whole lines per rule
+	// by a short anchored attempt per hit.
+	KeywordStart bool
 
 	// leftBound requires the byte before a match not to be a word character
 	// [0-9A-Za-z_]. Built-in token rules use it in place of a leading \b,
@@ -188,10 +195,11 @@ func (s Severity) Rank() int {
 // NewEngine and safe for concurrent use.
 type Engine struct {
 	rules     []*Rule
-	keywords  []string // distinct lower-case keywords
-	kwRules   [][]int  // keyword index → rules using it
-	always    []int    // rules without keywords
-	pathRules []int    // rules restricted to some paths
+	keywords  []string         // distinct lower-case keywords
+	kwRules   [][]int          // keyword index → rules using it
+	always    []int            // rules without keywords
+	pathRules []int            // rules restricted to some paths
+	anchored  []*regexp.Regexp // rule index → Regex anchored at its start (KeywordStart rules)
 	matcher   *keywordMatcher
 	stopWords [][]byte // lower-case
 	allowRe   []*regexp.Regexp
@@ -255,6 +263,16 @@ func NewEngine(cfg *Config) (*Engine, error) {
 		}
 	}
 	e.matcher = newKeywordMatcher(e.keywords)
+	e.anchored = make([]*regexp.Regexp, len(rules))
+	for i, r := range rules {
+		if r.KeywordStart {
+			re, err := regexp.Compile(`^(?:` + r.Regex.String() + `)`)
+			if err != nil {
+				return nil, fmt.Errorf("%w: rule %q: %v", ErrInvalidRule, r.ID, err)
+			}
+			e.anchored[i] = re
+		}
+	}
 	for i, r := range rules {
 		if r.Paths != nil {
 			e.pathRules = append(e.pathRules, i)
@@ -369,7 +387,11 @@ func (e *Engine) Scan(f *source.Fragment) []Finding {
 				break
 			}
 		}
-		cands = e.runRule(cands, s, ri, data, hits)
+		if e.rules[ri].KeywordStart {
+			cands = e.runAnchored(cands, s, ri, data, hits)
+		} else {
+			cands = e.runRule(cands, s, ri, data, hits)
+		}
 		active[ri] = hits[:0]
 	}
 	s.ran = ran
@@ -471,56 +493,107 @@ func (e *Engine) runWindow(cands []cand, sc *scratch, ri int, data []byte, s, t 
 	}
 	r := e.rules[ri]
 	for _, m := range r.Regex.FindAllSubmatchIndex(data[s:t], -1) {
-		a, b := m[0], m[1]
-		if g := r.SecretGroup; g > 0 && m[2*g] >= 0 {
-			a, b = m[2*g], m[2*g+1]
-		} else if g > 0 {
-			a, b = -1, -1
-			for k := 1; 2*k < len(m); k++ {
-				if m[2*k] >= 0 && m[2*k+1] > m[2*k] {
-					a, b = m[2*k], m[2*k+1]
-					break
-				}
-			}
-			if a < 0 {
-				continue
-			}
-		}
-		if b <= a {
-			continue
-		}
-		if r.leftBound && s+m[0] > 0 && isWordByte(data[s+m[0]-1]) {
-			continue
-		}
-		if r.quotedInCode && sc.code && (s+a == 0 || !isQuote(data[s+a-1])) {
-			continue
-		}
-		secret := data[s+a : s+b]
-		if r.Validate != nil && !r.Validate(secret) {
-			if !r.Fallback {
-				// The bytes have this rule's shape but cannot be real (a
-				// wrong checksum): no generic rule may report them either.
-				sc.claims = append(sc.claims, [2]int{s + a, s + b})
-			}
-			continue
-		}
-		if !e.keep(r, secret) {
-			continue
-		}
-		if len(r.AllowMatch) > 0 {
-			ns := s + m[0]
-			for lim := max(0, ns-identReach); ns > lim && (isWordByte(data[ns-1]) || data[ns-1] == '.' || data[ns-1] == '-'); ns-- {
-			}
-			if matchAny(r.AllowMatch, data[ns:s+m[1]]) {
-				continue
-			}
-		}
-		if sc.allowedLine(data, s+m[0], s+m[1]) {
-			continue
-		}
-		cands = append(cands, cand{rule: ri, start: s + a, end: s + b, mStart: s + m[0], mEnd: s + m[1]})
+		cands = e.candidate(cands, sc, ri, data, s, m)
 	}
 	return cands
+}
+
+// runAnchored runs a KeywordStart rule's anchored regex at each keyword hit.
+// Line ends are found with one forward pass over the data (each byte is
+// searched at most once), so the cost is linear in the data plus the
+// anchored attempts.
+func (e *Engine) runAnchored(cands []cand, sc *scratch, ri int, data []byte, hits []int) []cand {
+	r := e.rules[ri]
+	w := r.window()
+	n := len(data)
+	searched := 0 // line ends before searched are known (nl is the last found)
+	nl := -1      // the last '\n' found, or -1
+	lastEnd := 0  // end of the last match: hits inside it are skipped
+	for i := 0; i < len(hits); i += 2 {
+		p := hits[i]
+		if p < lastEnd {
+			continue
+		}
+		end := min(n, p+w)
+		if !r.MultiLine {
+			if nl < p {
+				nl = -1
+				from := max(p, searched)
+				searched = end
+				if j := bytes.IndexByte(data[from:end], '\n'); j >= 0 {
+					nl = from + j
+					searched = nl + 1
+				}
+			}
+			if nl >= p && nl < end {
+				end = nl
+			}
+		}
+		m := e.anchored[ri].FindSubmatchIndex(data[p:end])
+		if m == nil {
+			continue
+		}
+		before := len(cands)
+		cands = e.candidate(cands, sc, ri, data, p, m)
+		if len(cands) > before || m[1] > 0 {
+			lastEnd = p + max(m[1], 1)
+		}
+	}
+	return cands
+}
+
+// candidate applies the rule's filters to one regex match m (offsets
+// relative to data[s:]) and appends it if it passes.
+func (e *Engine) candidate(cands []cand, sc *scratch, ri int, data []byte, s int, m []int) []cand {
+	r := e.rules[ri]
+	a, b := m[0], m[1]
+	if g := r.SecretGroup; g > 0 && m[2*g] >= 0 {
+		a, b = m[2*g], m[2*g+1]
+	} else if g > 0 {
+		a, b = -1, -1
+		for k := 1; 2*k < len(m); k++ {
+			if m[2*k] >= 0 && m[2*k+1] > m[2*k] {
+				a, b = m[2*k], m[2*k+1]
+				break
+			}
+		}
+		if a < 0 {
+			return cands
+		}
+	}
+	if b <= a {
+		return cands
+	}
+	if r.leftBound && s+m[0] > 0 && isWordByte(data[s+m[0]-1]) {
+		return cands
+	}
+	if r.quotedInCode && sc.code && (s+a == 0 || !isQuote(data[s+a-1])) {
+		return cands
+	}
+	secret := data[s+a : s+b]
+	if r.Validate != nil && !r.Validate(secret) {
+		if !r.Fallback {
+			// The bytes have this rule's shape but cannot be real (a
+			// wrong checksum): no generic rule may report them either.
+			sc.claims = append(sc.claims, [2]int{s + a, s + b})
+		}
+		return cands
+	}
+	if !e.keep(r, secret) {
+		return cands
+	}
+	if len(r.AllowMatch) > 0 {
+		ns := s + m[0]
+		for lim := max(0, ns-identReach); ns > lim && (isWordByte(data[ns-1]) || data[ns-1] == '.' || data[ns-1] == '-'); ns-- {
+		}
+		if matchAny(r.AllowMatch, data[ns:s+m[1]]) {
+			return cands
+		}
+	}
+	if sc.allowedLine(data, s+m[0], s+m[1]) {
+		return cands
+	}
+	return append(cands, cand{rule: ri, start: s + a, end: s + b, mStart: s + m[0], mEnd: s + m[1]})
 }
 
 // keep applies the secret filters after the validator: entropy, stop

@@ -564,3 +564,34 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// TestAnchoredLineEnds checks that KeywordStart rules stop at each line end,
+// with several keyword hits per line and lines of every length.
+func TestAnchoredLineEnds(t *testing.T) {
+	rule := &Rule{ID: "kv", Description: "d", Severity: Low, Keywords: []string{"k="}, KeywordStart: true,
+		Regex: regexp.MustCompile(`k=([a-z]+)$`), SecretGroup: 1, Window: 64}
+	e := mustEngine(t, &Config{Rules: []*Rule{rule}, NoDefaultRules: true})
+	r := rand.New(rand.NewPCG(70, 71))
+	for range 200 {
+		var b strings.Builder
+		var want []string
+		for range 1 + r.IntN(8) {
+			line := strings.Repeat("k=1 ", r.IntN(4))
+			if r.IntN(2) == 0 {
+				v := rs(r, csLower, 1+r.IntN(8))
+				line += "k=" + v
+				want = append(want, v)
+			} else {
+				line += "k=" + rs(r, csLower, 3) + "!"
+			}
+			b.WriteString(line + "\n")
+		}
+		var got []string
+		for _, f := range e.Scan(&source.Fragment{Path: "x", Data: []byte(b.String())}) {
+			got = append(got, f.Secret)
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("text %q: got %q, want %q", b.String(), got, want)
+		}
+	}
+}
