@@ -31,9 +31,41 @@ type Config struct {
 	NoDefaultRules bool
 }
 
-// ErrConfig is wrapped by every error LoadConfig and LoadIgnoreFile return
-// for a malformed file.
+// ErrConfig matches (errors.Is) every error LoadConfig, ParseConfig and
+// LoadIgnoreFile return for a malformed file.
 var ErrConfig = errors.New("invalid scan configuration")
+
+// ConfigError is the error for a malformed rules or ignore file. Its message
+// reads like `rules file F: rule "id" (line N): invalid regex: …`.
+type ConfigError struct {
+	File    string // the file as named by the caller
+	Kind    string // "rules file" or "ignore file"
+	Where   string // `rule "id"`, "[disable]", "[allowlist]" or ""
+	Line    int    // 1-based; 0 when unknown
+	Message string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Kind + " " + e.File + ": ")
+	switch {
+	case e.Where != "" && e.Line > 0:
+		fmt.Fprintf(&b, "%s (line %d): ", e.Where, e.Line)
+	case e.Where != "":
+		b.WriteString(e.Where + ": ")
+	case e.Line > 0:
+		fmt.Fprintf(&b, "line %d: ", e.Line)
+	}
+	b.WriteString(e.Message)
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrConfig) true.
+func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
+
+func cfgErr(file, where string, line int, format string, args ...any) error {
+	return &ConfigError{File: file, Kind: "rules file", Where: where, Line: line, Message: fmt.Sprintf(format, args...)}
+}
 
 // fileRule is a [[rules]] table.
 type fileRule struct {
@@ -107,12 +139,12 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%w: rules file %s: line %d: %s", ErrConfig, name, pe.Position.Line, pe.Message)
+			return nil, cfgErr(name, "", pe.Position.Line, "%s", pe.Message)
 		}
-		return nil, fmt.Errorf("%w: rules file %s: %v", ErrConfig, name, err)
+		return nil, cfgErr(name, "", 0, "%v", err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return nil, fmt.Errorf("%w: rules file %s: unknown key %q", ErrConfig, name, und[0].String())
+		return nil, cfgErr(name, "", 0, "unknown key %q", und[0].String())
 	}
 	lines := locateRules(data)
 	cfg := &Config{Disabled: map[string]bool{}}
@@ -127,8 +159,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	for i, fr := range fc.Rules {
 		loc := lines.rule(i)
 		fail := func(key, format string, args ...any) error {
-			id := fr.ID
-			return fmt.Errorf("%w: rules file %s: rule %q (line %d): %s", ErrConfig, name, id, loc.line(key), fmt.Sprintf(format, args...))
+			return cfgErr(name, fmt.Sprintf("rule %q", fr.ID), loc.line(key), format, args...)
 		}
 		if fr.ID == "" {
 			return nil, fail("", "missing id")
@@ -231,20 +262,20 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	}
 	for _, id := range fc.Disable.IDs {
 		if _, ok := defaults[id]; !ok && !seen[id] {
-			return nil, fmt.Errorf("%w: rules file %s: [disable] (line %d): unknown rule %q", ErrConfig, name, lines.disable, id)
+			return nil, cfgErr(name, "[disable]", lines.disable, "unknown rule %q", id)
 		}
 		cfg.Disabled[id] = true
 	}
 	for _, p := range fc.Allowlist.Paths {
 		if _, err := compileGlob(p); err != nil {
-			return nil, fmt.Errorf("%w: rules file %s: [allowlist] (line %d): %v", ErrConfig, name, lines.allowlist, err)
+			return nil, cfgErr(name, "[allowlist]", lines.allowlist, "%v", err)
 		}
 		cfg.AllowPaths = append(cfg.AllowPaths, p)
 	}
 	for _, a := range fc.Allowlist.Regexes {
 		re, err := regexp.Compile(a)
 		if err != nil {
-			return nil, fmt.Errorf("%w: rules file %s: [allowlist] (line %d): invalid regex: %v", ErrConfig, name, lines.allowlist, err)
+			return nil, cfgErr(name, "[allowlist]", lines.allowlist, "invalid regex: %v", err)
 		}
 		cfg.AllowRegexes = append(cfg.AllowRegexes, re)
 	}
@@ -346,7 +377,7 @@ func LoadIgnoreFile(file string) ([]string, error) {
 			continue
 		}
 		if _, err := compileGlob(line); err != nil {
-			return nil, fmt.Errorf("%w: %s: line %d: %v", ErrConfig, file, n+1, err)
+			return nil, &ConfigError{File: file, Kind: "ignore file", Line: n + 1, Message: err.Error()}
 		}
 		globs = append(globs, line)
 	}

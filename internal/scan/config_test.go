@@ -179,3 +179,16 @@ func FuzzLoadConfig(f *testing.F) {
 		e.Scan(&source.Fragment{Path: "x", Data: []byte("ab a1b token = \"Xy7aB9cD0eF1gH2iJ3\" ghp_x\n")})
 	})
 }
+
+func TestConfigErrorFormat(t *testing.T) {
+	p := writeFile(t, "rules.toml", "[[rules]]\nid = \"acme\"\ndescription = \"x\"\nregex = '''(acme'''\n")
+	_, err := LoadConfig(p)
+	want := "rules file " + p + `: rule "acme" (line 4): invalid regex: `
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("error = %v, want prefix %q", err, want)
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Line != 4 || ce.Where != `rule "acme"` || ce.File != p {
+		t.Fatalf("ConfigError = %+v", ce)
+	}
+}
