@@ -12,7 +12,16 @@ import (
 // per batch, synchronous=FULL) from 32×GOMAXPROCS goroutines — 64 on a
 // 2-core machine — on a SQLite file store. Reported as entries/s.
 func BenchmarkAppendParallel(b *testing.B) {
-	st := storagetest.OpenSQLite(b, storage.Options{})
+	benchAppendParallel(b, storagetest.OpenSQLite(b, storage.Options{}))
+}
+
+// BenchmarkAppendParallelPostgres is the same on PostgreSQL (skipped
+// unless KEYWARD_TEST_POSTGRES is set).
+func BenchmarkAppendParallelPostgres(b *testing.B) {
+	benchAppendParallel(b, storagetest.OpenPostgres(b, storage.Options{}))
+}
+
+func benchAppendParallel(b *testing.B, st storage.Store) {
 	l := openLog(b, st, newSigner(b), Options{})
 	var n atomic.Int64
 	b.SetParallelism(32)

