@@ -95,8 +95,15 @@ func DefaultRules() []*Rule {
 
 var builtinRules = sync.OnceValue(func() []*Rule {
 	var rs []*Rule
+	// Token rules whose keyword is not where the token starts run over
+	// windows; every other token rule runs anchored at its keyword.
+	notAtStart := map[string]bool{"telegram-bot-token": true, "mailchimp-api-key": true,
+		"newrelic-license-key": true, "terraform-cloud-token": true, "openai-api-key": true}
 	add := func(r *Rule, re string) *Rule {
 		re, r.leftBound = strings.CutPrefix(re, leftBoundMark)
+		if r.leftBound && !notAtStart[r.ID] {
+			r.KeywordStart = true
+		}
 		r.Regex = regexp.MustCompile(re)
 		if r.SecretGroup == 0 && r.Regex.NumSubexp() >= 1 {
 			r.SecretGroup = 1
@@ -359,7 +366,7 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		Keywords: kw("figd_"), Entropy: 3.0},
 		tok(`figd_[0-9A-Za-z_-]{40}`, endWord))
 	add(&Rule{ID: "twitter-bearer-token", Description: "Twitter/X app bearer token", Severity: High,
-		Keywords: kw("aaaaaaaaaaaaaaaaaaaaa"), Entropy: 3.0},
+		Keywords: kw("aaaaaaaaaaaaaaaaaaaaaa"), Entropy: 3.0},
 		tok(`A{22}[0-9A-Za-z%]{80,120}`, `(?:[^0-9A-Za-z%]|$)`))
 	add(&Rule{ID: "facebook-access-token", Description: "Facebook (Meta) user access token", Severity: High,
 		Keywords: kw("eaacedeose0cba"), Entropy: 3.0},

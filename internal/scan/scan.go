@@ -511,7 +511,7 @@ func (e *Engine) runAnchored(cands []cand, sc *scratch, ri int, data []byte, hit
 	lastEnd := 0  // end of the last match: hits inside it are skipped
 	for i := 0; i < len(hits); i += 2 {
 		p := hits[i]
-		if p < lastEnd {
+		if p < lastEnd || r.leftBound && p > 0 && isWordByte(data[p-1]) {
 			continue
 		}
 		end := min(n, p+w)
