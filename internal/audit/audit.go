@@ -306,7 +306,7 @@ func (l *Log) SinkDropped() uint64 {
 
 // Close stops accepting appends, lets pending ones finish, writes a final
 // signed checkpoint at the chain head, and flushes the sink (waiting at most
-// sinkFlushTimeout for a stuck one). It is safe to call more than once. It
+// 10 s for a stuck one). It is safe to call more than once. It
 // does not close the store.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {

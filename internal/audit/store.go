@@ -94,10 +94,16 @@ func (l *Log) writeRows(ctx context.Context, tx storage.Tx, rows []*row) error {
 // insertRows inserts rows with one statement per backend, whatever their
 // number: the whole batch travels as one parameter (a JSON array on SQLite,
 // one array per column on PostgreSQL), so the statement is parsed once per
-// batch. Measured on SQLite, a multi-row VALUES list with $n parameters is
-// slower than one INSERT per row (SQLite looks named parameters up in a
-// linear list: quadratic in the row count), and one INSERT per row spends
-// most of its time parsing the statement again.
+// batch. Measured on SQLite (CPU per 32-entry batch, 2-core machine): a
+// multi-row VALUES list with $n parameters was the slowest (SQLite looks
+// named parameters up in a linear list, quadratic in the row count), one
+// INSERT per row about 20% slower than this (it parses the statement again
+// for each row). jsonb_each hands each row over as JSONB, so value->>N does
+// not re-parse text.
+//
+// Most of a batch's cost is the pages it dirties, each written to the WAL
+// at commit: the principal index adds one page per distinct principal in
+// the batch (with 50 principals, over 3× the writes of no such index).
 func insertRows(ctx context.Context, tx storage.Tx, rows []*row) error {
 	if len(rows) == 0 {
 		return nil
