@@ -512,7 +512,7 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 	dbURL := func(id, desc, schemes string, keywords ...string) {
 		add(&Rule{ID: id, Description: desc, Severity: High, Keywords: keywords,
 			Validate: validURLPassword, SecretGroup: 2, KeywordStart: true},
-			leftBoundMark+`(?i:`+schemes+`)://([^:/?#\s@"'<>]{0,64}):([^@/?#\s"'<>]{1,128})@[0-9A-Za-z.\[\]_-]+`)
+			leftBoundMark+`(?i:`+schemes+`)://([^:/?#\s@"'<>]{0,64}):([^@/?#\s"'<>]{3,128})@[0-9A-Za-z.\[\]_-]+`)
 	}
 	dbURL("postgres-url-password", "PostgreSQL connection URL with a password",
 		`(?:postgres(?:ql)?|pgsql)(?:\+[a-z0-9]+)?`, "postgres://", "postgresql://", "postgres+", "postgresql+", "pgsql://")
@@ -547,4 +547,4 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 
 // genericNameAllow drops assignments to names that hold something other than
 // a secret: digests, identifiers, URLs, sizes, types, pagination cursors.
-var genericNameAllow = regexp.MustCompile(`(?i)^[\w.-]*?(?:hash|digest|checksum|sha\d*|md5|crc\d*|_id|uuid|url|uri|endpoint|host|type|name|file|path|dir|len|length|size|count|format|pattern|regex|header|prefix|suffix|field|param|version|ttl|expiry|expires|expiration|timeout|policy|(?:csrf|xsrf|page|cursor|continuation|next|sync|resume)[_.-]?token)` + quote + assignOp)
+var genericNameAllow = regexp.MustCompile(`(?i)^[\w.-]*?(?:hash|digest|checksum|sha\d*|md5|crc\d*|_id|uuid|url|uri|endpoint|host|type|name|file|path|dir|len|length|size|count|format|pattern|regex|header|prefix|suffix|field|param|version|ttl|expiry|expires|expiration|timeout|policy|algorithm|algo|method|mode|scheme|encryption|strength|rules|validation|required|enabled|label|prompt|hint|placeholder|message|msg|text|title|error|(?:csrf|xsrf|page|cursor|continuation|next|sync|resume)[_.-]?token)` + quote + assignOp)

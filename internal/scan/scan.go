@@ -10,23 +10,29 @@
 //     ASCII case-insensitive) over the fragment to find every occurrence of
 //     every rule keyword, in a single pass;
 //  2. skips the rules none of whose keywords occur;
-//  3. for every rule with a keyword hit, builds windows around the hits —
-//     the hit's line clipped to ±Window bytes for single-line rules, ±Window
-//     bytes for multi-line rules — merges overlapping windows, and runs the
-//     rule's regular expression only inside them;
-//  4. keeps the secret capture group and drops it when its Shannon entropy is
-//     below the rule's minimum, its structural validator (checksum, JWT, PEM,
-//     bech32) rejects it, it contains a stop word, an allow regex matches it,
-//     or its line carries the inline marker "keyward:allow";
+//  3. runs each rule with a keyword hit near its hits only: a rule whose
+//     matches begin at a keyword (KeywordStart: prefixed tokens such as
+//     ghp_, and "name = value" rules) is tried anchored at each hit, over at
+//     most Window bytes and never past the line end; any other rule runs
+//     over windows around its hits — the hit's line clipped to ±Window bytes,
+//     or ±Window bytes for multi-line rules — merged where they overlap;
+//  4. keeps the secret capture group and drops it when its structural
+//     validator (checksum, JWT, PEM, bech32) rejects it — the bytes are then
+//     claimed, so no generic rule reports a look-alike either — or when its
+//     Shannon entropy is below the rule's minimum, it contains a stop word,
+//     an allow regex matches it, or its line carries the marker
+//     "keyward:allow";
 //  5. drops a finding of a fallback rule (generic assignments, URLs with
 //     passwords, bearer headers, bare private keys) when a more specific rule
 //     found a secret overlapping it;
 //  6. computes lines and columns, the redacted form and a fingerprint.
 //
 // Regular expressions are Go's RE2 engine, so matching is linear in the input;
-// windows are built in one forward pass that never rescans a byte, so a whole
-// Scan is linear in the fragment's size whatever the input (a 200 MB line,
-// NUL bytes, invalid UTF-8).
+// windows and line ends are found in forward passes that never rescan a
+// byte, so a whole Scan is linear in the fragment's size whatever the input
+// (a 200 MB line, NUL bytes, invalid UTF-8). Overlapping fragments of one
+// input (see source.Overlap) can report a secret twice with the same
+// fingerprint; callers deduplicate on (Fingerprint, Line, Column).
 //
 // # Positions
 //
@@ -200,11 +206,15 @@ type Engine struct {
 	always    []int            // rules without keywords
 	pathRules []int            // rules restricted to some paths
 	anchored  []*regexp.Regexp // rule index → Regex anchored at its start (KeywordStart rules)
-	matcher   *keywordMatcher
-	stopWords [][]byte // lower-case
-	allowRe   []*regexp.Regexp
-	paths     []glob
-	pool      sync.Pool
+	// startsWord[ri]: rule ri's matches start at a keyword and not inside a
+	// word, so a hit preceded by a word byte is dropped when recorded (runs
+	// like "aaaa…" would otherwise record a hit per byte).
+	startsWord []bool
+	matcher    *keywordMatcher
+	stopWords  [][]byte // lower-case
+	allowRe    []*regexp.Regexp
+	paths      []glob
+	pool       sync.Pool
 }
 
 // NewEngine builds an engine from cfg: the default rules, replaced or extended
@@ -264,7 +274,9 @@ func NewEngine(cfg *Config) (*Engine, error) {
 	}
 	e.matcher = newKeywordMatcher(e.keywords)
 	e.anchored = make([]*regexp.Regexp, len(rules))
+	e.startsWord = make([]bool, len(rules))
 	for i, r := range rules {
+		e.startsWord[i] = r.KeywordStart && r.leftBound
 		if r.KeywordStart {
 			re, err := regexp.Compile(`^(?:` + r.Regex.String() + `)`)
 			if err != nil {
@@ -368,8 +380,9 @@ func (e *Engine) Scan(f *source.Fragment) []Finding {
 	}
 	ran := s.ran[:0]
 	e.matcher.match(data, func(k, start, end int) {
+		inWord := start > 0 && isWordByte(data[start-1])
 		for _, ri := range e.kwRules[k] {
-			if skip[ri] {
+			if skip[ri] || inWord && e.startsWord[ri] {
 				continue
 			}
 			if len(active[ri]) == 0 {

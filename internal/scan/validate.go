@@ -277,7 +277,7 @@ var weakDefaults = map[string]bool{
 	"p@ssword": true, "example": true, "foobar": true, "null": true, "none": true,
 	"true": true, "false": true, "undefined": true, "redacted": true, "hidden": true,
 	"secret123": true, "password123": true, "letmein": true, "foo": true, "bar": true,
-	"baz": true, "qux": true, "pass123": true, "123456": true, "12345678": true, "qwerty": true,
+	"baz": true, "qux": true, "pw": true, "deadbeef": true, "pass123": true, "123456": true, "12345678": true, "qwerty": true,
 }
 
 // isPlaceholder reports whether a value is a stand-in rather than a secret: a
