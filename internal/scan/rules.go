@@ -339,6 +339,9 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 	add(&Rule{ID: "twilio-api-key", Description: "Twilio API key SID (SK…)", Severity: High,
 		Keywords: kw("sk"), Entropy: 3.0},
 		tok(`SK[0-9a-f]{32}`, endAlnum))
+	add(&Rule{ID: "twilio-account-credentials", Description: "Twilio account SID (AC…) with its auth token on the same line", Severity: High,
+		Keywords: kw("ac"), Entropy: 3.0},
+		leftBoundMark+`AC[0-9a-f]{32}[^0-9A-Za-z\n][^\n]{0,100}?\b([0-9a-f]{32})`+endAlnum)
 	ctx(&Rule{ID: "twilio-auth-token", Description: "Twilio auth token assigned to a Twilio name", Severity: High, Entropy: 3.0},
 		`[0-9a-f]{32}`, "twilio")
 	add(&Rule{ID: "sendgrid-api-key", Description: "SendGrid API key (SG.)", Severity: High,

@@ -400,6 +400,13 @@ var ruleCases = map[string]ruleCase{
 		return rs(r, "123456789", 1) + rs(r, csDigits, 8) + ":AA" + rs(r, csAlnum+"_-", short(bad, 33))
 	}),
 	"twilio-api-key": prefixed("SK", csHex, 32, 32),
+	"twilio-account-credentials": {
+		pos: func(r *rand.Rand) (string, string) {
+			tok := rs(r, csHex, 32)
+			return "client = Client(\"AC" + rs(r, csHex, 32) + "\", \"" + tok + "\")", tok
+		},
+		neg: func(r *rand.Rand) string { return "account_sid = \"AC" + rs(r, csHex, 32) + "\"" },
+	},
 	"twilio-auth-token": contextual([]string{"TWILIO_AUTH_TOKEN", "twilioAuthToken"},
 		func(r *rand.Rand) string { return rs(r, csHex, 32) }),
 	"sendgrid-api-key": built(func(r *rand.Rand, bad bool) string {
