@@ -152,3 +152,26 @@ func sortedCounts(m map[string]int) []string {
 	sort.Strings(out)
 	return out
 }
+
+// BenchmarkScanCorpus scans the labeled corpus: small files dense with
+// keywords and secrets, the opposite of a source tree.
+func BenchmarkScanCorpus(b *testing.B) {
+	dir := filepath.Join(corpusDir(), "files")
+	if _, err := os.Stat(dir); err != nil {
+		b.Skipf("no corpus: %v", err)
+	}
+	frags, total := loadTree(b, dir)
+	e := mustEngine(b, nil)
+	b.SetBytes(total)
+	iters := 0
+	cpu0 := cpuTime()
+	for b.Loop() {
+		for _, f := range frags {
+			e.Scan(f)
+		}
+		iters++
+	}
+	if cpu := cpuTime() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(total)*float64(iters)/1e6/cpu.Seconds(), "MB/cpu-s")
+	}
+}

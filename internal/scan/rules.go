@@ -502,11 +502,11 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		Keywords: kw("age-secret-key-1"), Validate: validAge},
 		tok(`AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}`, endAlnum))
 	add(&Rule{ID: "private-key", Description: "private key (PEM, OpenSSH, PGP)", Severity: Critical,
-		Keywords: kw("private key-----", "private key block-----"), Validate: validPEM,
+		Keywords: kw("-----begin "), Validate: validPEM, KeywordStart: true,
 		MultiLine: true, Window: 16384, Fallback: true, SecretGroup: 0},
 		`-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |SSH2 )?PRIVATE KEY(?: BLOCK)?-----(?s:.){64,}?-----END (?:RSA |EC |DSA |OPENSSH |PGP |SSH2 )?PRIVATE KEY(?: BLOCK)?-----`)
 	add(&Rule{ID: "encrypted-private-key", Description: "passphrase-encrypted private key (PEM)", Severity: Low,
-		Keywords: kw("encrypted private key-----"), Validate: validPEM,
+		Keywords: kw("-----begin "), Validate: validPEM, KeywordStart: true,
 		MultiLine: true, Window: 16384, Fallback: true},
 		`-----BEGIN (?:SSH2 )?ENCRYPTED PRIVATE KEY-----(?s:.){64,}?-----END (?:SSH2 )?ENCRYPTED PRIVATE KEY-----`)
 	add(&Rule{ID: "jwt", Description: "JSON Web Token", Severity: Medium,
@@ -538,16 +538,48 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		`(?i:authorization)["']?\s*[:=]\s*["']?(?i:basic)\s+([A-Za-z0-9+/]{8,}={0,2})`+endB64)
 	add(&Rule{ID: "generic-password", Description: "password assigned in code or configuration", Severity: Medium,
 		Keywords: kw("password", "passwd", "passphrase", "pwd"), Validate: validPassword, Fallback: true, quotedInCode: true, KeywordStart: true,
-		AllowMatch: []*regexp.Regexp{genericNameAllow}},
+		allowName: genericNameAllowed},
 		`(?i:password|passwd|passphrase|pwd)[\w.-]{0,16}?`+quote+assignOp+
 			`(?:"([^"\s]{6,128})"|'([^'\s]{6,128})'|`+"`([^`\\s]{6,128})`"+`|([^\s"'`+"`"+`;,<>&]{6,128})(?:[\s;,<&]|\\[nr]|$))`)
 	ctx(&Rule{ID: "generic-secret", Description: "high-entropy value assigned to a secret-looking name", Severity: Medium,
 		Entropy: 3.5, Validate: validGeneric, Fallback: true, quotedInCode: true,
-		AllowMatch: []*regexp.Regexp{genericNameAllow}},
+		allowName: genericNameAllowed},
 		`[0-9A-Za-z_.+/~=-]{16,}`, "secret", "token", "api_key", "access_key", "auth_key", "credential", "creds", "private_key", "signing_key", "encryption_key", "master_key")
 	return rs
 })
 
-// genericNameAllow drops assignments to names that hold something other than
-// a secret: digests, identifiers, URLs, sizes, types, pagination cursors.
-var genericNameAllow = regexp.MustCompile(`(?i)^[\w.-]*?(?:hash|digest|checksum|sha\d*|md5|crc\d*|_id|uuid|url|uri|endpoint|host|type|name|file|path|dir|len|length|size|count|format|pattern|regex|header|prefix|suffix|field|param|version|ttl|expiry|expires|expiration|timeout|policy|algorithm|algo|method|mode|scheme|encryption|strength|rules|validation|required|enabled|label|prompt|hint|placeholder|message|msg|text|title|error|(?:csrf|xsrf|page|cursor|continuation|next|sync|resume)[_.-]?token)` + quote + assignOp)
+// nonSecretSuffixes end names that hold something other than a secret:
+// digests, identifiers, URLs, sizes, types, formats, UI text, settings.
+var nonSecretSuffixes = []string{
+	"hash", "digest", "checksum", "sha", "sha1", "sha256", "sha512", "md5", "crc", "crc32",
+	"_id", "id", "uuid", "url", "uri", "endpoint", "host", "type", "name", "file", "path", "dir",
+	"len", "length", "size", "count", "format", "pattern", "regex", "header", "prefix",
+	"suffix", "field", "param", "version", "ttl", "expiry", "expires", "expiration",
+	"timeout", "policy", "algorithm", "algo", "method", "mode", "scheme", "encryption",
+	"strength", "rules", "validation", "required", "enabled", "label", "prompt", "hint",
+	"placeholder", "message", "msg", "text", "title", "error",
+}
+
+// nonSecretTokens are tokens that are not credentials (pagination cursors,
+// CSRF tokens sent to every browser).
+var nonSecretTokens = []string{"csrf", "xsrf", "page", "cursor", "continuation", "next", "sync", "resume"}
+
+// genericNameAllowed reports whether an assignment to name (the identifier
+// before the operator, any case) is known not to hold a secret.
+func genericNameAllowed(name []byte) bool {
+	n := strings.ToLower(strings.Trim(string(name), `"'`+"`"))
+	for _, suf := range nonSecretSuffixes {
+		if strings.HasSuffix(n, suf) {
+			return true
+		}
+	}
+	if base, ok := strings.CutSuffix(n, "token"); ok {
+		base = strings.TrimRight(base, "_.-")
+		for _, w := range nonSecretTokens {
+			if strings.HasSuffix(base, w) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -134,6 +134,10 @@ type Rule struct {
 	// expression, not a literal. Config, env and other files accept
 	// unquoted values.
 	quotedInCode bool
+	// allowName, when set, drops a candidate when it reports true for the
+	// identifier the match starts in (extended backwards like AllowMatch,
+	// up to the first byte that cannot be part of a name).
+	allowName func(name []byte) bool
 }
 
 // window returns the rule's effective window.
@@ -327,6 +331,9 @@ func (e *Engine) AllowPath(path string) bool {
 	return false
 }
 
+// maxPooledInts bounds the slices a pooled scratch keeps between scans.
+const maxPooledInts = 1 << 18
+
 // maxMultiLineWindow bounds a multi-line rule's window.
 const maxMultiLineWindow = 1 << 20
 
@@ -406,6 +413,9 @@ func (e *Engine) Scan(f *source.Fragment) []Finding {
 			cands = e.runRule(cands, s, ri, data, hits)
 		}
 		active[ri] = hits[:0]
+		if cap(hits) > maxPooledInts {
+			active[ri] = nil // do not keep a huge input's hit list in the pool
+		}
 	}
 	s.ran = ran
 	for _, ri := range e.always {
@@ -417,6 +427,11 @@ func (e *Engine) Scan(f *source.Fragment) []Finding {
 		return nil
 	}
 	cands = e.dropShadowed(cands, s.claims)
+	defer func() {
+		if cap(s.lines) > maxPooledInts {
+			s.lines = nil
+		}
+	}()
 	out := make([]Finding, 0, len(cands))
 	for _, c := range cands {
 		out = append(out, e.finding(f, s, c))
@@ -595,12 +610,21 @@ func (e *Engine) candidate(cands []cand, sc *scratch, ri int, data []byte, s int
 	if !e.keep(r, secret) {
 		return cands
 	}
-	if len(r.AllowMatch) > 0 {
+	if len(r.AllowMatch) > 0 || r.allowName != nil {
 		ns := s + m[0]
-		for lim := max(0, ns-identReach); ns > lim && (isWordByte(data[ns-1]) || data[ns-1] == '.' || data[ns-1] == '-'); ns-- {
+		for lim := max(0, ns-identReach); ns > lim && isNameByte(data[ns-1]); ns-- {
 		}
 		if matchAny(r.AllowMatch, data[ns:s+m[1]]) {
 			return cands
+		}
+		if r.allowName != nil {
+			ne := s + m[0]
+			for ne < s+m[1] && isNameByte(data[ne]) {
+				ne++
+			}
+			if r.allowName(data[ns:ne]) {
+				return cands
+			}
 		}
 	}
 	if sc.allowedLine(data, s+m[0], s+m[1]) {
@@ -661,6 +685,10 @@ func isCodePath(p string) bool {
 	}
 	return len(ext) <= 8 && codeExts[strings.ToLower(ext)]
 }
+
+// isNameByte reports whether c can be part of an identifier or key name
+// (config keys use '.' and '-').
+func isNameByte(c byte) bool { return isWordByte(c) || c == '.' || c == '-' }
 
 func isWordByte(c byte) bool { return isAlnum(c) || c == '_' }
 

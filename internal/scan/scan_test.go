@@ -256,6 +256,12 @@ func TestFallbackShadowing(t *testing.T) {
 	if len(fs) != 2 || fs[0].Rule != "github-pat" || fs[1].Rule != "github-pat" {
 		t.Errorf("findings = %v, want two github-pat only", summarize(fs))
 	}
+	// A service-account key file: one finding, not also a bare private key.
+	pem := makePEM(r, "PRIVATE KEY", `\n`)
+	fs = e.Scan(&source.Fragment{Path: "sa.json", Data: []byte(`{"type": "service_account", "private_key": "` + pem + `\n"}`)})
+	if len(fs) != 1 || fs[0].Rule != "gcp-service-account-key" || fs[0].Secret != pem {
+		t.Errorf("findings = %v, want gcp-service-account-key only", summarize(fs))
+	}
 	// A generic finding alone is kept.
 	v := rs(r, csAlnum, 30) + "42"
 	fs = e.Scan(&source.Fragment{Path: "x", Data: []byte("api_token = \"" + v + "\"\n")})
