@@ -187,6 +187,12 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 				return nil, fail("regex", "invalid regex: %v", err)
 			}
 			r.Regex = re
+			// What the built-in rule knew about its own regex (where
+			// matches start) does not hold for a new one.
+			r.KeywordStart, r.leftBound = false, false
+			if !def("secret_group") {
+				r.SecretGroup = min(r.SecretGroup, re.NumSubexp())
+			}
 		}
 		if def("secret_group") {
 			r.SecretGroup = fr.SecretGroup

@@ -192,3 +192,22 @@ func TestConfigErrorFormat(t *testing.T) {
 		t.Fatalf("ConfigError = %+v", ce)
 	}
 }
+
+func TestOverrideRegexOfBuiltinRule(t *testing.T) {
+	p := writeFile(t, "r.toml", "[[rules]]\nid = \"github-pat\"\nregex = '''gh_token: (ghp_[0-9A-Za-z]{36})'''\n")
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := mustEngine(t, cfg)
+	tok := ghStyle(rand.New(rand.NewPCG(80, 81)), "ghp_", false)
+	fs := findRule(e.Scan(&source.Fragment{Path: "x", Data: []byte("gh_token: " + tok)}), "github-pat")
+	if len(fs) != 1 || fs[0].Secret != tok {
+		t.Fatalf("overridden regex: findings %v", summarize(fs))
+	}
+	// The checksum validator still applies.
+	bad := ghStyle(rand.New(rand.NewPCG(80, 81)), "ghp_", true)
+	if fs := findRule(e.Scan(&source.Fragment{Path: "x", Data: []byte("gh_token: " + bad)}), "github-pat"); len(fs) != 0 {
+		t.Fatalf("validator dropped: %v", summarize(fs))
+	}
+}
