@@ -63,12 +63,16 @@ func newKeywordMatcher(keywords []string) *keywordMatcher {
 	nc := int(next)
 
 	// Trie. goto_[s*nc+cls] = child state or -1.
-	goto_ := make([]int32, nc)
+	maxStates := 1
+	for _, k := range keywords {
+		maxStates += len(k)
+	}
+	goto_ := make([]int32, nc, maxStates*nc)
 	for i := range goto_ {
 		goto_[i] = -1
 	}
-	var outs [][]int32 = [][]int32{nil}
-	depth := []int32{0}
+	outs := make([][]int32, 1, maxStates)
+	depth := make([]int32, 1, maxStates)
 	for ki, k := range keywords {
 		s := int32(0)
 		for i := 0; i < len(k); i++ {
@@ -80,7 +84,7 @@ func newKeywordMatcher(keywords []string) *keywordMatcher {
 				outs = append(outs, nil)
 				depth = append(depth, depth[s]+1)
 				for range nc {
-					goto_ = append(goto_, -1)
+					goto_ = append(goto_, -1) // within capacity
 				}
 			}
 			s = t

@@ -205,11 +205,11 @@ func (s Severity) Rank() int {
 // NewEngine and safe for concurrent use.
 type Engine struct {
 	rules     []*Rule
-	keywords  []string         // distinct lower-case keywords
-	kwRules   [][]int          // keyword index → rules using it
-	always    []int            // rules without keywords
-	pathRules []int            // rules restricted to some paths
-	anchored  []*regexp.Regexp // rule index → Regex anchored at its start (KeywordStart rules)
+	keywords  []string     // distinct lower-case keywords
+	kwRules   [][]int      // keyword index → rules using it
+	always    []int        // rules without keywords
+	pathRules []int        // rules restricted to some paths
+	anchored  []lazyRegexp // rule index → Regex anchored at its start (KeywordStart rules)
 	// startsWord[ri]: rule ri's matches start at a keyword and not inside a
 	// word, so a hit preceded by a word byte is dropped when recorded (runs
 	// like "aaaa…" would otherwise record a hit per byte).
@@ -277,17 +277,11 @@ func NewEngine(cfg *Config) (*Engine, error) {
 		}
 	}
 	e.matcher = newKeywordMatcher(e.keywords)
-	e.anchored = make([]*regexp.Regexp, len(rules))
+	e.anchored = make([]lazyRegexp, len(rules))
 	e.startsWord = make([]bool, len(rules))
 	for i, r := range rules {
 		e.startsWord[i] = r.KeywordStart && r.leftBound
-		if r.KeywordStart {
-			re, err := regexp.Compile(`^(?:` + r.Regex.String() + `)`)
-			if err != nil {
-				return nil, fmt.Errorf("%w: rule %q: %v", ErrInvalidRule, r.ID, err)
-			}
-			e.anchored[i] = re
-		}
+		e.anchored[i].src = `^(?:` + r.Regex.String() + `)`
 	}
 	for i, r := range rules {
 		if r.Paths != nil {
@@ -329,6 +323,22 @@ func (e *Engine) AllowPath(path string) bool {
 		}
 	}
 	return false
+}
+
+// lazyRegexp is a regexp compiled on first use, so that a short scan (a
+// pre-commit hook on one file) compiles only the anchored forms of the rules
+// whose keywords it meets.
+type lazyRegexp struct {
+	once sync.Once
+	src  string
+	re   *regexp.Regexp
+}
+
+// get returns the compiled regexp. src is a valid regexp wrapped in
+// ^(?:…), which always compiles.
+func (l *lazyRegexp) get() *regexp.Regexp {
+	l.once.Do(func() { l.re = regexp.MustCompile(l.src) })
+	return l.re
 }
 
 // maxPooledInts bounds the slices a pooled scratch keeps between scans.
@@ -557,7 +567,7 @@ func (e *Engine) runAnchored(cands []cand, sc *scratch, ri int, data []byte, hit
 				end = nl
 			}
 		}
-		m := e.anchored[ri].FindSubmatchIndex(data[p:end])
+		m := e.anchored[ri].get().FindSubmatchIndex(data[p:end])
 		if m == nil {
 			continue
 		}
