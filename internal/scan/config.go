@@ -45,6 +45,7 @@ type ConfigError struct {
 	Message string
 }
 
+// Error formats the file, where in it, and what is wrong; never a secret.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Kind + " " + e.File + ": ")
