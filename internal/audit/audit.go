@@ -31,6 +31,11 @@
 // Group commit. Append hands its entry to one batcher goroutine, which writes
 // every entry pending at that moment (up to Options.MaxBatch) in one Write
 // transaction, i.e. one fsync, then wakes each caller with the shared result.
+// Before it writes, the batcher lingers (at most Options.Linger) while some
+// caller that is inside Append has not queued its entry yet — typically the
+// callers of the batch just committed, coming back with their next entry.
+// Without this, 64 writers settle into two alternating batches of 32, each
+// paying an fsync; with it they share one. One lone writer never waits.
 // The server appends before it writes a response and fails the request when
 // Append fails (fail closed); Healthy reports that state to the health check.
 //
@@ -96,6 +101,7 @@ const (
 	DefaultCheckpointEvery = 1000
 	DefaultMaxBatch        = 512
 	DefaultSinkBuffer      = 4096
+	DefaultLinger          = 500 * time.Microsecond
 )
 
 // Options tune a Log. The zero value gives the defaults.
@@ -106,6 +112,10 @@ type Options struct {
 	// MaxBatch caps the entries written by one group-commit transaction
 	// (DefaultMaxBatch when 0).
 	MaxBatch int
+	// Linger bounds how long the batcher waits for callers already inside
+	// Append to queue their entries before it writes a batch
+	// (DefaultLinger when 0; negative: never wait).
+	Linger time.Duration
 	// Sink, when set, receives every committed entry appended through this
 	// Log as one JSON line, asynchronously.
 	Sink io.Writer
@@ -155,6 +165,8 @@ type Log struct {
 	signFailures atomic.Uint64
 	batches      atomic.Uint64 // group-commit transactions committed
 	batched      atomic.Uint64 // entries they held
+	inflight     atomic.Int64  // Append calls between entry and return
+	lingering    atomic.Bool   // the batcher waits for inflight callers
 
 	sink *sinkFeed // nil without Options.Sink
 
@@ -182,6 +194,9 @@ func Open(ctx context.Context, st storage.Store, signer Signer, opts Options) (*
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.Linger == 0 {
+		opts.Linger = DefaultLinger
 	}
 	if opts.SinkBuffer <= 0 {
 		opts.SinkBuffer = DefaultSinkBuffer
@@ -225,6 +240,8 @@ func (l *Log) Append(ctx context.Context, e *Entry) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("audit: append: %w", err)
 	}
+	l.inflight.Add(1)
+	defer l.leave()
 	r, detail, err := l.prepare(e)
 	if err != nil {
 		return err
@@ -326,6 +343,55 @@ func (l *Log) Close() error {
 	return l.closeErr
 }
 
+// leave ends an Append: one fewer caller may still queue an entry. A
+// lingering batcher is woken to re-check.
+func (l *Log) leave() {
+	l.inflight.Add(-1)
+	if l.lingering.Load() {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// linger waits, at most opts.Linger, until every caller inside Append has
+// queued its entry (or a full batch is pending), so that they share the
+// next transaction instead of each round of callers paying its own.
+func (l *Log) linger(t *time.Timer) {
+	if l.opts.Linger < 0 {
+		return
+	}
+	l.lingering.Store(true)
+	defer l.lingering.Store(false)
+	armed := false
+	defer func() {
+		if armed {
+			t.Stop()
+		}
+	}()
+	for {
+		l.mu.Lock()
+		n := len(l.pending)
+		l.mu.Unlock()
+		if n == 0 || n >= l.opts.MaxBatch || int64(n) >= l.inflight.Load() {
+			return
+		}
+		if !armed {
+			t.Reset(l.opts.Linger)
+			armed = true
+		}
+		select {
+		case <-l.wake:
+		case <-t.C:
+			armed = false
+			return
+		case <-l.quit:
+			return
+		}
+	}
+}
+
 func (l *Log) isClosed() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -336,6 +402,8 @@ func (l *Log) isClosed() bool {
 // until Close; then it drains what is left and exits.
 func (l *Log) run() {
 	defer close(l.done)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	for {
 		select {
 		case <-l.wake:
@@ -344,7 +412,11 @@ func (l *Log) run() {
 			}
 			return
 		}
-		for l.commitPending() {
+		for {
+			l.linger(t)
+			if !l.commitPending() {
+				break
+			}
 		}
 	}
 }

@@ -627,3 +627,58 @@ func TestOpenChecks(t *testing.T) {
 		t.Errorf("Open without a head row = %v, want ErrTampered", err)
 	}
 }
+
+// A lone writer never waits for the linger, however long it is: nobody else
+// is inside Append.
+func TestLingerLoneWriterNeverWaits(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	l := openLog(t, st, newSigner(t), Options{Linger: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for i := range 20 {
+		if err := l.Append(ctx, testEntry(i)); err != nil {
+			t.Fatalf("append %d: %v (the batcher waited for nobody)", i, err)
+		}
+	}
+	mustVerify(t, l, 20)
+}
+
+// The batcher waits for a caller that is inside Append but has not queued
+// its entry yet, and writes as soon as that caller queues or leaves.
+func TestLingerWaitsForInflightCallers(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	l := openLog(t, st, newSigner(t), Options{Linger: time.Hour})
+	l.inflight.Add(1) // a caller still preparing its entry
+	done := make(chan error, 1)
+	go func() { done <- l.Append(t.Context(), testEntry(1)) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Append returned (%v) while another caller was inside Append: the batcher did not linger", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	l.leave() // that caller gives up
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Append still waiting after the other caller left")
+	}
+	if l.batches.Load() != 1 || l.batched.Load() != 1 {
+		t.Errorf("batches %d holding %d entries, want 1 and 1", l.batches.Load(), l.batched.Load())
+	}
+}
+
+// With a negative Linger the batcher never waits.
+func TestLingerDisabled(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	l := openLog(t, st, newSigner(t), Options{Linger: -1})
+	l.inflight.Add(1)
+	defer l.inflight.Add(-1)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := l.Append(ctx, testEntry(1)); err != nil {
+		t.Fatal(err)
+	}
+}
