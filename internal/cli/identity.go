@@ -78,7 +78,7 @@ func newUserCmd(env *Env) *cobra.Command {
 		simpleNameCmd(env, g, "remove NAME", "Remove a user's TOTP enrolment", "  keyward user totp remove alice",
 			func(c *client.Client, cmd *cobra.Command, n string) error { return c.RemoveTOTP(cmd.Context(), n) }, "removed TOTP of user %s"))
 	cmd.AddCommand(userCreateCmd(env, g), userListCmd(env, g), userGetCmd(env, g),
-		simpleNameCmd(env, g, "disable NAME", "Disable a user: logins fail, issued tokens run out", "  keyward user disable alice",
+		simpleNameCmd(env, g, "disable NAME", "Disable a user: logins fail and every token issued to the user is revoked", "  keyward user disable alice",
 			func(c *client.Client, cmd *cobra.Command, n string) error { return c.DisableUser(cmd.Context(), n) }, "disabled user %s"),
 		simpleNameCmd(env, g, "enable NAME", "Enable a disabled user", "  keyward user enable alice",
 			func(c *client.Client, cmd *cobra.Command, n string) error { return c.EnableUser(cmd.Context(), n) }, "enabled user %s"),
@@ -283,7 +283,7 @@ func newServiceCmd(env *Env) *cobra.Command {
 	}
 	addGlobals(cmd, g)
 	cmd.AddCommand(serviceCreateCmd(env, g), serviceListCmd(env, g), serviceGetCmd(env, g),
-		simpleNameCmd(env, g, "disable NAME", "Disable a service account: logins fail", "  keyward service disable ci",
+		simpleNameCmd(env, g, "disable NAME", "Disable a service account: logins fail and its tokens are revoked", "  keyward service disable ci",
 			func(c *client.Client, cmd *cobra.Command, n string) error { return c.DisableService(cmd.Context(), n) }, "disabled service %s"),
 		simpleNameCmd(env, g, "enable NAME", "Enable a disabled service account", "  keyward service enable ci",
 			func(c *client.Client, cmd *cobra.Command, n string) error { return c.EnableService(cmd.Context(), n) }, "enabled service %s"),

@@ -298,7 +298,8 @@ func (h *Identity) Routes() []Route {
 				return http.StatusOK, userDoc(u), nil
 			},
 		},
-		h.change("POST /v1/identities/users/{name}/disable", users, "Disable a user: logins fail; tokens already issued run out.", h.Mgr.DisableUser),
+		h.change("POST /v1/identities/users/{name}/disable", users, "Disable a user: logins fail and every token issued to the user (and its children) is revoked.",
+			h.disableThenRevoke(h.Mgr.DisableUser, identity.KindUser)),
 		h.change("POST /v1/identities/users/{name}/enable", users, "Enable a disabled user.", h.Mgr.EnableUser),
 		{
 			Pattern: "POST /v1/identities/users/{name}/password", Action: "write", Resource: users,
@@ -392,7 +393,8 @@ func (h *Identity) Routes() []Route {
 				return http.StatusOK, serviceDoc(s), nil
 			},
 		},
-		h.change("POST /v1/identities/services/{name}/disable", services, "Disable a service account.", h.Mgr.DisableService),
+		h.change("POST /v1/identities/services/{name}/disable", services, "Disable a service account: logins fail and every token issued to it (and its children) is revoked.",
+			h.disableThenRevoke(h.Mgr.DisableService, identity.KindService)),
 		h.change("POST /v1/identities/services/{name}/enable", services, "Enable a service account.", h.Mgr.EnableService),
 		{
 			Pattern: "POST /v1/identities/services/{name}/rotate-secret", Action: "rotate", Resource: services,
@@ -500,6 +502,23 @@ func (h *Identity) change(pattern string, res func(*http.Request) (string, error
 			h.done(r)
 			return http.StatusNoContent, nil, nil
 		},
+	}
+}
+
+// disableThenRevoke disables a principal, then revokes every token issued
+// to it, so a disabled account is locked out at once rather than when its
+// tokens run out. Both steps are idempotent: if the revocation fails the
+// request fails and repeating it finishes the job.
+func (h *Identity) disableThenRevoke(disable func(context.Context, string) error, kind string) func(context.Context, string) error {
+	return func(ctx context.Context, name string) error {
+		if err := disable(ctx, name); err != nil {
+			return err
+		}
+		if h.Tokens == nil {
+			return nil
+		}
+		_, err := h.Tokens.RevokePrincipal(ctx, kind+":"+name, nil)
+		return err
 	}
 }
 

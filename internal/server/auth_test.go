@@ -300,3 +300,62 @@ func TestChildTokensAndRevocation(t *testing.T) {
 		t.Fatalf("child after parent revoked = %d", c)
 	}
 }
+
+// Disabling a user or a service account revokes every token issued to it,
+// children included, at once.
+func TestDisableRevokesTokens(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	if c := call(t, "POST", u+"/v1/identities/users", root, map[string]any{"name": "leaver", "password": "correct horse battery", "policies": []string{"default"}}, nil); c != 201 {
+		t.Fatalf("create user = %d", c)
+	}
+	var login struct{ Token string }
+	if c, out := raw(t, "POST", u+"/v1/auth/password/login", "", "application/json", `{"username":"leaver","password":"correct horse battery"}`); c != 200 {
+		t.Fatalf("login = %d %v", c, out)
+	} else {
+		login.Token, _ = out["token"].(string)
+	}
+	var child struct{ Token string }
+	if c := call(t, "POST", u+"/v1/auth/token/create", login.Token, map[string]any{"ttl": "5m"}, &child); c != 200 && c != 201 {
+		t.Fatalf("child = %d", c)
+	}
+	for _, tok := range []string{login.Token, child.Token} {
+		if c, _ := raw(t, "GET", u+"/v1/auth/token/lookup-self", tok, "", ""); c != 200 {
+			t.Fatalf("lookup-self before disable = %d", c)
+		}
+	}
+	if c, out := raw(t, "POST", u+"/v1/identities/users/leaver/disable", root, "", ""); c != 204 {
+		t.Fatalf("disable = %d %v", c, out)
+	}
+	for i, tok := range []string{login.Token, child.Token} {
+		if c, _ := raw(t, "GET", u+"/v1/auth/token/lookup-self", tok, "", ""); c != 401 {
+			t.Errorf("token %d after disable: lookup-self = %d, want 401", i, c)
+		}
+	}
+	// The operator's own token is untouched.
+	if c, _ := raw(t, "GET", u+"/v1/auth/token/lookup-self", root, "", ""); c != 200 {
+		t.Fatalf("root after disable = %d", c)
+	}
+	// Disabling again is not an error.
+	if c, out := raw(t, "POST", u+"/v1/identities/users/leaver/disable", root, "", ""); c != 204 {
+		t.Fatalf("second disable = %d %v", c, out)
+	}
+
+	// A service account likewise.
+	c, out := raw(t, "POST", u+"/v1/identities/services", root, "application/json", `{"name":"old-ci","policies":["default"]}`)
+	if c != 201 {
+		t.Fatalf("create service = %d %v", c, out)
+	}
+	id, secret := out["client_id"].(string), out["client_secret"].(string)
+	c, out = raw(t, "POST", u+"/v1/auth/service/login", "", "application/json", `{"client_id":"`+id+`","client_secret":"`+secret+`"}`)
+	if c != 200 {
+		t.Fatalf("service login = %d %v", c, out)
+	}
+	svcTok := out["token"].(string)
+	if c, out := raw(t, "POST", u+"/v1/identities/services/old-ci/disable", root, "", ""); c != 204 {
+		t.Fatalf("disable service = %d %v", c, out)
+	}
+	if c, _ := raw(t, "GET", u+"/v1/auth/token/lookup-self", svcTok, "", ""); c != 401 {
+		t.Errorf("service token after disable: lookup-self = %d, want 401", c)
+	}
+}

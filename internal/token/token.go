@@ -655,20 +655,54 @@ func (s *Service) Renew(ctx context.Context, accessor string, increment time.Dur
 // Revoke revokes the token with accessor and all its descendants, and
 // returns how many tokens it revoked.
 func (s *Service) Revoke(ctx context.Context, accessor string, audit AuditFunc) (int, error) {
-	var revoked []string
-	err := s.store.Write(ctx, func(tx storage.Tx) error {
-		revoked = revoked[:0]
+	return s.revokeWhere(ctx, func(tx storage.Tx) ([]string, error) {
 		var exists int
 		err := tx.QueryRow(ctx, `SELECT 1 FROM tokens WHERE accessor = $1`, accessor).Scan(&exists)
 		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
+			return nil, ErrNotFound
 		}
+		return []string{accessor}, err
+	}, audit)
+}
+
+// RevokePrincipal revokes every token issued to principal (such as
+// "user:alice") and all their descendants, whoever holds them, and returns
+// how many it revoked. A principal with no live token is not an error.
+func (s *Service) RevokePrincipal(ctx context.Context, principal string, audit AuditFunc) (int, error) {
+	return s.revokeWhere(ctx, func(tx storage.Tx) ([]string, error) {
+		rows, err := tx.Query(ctx, `SELECT accessor FROM tokens WHERE principal = $1 AND revoked_at = 0`, principal)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var a string
+			if err := rows.Scan(&a); err != nil {
+				return nil, err
+			}
+			out = append(out, a)
+		}
+		return out, rows.Err()
+	}, audit)
+}
+
+// revokeWhere revokes, in one transaction, the tokens roots returns and all
+// their descendants, appends a revocation event for each (other nodes evict
+// them from their caches) and evicts them here after the commit.
+func (s *Service) revokeWhere(ctx context.Context, roots func(storage.Tx) ([]string, error), audit AuditFunc) (int, error) {
+	var revoked []string
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
+		revoked = revoked[:0]
+		queue, err := roots(tx)
 		if err != nil {
 			return err
 		}
 		now := s.opts.Now().UnixNano()
-		queue := []string{accessor}
-		seen := map[string]bool{accessor: true}
+		seen := make(map[string]bool, len(queue))
+		for _, a := range queue {
+			seen[a] = true
+		}
 		for len(queue) > 0 {
 			a := queue[0]
 			queue = queue[1:]
