@@ -198,8 +198,8 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		if def("secret_group") {
 			r.SecretGroup = fr.SecretGroup
 		}
-		if r.SecretGroup < 0 || r.SecretGroup > r.Regex.NumSubexp() {
-			return nil, fail("secret_group", "secret_group %d but the regex has %d groups", r.SecretGroup, r.Regex.NumSubexp())
+		if n := r.numSubexp(); r.SecretGroup < 0 || r.SecretGroup > n {
+			return nil, fail("secret_group", "secret_group %d but the regex has %d groups", r.SecretGroup, n)
 		}
 		if def("keywords") {
 			r.Keywords = nil

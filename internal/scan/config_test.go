@@ -57,7 +57,7 @@ stopwords = ["notreal"]
 		byID[r.ID] = r
 	}
 	gh := byID["github-pat"]
-	if gh == nil || gh.Severity != Low || gh.Description != "overridden" || gh.Validate == nil || gh.Regex == nil || len(gh.Keywords) == 0 {
+	if gh == nil || gh.Severity != Low || gh.Description != "overridden" || gh.Validate == nil || gh.regex() == nil || len(gh.Keywords) == 0 {
 		t.Fatalf("override did not keep unset fields / set given ones: %+v", gh)
 	}
 	if byID["generic-secret"] != nil || byID["jwt"] != nil {

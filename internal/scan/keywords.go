@@ -94,17 +94,17 @@ func newKeywordMatcher(keywords []string) *keywordMatcher {
 	}
 	n := len(outs)
 
-	// Breadth-first: failure links and the full transition function.
+	// Breadth-first: failure links and the full transition function,
+	// built in place over the trie (a missing transition of state s is
+	// that of its failure state, which is shallower and so already
+	// complete), so no second table is allocated.
+	delta := goto_[:n*nc]
 	fail := make([]int32, n)
-	delta := make([]int32, n*nc)
 	queue := make([]int32, 0, n)
 	for c := range nc {
-		t := goto_[c]
-		if t < 0 {
+		if t := delta[c]; t < 0 {
 			delta[c] = 0
 		} else {
-			delta[c] = t
-			fail[t] = 0
 			queue = append(queue, t)
 		}
 	}
@@ -113,14 +113,14 @@ func newKeywordMatcher(keywords []string) *keywordMatcher {
 		queue = queue[1:]
 		// Outputs of the failure state are outputs of s too.
 		outs[s] = append(outs[s], outs[fail[s]]...)
+		row, frow := int(s)*nc, int(fail[s])*nc
 		for c := range nc {
-			t := goto_[int(s)*nc+c]
+			t := delta[row+c]
 			if t < 0 {
-				delta[int(s)*nc+c] = delta[int(fail[s])*nc+c]
+				delta[row+c] = delta[frow+c]
 				continue
 			}
-			delta[int(s)*nc+c] = t
-			fail[t] = delta[int(fail[s])*nc+c]
+			fail[t] = delta[frow+c]
 			queue = append(queue, t)
 		}
 	}
@@ -138,7 +138,6 @@ func newKeywordMatcher(keywords []string) *keywordMatcher {
 	if n*nc > rowMask {
 		panic("scan: keyword automaton too large")
 	}
-	m.delta = make([]int32, n*nc)
 	for i, t := range delta {
 		v := t * int32(nc)
 		if len(outs[t]) > 0 {
@@ -147,8 +146,9 @@ func newKeywordMatcher(keywords []string) *keywordMatcher {
 		if depth[t] == 1 {
 			v |= shallowFlag
 		}
-		m.delta[i] = v
+		delta[i] = v
 	}
+	m.delta = delta
 	m.outIdx = make([]int32, n+1)
 	for s, o := range outs {
 		m.outIdx[s] = int32(len(m.out))

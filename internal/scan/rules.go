@@ -93,6 +93,44 @@ func DefaultRules() []*Rule {
 	return out
 }
 
+// countGroups counts the capture groups of a regex without parsing it
+// fully: every '(' that is not escaped, not inside a character class and
+// not followed by '?' (or followed by "?P<" or "?<", a named group). It is
+// exact for the built-in rules (a test compares it with NumSubexp for each).
+func countGroups(re string) int {
+	n := 0
+	for i := 0; i < len(re); i++ {
+		switch re[i] {
+		case '\\':
+			i++
+		case '[':
+			i++
+			if i < len(re) && re[i] == '^' {
+				i++
+			}
+			if i < len(re) && re[i] == ']' {
+				i++ // a leading ']' is a literal
+			}
+			for ; i < len(re) && re[i] != ']'; i++ {
+				switch {
+				case re[i] == '\\':
+					i++
+				case strings.HasPrefix(re[i:], "[:"):
+					if j := strings.Index(re[i+2:], ":]"); j >= 0 {
+						i += j + 3
+					}
+				}
+			}
+		case '(':
+			rest := re[i+1:]
+			if !strings.HasPrefix(rest, "?") || strings.HasPrefix(rest, "?P<") || strings.HasPrefix(rest, "?<") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 var builtinRules = sync.OnceValue(func() []*Rule {
 	var rs []*Rule
 	// Token rules whose keyword is not where the token starts run over
@@ -104,8 +142,9 @@ var builtinRules = sync.OnceValue(func() []*Rule {
 		if r.leftBound && !notAtStart[r.ID] {
 			r.KeywordStart = true
 		}
-		r.Regex = regexp.MustCompile(re)
-		if r.SecretGroup == 0 && r.Regex.NumSubexp() >= 1 {
+		r.pattern, r.groups = re, countGroups(re)
+		r.lazy = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(re) })
+		if r.SecretGroup == 0 && r.groups >= 1 {
 			r.SecretGroup = 1
 		}
 		rs = append(rs, r)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -684,4 +685,23 @@ func summarize(fs []Finding) []string {
 		out = append(out, fmt.Sprintf("%s:%q", f.Rule, f.Secret))
 	}
 	return out
+}
+
+// countGroups, which spares compiling every built-in regex at start-up,
+// agrees with the regexp package on every built-in rule and on tricky
+// patterns.
+func TestCountGroups(t *testing.T) {
+	for _, r := range DefaultRules() {
+		if got, want := countGroups(r.source()), regexp.MustCompile(r.source()).NumSubexp(); got != want {
+			t.Errorf("rule %s: countGroups = %d, NumSubexp = %d", r.ID, got, want)
+		}
+		if r.Regex != nil {
+			t.Errorf("rule %s: built-in regex compiled before first use", r.ID)
+		}
+	}
+	for _, re := range []string{`a(b)c`, `\(x\)`, `[(]`, `[^(]`, `[]()]`, `[[:alpha:](]`, `(?:x)(y)`, `(?P<n>x)`, `(?<n>x)`, `(?i)(a)`, `[\]()](z)`, `((a)(b))`} {
+		if got, want := countGroups(re), regexp.MustCompile(re).NumSubexp(); got != want {
+			t.Errorf("countGroups(%q) = %d, want %d", re, got, want)
+		}
+	}
 }

@@ -80,6 +80,9 @@ type Rule struct {
 	// Description says what the rule finds, for reports.
 	Description string
 	// Regex finds candidates (Go RE2 syntax: matching is linear time).
+	// Built-in rules leave it nil and compile their pattern on first use
+	// (see regex), so a pre-commit scan that meets few keywords compiles
+	// few regexes.
 	Regex *regexp.Regexp
 	// SecretGroup is the capture group holding the secret; 0 is the whole
 	// match. When that group did not participate, the first non-empty group
@@ -138,6 +141,41 @@ type Rule struct {
 	// identifier the match starts in (extended backwards like AllowMatch,
 	// up to the first byte that cannot be part of a name).
 	allowName func(name []byte) bool
+
+	// pattern, lazy and groups describe a built-in rule's regex before it
+	// is compiled: its source, a shared compile-once function, and its
+	// number of capture groups. Regex, when set, takes precedence.
+	pattern string
+	lazy    func() *regexp.Regexp
+	groups  int
+}
+
+// regex returns the rule's compiled regex (compiling a built-in one on
+// first use; safe for concurrent use), or nil if it has none.
+func (r *Rule) regex() *regexp.Regexp {
+	if r.Regex != nil {
+		return r.Regex
+	}
+	if r.lazy != nil {
+		return r.lazy()
+	}
+	return nil
+}
+
+// source returns the regex's source text without compiling it.
+func (r *Rule) source() string {
+	if r.Regex != nil {
+		return r.Regex.String()
+	}
+	return r.pattern
+}
+
+// numSubexp returns the regex's number of capture groups without compiling it.
+func (r *Rule) numSubexp() int {
+	if r.Regex != nil {
+		return r.Regex.NumSubexp()
+	}
+	return r.groups
 }
 
 // window returns the rule's effective window.
@@ -153,11 +191,11 @@ func (r *Rule) check() error {
 	if r.ID == "" {
 		return fmt.Errorf("%w: missing id", ErrInvalidRule)
 	}
-	if r.Regex == nil {
+	if r.Regex == nil && r.lazy == nil {
 		return fmt.Errorf("%w: rule %q: missing regex", ErrInvalidRule, r.ID)
 	}
-	if r.SecretGroup < 0 || r.SecretGroup > r.Regex.NumSubexp() {
-		return fmt.Errorf("%w: rule %q: secret group %d but the regex has %d groups", ErrInvalidRule, r.ID, r.SecretGroup, r.Regex.NumSubexp())
+	if n := r.numSubexp(); r.SecretGroup < 0 || r.SecretGroup > n {
+		return fmt.Errorf("%w: rule %q: secret group %d but the regex has %d groups", ErrInvalidRule, r.ID, r.SecretGroup, n)
 	}
 	if _, err := ParseSeverity(string(r.Severity)); err != nil {
 		return fmt.Errorf("%w: rule %q: %v", ErrInvalidRule, r.ID, err)
@@ -281,7 +319,7 @@ func NewEngine(cfg *Config) (*Engine, error) {
 	e.startsWord = make([]bool, len(rules))
 	for i, r := range rules {
 		e.startsWord[i] = r.KeywordStart && r.leftBound
-		e.anchored[i].src = `^(?:` + r.Regex.String() + `)`
+		e.anchored[i].src = `^(?:` + r.source() + `)`
 	}
 	for i, r := range rules {
 		if r.Paths != nil {
@@ -530,7 +568,7 @@ func (e *Engine) runWindow(cands []cand, sc *scratch, ri int, data []byte, s, t 
 		return cands
 	}
 	r := e.rules[ri]
-	for _, m := range r.Regex.FindAllSubmatchIndex(data[s:t], -1) {
+	for _, m := range r.regex().FindAllSubmatchIndex(data[s:t], -1) {
 		cands = e.candidate(cands, sc, ri, data, s, m)
 	}
 	return cands
