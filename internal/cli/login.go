@@ -262,10 +262,21 @@ JWT read from --jwt-file, $KEYWARD_JWT or a line of standard input.
 				if clientID != "" || issuer != "" || jwtFile != "" {
 					return Usagef("--client-id needs --service; --issuer and --jwt-file need --jwt")
 				}
-				if len(args) != 1 || args[0] == "" {
+				var user string
+				switch {
+				case len(args) == 1 && args[0] != "":
+					user = args[0]
+				case in.tty():
+					fmt.Fprint(env.Stderr, "Username: ")
+					if user, err = in.line(); err != nil {
+						return fmt.Errorf("reading the user name: %w", err)
+					}
+					if user = strings.TrimSpace(user); user == "" {
+						return Usagef("give the user name: keyward login USERNAME")
+					}
+				default:
 					return Usagef("give the user name: keyward login USERNAME")
 				}
-				user := args[0]
 				var pw string
 				if passwordStdin || !in.tty() {
 					pw, err = in.line()
