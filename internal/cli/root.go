@@ -103,7 +103,7 @@ var commands = []func(*Env) *cobra.Command{
 	newSecretCmd,
 	newRunCmd,
 	newExportCmd,
-	newLoginCmd, newLogoutCmd, newTokenCmd, newUserCmd, newServiceCmd, newIssuerCmd, newPolicyCmd, newAuditCmd,
+	newLoginCmd, newLogoutCmd, newTokenCmd, newUserCmd, newServiceCmd, newIssuerCmd, newPolicyCmd, newAuditCmd, newUsageCmd,
 	newScanCmd, newHookCmd,
 }
 

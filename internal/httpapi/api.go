@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/monitor"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/token"
 )
@@ -113,6 +114,9 @@ type Deps struct {
 	MaxBodyBytes int64
 	// TrustedProxies: when the peer is one of these, X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
+	// Usage, when set, counts each request made with an access token
+	// (kind "token", subject its accessor) by response status.
+	Usage func(kind, subject string, status int)
 }
 
 // API serves a route table.
@@ -381,6 +385,9 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 			herr = Errorf(http.StatusServiceUnavailable, CodeUnavailable, "the audit log cannot be written; request refused")
 			status = herr.Status
 		}
+	}
+	if a.deps.Usage != nil && s.caller != nil && s.caller.Accessor != "" {
+		a.deps.Usage(monitor.KindToken, s.caller.Accessor, status)
 	}
 	if herr != nil {
 		a.writeError(w, r, herr)

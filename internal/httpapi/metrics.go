@@ -17,6 +17,8 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	storage  *prometheus.HistogramVec
 	sealed   prometheus.GaugeFunc
+	usage    *prometheus.CounterVec
+	gateway  *prometheus.CounterVec
 }
 
 // NewMetrics registers keyward's metrics; sealed reports the seal state.
@@ -44,7 +46,13 @@ func NewMetrics(sealed func() bool) *Metrics {
 			return 0
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.storage, m.sealed,
+	m.usage = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyward_credential_requests_total", Help: "Requests made with a credential, by kind (key, token) and status.",
+	}, []string{"kind", "status"})
+	m.gateway = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyward_integration_requests_total", Help: "Gateway calls by integration and status.",
+	}, []string{"integration", "status"})
+	reg.MustRegister(m.requests, m.latency, m.storage, m.sealed, m.usage, m.gateway,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -52,6 +60,17 @@ func NewMetrics(sealed func() bool) *Metrics {
 func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// ObserveUsage counts one request for the usage metrics: per integration
+// for gateway calls, per credential kind otherwise (subjects such as key
+// ids are left out of the labels to keep their number bounded).
+func (m *Metrics) ObserveUsage(kind, subject string, status int) {
+	if kind == "integration" {
+		m.gateway.WithLabelValues(subject, strconv.Itoa(status)).Inc()
+		return
+	}
+	m.usage.WithLabelValues(kind, strconv.Itoa(status)).Inc()
 }
 
 // ObserveStorage records one storage transaction; it matches storage.Observer.

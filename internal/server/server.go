@@ -24,6 +24,7 @@ import (
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/monitor"
 	"github.com/keyward/keyward/internal/policy"
 	"github.com/keyward/keyward/internal/secret"
 	"github.com/keyward/keyward/internal/storage"
@@ -48,6 +49,8 @@ type Node struct {
 	auditLog  *audit.Log
 	auditFile *os.File
 	poller    *events.Poller
+	usage     *monitor.Usage
+	usageDone chan struct{}      // closed when the usage flusher has stopped
 	stop      context.CancelFunc // stops background jobs
 
 	// Set in dev mode once initialised and unsealed.
@@ -108,6 +111,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	httpapi.MapTokenErrors(errs)
 	httpapi.MapIdentityErrors(errs)
 	httpapi.MapPolicyErrors(errs)
+	httpapi.MapUsageErrors(errs)
 
 	sink := opts.AuditSink
 	if cfg.AuditFile != "" && sink == nil {
@@ -148,9 +152,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		n.closeEarly()
 		return nil, fmt.Errorf("loading policies: %w", err)
 	}
+	n.usage = monitor.New(n.store, nil)
+	n.usage.OnRecord = n.metrics.ObserveUsage
 	bg, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	go n.poller.Run(bg)
+	n.usageDone = make(chan struct{})
+	go func() {
+		defer close(n.usageDone)
+		n.usage.Run(bg, monitor.DefaultFlushEvery, func(err error) { log.Warn("writing usage counts failed", "err", err) })
+	}()
 	go n.housekeeping(bg, time.Hour)
 
 	routes := httpapi.SysRoutes(n.sys, n.metrics)
@@ -162,6 +173,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 			return events.Append(ctx, tx, eventPolicyChange, name)
 		}}).Routes()...)
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
+	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage}).Routes()...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
 	n.api = httpapi.New(httpapi.Deps{
 		Log:          log,
@@ -172,6 +184,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Errors:       errs,
 		Metrics:      n.metrics,
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		Usage:        n.usage.Record,
 	}, routes)
 
 	if cfg.Dev {
@@ -230,6 +243,9 @@ func (n *Node) Close() error {
 	if n.stop != nil {
 		n.stop()
 	}
+	if n.usageDone != nil {
+		<-n.usageDone // its last flush
+	}
 	aerr := n.auditLog.Close()
 	if errors.Is(aerr, barrier.ErrSealed) {
 		// Sealed: the last checkpoint cannot be signed; the next unsealed
@@ -280,7 +296,13 @@ func (n *Node) tidy(ctx context.Context) {
 	if _, err := n.tokens.Tidy(ctx, 24*time.Hour); err != nil {
 		n.log.Warn("tidying tokens failed", "err", err)
 	}
+	if _, err := n.usage.Prune(ctx, time.Now().Add(-usageRetention)); err != nil {
+		n.log.Warn("pruning usage counts failed", "err", err)
+	}
 }
+
+// usageRetention is how long per-minute usage counts are kept.
+const usageRetention = 31 * 24 * time.Hour
 
 // Listen binds the configured address. A port already in use is reported
 // with the address.

@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+const usageJSON = `{"usage":[
+{"kind":"integration","subject":"maps","minute":"2026-11-23T10:00:00Z","status":200,"count":5},
+{"kind":"integration","subject":"maps","minute":"2026-11-23T10:01:00Z","status":200,"count":7},
+{"kind":"integration","subject":"maps","minute":"2026-11-23T10:01:00Z","status":502,"count":1},
+{"kind":"key","subject":"key_abc","minute":"2026-11-23T10:01:00Z","status":429,"count":2}]}`
+
+func TestUsageSumsAndFilters(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	var queries []string
+	h.fake.mux.HandleFunc("GET /v1/usage", func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.RawQuery)
+		io.WriteString(w, usageJSON)
+	})
+	r := h.must("", "usage", "--since", "2h")
+	for _, want := range []string{"integration  maps     200     12", "integration  maps     502     1", "key          key_abc  429     2"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("totals lack %q:\n%s", want, r.stdout)
+		}
+	}
+	if len(queries) != 1 || !strings.Contains(queries[0], "since=") {
+		t.Errorf("queries = %q", queries)
+	}
+	r = h.must("", "usage", "--kind", "integration", "--subject", "maps", "--per-minute", "-o", "json")
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 4 {
+		t.Fatalf("per-minute json = %v %q", err, r.stdout)
+	}
+	if q := queries[len(queries)-1]; !strings.Contains(q, "kind=integration") || !strings.Contains(q, "subject=maps") {
+		t.Errorf("filters not sent: %q", q)
+	}
+	for _, args := range [][]string{{"usage", "--kind", "user"}, {"usage", "--subject", "x"}, {"usage", "--since", "yesterday"}} {
+		if r := h.run("", args...); r.code != 2 {
+			t.Errorf("%v: exit %d, want 2 (usage)", args, r.code)
+		}
+	}
+}
