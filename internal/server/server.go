@@ -21,6 +21,7 @@ import (
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/identity"
@@ -45,6 +46,7 @@ type Node struct {
 	tokens    *token.Service
 	policies  *policy.Service
 	identity  *identity.Manager
+	dpop      *dpop.Verifier
 	auditLog  *audit.Log
 	auditFile *os.File
 	poller    *events.Poller
@@ -153,6 +155,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	go n.poller.Run(bg)
 	go n.housekeeping(bg, time.Hour)
 
+	// One DPoP verifier (and so one replay cache) for the edge and the
+	// token endpoint: a proof is accepted once on this node, wherever.
+	n.dpop = dpop.NewVerifier(dpop.Options{})
+	publicURL, _ := cfg.ParsedPublicURL() // checked by cfg.Validate
+
 	routes := httpapi.SysRoutes(n.sys, n.metrics)
 	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz, Audit: aud}).Routes()...)
 	routes = append(routes, (&httpapi.Tokens{Svc: n.tokens, Audit: aud}).Routes()...)
@@ -172,6 +179,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Errors:       errs,
 		Metrics:      n.metrics,
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		DPoP:         n.dpop,
+		PublicURL:    publicURL,
 	}, routes)
 
 	if cfg.Dev {
