@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -422,11 +423,22 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 		a.writeError(w, r, herr)
 		return
 	}
+	if wh, ok := body.(withHeaders); ok {
+		maps.Copy(w.Header(), wh.header)
+		body = wh.body
+	}
 	if status == http.StatusNoContent || body == nil {
 		w.WriteHeader(status)
 		return
 	}
 	writeJSON(w, status, body)
+}
+
+// withHeaders is a handler's response body with extra response headers
+// (Retry-After on an OAuth error).
+type withHeaders struct {
+	body   any
+	header http.Header
 }
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, e *Error) {

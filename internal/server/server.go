@@ -169,6 +169,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 			return events.Append(ctx, tx, eventPolicyChange, name)
 		}}).Routes()...)
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
+	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop}).Routes()...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
 	n.api = httpapi.New(httpapi.Deps{
 		Log:          log,
