@@ -189,3 +189,26 @@ func TestRequestURL(t *testing.T) {
 		})
 	}
 }
+
+func FuzzOAuthForm(f *testing.F) {
+	f.Add("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=a.b.c", "application/x-www-form-urlencoded")
+	f.Add("token=a&token=b", "application/x-www-form-urlencoded")
+	f.Add("%zz=1;&&=", "application/x-www-form-urlencoded; charset=utf-8")
+	f.Add(`{"token":"x"}`, "application/json")
+	f.Fuzz(func(t *testing.T, body, ct string) {
+		r := httptest.NewRequest("POST", "/v1/oauth/revoke", strings.NewReader(body))
+		r.Header.Set("Content-Type", ct)
+		v, oe := form(r)
+		if oe != nil {
+			if oe.status < 400 || oe.Code == "" {
+				t.Fatalf("error %+v", oe)
+			}
+			return
+		}
+		for k, vs := range v {
+			if len(vs) != 1 {
+				t.Fatalf("parameter %q repeated but accepted", k)
+			}
+		}
+	})
+}
