@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +40,11 @@ type Config struct {
 	// AuditFile, when set, receives every audit entry as a JSON line,
 	// appended asynchronously (for log shippers).
 	AuditFile string `toml:"audit_file"`
+	// PublicURL is the base URL clients reach this server by (e.g.
+	// https://keyward.example.com), when a proxy or load balancer in front
+	// terminates TLS or rewrites Host. DPoP proofs name the URL the client
+	// called; keyward checks them against this URL plus the request path.
+	PublicURL string `toml:"public_url"`
 }
 
 // Defaults returns the built-in configuration.
@@ -78,6 +84,7 @@ func settings() []setting {
 			c.Dev = b
 			return nil
 		}},
+		{"public-url", "KEYWARD_PUBLIC_URL", "base URL clients reach this server by, when behind a proxy (checked in DPoP proofs)", str(func(c *Config) *string { return &c.PublicURL })},
 		{"audit-file", "KEYWARD_AUDIT_FILE", "also append every audit entry to this file as JSON lines", str(func(c *Config) *string { return &c.AuditFile })},
 		{"audit-retention", "KEYWARD_AUDIT_RETENTION", "delete audit entries older than this (e.g. 2160h); 0 keeps all", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -202,7 +209,26 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return errors.New("config: max_body_bytes must be positive")
 	}
+	if c.PublicURL != "" {
+		if _, err := c.ParsedPublicURL(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// ParsedPublicURL parses PublicURL: an absolute http(s) URL with no user
+// information, query or fragment; nil when it is not set.
+func (c Config) ParsedPublicURL() (*url.URL, error) {
+	if c.PublicURL == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return nil, fmt.Errorf("config: public-url %q: want an absolute http(s) URL such as https://keyward.example.com", redactURL(c.PublicURL))
+	}
+	return u, nil
 }
 
 // redactURL hides a password in a URL-like string for messages.

@@ -68,6 +68,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--config", bad}, nil, "line 2"},
 		{[]string{"--config", unknown}, nil, "unknown setting lisen"},
 		{[]string{"--config", filepath.Join(dir, "missing.toml")}, nil, "no such file"},
+		{[]string{"--public-url", "keyward.example.com"}, nil, "public-url"},
+		{nil, map[string]string{"KEYWARD_PUBLIC_URL": "https://keyward.example.com/?x=1"}, "public-url"},
+		{[]string{"--public-url", "ftp://keyward.example.com"}, nil, "public-url"},
 	}
 	for _, c := range cases {
 		_, err := load(t, c.args, c.env)
@@ -79,6 +82,20 @@ func TestBadInput(t *testing.T) {
 	RegisterFlags(fs)
 	if err := fs.Parse([]string{"--no-such-flag"}); err == nil {
 		t.Error("unknown flag accepted")
+	}
+}
+
+func TestPublicURL(t *testing.T) {
+	c, err := load(t, []string{"--public-url", "https://keyward.example.com/kw"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.ParsedPublicURL()
+	if err != nil || u.Host != "keyward.example.com" || u.Path != "/kw" {
+		t.Fatalf("public url = %v, %v", u, err)
+	}
+	if u, err := (Config{}).ParsedPublicURL(); u != nil || err != nil {
+		t.Fatalf("unset public url = %v, %v", u, err)
 	}
 }
 

@@ -17,15 +17,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/monitor"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/token"
@@ -39,6 +42,9 @@ type Caller struct {
 	AccessorHMAC string   // what the audit log stores
 	Policies     []string // bound policy names
 	BoundEnvs    []string // when not empty, the only environments reachable
+	// JKT, when set, binds the credential to a client key (DPoP, RFC 9449):
+	// every request must carry a fresh proof signed by that key.
+	JKT string
 	// Token is the access token the caller presented (nil for other
 	// credentials); handlers that act on it (child tokens, renew-self) use it.
 	Token *token.Token
@@ -112,11 +118,20 @@ type Deps struct {
 	Errors       *ErrorMapper
 	Metrics      *Metrics
 	MaxBodyBytes int64
-	// TrustedProxies: when the peer is one of these, X-Forwarded-For names the client.
+	// TrustedProxies: when the peer is one of these, X-Forwarded-For names the
+	// client and X-Forwarded-Proto the scheme it used.
 	TrustedProxies []netip.Prefix
 	// Usage, when set, counts each request made with an access token
 	// (kind "token", subject its accessor) by response status.
 	Usage func(kind, subject string, status int)
+	// DPoP verifies the proofs of DPoP-bound tokens (nil: bound tokens are
+	// refused). The token endpoint shares it, so a proof is accepted once.
+	DPoP *dpop.Verifier
+	// PublicURL, when set, is the base URL clients address this server by
+	// (scheme, host and an optional path prefix). A DPoP proof's htu is
+	// compared with it plus the request path; without it the URL is rebuilt
+	// from the request (see RequestURL).
+	PublicURL *url.URL
 }
 
 // API serves a route table.
@@ -176,6 +191,7 @@ const (
 
 // reqState is per-request state carried in the context.
 type reqState struct {
+	api      *API
 	id       string
 	start    time.Time
 	src      netip.Addr
@@ -189,6 +205,8 @@ type reqState struct {
 	// status is what a handler that audits inside its transaction will
 	// answer on success (WillRespond).
 	status int
+	// outcome, when set, overrides the audit outcome derived from the status.
+	outcome string
 }
 
 func state(ctx context.Context) *reqState {
@@ -221,6 +239,10 @@ func AddAuditDetail(ctx context.Context, key, value string) {
 // SetAuditEnvironment records the environment a request touched.
 func SetAuditEnvironment(ctx context.Context, env string) { state(ctx).env = env }
 
+// SetAuditOutcome overrides the audit outcome the status implies (a refused
+// OAuth grant answers 400 but is "denied").
+func SetAuditOutcome(ctx context.Context, outcome string) { state(ctx).outcome = outcome }
+
 // MarkAudited tells the edge that the handler appended the request's audit
 // entry itself, inside its write transaction.
 func MarkAudited(ctx context.Context) { state(ctx).audited = true }
@@ -231,7 +253,7 @@ func AuditEventFor(ctx context.Context, r *http.Request, status int) *AuditEvent
 	s := state(ctx)
 	return &AuditEvent{
 		Time: s.start.UTC(), RequestID: s.id, Caller: s.caller, Action: s.action, Resource: s.resource,
-		SourceAddr: s.src.String(), UserAgent: r.UserAgent(), Outcome: outcome(status), Status: status,
+		SourceAddr: s.src.String(), UserAgent: r.UserAgent(), Outcome: s.outcomeOf(status), Status: status,
 		Latency: time.Since(s.start), Detail: s.detail, Environment: s.env,
 	}
 }
@@ -254,9 +276,16 @@ func AuditEventFromContext(ctx context.Context) *AuditEvent {
 	}
 	return &AuditEvent{
 		Time: s.start.UTC(), RequestID: s.id, Caller: s.caller, Action: s.action, Resource: s.resource,
-		SourceAddr: s.src.String(), UserAgent: s.ua, Outcome: outcome(status), Status: status,
+		SourceAddr: s.src.String(), UserAgent: s.ua, Outcome: s.outcomeOf(status), Status: status,
 		Latency: time.Since(s.start), Detail: s.detail, Environment: s.env,
 	}
+}
+
+func (s *reqState) outcomeOf(status int) string {
+	if s.outcome != "" {
+		return s.outcome
+	}
+	return outcome(status)
 }
 
 func outcome(status int) string {
@@ -272,7 +301,7 @@ func outcome(status int) string {
 // ServeHTTP runs the outer middleware: request id, panic recovery, body
 // limit, client address, security headers.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s := &reqState{id: newRequestID(), start: time.Now(), src: a.clientAddr(r), ua: r.UserAgent()}
+	s := &reqState{api: a, id: newRequestID(), start: time.Now(), src: a.clientAddr(r), ua: r.UserAgent()}
 	w.Header().Set("X-Request-Id", s.id)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	ctx := context.WithValue(r.Context(), keyRequest, s)
@@ -332,7 +361,7 @@ func (a *API) wrap(rt Route) http.Handler {
 }
 
 func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
-	bearer, ok := bearerToken(r)
+	bearer, dpopScheme, ok := bearerToken(r)
 	if !ok {
 		return Errorf(http.StatusUnauthorized, CodeUnauthenticated, "missing bearer token (Authorization: Bearer <token>)")
 	}
@@ -344,6 +373,14 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 		return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "token is invalid or expired", Err: err}
 	}
 	s.caller = caller
+	// DPoP (RFC 9449): a token bound to a client key is accepted only with
+	// the DPoP scheme and a fresh proof by that key for this very request.
+	// Unbound tokens under the Bearer scheme pay this one comparison.
+	if caller.JKT != "" || dpopScheme {
+		if err := a.checkDPoP(r, caller, bearer, dpopScheme); err != nil {
+			return err
+		}
+	}
 	resource := ""
 	if rt.Resource != nil {
 		resource, err = rt.Resource(r)
@@ -393,11 +430,22 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 		a.writeError(w, r, herr)
 		return
 	}
+	if wh, ok := body.(withHeaders); ok {
+		maps.Copy(w.Header(), wh.header)
+		body = wh.body
+	}
 	if status == http.StatusNoContent || body == nil {
 		w.WriteHeader(status)
 		return
 	}
 	writeJSON(w, status, body)
+}
+
+// withHeaders is a handler's response body with extra response headers
+// (Retry-After on an OAuth error).
+type withHeaders struct {
+	body   any
+	header http.Header
 }
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
@@ -406,6 +454,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	}
+	if e.WWWAuthenticate != "" {
+		w.Header().Set("WWW-Authenticate", e.WWWAuthenticate)
 	}
 	writeJSON(w, e.Status, errorBody{Error: errorObject{Code: e.Code, Message: e.Message, RequestID: state(r.Context()).id, Details: e.Details}})
 }
@@ -433,22 +484,41 @@ func cleanPath(p string) bool {
 	return true
 }
 
-func bearerToken(r *http.Request) (string, bool) {
+// bearerToken returns the token of "Authorization: Bearer <token>" (or
+// X-Keyward-Token), or of "Authorization: DPoP <token>" with dpopScheme set.
+func bearerToken(r *http.Request) (tok string, dpopScheme, ok bool) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		if t := r.Header.Get("X-Keyward-Token"); t != "" {
-			return t, true
+			return t, false, true
 		}
-		return "", false
+		return "", false, false
 	}
-	const prefix = "bearer "
-	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return "", false
+	const bearer, dpop = "bearer ", "dpop "
+	switch {
+	case len(h) > len(bearer) && strings.EqualFold(h[:len(bearer)], bearer):
+		return strings.TrimSpace(h[len(bearer):]), false, true
+	case len(h) > len(dpop) && strings.EqualFold(h[:len(dpop)], dpop):
+		return strings.TrimSpace(h[len(dpop):]), true, true
 	}
-	return strings.TrimSpace(h[len(prefix):]), true
+	return "", false, false
 }
 
 func (a *API) clientAddr(r *http.Request) netip.Addr {
+	addr := peerAddr(r)
+	if a.trustedProxy(addr) {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			parts := strings.Split(xff, ",")
+			if fa, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-1])); err == nil {
+				return fa.Unmap()
+			}
+		}
+	}
+	return addr
+}
+
+// peerAddr is the address of the TCP peer.
+func peerAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -457,18 +527,16 @@ func (a *API) clientAddr(r *http.Request) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	addr = addr.Unmap()
+	return addr.Unmap()
+}
+
+func (a *API) trustedProxy(addr netip.Addr) bool {
 	for _, p := range a.deps.TrustedProxies {
 		if p.Contains(addr) {
-			if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-				parts := strings.Split(xff, ",")
-				if fa, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-1])); err == nil {
-					return fa.Unmap()
-				}
-			}
+			return true
 		}
 	}
-	return addr
+	return false
 }
 
 func newRequestID() string {

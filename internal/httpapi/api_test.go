@@ -199,12 +199,16 @@ func TestMetricsCountRoutes(t *testing.T) {
 }
 
 func TestBearerToken(t *testing.T) {
-	for h, want := range map[string]string{"Bearer abc": "abc", "bearer  abc ": "abc", "Basic abc": "", "Bearer": "", "": ""} {
+	for h, want := range map[string]string{"Bearer abc": "abc", "bearer  abc ": "abc", "Basic abc": "", "Bearer": "", "": "",
+		"DPoP abc": "dpop:abc", "dpop abc": "dpop:abc", "DPoP": "", "DPoPabc": ""} {
 		r := httptest.NewRequest("GET", "/", nil)
 		if h != "" {
 			r.Header.Set("Authorization", h)
 		}
-		got, _ := bearerToken(r)
+		got, dpopScheme, _ := bearerToken(r)
+		if dpopScheme {
+			got = "dpop:" + got
+		}
 		if got != want {
 			t.Errorf("bearerToken(%q) = %q, want %q", h, got, want)
 		}

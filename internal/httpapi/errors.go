@@ -37,6 +37,8 @@ type Error struct {
 	Err error
 	// RetryAfter, when set, is sent as the Retry-After header (429, 503).
 	RetryAfter time.Duration
+	// WWWAuthenticate, when set, is sent as the WWW-Authenticate header (401).
+	WWWAuthenticate string
 }
 
 func (e *Error) Error() string {

@@ -45,6 +45,14 @@ type TokenInfo struct {
 	ExpiresAt    *time.Time        `json:"expires_at,omitempty"`
 	MaxExpiresAt *time.Time        `json:"max_expires_at,omitempty"`
 	RevokedAt    *time.Time        `json:"revoked_at,omitempty"`
+	// Cnf names the client key a DPoP-bound token is bound to.
+	Cnf *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is a token's cnf (RFC 7800): the thumbprint of the key a
+// DPoP-bound token is bound to (RFC 9449 §6.1).
+type Confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -64,6 +72,9 @@ func NewTokenInfo(t *token.Token) *TokenInfo {
 	}
 	if t.TTL > 0 {
 		ti.TTL = t.TTL.String()
+	}
+	if t.JKT != "" {
+		ti.Cnf = &Confirmation{JKT: t.JKT}
 	}
 	for _, c := range t.BoundCIDRs {
 		ti.BoundCIDRs = append(ti.BoundCIDRs, c.String())

@@ -110,6 +110,9 @@ type Principal struct {
 	// Metadata describes the login (for a JWT: issuer, sub and the claims
 	// used by the issuer's rules). It never holds a secret.
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// CredentialExpiresAt, when set, is when the credential that logged in
+	// expires (a JWT's exp).
+	CredentialExpiresAt time.Time `json:"credential_expires_at,omitzero"`
 }
 
 // ID returns the principal's identity as "<kind>:<name>", such as

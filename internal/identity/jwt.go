@@ -357,6 +357,75 @@ func (m *Manager) jwtLogin(ctx context.Context, issuerName, raw string) (*Princi
 	if err != nil {
 		return nil, err
 	}
+	return m.verifyJWT(ctx, iss, raw)
+}
+
+// ExchangeLogin authenticates an app's user by the ID token (or other JWT)
+// the company's identity provider gave them, for the token exchange of RFC
+// 8693. The issuer is the trusted issuer whose issuer_url equals the token's
+// iss; when several are configured with that URL (say, one per audience),
+// the first by name that accepts the token wins. Every check of JWTLogin
+// applies, and so does its throttle. The Principal's CredentialExpiresAt is
+// the token's exp: what is issued in exchange must not outlive it.
+func (m *Manager) ExchangeLogin(ctx context.Context, rawJWT string, src netip.Addr) (*Principal, error) {
+	keys := throttleKeys("", src)
+	if err := m.checkThrottle(keys); err != nil {
+		return nil, err
+	}
+	p, err := m.exchangeLogin(ctx, rawJWT)
+	if errors.Is(err, ErrInvalidCredentials) {
+		m.throttle.Fail(keys...)
+	}
+	return p, err
+}
+
+func (m *Manager) exchangeLogin(ctx context.Context, raw string) (*Principal, error) {
+	if len(raw) > MaxJWTLen {
+		return nil, jwtFail("token too large")
+	}
+	algs := make([]jose.SignatureAlgorithm, len(allowedAlgorithms))
+	for i, a := range allowedAlgorithms {
+		algs[i] = jose.SignatureAlgorithm(a)
+	}
+	tok, err := jwt.ParseSigned(raw, algs)
+	if err != nil {
+		return nil, jwtFail("malformed token or algorithm not allowed")
+	}
+	// iss only picks the issuer whose keys and rules then verify the token.
+	var unverified struct {
+		Iss string `json:"iss"`
+	}
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil || unverified.Iss == "" {
+		return nil, jwtFail("iss missing")
+	}
+	issuers, err := m.ListIssuers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var first error
+	for i := range issuers {
+		if issuers[i].IssuerURL != unverified.Iss {
+			continue
+		}
+		p, err := m.verifyJWT(ctx, &issuers[i], raw)
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, ErrInvalidCredentials) {
+			return nil, err // JWKS unavailable, storage: not the token's fault
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if first == nil {
+		return nil, jwtFail("no trusted issuer has this iss")
+	}
+	return nil, first
+}
+
+// verifyJWT checks raw against iss and returns the principal it names.
+func (m *Manager) verifyJWT(ctx context.Context, iss *Issuer, raw string) (*Principal, error) {
 	algs := make([]jose.SignatureAlgorithm, 0, len(iss.Algorithms))
 	for _, a := range iss.Algorithms {
 		if slices.Contains(allowedAlgorithms, a) { // re-checked: rows outlive code
@@ -451,12 +520,13 @@ func (m *Manager) jwtLogin(ctx context.Context, issuerName, raw string) (*Princi
 	slices.Sort(policies)
 	policies = slices.Compact(policies)
 	return &Principal{
-		Kind:        KindJWT,
-		Name:        iss.Name + "/" + sub,
-		Policies:    policies,
-		TokenTTL:    iss.TokenTTL,
-		TokenMaxTTL: iss.TokenMaxTTL,
-		Metadata:    meta,
+		Kind:                KindJWT,
+		Name:                iss.Name + "/" + sub,
+		Policies:            policies,
+		TokenTTL:            iss.TokenTTL,
+		TokenMaxTTL:         iss.TokenMaxTTL,
+		Metadata:            meta,
+		CredentialExpiresAt: std.Expiry.Time(),
 	}, nil
 }
 

@@ -477,3 +477,86 @@ func FuzzJWTLogin(f *testing.F) {
 		}
 	})
 }
+
+func TestExchangeLoginFindsTheIssuerByIss(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		k := testKeys()
+		e := newEnv(t, st)
+		ctx := t.Context()
+		inline, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub(k.ed.Public(), "ed1", "")}})
+		// Two issuers with the same URL, one per audience (CI and the mobile app),
+		// and one with another URL and the same key.
+		ci := githubIssuer("", inline)
+		mobile := githubIssuer("", inline)
+		mobile.Name, mobile.Audiences, mobile.BoundClaims = "mobile", []string{"maps-app"}, map[string][]string{"sub": {"*"}}
+		mobile.PolicyMap, mobile.Policies = nil, []string{"maps-proxy"}
+		other := githubIssuer("", inline)
+		other.Name, other.IssuerURL = "other", "https://other.example"
+		for _, iss := range []Issuer{ci, mobile, other} {
+			if _, err := e.m.PutIssuer(ctx, iss); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := e.clk.Now()
+		c := map[string]any{"iss": testIssuerURL, "aud": "maps-app", "sub": "alice@example.com", "iat": now.Unix(), "exp": now.Add(3 * time.Minute).Unix()}
+		p, err := e.m.ExchangeLogin(ctx, sign(t, jose.EdDSA, k.ed, "ed1", c), src1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ID() != "jwt:mobile/alice@example.com" || strings.Join(p.Policies, ",") != "maps-proxy" || !p.CredentialExpiresAt.Equal(time.Unix(now.Add(3*time.Minute).Unix(), 0)) {
+			t.Fatalf("principal %+v", p)
+		}
+		// The CI audience picks the CI issuer.
+		p, err = e.m.ExchangeLogin(ctx, sign(t, jose.EdDSA, k.ed, "ed1", ghClaims(now, "acme/app", "refs/heads/main")), src1)
+		if err != nil || p.Name != "github/repo:acme/app:ref:refs/heads/main" {
+			t.Fatalf("CI token: %+v %v", p, err)
+		}
+		// An iss no issuer has, a wrong audience, an expired token: refused.
+		unknown := map[string]any{"iss": "https://nobody.example", "aud": "maps-app", "sub": "a", "exp": now.Add(time.Minute).Unix()}
+		wrongAud := map[string]any{"iss": testIssuerURL, "aud": "someone-else", "sub": "a", "exp": now.Add(time.Minute).Unix()}
+		expired := map[string]any{"iss": testIssuerURL, "aud": "maps-app", "sub": "a", "exp": now.Add(-time.Hour).Unix()}
+		noIss := map[string]any{"aud": "maps-app", "sub": "a", "exp": now.Add(time.Minute).Unix()}
+		for name, claims := range map[string]map[string]any{"unknown iss": unknown, "wrong aud": wrongAud, "expired": expired, "no iss": noIss} {
+			if _, err := e.m.ExchangeLogin(ctx, sign(t, jose.EdDSA, k.ed, "ed1", claims), src2); !errors.Is(err, ErrInvalidCredentials) {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		// Signed by a key the issuer does not hold.
+		_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+		if _, err := e.m.ExchangeLogin(ctx, sign(t, jose.EdDSA, otherKey, "ed1", c), src2); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("wrong key: %v", err)
+		}
+		// Those five failures lock the source out.
+		if _, err := e.m.ExchangeLogin(ctx, sign(t, jose.EdDSA, k.ed, "ed1", c), src2); !errors.Is(err, ErrThrottled) {
+			t.Fatalf("after five failures: %v", err)
+		}
+	})
+}
+
+func FuzzExchangeLogin(f *testing.F) {
+	k := testKeys()
+	st := storagetest.OpenSQLite(f, storage.Options{})
+	e := newEnv(f, st)
+	inline, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub(k.ed.Public(), "ed1", "")}})
+	if _, err := e.m.PutIssuer(f.Context(), githubIssuer("", inline)); err != nil {
+		f.Fatal(err)
+	}
+	now := e.clk.Now()
+	f.Add(sign(f, jose.EdDSA, k.ed, "ed1", ghClaims(now, "acme/app", "refs/heads/main")))
+	f.Add(sign(f, jose.EdDSA, k.ed, "ed1", map[string]any{"iss": 7}))
+	f.Add(sign(f, jose.EdDSA, k.ed, "ed1", map[string]any{"iss": testIssuerURL, "exp": "later"}))
+	f.Add("eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL3Rva2VuLmFjdGlvbnMuZ2l0aHVidXNlcmNvbnRlbnQuY29tIn0.")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, raw string) {
+		p, err := e.m.ExchangeLogin(t.Context(), raw, netip.Addr{})
+		if err == nil {
+			if p == nil || !strings.HasPrefix(p.Name, "github/") || p.CredentialExpiresAt.IsZero() {
+				t.Fatalf("accepted with principal %+v", p)
+			}
+			return
+		}
+		if !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("unexpected error kind: %v", err)
+		}
+	})
+}

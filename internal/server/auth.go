@@ -29,7 +29,7 @@ func (a *tokenAuth) Authenticate(ctx context.Context, bearer string, src netip.A
 func callerOf(t *token.Token) *httpapi.Caller {
 	return &httpapi.Caller{
 		Principal: t.Principal, AuthMethod: t.AuthMethod, Accessor: t.Accessor, AccessorHMAC: t.AccessorHMAC,
-		Policies: t.Policies, BoundEnvs: t.BoundEnvs, Token: t,
+		Policies: t.Policies, BoundEnvs: t.BoundEnvs, JKT: t.JKT, Token: t,
 	}
 }
 

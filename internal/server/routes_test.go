@@ -16,11 +16,15 @@ import (
 
 // openRoutes are the only routes served without a token: health, metrics
 // and the API description hold no data; init and unseal run before any token
-// can exist and are guarded by the seal; login routes hand out tokens.
+// can exist and are guarded by the seal; login routes hand out tokens; the
+// OAuth revocation endpoint takes the token to revoke as its credential.
 var openRoutes = []string{
 	"GET /v1/sys/health", "GET /metrics", "GET /v1/sys/openapi.json",
 	"POST /v1/sys/init", "POST /v1/sys/unseal",
 	"POST /v1/auth/password/login", "POST /v1/auth/service/login", "POST /v1/auth/jwt/login",
+	// OAuth: token exchange is a login (an ID token in, a token out);
+	// revocation is authorised by holding the token it revokes (RFC 7009).
+	"POST /v1/oauth/token", "POST /v1/oauth/revoke",
 }
 
 // concretePath fills a route pattern's wildcards.

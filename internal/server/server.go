@@ -21,6 +21,7 @@ import (
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/identity"
@@ -46,6 +47,7 @@ type Node struct {
 	tokens    *token.Service
 	policies  *policy.Service
 	identity  *identity.Manager
+	dpop      *dpop.Verifier
 	auditLog  *audit.Log
 	auditFile *os.File
 	poller    *events.Poller
@@ -164,6 +166,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	}()
 	go n.housekeeping(bg, time.Hour)
 
+	// One DPoP verifier (and so one replay cache) for the edge and the
+	// token endpoint: a proof is accepted once on this node, wherever.
+	n.dpop = dpop.NewVerifier(dpop.Options{})
+	publicURL, _ := cfg.ParsedPublicURL() // checked by cfg.Validate
+
 	routes := httpapi.SysRoutes(n.sys, n.metrics)
 	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz, Audit: aud}).Routes()...)
 	routes = append(routes, (&httpapi.Tokens{Svc: n.tokens, Audit: aud}).Routes()...)
@@ -174,6 +181,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		}}).Routes()...)
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
 	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage}).Routes()...)
+	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop}).Routes()...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
 	n.api = httpapi.New(httpapi.Deps{
 		Log:          log,
@@ -185,6 +193,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Metrics:      n.metrics,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Usage:        n.usage.Record,
+		DPoP:         n.dpop,
+		PublicURL:    publicURL,
 	}, routes)
 
 	if cfg.Dev {

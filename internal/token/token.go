@@ -89,6 +89,9 @@ type Token struct {
 	ExpiresAt    time.Time         `json:"expires_at,omitzero"`     // zero: never
 	MaxExpiresAt time.Time         `json:"max_expires_at,omitzero"` // zero: never
 	RevokedAt    time.Time         `json:"revoked_at,omitzero"`
+	// JKT, when set, binds the token to a client key (DPoP, RFC 9449): the
+	// RFC 7638 thumbprint of the key every request must carry a proof from.
+	JKT string `json:"jkt,omitempty"`
 
 	// AccessorHMAC names the token in the audit log (hex).
 	AccessorHMAC string `json:"-"`
@@ -123,6 +126,9 @@ type Request struct {
 	BoundCIDRs []netip.Prefix
 	MaxUses    int
 	Meta       map[string]string
+	// JKT binds the token to a client key (DPoP). A child of a bound token
+	// is bound to the same key whatever it asks.
+	JKT string
 }
 
 // Options tune the service.
@@ -241,7 +247,10 @@ func (s *Service) plan(req Request) (*Token, error) {
 	t := &Token{
 		Accessor: newAccessor(), Principal: req.Principal, AuthMethod: req.AuthMethod,
 		Policies: dedupe(req.Policies), BoundEnvs: dedupe(req.BoundEnvs), BoundCIDRs: req.BoundCIDRs,
-		Meta: req.Meta, MaxUses: req.MaxUses, CreatedAt: now,
+		Meta: req.Meta, MaxUses: req.MaxUses, CreatedAt: now, JKT: req.JKT,
+	}
+	if len(t.JKT) > maxJKTLen {
+		return nil, fmt.Errorf("%w: jkt is longer than %d bytes", ErrBadRequest, maxJKTLen)
 	}
 	maxTTL := s.opts.MaxTTL
 	if req.MaxTTL > 0 {
@@ -311,12 +320,23 @@ func (s *Service) plan(req Request) (*Token, error) {
 		if t.Meta == nil && len(p.Meta) > 0 {
 			t.Meta = p.Meta
 		}
+		if p.JKT != "" {
+			// A child of a bound token is bound to the same key: otherwise
+			// a stolen bound token could mint itself an unbound one.
+			if t.JKT != "" && t.JKT != p.JKT {
+				return nil, fmt.Errorf("%w: the parent token is bound to another key", ErrExceedsParent)
+			}
+			t.JKT = p.JKT
+		}
 	}
 	if len(t.Policies) == 0 {
 		return nil, fmt.Errorf("%w: a token needs at least one policy", ErrBadRequest)
 	}
 	return t, nil
 }
+
+// maxJKTLen bounds a key thumbprint (a SHA-256 one is 43 characters).
+const maxJKTLen = 128
 
 func envProject(e string) string {
 	if p, _, ok := strings.Cut(e, "/"); ok {
@@ -391,10 +411,10 @@ func (s *Service) insert(ctx context.Context, tx storage.Tx, hash []byte, t *Tok
 	cidrs, _ := json.Marshal(t.BoundCIDRs)
 	meta, _ := json.Marshal(t.Meta)
 	_, err := tx.Exec(ctx, `INSERT INTO tokens (hash, accessor, parent, principal, auth_method, policies, bound_envs, bound_cidrs, meta,
-		ttl, max_uses, uses, created_at, expires_at, max_expires_at, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, 0)`,
+		ttl, max_uses, uses, created_at, expires_at, max_expires_at, revoked_at, cnf_jkt)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, 0, $15)`,
 		hash, t.Accessor, t.Parent, t.Principal, t.AuthMethod, string(pol), string(envs), string(cidrs), string(meta),
-		int64(t.TTL), t.MaxUses, t.CreatedAt.UnixNano(), unixOrZero(t.ExpiresAt), unixOrZero(t.MaxExpiresAt))
+		int64(t.TTL), t.MaxUses, t.CreatedAt.UnixNano(), unixOrZero(t.ExpiresAt), unixOrZero(t.MaxExpiresAt), nullString(t.JKT))
 	if err != nil {
 		return fmt.Errorf("storing token: %w", err)
 	}
@@ -402,7 +422,15 @@ func (s *Service) insert(ctx context.Context, tx storage.Tx, hash []byte, t *Tok
 }
 
 const columns = `hash, accessor, parent, principal, auth_method, policies, bound_envs, bound_cidrs, meta,
-	ttl, max_uses, uses, created_at, expires_at, max_expires_at, revoked_at`
+	ttl, max_uses, uses, created_at, expires_at, max_expires_at, revoked_at, cnf_jkt`
+
+// nullString stores "" as NULL (an unbound token has no cnf_jkt).
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -413,9 +441,10 @@ func scanToken(row scanner) ([]byte, *Token, error) {
 		pol, envs, cidrs, meta                string
 		ttl, maxUses, uses                    int64
 		created, expires, maxExpires, revoked int64
+		jkt                                   sql.NullString
 	)
 	err := row.Scan(&hash, &t.Accessor, &t.Parent, &t.Principal, &t.AuthMethod, &pol, &envs, &cidrs, &meta,
-		&ttl, &maxUses, &uses, &created, &expires, &maxExpires, &revoked)
+		&ttl, &maxUses, &uses, &created, &expires, &maxExpires, &revoked, &jkt)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -425,6 +454,7 @@ func scanToken(row scanner) ([]byte, *Token, error) {
 	}
 	t.TTL, t.MaxUses, t.Uses = time.Duration(ttl), int(maxUses), int(uses)
 	t.CreatedAt, t.ExpiresAt, t.MaxExpiresAt, t.RevokedAt = timeOrZero(created), timeOrZero(expires), timeOrZero(maxExpires), timeOrZero(revoked)
+	t.JKT = jkt.String
 	return hash, &t, nil
 }
 
@@ -595,6 +625,40 @@ func (s *Service) Lookup(ctx context.Context, accessor string) (*Token, error) {
 	}
 	t.AccessorHMAC = s.accessorHMAC(t.Accessor)
 	return t, nil
+}
+
+// Find returns the token whose plaintext is given, whatever its state
+// (expired, revoked, out of uses), straight from storage: introspection
+// reports on it and the token's holder revokes it. It counts no use and
+// checks no address. A malformed or unknown token is ErrInvalid.
+func (s *Service) Find(ctx context.Context, plaintext string) (*Token, error) {
+	if err := credential.ParseType(plaintext, credential.AccessToken); err != nil {
+		return nil, ErrInvalid
+	}
+	hash, err := s.Hash(plaintext)
+	if err != nil {
+		return nil, err
+	}
+	var t *Token
+	err = s.store.Read(ctx, func(tx storage.Tx) error {
+		var err error
+		_, t, err = scanToken(tx.QueryRow(ctx, `SELECT `+columns+` FROM tokens WHERE hash = $1`, hash))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrInvalid
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.AccessorHMAC = s.accessorHMAC(t.Accessor)
+	return t, nil
+}
+
+// Active reports whether t would pass Verify at now (address bindings
+// aside): not revoked, not expired, uses left.
+func (t *Token) Active(now time.Time) bool {
+	return t.RevokedAt.IsZero() && !t.Expired(now) && (t.MaxUses == 0 || t.Uses < t.MaxUses)
 }
 
 // Renew extends a token by increment (0: its own TTL), never past its

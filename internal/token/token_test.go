@@ -367,3 +367,84 @@ func BenchmarkVerifyCached(b *testing.B) {
 		}
 	}
 }
+
+func TestBindingIsStoredAndInherited(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		s, _ := newService(t, st)
+		ctx := t.Context()
+		const jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+		plain, bound, err := s.Issue(ctx, Request{Principal: "jwt:idp/alice", AuthMethod: "token-exchange", Policies: []string{"maps"}, JKT: jkt}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bound.JKT != jkt {
+			t.Fatalf("issued JKT = %q", bound.JKT)
+		}
+		got, err := s.Verify(ctx, plain, local)
+		if err != nil || got.JKT != jkt {
+			t.Fatalf("verify = %+v, %v", got, err)
+		}
+		if l, err := s.Lookup(ctx, bound.Accessor); err != nil || l.JKT != jkt {
+			t.Fatalf("lookup = %+v, %v", l, err)
+		}
+		// A child asking for nothing is bound to the same key.
+		_, child, err := s.Issue(ctx, Request{Parent: got, Principal: got.Principal, AuthMethod: "token"}, nil)
+		if err != nil || child.JKT != jkt {
+			t.Fatalf("child = %+v, %v", child, err)
+		}
+		if l, _ := s.Lookup(ctx, child.Accessor); l.JKT != jkt {
+			t.Fatalf("stored child JKT = %q", l.JKT)
+		}
+		// Another key is refused.
+		if _, _, err := s.Issue(ctx, Request{Parent: got, Principal: got.Principal, AuthMethod: "token", JKT: "another"}, nil); !errors.Is(err, ErrExceedsParent) {
+			t.Fatalf("child bound to another key: %v", err)
+		}
+		// An unbound token stays unbound (NULL in storage).
+		plainU, _ := login(t, s, "p")
+		if u, err := s.Verify(ctx, plainU, local); err != nil || u.JKT != "" {
+			t.Fatalf("unbound = %+v, %v", u, err)
+		}
+		var n int
+		st.Read(ctx, func(tx storage.Tx) error {
+			return tx.QueryRow(ctx, `SELECT COUNT(*) FROM tokens WHERE cnf_jkt IS NULL`).Scan(&n)
+		})
+		if n != 1 {
+			t.Fatalf("%d tokens with a NULL cnf_jkt, want 1", n)
+		}
+	})
+}
+
+func TestFind(t *testing.T) {
+	s, clk := newService(t, storagetest.OpenSQLite(t, storage.Options{}))
+	ctx := t.Context()
+	plain, tok := login(t, s, "p")
+	got, err := s.Find(ctx, plain)
+	if err != nil || got.Accessor != tok.Accessor || !got.Active(clk.Now()) {
+		t.Fatalf("find = %+v, %v", got, err)
+	}
+	if _, err := s.Revoke(ctx, tok.Accessor, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Find(ctx, plain); err != nil || got.Active(clk.Now()) || got.RevokedAt.IsZero() {
+		t.Fatalf("find after revoke = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "not-a-token", credential.New(credential.AccessToken)} {
+		if _, err := s.Find(ctx, bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Find(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+	// Use-limited: Find counts no use.
+	p2, _, err := s.Issue(ctx, Request{Principal: "user:a", AuthMethod: "password", Policies: []string{"p"}, MaxUses: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if got, err := s.Find(ctx, p2); err != nil || got.Uses != 0 || !got.Active(clk.Now()) {
+			t.Fatalf("find use-limited = %+v, %v", got, err)
+		}
+	}
+	clk.Add(time.Hour)
+	if got, _ := s.Find(ctx, p2); got.Active(clk.Now()) {
+		t.Fatal("an expired token is active")
+	}
+}
