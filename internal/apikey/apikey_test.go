@@ -88,7 +88,7 @@ func TestCreateVerifyFromCache(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st storage.Store) {
 		cs := &countingStore{Store: st}
 		s, _ := newService(t, cs)
-		plain, k := create(t, s, CreateRequest{Meta: json.RawMessage(` {"team": "x", "a": [1, 2]} `), CreatedBy: "user:alice"})
+		plain, k := create(t, s, CreateRequest{Meta: json.RawMessage(` {"team": "x", "a": [1, 2]} `), CreatedBy: "user:alice", Owner: "acme"})
 		if err := credential.ParseType(plain, credential.APIKey); err != nil || !strings.HasPrefix(plain, "kwk_test") || KindOf(plain) != KindTest {
 			t.Fatalf("issued key %v (marker %q)", err, KindOf(plain))
 		}
@@ -96,7 +96,7 @@ func TestCreateVerifyFromCache(t *testing.T) {
 			t.Fatalf("key = %+v", k)
 		}
 		got, res, err := s.Verify(t.Context(), plain, inside)
-		if err != nil || got.ID != k.ID || got.Name != "partner" || res.Remaining != -1 || res.Rate.Limit != 0 {
+		if err != nil || got.ID != k.ID || got.Name != "partner" || got.Owner != "acme" || res.Remaining != -1 || res.Rate.Limit != 0 {
 			t.Fatalf("verify = %+v %+v %v", got, res, err)
 		}
 		reads, writes := cs.reads.Load(), cs.writes.Load()
@@ -152,6 +152,7 @@ func TestCreateValidation(t *testing.T) {
 	big := `{"x":"` + strings.Repeat("a", MaxMetaBytes) + `"}`
 	for name, req := range map[string]CreateRequest{
 		"no name":            {Name: "", Scopes: []string{"integrations/maps"}},
+		"control in owner":   {Name: "n", Owner: "a\x00", Scopes: []string{"integrations/maps"}},
 		"control in name":    {Name: "a\nb", Scopes: []string{"integrations/maps"}},
 		"no scope":           {Name: "n", Scopes: []string{}},
 		"empty segment":      {Name: "n", Scopes: []string{"integrations//maps"}},
@@ -263,6 +264,17 @@ func TestPeriodStart(t *testing.T) {
 	}
 	if got := periodStart(RefillMonthly, at); !got.Equal(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("monthly = %v", got)
+	}
+	k := &Key{Refill: Refill{Period: RefillMonthly}}
+	if got := k.NextRefill(at); !got.Equal(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("next monthly refill = %v", got)
+	}
+	k.Refill.Period = RefillDaily
+	if got := k.NextRefill(at); !got.Equal(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("next daily refill = %v", got)
+	}
+	if got := (&Key{}).NextRefill(at); !got.IsZero() {
+		t.Errorf("no refill = %v", got)
 	}
 }
 

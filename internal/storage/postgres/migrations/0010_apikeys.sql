@@ -13,6 +13,7 @@ CREATE TABLE api_keys (
 	env            TEXT NOT NULL,
 	kind           TEXT NOT NULL,
 	name           TEXT NOT NULL,
+	owner          TEXT NOT NULL,
 	scopes         TEXT NOT NULL,
 	meta           TEXT NOT NULL,
 	cidrs          TEXT NOT NULL,
