@@ -290,8 +290,9 @@ type Service struct {
 	// with what it read before the change.
 	gen atomic.Uint64
 
+	// dirty holds the keys used since the last flush, by id.
 	dirtyMu sync.Mutex
-	dirty   []*Key
+	dirty   map[string]*Key
 }
 
 // New returns an API key service.
@@ -308,7 +309,7 @@ func New(st storage.Store, mac MACer, opts Options) *Service {
 	if opts.Limiter == nil {
 		opts.Limiter = ratelimit.New(ratelimit.Options{Now: opts.Now})
 	}
-	return &Service{store: st, mac: mac, opts: opts, limiter: opts.Limiter, byID: map[string][32]byte{}}
+	return &Service{store: st, mac: mac, opts: opts, limiter: opts.Limiter, byID: map[string][32]byte{}, dirty: map[string]*Key{}}
 }
 
 func (s *Service) hashKey(plaintext string) (key [32]byte, ok bool) {

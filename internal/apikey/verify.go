@@ -297,26 +297,29 @@ func (s *Service) recordUse(k *Key, now time.Time, src netip.Addr) {
 		u.addr.Store(&a)
 	}
 	if !u.dirty.Load() && u.dirty.CompareAndSwap(false, true) {
-		s.dirtyMu.Lock()
-		s.dirty = append(s.dirty, k)
-		s.dirtyMu.Unlock()
+		s.queue(k)
 	}
 }
 
 // overlayUse shows a cached key's unwritten last use on a key read from
 // storage.
 func (s *Service) overlayUse(k *Key) {
-	s.mu.Lock()
-	h, ok := s.byID[k.ID]
-	s.mu.Unlock()
-	if !ok {
-		return
+	s.dirtyMu.Lock()
+	c := s.dirty[k.ID]
+	s.dirtyMu.Unlock()
+	if c == nil {
+		s.mu.Lock()
+		h, ok := s.byID[k.ID]
+		s.mu.Unlock()
+		if !ok {
+			return
+		}
+		v, ok := s.cache.Load(h)
+		if !ok {
+			return
+		}
+		c = v.(*Key)
 	}
-	v, ok := s.cache.Load(h)
-	if !ok {
-		return
-	}
-	c := v.(*Key)
 	if c.use == nil {
 		return
 	}
@@ -326,6 +329,18 @@ func (s *Service) overlayUse(k *Key) {
 			k.LastUsedAddr = addrString(*p)
 		}
 	}
+}
+
+// queue puts k in the next flush. A key evicted and reloaded has a new
+// *Key; the one queued last holds the latest use and replaces the other,
+// which may queue itself again.
+func (s *Service) queue(k *Key) {
+	s.dirtyMu.Lock()
+	if prev := s.dirty[k.ID]; prev != nil && prev != k {
+		prev.use.dirty.Store(false)
+	}
+	s.dirty[k.ID] = k
+	s.dirtyMu.Unlock()
 }
 
 func addrString(a netip.Addr) string {
@@ -339,7 +354,7 @@ func addrString(a netip.Addr) string {
 func (s *Service) Flush(ctx context.Context) error {
 	s.dirtyMu.Lock()
 	batch := s.dirty
-	s.dirty = nil
+	s.dirty = map[string]*Key{}
 	s.dirtyMu.Unlock()
 	if len(batch) == 0 {
 		return nil
@@ -377,9 +392,7 @@ func (s *Service) Flush(ctx context.Context) error {
 
 func (s *Service) recordRequeue(k *Key) {
 	if k.use.dirty.CompareAndSwap(false, true) {
-		s.dirtyMu.Lock()
-		s.dirty = append(s.dirty, k)
-		s.dirtyMu.Unlock()
+		s.queue(k)
 	}
 }
 

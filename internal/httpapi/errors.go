@@ -37,6 +37,9 @@ type Error struct {
 	Err error
 	// RetryAfter, when set, is sent as the Retry-After header (429, 503).
 	RetryAfter time.Duration
+	// Header holds extra response headers (RateLimit-* on a 429). Keys
+	// must be canonical; a value here replaces one set above.
+	Header http.Header
 }
 
 func (e *Error) Error() string {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/apikey"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/config"
@@ -25,6 +26,7 @@ import (
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/policy"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/secret"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
@@ -34,21 +36,25 @@ import (
 
 // Node is one running keyward server.
 type Node struct {
-	cfg       config.Config
-	log       *slog.Logger
-	store     storage.Store
-	barrier   *barrier.Barrier
-	sys       *sys
-	metrics   *httpapi.Metrics
-	api       *httpapi.API
-	secrets   *secret.Service
-	tokens    *token.Service
-	policies  *policy.Service
-	identity  *identity.Manager
-	auditLog  *audit.Log
-	auditFile *os.File
-	poller    *events.Poller
-	stop      context.CancelFunc // stops background jobs
+	cfg     config.Config
+	log     *slog.Logger
+	store   storage.Store
+	barrier *barrier.Barrier
+	sys     *sys
+	metrics *httpapi.Metrics
+	api     *httpapi.API
+	secrets *secret.Service
+	tokens  *token.Service
+	apikeys *apikey.Service
+	// keyLimiter counts API keys' rates on this node (per node: with N
+	// nodes a key may make up to N times its rate).
+	keyLimiter *ratelimit.Limiter
+	policies   *policy.Service
+	identity   *identity.Manager
+	auditLog   *audit.Log
+	auditFile  *os.File
+	poller     *events.Poller
+	stop       context.CancelFunc // stops background jobs
 
 	// Set in dev mode once initialised and unsealed.
 	devRootToken string
@@ -108,6 +114,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	httpapi.MapTokenErrors(errs)
 	httpapi.MapIdentityErrors(errs)
 	httpapi.MapPolicyErrors(errs)
+	httpapi.MapKeyErrors(errs)
 
 	sink := opts.AuditSink
 	if cfg.AuditFile != "" && sink == nil {
@@ -134,6 +141,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	n.secrets = secret.New(n.store, n.barrier, secret.Options{})
 	n.tokens = token.New(n.store, n.barrier, token.Options{MaxTTL: identity.MaxTokenTTL})
 	n.tokens.OnFill = func(t *token.Token) { t.Ext = callerOf(t) }
+	n.keyLimiter = ratelimit.New(ratelimit.Options{})
+	n.apikeys = apikey.New(n.store, n.barrier, apikey.Options{EnvExists: n.envExists, Limiter: n.keyLimiter})
+	n.apikeys.OnFill = func(k *apikey.Key) { k.Ext = keyCallerOf(k) }
 	n.identity = identity.New(n.store, n.barrier, n.barrier, identity.Options{
 		Audit: n.identityAudit, OnLockout: n.auditLockout,
 	})
@@ -152,6 +162,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	n.stop = stop
 	go n.poller.Run(bg)
 	go n.housekeeping(bg, time.Hour)
+	go n.apikeys.Run(bg, func(err error) { log.Warn("recording API key last uses failed", "err", err) })
 
 	routes := httpapi.SysRoutes(n.sys, n.metrics)
 	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz, Audit: aud}).Routes()...)
@@ -162,10 +173,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 			return events.Append(ctx, tx, eventPolicyChange, name)
 		}}).Routes()...)
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
+	routes = append(routes, (&httpapi.Keys{Svc: n.apikeys, Authz: authz, Audit: aud}).Routes()...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
 	n.api = httpapi.New(httpapi.Deps{
 		Log:          log,
-		Auth:         &tokenAuth{svc: n.tokens},
+		Auth:         &tokenAuth{svc: n.tokens, keys: n.apikeys},
 		Authz:        authz,
 		Audit:        aud,
 		Sealed:       n.barrier.Sealed,
@@ -203,7 +215,12 @@ func (n *Node) afterUnseal(ctx context.Context) error {
 // afterSeal drops every cache that holds what only an unsealed node may know.
 func (n *Node) afterSeal() {
 	n.tokens.Purge()
+	n.apikeys.Purge()
 }
+
+// apiKeyRetention is how long an expired or revoked API key stays listed
+// (with its last use) before housekeeping deletes it.
+const apiKeyRetention = 30 * 24 * time.Hour
 
 // eventPolicyChange tells other nodes to reload their policies.
 const eventPolicyChange = "policy.change"
@@ -218,6 +235,7 @@ func (n *Node) closeEarly() {
 // caches of this node.
 func (n *Node) handleEvent(e events.Event) {
 	n.tokens.HandleEvent(e)
+	n.apikeys.HandleEvent(e)
 	if e.Kind == eventPolicyChange {
 		if err := n.policies.Load(context.Background()); err != nil {
 			n.log.Error("reloading policies after a change on another node failed", "err", err)
@@ -230,6 +248,9 @@ func (n *Node) Close() error {
 	if n.stop != nil {
 		n.stop()
 	}
+	if err := n.apikeys.Flush(context.Background()); err != nil {
+		n.log.Warn("recording API key last uses at shutdown failed", "err", err)
+	}
 	aerr := n.auditLog.Close()
 	if errors.Is(aerr, barrier.ErrSealed) {
 		// Sealed: the last checkpoint cannot be signed; the next unsealed
@@ -238,6 +259,7 @@ func (n *Node) Close() error {
 	}
 	n.barrier.Seal()
 	n.tokens.Purge()
+	n.apikeys.Purge()
 	if n.auditFile != nil {
 		n.auditFile.Close()
 	}
@@ -249,7 +271,8 @@ func (n *Node) Close() error {
 
 // housekeeping runs the retention jobs every interval while unsealed:
 // audit entries past their retention, events every node has seen, tokens
-// expired or revoked more than a day ago.
+// expired or revoked more than a day ago, API keys expired or revoked more
+// than apiKeyRetention ago.
 func (n *Node) housekeeping(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -280,6 +303,10 @@ func (n *Node) tidy(ctx context.Context) {
 	if _, err := n.tokens.Tidy(ctx, 24*time.Hour); err != nil {
 		n.log.Warn("tidying tokens failed", "err", err)
 	}
+	if _, err := n.apikeys.Tidy(ctx, apiKeyRetention); err != nil {
+		n.log.Warn("tidying API keys failed", "err", err)
+	}
+	n.keyLimiter.Sweep()
 }
 
 // Listen binds the configured address. A port already in use is reported
