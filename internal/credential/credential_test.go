@@ -112,3 +112,42 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+func TestNewMarked(t *testing.T) {
+	seen := map[string]bool{}
+	for range 200 {
+		s := NewMarked(APIKey, "test")
+		if !strings.HasPrefix(s, "kwk_test") || len(s) != Len {
+			t.Fatalf("NewMarked = %q", s)
+		}
+		if typ, err := Parse(s); err != nil || typ != APIKey || !ValidChecksum(s[PrefixLen:]) {
+			t.Fatalf("Parse(marked) = %c, %v", typ, err)
+		}
+		if seen[s] {
+			t.Fatal("duplicate marked credential")
+		}
+		seen[s] = true
+	}
+	for _, bad := range []string{"test_", "toolongmarker", "tést"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("NewMarked(%q) did not panic", bad)
+				}
+			}()
+			NewMarked(APIKey, bad)
+		}()
+	}
+}
+
+func TestChecksumStringMatchesCRC32(t *testing.T) {
+	for _, s := range []string{"", "a", "abcdefgh", "abcdefghi", strings.Repeat("Z9", RandomLen/2), New(APIKey)[PrefixLen : PrefixLen+RandomLen]} {
+		if got, want := checksumString(s), crc32.ChecksumIEEE([]byte(s)); got != want {
+			t.Errorf("checksumString(%q) = %08x, want %08x", s, got, want)
+		}
+	}
+	s := New(AccessToken)
+	if n := testing.AllocsPerRun(100, func() { Parse(s) }); n != 0 {
+		t.Errorf("Parse allocates %v times", n)
+	}
+}

@@ -48,6 +48,10 @@ type Caller struct {
 	// Token is the access token the caller presented (nil for other
 	// credentials); handlers that act on it (child tokens, renew-self) use it.
 	Token *token.Token
+	// Scopes, when not nil, replace policy evaluation: the caller presented
+	// a client API key, which may only proxy (action proxy) on resources
+	// its scopes match, and nothing else, AnyToken routes included.
+	Scopes []string
 }
 
 // Authenticator turns a bearer credential into a Caller.
@@ -367,8 +371,8 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 	}
 	caller, err := a.deps.Auth.Authenticate(r.Context(), bearer, s.src)
 	if err != nil {
-		if he := a.deps.Errors.Translate(err); he.Status == http.StatusServiceUnavailable {
-			return he // sealed or storage down: not the caller's fault
+		if he := a.deps.Errors.Translate(err); he.Status == http.StatusServiceUnavailable || he.Status == http.StatusTooManyRequests {
+			return he // sealed or storage down: not the caller's fault; over a rate or quota: say so
 		}
 		return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "token is invalid or expired", Err: err}
 	}
@@ -389,7 +393,7 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 		}
 	}
 	s.resource = resource
-	if rt.AnyToken {
+	if rt.AnyToken && caller.Scopes == nil {
 		return nil
 	}
 	if allowed, reason := a.deps.Authz.Decide(caller, rt.Action, resource); !allowed {
@@ -457,6 +461,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
 	}
 	if e.WWWAuthenticate != "" {
 		w.Header().Set("WWW-Authenticate", e.WWWAuthenticate)
+	}
+	for k, v := range e.Header {
+		w.Header()[k] = v
 	}
 	writeJSON(w, e.Status, errorBody{Error: errorObject{Code: e.Code, Message: e.Message, RequestID: state(r.Context()).id, Details: e.Details}})
 }

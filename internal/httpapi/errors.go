@@ -39,6 +39,9 @@ type Error struct {
 	RetryAfter time.Duration
 	// WWWAuthenticate, when set, is sent as the WWW-Authenticate header (401).
 	WWWAuthenticate string
+	// Header holds extra response headers (RateLimit-* on a 429). Keys
+	// must be canonical; a value here replaces one set above.
+	Header http.Header
 }
 
 func (e *Error) Error() string {

@@ -3,17 +3,34 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/netip"
+	"slices"
+	"strings"
+	"time"
 
+	"github.com/keyward/keyward/internal/apikey"
+	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/ratelimit"
+	"github.com/keyward/keyward/internal/secret"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/token"
 )
 
-// tokenAuth authenticates bearer tokens through the token service's cache.
-type tokenAuth struct{ svc *token.Service }
+// tokenAuth authenticates bearer credentials through the caches of the
+// token and API key services, by prefix: kwk_ is a client API key,
+// anything else is treated as an access token.
+type tokenAuth struct {
+	svc  *token.Service
+	keys *apikey.Service
+}
 
 func (a *tokenAuth) Authenticate(ctx context.Context, bearer string, src netip.Addr) (*httpapi.Caller, error) {
+	if a.keys != nil && strings.HasPrefix(bearer, credential.APIKey.Prefix()) {
+		return a.authenticateKey(ctx, bearer, src)
+	}
 	t, err := a.svc.Verify(ctx, bearer, src)
 	if err != nil {
 		return nil, err
@@ -31,6 +48,64 @@ func callerOf(t *token.Token) *httpapi.Caller {
 		Principal: t.Principal, AuthMethod: t.AuthMethod, Accessor: t.Accessor, AccessorHMAC: t.AccessorHMAC,
 		Policies: t.Policies, BoundEnvs: t.BoundEnvs, JKT: t.JKT, Token: t,
 	}
+}
+
+// authenticateKey verifies a client API key used directly (on the
+// gateway): revocation, expiry and CIDRs, then one use of its rate and
+// quota. Over the rate or the quota is a 429 with Retry-After and the
+// RateLimit-* headers; every other failure is the edge's 401.
+func (a *tokenAuth) authenticateKey(ctx context.Context, bearer string, src netip.Addr) (*httpapi.Caller, error) {
+	k, res, err := a.keys.Verify(ctx, bearer, src)
+	switch {
+	case errors.Is(err, apikey.ErrRateLimited):
+		h := http.Header{}
+		ratelimit.SetHeaders(h, res.Rate)
+		return nil, &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
+			Message: fmt.Sprintf("API key is over its rate limit of %s; retry after %ds", k.Rate, max(int64((res.Rate.RetryAfter+time.Second-1)/time.Second), 1)),
+			RetryAfter: res.Rate.RetryAfter, Header: h, Err: err}
+	case errors.Is(err, apikey.ErrUsageExceeded):
+		e := &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
+			Message: "API key has used its quota", Err: err}
+		if next := k.NextRefill(time.Now()); !next.IsZero() {
+			e.RetryAfter = time.Until(next)
+			e.Message += fmt.Sprintf("; it is refilled at %s", next.Format(time.RFC3339))
+		}
+		return nil, e
+	case err != nil:
+		return nil, err
+	}
+	if c, ok := k.Ext.(*httpapi.Caller); ok {
+		return c, nil
+	}
+	return keyCallerOf(k), nil
+}
+
+// keyCallerOf is the request principal of an API key: no policies, only its
+// scopes (never nil, so the authorizer knows it is a key). The key cache
+// keeps it in Key.Ext.
+func keyCallerOf(k *apikey.Key) *httpapi.Caller {
+	scopes := slices.Clip(k.Scopes)
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return &httpapi.Caller{Principal: "apikey:" + k.ID, AuthMethod: "apikey", Accessor: k.ID, AccessorHMAC: k.IDHMAC, Scopes: scopes}
+}
+
+// envExists tells the API key service whether project/env exists.
+func (n *Node) envExists(ctx context.Context, project, env string) error {
+	envs, err := n.secrets.ListEnvs(ctx, project)
+	if errors.Is(err, secret.ErrProjectNotFound) {
+		return fmt.Errorf("%w: project %q does not exist", apikey.ErrEnvNotFound, project)
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range envs {
+		if e.Name == env {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: environment %q of project %q does not exist", apikey.ErrEnvNotFound, env, project)
 }
 
 // adoptRootToken moves the root token created at init from the sys table

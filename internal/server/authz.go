@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/apikey"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/identity"
@@ -36,7 +37,27 @@ func envOf(resource string) (project, env string, ok bool) {
 	return project, env, true
 }
 
+// keyDecide is the decision for a client API key: action proxy on a
+// resource its scopes match, nothing else.
+func keyDecide(c *httpapi.Caller, action, resource string) (bool, string) {
+	if action != "proxy" {
+		return false, "denied: an API key may only proxy through the gateway"
+	}
+	if !apikey.MatchScopes(c.Scopes, resource) {
+		return false, "denied: the API key's scopes do not cover " + resource
+	}
+	return true, "allowed by the API key's scopes"
+}
+
 func (a policyAuthz) Explain(c *httpapi.Caller, action, resource string) policy.Decision {
+	if c.Scopes != nil {
+		ok, _ := keyDecide(c, action, resource)
+		d := policy.Decision{Rule: -1, Effect: policy.EffectDefaultDeny, Action: action, Resource: resource}
+		if ok {
+			d.Allowed, d.Effect, d.Policy, d.Rule = true, policy.EffectAllow, "api key scopes", 0
+		}
+		return d
+	}
 	if len(c.BoundEnvs) > 0 {
 		if p, e, ok := envOf(resource); ok && !token.EnvAllowed(c.BoundEnvs, p, e) {
 			return policy.Decision{Rule: -1, Effect: policy.EffectDeny, Action: action, Resource: resource}
@@ -46,6 +67,9 @@ func (a policyAuthz) Explain(c *httpapi.Caller, action, resource string) policy.
 }
 
 func (a policyAuthz) Decide(c *httpapi.Caller, action, resource string) (bool, string) {
+	if c.Scopes != nil {
+		return keyDecide(c, action, resource)
+	}
 	if len(c.BoundEnvs) > 0 {
 		if p, e, ok := envOf(resource); ok && !token.EnvAllowed(c.BoundEnvs, p, e) {
 			return false, fmt.Sprintf("denied: the token is bound to environments %s", strings.Join(c.BoundEnvs, ", "))
@@ -58,6 +82,9 @@ func (a policyAuthz) Decide(c *httpapi.Caller, action, resource string) (bool, s
 // AllowedBelow reports whether anything under prefix may be allowed (list
 // filtering).
 func (a policyAuthz) AllowedBelow(c *httpapi.Caller, action, prefix string) bool {
+	if c.Scopes != nil {
+		return false // API keys list nothing
+	}
 	if len(c.BoundEnvs) > 0 {
 		if p, e, ok := envOf(prefix); ok && !token.EnvAllowed(c.BoundEnvs, p, e) {
 			return false

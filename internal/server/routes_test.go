@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/internal/apikey"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi"
@@ -31,7 +32,7 @@ var openRoutes = []string{
 func concretePath(pattern string) (method, path string) {
 	method, path, _ = strings.Cut(pattern, " ")
 	r := strings.NewReplacer("{project}", "p1", "{env}", "dev", "{path...}", "db/password",
-		"{name}", "n1", "{accessor}", "acc1", "{version}", "1")
+		"{name}", "n1", "{accessor}", "acc1", "{version}", "1", "{id}", "key_00000000000000000000")
 	path = r.Replace(path)
 	if strings.HasSuffix(path, "/diff") {
 		path += "?a=dev&b=prod"
@@ -77,6 +78,34 @@ func TestEveryRouteIsAuthenticatedAndAuthorized(t *testing.T) {
 	if _, err := n.tokens.Revoke(ctx, revTok.Accessor, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Client API keys: one valid key scoped to everything (it may still
+	// only proxy), one revoked, one expired.
+	if _, err := n.secrets.CreateProject(ctx, "kp", "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	newKey := func() (string, *apikey.Key) {
+		t.Helper()
+		plain, k, err := n.apikeys.Create(ctx, apikey.CreateRequest{Project: "kp", Env: "dev", Name: "walker", Scopes: []string{"**"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return plain, k
+	}
+	keyAll, _ := newKey()
+	keyRevoked, krk := newKey()
+	if _, err := n.apikeys.Revoke(ctx, "kp", "dev", krk.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	keyExpired, kek := newKey()
+	if err := n.store.Write(ctx, func(tx storage.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE api_keys SET expires_at = 1 WHERE id = $1`, kek.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	goodKey := credential.NewMarked(credential.APIKey, "test")
+	badKeyChecksum := goodKey[:len(goodKey)-1] + map[bool]string{true: "A", false: "B"}[goodKey[len(goodKey)-1] != 'A']
+
 	good := credential.New(credential.AccessToken)
 	badChecksum := good[:len(good)-1] + map[bool]string{true: "A", false: "B"}[good[len(good)-1] != 'A']
 
@@ -122,6 +151,7 @@ func TestEveryRouteIsAuthenticatedAndAuthorized(t *testing.T) {
 		for name, tok := range map[string]string{
 			"no token": "", "malformed": "not-a-token", "bad checksum": badChecksum, "truncated": good[:20],
 			"unknown": good, "expired": expired, "revoked": revoked,
+			"unknown key": goodKey, "key with a bad checksum": badKeyChecksum, "revoked key": keyRevoked, "expired key": keyExpired,
 		} {
 			if code := do(tok); code != http.StatusUnauthorized {
 				t.Errorf("%s with %s token: %d, want 401", rt.Pattern, name, code)
@@ -135,6 +165,11 @@ func TestEveryRouteIsAuthenticatedAndAuthorized(t *testing.T) {
 			}
 		} else if code != http.StatusForbidden {
 			t.Errorf("%s without the policy: %d, want 403", rt.Pattern, code)
+		}
+		// An API key reaches nothing but proxy routes, AnyToken ones included.
+		if code := do(keyAll); rt.Action == "proxy" && (code == http.StatusUnauthorized || code == http.StatusForbidden) ||
+			rt.Action != "proxy" && code != http.StatusForbidden {
+			t.Errorf("%s with an API key scoped to everything: %d", rt.Pattern, code)
 		}
 		with, _ := issue("all-" + rt.Action)
 		if code := do(with); code == http.StatusUnauthorized || code == http.StatusForbidden || code >= 500 {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/apikey"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/config"
@@ -27,6 +28,7 @@ import (
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/monitor"
 	"github.com/keyward/keyward/internal/policy"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/secret"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
@@ -36,24 +38,28 @@ import (
 
 // Node is one running keyward server.
 type Node struct {
-	cfg       config.Config
-	log       *slog.Logger
-	store     storage.Store
-	barrier   *barrier.Barrier
-	sys       *sys
-	metrics   *httpapi.Metrics
-	api       *httpapi.API
-	secrets   *secret.Service
-	tokens    *token.Service
-	policies  *policy.Service
-	identity  *identity.Manager
-	dpop      *dpop.Verifier
-	auditLog  *audit.Log
-	auditFile *os.File
-	poller    *events.Poller
-	usage     *monitor.Usage
-	usageDone chan struct{}      // closed when the usage flusher has stopped
-	stop      context.CancelFunc // stops background jobs
+	cfg     config.Config
+	log     *slog.Logger
+	store   storage.Store
+	barrier *barrier.Barrier
+	sys     *sys
+	metrics *httpapi.Metrics
+	api     *httpapi.API
+	secrets *secret.Service
+	tokens  *token.Service
+	apikeys *apikey.Service
+	// keyLimiter counts API keys' rates on this node (per node: with N
+	// nodes a key may make up to N times its rate).
+	keyLimiter *ratelimit.Limiter
+	policies   *policy.Service
+	identity   *identity.Manager
+	dpop       *dpop.Verifier
+	auditLog   *audit.Log
+	auditFile  *os.File
+	poller     *events.Poller
+	usage      *monitor.Usage
+	usageDone  chan struct{}      // closed when the usage flusher has stopped
+	stop       context.CancelFunc // stops background jobs
 
 	// Set in dev mode once initialised and unsealed.
 	devRootToken string
@@ -114,6 +120,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	httpapi.MapIdentityErrors(errs)
 	httpapi.MapPolicyErrors(errs)
 	httpapi.MapUsageErrors(errs)
+	httpapi.MapKeyErrors(errs)
 
 	sink := opts.AuditSink
 	if cfg.AuditFile != "" && sink == nil {
@@ -140,6 +147,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	n.secrets = secret.New(n.store, n.barrier, secret.Options{})
 	n.tokens = token.New(n.store, n.barrier, token.Options{MaxTTL: identity.MaxTokenTTL})
 	n.tokens.OnFill = func(t *token.Token) { t.Ext = callerOf(t) }
+	n.keyLimiter = ratelimit.New(ratelimit.Options{})
+	n.apikeys = apikey.New(n.store, n.barrier, apikey.Options{EnvExists: n.envExists, Limiter: n.keyLimiter})
+	n.apikeys.OnFill = func(k *apikey.Key) { k.Ext = keyCallerOf(k) }
 	n.identity = identity.New(n.store, n.barrier, n.barrier, identity.Options{
 		Audit: n.identityAudit, OnLockout: n.auditLockout,
 	})
@@ -165,6 +175,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		n.usage.Run(bg, monitor.DefaultFlushEvery, func(err error) { log.Warn("writing usage counts failed", "err", err) })
 	}()
 	go n.housekeeping(bg, time.Hour)
+	go n.apikeys.Run(bg, func(err error) { log.Warn("recording API key last uses failed", "err", err) })
 
 	// One DPoP verifier (and so one replay cache) for the edge and the
 	// token endpoint: a proof is accepted once on this node, wherever.
@@ -182,10 +193,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
 	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage}).Routes()...)
 	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop}).Routes()...)
+	routes = append(routes, (&httpapi.Keys{Svc: n.apikeys, Authz: authz, Audit: aud}).Routes()...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
 	n.api = httpapi.New(httpapi.Deps{
 		Log:          log,
-		Auth:         &tokenAuth{svc: n.tokens},
+		Auth:         &tokenAuth{svc: n.tokens, keys: n.apikeys},
 		Authz:        authz,
 		Audit:        aud,
 		Sealed:       n.barrier.Sealed,
@@ -226,7 +238,12 @@ func (n *Node) afterUnseal(ctx context.Context) error {
 // afterSeal drops every cache that holds what only an unsealed node may know.
 func (n *Node) afterSeal() {
 	n.tokens.Purge()
+	n.apikeys.Purge()
 }
+
+// apiKeyRetention is how long an expired or revoked API key stays listed
+// (with its last use) before housekeeping deletes it.
+const apiKeyRetention = 30 * 24 * time.Hour
 
 // eventPolicyChange tells other nodes to reload their policies.
 const eventPolicyChange = "policy.change"
@@ -241,6 +258,7 @@ func (n *Node) closeEarly() {
 // caches of this node.
 func (n *Node) handleEvent(e events.Event) {
 	n.tokens.HandleEvent(e)
+	n.apikeys.HandleEvent(e)
 	if e.Kind == eventPolicyChange {
 		if err := n.policies.Load(context.Background()); err != nil {
 			n.log.Error("reloading policies after a change on another node failed", "err", err)
@@ -256,6 +274,9 @@ func (n *Node) Close() error {
 	if n.usageDone != nil {
 		<-n.usageDone // its last flush
 	}
+	if err := n.apikeys.Flush(context.Background()); err != nil {
+		n.log.Warn("recording API key last uses at shutdown failed", "err", err)
+	}
 	aerr := n.auditLog.Close()
 	if errors.Is(aerr, barrier.ErrSealed) {
 		// Sealed: the last checkpoint cannot be signed; the next unsealed
@@ -264,6 +285,7 @@ func (n *Node) Close() error {
 	}
 	n.barrier.Seal()
 	n.tokens.Purge()
+	n.apikeys.Purge()
 	if n.auditFile != nil {
 		n.auditFile.Close()
 	}
@@ -275,7 +297,8 @@ func (n *Node) Close() error {
 
 // housekeeping runs the retention jobs every interval while unsealed:
 // audit entries past their retention, events every node has seen, tokens
-// expired or revoked more than a day ago.
+// expired or revoked more than a day ago, API keys expired or revoked more
+// than apiKeyRetention ago.
 func (n *Node) housekeeping(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -309,6 +332,10 @@ func (n *Node) tidy(ctx context.Context) {
 	if _, err := n.usage.Prune(ctx, time.Now().Add(-usageRetention)); err != nil {
 		n.log.Warn("pruning usage counts failed", "err", err)
 	}
+	if _, err := n.apikeys.Tidy(ctx, apiKeyRetention); err != nil {
+		n.log.Warn("tidying API keys failed", "err", err)
+	}
+	n.keyLimiter.Sweep()
 }
 
 // usageRetention is how long per-minute usage counts are kept.

@@ -1,0 +1,660 @@
+package apikey
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/ratelimit"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/storagetest"
+)
+
+type fakeMAC struct{ sealed atomic.Bool }
+
+func (f *fakeMAC) MAC(purpose string, data []byte) []byte {
+	if f.sealed.Load() {
+		return nil
+	}
+	m := hmac.New(sha256.New, []byte("test key/"+purpose))
+	m.Write(data)
+	return m.Sum(nil)
+}
+
+// countingStore counts reads and writes, to show what is served from memory.
+type countingStore struct {
+	storage.Store
+	reads, writes atomic.Int64
+}
+
+func (c *countingStore) Read(ctx context.Context, fn func(storage.Tx) error) error {
+	c.reads.Add(1)
+	return c.Store.Read(ctx, fn)
+}
+
+func (c *countingStore) Write(ctx context.Context, fn func(storage.Tx) error) error {
+	c.writes.Add(1)
+	return c.Store.Write(ctx, fn)
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func newService(t testing.TB, st storage.Store) (*Service, *clock) {
+	c := &clock{t: time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)}
+	return New(st, &fakeMAC{}, Options{Now: c.Now}), c
+}
+
+var (
+	inside  = netip.MustParseAddr("10.1.2.3")
+	outside = netip.MustParseAddr("192.168.1.1")
+)
+
+func create(t testing.TB, s *Service, req CreateRequest) (string, *Key) {
+	t.Helper()
+	if req.Project == "" {
+		req.Project, req.Env = "shop", "staging"
+	}
+	if req.Name == "" {
+		req.Name = "partner"
+	}
+	if req.Scopes == nil {
+		req.Scopes = []string{"integrations/maps"}
+	}
+	plain, k, err := s.Create(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plain, k
+}
+
+func TestCreateVerifyFromCache(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		cs := &countingStore{Store: st}
+		s, _ := newService(t, cs)
+		plain, k := create(t, s, CreateRequest{Meta: json.RawMessage(` {"team": "x", "a": [1, 2]} `), CreatedBy: "user:alice", Owner: "acme"})
+		if err := credential.ParseType(plain, credential.APIKey); err != nil || !strings.HasPrefix(plain, "kwk_test") || KindOf(plain) != KindTest {
+			t.Fatalf("issued key %v (marker %q)", err, KindOf(plain))
+		}
+		if !ValidID(k.ID) || k.Kind != KindTest || k.CounterID != k.ID || string(k.Meta) != `{"a":[1,2],"team":"x"}` || k.IDHMAC == "" {
+			t.Fatalf("key = %+v", k)
+		}
+		got, res, err := s.Verify(t.Context(), plain, inside)
+		if err != nil || got.ID != k.ID || got.Name != "partner" || got.Owner != "acme" || res.Remaining != -1 || res.Rate.Limit != 0 {
+			t.Fatalf("verify = %+v %+v %v", got, res, err)
+		}
+		reads, writes := cs.reads.Load(), cs.writes.Load()
+		for range 100 {
+			if _, _, err := s.Verify(t.Context(), plain, inside); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if cs.reads.Load() != reads || cs.writes.Load() != writes {
+			t.Fatalf("cached verifies touched storage: %d reads, %d writes", cs.reads.Load()-reads, cs.writes.Load()-writes)
+		}
+		// Production keys are marked live.
+		live, lk := create(t, s, CreateRequest{Project: "shop", Env: "prod"})
+		if !strings.HasPrefix(live, "kwk_live") || lk.Kind != KindLive || KindOf(live) != KindLive {
+			t.Fatalf("prod key %q kind %q", live[:8], lk.Kind)
+		}
+	})
+}
+
+func TestEnvKind(t *testing.T) {
+	for env, want := range map[string]string{"prod": KindLive, "production": KindLive, "Live": KindLive, "staging": KindTest,
+		"dev": KindTest, "sandbox": KindTest, "prod2": KindTest, "preprod": KindTest} {
+		if got := EnvKind(env); got != want {
+			t.Errorf("EnvKind(%q) = %q, want %q", env, got, want)
+		}
+	}
+}
+
+func TestMalformedRejectedBeforeLookup(t *testing.T) {
+	cs := &countingStore{Store: storagetest.OpenSQLite(t, storage.Options{})}
+	s, _ := newService(t, cs)
+	good, _ := create(t, s, CreateRequest{})
+	flip := good[:len(good)-1] + map[bool]string{true: "A", false: "B"}[good[len(good)-1] != 'A']
+	reads := cs.reads.Load()
+	for name, in := range map[string]string{
+		"empty": "", "bad checksum": flip, "truncated": good[:30], "token type": "kwt_" + good[4:], "garbage": "not-a-key",
+		"extra": good + "x", "non-base62": good[:10] + "-" + good[11:],
+	} {
+		if _, err := s.Lookup(t.Context(), in); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	if cs.reads.Load() != reads {
+		t.Fatalf("malformed keys cost %d storage reads", cs.reads.Load()-reads)
+	}
+	if _, err := s.Lookup(t.Context(), credential.NewMarked(credential.APIKey, "test")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+func TestCreateValidation(t *testing.T) {
+	s, _ := newService(t, storagetest.OpenSQLite(t, storage.Options{}))
+	big := `{"x":"` + strings.Repeat("a", MaxMetaBytes) + `"}`
+	for name, req := range map[string]CreateRequest{
+		"no name":            {Name: "", Scopes: []string{"integrations/maps"}},
+		"control in owner":   {Name: "n", Owner: "a\x00", Scopes: []string{"integrations/maps"}},
+		"control in name":    {Name: "a\nb", Scopes: []string{"integrations/maps"}},
+		"no scope":           {Name: "n", Scopes: []string{}},
+		"empty segment":      {Name: "n", Scopes: []string{"integrations//maps"}},
+		"dotdot":             {Name: "n", Scopes: []string{"integrations/../secrets"}},
+		"bad wildcard":       {Name: "n", Scopes: []string{"integrations/ma?s"}},
+		"partial globstar":   {Name: "n", Scopes: []string{"integrations/m**"}},
+		"meta too large":     {Name: "n", Scopes: []string{"a"}, Meta: json.RawMessage(big)},
+		"meta invalid json":  {Name: "n", Scopes: []string{"a"}, Meta: json.RawMessage(`{"team":`)},
+		"meta array":         {Name: "n", Scopes: []string{"a"}, Meta: json.RawMessage(`["x"]`)},
+		"meta string":        {Name: "n", Scopes: []string{"a"}, Meta: json.RawMessage(`"x"`)},
+		"negative quota":     {Name: "n", Scopes: []string{"a"}, Quota: -1},
+		"refill no quota":    {Name: "n", Scopes: []string{"a"}, Refill: Refill{Period: "daily"}},
+		"refill bad period":  {Name: "n", Scopes: []string{"a"}, Quota: 5, Refill: Refill{Period: "weekly"}},
+		"refill amount only": {Name: "n", Scopes: []string{"a"}, Quota: 5, Refill: Refill{Amount: 5}},
+		"bad rate":           {Name: "n", Scopes: []string{"a"}, Rate: ratelimit.Limit{Count: 5, Period: time.Millisecond}},
+		"negative ttl":       {Name: "n", Scopes: []string{"a"}, TTL: -time.Second},
+		"ttl too long":       {Name: "n", Scopes: []string{"a"}, TTL: MaxTTL + time.Hour},
+	} {
+		req.Project, req.Env = "shop", "staging"
+		if _, _, err := s.Create(t.Context(), req, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+	if keys, _ := s.List(t.Context(), "shop", "staging", 0, ""); len(keys) != 0 {
+		t.Fatalf("invalid requests stored %d keys", len(keys))
+	}
+	// The environment check runs when configured.
+	s.opts.EnvExists = func(ctx context.Context, p, e string) error { return ErrEnvNotFound }
+	if _, _, err := s.Create(t.Context(), CreateRequest{Project: "shop", Env: "nope", Name: "n", Scopes: []string{"a"}}, nil); !errors.Is(err, ErrEnvNotFound) {
+		t.Fatalf("missing env: %v", err)
+	}
+}
+
+// Exactly the quota succeeds under 64 concurrent callers, on both backends.
+func TestQuotaExactUnderConcurrency(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		s, _ := newService(t, st)
+		const quota = 100
+		plain, k := create(t, s, CreateRequest{Quota: quota})
+		var ok, exceeded, other atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 64 {
+			wg.Go(func() {
+				<-start
+				for range 3 {
+					_, _, err := s.Verify(context.Background(), plain, inside)
+					switch {
+					case err == nil:
+						ok.Add(1)
+					case errors.Is(err, ErrUsageExceeded):
+						exceeded.Add(1)
+					default:
+						other.Add(1)
+						t.Error(err)
+					}
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if ok.Load() != quota || exceeded.Load() != 64*3-quota || other.Load() != 0 {
+			t.Fatalf("ok %d, exceeded %d, other %d; want exactly %d ok", ok.Load(), exceeded.Load(), other.Load(), quota)
+		}
+		got, err := s.Get(t.Context(), "shop", "staging", k.ID)
+		if err != nil || got.Remaining != 0 {
+			t.Fatalf("remaining after = %+v, %v", got, err)
+		}
+	})
+}
+
+func TestQuotaRefill(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		s, clk := newService(t, st)
+		plain, _ := create(t, s, CreateRequest{Quota: 2, Refill: Refill{Period: "daily", Amount: 3}})
+		for want := int64(1); want >= 0; want-- {
+			_, res, err := s.Verify(t.Context(), plain, inside)
+			if err != nil || res.Remaining != want {
+				t.Fatalf("use: %+v %v, want remaining %d", res, err, want)
+			}
+		}
+		if _, _, err := s.Verify(t.Context(), plain, inside); !errors.Is(err, ErrUsageExceeded) {
+			t.Fatalf("third use: %v", err)
+		}
+		k, _ := s.Lookup(t.Context(), plain)
+		if res, err := s.Check(t.Context(), k, inside, CheckOptions{Peek: true}); err != nil || res.Remaining != 0 {
+			t.Fatalf("peek before refill: %+v %v", res, err)
+		}
+		clk.Add(9 * time.Hour) // past midnight UTC
+		if res, err := s.Check(t.Context(), k, inside, CheckOptions{Peek: true}); err != nil || res.Remaining != 3 {
+			t.Fatalf("peek after refill is due: %+v %v", res, err)
+		}
+		for want := int64(2); want >= 0; want-- {
+			_, res, err := s.Verify(t.Context(), plain, inside)
+			if err != nil || res.Remaining != want {
+				t.Fatalf("use after refill: %+v %v, want remaining %d", res, err, want)
+			}
+		}
+		if _, _, err := s.Verify(t.Context(), plain, inside); !errors.Is(err, ErrUsageExceeded) {
+			t.Fatalf("after the refill is used: %v", err)
+		}
+	})
+}
+
+func TestPeriodStart(t *testing.T) {
+	at := time.Date(2026, 2, 28, 23, 59, 0, 0, time.FixedZone("x", 3*3600))
+	if got := periodStart(RefillDaily, at); !got.Equal(time.Date(2026, 2, 28, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("daily = %v", got)
+	}
+	if got := periodStart(RefillMonthly, at); !got.Equal(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("monthly = %v", got)
+	}
+	k := &Key{Refill: Refill{Period: RefillMonthly}}
+	if got := k.NextRefill(at); !got.Equal(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("next monthly refill = %v", got)
+	}
+	k.Refill.Period = RefillDaily
+	if got := k.NextRefill(at); !got.Equal(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("next daily refill = %v", got)
+	}
+	if got := (&Key{}).NextRefill(at); !got.IsZero() {
+		t.Errorf("no refill = %v", got)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	s, clk := newService(t, storagetest.OpenSQLite(t, storage.Options{}))
+	plain, _ := create(t, s, CreateRequest{Rate: ratelimit.Limit{Count: 2, Period: time.Minute}, Quota: 10})
+	for want := 1; want >= 0; want-- {
+		if _, res, err := s.Verify(t.Context(), plain, inside); err != nil || res.Rate.Remaining != want || res.Rate.Limit != 2 {
+			t.Fatalf("use: %+v %v", res, err)
+		}
+	}
+	_, res, err := s.Verify(t.Context(), plain, inside)
+	if !errors.Is(err, ErrRateLimited) || res.Rate.RetryAfter != 30*time.Second {
+		t.Fatalf("third use: %+v %v", res, err)
+	}
+	// A refused request burns no quota.
+	k, _ := s.Lookup(t.Context(), plain)
+	if r, _ := s.Check(t.Context(), k, inside, CheckOptions{Peek: true}); r.Remaining != 8 {
+		t.Fatalf("quota after a throttled request: %d, want 8", r.Remaining)
+	}
+	clk.Add(30 * time.Second)
+	if _, _, err := s.Verify(t.Context(), plain, inside); err != nil {
+		t.Fatalf("after 30s: %v", err)
+	}
+}
+
+func TestExpiryCIDRAndScope(t *testing.T) {
+	s, clk := newService(t, storagetest.OpenSQLite(t, storage.Options{}))
+	plain, _ := create(t, s, CreateRequest{TTL: time.Hour, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		Scopes: []string{"integrations/maps", "integrations/geo-*"}})
+	k, err := s.Lookup(t.Context(), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		src      netip.Addr
+		resource string
+		want     error
+	}{
+		{inside, "", nil},
+		{netip.MustParseAddr("::ffff:10.9.9.9"), "", nil},
+		{outside, "", ErrSourceDenied},
+		{netip.Addr{}, "", ErrSourceDenied},
+		{inside, "integrations/maps", nil},
+		{inside, "integrations/geo-eu", nil},
+		{inside, "integrations/payments", ErrScopeDenied},
+		{inside, "integrations/maps/extra", ErrScopeDenied},
+	} {
+		if _, err := s.Check(t.Context(), k, c.src, CheckOptions{Resource: c.resource}); !errors.Is(err, c.want) && (err != nil || c.want != nil) {
+			t.Errorf("check from %v on %q: %v, want %v", c.src, c.resource, err, c.want)
+		}
+	}
+	clk.Add(time.Hour)
+	if _, _, err := s.Verify(t.Context(), plain, inside); !errors.Is(err, ErrExpired) {
+		t.Fatalf("after the ttl: %v", err)
+	}
+}
+
+func TestRevokeReachesOtherNodes(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		a, _ := newService(t, st)
+		b, _ := newService(t, st)
+		ctx := t.Context()
+		poller := events.NewPoller(st, b.HandleEvent, events.Options{})
+		if err := poller.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		plain, k := create(t, a, CreateRequest{})
+		quotaPlain, qk := create(t, a, CreateRequest{Quota: 100})
+		for _, p := range []string{plain, quotaPlain} {
+			if _, _, err := b.Verify(ctx, p, inside); err != nil { // now cached on b
+				t.Fatal(err)
+			}
+		}
+		for _, id := range []string{k.ID, qk.ID} {
+			if _, err := a.Revoke(ctx, "shop", "staging", id, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// On a: at once.
+		if _, _, err := a.Verify(ctx, plain, inside); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("node a: %v", err)
+		}
+		// A quota key is counted in storage, which knows at once.
+		if _, _, err := b.Verify(ctx, quotaPlain, inside); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("quota key on node b before the poll: %v", err)
+		}
+		if err := poller.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := b.Verify(ctx, plain, inside); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("node b after poll: %v", err)
+		}
+		// Revoking again is harmless; a key of another environment is not found.
+		if _, err := a.Revoke(ctx, "shop", "staging", k.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Revoke(ctx, "shop", "prod", k.ID, nil); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("revoke in the wrong env: %v", err)
+		}
+	})
+}
+
+func TestRotationGrace(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		s, clk := newService(t, st)
+		ctx := t.Context()
+		oldPlain, old := create(t, s, CreateRequest{Quota: 10, TTL: 48 * time.Hour, Meta: json.RawMessage(`{"team":"x"}`)})
+		if _, _, err := s.Verify(ctx, oldPlain, inside); err != nil { // cached, 9 left
+			t.Fatal(err)
+		}
+		clk.Add(time.Hour)
+		newPlain, next, prev, err := s.Rotate(ctx, "shop", "staging", old.ID, 2*time.Hour, "user:bob", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.RotatedFrom != old.ID || prev.RotatedTo != next.ID || next.Name != old.Name || string(next.Meta) != `{"team":"x"}` ||
+			next.Remaining != 9 || !next.ExpiresAt.Equal(clk.Now().Add(48*time.Hour)) || !strings.HasPrefix(newPlain, "kwk_test") {
+			t.Fatalf("rotated: next %+v prev %+v", next, prev)
+		}
+		if prev.Status(clk.Now()) != "grace" {
+			t.Fatalf("old key status %q", prev.Status(clk.Now()))
+		}
+		// Both work during the grace period and share one quota.
+		for _, p := range []string{oldPlain, newPlain, oldPlain} {
+			if _, _, err := s.Verify(ctx, p, inside); err != nil {
+				t.Fatalf("during grace: %v", err)
+			}
+		}
+		got, _ := s.Get(ctx, "shop", "staging", next.ID)
+		if got.Remaining != 6 {
+			t.Fatalf("shared quota: %d left, want 6", got.Remaining)
+		}
+		// Rotating the old key again is refused; rotating the new one moves
+		// the old key's counter along.
+		if _, _, _, err := s.Rotate(ctx, "shop", "staging", old.ID, time.Hour, "u", nil); !errors.Is(err, ErrAlreadyRotated) {
+			t.Fatalf("second rotation of the old key: %v", err)
+		}
+		thirdPlain, third, _, err := s.Rotate(ctx, "shop", "staging", next.ID, time.Hour, "u", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{oldPlain, newPlain, thirdPlain} {
+			if _, _, err := s.Verify(ctx, p, inside); err != nil {
+				t.Fatalf("during overlapping grace periods: %v", err)
+			}
+		}
+		if got, _ := s.Get(ctx, "shop", "staging", third.ID); got.Remaining != 3 {
+			t.Fatalf("chain quota: %d left, want 3", got.Remaining)
+		}
+		// The grace ends: the old keys stop, the newest works.
+		clk.Add(2 * time.Hour)
+		for _, p := range []string{oldPlain, newPlain} {
+			if _, _, err := s.Verify(ctx, p, inside); !errors.Is(err, ErrRevoked) {
+				t.Fatalf("after grace: %v", err)
+			}
+		}
+		if _, _, err := s.Verify(ctx, thirdPlain, inside); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := s.Rotate(ctx, "shop", "staging", third.ID, -time.Second, "u", nil); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("negative grace: %v", err)
+		}
+		// Grace 0 revokes at once.
+		p4, k4 := create(t, s, CreateRequest{})
+		if _, _, _, err := s.Rotate(ctx, "shop", "staging", k4.ID, 0, "u", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Verify(ctx, p4, inside); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("grace 0: %v", err)
+		}
+	})
+}
+
+func TestLastUseIsBatched(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		cs := &countingStore{Store: st}
+		s, clk := newService(t, cs)
+		plain, k := create(t, s, CreateRequest{})
+		writes := cs.writes.Load()
+		for range 50 {
+			if _, _, err := s.Verify(t.Context(), plain, inside); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.Add(time.Second)
+		s.Verify(t.Context(), plain, outside)
+		if cs.writes.Load() != writes {
+			t.Fatalf("verifies wrote %d times", cs.writes.Load()-writes)
+		}
+		// Get shows the unwritten use.
+		if got, _ := s.Get(t.Context(), "shop", "staging", k.ID); !got.LastUsedAt.Equal(clk.Now()) || got.LastUsedAddr != outside.String() {
+			t.Fatalf("overlay: %v %q", got.LastUsedAt, got.LastUsedAddr)
+		}
+		if err := s.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(t.Context()); err != nil { // nothing queued: no write
+			t.Fatal(err)
+		}
+		if n := cs.writes.Load() - writes; n != 1 {
+			t.Fatalf("flushes wrote %d times, want 1", n)
+		}
+		other, _ := newService(t, st)
+		got, err := other.Get(t.Context(), "shop", "staging", k.ID)
+		if err != nil || !got.LastUsedAt.Equal(clk.Now()) || got.LastUsedAddr != outside.String() {
+			t.Fatalf("stored last use: %+v %v", got, err)
+		}
+	})
+}
+
+func TestListAndGet(t *testing.T) {
+	s, _ := newService(t, storagetest.OpenSQLite(t, storage.Options{}))
+	var ids []string
+	for range 5 {
+		_, k := create(t, s, CreateRequest{})
+		ids = append(ids, k.ID)
+	}
+	create(t, s, CreateRequest{Project: "shop", Env: "prod"})
+	keys, err := s.List(t.Context(), "shop", "staging", 3, "")
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("page 1: %d %v", len(keys), err)
+	}
+	rest, _ := s.List(t.Context(), "shop", "staging", 3, keys[2].ID)
+	if len(rest) != 2 {
+		t.Fatalf("page 2: %d", len(rest))
+	}
+	if _, err := s.Get(t.Context(), "shop", "prod", ids[0]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get in the wrong env: %v", err)
+	}
+	if _, err := s.Get(t.Context(), "shop", "staging", "key_nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get a bad id: %v", err)
+	}
+}
+
+func TestSealed(t *testing.T) {
+	m := &fakeMAC{}
+	s := New(storagetest.OpenSQLite(t, storage.Options{}), m, Options{})
+	plain, _ := create(t, s, CreateRequest{})
+	s.Purge()
+	m.sealed.Store(true)
+	if _, _, err := s.Verify(t.Context(), plain, inside); !errors.Is(err, ErrSealed) {
+		t.Fatalf("sealed verify: %v", err)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	good := map[string]time.Duration{"": 0, "90d": 90 * 24 * time.Hour, "1d": 24 * time.Hour, "2w": 14 * 24 * time.Hour,
+		"36h": 36 * time.Hour, "1h30m": 90 * time.Minute, "0d": 0}
+	for in, want := range good {
+		if got, err := ParseDuration("ttl", in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"d", "-1d", "1.5d", "09d", "x", "90", "1e3d", "99999999d", "-5m", "3660d0"} {
+		if got, err := ParseDuration("ttl", in); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "ttl") {
+			t.Errorf("ParseDuration(%q) = %v, %v; want an error naming ttl", in, got, err)
+		}
+	}
+}
+
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"90d", "2w", "1h", "", "0d", "99999999999999999999d", "1.5h", "-1d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration("ttl", s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if d < 0 {
+			t.Fatalf("ParseDuration(%q) = %v", s, d)
+		}
+	})
+}
+
+func FuzzParseRefill(f *testing.F) {
+	for _, s := range []string{"daily", "monthly", "Day", "", "weekly", "MONTH"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseRefill(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if p != "" && p != RefillDaily && p != RefillMonthly || p == "" && s != "" {
+			t.Fatalf("ParseRefill(%q) = %q", s, p)
+		}
+	})
+}
+
+func FuzzNormalizeMeta(f *testing.F) {
+	for _, s := range []string{`{"team":"x"}`, `{}`, `null`, `[]`, `{"a":{"b":[1,2,{"c":null}]}}`, `{"a":1}{"b":2}`, "{\"\xff\":1}", ` `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, err := NormalizeMeta(in)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if out == nil {
+			return
+		}
+		if len(out) > MaxMetaBytes*2 || !json.Valid(out) || out[0] != '{' {
+			t.Fatalf("NormalizeMeta(%q) = %q", in, out)
+		}
+		again, err := NormalizeMeta(out)
+		if err != nil || string(again) != string(out) {
+			t.Fatalf("not idempotent: %q → %q (%v)", out, again, err)
+		}
+	})
+}
+
+func FuzzLookup(f *testing.F) {
+	f.Add("kwk_")
+	f.Add(credential.NewMarked(credential.APIKey, "test"))
+	f.Add("kwk_0000000000000000000000000000000000000000000000")
+	s, _ := newService(f, storagetest.OpenSQLite(f, storage.Options{}))
+	f.Fuzz(func(t *testing.T, in string) {
+		if k, err := s.Lookup(context.Background(), in); err == nil {
+			t.Fatalf("fuzzed input found a key: %+v", k)
+		}
+	})
+}
+
+// The benchmarks run with the real barrier's pooled HMAC, as the server does.
+func benchService(b *testing.B) *Service {
+	res, err := barrier.Init(1, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bar := barrier.New()
+	if err := bar.UnsealKey(res.RootKey, res.Keyring); err != nil {
+		b.Fatal(err)
+	}
+	return New(storagetest.OpenSQLite(b, storage.Options{}), bar, Options{})
+}
+
+// BenchmarkVerifyCached is the in-process cost of verifying a cached key:
+// format and checksum, HMAC, cache lookup, state checks, the rate limiter
+// and the last-use note.
+func BenchmarkVerifyCached(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		rate ratelimit.Limit
+	}{{"no-rate", ratelimit.Limit{}}, {"rate", ratelimit.Limit{Count: 1_000_000_000, Period: time.Second}}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := benchService(b)
+			plain, _ := create(b, s, CreateRequest{Rate: c.rate})
+			ctx := context.Background()
+			s.Verify(ctx, plain, inside)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := s.Verify(ctx, plain, inside); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("rate-parallel", func(b *testing.B) {
+		s := benchService(b)
+		plain, _ := create(b, s, CreateRequest{Rate: ratelimit.Limit{Count: 1_000_000_000, Period: time.Second}})
+		ctx := context.Background()
+		s.Verify(ctx, plain, inside)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, _, err := s.Verify(ctx, plain, inside); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+}

@@ -1,0 +1,214 @@
+package apikey
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Get returns key id of project/env.
+func (s *Service) Get(ctx context.Context, project, env, id string) (*Key, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	k, err := s.loadID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if k.Project != project || k.Env != env {
+		return nil, ErrNotFound
+	}
+	return k, nil
+}
+
+// List returns up to limit keys of project/env with ids after cursor, by id.
+func (s *Service) List(ctx context.Context, project, env string, limit int, cursor string) ([]*Key, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	var out []*Key
+	err := s.store.Read(ctx, func(tx storage.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+columns+from+`WHERE k.project = $1 AND k.env = $2 AND k.id > $3 ORDER BY k.id LIMIT $4`,
+			project, env, cursor, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			_, k, err := scanKey(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, k)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range out {
+		k.IDHMAC = s.idHMAC(k.ID)
+		s.overlayUse(k)
+	}
+	return out, nil
+}
+
+// Revoke revokes key id of project/env now (ending a rotation's grace
+// period early). Revoking a revoked key changes nothing.
+func (s *Service) Revoke(ctx context.Context, project, env, id string, audit AuditFunc) (*Key, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	var k *Key
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
+		var err error
+		_, k, err = scanKey(tx.QueryRow(ctx, `SELECT `+columns+from+`WHERE k.id = $1`+lockKey(tx), id))
+		if errors.Is(err, sql.ErrNoRows) || err == nil && (k.Project != project || k.Env != env) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		now := s.opts.Now().UTC()
+		if !k.Revoked(now) {
+			k.RevokedAt = now
+			if _, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2`, now.UnixNano(), id); err != nil {
+				return err
+			}
+			if err := events.Append(ctx, tx, EventRevoke, id); err != nil {
+				return err
+			}
+		}
+		if audit != nil {
+			return audit(ctx, tx, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.evictID(id)
+	k.IDHMAC = s.idHMAC(k.ID)
+	return k, nil
+}
+
+// Rotate issues a successor of key id with the same settings (a key with a
+// lifetime gets its full lifetime again from now) and keeps the old key
+// valid for grace (0: revoked at once). Both share one quota and one rate
+// until the old key's grace ends. It returns the successor's plaintext.
+func (s *Service) Rotate(ctx context.Context, project, env, id string, grace time.Duration, by string, audit AuditFunc) (string, *Key, *Key, error) {
+	if !ValidID(id) {
+		return "", nil, nil, ErrNotFound
+	}
+	if grace < 0 || grace > MaxGrace {
+		return "", nil, nil, fmt.Errorf("%w: grace must be between 0 and %d days", ErrInvalid, int(MaxGrace/(24*time.Hour)))
+	}
+	var old, next *Key
+	var plaintext string
+	var changed []string
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
+		var err error
+		_, old, err = scanKey(tx.QueryRow(ctx, `SELECT `+columns+from+`WHERE k.id = $1`+lockKey(tx), id))
+		if errors.Is(err, sql.ErrNoRows) || err == nil && (old.Project != project || old.Env != env) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		now := s.opts.Now().UTC().Truncate(time.Microsecond)
+		switch {
+		case old.RotatedTo != "":
+			return fmt.Errorf("%w: rotate its successor %s instead", ErrAlreadyRotated, old.RotatedTo)
+		case old.Revoked(now):
+			return ErrRevoked
+		case old.Expired(now):
+			return ErrExpired
+		}
+		next = &Key{
+			ID: newID(), Project: old.Project, Env: old.Env, Kind: old.Kind, Name: old.Name, Owner: old.Owner, Scopes: old.Scopes,
+			Meta: old.Meta, CIDRs: old.CIDRs, CreatedBy: by, CreatedAt: now, Rate: old.Rate, Quota: old.Quota,
+			Remaining: old.Remaining, Refill: old.Refill, RefilledAt: old.RefilledAt, RotatedFrom: old.ID,
+		}
+		next.CounterID = next.ID
+		if !old.ExpiresAt.IsZero() {
+			next.ExpiresAt = now.Add(old.ExpiresAt.Sub(old.CreatedAt))
+		}
+		plaintext = newPlaintext(next.Kind)
+		hash, ok := s.hashKey(plaintext)
+		if !ok {
+			return ErrSealed
+		}
+		if err := insert(ctx, tx, hash[:], next); err != nil {
+			return err
+		}
+		end := now.Add(grace)
+		if !old.RevokedAt.IsZero() && old.RevokedAt.Before(end) {
+			end = old.RevokedAt
+		}
+		old.RevokedAt, old.RotatedTo = end, next.ID
+		// The old key, and its own predecessors still in grace, now count
+		// against the successor's row.
+		if _, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $1, rotated_to = $2, remaining = 0 WHERE id = $3`, end.UnixNano(), next.ID, old.ID); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT id FROM api_keys WHERE counter_id = $1`, old.ID)
+		if err != nil {
+			return err
+		}
+		changed = changed[:0]
+		for rows.Next() {
+			var cid string
+			if err := rows.Scan(&cid); err != nil {
+				rows.Close()
+				return err
+			}
+			changed = append(changed, cid)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE api_keys SET counter_id = $1 WHERE counter_id = $2`, next.ID, old.ID); err != nil {
+			return err
+		}
+		old.CounterID = next.ID
+		for _, cid := range changed {
+			if err := events.Append(ctx, tx, EventChange, cid); err != nil {
+				return err
+			}
+		}
+		if audit != nil {
+			return audit(ctx, tx, next.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, nil, err
+	}
+	for _, cid := range changed {
+		s.evictID(cid)
+	}
+	old.IDHMAC, next.IDHMAC = s.idHMAC(old.ID), s.idHMAC(next.ID)
+	return plaintext, next, old, nil
+}
+
+// Tidy deletes keys that expired or were revoked more than keep ago.
+func (s *Service) Tidy(ctx context.Context, keep time.Duration) (int64, error) {
+	cutoff := s.opts.Now().Add(-keep).UnixNano()
+	var n int64
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
+		res, err := tx.Exec(ctx, `DELETE FROM api_keys WHERE ((expires_at > 0 AND expires_at < $1) OR (revoked_at > 0 AND revoked_at < $1))
+			AND NOT EXISTS (SELECT 1 FROM api_keys o WHERE o.counter_id = api_keys.id AND o.id <> api_keys.id)`, cutoff)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
