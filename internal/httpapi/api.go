@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -97,6 +98,10 @@ type Route struct {
 	Handle   func(r *http.Request) (int, any, error)
 	// Raw handlers write the response themselves (metrics, streaming).
 	Raw http.HandlerFunc
+	// OwnBodyLimit routes bound the request body themselves (the gateway
+	// applies each integration's limit); the edge's MaxBodyBytes does not
+	// apply to them.
+	OwnBodyLimit bool
 	// Summary describes the route for the OpenAPI document and help.
 	Summary string
 }
@@ -185,6 +190,9 @@ type reqState struct {
 	// status is what a handler that audits inside its transaction will
 	// answer on success (WillRespond).
 	status int
+	// rawBody is the request body before the edge's size limit, for
+	// OwnBodyLimit routes.
+	rawBody io.ReadCloser
 }
 
 func state(ctx context.Context) *reqState {
@@ -279,6 +287,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, Invalid("invalid path: empty, '.' or '..' segments are not allowed"))
 		return
 	}
+	s.rawBody = r.Body
 	r.Body = http.MaxBytesReader(w, r.Body, a.deps.MaxBodyBytes)
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
@@ -308,6 +317,9 @@ func (a *API) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := state(r.Context())
 		s.action = rt.Action
+		if rt.OwnBodyLimit && s.rawBody != nil {
+			r.Body = s.rawBody
+		}
 		if !rt.WhileSealed && a.deps.Sealed != nil && a.deps.Sealed() {
 			a.finish(w, r, rt, 0, nil, Errorf(http.StatusServiceUnavailable, CodeSealed, "keyward is sealed"))
 			return
@@ -393,7 +405,10 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 	writeJSON(w, status, body)
 }
 
-func (a *API) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, e *Error) { renderError(w, r, e) }
+
+// renderError writes e in the error format, with the request's id.
+func renderError(w http.ResponseWriter, r *http.Request, e *Error) {
 	if e.Status == http.StatusServiceUnavailable && e.Code == CodeSealed {
 		w.Header().Set("Retry-After", "5")
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/gateway"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/policy"
@@ -52,6 +53,10 @@ type Node struct {
 
 	// Set in dev mode once initialised and unsealed.
 	devRootToken string
+
+	// The gateway (gateway.go).
+	integrations *gateway.Service
+	proxy        *gateway.Proxy
 }
 
 // Options are what a caller of New supplies beyond the config.
@@ -108,6 +113,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	httpapi.MapTokenErrors(errs)
 	httpapi.MapIdentityErrors(errs)
 	httpapi.MapPolicyErrors(errs)
+	httpapi.MapGatewayErrors(errs)
 
 	sink := opts.AuditSink
 	if cfg.AuditFile != "" && sink == nil {
@@ -131,7 +137,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 
 	n.policies = policy.NewService(n.store)
 	authz := policyAuthz{svc: n.policies}
-	n.secrets = secret.New(n.store, n.barrier, secret.Options{})
+	n.secrets = secret.New(n.store, n.barrier, secret.Options{Changed: n.secretChanged})
+	n.startGateway()
 	n.tokens = token.New(n.store, n.barrier, token.Options{MaxTTL: identity.MaxTokenTTL})
 	n.tokens.OnFill = func(t *token.Token) { t.Ext = callerOf(t) }
 	n.identity = identity.New(n.store, n.barrier, n.barrier, identity.Options{
@@ -162,6 +169,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 			return events.Append(ctx, tx, eventPolicyChange, name)
 		}}).Routes()...)
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
+	routes = append(routes, n.gatewayRoutes(authz, aud, errs)...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
 	n.api = httpapi.New(httpapi.Deps{
 		Log:          log,
@@ -203,6 +211,8 @@ func (n *Node) afterUnseal(ctx context.Context) error {
 // afterSeal drops every cache that holds what only an unsealed node may know.
 func (n *Node) afterSeal() {
 	n.tokens.Purge()
+	n.integrations.Purge()
+	n.proxy.Purge()
 }
 
 // eventPolicyChange tells other nodes to reload their policies.
@@ -218,6 +228,7 @@ func (n *Node) closeEarly() {
 // caches of this node.
 func (n *Node) handleEvent(e events.Event) {
 	n.tokens.HandleEvent(e)
+	n.gatewayEvent(e)
 	if e.Kind == eventPolicyChange {
 		if err := n.policies.Load(context.Background()); err != nil {
 			n.log.Error("reloading policies after a change on another node failed", "err", err)
@@ -238,6 +249,7 @@ func (n *Node) Close() error {
 	}
 	n.barrier.Seal()
 	n.tokens.Purge()
+	n.proxy.Purge()
 	if n.auditFile != nil {
 		n.auditFile.Close()
 	}
