@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"math"
@@ -108,6 +109,10 @@ type Route struct {
 	Handle   func(r *http.Request) (int, any, error)
 	// Raw handlers write the response themselves (metrics, streaming).
 	Raw http.HandlerFunc
+	// OwnBodyLimit routes bound the request body themselves (the gateway
+	// applies each integration's limit); the edge's MaxBodyBytes does not
+	// apply to them.
+	OwnBodyLimit bool
 	// Summary describes the route for the OpenAPI document and help.
 	Summary string
 }
@@ -211,6 +216,9 @@ type reqState struct {
 	status int
 	// outcome, when set, overrides the audit outcome derived from the status.
 	outcome string
+	// rawBody is the request body before the edge's size limit, for
+	// OwnBodyLimit routes.
+	rawBody io.ReadCloser
 }
 
 func state(ctx context.Context) *reqState {
@@ -316,6 +324,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, Invalid("invalid path: empty, '.' or '..' segments are not allowed"))
 		return
 	}
+	s.rawBody = r.Body
 	r.Body = http.MaxBytesReader(w, r.Body, a.deps.MaxBodyBytes)
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
@@ -345,6 +354,9 @@ func (a *API) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := state(r.Context())
 		s.action = rt.Action
+		if rt.OwnBodyLimit && s.rawBody != nil {
+			r.Body = s.rawBody
+		}
 		if !rt.WhileSealed && a.deps.Sealed != nil && a.deps.Sealed() {
 			a.finish(w, r, rt, 0, nil, Errorf(http.StatusServiceUnavailable, CodeSealed, "keyward is sealed"))
 			return
@@ -452,7 +464,10 @@ type withHeaders struct {
 	header http.Header
 }
 
-func (a *API) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, e *Error) { renderError(w, r, e) }
+
+// renderError writes e in the error format, with the request's id.
+func renderError(w http.ResponseWriter, r *http.Request, e *Error) {
 	if e.Status == http.StatusServiceUnavailable && e.Code == CodeSealed {
 		w.Header().Set("Retry-After", "5")
 	}

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -61,20 +62,32 @@ type Sealer interface {
 	OpenEnv(envID string, aad, ciphertext []byte) ([]byte, error)
 }
 
+// EventChange is the event every change of what a secret's current value
+// reads as (a write, rollback, delete, undelete or destroy) appends in its
+// transaction, keyed "project/env/path", so nodes that cache resolved values
+// (the gateway) drop them.
+const EventChange = "secret.change"
+
 // Options configure a Service.
 type Options struct {
 	Now func() time.Time
 	// MaxVersions is how many versions a secret keeps unless its metadata
 	// says otherwise (default 20).
 	MaxVersions int
+	// Changed, when set, is called after a change of a secret's current
+	// value has committed (the same changes that append EventChange), so
+	// this node's caches drop it at once; other nodes learn it from the
+	// event.
+	Changed func(project, env, path string)
 }
 
 // Service is the secret store.
 type Service struct {
-	store  storage.Store
-	sealer Sealer
-	now    func() time.Time
-	maxVer int
+	store   storage.Store
+	sealer  Sealer
+	now     func() time.Time
+	maxVer  int
+	changed func(project, env, path string)
 }
 
 // New returns a Service.
@@ -85,7 +98,20 @@ func New(store storage.Store, sealer Sealer, opts Options) *Service {
 	if opts.MaxVersions <= 0 {
 		opts.MaxVersions = DefaultVersions
 	}
-	return &Service{store: store, sealer: sealer, now: opts.Now, maxVer: opts.MaxVersions}
+	return &Service{store: store, sealer: sealer, now: opts.Now, maxVer: opts.MaxVersions, changed: opts.Changed}
+}
+
+// appendChange records EventChange for a secret inside tx.
+func appendChange(ctx context.Context, tx storage.Tx, project, env, path string) error {
+	return events.Append(ctx, tx, EventChange, project+"/"+env+"/"+path)
+}
+
+// notify tells Options.Changed about a committed change; err is the
+// change's result.
+func (s *Service) notify(err error, project, env, path string) {
+	if err == nil && s.changed != nil {
+		s.changed(project, env, path)
+	}
 }
 
 // AuditFunc appends the audit entry of a change inside its transaction;
@@ -386,18 +412,19 @@ func (s *Service) Put(ctx context.Context, project, env, path string, value []by
 			if err != nil {
 				return err
 			}
-			info, err = s.putTx(ctx, tx, id, path, func(int) ([]byte, error) { return value, nil }, opts)
+			info, err = s.putTx(ctx, tx, id, project, env, path, func(int) ([]byte, error) { return value, nil }, opts)
 			return err
 		})
 		if !errors.Is(err, storage.ErrConflict) {
 			break
 		}
 	}
+	s.notify(err, project, env, path)
 	return info, err
 }
 
 // putTx writes a new version whose value comes from valueFor(current).
-func (s *Service) putTx(ctx context.Context, tx storage.Tx, id, path string, valueFor func(current int) ([]byte, error), opts PutOptions) (*Info, error) {
+func (s *Service) putTx(ctx context.Context, tx storage.Tx, id, project, env, path string, valueFor func(current int) ([]byte, error), opts PutOptions) (*Info, error) {
 	now := s.now()
 	cur, exists, err := loadInfo(ctx, tx, id, path, true)
 	if err != nil {
@@ -451,6 +478,9 @@ func (s *Service) putTx(ctx context.Context, tx storage.Tx, id, path string, val
 	}
 	// Versions past the retention are removed, ciphertext and all.
 	if _, err := tx.Exec(ctx, `DELETE FROM secret_versions WHERE env_id = $1 AND path = $2 AND version < $3`, id, path, info.OldestVersion); err != nil {
+		return nil, err
+	}
+	if err := appendChange(ctx, tx, project, env, path); err != nil {
 		return nil, err
 	}
 	if err := runAuditVersion(ctx, tx, opts.Audit, v); err != nil {
@@ -592,9 +622,10 @@ func (s *Service) Rollback(ctx context.Context, project, env, path string, to in
 		} else if !ok {
 			return fmt.Errorf("%s: %w", path, ErrNotFound)
 		}
-		info, err = s.putTx(ctx, tx, id, path, func(int) ([]byte, error) { return s.openVersion(ctx, tx, id, path, to) }, opts)
+		info, err = s.putTx(ctx, tx, id, project, env, path, func(int) ([]byte, error) { return s.openVersion(ctx, tx, id, path, to) }, opts)
 		return err
 	})
+	s.notify(err, project, env, path)
 	return info, err
 }
 
@@ -612,7 +643,7 @@ func (s *Service) setDeleted(ctx context.Context, project, env, path string, del
 	if err := ValidatePath(path); err != nil {
 		return err
 	}
-	return s.store.Write(ctx, func(tx storage.Tx) error {
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
 		id, err := envID(ctx, tx, project, env)
 		if err != nil {
 			return err
@@ -634,8 +665,13 @@ func (s *Service) setDeleted(ctx context.Context, project, env, path string, del
 			}
 			// Already in the wanted state: idempotent.
 		}
+		if err := appendChange(ctx, tx, project, env, path); err != nil {
+			return err
+		}
 		return runAudit(ctx, tx, audit)
 	})
+	s.notify(err, project, env, path)
+	return err
 }
 
 // Destroy wipes the ciphertext of the given versions (all versions when
@@ -650,7 +686,7 @@ func (s *Service) Destroy(ctx context.Context, project, env, path string, versio
 			return fmt.Errorf("%w: version must be positive", ErrInvalid)
 		}
 	}
-	return s.store.Write(ctx, func(tx storage.Tx) error {
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
 		id, err := envID(ctx, tx, project, env)
 		if err != nil {
 			return err
@@ -678,8 +714,13 @@ func (s *Service) Destroy(ctx context.Context, project, env, path string, versio
 				return fmt.Errorf("%s version %d: %w", path, v, ErrVersionNotFound)
 			}
 		}
+		if err := appendChange(ctx, tx, project, env, path); err != nil {
+			return err
+		}
 		return runAudit(ctx, tx, audit)
 	})
+	s.notify(err, project, env, path)
+	return err
 }
 
 // prefixRange returns [lo, hi) covering every path below prefix ("" = all).

@@ -337,3 +337,49 @@ func FuzzValidatePath(f *testing.F) {
 		}
 	})
 }
+
+// Every change of what the current value reads as appends EventChange in its
+// transaction and, once committed, calls Options.Changed; failed changes do
+// neither.
+func TestChangesAreAnnounced(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		ctx := t.Context()
+		var got []string
+		s := New(st, newBarrier(t), Options{Changed: func(p, e, path string) { got = append(got, p+"/"+e+"/"+path) }})
+		if _, err := s.CreateProject(ctx, "pay", "user:alice", nil); err != nil {
+			t.Fatal(err)
+		}
+		countEvents := func() int {
+			var n int
+			if err := st.Read(ctx, func(tx storage.Tx) error {
+				return tx.QueryRow(ctx, `SELECT COUNT(*) FROM events WHERE kind = $1 AND key = $2`, EventChange, "pay/dev/k").Scan(&n)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		steps := []func() error{
+			func() error { _, err := s.Put(ctx, "pay", "dev", "k", []byte("v1"), PutOptions{}); return err },
+			func() error { _, err := s.Put(ctx, "pay", "dev", "k", []byte("v2"), PutOptions{}); return err },
+			func() error { _, err := s.Rollback(ctx, "pay", "dev", "k", 1, PutOptions{}); return err },
+			func() error { return s.Delete(ctx, "pay", "dev", "k", "x", nil) },
+			func() error { return s.Undelete(ctx, "pay", "dev", "k", "x", nil) },
+			func() error { return s.Destroy(ctx, "pay", "dev", "k", []int{1}, nil) },
+		}
+		for i, step := range steps {
+			if err := step(); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			if len(got) != i+1 || got[i] != "pay/dev/k" || countEvents() != i+1 {
+				t.Fatalf("after step %d: changed %v, %d events", i, got, countEvents())
+			}
+		}
+		// A refused change announces nothing.
+		if _, err := s.Put(ctx, "pay", "dev", "k", []byte("v"), PutOptions{CAS: intp(1)}); err == nil {
+			t.Fatal("stale CAS accepted")
+		}
+		if len(got) != len(steps) || countEvents() != len(steps) {
+			t.Fatalf("a failed write was announced: %v, %d events", got, countEvents())
+		}
+	})
+}

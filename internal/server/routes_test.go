@@ -32,7 +32,7 @@ var openRoutes = []string{
 func concretePath(pattern string) (method, path string) {
 	method, path, _ = strings.Cut(pattern, " ")
 	r := strings.NewReplacer("{project}", "p1", "{env}", "dev", "{path...}", "db/password",
-		"{name}", "n1", "{accessor}", "acc1", "{version}", "1", "{id}", "key_00000000000000000000")
+		"{name}", "n1", "{accessor}", "acc1", "{version}", "1", "{id}", "key_00000000000000000000", "{integration}", "n1")
 	path = r.Replace(path)
 	if strings.HasSuffix(path, "/diff") {
 		path += "?a=dev&b=prod"

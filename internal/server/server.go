@@ -24,6 +24,7 @@ import (
 	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/gateway"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/monitor"
@@ -63,6 +64,10 @@ type Node struct {
 
 	// Set in dev mode once initialised and unsealed.
 	devRootToken string
+
+	// The gateway (gateway.go).
+	integrations *gateway.Service
+	proxy        *gateway.Proxy
 }
 
 // Options are what a caller of New supplies beyond the config.
@@ -121,6 +126,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	httpapi.MapPolicyErrors(errs)
 	httpapi.MapUsageErrors(errs)
 	httpapi.MapKeyErrors(errs)
+	httpapi.MapGatewayErrors(errs)
 
 	sink := opts.AuditSink
 	if cfg.AuditFile != "" && sink == nil {
@@ -144,7 +150,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 
 	n.policies = policy.NewService(n.store)
 	authz := policyAuthz{svc: n.policies}
-	n.secrets = secret.New(n.store, n.barrier, secret.Options{})
+	n.secrets = secret.New(n.store, n.barrier, secret.Options{Changed: n.secretChanged})
+	n.startGateway()
 	n.tokens = token.New(n.store, n.barrier, token.Options{MaxTTL: identity.MaxTokenTTL})
 	n.tokens.OnFill = func(t *token.Token) { t.Ext = callerOf(t) }
 	n.keyLimiter = ratelimit.New(ratelimit.Options{})
@@ -194,6 +201,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage}).Routes()...)
 	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop}).Routes()...)
 	routes = append(routes, (&httpapi.Keys{Svc: n.apikeys, Authz: authz, Audit: aud}).Routes()...)
+	routes = append(routes, n.gatewayRoutes(authz, aud, errs)...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
 	n.api = httpapi.New(httpapi.Deps{
 		Log:          log,
@@ -239,6 +247,8 @@ func (n *Node) afterUnseal(ctx context.Context) error {
 func (n *Node) afterSeal() {
 	n.tokens.Purge()
 	n.apikeys.Purge()
+	n.integrations.Purge()
+	n.proxy.Purge()
 }
 
 // apiKeyRetention is how long an expired or revoked API key stays listed
@@ -259,6 +269,7 @@ func (n *Node) closeEarly() {
 func (n *Node) handleEvent(e events.Event) {
 	n.tokens.HandleEvent(e)
 	n.apikeys.HandleEvent(e)
+	n.gatewayEvent(e)
 	if e.Kind == eventPolicyChange {
 		if err := n.policies.Load(context.Background()); err != nil {
 			n.log.Error("reloading policies after a change on another node failed", "err", err)
@@ -286,6 +297,7 @@ func (n *Node) Close() error {
 	n.barrier.Seal()
 	n.tokens.Purge()
 	n.apikeys.Purge()
+	n.proxy.Purge()
 	if n.auditFile != nil {
 		n.auditFile.Close()
 	}

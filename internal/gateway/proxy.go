@@ -1,0 +1,494 @@
+package gateway
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Errors of a call through the proxy. Messages are written to be shown to
+// the caller; none carries a secret.
+var (
+	ErrBadPath          = errors.New("invalid gateway path")
+	ErrPathNotAllowed   = errors.New("the integration does not allow this path")
+	ErrMethodNotAllowed = errors.New("the integration does not allow this method")
+	ErrBadHeader        = errors.New("a request header value holds CR, LF or NUL")
+	ErrBadQuery         = errors.New("invalid query string")
+	ErrTooLarge         = errors.New("request body exceeds the integration's limit")
+	// ErrSecretUnavailable: the integration's secret cannot be read, or its
+	// value cannot be injected (empty, or control characters in a header).
+	ErrSecretUnavailable = errors.New("the integration's secret is unavailable")
+	// ErrUpstreamUnavailable: no response from the upstream (refused,
+	// reset, TLS failure, blocked address).
+	ErrUpstreamUnavailable = errors.New("the upstream could not be reached")
+	// ErrUpstreamTimeout: the upstream did not answer within the
+	// integration's timeout.
+	ErrUpstreamTimeout = errors.New("the upstream did not answer in time")
+)
+
+// SecretSource reads the current value of a secret and its version. The
+// server implements it with the secret store.
+type SecretSource interface {
+	Current(ctx context.Context, project, env, path string) (value []byte, version int, err error)
+}
+
+// Proxy forwards calls to integrations, injecting their credentials.
+type Proxy struct {
+	svc     *Service
+	src     SecretSource
+	strict  *http.Transport // refuses blocked addresses at dial time
+	private *http.Transport // for integrations with allow_private
+
+	mu      sync.RWMutex
+	secrets map[string]*secretEntry // by PROJECT/ENV/PATH
+	gen     uint64                  // bumped by every invalidation
+}
+
+type secretEntry struct {
+	value   string
+	version int
+}
+
+// credential is what an integration injects for one secret value, with
+// every form of it that must never appear in a response header.
+type credential struct {
+	entry   *secretEntry
+	value   string   // header value, or the query value
+	needles []string // raw, header form, base64 and URL-escaped forms
+}
+
+// NewProxy returns a Proxy over the integrations of svc, resolving secrets
+// through src.
+func NewProxy(svc *Service, src SecretSource, o TransportOptions) *Proxy {
+	return &Proxy{
+		svc: svc, src: src,
+		strict:  newTransport(false, o),
+		private: newTransport(true, o),
+		secrets: map[string]*secretEntry{},
+	}
+}
+
+// SecretChanged drops the cached value of the secret PROJECT/ENV/PATH: the
+// next call reads it again.
+func (p *Proxy) SecretChanged(ref string) {
+	p.mu.Lock()
+	delete(p.secrets, ref)
+	p.gen++
+	p.mu.Unlock()
+}
+
+// Purge drops every cached secret value (on seal) and idle connections.
+func (p *Proxy) Purge() {
+	p.mu.Lock()
+	clear(p.secrets)
+	p.gen++
+	p.mu.Unlock()
+	p.strict.CloseIdleConnections()
+	p.private.CloseIdleConnections()
+}
+
+// Close releases idle upstream connections.
+func (p *Proxy) Close() {
+	p.strict.CloseIdleConnections()
+	p.private.CloseIdleConnections()
+}
+
+// secret returns the current value of c's secret, from memory while no
+// change was announced.
+func (p *Proxy) secret(ctx context.Context, c *compiled) (*secretEntry, error) {
+	ref := c.in.Secret
+	p.mu.RLock()
+	e, gen := p.secrets[ref], p.gen
+	p.mu.RUnlock()
+	if e != nil {
+		return e, nil
+	}
+	v, version, err := p.src.Current(ctx, c.project, c.env, c.spath)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSecretUnavailable, err)
+	}
+	e = &secretEntry{value: string(v), version: version}
+	clear(v)
+	p.mu.Lock()
+	if p.gen == gen {
+		p.secrets[ref] = e
+	}
+	p.mu.Unlock()
+	return e, nil
+}
+
+// credential returns what c injects, computed once per secret value.
+func (p *Proxy) credential(ctx context.Context, c *compiled) (*credential, error) {
+	e, err := p.secret(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if cr := c.cred.Load(); cr != nil && cr.entry == e {
+		return cr, nil
+	}
+	// Surrounding whitespace (a trailing newline from `echo`) is never part
+	// of an API key; control characters inside cannot travel in a header.
+	secret := strings.Trim(e.value, " \t\r\n")
+	if secret == "" {
+		return nil, fmt.Errorf("%w: its value is empty", ErrSecretUnavailable)
+	}
+	for i := 0; i < len(secret); i++ {
+		if ch := secret[i]; ch < 0x20 && ch != '\t' || ch == 0x7f {
+			return nil, fmt.Errorf("%w: its value holds control characters", ErrSecretUnavailable)
+		}
+	}
+	cr := &credential{entry: e, value: c.inject.value(secret)}
+	add := func(s string) {
+		for _, n := range cr.needles {
+			if n == s {
+				return
+			}
+		}
+		cr.needles = append(cr.needles, s)
+	}
+	add(secret)
+	add(url.QueryEscape(secret))
+	add(url.PathEscape(secret))
+	if c.inject.Kind == InjectBasic {
+		add(strings.TrimPrefix(cr.value, "Basic "))
+	}
+	add(base64.StdEncoding.EncodeToString([]byte(secret)))
+	c.cred.Store(cr)
+	return cr, nil
+}
+
+// Call describes a forwarded call for the audit log: never a body, never
+// the credential.
+type Call struct {
+	Status   int   // status sent to the caller (0 when the proxy wrote nothing)
+	BytesIn  int64 // request body bytes read from the caller
+	BytesOut int64 // response body bytes written to the caller
+	// Wrote is set once the response status is out: an error after that
+	// cannot be reported to the caller, and the connection should be
+	// aborted so a truncated body is not taken for a whole one.
+	Wrote bool
+}
+
+// Forward sends r to the integration name at the escaped path below it
+// (e.g. "/v1/users/42") and streams the answer to w. Until Call.Wrote is
+// set, an error means nothing was written and the caller renders it.
+// The caller has authenticated and authorised r; Forward checks it against
+// the integration's methods, paths and body limit.
+func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPath string) (Call, error) {
+	var call Call
+	c, err := p.svc.lookup(r.Context(), name)
+	if err != nil {
+		return call, err
+	}
+	if !c.allowsMethod(r.Method) {
+		w.Header().Set("Allow", strings.Join(c.methods, ", "))
+		return call, fmt.Errorf("%w: %s (allowed: %s)", ErrMethodNotAllowed, r.Method, strings.Join(c.methods, ", "))
+	}
+	path, err := ParsePath(escapedPath)
+	if err != nil {
+		return call, err
+	}
+	if !c.allowsPath(path.Segs) {
+		return call, ErrPathNotAllowed
+	}
+	if r.ContentLength > c.maxBody {
+		return call, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, r.ContentLength, c.maxBody)
+	}
+	query := r.URL.RawQuery
+	for i := 0; i < len(query); i++ {
+		if ch := query[i]; ch <= 0x20 || ch == 0x7f {
+			return call, fmt.Errorf("%w: control character or space", ErrBadQuery)
+		}
+	}
+	header, err := forwardHeader(r.Header)
+	if err != nil {
+		return call, err
+	}
+	cr, err := p.credential(r.Context(), c)
+	if err != nil {
+		return call, err
+	}
+	// Inject last: nothing the caller sent (a same-named header, a
+	// "Connection: Authorization") can remove or replace it.
+	switch c.inject.Kind {
+	case InjectHeader, InjectBasic:
+		name := c.inject.Name
+		if c.inject.Kind == InjectBasic {
+			name = "Authorization"
+		}
+		header[name] = []string{cr.value}
+	case InjectQuery:
+		if query, err = withParam(query, c.inject.Name, cr.value); err != nil {
+			return call, err
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
+	defer cancel()
+	body := &bodyReader{r: r.Body, limit: c.maxBody}
+	out := &http.Request{
+		Method: r.Method,
+		URL: &url.URL{Scheme: c.scheme, Host: c.host, Path: c.basePath + decodedPath(path),
+			RawPath: c.baseRaw + path.Escaped, RawQuery: query},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        header,
+		Host:          c.host,
+		ContentLength: r.ContentLength,
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		out.Body = body
+	}
+	out = out.WithContext(ctx)
+	t := p.strict
+	if c.in.AllowPrivate {
+		t = p.private
+	}
+	resp, err := t.RoundTrip(out)
+	call.BytesIn = body.n.Load()
+	if body.exceeded.Load() {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return call, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, c.maxBody)
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrAddressBlocked):
+			return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, ErrAddressBlocked)
+		case r.Context().Err() != nil:
+			return call, r.Context().Err() // the caller went away
+		case ctx.Err() != nil:
+			return call, fmt.Errorf("%w (timeout %s)", ErrUpstreamTimeout, c.timeout)
+		}
+		return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, scrubErr(err))
+	}
+	defer resp.Body.Close()
+
+	copyResponseHeader(w.Header(), resp.Header, c.strip, cr.needles)
+	w.WriteHeader(resp.StatusCode)
+	call.Status, call.Wrote = resp.StatusCode, true
+	n, err := copyBody(w, resp.Body, resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
+	call.BytesOut = n
+	call.BytesIn = body.n.Load()
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return call, fmt.Errorf("%w (timeout %s) while streaming the response", ErrUpstreamTimeout, c.timeout)
+		}
+		return call, err
+	}
+	return call, nil
+}
+
+// scrubErr keeps what an error says about the network but drops the URL a
+// *url.Error would print (its query may hold the injected credential).
+func scrubErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func decodedPath(p Path) string {
+	if len(p.Segs) == 0 {
+		return "/"
+	}
+	var b strings.Builder
+	for _, s := range p.Segs {
+		b.WriteByte('/')
+		b.WriteString(s)
+	}
+	if strings.HasSuffix(p.Escaped, "/") {
+		b.WriteByte('/')
+	}
+	return b.String()
+}
+
+// bodyReader counts the request body and stops it past the limit.
+type bodyReader struct {
+	r        io.Reader
+	limit    int64
+	n        atomic.Int64
+	exceeded atomic.Bool
+}
+
+var errBodyTooLarge = errors.New("gateway: request body too large")
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	left := b.limit - b.n.Load()
+	if int64(len(p)) > left+1 {
+		p = p[:left+1]
+	}
+	n, err := b.r.Read(p)
+	total := b.n.Add(int64(n))
+	if total > b.limit {
+		b.exceeded.Store(true)
+		return 0, errBodyTooLarge
+	}
+	return n, err
+}
+
+// Close leaves the caller's body to the server.
+func (b *bodyReader) Close() error { return nil }
+
+// dropRequest reports whether a request header stays with keyward: the
+// caller's credentials and keyward's own headers, hop-by-hop headers, and
+// forwarding claims the caller could forge.
+func dropRequest(k string) bool {
+	switch k {
+	case "Authorization", "Proxy-Authorization", "Cookie", "Dpop",
+		"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Expect", "Host", "Content-Length", "Forwarded", "X-Real-Ip":
+		return true
+	}
+	return strings.HasPrefix(k, "X-Keyward-") || strings.HasPrefix(k, "Proxy-") || strings.HasPrefix(k, "X-Forwarded-")
+}
+
+// dropResponse: hop-by-hop response headers, and the upstream's request id
+// (keyward's X-Request-Id names the call).
+func dropResponse(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "X-Request-Id":
+		return true
+	}
+	return strings.HasPrefix(k, "Proxy-")
+}
+
+// connectionTokens are the header names listed in Connection, which the
+// sender marks as hop-by-hop.
+func connectionTokens(h http.Header) map[string]bool {
+	vs := h["Connection"]
+	if len(vs) == 0 {
+		return nil
+	}
+	m := map[string]bool{}
+	for _, v := range vs {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				m[textproto.CanonicalMIMEHeaderKey(f)] = true
+			}
+		}
+	}
+	return m
+}
+
+// forwardHeader copies the request headers that go upstream, refusing
+// values with CR, LF or NUL.
+func forwardHeader(src http.Header) (http.Header, error) {
+	conn := connectionTokens(src)
+	out := make(http.Header, len(src)+1)
+	for k, vs := range src {
+		if dropRequest(k) || conn[k] {
+			continue
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return nil, fmt.Errorf("%w (header %s)", ErrBadHeader, printable(k))
+			}
+		}
+		out[k] = vs
+	}
+	if _, ok := out["User-Agent"]; !ok {
+		out["User-Agent"] = []string{""} // no Go default
+	}
+	return out, nil
+}
+
+// copyResponseHeader copies the upstream's headers to dst, except hop-by-hop
+// ones, the integration's strip list, and every header one of whose values
+// holds a form of the credential.
+func copyResponseHeader(dst, src http.Header, strip, needles []string) {
+	conn := connectionTokens(src)
+next:
+	for k, vs := range src {
+		if dropResponse(k) || conn[k] {
+			continue
+		}
+		for _, s := range strip {
+			if s == k {
+				continue next
+			}
+		}
+		for _, v := range vs {
+			for _, n := range needles {
+				if strings.Contains(v, n) {
+					continue next
+				}
+			}
+		}
+		dst[k] = vs
+	}
+}
+
+// withParam sets the query parameter name to value: the caller's own
+// values for it are removed (however they encoded the name), the rest of
+// the query is kept as sent.
+func withParam(raw, name, value string) (string, error) {
+	if strings.Contains(raw, ";") {
+		// Some servers split on ';' too: a caller could smuggle a second
+		// value of the parameter past the check below.
+		return "", fmt.Errorf("%w: ';' is not allowed in the query of an integration that injects a query parameter", ErrBadQuery)
+	}
+	var b strings.Builder
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, _, _ := strings.Cut(part, "=")
+		uk, err := url.QueryUnescape(k)
+		if err != nil {
+			return "", fmt.Errorf("%w: invalid percent-encoding in a parameter name", ErrBadQuery)
+		}
+		if uk == name {
+			continue
+		}
+		b.WriteString(part)
+		b.WriteByte('&')
+	}
+	b.WriteString(url.QueryEscape(name))
+	b.WriteByte('=')
+	b.WriteString(url.QueryEscape(value))
+	return b.String(), nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody streams src to w, flushing after every write when flush is set
+// (unknown length, server-sent events).
+func copyBody(w http.ResponseWriter, src io.Reader, flush bool) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var fl http.Flusher
+	if flush {
+		fl, _ = w.(http.Flusher)
+	}
+	var total int64
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}

@@ -1,0 +1,373 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward/internal/gateway"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Error codes of the gateway's upstream failures.
+const (
+	CodeBadGateway     = "bad_gateway"
+	CodeGatewayTimeout = "gateway_timeout"
+)
+
+// GatewayLimiter is asked before each proxied call (per-integration rate
+// limits and quotas). Allow returns nil to let the call through, or the
+// error to answer with, typically an *Error with status 429 and RetryAfter.
+type GatewayLimiter interface {
+	Allow(r *http.Request, integration string) error
+}
+
+// DefaultMaxPendingAudits bounds the audit entries of finished proxied
+// calls that are not written yet (Gateway.MaxPendingAudits).
+const DefaultMaxPendingAudits = 4096
+
+// Gateway serves the integration routes and the proxy route.
+type Gateway struct {
+	Svc   *gateway.Service
+	Proxy *gateway.Proxy
+	Authz Authorizer
+	Audit Auditor // nil: changes are audited by the edge after the fact; calls are not audited
+	// AuditHealthy reports the audit log's state; while it returns an
+	// error, proxied calls are refused with 503 before they start.
+	AuditHealthy func() error
+	// Limiter, when set, is asked before every proxied call; nil: no limit.
+	Limiter GatewayLimiter
+	// Errors translates errors of the proxy route (which writes its own
+	// response); nil: a mapper with the gateway's errors.
+	Errors *ErrorMapper
+	Log    *slog.Logger
+	// MaxPendingAudits bounds the entries of finished calls waiting to be
+	// written; a new call waits for room before it starts
+	// (DefaultMaxPendingAudits when 0).
+	MaxPendingAudits int
+
+	once    sync.Once
+	pending chan struct{}
+}
+
+// MapGatewayErrors registers the gateway package's errors.
+func MapGatewayErrors(m *ErrorMapper) {
+	m.Map(gateway.ErrInvalid, http.StatusBadRequest, CodeInvalidArgument, "")
+	m.Map(gateway.ErrNotFound, http.StatusNotFound, CodeNotFound, "")
+	m.Map(gateway.ErrExists, http.StatusConflict, CodeConflict, "")
+	m.Map(gateway.ErrBadPath, http.StatusBadRequest, CodeInvalidArgument, "")
+	m.Map(gateway.ErrBadHeader, http.StatusBadRequest, CodeInvalidArgument, "")
+	m.Map(gateway.ErrBadQuery, http.StatusBadRequest, CodeInvalidArgument, "")
+	m.Map(gateway.ErrPathNotAllowed, http.StatusForbidden, CodePermissionDenied, "")
+	m.Map(gateway.ErrMethodNotAllowed, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "")
+	m.Map(gateway.ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge, "")
+	// Fixed messages: the causes name internal addresses and secret paths.
+	m.Map(gateway.ErrSecretUnavailable, http.StatusBadGateway, CodeBadGateway, "the integration's secret is unavailable (see the server log)")
+	m.Map(gateway.ErrAddressBlocked, http.StatusBadGateway, CodeBadGateway, gateway.ErrAddressBlocked.Error())
+	m.Map(gateway.ErrUpstreamUnavailable, http.StatusBadGateway, CodeBadGateway, "the upstream could not be reached")
+	m.Map(gateway.ErrUpstreamTimeout, http.StatusGatewayTimeout, CodeGatewayTimeout, "")
+}
+
+// IntegrationRequest is the body of a create or update.
+type IntegrationRequest struct {
+	Name                 string           `json:"name"`
+	Upstream             string           `json:"upstream"`
+	Secret               string           `json:"secret"`
+	Inject               string           `json:"inject"`
+	Methods              []string         `json:"methods,omitempty"`
+	Paths                []string         `json:"paths,omitempty"`
+	Timeout              gateway.Duration `json:"timeout,omitempty"`
+	MaxBodyBytes         int64            `json:"max_body_bytes,omitempty"`
+	StripResponseHeaders []string         `json:"strip_response_headers,omitempty"`
+	AllowPrivate         bool             `json:"allow_private,omitempty"`
+}
+
+func (in *IntegrationRequest) integration() gateway.Integration {
+	return gateway.Integration{
+		Name: in.Name, Upstream: in.Upstream, Secret: in.Secret, Inject: in.Inject, Methods: in.Methods, Paths: in.Paths,
+		Timeout: in.Timeout, MaxBodyBytes: in.MaxBodyBytes, StripResponseHeaders: in.StripResponseHeaders, AllowPrivate: in.AllowPrivate,
+	}
+}
+
+// IntegrationResource is the policy resource of an integration.
+func IntegrationResource(name string) string { return "integrations/" + name }
+
+func integrationRes(r *http.Request) (string, error) {
+	name := r.PathValue("name")
+	if name == "" {
+		name = r.PathValue("integration")
+	}
+	if err := gateway.ValidateName(name); err != nil {
+		return "", err
+	}
+	return IntegrationResource(name), nil
+}
+
+// createRes authorises a create on the integration named in the body; the
+// body is read (within the edge's limit) and put back for the handler. A
+// body without a valid name is authorised on "integrations" and refused
+// by the handler.
+func createRes(r *http.Request) (string, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return "", err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var peek struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(body, &peek) == nil && gateway.ValidateName(peek.Name) == nil {
+		return IntegrationResource(peek.Name), nil
+	}
+	return "integrations", nil
+}
+
+func (h *Gateway) auditFn(r *http.Request, status int) gateway.AuditFunc {
+	if h.Audit == nil {
+		return nil
+	}
+	return func(ctx context.Context, tx storage.Tx) error {
+		return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, status))
+	}
+}
+
+func (h *Gateway) done(r *http.Request) {
+	if h.Audit != nil {
+		MarkAudited(r.Context())
+	}
+}
+
+// checkSecret refuses an integration whose secret the caller may not read:
+// whoever sets an integration's upstream decides where that secret is sent.
+func (h *Gateway) checkSecret(r *http.Request, ref string) error {
+	project, env, path, err := gateway.ParseSecretRef(ref)
+	if err != nil {
+		return err
+	}
+	AddAuditDetail(r.Context(), "secret", ref)
+	res := SecretResource(project, env, path)
+	if ok, reason := h.Authz.Decide(CallerFrom(r.Context()), "read", res); !ok {
+		return &Error{Status: http.StatusForbidden, Code: CodePermissionDenied,
+			Message: "permission denied: an integration may use only a secret its author may read (read on " + res + ")", Err: errors.New(reason)}
+	}
+	return nil
+}
+
+// Routes returns the integration routes and the proxy routes.
+func (h *Gateway) Routes() []Route {
+	routes := []Route{
+		{
+			Pattern: "POST /v1/integrations", Action: "write", Resource: createRes,
+			Summary: "Create an integration: {\"name\", \"upstream\", \"secret\": \"P/E/PATH\", \"inject\", \"methods\", \"paths\", \"timeout\", \"max_body_bytes\", \"strip_response_headers\", \"allow_private\"}; needs read on the secret.",
+			Handle: func(r *http.Request) (int, any, error) {
+				var in IntegrationRequest
+				if err := decode(r, &in); err != nil {
+					return 0, nil, err
+				}
+				if err := gateway.ValidateName(in.Name); err != nil {
+					return 0, nil, err
+				}
+				if err := h.checkSecret(r, in.Secret); err != nil {
+					return 0, nil, err
+				}
+				out, err := h.Svc.Create(r.Context(), in.integration(), caller(r), h.auditFn(r, http.StatusCreated))
+				if err != nil {
+					return 0, nil, err
+				}
+				h.done(r)
+				return http.StatusCreated, out, nil
+			},
+		},
+		{
+			Pattern: "GET /v1/integrations", Action: "list", Resource: static("integrations"),
+			Summary: "List integrations (those the caller may list).",
+			Handle: func(r *http.Request) (int, any, error) {
+				all, err := h.Svc.List(r.Context())
+				if err != nil {
+					return 0, nil, err
+				}
+				c := CallerFrom(r.Context())
+				out := []gateway.Integration{}
+				for _, in := range all {
+					if ok, _ := h.Authz.Decide(c, "list", IntegrationResource(in.Name)); ok {
+						out = append(out, in)
+					}
+				}
+				return http.StatusOK, map[string]any{"integrations": out}, nil
+			},
+		},
+		{
+			Pattern: "GET /v1/integrations/{name}", Action: "read", Resource: integrationRes,
+			Summary: "Read an integration's settings (never the secret's value).",
+			Handle: func(r *http.Request) (int, any, error) {
+				in, err := h.Svc.Get(r.Context(), r.PathValue("name"))
+				if err != nil {
+					return 0, nil, err
+				}
+				return http.StatusOK, in, nil
+			},
+		},
+		{
+			Pattern: "PUT /v1/integrations/{name}", Action: "write", Resource: integrationRes,
+			Summary: "Replace an integration's settings (same body as create; name optional); needs read on the secret.",
+			Handle: func(r *http.Request) (int, any, error) {
+				var in IntegrationRequest
+				if err := decode(r, &in); err != nil {
+					return 0, nil, err
+				}
+				name := r.PathValue("name")
+				if in.Name != "" && in.Name != name {
+					return 0, nil, Invalid("the body's name %q differs from the name in the path %q", truncate(in.Name, 64), name)
+				}
+				in.Name = name
+				if err := h.checkSecret(r, in.Secret); err != nil {
+					return 0, nil, err
+				}
+				out, err := h.Svc.Update(r.Context(), in.integration(), caller(r), h.auditFn(r, http.StatusOK))
+				if err != nil {
+					return 0, nil, err
+				}
+				h.done(r)
+				return http.StatusOK, out, nil
+			},
+		},
+		{
+			Pattern: "DELETE /v1/integrations/{name}", Action: "delete", Resource: integrationRes,
+			Summary: "Delete an integration; calls through it stop at once.",
+			Handle: func(r *http.Request) (int, any, error) {
+				if err := h.Svc.Delete(r.Context(), r.PathValue("name"), h.auditFn(r, http.StatusNoContent)); err != nil {
+					return 0, nil, err
+				}
+				h.done(r)
+				return http.StatusNoContent, nil, nil
+			},
+		},
+	}
+	for _, m := range gateway.Methods {
+		routes = append(routes, Route{
+			Pattern: m + " /v1/gateway/{integration}/{path...}", Action: "proxy", Resource: integrationRes,
+			Raw: h.serveProxy, OwnBodyLimit: true,
+			Summary: "Call the integration's upstream at {path} with its credential injected; streams both ways.",
+		})
+	}
+	return routes
+}
+
+func (h *Gateway) init() {
+	h.once.Do(func() {
+		n := h.MaxPendingAudits
+		if n <= 0 {
+			n = DefaultMaxPendingAudits
+		}
+		h.pending = make(chan struct{}, n)
+		if h.Errors == nil {
+			h.Errors = NewErrorMapper()
+			MapGatewayErrors(h.Errors)
+		}
+		if h.Log == nil {
+			h.Log = slog.New(slog.DiscardHandler)
+		}
+	})
+}
+
+// auditWait is how long a call waits for room among the pending audit
+// entries before it is refused.
+const auditWait = 5 * time.Second
+
+// serveProxy forwards one call. Its audit entry (method, path, status,
+// latency, bytes; never a body or a credential) is appended after the call
+// finished, from a goroutine, so the connection is not held for the
+// group commit; the call waited for room for that entry before it started,
+// and no call starts while the audit log is failing (fail closed).
+func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
+	h.init()
+	ctx := r.Context()
+	name := r.PathValue("integration")
+	if h.AuditHealthy != nil {
+		if err := h.AuditHealthy(); err != nil {
+			h.Log.Error("audit log unhealthy; refusing a gateway call", "request_id", RequestID(ctx), "err", err)
+			renderError(w, r, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "the audit log cannot be written; request refused"))
+			return
+		}
+	}
+	select {
+	case h.pending <- struct{}{}:
+	default:
+		t := time.NewTimer(auditWait)
+		select {
+		case h.pending <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			renderError(w, r, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "the audit log is behind; request refused"))
+			return
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+	release := func() { <-h.pending }
+
+	var call gateway.Call
+	var err error
+	if h.Limiter != nil {
+		err = h.Limiter.Allow(r, name)
+	}
+	rest := proxyPath(r.URL.EscapedPath())
+	if err == nil {
+		call, err = h.Proxy.Forward(w, r, name, rest)
+	}
+	status := call.Status
+	switch {
+	case err == nil:
+	case call.Wrote:
+		AddAuditDetail(ctx, "error", "response interrupted")
+		h.Log.Warn("gateway response interrupted", "request_id", RequestID(ctx), "integration", name, "err", err)
+	case ctx.Err() != nil:
+		status = 499 // the caller went away; nothing to write
+	default:
+		he := h.Errors.Translate(err)
+		status = he.Status
+		if status >= 500 {
+			h.Log.Error("gateway call failed", "request_id", RequestID(ctx), "integration", name, "err", err)
+		}
+		renderError(w, r, he)
+	}
+	AddAuditDetail(ctx, "method", r.Method)
+	AddAuditDetail(ctx, "path", truncate(rest, 512))
+	AddAuditDetail(ctx, "bytes_in", strconv.FormatInt(call.BytesIn, 10))
+	AddAuditDetail(ctx, "bytes_out", strconv.FormatInt(call.BytesOut, 10))
+	ev := AuditEventFor(ctx, r, status)
+	if h.Audit == nil {
+		release()
+	} else {
+		go func() {
+			defer release()
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if aerr := h.Audit.AuditRequest(actx, ev); aerr != nil {
+				h.Log.Error("audit append of a gateway call failed", "request_id", ev.RequestID, "err", aerr)
+			}
+		}()
+	}
+	if err != nil && call.Wrote {
+		// Abort the connection: a body cut short must not look whole.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// proxyPath is the escaped path below /v1/gateway/NAME ("/" at least).
+func proxyPath(escaped string) string {
+	rest := strings.TrimPrefix(escaped, "/v1/gateway/")
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		return rest[i:]
+	}
+	return "/"
+}

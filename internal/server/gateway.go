@@ -1,0 +1,52 @@
+package server
+
+import (
+	"context"
+
+	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/gateway"
+	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/secret"
+)
+
+// secretSource resolves an integration's secret through the secret store.
+type secretSource struct{ svc *secret.Service }
+
+func (s secretSource) Current(ctx context.Context, project, env, path string) ([]byte, int, error) {
+	sec, err := s.svc.Get(ctx, project, env, path, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	return sec.Value, sec.ReadVersion, nil
+}
+
+// secretChanged is the secret store's post-commit hook: the gateway drops
+// the value it cached, so this node's next call uses the new one.
+func (n *Node) secretChanged(project, env, path string) {
+	if n.proxy != nil {
+		n.proxy.SecretChanged(project + "/" + env + "/" + path)
+	}
+}
+
+// startGateway builds the integration store and the proxy.
+func (n *Node) startGateway() {
+	n.integrations = gateway.NewService(n.store, nil)
+	n.proxy = gateway.NewProxy(n.integrations, secretSource{svc: n.secrets}, gateway.TransportOptions{})
+}
+
+// gatewayEvent applies another node's (or this node's) change of an
+// integration or of a secret an integration may have cached.
+func (n *Node) gatewayEvent(e events.Event) {
+	n.integrations.HandleEvent(e)
+	if e.Kind == secret.EventChange {
+		n.proxy.SecretChanged(e.Key)
+	}
+}
+
+// gatewayRoutes returns the integration and proxy routes.
+func (n *Node) gatewayRoutes(authz httpapi.Authorizer, aud httpapi.Auditor, errs *httpapi.ErrorMapper) []httpapi.Route {
+	return (&httpapi.Gateway{
+		Svc: n.integrations, Proxy: n.proxy, Authz: authz, Audit: aud, Errors: errs, Log: n.log,
+		AuditHealthy: n.auditLog.Healthy,
+	}).Routes()
+}

@@ -1,0 +1,21 @@
+-- Gateway integrations (issue 5): an upstream API, the secret whose value is
+-- injected into calls to it, and what callers may do through it. No secret
+-- value is stored here, only the reference PROJECT/ENV/PATH.
+-- Lists (methods, paths, strip_headers) are JSON arrays of strings.
+-- Times are unix nanoseconds.
+CREATE TABLE integrations (
+    name           TEXT PRIMARY KEY,
+    upstream       TEXT NOT NULL,
+    secret_ref     TEXT NOT NULL,
+    inject         TEXT NOT NULL,
+    methods        TEXT NOT NULL,
+    paths          TEXT NOT NULL,
+    timeout_ms     BIGINT NOT NULL,
+    max_body_bytes BIGINT NOT NULL,
+    strip_headers  TEXT NOT NULL,
+    allow_private  BIGINT NOT NULL,
+    created_at     BIGINT NOT NULL,
+    created_by     TEXT NOT NULL,
+    updated_at     BIGINT NOT NULL,
+    updated_by     TEXT NOT NULL
+);
