@@ -130,8 +130,9 @@ type Deps struct {
 	// TrustedProxies: when the peer is one of these, X-Forwarded-For names the
 	// client and X-Forwarded-Proto the scheme it used.
 	TrustedProxies []netip.Prefix
-	// Usage, when set, counts each request made with an access token
-	// (kind "token", subject its accessor) by response status.
+	// Usage, when set, counts each request made with an access token (kind
+	// "token", subject its accessor) or an API key (kind "key", subject its
+	// id) by response status.
 	Usage func(kind, subject string, status int)
 	// DPoP verifies the proofs of DPoP-bound tokens (nil: bound tokens are
 	// refused). The token endpoint shares it, so a proof is accepted once.
@@ -439,8 +440,8 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 			status = herr.Status
 		}
 	}
-	if a.deps.Usage != nil && s.caller != nil && s.caller.Accessor != "" {
-		a.deps.Usage(monitor.KindToken, s.caller.Accessor, status)
+	if a.deps.Usage != nil {
+		recordCaller(a.deps.Usage, s.caller, status)
 	}
 	if herr != nil {
 		a.writeError(w, r, herr)
@@ -481,6 +482,19 @@ func renderError(w http.ResponseWriter, r *http.Request, e *Error) {
 		w.Header()[k] = v
 	}
 	writeJSON(w, e.Status, errorBody{Error: errorObject{Code: e.Code, Message: e.Message, RequestID: state(r.Context()).id, Details: e.Details}})
+}
+
+// recordCaller counts one request of the caller's credential for usage:
+// an API key by its id, an access token by its accessor.
+func recordCaller(usage func(kind, subject string, status int), c *Caller, status int) {
+	if c == nil || c.Accessor == "" {
+		return
+	}
+	kind := monitor.KindToken
+	if c.AuthMethod == "apikey" {
+		kind = monitor.KindKey
+	}
+	usage(kind, c.Accessor, status)
 }
 
 // WriteError renders err for raw handlers.

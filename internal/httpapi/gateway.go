@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/gateway"
+	"github.com/keyward/keyward/internal/monitor"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -45,6 +46,9 @@ type Gateway struct {
 	AuditHealthy func() error
 	// Limiter, when set, is asked before every proxied call; nil: no limit.
 	Limiter GatewayLimiter
+	// Usage, when set, counts every proxied call for the integration and
+	// for the caller's token or API key, by status.
+	Usage func(kind, subject string, status int)
 	// Errors translates errors of the proxy route (which writes its own
 	// response); nil: a mapper with the gateway's errors.
 	Errors *ErrorMapper
@@ -339,6 +343,10 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 			h.Log.Error("gateway call failed", "request_id", RequestID(ctx), "integration", name, "err", err)
 		}
 		renderError(w, r, he)
+	}
+	if h.Usage != nil {
+		h.Usage(monitor.KindIntegration, name, status)
+		recordCaller(h.Usage, CallerFrom(ctx), status)
 	}
 	AddAuditDetail(ctx, "method", r.Method)
 	AddAuditDetail(ctx, "path", truncate(rest, 512))

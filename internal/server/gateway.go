@@ -47,6 +47,6 @@ func (n *Node) gatewayEvent(e events.Event) {
 func (n *Node) gatewayRoutes(authz httpapi.Authorizer, aud httpapi.Auditor, errs *httpapi.ErrorMapper) []httpapi.Route {
 	return (&httpapi.Gateway{
 		Svc: n.integrations, Proxy: n.proxy, Authz: authz, Audit: aud, Errors: errs, Log: n.log,
-		AuditHealthy: n.auditLog.Healthy,
+		AuditHealthy: n.auditLog.Healthy, Usage: n.usage.Record,
 	}).Routes()
 }

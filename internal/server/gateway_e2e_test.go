@@ -1,0 +1,226 @@
+package server
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/dpop"
+)
+
+// upstream is a third-party API on loopback that records the credential
+// each call carried.
+type upstream struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	auth []string
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.auth = append(u.auth, r.Header.Get("Authorization"))
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"lat":52.52,"lng":13.40,"path":"`+r.URL.Path+`"}`)
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *upstream) seen() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.auth...)
+}
+
+// TestGatewayEndToEnd is issue 5's whole story on one node: the real maps
+// key stays on the server; a phone exchanges its user's ID token for a
+// DPoP-bound token and calls the upstream through the gateway, which
+// injects the key; a stolen token without the device key is useless; a
+// revoked token stops at once; a partner's API key with a quota of 3 makes
+// exactly 3 calls; and every call is counted in usage.
+func TestGatewayEndToEnd(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	up := newUpstream(t)
+	const mapsKey = "maps-upstream-key-7f3a9c" // keyward:allow (test fixture)
+
+	// The operator stores the key and defines the integration.
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "maps"}, nil)
+	if c := call(t, "PUT", u+"/v1/projects/maps/envs/prod/secrets/upstream/api-key", root, map[string]string{"value": mapsKey}, nil); c != 200 && c != 201 {
+		t.Fatalf("put secret = %d", c)
+	}
+	integ := map[string]any{"name": "maps", "upstream": up.srv.URL, "secret": "maps/prod/upstream/api-key",
+		"inject": "header:Authorization=Bearer {{secret}}", "methods": []string{"GET"}, "paths": []string{"/v1/**"}, "allow_private": true}
+	if c := call(t, "POST", u+"/v1/integrations", root, integ, nil); c != 201 {
+		t.Fatalf("create integration = %d", c)
+	}
+
+	// The phone: ID token from the company IdP → exchange with a DPoP proof.
+	idp := newOIDCIssuer(t)
+	setUpMobile(t, u, root, idp)
+	device, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	thief, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tokenURL := u + "/v1/oauth/token"
+	proof := func(k *ecdsa.PrivateKey, method, target, tok string) string {
+		t.Helper()
+		p, err := dpop.NewProof(k, method, target, tok, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ex := post(t, tokenURL, exchangeForm(idp.idToken(t, "alice", 10*time.Minute, nil)), "", proof(device, "POST", tokenURL, ""))
+	at, _ := ex.body["access_token"].(string)
+	if ex.status != 200 || ex.body["token_type"] != "DPoP" {
+		t.Fatalf("exchange = %d %v", ex.status, ex.body)
+	}
+
+	// A DPoP-bound gateway call: the upstream gets the real key, the phone
+	// never sees it.
+	target := u + "/v1/gateway/maps/v1/geocode"
+	res := gatewayCall(t, target+"?q=berlin", "DPoP "+at, proof(device, "GET", target, at))
+	if res.status != 200 || !strings.Contains(res.body, `"path":"/v1/geocode"`) {
+		t.Fatalf("gateway call = %d %s", res.status, res.body)
+	}
+	if seen := up.seen(); len(seen) != 1 || seen[0] != "Bearer "+mapsKey {
+		t.Fatalf("upstream saw %q, want the injected key", seen)
+	}
+	if strings.Contains(res.body, mapsKey) || strings.Contains(strings.Join(flatten(res.header), " "), mapsKey) {
+		t.Fatal("the upstream key reached the client")
+	}
+	// A stolen token is useless without the device key: no proof, a proof
+	// by another key, a replayed proof, a proof for another path.
+	replay := proof(device, "GET", target, at)
+	if res := gatewayCall(t, target, "DPoP "+at, replay); res.status != 200 {
+		t.Fatalf("second call = %d %s", res.status, res.body)
+	}
+	for name, tc := range map[string][2]string{
+		"bearer, no proof":     {"Bearer " + at, ""},
+		"another key's proof":  {"DPoP " + at, proof(thief, "GET", target, at)},
+		"a replayed proof":     {"DPoP " + at, replay},
+		"another path's proof": {"DPoP " + at, proof(device, "GET", u+"/v1/gateway/maps/v1/other", at)},
+	} {
+		if res := gatewayCall(t, target, tc[0], tc[1]); res.status != 401 {
+			t.Errorf("%s: %d, want 401", name, res.status)
+		}
+	}
+	// Paths outside the integration's globs are refused before any upstream call.
+	other := u + "/v1/gateway/maps/admin/keys"
+	if res := gatewayCall(t, other, "DPoP "+at, proof(device, "GET", other, at)); res.status != 403 {
+		t.Errorf("path outside the globs = %d %s, want 403", res.status, res.body)
+	}
+	if n := len(up.seen()); n != 2 {
+		t.Fatalf("upstream got %d calls, want exactly the 2 allowed ones", n)
+	}
+	// Revocation: the next call is refused.
+	if rv := post(t, u+"/v1/oauth/revoke", url.Values{"token": {at}}, "", ""); rv.status != 200 {
+		t.Fatalf("revoke = %d %v", rv.status, rv.body)
+	}
+	if res := gatewayCall(t, target, "DPoP "+at, proof(device, "GET", target, at)); res.status != 401 {
+		t.Fatalf("call after revoke = %d, want 401", res.status)
+	}
+
+	// A partner's API key with a quota of 3: exactly 3 calls go through.
+	var key struct {
+		Key string `json:"key"`
+		ID  string `json:"id"`
+	}
+	if c := call(t, "POST", u+"/v1/projects/maps/envs/prod/keys", root,
+		map[string]any{"name": "partner", "scopes": []string{"integrations/maps"}, "quota": 3}, &key); c != 201 || !strings.HasPrefix(key.Key, "kwk_") {
+		t.Fatalf("create key = %d %+v", c, key)
+	}
+	ok := 0
+	for range 5 {
+		switch res := gatewayCall(t, target, "Bearer "+key.Key, ""); res.status {
+		case 200:
+			ok++
+		case 429:
+		default:
+			t.Fatalf("key call = %d %s", res.status, res.body)
+		}
+	}
+	if ok != 3 {
+		t.Errorf("%d key calls succeeded, want exactly the quota (3)", ok)
+	}
+	// A key can do nothing but proxy.
+	var nosy struct {
+		Key string `json:"key"`
+	}
+	if c := call(t, "POST", u+"/v1/projects/maps/envs/prod/keys", root,
+		map[string]any{"name": "nosy", "scopes": []string{"integrations/maps"}}, &nosy); c != 201 {
+		t.Fatalf("create key = %d", c)
+	}
+	if c, _ := raw(t, "GET", u+"/v1/projects/maps/envs/prod/secrets/upstream/api-key", nosy.Key, "", ""); c != 403 {
+		t.Errorf("key reading the secret = %d, want 403", c)
+	}
+
+	// Usage: per integration, per key, by status.
+	if err := r.node.usage.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, out := raw(t, "GET", u+"/v1/usage?kind=integration&subject=maps", root, "", "")
+	if got := usageCount(out, 200); got != 5 {
+		t.Errorf("integration usage 200 = %d, want 5 (2 phone + 3 key calls); %v", got, out)
+	}
+	_, out = raw(t, "GET", u+"/v1/usage?kind=key&subject="+key.ID, root, "", "")
+	// Calls refused while authenticating (the 429s past the quota) have no
+	// caller yet: they are in the audit log and the HTTP metrics, not here.
+	if got := usageCount(out, 200); got != 3 {
+		t.Errorf("key usage 200 = %d, want 3; %v", got, out)
+	}
+}
+
+type gwResult struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func gatewayCall(t *testing.T, target, authz, proof string) gwResult {
+	t.Helper()
+	req, _ := http.NewRequest("GET", target, nil)
+	req.Header.Set("Authorization", authz)
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return gwResult{resp.StatusCode, resp.Header, string(b)}
+}
+
+func flatten(h http.Header) []string {
+	var out []string
+	for k, vs := range h {
+		for _, v := range vs {
+			out = append(out, k+": "+v)
+		}
+	}
+	return out
+}
+
+func usageCount(out map[string]any, status int) int {
+	n := 0
+	rows, _ := out["usage"].([]any)
+	for _, row := range rows {
+		m, _ := row.(map[string]any)
+		if m["status"] == float64(status) {
+			n += int(m["count"].(float64))
+		}
+	}
+	return n
+}
