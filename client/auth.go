@@ -50,6 +50,10 @@ type TokenInfo struct {
 	ExpiresAt    *time.Time        `json:"expires_at,omitempty"`
 	MaxExpiresAt *time.Time        `json:"max_expires_at,omitempty"`
 	RevokedAt    *time.Time        `json:"revoked_at,omitempty"`
+	// Cnf, on a DPoP-bound token, holds the thumbprint of its key.
+	Cnf *struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf,omitempty"`
 }
 
 // CreateTokenRequest asks for a child of the calling token. Nothing in it

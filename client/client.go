@@ -35,6 +35,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// UserAgent names the caller in audit entries.
 	UserAgent string
+	// DPoP, when set, signs a DPoP proof (RFC 9449) for every request: the
+	// token is sent as "Authorization: DPoP <token>" with a fresh proof, as
+	// a DPoP-bound token requires, and Exchange binds the token it gets.
+	DPoP Prover
 }
 
 // Client calls one keyward server. It is safe for concurrent use.
@@ -43,6 +47,10 @@ type Client struct {
 	token string
 	hc    *http.Client
 	ua    string
+	dpop  Prover
+	// header is added to every request (set on copies, e.g. a token
+	// request's DPoP proof).
+	header http.Header
 }
 
 // New returns a Client. Address and Token default to $KEYWARD_ADDR and
@@ -72,7 +80,7 @@ func New(cfg Config) (*Client, error) {
 	if ua == "" {
 		ua = "keyward-go-client"
 	}
-	return &Client{base: u, token: cfg.Token, hc: hc, ua: ua}, nil
+	return &Client{base: u, token: cfg.Token, hc: hc, ua: ua, dpop: cfg.DPoP}, nil
 }
 
 // Address returns the server's base URL.
@@ -107,7 +115,8 @@ func IsCode(err error, code string) bool {
 	return errors.As(err, &e) && e.Code == code
 }
 
-// do sends a request. in is encoded as JSON (nil: no body; []byte: raw).
+// do sends a request. in is encoded as JSON (nil: no body; []byte: raw
+// YAML; url.Values: a form).
 // out, when not nil, receives the JSON response. Responses with a status in
 // okStatus (default: 2xx) are success.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any, okStatus ...int) (int, error) {
@@ -128,6 +137,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	case []byte:
 		body = bytes.NewReader(v)
 		contentType = "application/yaml"
+	case url.Values:
+		body = strings.NewReader(v.Encode())
+		contentType = "application/x-www-form-urlencoded"
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -145,7 +157,18 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.ua)
-	if c.token != "" {
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	switch {
+	case c.token != "" && c.dpop != nil:
+		proof, err := c.dpop(method, u.String(), c.token)
+		if err != nil {
+			return 0, fmt.Errorf("client: signing a DPoP proof: %w", err)
+		}
+		req.Header.Set("Authorization", "DPoP "+c.token)
+		req.Header.Set("DPoP", proof)
+	case c.token != "":
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
@@ -170,6 +193,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
 			eb.Error.Status = resp.StatusCode
 			return resp.StatusCode, eb.Error
+		}
+		var oe OAuthError // the OAuth endpoints answer RFC 6749 errors
+		if json.Unmarshal(data, &oe) == nil && oe.Code != "" {
+			oe.Status = resp.StatusCode
+			oe.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			return resp.StatusCode, &oe
 		}
 		return resp.StatusCode, &Error{Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
 	}

@@ -39,7 +39,7 @@ not a credential: it can look up, renew and revoke a token, but not use it.`,
   keyward token revoke --accessor 3f2a9c0d1b`,
 	}
 	addGlobals(cmd, g)
-	cmd.AddCommand(tokenCreateCmd(env, g), tokenLookupCmd(env, g), tokenRenewCmd(env, g), tokenRevokeCmd(env, g))
+	cmd.AddCommand(tokenCreateCmd(env, g), tokenLookupCmd(env, g), tokenRenewCmd(env, g), tokenRevokeCmd(env, g), tokenIntrospectCmd(env, g))
 	return cmd
 }
 
@@ -131,6 +131,9 @@ func printTokenInfo(w io.Writer, ti *client.TokenInfo) {
 	}
 	if ti.RevokedAt != nil {
 		line("Revoked", ti.RevokedAt.UTC().Format(time.RFC3339))
+	}
+	if ti.Cnf != nil {
+		line("Bound key", ti.Cnf.JKT+" (DPoP)")
 	}
 }
 
@@ -256,5 +259,66 @@ a second. To revoke the saved token and delete its file, use keyward logout.`,
 		},
 	}
 	cmd.Flags().StringVar(&accessor, "accessor", "", "the accessor of the token to revoke (default: the current token)")
+	return cmd
+}
+
+func tokenIntrospectCmd(env *Env, g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "introspect",
+		Short: "Describe a token read from standard input (OAuth introspection, RFC 7662)",
+		Long: `Describe a token someone presented to you: whether it is active, its policies
+(scope), subject, expiry and, for a DPoP-bound token, the thumbprint of its
+key. The token is read as one line of standard input, never as an argument,
+so it stays out of shell history. The current token needs read on
+sys/introspect.`,
+		Example: `  printf %s "$PRESENTED_TOKEN" | keyward token introspect
+  keyward token introspect -o json < token.txt`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			tok, err := newLineInput(env).line()
+			if err != nil {
+				return fmt.Errorf("reading the token from standard input: %w", err)
+			}
+			tok = strings.TrimSpace(tok)
+			if tok == "" {
+				return Usagef("give the token to describe on standard input")
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			in, err := c.Introspect(cmd.Context(), tok)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(env.Stdout, in)
+			}
+			w := env.Stdout
+			line := func(k, v string) { fmt.Fprintf(w, "%-12s%s\n", k+":", v) }
+			if !in.Active {
+				line("Active", "no (unknown, expired or revoked)")
+				return nil
+			}
+			line("Active", "yes")
+			line("Subject", in.Sub)
+			line("Policies", listOrNone(strings.Fields(in.Scope)))
+			line("Type", in.TokenType)
+			if in.Exp > 0 {
+				line("Expires", time.Unix(in.Exp, 0).UTC().Format(time.RFC3339))
+			}
+			if in.ClientID != "" {
+				line("Client", in.ClientID)
+			}
+			if in.Cnf != nil {
+				line("Bound key", in.Cnf.JKT)
+			}
+			return nil
+		},
+	}
 	return cmd
 }

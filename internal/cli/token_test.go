@@ -127,3 +127,28 @@ func TestCheckDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenIntrospect(t *testing.T) {
+	h := newHarness(t, "kwt_presented")
+	h.vars["KEYWARD_TOKEN"] = "kwt_parent"
+	h.fake.handle("POST /v1/oauth/introspect", 200, `{"active":true,"scope":"maps-proxy","token_type":"DPoP","sub":"jwt:corp/alice","exp":4070908800,"client_id":"maps-ios","cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}`)
+	r := h.must("kwt_presented\n", "token", "introspect")
+	for _, want := range []string{"Active:     yes", "Subject:    jwt:corp/alice", "Policies:   maps-proxy", "Type:       DPoP", "Expires:    2099-01-01T00:00:00Z", "Bound key:  0ZcOCORZNYy"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	req := h.fake.requests("POST /v1/oauth/introspect")[0]
+	if req.Body != "token=kwt_presented" || req.Auth != "Bearer kwt_parent" {
+		t.Errorf("request %+v", req)
+	}
+	if strings.Contains(r.stdout+r.stderr, "kwt_presented") {
+		t.Error("the token is echoed")
+	}
+	if r := h.run("", "token", "introspect"); r.code == 0 {
+		t.Error("no token on stdin accepted")
+	}
+	if r := h.run("", "token", "introspect", "kwt_presented"); r.code != 2 {
+		t.Errorf("token as an argument: exit %d, want 2", r.code)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/dpop"
 )
 
@@ -386,5 +387,50 @@ func TestTokenExchangeIsThrottled(t *testing.T) {
 	// Locked out: even a good ID token waits.
 	if res := post(t, r.url+"/v1/oauth/token", exchangeForm(idp.idToken(t, "alice", 10*time.Minute, nil)), "", ""); res.status != 429 {
 		t.Fatalf("good ID token while locked out = %d", res.status)
+	}
+}
+
+// TestGoClientDPoP runs the public client's own prover against a node: its
+// proofs name URLs the way the server rebuilds them.
+func TestGoClientDPoP(t *testing.T) {
+	r, root := devNode(t)
+	idp := newOIDCIssuer(t)
+	setUpMobile(t, r.url, root, idp)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	prove, err := client.NewES256Prover(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := client.New(client.Config{Address: r.url, Token: "", DPoP: prove})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	res, err := app.Exchange(ctx, client.ExchangeRequest{IDToken: idp.idToken(t, "dave", 10*time.Minute, nil), ClientID: "maps-cli"})
+	if err != nil || res.TokenType != "DPoP" {
+		t.Fatalf("exchange = %+v, %v", res, err)
+	}
+	bound := app.WithToken(res.AccessToken)
+	info, err := bound.LookupSelf(ctx)
+	if err != nil || info.Cnf == nil || info.Principal != "jwt:corp/dave" {
+		t.Fatalf("lookup-self = %+v, %v", info, err)
+	}
+	// The same token through a client without the key is refused.
+	plain, _ := client.New(client.Config{Address: r.url, Token: res.AccessToken})
+	if _, err := plain.LookupSelf(ctx); !client.IsCode(err, client.CodeUnauthenticated) {
+		t.Fatalf("without the key: %v", err)
+	}
+	admin, _ := client.New(client.Config{Address: r.url, Token: root})
+	if in, err := admin.Introspect(ctx, res.AccessToken); err != nil || !in.Active || in.Cnf == nil || in.ClientID != "maps-cli" {
+		t.Fatalf("introspect = %+v, %v", in, err)
+	}
+	if err := app.Revoke(ctx, res.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bound.LookupSelf(ctx); !client.IsCode(err, client.CodeUnauthenticated) {
+		t.Fatalf("after revoke: %v", err)
+	}
+	if in, err := admin.Introspect(ctx, res.AccessToken); err != nil || in.Active {
+		t.Fatalf("introspect after revoke = %+v, %v", in, err)
 	}
 }
