@@ -36,7 +36,7 @@ func TestServiceAccountLifecycle(t *testing.T) {
 			t.Fatalf("principal %+v", p)
 		}
 		for name, tc := range map[string]struct{ id, secret string }{
-			"wrong secret":   {svc.ClientID, secret[:51] + "A"},
+			"wrong secret":   {svc.ClientID, secret[:51] + otherChar(secret[51])},
 			"empty secret":   {svc.ClientID, ""},
 			"unknown id":     {"kwsvc-0000000000000000", secret},
 			"junk id":        {"ci", secret},
@@ -201,4 +201,13 @@ func TestServiceLoginThrottleAndSealed(t *testing.T) {
 			t.Fatalf("create while sealed: %v", err)
 		}
 	})
+}
+
+// otherChar returns a one-character string that differs from c, so that a
+// "wrong secret" built by replacing c is never the right one by chance.
+func otherChar(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
 }
