@@ -290,6 +290,10 @@ type Service struct {
 	// with what it read before the change.
 	gen atomic.Uint64
 
+	// uses queues quota uses for group commit (quota.go).
+	usesMu sync.Mutex
+	uses   uses
+
 	// dirty holds the keys used since the last flush, by id.
 	dirtyMu sync.Mutex
 	dirty   map[string]*Key

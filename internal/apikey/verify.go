@@ -139,34 +139,6 @@ func (s *Service) consume(ctx context.Context, k *Key, now time.Time) (int64, er
 	}
 }
 
-func (s *Service) decrement(ctx context.Context, k *Key, now time.Time) (rem int64, ok bool, err error) {
-	// The presented key ($2) must still be unrevoked in storage: a quota
-	// key is revoked everywhere at once, not after the next poll.
-	const live = ` AND EXISTS (SELECT 1 FROM api_keys s WHERE s.id = $2 AND (s.revoked_at = 0 OR s.revoked_at > $3)) RETURNING remaining`
-	err = s.store.Write(ctx, func(tx storage.Tx) error {
-		if k.Refill.Period != "" {
-			start := periodStart(k.Refill.Period, now).UnixNano()
-			err := tx.QueryRow(ctx, `UPDATE api_keys SET remaining = refill_amount - 1, refilled_at = $4
-				WHERE id = $1 AND refilled_at < $4 AND refill_amount > 0`+live, k.CounterID, k.ID, now.UnixNano(), start).Scan(&rem)
-			if err == nil {
-				ok = true
-				return nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-		}
-		err := tx.QueryRow(ctx, `UPDATE api_keys SET remaining = remaining - 1 WHERE id = $1 AND remaining > 0`+live,
-			k.CounterID, k.ID, now.UnixNano()).Scan(&rem)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		ok = err == nil
-		return err
-	})
-	return rem, ok, err
-}
-
 // remaining reads the quota left without consuming (applying a due refill
 // in the answer only).
 func (s *Service) remaining(ctx context.Context, k *Key, now time.Time) (int64, error) {
