@@ -226,7 +226,8 @@ func TestQuotaExactUnderConcurrency(t *testing.T) {
 
 func TestQuotaRefill(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st storage.Store) {
-		s, clk := newService(t, st)
+		cs := &countingStore{Store: st}
+		s, clk := newService(t, cs)
 		plain, _ := create(t, s, CreateRequest{Quota: 2, Refill: Refill{Period: "daily", Amount: 3}})
 		for want := int64(1); want >= 0; want-- {
 			_, res, err := s.Verify(t.Context(), plain, inside)
@@ -236,6 +237,16 @@ func TestQuotaRefill(t *testing.T) {
 		}
 		if _, _, err := s.Verify(t.Context(), plain, inside); !errors.Is(err, ErrUsageExceeded) {
 			t.Fatalf("third use: %v", err)
+		}
+		// Known to be exhausted: further uses cost no storage until the refill.
+		reads, writes := cs.reads.Load(), cs.writes.Load()
+		for range 10 {
+			if _, _, err := s.Verify(t.Context(), plain, inside); !errors.Is(err, ErrUsageExceeded) {
+				t.Fatalf("exhausted use: %v", err)
+			}
+		}
+		if cs.reads.Load() != reads || cs.writes.Load() != writes {
+			t.Fatalf("exhausted uses touched storage: %d reads, %d writes", cs.reads.Load()-reads, cs.writes.Load()-writes)
 		}
 		k, _ := s.Lookup(t.Context(), plain)
 		if res, err := s.Check(t.Context(), k, inside, CheckOptions{Peek: true}); err != nil || res.Remaining != 0 {

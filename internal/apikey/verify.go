@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"context"
+	"math"
 	"database/sql"
 	"errors"
 	"net/netip"
@@ -85,6 +86,9 @@ func (s *Service) Check(ctx context.Context, k *Key, src netip.Addr, opts CheckO
 		}
 		return res, nil
 	}
+	if k.Quota > 0 && k.use != nil && now.UnixNano() < k.use.exhaustedUntil.Load() {
+		return res, ErrUsageExceeded
+	}
 	res.Rate = s.limiter.AllowAt(k.CounterID, k.Rate, now)
 	if !res.Rate.Allowed {
 		return res, ErrRateLimited
@@ -123,17 +127,29 @@ func (s *Service) consume(ctx context.Context, k *Key, now time.Time) (int64, er
 		}
 		// Nothing was counted: exhausted, or the key changed (revoked or
 		// rotated on another node). Storage says which.
-		s.evictID(k.ID)
 		fresh, err := s.loadID(ctx, k.ID)
 		if err != nil {
 			return 0, err
 		}
 		switch {
 		case fresh.Revoked(now):
+			s.evictID(k.ID)
 			return 0, ErrRevoked
-		case fresh.CounterID != k.CounterID && attempt == 0:
-			k = fresh
-			continue
+		case fresh.CounterID != k.CounterID:
+			s.evictID(k.ID)
+			if attempt == 0 {
+				k = fresh
+				continue
+			}
+		case k.use != nil:
+			// Exhausted: nothing can add to the counter before the next
+			// refill (a rotation moves the counter and evicts the key), so
+			// the cached key answers alone until then.
+			until := int64(math.MaxInt64)
+			if next := k.NextRefill(now); !next.IsZero() {
+				until = next.UnixNano()
+			}
+			k.use.exhaustedUntil.Store(until)
 		}
 		return 0, ErrUsageExceeded
 	}
