@@ -75,4 +75,6 @@ for kind in rated quota; do
     cp "$work/cpu.prof" "${PROFILE_OUT:-/tmp/keyward-verify.prof}"; cp "$work/profserver" "${PROFILE_OUT:-/tmp/keyward-verify.prof}.bin"
   fi
 done
+echo "## reference: GET /v1/auth/token/lookup-self (token check + audit, no key), $CONNS connections, $DUR"
+"$work/httpload" -url "$KEYWARD_ADDR/v1/auth/token/lookup-self" -H "Authorization: Bearer $tok" -c "$CONNS" -d "$DUR"
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
