@@ -2,9 +2,9 @@ package apikey
 
 import (
 	"context"
-	"math"
 	"database/sql"
 	"errors"
+	"math"
 	"net/netip"
 	"time"
 
