@@ -164,11 +164,15 @@ type Key struct {
 	use *usage // last-use tracking of cached keys
 }
 
-// usage is the last use of a cached key, not yet written.
+// usage is the per-node state of a cached key: its last use, not yet
+// written, and whether its quota is known to be exhausted.
 type usage struct {
 	at    atomic.Int64 // unix nanoseconds
 	addr  atomic.Pointer[netip.Addr]
 	dirty atomic.Bool // queued for the next flush
+	// exhaustedUntil (unix nanoseconds) is set when the quota ran out: the
+	// next refill, or forever.
+	exhaustedUntil atomic.Int64
 }
 
 // Resource is the key's policy resource.
@@ -289,6 +293,10 @@ type Service struct {
 	// gen counts evictions; a load that raced one does not fill the cache
 	// with what it read before the change.
 	gen atomic.Uint64
+
+	// uses queues quota uses for group commit (quota.go).
+	usesMu sync.Mutex
+	uses   uses
 
 	// dirty holds the keys used since the last flush, by id.
 	dirtyMu sync.Mutex

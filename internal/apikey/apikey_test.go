@@ -226,7 +226,8 @@ func TestQuotaExactUnderConcurrency(t *testing.T) {
 
 func TestQuotaRefill(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st storage.Store) {
-		s, clk := newService(t, st)
+		cs := &countingStore{Store: st}
+		s, clk := newService(t, cs)
 		plain, _ := create(t, s, CreateRequest{Quota: 2, Refill: Refill{Period: "daily", Amount: 3}})
 		for want := int64(1); want >= 0; want-- {
 			_, res, err := s.Verify(t.Context(), plain, inside)
@@ -236,6 +237,16 @@ func TestQuotaRefill(t *testing.T) {
 		}
 		if _, _, err := s.Verify(t.Context(), plain, inside); !errors.Is(err, ErrUsageExceeded) {
 			t.Fatalf("third use: %v", err)
+		}
+		// Known to be exhausted: further uses cost no storage until the refill.
+		reads, writes := cs.reads.Load(), cs.writes.Load()
+		for range 10 {
+			if _, _, err := s.Verify(t.Context(), plain, inside); !errors.Is(err, ErrUsageExceeded) {
+				t.Fatalf("exhausted use: %v", err)
+			}
+		}
+		if cs.reads.Load() != reads || cs.writes.Load() != writes {
+			t.Fatalf("exhausted uses touched storage: %d reads, %d writes", cs.reads.Load()-reads, cs.writes.Load()-writes)
 		}
 		k, _ := s.Lookup(t.Context(), plain)
 		if res, err := s.Check(t.Context(), k, inside, CheckOptions{Peek: true}); err != nil || res.Remaining != 0 {
@@ -657,4 +668,89 @@ func BenchmarkVerifyCached(b *testing.B) {
 			}
 		})
 	})
+}
+
+// gateStore holds the first Write until released, and can fail Writes.
+type gateStore struct {
+	storage.Store
+	gate     chan struct{}
+	entered  chan struct{}
+	writes   atomic.Int64
+	failNext atomic.Bool
+}
+
+var errInjected = errors.New("injected storage failure")
+
+func (g *gateStore) Write(ctx context.Context, fn func(storage.Tx) error) error {
+	if g.writes.Add(1) == 1 && g.gate != nil {
+		close(g.entered)
+		<-g.gate
+	}
+	if g.failNext.CompareAndSwap(true, false) {
+		return errInjected
+	}
+	return g.Store.Write(ctx, fn)
+}
+
+// Uses queued while a commit runs are committed together in the next one,
+// each still conditional, and every caller is answered.
+func TestQuotaUsesAreGroupCommitted(t *testing.T) {
+	base := storagetest.OpenSQLite(t, storage.Options{})
+	setup, _ := newService(t, base)
+	plain, k := create(t, setup, CreateRequest{Quota: 15})
+	g := &gateStore{Store: base, gate: make(chan struct{}), entered: make(chan struct{})}
+	s, _ := newService(t, g)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var ok, exceeded atomic.Int64
+	use := func() {
+		defer wg.Done()
+		_, _, err := s.Verify(ctx, plain, inside)
+		switch {
+		case err == nil:
+			ok.Add(1)
+		case errors.Is(err, ErrUsageExceeded):
+			exceeded.Add(1)
+		default:
+			t.Error(err)
+		}
+	}
+	wg.Add(1)
+	go use() // leads, and waits at the gate inside its commit
+	<-g.entered
+	for range 20 {
+		wg.Add(1)
+		go use()
+	}
+	for {
+		s.usesMu.Lock()
+		n := len(s.uses.queue)
+		s.usesMu.Unlock()
+		if n == 20 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(g.gate)
+	wg.Wait()
+	if ok.Load() != 15 || exceeded.Load() != 6 {
+		t.Fatalf("ok %d, exceeded %d; want 15 and 6", ok.Load(), exceeded.Load())
+	}
+	if n := g.writes.Load(); n != 2 {
+		t.Fatalf("21 uses took %d commits, want 2 (one held, one for the 20 queued behind it)", n)
+	}
+	got, _ := setup.Get(ctx, "shop", "staging", k.ID)
+	if got.Remaining != 0 {
+		t.Fatalf("remaining %d", got.Remaining)
+	}
+
+	// A failed commit fails its group only; the next caller commits.
+	plain2, _ := create(t, setup, CreateRequest{Quota: 5})
+	g.failNext.Store(true)
+	if _, _, err := s.Verify(ctx, plain2, inside); !errors.Is(err, errInjected) {
+		t.Fatalf("failed commit: %v", err)
+	}
+	if _, res, err := s.Verify(ctx, plain2, inside); err != nil || res.Remaining != 4 {
+		t.Fatalf("after a failed commit: %+v %v (the failed use must not count)", res, err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
 	"net/netip"
 	"time"
 
@@ -85,6 +86,9 @@ func (s *Service) Check(ctx context.Context, k *Key, src netip.Addr, opts CheckO
 		}
 		return res, nil
 	}
+	if k.Quota > 0 && k.use != nil && now.UnixNano() < k.use.exhaustedUntil.Load() {
+		return res, ErrUsageExceeded
+	}
 	res.Rate = s.limiter.AllowAt(k.CounterID, k.Rate, now)
 	if !res.Rate.Allowed {
 		return res, ErrRateLimited
@@ -123,48 +127,32 @@ func (s *Service) consume(ctx context.Context, k *Key, now time.Time) (int64, er
 		}
 		// Nothing was counted: exhausted, or the key changed (revoked or
 		// rotated on another node). Storage says which.
-		s.evictID(k.ID)
 		fresh, err := s.loadID(ctx, k.ID)
 		if err != nil {
 			return 0, err
 		}
 		switch {
 		case fresh.Revoked(now):
+			s.evictID(k.ID)
 			return 0, ErrRevoked
-		case fresh.CounterID != k.CounterID && attempt == 0:
-			k = fresh
-			continue
+		case fresh.CounterID != k.CounterID:
+			s.evictID(k.ID)
+			if attempt == 0 {
+				k = fresh
+				continue
+			}
+		case k.use != nil:
+			// Exhausted: nothing can add to the counter before the next
+			// refill (a rotation moves the counter and evicts the key), so
+			// the cached key answers alone until then.
+			until := int64(math.MaxInt64)
+			if next := k.NextRefill(now); !next.IsZero() {
+				until = next.UnixNano()
+			}
+			k.use.exhaustedUntil.Store(until)
 		}
 		return 0, ErrUsageExceeded
 	}
-}
-
-func (s *Service) decrement(ctx context.Context, k *Key, now time.Time) (rem int64, ok bool, err error) {
-	// The presented key ($2) must still be unrevoked in storage: a quota
-	// key is revoked everywhere at once, not after the next poll.
-	const live = ` AND EXISTS (SELECT 1 FROM api_keys s WHERE s.id = $2 AND (s.revoked_at = 0 OR s.revoked_at > $3)) RETURNING remaining`
-	err = s.store.Write(ctx, func(tx storage.Tx) error {
-		if k.Refill.Period != "" {
-			start := periodStart(k.Refill.Period, now).UnixNano()
-			err := tx.QueryRow(ctx, `UPDATE api_keys SET remaining = refill_amount - 1, refilled_at = $4
-				WHERE id = $1 AND refilled_at < $4 AND refill_amount > 0`+live, k.CounterID, k.ID, now.UnixNano(), start).Scan(&rem)
-			if err == nil {
-				ok = true
-				return nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-		}
-		err := tx.QueryRow(ctx, `UPDATE api_keys SET remaining = remaining - 1 WHERE id = $1 AND remaining > 0`+live,
-			k.CounterID, k.ID, now.UnixNano()).Scan(&rem)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		ok = err == nil
-		return err
-	})
-	return rem, ok, err
 }
 
 // remaining reads the quota left without consuming (applying a due refill

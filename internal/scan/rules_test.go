@@ -208,6 +208,9 @@ func short(bad bool, n int) int {
 var ruleCases = map[string]ruleCase{
 	"keyward-token": built(func(r *rand.Rand, bad bool) string {
 		s := credential.New(credential.Type("trkew"[r.IntN(5)]))
+		if r.IntN(3) == 0 { // client API keys carry a live/test marker
+			s = credential.NewMarked(credential.APIKey, []string{"live", "test"}[r.IntN(2)])
+		}
 		if bad {
 			b := []byte(s)
 			b[10] = csAlnum[(strings.IndexByte(csAlnum, b[10])+1)%62]

@@ -61,7 +61,7 @@ func (a *tokenAuth) authenticateKey(ctx context.Context, bearer string, src neti
 		h := http.Header{}
 		ratelimit.SetHeaders(h, res.Rate)
 		return nil, &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
-			Message: fmt.Sprintf("API key is over its rate limit of %s; retry after %ds", k.Rate, max(int64((res.Rate.RetryAfter+time.Second-1)/time.Second), 1)),
+			Message:    fmt.Sprintf("API key is over its rate limit of %s; retry after %ds", k.Rate, max(int64((res.Rate.RetryAfter+time.Second-1)/time.Second), 1)),
 			RetryAfter: res.Rate.RetryAfter, Header: h, Err: err}
 	case errors.Is(err, apikey.ErrUsageExceeded):
 		e := &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,

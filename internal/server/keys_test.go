@@ -14,6 +14,8 @@ import (
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/policy"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/storagetest"
 )
 
 // keyResp is what create and rotate answer.
@@ -302,5 +304,53 @@ func TestKeysOnTheGateway(t *testing.T) {
 	}
 	if c, _ := gw(t, maps, ek.Key[:20]); c != 401 {
 		t.Fatalf("truncated = %d", c)
+	}
+}
+
+// A key revoked on one node is refused by another node sharing the
+// database after its next poll of the events log (every 200 ms), even
+// though that node had it cached.
+func TestKeyRevocationReachesOtherNode(t *testing.T) {
+	url, schema := storagetest.PostgresSchema(t)
+	open := func() storage.Store {
+		s, err := postgres.Open(t.Context(), url, storage.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	dir := t.TempDir()
+	node := func() *Node {
+		cfg := testConfig(dir)
+		cfg.Dev = true
+		n, err := New(t.Context(), cfg, Options{Store: open()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	a := node()
+	b := node()
+	ctx := t.Context()
+	if _, err := a.secrets.CreateProject(ctx, "shop", "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	plain, k, err := a.apikeys.Create(ctx, apikey.CreateRequest{Project: "shop", Env: "prod", Name: "n", Scopes: []string{"integrations/maps"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb := gatewayStub(t, b) + "/v1/gateway/maps/x"
+	if c, _ := gw(t, gb, plain); c != 200 {
+		t.Fatalf("node b before revoke = %d", c)
+	}
+	if _, err := a.apikeys.Revoke(ctx, "shop", "prod", k.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.poller.Poll(ctx); err != nil { // what b's poller does every 200 ms
+		t.Fatal(err)
+	}
+	if c, _ := gw(t, gb, plain); c != 401 {
+		t.Fatalf("node b after its poll = %d, want 401", c)
 	}
 }
