@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Errors of a call through the proxy. Messages are written to be shown to
@@ -44,8 +45,8 @@ type SecretSource interface {
 type Proxy struct {
 	svc     *Service
 	src     SecretSource
-	strict  *http.Transport // refuses blocked addresses at dial time
-	private *http.Transport // for integrations with allow_private
+	strict  *client // refuses blocked addresses at dial time
+	private *client // for integrations with allow_private: pools never shared
 
 	mu      sync.RWMutex
 	secrets map[string]*secretEntry // by PROJECT/ENV/PATH
@@ -70,8 +71,8 @@ type credential struct {
 func NewProxy(svc *Service, src SecretSource, o TransportOptions) *Proxy {
 	return &Proxy{
 		svc: svc, src: src,
-		strict:  newTransport(false, o),
-		private: newTransport(true, o),
+		strict:  newClient(false, o),
+		private: newClient(true, o),
 		secrets: map[string]*secretEntry{},
 	}
 }
@@ -91,14 +92,14 @@ func (p *Proxy) Purge() {
 	clear(p.secrets)
 	p.gen++
 	p.mu.Unlock()
-	p.strict.CloseIdleConnections()
-	p.private.CloseIdleConnections()
+	p.strict.closeIdle(false)
+	p.private.closeIdle(false)
 }
 
-// Close releases idle upstream connections.
+// Close releases idle upstream connections and keeps none after.
 func (p *Proxy) Close() {
-	p.strict.CloseIdleConnections()
-	p.private.CloseIdleConnections()
+	p.strict.closeIdle(true)
+	p.private.closeIdle(true)
 }
 
 // secret returns the current value of c's secret, from memory while no
@@ -231,27 +232,27 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
-	defer cancel()
+	deadline := time.Now().Add(c.timeout)
 	body := &bodyReader{r: r.Body, limit: c.maxBody}
-	out := &http.Request{
-		Method: r.Method,
-		URL: &url.URL{Scheme: c.scheme, Host: c.host, Path: c.basePath + decodedPath(path),
-			RawPath: c.baseRaw + path.Escaped, RawQuery: query},
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        header,
-		Host:          c.host,
-		ContentLength: r.ContentLength,
+	target := c.baseRaw + path.Escaped
+	if query != "" {
+		target += "?" + query
+	}
+	out := &upstreamRequest{
+		method: r.Method, scheme: c.scheme, host: c.host, target: target,
+		header: header, contentLength: r.ContentLength, deadline: deadline,
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		out.Body = body
+		out.body = body
+	} else {
+		out.contentLength = 0
 	}
-	out = out.WithContext(ctx)
-	t := p.strict
+	cl := p.strict
 	if c.in.AllowPrivate {
-		t = p.private
+		cl = p.private
 	}
-	resp, err := t.RoundTrip(out)
+	ctx := r.Context()
+	resp, err := cl.roundTrip(ctx, out)
 	call.BytesIn = body.n.Load()
 	if body.exceeded.Load() {
 		if resp != nil {
@@ -263,12 +264,12 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 		switch {
 		case errors.Is(err, ErrAddressBlocked):
 			return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, ErrAddressBlocked)
-		case r.Context().Err() != nil:
-			return call, r.Context().Err() // the caller went away
 		case ctx.Err() != nil:
+			return call, ctx.Err() // the caller went away
+		case isTimeout(err) || !time.Now().Before(deadline):
 			return call, fmt.Errorf("%w (timeout %s)", ErrUpstreamTimeout, c.timeout)
 		}
-		return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, scrubErr(err))
+		return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, err)
 	}
 	defer resp.Body.Close()
 
@@ -279,22 +280,12 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 	call.BytesOut = n
 	call.BytesIn = body.n.Load()
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
+		if isTimeout(err) {
 			return call, fmt.Errorf("%w (timeout %s) while streaming the response", ErrUpstreamTimeout, c.timeout)
 		}
 		return call, err
 	}
 	return call, nil
-}
-
-// scrubErr keeps what an error says about the network but drops the URL a
-// *url.Error would print (its query may hold the injected credential).
-func scrubErr(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 func decodedPath(p Path) string {
