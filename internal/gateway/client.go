@@ -288,8 +288,9 @@ func (c *client) dial(ctx context.Context, key string, req *upstreamRequest) (*p
 }
 
 // get takes the most recently used idle connection for key, if any is
-// fresh enough: for a request that cannot be replayed, one idle for less
-// than a second (so an upstream's idle close is unlikely to race it).
+// fresh enough. A request that cannot be replayed takes one idle for less
+// than a second whose socket shows no close from the upstream (alive), so
+// an upstream's idle close is unlikely to race it.
 func (c *client) get(key string, replayable bool) (*pconn, bool) {
 	now := time.Now()
 	c.mu.Lock()
@@ -307,7 +308,12 @@ func (c *client) get(key string, replayable bool) (*pconn, bool) {
 			break
 		}
 		list[len(list)-1] = nil
-		c.idle[key] = list[:len(list)-1]
+		list = list[:len(list)-1]
+		if !replayable && !alive(pc.conn) {
+			pc.conn.Close()
+			continue
+		}
+		c.idle[key] = list
 		return pc, true
 	}
 	c.idle[key] = list
