@@ -104,6 +104,7 @@ var commands = []func(*Env) *cobra.Command{
 	newRunCmd,
 	newExportCmd,
 	newLoginCmd, newLogoutCmd, newTokenCmd, newUserCmd, newServiceCmd, newIssuerCmd, newPolicyCmd, newAuditCmd,
+	newIntegrationCmd,
 	newScanCmd, newHookCmd,
 }
 
