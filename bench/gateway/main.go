@@ -1,9 +1,9 @@
 // Command gateway is the helper of bench/gateway/run.sh:
 //
 //	gateway upstream -addr 127.0.0.1:18380 -key KEY
-//	    serves a tiny API on loopback: every request must carry
-//	    "Authorization: Bearer KEY" (401 otherwise) and gets a 27-byte JSON
-//	    body, so a run proves the credential was injected on every call.
+//	    serves a tiny API on loopback: every request (but GET /healthz) must
+//	    carry "Authorization: Bearer KEY" (401 otherwise) and gets a 27-byte
+//	    JSON body, so a run proves the credential was injected on every call.
 //
 //	gateway report direct.json gateway.json nginx.json ...
 //	    reads httpload -json summaries (label direct, gateway, nginx; several
@@ -56,6 +56,9 @@ func upstream(args []string) {
 	body := []byte(`{"ok":true,"service":"up"}` + "\n")
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/healthz" {
+			return // the start-up probe
+		}
 		if r.Header.Get("Authorization") != want {
 			if bad.Add(1) == 1 {
 				fmt.Fprintln(os.Stderr, "upstream: a request without the expected credential")

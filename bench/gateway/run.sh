@@ -57,7 +57,7 @@ wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sle
 
 "$work/gw" upstream -addr "127.0.0.1:$PORT_UP" -key "$KEY" 2>"$work/upstream.log" &
 pids+=($!)
-wait_http "http://127.0.0.1:$PORT_UP/"
+wait_http "http://127.0.0.1:$PORT_UP/healthz"
 
 # keyward: dev server, the key in the secret store, an integration, and a
 # token that may only proxy it.
@@ -111,7 +111,7 @@ http {
 EOF
 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 pids+=($!)
-wait_http "http://127.0.0.1:$PORT_NGINX/"
+wait_http "http://127.0.0.1:$PORT_NGINX/healthz"
 
 load() { # label url auth conns dur
   "$work/httpload" -json -label "$1" -url "$2" -H "Authorization: Bearer $3" -c "$4" -d "$5" >>"$work/results.json" || {
