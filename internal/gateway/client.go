@@ -101,7 +101,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 type upstreamRequest struct {
 	method, scheme, host string
 	target               string // escaped path and query
-	header               http.Header
+	header               requestHeader
 	body                 io.Reader
 	contentLength        int64 // -1: unknown (sent chunked)
 	deadline             time.Time
@@ -208,9 +208,9 @@ func keepAliveUntil(v string) time.Time {
 	return time.Time{}
 }
 
-// writeRequest writes the request line, the headers (already checked: no
+// writeRequest writes the request line, the headers (checked before: no
 // CR, LF or NUL in values; names from Go's parser or the integration's
-// validated spec) and the body.
+// validated spec), the credential header last, and the body.
 func writeRequest(w *bufio.Writer, req *upstreamRequest) error {
 	w.WriteString(req.method)
 	w.WriteByte(' ')
@@ -218,13 +218,22 @@ func writeRequest(w *bufio.Writer, req *upstreamRequest) error {
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(req.host)
 	w.WriteString("\r\n")
-	for k, vs := range req.header {
+	for k, vs := range req.header.src {
+		if !req.header.forwarded(k) {
+			continue
+		}
 		for _, v := range vs {
 			w.WriteString(k)
 			w.WriteString(": ")
 			w.WriteString(v)
 			w.WriteString("\r\n")
 		}
+	}
+	if h := &req.header; h.inject != "" {
+		w.WriteString(h.inject)
+		w.WriteString(": ")
+		w.WriteString(h.value)
+		w.WriteString("\r\n")
 	}
 	switch {
 	case req.contentLength > 0:

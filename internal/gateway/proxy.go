@@ -209,23 +209,21 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 			return call, fmt.Errorf("%w: control character or space", ErrBadQuery)
 		}
 	}
-	header, err := forwardHeader(r.Header)
-	if err != nil {
+	header := requestHeader{src: r.Header, conn: connectionTokens(r.Header)}
+	if err := header.check(); err != nil {
 		return call, err
 	}
 	cr, err := p.credential(r.Context(), c)
 	if err != nil {
 		return call, err
 	}
-	// Inject last: nothing the caller sent (a same-named header, a
+	// Injected last: nothing the caller sent (a same-named header, a
 	// "Connection: Authorization") can remove or replace it.
 	switch c.inject.Kind {
-	case InjectHeader, InjectBasic:
-		name := c.inject.Name
-		if c.inject.Kind == InjectBasic {
-			name = "Authorization"
-		}
-		header[name] = []string{cr.value}
+	case InjectHeader:
+		header.inject, header.value = c.inject.Name, cr.value
+	case InjectBasic:
+		header.inject, header.value = "Authorization", cr.value
 	case InjectQuery:
 		if query, err = withParam(query, c.inject.Name, cr.value); err != nil {
 			return call, err
@@ -233,7 +231,7 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 	}
 
 	deadline := time.Now().Add(c.timeout)
-	body := &bodyReader{r: r.Body, limit: c.maxBody}
+	var body *bodyReader
 	target := c.baseRaw + path.Escaped
 	if query != "" {
 		target += "?" + query
@@ -243,6 +241,7 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 		header: header, contentLength: r.ContentLength, deadline: deadline,
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		body = &bodyReader{r: r.Body, limit: c.maxBody}
 		out.body = body
 	} else {
 		out.contentLength = 0
@@ -253,8 +252,8 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 	}
 	ctx := r.Context()
 	resp, err := cl.roundTrip(ctx, out)
-	call.BytesIn = body.n.Load()
-	if body.exceeded.Load() {
+	call.BytesIn = body.count()
+	if body.tooLarge() {
 		if resp != nil {
 			resp.Body.Close()
 		}
@@ -278,7 +277,7 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 	call.Status, call.Wrote = resp.StatusCode, true
 	n, err := copyBody(w, resp.Body, resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
 	call.BytesOut = n
-	call.BytesIn = body.n.Load()
+	call.BytesIn = body.count()
 	if err != nil {
 		if isTimeout(err) {
 			return call, fmt.Errorf("%w (timeout %s) while streaming the response", ErrUpstreamTimeout, c.timeout)
@@ -286,21 +285,6 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 		return call, err
 	}
 	return call, nil
-}
-
-func decodedPath(p Path) string {
-	if len(p.Segs) == 0 {
-		return "/"
-	}
-	var b strings.Builder
-	for _, s := range p.Segs {
-		b.WriteByte('/')
-		b.WriteString(s)
-	}
-	if strings.HasSuffix(p.Escaped, "/") {
-		b.WriteByte('/')
-	}
-	return b.String()
 }
 
 // bodyReader counts the request body and stops it past the limit.
@@ -327,8 +311,16 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close leaves the caller's body to the server.
-func (b *bodyReader) Close() error { return nil }
+// count is how many body bytes were read (0 without a body).
+func (b *bodyReader) count() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.n.Load()
+}
+
+// tooLarge reports whether the body went past the limit.
+func (b *bodyReader) tooLarge() bool { return b != nil && b.exceeded.Load() }
 
 // dropRequest reports whether a request header stays with keyward: the
 // caller's credentials and keyward's own headers, hop-by-hop headers, and
@@ -371,26 +363,43 @@ func connectionTokens(h http.Header) map[string]bool {
 	return m
 }
 
-// forwardHeader copies the request headers that go upstream, refusing
-// values with CR, LF or NUL.
-func forwardHeader(src http.Header) (http.Header, error) {
-	conn := connectionTokens(src)
-	out := make(http.Header, len(src)+1)
-	for k, vs := range src {
-		if dropRequest(k) || conn[k] {
+// requestHeader is what goes upstream of the caller's headers: all but
+// the dropped ones and those named in Connection, then the injected
+// credential. It is written straight to the connection (client.go), never
+// copied into a map.
+type requestHeader struct {
+	src    http.Header
+	conn   map[string]bool // names listed in the caller's Connection header
+	inject string          // header carrying the credential; "" for query injection
+	value  string
+}
+
+// forwarded reports whether the caller's header k goes upstream. Some
+// servers (CGI and WSGI among them) read '_' in a header name as '-', so a
+// name with '_' is judged as the name it would become there: X_Api_Key
+// cannot stand in for an injected X-Api-Key, nor Proxy_Authorization for
+// a dropped header.
+func (h *requestHeader) forwarded(k string) bool {
+	if strings.IndexByte(k, '_') >= 0 {
+		k = textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(k, "_", "-"))
+	}
+	return !dropRequest(k) && !h.conn[k] && k != h.inject
+}
+
+// check refuses forwarded values with CR, LF or NUL (Go's server refuses
+// most of them already; this holds whatever the server in front lets by).
+func (h *requestHeader) check() error {
+	for k, vs := range h.src {
+		if !h.forwarded(k) {
 			continue
 		}
 		for _, v := range vs {
 			if strings.ContainsAny(v, "\r\n\x00") {
-				return nil, fmt.Errorf("%w (header %s)", ErrBadHeader, printable(k))
+				return fmt.Errorf("%w (header %s)", ErrBadHeader, printable(k))
 			}
 		}
-		out[k] = vs
 	}
-	if _, ok := out["User-Agent"]; !ok {
-		out["User-Agent"] = []string{""} // no Go default
-	}
-	return out, nil
+	return nil
 }
 
 // copyResponseHeader copies the upstream's headers to dst, except hop-by-hop
