@@ -4,10 +4,14 @@
 //
 //	go run ./bench/httpload -url http://127.0.0.1:8270/v1/auth/token/lookup-self \
 //	    -H "Authorization: Bearer $KEYWARD_TOKEN" -c 64 -d 10s
+//
+// With -json it prints one JSON object (latencies in microseconds) instead
+// of the text line, for scripts that compare runs.
 package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +36,8 @@ func main() {
 	conns := flag.Int("c", 64, "concurrent connections")
 	dur := flag.Duration("d", 10*time.Second, "duration (at most 5m)")
 	warm := flag.Duration("warmup", time.Second, "warm-up before measuring")
+	asJSON := flag.Bool("json", false, "print a JSON summary")
+	label := flag.String("label", "", "label of the run in the JSON summary")
 	var hs headers
 	flag.Var(&hs, "H", "header 'Name: value' (repeatable)")
 	flag.Parse()
@@ -95,6 +101,18 @@ func main() {
 	}
 	slices.Sort(all)
 	pct := func(p float64) time.Duration { return all[int(float64(len(all)-1)*p)] }
+	if *asJSON {
+		us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+		json.NewEncoder(os.Stdout).Encode(map[string]any{
+			"label": *label, "requests": len(all), "rps": float64(len(all)) / elapsed.Seconds(),
+			"p50_us": us(pct(.50)), "p90_us": us(pct(.90)), "p99_us": us(pct(.99)), "max_us": us(all[len(all)-1]),
+			"non2xx": non2xx.Load(), "errors": errs.Load(), "conns": *conns, "seconds": elapsed.Seconds(),
+		})
+		if non2xx.Load() > 0 {
+			os.Exit(1)
+		}
+		return
+	}
 	fmt.Printf("requests=%d rps=%.0f p50=%v p90=%v p99=%v max=%v non2xx=%d errors=%d conns=%d dur=%v\n",
 		len(all), float64(len(all))/elapsed.Seconds(), pct(.50).Round(time.Microsecond), pct(.90).Round(time.Microsecond),
 		pct(.99).Round(time.Microsecond), all[len(all)-1].Round(time.Microsecond), non2xx.Load(), errs.Load(), *conns, elapsed.Round(time.Millisecond))

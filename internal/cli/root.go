@@ -104,7 +104,7 @@ var commands = []func(*Env) *cobra.Command{
 	newRunCmd,
 	newExportCmd,
 	newLoginCmd, newLogoutCmd, newTokenCmd, newUserCmd, newServiceCmd, newIssuerCmd, newPolicyCmd, newAuditCmd, newUsageCmd,
-	newKeyCmd,
+	newKeyCmd, newIntegrationCmd,
 	newScanCmd, newHookCmd,
 }
 

@@ -2,15 +2,11 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
 	"syscall"
-	"time"
 )
 
 // ErrAddressBlocked: the upstream resolved to an address integrations may
@@ -81,38 +77,11 @@ func guard(_ context.Context, network, address string, _ syscall.RawConn) error 
 	return nil
 }
 
-// TransportOptions tune the upstream connection pools.
+// TransportOptions tune the upstream connection pools (client.go).
 type TransportOptions struct {
 	// RootCAs, when set, replaces the system roots (tests).
 	RootCAs *x509.CertPool
 	// MaxIdlePerHost bounds idle keep-alive connections per upstream
 	// (default 256).
 	MaxIdlePerHost int
-}
-
-// newTransport returns a pooled upstream transport. Without allowPrivate
-// its dialer refuses blocked addresses. Proxies from the environment are
-// never used: the guarded dial must be the connection to the upstream.
-func newTransport(allowPrivate bool, o TransportOptions) *http.Transport {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	if !allowPrivate {
-		d.ControlContext = guard
-	}
-	if o.MaxIdlePerHost <= 0 {
-		o.MaxIdlePerHost = 256
-	}
-	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           4 * o.MaxIdlePerHost,
-		MaxIdleConnsPerHost:    o.MaxIdlePerHost,
-		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    10 * time.Second,
-		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-		// Bodies pass through as the upstream encoded them.
-		DisableCompression: true,
-		TLSClientConfig:    &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs},
-	}
 }

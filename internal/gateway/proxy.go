@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Errors of a call through the proxy. Messages are written to be shown to
@@ -44,8 +45,8 @@ type SecretSource interface {
 type Proxy struct {
 	svc     *Service
 	src     SecretSource
-	strict  *http.Transport // refuses blocked addresses at dial time
-	private *http.Transport // for integrations with allow_private
+	strict  *client // refuses blocked addresses at dial time
+	private *client // for integrations with allow_private: pools never shared
 
 	mu      sync.RWMutex
 	secrets map[string]*secretEntry // by PROJECT/ENV/PATH
@@ -70,8 +71,8 @@ type credential struct {
 func NewProxy(svc *Service, src SecretSource, o TransportOptions) *Proxy {
 	return &Proxy{
 		svc: svc, src: src,
-		strict:  newTransport(false, o),
-		private: newTransport(true, o),
+		strict:  newClient(false, o),
+		private: newClient(true, o),
 		secrets: map[string]*secretEntry{},
 	}
 }
@@ -91,14 +92,14 @@ func (p *Proxy) Purge() {
 	clear(p.secrets)
 	p.gen++
 	p.mu.Unlock()
-	p.strict.CloseIdleConnections()
-	p.private.CloseIdleConnections()
+	p.strict.closeIdle(false)
+	p.private.closeIdle(false)
 }
 
-// Close releases idle upstream connections.
+// Close releases idle upstream connections and keeps none after.
 func (p *Proxy) Close() {
-	p.strict.CloseIdleConnections()
-	p.private.CloseIdleConnections()
+	p.strict.closeIdle(true)
+	p.private.closeIdle(true)
 }
 
 // secret returns the current value of c's secret, from memory while no
@@ -208,52 +209,51 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 			return call, fmt.Errorf("%w: control character or space", ErrBadQuery)
 		}
 	}
-	header, err := forwardHeader(r.Header)
-	if err != nil {
+	header := requestHeader{src: r.Header, conn: connectionTokens(r.Header)}
+	if err := header.check(); err != nil {
 		return call, err
 	}
 	cr, err := p.credential(r.Context(), c)
 	if err != nil {
 		return call, err
 	}
-	// Inject last: nothing the caller sent (a same-named header, a
+	// Injected last: nothing the caller sent (a same-named header, a
 	// "Connection: Authorization") can remove or replace it.
 	switch c.inject.Kind {
-	case InjectHeader, InjectBasic:
-		name := c.inject.Name
-		if c.inject.Kind == InjectBasic {
-			name = "Authorization"
-		}
-		header[name] = []string{cr.value}
+	case InjectHeader:
+		header.inject, header.value = c.inject.Name, cr.value
+	case InjectBasic:
+		header.inject, header.value = "Authorization", cr.value
 	case InjectQuery:
 		if query, err = withParam(query, c.inject.Name, cr.value); err != nil {
 			return call, err
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
-	defer cancel()
-	body := &bodyReader{r: r.Body, limit: c.maxBody}
-	out := &http.Request{
-		Method: r.Method,
-		URL: &url.URL{Scheme: c.scheme, Host: c.host, Path: c.basePath + decodedPath(path),
-			RawPath: c.baseRaw + path.Escaped, RawQuery: query},
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        header,
-		Host:          c.host,
-		ContentLength: r.ContentLength,
+	deadline := time.Now().Add(c.timeout)
+	var body *bodyReader
+	target := c.baseRaw + path.Escaped
+	if query != "" {
+		target += "?" + query
+	}
+	out := &upstreamRequest{
+		method: r.Method, scheme: c.scheme, host: c.host, target: target,
+		header: header, contentLength: r.ContentLength, deadline: deadline,
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		out.Body = body
+		body = &bodyReader{r: r.Body, limit: c.maxBody}
+		out.body = body
+	} else {
+		out.contentLength = 0
 	}
-	out = out.WithContext(ctx)
-	t := p.strict
+	cl := p.strict
 	if c.in.AllowPrivate {
-		t = p.private
+		cl = p.private
 	}
-	resp, err := t.RoundTrip(out)
-	call.BytesIn = body.n.Load()
-	if body.exceeded.Load() {
+	ctx := r.Context()
+	resp, err := cl.roundTrip(ctx, out)
+	call.BytesIn = body.count()
+	if body.tooLarge() {
 		if resp != nil {
 			resp.Body.Close()
 		}
@@ -263,12 +263,12 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 		switch {
 		case errors.Is(err, ErrAddressBlocked):
 			return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, ErrAddressBlocked)
-		case r.Context().Err() != nil:
-			return call, r.Context().Err() // the caller went away
 		case ctx.Err() != nil:
+			return call, ctx.Err() // the caller went away
+		case isTimeout(err) || !time.Now().Before(deadline):
 			return call, fmt.Errorf("%w (timeout %s)", ErrUpstreamTimeout, c.timeout)
 		}
-		return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, scrubErr(err))
+		return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, err)
 	}
 	defer resp.Body.Close()
 
@@ -277,39 +277,14 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 	call.Status, call.Wrote = resp.StatusCode, true
 	n, err := copyBody(w, resp.Body, resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
 	call.BytesOut = n
-	call.BytesIn = body.n.Load()
+	call.BytesIn = body.count()
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
+		if isTimeout(err) {
 			return call, fmt.Errorf("%w (timeout %s) while streaming the response", ErrUpstreamTimeout, c.timeout)
 		}
 		return call, err
 	}
 	return call, nil
-}
-
-// scrubErr keeps what an error says about the network but drops the URL a
-// *url.Error would print (its query may hold the injected credential).
-func scrubErr(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-func decodedPath(p Path) string {
-	if len(p.Segs) == 0 {
-		return "/"
-	}
-	var b strings.Builder
-	for _, s := range p.Segs {
-		b.WriteByte('/')
-		b.WriteString(s)
-	}
-	if strings.HasSuffix(p.Escaped, "/") {
-		b.WriteByte('/')
-	}
-	return b.String()
 }
 
 // bodyReader counts the request body and stops it past the limit.
@@ -336,8 +311,16 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close leaves the caller's body to the server.
-func (b *bodyReader) Close() error { return nil }
+// count is how many body bytes were read (0 without a body).
+func (b *bodyReader) count() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.n.Load()
+}
+
+// tooLarge reports whether the body went past the limit.
+func (b *bodyReader) tooLarge() bool { return b != nil && b.exceeded.Load() }
 
 // dropRequest reports whether a request header stays with keyward: the
 // caller's credentials and keyward's own headers, hop-by-hop headers, and
@@ -380,26 +363,43 @@ func connectionTokens(h http.Header) map[string]bool {
 	return m
 }
 
-// forwardHeader copies the request headers that go upstream, refusing
-// values with CR, LF or NUL.
-func forwardHeader(src http.Header) (http.Header, error) {
-	conn := connectionTokens(src)
-	out := make(http.Header, len(src)+1)
-	for k, vs := range src {
-		if dropRequest(k) || conn[k] {
+// requestHeader is what goes upstream of the caller's headers: all but
+// the dropped ones and those named in Connection, then the injected
+// credential. It is written straight to the connection (client.go), never
+// copied into a map.
+type requestHeader struct {
+	src    http.Header
+	conn   map[string]bool // names listed in the caller's Connection header
+	inject string          // header carrying the credential; "" for query injection
+	value  string
+}
+
+// forwarded reports whether the caller's header k goes upstream. Some
+// servers (CGI and WSGI among them) read '_' in a header name as '-', so a
+// name with '_' is judged as the name it would become there: X_Api_Key
+// cannot stand in for an injected X-Api-Key, nor Proxy_Authorization for
+// a dropped header.
+func (h *requestHeader) forwarded(k string) bool {
+	if strings.IndexByte(k, '_') >= 0 {
+		k = textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(k, "_", "-"))
+	}
+	return !dropRequest(k) && !h.conn[k] && k != h.inject
+}
+
+// check refuses forwarded values with CR, LF or NUL (Go's server refuses
+// most of them already; this holds whatever the server in front lets by).
+func (h *requestHeader) check() error {
+	for k, vs := range h.src {
+		if !h.forwarded(k) {
 			continue
 		}
 		for _, v := range vs {
 			if strings.ContainsAny(v, "\r\n\x00") {
-				return nil, fmt.Errorf("%w (header %s)", ErrBadHeader, printable(k))
+				return fmt.Errorf("%w (header %s)", ErrBadHeader, printable(k))
 			}
 		}
-		out[k] = vs
 	}
-	if _, ok := out["User-Agent"]; !ok {
-		out["User-Agent"] = []string{""} // no Go default
-	}
-	return out, nil
+	return nil
 }
 
 // copyResponseHeader copies the upstream's headers to dst, except hop-by-hop

@@ -197,6 +197,8 @@ func TestConnectionHeaderCannotRemoveTheCredential(t *testing.T) {
 		req := httptest.NewRequest("GET", "/v1/gateway/"+tc.name+"/x", nil)
 		req.Header.Set("Authorization", "Bearer kwt_callerToken")
 		req.Header.Set("X-Api-Key", "caller-supplied")
+		req.Header["X_api_key"] = []string{"caller-supplied"}
+		req.Header["X_keyward_token"] = []string{"kwt_callerToken"}
 		req.Header.Set("Connection", tc.conn)
 		if _, _, err := h.call(t, req); err != nil {
 			t.Fatal(err)

@@ -19,8 +19,8 @@ const EventChange = "integration.change"
 
 // Errors of the integration store.
 var (
-	ErrNotFound = errors.New("integration not found")
-	ErrExists   = errors.New("integration already exists")
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
 )
 
 // AuditFunc appends the audit entry of a change inside its transaction.

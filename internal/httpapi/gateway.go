@@ -358,9 +358,9 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	} else {
 		go func() {
 			defer release()
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			if aerr := h.Audit.AuditRequest(actx, ev); aerr != nil {
+			// Not the request's context: it ends with the response. The
+			// audit log bounds its own writes.
+			if aerr := h.Audit.AuditRequest(context.Background(), ev); aerr != nil {
 				h.Log.Error("audit append of a gateway call failed", "request_id", ev.RequestID, "err", aerr)
 			}
 		}()

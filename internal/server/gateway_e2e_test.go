@@ -43,13 +43,13 @@ func (u *upstream) seen() []string {
 	return append([]string(nil), u.auth...)
 }
 
-// TestGatewayEndToEnd is issue 5's whole story on one node: the real maps
+// TestMobileGatewayEndToEnd is issue 5's whole story on one node: the real maps
 // key stays on the server; a phone exchanges its user's ID token for a
 // DPoP-bound token and calls the upstream through the gateway, which
 // injects the key; a stolen token without the device key is useless; a
 // revoked token stops at once; a partner's API key with a quota of 3 makes
 // exactly 3 calls; and every call is counted in usage.
-func TestGatewayEndToEnd(t *testing.T) {
+func TestMobileGatewayEndToEnd(t *testing.T) {
 	r, root := devNode(t)
 	u := r.url
 	up := newUpstream(t)

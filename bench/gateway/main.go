@@ -1,0 +1,157 @@
+// Command gateway is the helper of bench/gateway/run.sh:
+//
+//	gateway upstream -addr 127.0.0.1:18380 -key KEY
+//	    serves a tiny API on loopback: every request (but GET /healthz) must
+//	    carry "Authorization: Bearer KEY" (401 otherwise) and gets a 27-byte
+//	    JSON body, so a run proves the credential was injected on every call.
+//
+//	gateway report direct.json gateway.json nginx.json ...
+//	    reads httpload -json summaries (label direct, gateway, nginx; several
+//	    rounds each) and prints the medians over rounds as a Markdown table
+//	    with what the gateway adds to calling the upstream directly and its
+//	    throughput against nginx's.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: gateway upstream|report ...")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "upstream":
+		upstream(os.Args[2:])
+	case "report":
+		report(os.Args[2:])
+	default:
+		fmt.Fprintln(os.Stderr, "usage: gateway upstream|report ...")
+		os.Exit(2)
+	}
+}
+
+func upstream(args []string) {
+	fs := flag.NewFlagSet("upstream", flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:18380", "listen address (loopback)")
+	key := fs.String("key", "", "the credential every request must carry")
+	fs.Parse(args)
+	if !strings.HasPrefix(*addr, "127.") {
+		fmt.Fprintln(os.Stderr, "upstream: loopback only")
+		os.Exit(2)
+	}
+	want := "Bearer " + *key
+	var bad atomic.Int64
+	body := []byte(`{"ok":true,"service":"up"}` + "\n")
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/healthz" {
+			return // the start-up probe
+		}
+		if r.Header.Get("Authorization") != want {
+			if bad.Add(1) == 1 {
+				fmt.Fprintln(os.Stderr, "upstream: a request without the expected credential")
+			}
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
+	srv := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintln(os.Stderr, "upstream:", err)
+		os.Exit(1)
+	}
+}
+
+type summary struct {
+	Label    string  `json:"label"`
+	Requests int     `json:"requests"`
+	RPS      float64 `json:"rps"`
+	P50      float64 `json:"p50_us"`
+	P99      float64 `json:"p99_us"`
+	Conns    int     `json:"conns"`
+	Non2xx   int64   `json:"non2xx"`
+	Errors   int64   `json:"errors"`
+}
+
+func report(files []string) {
+	runs := map[string][]summary{}
+	var order []string
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "report:", err)
+			os.Exit(1)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			var s summary
+			if json.Unmarshal(sc.Bytes(), &s) != nil || s.Label == "" {
+				continue
+			}
+			key := fmt.Sprintf("%s c=%d", s.Label, s.Conns)
+			if _, ok := runs[key]; !ok {
+				order = append(order, key)
+			}
+			runs[key] = append(runs[key], s)
+		}
+		fh.Close()
+	}
+	med := func(key string, f func(summary) float64) float64 {
+		var v []float64
+		for _, s := range runs[key] {
+			v = append(v, f(s))
+		}
+		if len(v) == 0 {
+			return 0
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	rps := func(s summary) float64 { return s.RPS }
+	p50 := func(s summary) float64 { return s.P50 }
+	p99 := func(s summary) float64 { return s.P99 }
+	fmt.Println("| target | connections | rounds | req/s (median) | p50 | p99 | non-2xx / errors |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, k := range order {
+		var bad int64
+		for _, s := range runs[k] {
+			bad += s.Non2xx + s.Errors
+		}
+		label, conns, _ := strings.Cut(k, " c=")
+		fmt.Printf("| %s | %s | %d | %.0f | %s | %s | %d |\n", label, conns, len(runs[k]), med(k, rps), us(med(k, p50)), us(med(k, p99)), bad)
+	}
+	for _, c := range []string{"64", "1"} {
+		d, g, n := "direct c="+c, "gateway c="+c, "nginx c="+c
+		if runs[d] == nil || runs[g] == nil {
+			continue
+		}
+		fmt.Printf("\nAt %s connection(s): the gateway adds p50 %s, p99 %s to a direct call", c,
+			us(med(g, p50)-med(d, p50)), us(med(g, p99)-med(d, p99)))
+		if runs[n] != nil {
+			fmt.Printf("; nginx adds p50 %s, p99 %s; gateway throughput = %.0f%% of nginx's",
+				us(med(n, p50)-med(d, p50)), us(med(n, p99)-med(d, p99)), 100*med(g, rps)/med(n, rps))
+		}
+		fmt.Println(".")
+	}
+}
+
+func us(v float64) string {
+	if v >= 1000 || v <= -1000 {
+		return fmt.Sprintf("%.2f ms", v/1000)
+	}
+	return fmt.Sprintf("%.0f µs", v)
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# bench/gateway/run.sh — issue 5's gateway figures in one run, on loopback:
+#
+#   (a) direct:  httpload -> upstream (the caller holds the upstream key)
+#   (b) gateway: httpload -> keyward server --dev -> upstream
+#                (the caller holds a keyward token allowed to proxy one
+#                integration; keyward checks it, injects the key from its
+#                secret store, streams the answer back and appends a durable
+#                audit entry of the call)
+#   (c) nginx:   httpload -> nginx (Debian's package) -> upstream, with
+#                proxy_set_header Authorization "Bearer <key>"
+#
+# The upstream is bench/gateway's tiny Go API, which answers 401 to any
+# request without the key, so every 2xx proves the injection worked.
+# The three targets are measured in ROUNDS interleaved rounds of DUR each
+# at CONNS connections (and once at 1 connection for the unloaded latency);
+# the report gives medians over rounds.
+#
+#   bash bench/gateway/run.sh                  # 3 rounds of 10 s
+#   ROUNDS=5 DUR=5s bash bench/gateway/run.sh
+#
+# nginx is installed with apt-get when missing (it needs root then). It runs
+# in the foreground from a temporary prefix with its own config; nothing
+# outside a temporary directory is touched, and every process started here
+# is stopped at exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DUR=${DUR:-10s}
+CONNS=${CONNS:-64}
+ROUNDS=${ROUNDS:-3}
+PORT_UP=${PORT_UP:-19480}
+PORT_KW=${PORT_KW:-19481}
+PORT_NGINX=${PORT_NGINX:-19482}
+KEY=bench-upstream-key-0123456789abcdef # keyward:allow (test fixture)
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "# installing nginx (Debian package)"
+  apt-get install -y nginx >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+go build -o "$work/keyward" ./cmd/keyward
+go build -o "$work/httpload" ./bench/httpload
+go build -o "$work/gw" ./bench/gateway
+kw="$work/keyward"
+
+echo "# machine: $(nproc) cores, $(uname -sm), $(go version | cut -d' ' -f3), $("$NGINX" -v 2>&1 | cut -d' ' -f3); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+"$work/gw" upstream -addr "127.0.0.1:$PORT_UP" -key "$KEY" 2>"$work/upstream.log" &
+pids+=($!)
+wait_http "http://127.0.0.1:$PORT_UP/healthz"
+
+# keyward: dev server, the key in the secret store, an integration, and a
+# token that may only proxy it.
+"$kw" server --dev --data "$work/data" --listen "127.0.0.1:$PORT_KW" --log-level error >"$work/keyward.log" 2>&1 &
+pids+=($!)
+export KEYWARD_ADDR="http://127.0.0.1:$PORT_KW"
+wait_http "$KEYWARD_ADDR/v1/sys/health"
+for _ in $(seq 50); do [ -s "$work/data/root-token" ] && break; sleep 0.1; done
+export KEYWARD_TOKEN; KEYWARD_TOKEN=$(cat "$work/data/root-token")
+"$kw" project create bench >/dev/null
+printf %s "$KEY" | "$kw" secret set bench/prod/upstream-key >/dev/null
+"$kw" integration create up --upstream "http://127.0.0.1:$PORT_UP" --secret bench/prod/upstream-key \
+  --inject 'header:Authorization=Bearer {{secret}}' --allow-private >/dev/null
+cat >"$work/policy.yaml" <<'YAML'
+name: bench-app
+rules:
+  - resources: ["integrations/up"]
+    allow: [proxy]
+YAML
+"$kw" policy apply -f "$work/policy.yaml" >/dev/null
+tok=$("$kw" token create --policy bench-app --ttl 1h -o json | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
+
+# nginx: foreground, temporary prefix, keep-alive to the upstream.
+mkdir -p "$work/nginx/logs"
+cat >"$work/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes auto;
+user root;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream up { server 127.0.0.1:$PORT_UP; keepalive 128; }
+  server {
+    listen 127.0.0.1:$PORT_NGINX;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer $KEY";
+    }
+  }
+}
+EOF
+"$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+pids+=($!)
+wait_http "http://127.0.0.1:$PORT_NGINX/healthz"
+
+load() { # label url auth conns dur
+  "$work/httpload" -json -label "$1" -url "$2" -H "Authorization: Bearer $3" -c "$4" -d "$5" >>"$work/results.json" || {
+    echo "httpload $1 failed" >&2; tail -1 "$work/results.json" >&2; exit 1; }
+}
+direct="http://127.0.0.1:$PORT_UP/v1/ping"
+gateway="$KEYWARD_ADDR/v1/gateway/up/v1/ping"
+nginx="http://127.0.0.1:$PORT_NGINX/v1/ping"
+for r in $(seq "$ROUNDS"); do
+  echo "# round $r/$ROUNDS at $CONNS connections, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  load direct "$direct" "$KEY" "$CONNS" "$DUR"
+  load gateway "$gateway" "$tok" "$CONNS" "$DUR"
+  load nginx "$nginx" "$KEY" "$CONNS" "$DUR"
+done
+echo "# 1 connection"
+load direct "$direct" "$KEY" 1 "$DUR"
+load gateway "$gateway" "$tok" 1 "$DUR"
+load nginx "$nginx" "$KEY" 1 "$DUR"
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+"$work/gw" report "$work/results.json"
+if [ -s "$work/upstream.log" ]; then echo; echo "upstream complaints:"; cat "$work/upstream.log"; fi

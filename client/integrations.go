@@ -1,0 +1,105 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// IntegrationSpec is what an integration is made of: an upstream API, the
+// secret whose value keyward injects into every call to it, and what
+// callers may ask of it. Empty fields take the server's defaults (all
+// methods, every path, 30 s, 10 MiB).
+type IntegrationSpec struct {
+	Name string `json:"name,omitempty"`
+	// Upstream is the base URL, e.g. https://api.example.com/v2.
+	Upstream string `json:"upstream"`
+	// Secret is PROJECT/ENV/PATH of the credential.
+	Secret string `json:"secret"`
+	// Inject is header:NAME=TEMPLATE (with {{secret}}), query:NAME or basic:USER.
+	Inject  string   `json:"inject"`
+	Methods []string `json:"methods,omitempty"`
+	// Paths are globs below the upstream's path: * one segment, ** any.
+	Paths []string `json:"paths,omitempty"`
+	// Timeout is a Go duration ("10s") bounding a whole call.
+	Timeout              string   `json:"timeout,omitempty"`
+	MaxBodyBytes         int64    `json:"max_body_bytes,omitempty"`
+	StripResponseHeaders []string `json:"strip_response_headers,omitempty"`
+	// AllowPrivate lets the upstream be on loopback or a private network
+	// (and use plain http).
+	AllowPrivate bool `json:"allow_private,omitempty"`
+}
+
+// Integration is a stored integration.
+type Integration struct {
+	IntegrationSpec
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedBy string    `json:"updated_by"`
+}
+
+func integrationPath(name string) string { return "/v1/integrations/" + url.PathEscape(name) }
+
+// CreateIntegration stores a new integration (a conflict error when the
+// name is taken). The caller needs write on integrations/NAME and read on
+// the secret.
+func (c *Client) CreateIntegration(ctx context.Context, spec IntegrationSpec) (*Integration, error) {
+	var out Integration
+	if _, err := c.do(ctx, http.MethodPost, "/v1/integrations", nil, spec, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateIntegration replaces every setting of the integration name.
+func (c *Client) UpdateIntegration(ctx context.Context, name string, spec IntegrationSpec) (*Integration, error) {
+	spec.Name = ""
+	var out Integration
+	if _, err := c.do(ctx, http.MethodPut, integrationPath(name), nil, spec, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetIntegration reads an integration's settings.
+func (c *Client) GetIntegration(ctx context.Context, name string) (*Integration, error) {
+	var out Integration
+	if _, err := c.do(ctx, http.MethodGet, integrationPath(name), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListIntegrations lists the integrations the caller may list.
+func (c *Client) ListIntegrations(ctx context.Context) ([]Integration, error) {
+	var out struct {
+		Integrations []Integration `json:"integrations"`
+	}
+	if _, err := c.do(ctx, http.MethodGet, "/v1/integrations", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Integrations, nil
+}
+
+// DeleteIntegration removes an integration; calls through it stop at once.
+func (c *Client) DeleteIntegration(ctx context.Context, name string) error {
+	_, err := c.do(ctx, http.MethodDelete, integrationPath(name), nil, nil, nil)
+	return err
+}
+
+// GatewayURL is the address callers use to reach path (e.g.
+// "/v1/geocode") of the integration name through the gateway.
+func (c *Client) GatewayURL(name, path string) string {
+	u := *c.base
+	u.Path = c.base.Path + "/v1/gateway/" + url.PathEscape(name) + "/"
+	return u.String() + trimSlash(path)
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[0] == '/' {
+		s = s[1:]
+	}
+	return s
+}

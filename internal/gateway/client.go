@@ -1,0 +1,407 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// client is the proxy's HTTP/1.1 client. A call takes a keep-alive
+// connection from a per-upstream pool (or dials one through the guarded
+// dialer), writes the request and reads the response head on the caller's
+// goroutine, and streams the body from the same connection; the connection
+// goes back to the pool when the body has been read to its end.
+//
+// net/http.Transport runs two goroutines per connection and hands every
+// request and response between them over channels; for small calls that
+// bookkeeping cost more CPU than the whole of the rest of the proxy. This
+// client keeps only what a proxy needs: HTTP/1.1 (no HTTP/2, no proxies,
+// no compression, no redirects), the response parsed by net/http's own
+// http.ReadResponse, bounded response heads, one retry of a body-less
+// request on a fresh connection when a pooled one turns out to be closed.
+type client struct {
+	dialer      *net.Dialer
+	tls         *tls.Config
+	maxIdle     int           // idle connections kept per upstream
+	idleTimeout time.Duration // an idle connection older than this is not reused
+
+	mu     sync.Mutex
+	idle   map[string][]*pconn // by scheme://host, most recently used last
+	closed bool
+}
+
+// Limits of the client.
+const (
+	maxResponseHead     = 64 << 10
+	defaultIdleTimeout  = 30 * time.Second
+	replayableIdleLimit = time.Second // a request with a body never goes on a connection idle longer
+)
+
+func newClient(allowPrivate bool, o TransportOptions) *client {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if !allowPrivate {
+		d.ControlContext = guard
+	}
+	if o.MaxIdlePerHost <= 0 {
+		o.MaxIdlePerHost = 256
+	}
+	return &client{
+		dialer: d, maxIdle: o.MaxIdlePerHost, idleTimeout: defaultIdleTimeout,
+		tls:  &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs, NextProtos: []string{"http/1.1"}},
+		idle: map[string][]*pconn{},
+	}
+}
+
+// pconn is a connection to an upstream.
+type pconn struct {
+	key       string
+	conn      net.Conn
+	cr        countingReader // what br reads from
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleUntil time.Time
+	idleSince time.Time
+}
+
+// countingReader counts what is read from the connection and, while limit
+// is positive, refuses to read past it (the response head).
+type countingReader struct {
+	r     io.Reader
+	n     int64
+	limit int64
+}
+
+var errHeadTooLarge = errors.New("the upstream's response head is too large")
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.limit > 0 {
+		if c.n >= c.limit {
+			return 0, errHeadTooLarge
+		}
+		if left := c.limit - c.n; int64(len(p)) > left {
+			p = p[:left]
+		}
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// upstreamRequest is a request ready to be written.
+type upstreamRequest struct {
+	method, scheme, host string
+	target               string // escaped path and query
+	header               requestHeader
+	body                 io.Reader
+	contentLength        int64 // -1: unknown (sent chunked)
+	deadline             time.Time
+}
+
+// replayable requests can be sent again on a fresh connection.
+func (r *upstreamRequest) replayable() bool { return r.body == nil }
+
+// headRequests are what http.ReadResponse needs to know of a request (its
+// method, for HEAD); shared and never modified.
+var headRequests = func() map[string]*http.Request {
+	m := map[string]*http.Request{}
+	for _, meth := range Methods {
+		m[meth] = &http.Request{Method: meth}
+	}
+	return m
+}()
+
+// roundTrip sends req and returns the response whose body must be closed.
+// ctx is the caller's: when it ends, the connection is cut.
+func (c *client) roundTrip(ctx context.Context, req *upstreamRequest) (*http.Response, error) {
+	key := req.scheme + "://" + req.host
+	for attempt := 0; ; attempt++ {
+		pc, reused := c.get(key, req.replayable())
+		if pc == nil {
+			var err error
+			if pc, err = c.dial(ctx, key, req); err != nil {
+				return nil, err
+			}
+		}
+		before := pc.cr.n
+		resp, err := c.exchange(ctx, pc, req)
+		if err == nil {
+			return resp, nil
+		}
+		pc.conn.Close()
+		// A pooled connection the upstream closed while it was idle fails
+		// before any byte of an answer: send a body-less request again once.
+		if reused && attempt == 0 && req.replayable() && pc.cr.n == before && ctx.Err() == nil && !isTimeout(err) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// exchange writes req on pc and reads the response head.
+func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) (*http.Response, error) {
+	pc.conn.SetDeadline(req.deadline)
+	stop := context.AfterFunc(ctx, func() { pc.conn.SetDeadline(time.Unix(1, 0)) })
+	if err := writeRequest(pc.bw, req); err != nil {
+		stop()
+		return nil, err
+	}
+	pc.cr.limit = pc.cr.n + maxResponseHead
+	var resp *http.Response
+	var err error
+	for {
+		resp, err = http.ReadResponse(pc.br, headRequests[req.method])
+		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		// 1xx informational answers (103 Early Hints) precede the real one.
+	}
+	pc.cr.limit = 0
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		stop()
+		resp.Body.Close()
+		return nil, errors.New("the upstream switched protocols, which the gateway does not support")
+	}
+	b := &upstreamBody{rc: resp.Body, pc: pc, c: c, stop: stop, reusable: !resp.Close}
+	if ka := resp.Header.Get("Keep-Alive"); ka != "" {
+		pc.idleUntil = keepAliveUntil(ka)
+	}
+	if resp.Body == http.NoBody {
+		b.finish(true)
+	}
+	resp.Body = b
+	return resp, nil
+}
+
+// keepAliveUntil reads "timeout=N" of a Keep-Alive header: the upstream
+// closes idle connections after N seconds, so one is not reused after N-1.
+func keepAliveUntil(v string) time.Time {
+	for p := range strings.SplitSeq(v, ",") {
+		k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(k, "timeout") {
+			if n, err := strconv.Atoi(val); err == nil && n > 1 {
+				return time.Now().Add(time.Duration(n-1) * time.Second)
+			}
+			if n, err := strconv.Atoi(val); err == nil && n <= 1 {
+				return time.Now() // do not reuse
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// writeRequest writes the request line, the headers (checked before: no
+// CR, LF or NUL in values; names from Go's parser or the integration's
+// validated spec), the credential header last, and the body.
+func writeRequest(w *bufio.Writer, req *upstreamRequest) error {
+	w.WriteString(req.method)
+	w.WriteByte(' ')
+	w.WriteString(req.target)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(req.host)
+	w.WriteString("\r\n")
+	for k, vs := range req.header.src {
+		if !req.header.forwarded(k) {
+			continue
+		}
+		for _, v := range vs {
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	if h := &req.header; h.inject != "" {
+		w.WriteString(h.inject)
+		w.WriteString(": ")
+		w.WriteString(h.value)
+		w.WriteString("\r\n")
+	}
+	switch {
+	case req.contentLength > 0:
+		w.WriteString("Content-Length: ")
+		w.WriteString(strconv.FormatInt(req.contentLength, 10))
+		w.WriteString("\r\n")
+	case req.contentLength < 0:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	case req.method == http.MethodPost || req.method == http.MethodPut || req.method == http.MethodPatch:
+		w.WriteString("Content-Length: 0\r\n")
+	}
+	w.WriteString("\r\n")
+	switch {
+	case req.body == nil:
+	case req.contentLength > 0:
+		n, err := io.CopyN(w, req.body, req.contentLength)
+		if err != nil {
+			if err == io.EOF {
+				return fmt.Errorf("request body: %d of %d bytes: %w", n, req.contentLength, io.ErrUnexpectedEOF)
+			}
+			return err
+		}
+	default:
+		cw := httputil.NewChunkedWriter(w)
+		if _, err := io.Copy(cw, req.body); err != nil {
+			return err
+		}
+		if err := cw.Close(); err != nil {
+			return err
+		}
+		w.WriteString("\r\n")
+	}
+	return w.Flush()
+}
+
+// dial opens a connection to the upstream: TCP through the guarded dialer,
+// then TLS for https.
+func (c *client) dial(ctx context.Context, key string, req *upstreamRequest) (*pconn, error) {
+	dctx, cancel := context.WithDeadline(ctx, req.deadline)
+	defer cancel()
+	conn, err := c.dialer.DialContext(dctx, "tcp", req.host)
+	if err != nil {
+		return nil, err
+	}
+	if req.scheme == "https" {
+		cfg := c.tls.Clone()
+		cfg.ServerName, _, _ = net.SplitHostPort(req.host)
+		cfg.ServerName = strings.Trim(cfg.ServerName, "[]")
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	pc := &pconn{key: key, conn: conn}
+	pc.cr.r = conn
+	pc.br = bufio.NewReaderSize(&pc.cr, 8<<10)
+	pc.bw = bufio.NewWriterSize(conn, 8<<10)
+	return pc, nil
+}
+
+// get takes the most recently used idle connection for key, if any is
+// fresh enough. A request that cannot be replayed takes one idle for less
+// than a second whose socket shows no close from the upstream (alive), so
+// an upstream's idle close is unlikely to race it.
+func (c *client) get(key string, replayable bool) (*pconn, bool) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	list := c.idle[key]
+	for len(list) > 0 {
+		pc := list[len(list)-1]
+		if now.Sub(pc.idleSince) > c.idleTimeout || (!pc.idleUntil.IsZero() && now.After(pc.idleUntil)) {
+			list[len(list)-1] = nil
+			list = list[:len(list)-1]
+			pc.conn.Close()
+			continue
+		}
+		if !replayable && now.Sub(pc.idleSince) > replayableIdleLimit {
+			break
+		}
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		if !replayable && !alive(pc.conn) {
+			pc.conn.Close()
+			continue
+		}
+		c.idle[key] = list
+		return pc, true
+	}
+	c.idle[key] = list
+	return nil, false
+}
+
+// put returns a connection whose last response was read to its end.
+func (c *client) put(pc *pconn) {
+	now := time.Now()
+	pc.idleSince = now
+	c.mu.Lock()
+	list := c.idle[pc.key]
+	// The oldest connection goes when it is stale or the pool is full.
+	if len(list) > 0 && (len(list) >= c.maxIdle || now.Sub(list[0].idleSince) > c.idleTimeout) {
+		list[0].conn.Close()
+		list = append(list[:0], list[1:]...)
+	}
+	if c.closed {
+		c.mu.Unlock()
+		pc.conn.Close()
+		return
+	}
+	c.idle[pc.key] = append(list, pc)
+	c.mu.Unlock()
+}
+
+// closeIdle closes every idle connection; with final, later ones too.
+func (c *client) closeIdle(final bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, list := range c.idle {
+		for _, pc := range list {
+			pc.conn.Close()
+		}
+		delete(c.idle, k)
+	}
+	c.closed = c.closed || final
+}
+
+// upstreamBody is a response body: read to its end it returns the
+// connection to the pool, closed early it closes the connection.
+type upstreamBody struct {
+	rc       io.ReadCloser
+	pc       *pconn
+	c        *client
+	stop     func() bool
+	reusable bool
+	done     bool
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.finish(true)
+	} else if err != nil {
+		b.finish(false)
+	}
+	return n, err
+}
+
+func (b *upstreamBody) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+// finish releases the connection: back to the pool after a whole response
+// on a connection that stays open, closed otherwise.
+func (b *upstreamBody) finish(whole bool) {
+	b.done = true
+	// A false stop means the caller went away and the connection was cut.
+	if b.stop() && whole && b.reusable && b.pc.br.Buffered() == 0 {
+		b.pc.conn.SetDeadline(time.Time{})
+		b.c.put(b.pc)
+		return
+	}
+	b.pc.conn.Close()
+}

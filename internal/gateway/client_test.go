@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// connCounter counts the connections an upstream accepted.
+type connCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *connCounter) hook(_ net.Conn, s http.ConnState) {
+	if s == http.StateNew {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+}
+
+func (c *connCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func countingUpstream(t *testing.T, h http.HandlerFunc) (*httptest.Server, *connCounter) {
+	cc := &connCounter{}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = cc.hook
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, cc
+}
+
+func TestClientReusesConnections(t *testing.T) {
+	h := newHarness(t)
+	srv, cc := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/chunked" {
+			w.Write([]byte("a"))
+			w.(http.Flusher).Flush()
+			w.Write([]byte("b"))
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	h.integration(t, Integration{Name: "api", Upstream: srv.URL, AllowPrivate: true})
+	for i, tc := range []struct{ method, path, body, want string }{
+		{"GET", "/x", "", "ok"}, {"HEAD", "/x", "", ""}, {"POST", "/x", "payload", "ok"},
+		{"GET", "/chunked", "", "ab"}, {"DELETE", "/x", "", "ok"}, {"PUT", "/x", "", "ok"},
+	} {
+		var body io.Reader
+		if tc.body != "" {
+			body = strings.NewReader(tc.body)
+		}
+		w, _, err := h.call(t, httptest.NewRequest(tc.method, "/v1/gateway/api"+tc.path, body))
+		if err != nil || w.Code != 200 || w.Body.String() != tc.want {
+			t.Fatalf("call %d (%s %s): %v %d %q", i, tc.method, tc.path, err, w.Code, w.Body)
+		}
+	}
+	if n := cc.count(); n != 1 {
+		t.Errorf("six sequential calls used %d connections, want 1", n)
+	}
+}
+
+// A pooled connection the upstream closed while idle: a body-less request
+// is sent again on a fresh one; a request with a body never takes it.
+func TestClientStaleConnection(t *testing.T) {
+	h := newHarness(t)
+	srv, cc := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	})
+	h.integration(t, Integration{Name: "api", Upstream: srv.URL, AllowPrivate: true})
+	get := func(method, body string) {
+		t.Helper()
+		w, _, err := h.call(t, httptest.NewRequest(method, "/v1/gateway/api/x", strings.NewReader(body)))
+		if err != nil || w.Code != 200 || w.Body.String() != body {
+			t.Fatalf("%s: %v %d %q", method, err, w.Code, w.Body)
+		}
+	}
+	get("GET", "")
+	srv.CloseClientConnections()
+	get("GET", "")
+	srv.CloseClientConnections()
+	get("POST", "body that cannot be sent twice")
+	if n := cc.count(); n != 3 {
+		t.Errorf("%d connections, want 3", n)
+	}
+}
+
+func TestClientDoesNotReuseAfterConnectionClose(t *testing.T) {
+	h := newHarness(t)
+	srv, cc := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	})
+	h.integration(t, Integration{Name: "api", Upstream: srv.URL, AllowPrivate: true})
+	for range 3 {
+		if w, _, err := h.call(t, httptest.NewRequest("GET", "/v1/gateway/api/x", nil)); err != nil || w.Body.String() != "bye" {
+			t.Fatalf("%v %q", err, w.Body)
+		}
+	}
+	if n := cc.count(); n != 3 {
+		t.Errorf("%d connections, want 3", n)
+	}
+}
+
+func TestClientRefusesHugeResponseHead(t *testing.T) {
+	h := newHarness(t)
+	srv, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		for i := range 40 {
+			w.Header().Set("X-Big-"+strings.Repeat("a", i), strings.Repeat("b", 2000))
+		}
+	})
+	h.integration(t, Integration{Name: "api", Upstream: srv.URL, AllowPrivate: true})
+	_, c, err := h.call(t, httptest.NewRequest("GET", "/v1/gateway/api/x", nil))
+	if !errors.Is(err, ErrUpstreamUnavailable) || c.Wrote {
+		t.Fatalf("80 KB response head: %v", err)
+	}
+}
+
+// A caller that stops reading mid-body gets the connection closed, not
+// pooled with half a response in it.
+func TestClientInterruptedBodyClosesTheConnection(t *testing.T) {
+	h := newHarness(t)
+	srv, cc := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat("x", 1<<20))
+	})
+	h.integration(t, Integration{Name: "api", Upstream: srv.URL, AllowPrivate: true})
+	w := &failingWriter{ResponseRecorder: httptest.NewRecorder(), after: 1000}
+	req := httptest.NewRequest("GET", "/v1/gateway/api/x", nil)
+	c, err := h.proxy.Forward(w, req, "api", "/x")
+	if err == nil || !c.Wrote {
+		t.Fatalf("interrupted copy: %v %+v", err, c)
+	}
+	if wr, _, err := h.call(t, httptest.NewRequest("GET", "/v1/gateway/api/x", nil)); err != nil || wr.Body.Len() != 1<<20 {
+		t.Fatalf("next call: %v %d", err, wr.Body.Len())
+	}
+	if n := cc.count(); n != 2 {
+		t.Errorf("%d connections, want 2 (the interrupted one not reused)", n)
+	}
+}
+
+type failingWriter struct {
+	*httptest.ResponseRecorder
+	after int
+}
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.Body.Len()+len(p) > f.after {
+		return 0, errors.New("client went away")
+	}
+	return f.ResponseRecorder.Write(p)
+}
+
+func TestKeepAliveUntil(t *testing.T) {
+	now := time.Now()
+	if u := keepAliveUntil("timeout=5, max=100"); u.Before(now.Add(3*time.Second)) || u.After(now.Add(5*time.Second)) {
+		t.Errorf("timeout=5 -> %v", u.Sub(now))
+	}
+	if u := keepAliveUntil("timeout=1"); u.After(time.Now()) {
+		t.Errorf("timeout=1 -> %v", u.Sub(now))
+	}
+	if u := keepAliveUntil("max=3"); !u.IsZero() {
+		t.Errorf("no timeout -> %v", u)
+	}
+}

@@ -1,0 +1,233 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/gateway"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/storagetest"
+)
+
+const gwKey = "gw_test_key_0123456789abcdefghij" // keyward:allow (test fixture)
+
+type staticSecret struct{}
+
+func (staticSecret) Current(context.Context, string, string, string) ([]byte, int, error) {
+	return []byte(gwKey), 1, nil
+}
+
+// chanAudit records request entries for concurrent appenders.
+type chanAudit struct {
+	mu     sync.Mutex
+	events []*AuditEvent
+	got    chan struct{}
+}
+
+func (a *chanAudit) AuditTx(context.Context, storage.Tx, *AuditEvent) error { return nil }
+
+func (a *chanAudit) AuditRequest(_ context.Context, e *AuditEvent) error {
+	a.mu.Lock()
+	a.events = append(a.events, e)
+	a.mu.Unlock()
+	a.got <- struct{}{}
+	return nil
+}
+
+type limiterFunc func(r *http.Request, name string) error
+
+func (f limiterFunc) Allow(r *http.Request, name string) error { return f(r, name) }
+
+type gwFixture struct {
+	srv       *httptest.Server
+	audit     *chanAudit
+	unhealthy atomic.Bool
+	hits      atomic.Int32
+	gw        *Gateway
+}
+
+// newGWFixture serves the gateway routes with a token "tok" allowed to
+// proxy integrations/api, "slow" and "down".
+func newGWFixture(t *testing.T) *gwFixture {
+	t.Helper()
+	f := &gwFixture{audit: &chanAudit{got: make(chan struct{}, 100)}}
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.hits.Add(1)
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Got", r.Header.Get("Authorization"))
+		io.WriteString(w, strings.Repeat("x", int(n%100)+10))
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(release) }) // runs before up.Close
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	downAddr := ln.Addr().String()
+	ln.Close()
+
+	svc := gateway.NewService(storagetest.OpenSQLite(t, storage.Options{}), nil)
+	for _, in := range []gateway.Integration{
+		{Name: "api", Upstream: up.URL, MaxBodyBytes: 2 << 20},
+		{Name: "slow", Upstream: up.URL, Timeout: gateway.Duration(50 * time.Millisecond)},
+		{Name: "down", Upstream: "http://" + downAddr},
+	} {
+		in.Secret, in.Inject, in.AllowPrivate = "p/e/k", "header:Authorization=Bearer {{secret}}", true
+		if _, err := svc.Create(t.Context(), in, "test", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proxy := gateway.NewProxy(svc, staticSecret{}, gateway.TransportOptions{})
+	t.Cleanup(proxy.Close)
+	f.gw = &Gateway{Svc: svc, Proxy: proxy, Audit: f.audit, AuditHealthy: func() error {
+		if f.unhealthy.Load() {
+			return errors.New("disk full")
+		}
+		return nil
+	}}
+	allow := map[string]bool{}
+	for _, n := range []string{"api", "slow", "down"} {
+		allow["proxy integrations/"+n] = true
+	}
+	f.gw.Authz = fakeAuthz{allow: allow}
+	errs := NewErrorMapper()
+	MapGatewayErrors(errs)
+	api := New(Deps{Auth: fakeAuth{token: "tok"}, Authz: fakeAuthz{allow: allow}, Audit: f.audit, Errors: errs}, f.gw.Routes())
+	f.srv = httptest.NewServer(api)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *gwFixture) do(t *testing.T, method, path string, body io.Reader) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, body)
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	json.Unmarshal(data, &out)
+	return resp, out
+}
+
+func (f *gwFixture) nextAudit(t *testing.T) *AuditEvent {
+	t.Helper()
+	select {
+	case <-f.audit.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no audit entry")
+	}
+	f.audit.mu.Lock()
+	defer f.audit.mu.Unlock()
+	return f.audit.events[len(f.audit.events)-1]
+}
+
+func errCode(m map[string]any) string {
+	e, _ := m["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	if id, _ := e["request_id"].(string); id == "" {
+		return "no request id"
+	}
+	return c
+}
+
+func TestGatewayCallIsAuditedAfterwards(t *testing.T) {
+	f := newGWFixture(t)
+	resp, _ := f.do(t, "POST", "/v1/gateway/api/v1/x?secret=q", strings.NewReader("hello"))
+	if resp.StatusCode != 200 || resp.Header.Get("X-Got") != "" {
+		t.Fatalf("call = %d, X-Got %q", resp.StatusCode, resp.Header.Get("X-Got"))
+	}
+	ev := f.nextAudit(t)
+	if ev.Action != "proxy" || ev.Resource != "integrations/api" || ev.Status != 200 || ev.Outcome != "allowed" ||
+		ev.Detail["method"] != "POST" || ev.Detail["path"] != "/v1/x" || ev.Detail["bytes_in"] != "5" || ev.Detail["bytes_out"] != "15" {
+		t.Errorf("audit event = %+v", ev)
+	}
+	b, _ := json.Marshal(ev)
+	if strings.Contains(string(b), gwKey) || strings.Contains(string(b), "hello") || strings.Contains(string(b), "secret=q") {
+		t.Errorf("the audit event holds the key, the body or the query: %s", b)
+	}
+}
+
+func TestGatewayRefusesWhileTheAuditLogFails(t *testing.T) {
+	f := newGWFixture(t)
+	f.unhealthy.Store(true)
+	resp, out := f.do(t, "GET", "/v1/gateway/api/x", nil)
+	if resp.StatusCode != 503 || errCode(out) != CodeUnavailable {
+		t.Fatalf("call with a failing audit log = %d %v", resp.StatusCode, out)
+	}
+	if n := f.hits.Load(); n != 0 {
+		t.Errorf("the upstream got %d calls", n)
+	}
+	f.unhealthy.Store(false)
+	if resp, _ := f.do(t, "GET", "/v1/gateway/api/x", nil); resp.StatusCode != 200 {
+		t.Errorf("after recovery = %d", resp.StatusCode)
+	}
+}
+
+func TestGatewayErrorsInKeywardFormat(t *testing.T) {
+	f := newGWFixture(t)
+	for _, tc := range []struct {
+		method, path string
+		body         io.Reader
+		status       int
+		code         string
+	}{
+		{"GET", "/v1/gateway/down/x", nil, 502, CodeBadGateway},
+		{"GET", "/v1/gateway/slow/slow", nil, 504, CodeGatewayTimeout},
+		{"POST", "/v1/gateway/api/x", strings.NewReader(strings.Repeat("a", 2<<20+1)), 413, CodeTooLarge},
+		{"GET", "/v1/gateway/api/a%2fb", nil, 400, CodeInvalidArgument},
+		{"GET", "/v1/gateway/nope/x", nil, 403, CodePermissionDenied},
+		{"GET", "/v1/gateway/NOPE/x", nil, 400, CodeInvalidArgument},
+	} {
+		resp, out := f.do(t, tc.method, tc.path, tc.body)
+		if resp.StatusCode != tc.status || errCode(out) != tc.code || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s = %d %v, want %d %s", tc.method, tc.path, resp.StatusCode, out, tc.status, tc.code)
+		}
+		if strings.Contains(strings.ToLower(errMessage(out)), "127.0.0.1") {
+			t.Errorf("%s: the message names an internal address: %q", tc.path, errMessage(out))
+		}
+	}
+	// The API's 1 MiB JSON limit does not apply to the proxy.
+	if resp, _ := f.do(t, "POST", "/v1/gateway/api/x", strings.NewReader(strings.Repeat("a", 3<<19))); resp.StatusCode != 200 {
+		t.Errorf("1.5 MiB through an integration allowing 2 MiB = %d", resp.StatusCode)
+	}
+}
+
+func errMessage(m map[string]any) string {
+	e, _ := m["error"].(map[string]any)
+	s, _ := e["message"].(string)
+	return s
+}
+
+func TestGatewayLimiterHook(t *testing.T) {
+	f := newGWFixture(t)
+	var asked string
+	f.gw.Limiter = limiterFunc(func(r *http.Request, name string) error {
+		asked = name
+		return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: "slow down", RetryAfter: 2 * time.Second}
+	})
+	resp, out := f.do(t, "GET", "/v1/gateway/api/x", nil)
+	if resp.StatusCode != 429 || errCode(out) != CodeRateLimited || resp.Header.Get("Retry-After") != "2" || asked != "api" {
+		t.Fatalf("limited call = %d %v (Retry-After %q, asked %q)", resp.StatusCode, out, resp.Header.Get("Retry-After"), asked)
+	}
+	if n := f.hits.Load(); n != 0 {
+		t.Errorf("the upstream got %d calls", n)
+	}
+	if ev := f.nextAudit(t); ev.Status != 429 || ev.Outcome != "denied" {
+		t.Errorf("audit of a limited call = %+v", ev)
+	}
+}
