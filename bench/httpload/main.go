@@ -114,8 +114,7 @@ func main() {
 	if *asJSON {
 		us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 		json.NewEncoder(os.Stdout).Encode(map[string]any{
-			"cpu_us_per_req": cpuPerReq,
-			"label":          *label, "requests": len(all), "rps": float64(len(all)) / elapsed.Seconds(),
+			"label": *label, "requests": len(all), "rps": float64(len(all)) / elapsed.Seconds(), "cpu_us_per_req": cpuPerReq,
 			"p50_us": us(pct(.50)), "p90_us": us(pct(.90)), "p99_us": us(pct(.99)), "max_us": us(all[len(all)-1]),
 			"non2xx": non2xx.Load(), "errors": errs.Load(), "conns": *conns, "seconds": elapsed.Seconds(),
 		})
