@@ -84,6 +84,7 @@ type summary struct {
 	P99      float64 `json:"p99_us"`
 	Conns    int     `json:"conns"`
 	Non2xx   int64   `json:"non2xx"`
+	CPU      float64 `json:"cpu_us_per_req"`
 	Errors   int64   `json:"errors"`
 }
 
@@ -124,16 +125,18 @@ func report(files []string) {
 	rps := func(s summary) float64 { return s.RPS }
 	p50 := func(s summary) float64 { return s.P50 }
 	p99 := func(s summary) float64 { return s.P99 }
-	fmt.Println("| target | connections | rounds | req/s (median) | p50 | p99 | non-2xx / errors |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	cpu := func(s summary) float64 { return s.CPU }
+	fmt.Println("| target | connections | rounds | req/s (median) | p50 | p99 | CPU per request* | non-2xx / errors |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, k := range order {
 		var bad int64
 		for _, s := range runs[k] {
 			bad += s.Non2xx + s.Errors
 		}
 		label, conns, _ := strings.Cut(k, " c=")
-		fmt.Printf("| %s | %s | %d | %.0f | %s | %s | %d |\n", label, conns, len(runs[k]), med(k, rps), us(med(k, p50)), us(med(k, p99)), bad)
+		fmt.Printf("| %s | %s | %d | %.0f | %s | %s | %s | %d |\n", label, conns, len(runs[k]), med(k, rps), us(med(k, p50)), us(med(k, p99)), us(med(k, cpu)), bad)
 	}
+	fmt.Println("\n\\* CPU time of the process in the middle per request: keyward; nginx (master and workers); the upstream for direct calls.")
 	for _, c := range []string{"64", "1"} {
 		d, g, n := "direct c="+c, "gateway c="+c, "nginx c="+c
 		if runs[d] == nil || runs[g] == nil {

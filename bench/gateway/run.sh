@@ -14,10 +14,14 @@
 # request without the key, so every 2xx proves the injection worked.
 # The three targets are measured in ROUNDS interleaved rounds of DUR each
 # at CONNS connections (and once at 1 connection for the unloaded latency);
-# the report gives medians over rounds.
+# the report gives medians over rounds, and the CPU time per request of the
+# process in the middle (keyward, nginx's master and workers; the upstream
+# for direct calls), which other load on the machine disturbs far less than
+# throughput.
 #
 #   bash bench/gateway/run.sh                  # 3 rounds of 10 s
 #   ROUNDS=5 DUR=5s bash bench/gateway/run.sh
+#   ONLY1=1 bash bench/gateway/run.sh          # only the 1-connection runs
 #
 # nginx is installed with apt-get when missing (it needs root then). It runs
 # in the foreground from a temporary prefix with its own config; nothing
@@ -50,19 +54,22 @@ go build -o "$work/keyward" ./cmd/keyward
 go build -o "$work/httpload" ./bench/httpload
 go build -o "$work/gw" ./bench/gateway
 kw="$work/keyward"
+srv=${KEYWARD_BIN:-$kw} # another build of the server to compare (diagnostics)
 
 echo "# machine: $(nproc) cores, $(uname -sm), $(go version | cut -d' ' -f3), $("$NGINX" -v 2>&1 | cut -d' ' -f3); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
 "$work/gw" upstream -addr "127.0.0.1:$PORT_UP" -key "$KEY" 2>"$work/upstream.log" &
-pids+=($!)
+uppid=$!
+pids+=($uppid)
 wait_http "http://127.0.0.1:$PORT_UP/healthz"
 
 # keyward: dev server, the key in the secret store, an integration, and a
 # token that may only proxy it.
-"$kw" server --dev --data "$work/data" --listen "127.0.0.1:$PORT_KW" --log-level error >"$work/keyward.log" 2>&1 &
-pids+=($!)
+"$srv" server --dev --data "$work/data" --listen "127.0.0.1:$PORT_KW" --log-level error >"$work/keyward.log" 2>&1 &
+kwpid=$!
+pids+=($kwpid)
 export KEYWARD_ADDR="http://127.0.0.1:$PORT_KW"
 wait_http "$KEYWARD_ADDR/v1/sys/health"
 for _ in $(seq 50); do [ -s "$work/data/root-token" ] && break; sleep 0.1; done
@@ -110,26 +117,29 @@ http {
 }
 EOF
 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-pids+=($!)
+ngpid=$!
+pids+=($ngpid)
 wait_http "http://127.0.0.1:$PORT_NGINX/healthz"
+ngpids="$ngpid,$(pgrep -P "$ngpid" | paste -sd, -)"
 
-load() { # label url auth conns dur
-  "$work/httpload" -json -label "$1" -url "$2" -H "Authorization: Bearer $3" -c "$4" -d "$5" >>"$work/results.json" || {
+load() { # label url auth conns dur pids
+  "$work/httpload" -json -label "$1" -url "$2" -H "Authorization: Bearer $3" -c "$4" -d "$5" -pids "$6" >>"$work/results.json" || {
     echo "httpload $1 failed" >&2; tail -1 "$work/results.json" >&2; exit 1; }
 }
 direct="http://127.0.0.1:$PORT_UP/v1/ping"
 gateway="$KEYWARD_ADDR/v1/gateway/up/v1/ping"
 nginx="http://127.0.0.1:$PORT_NGINX/v1/ping"
+[ -n "${ONLY1:-}" ] && ROUNDS=0
 for r in $(seq "$ROUNDS"); do
   echo "# round $r/$ROUNDS at $CONNS connections, load $(cut -d' ' -f1-3 /proc/loadavg)"
-  load direct "$direct" "$KEY" "$CONNS" "$DUR"
-  load gateway "$gateway" "$tok" "$CONNS" "$DUR"
-  load nginx "$nginx" "$KEY" "$CONNS" "$DUR"
+  load direct "$direct" "$KEY" "$CONNS" "$DUR" "$uppid"
+  load gateway "$gateway" "$tok" "$CONNS" "$DUR" "$kwpid"
+  load nginx "$nginx" "$KEY" "$CONNS" "$DUR" "$ngpids"
 done
 echo "# 1 connection"
-load direct "$direct" "$KEY" 1 "$DUR"
-load gateway "$gateway" "$tok" 1 "$DUR"
-load nginx "$nginx" "$KEY" 1 "$DUR"
+load direct "$direct" "$KEY" 1 "$DUR" "$uppid"
+load gateway "$gateway" "$tok" 1 "$DUR" "$kwpid"
+load nginx "$nginx" "$KEY" 1 "$DUR" "$ngpids"
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 "$work/gw" report "$work/results.json"

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,7 @@ func main() {
 	warm := flag.Duration("warmup", time.Second, "warm-up before measuring")
 	asJSON := flag.Bool("json", false, "print a JSON summary")
 	label := flag.String("label", "", "label of the run in the JSON summary")
+	pids := flag.String("pids", "", "comma-separated process ids whose CPU time per request to report (Linux)")
 	var hs headers
 	flag.Var(&hs, "H", "header 'Name: value' (repeatable)")
 	flag.Parse()
@@ -85,10 +87,12 @@ func main() {
 	}
 	time.Sleep(*warm)
 	measuring.Store(true)
+	cpu0 := cpuTicks(*pids)
 	start := time.Now()
 	time.Sleep(*dur)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	cpu1 := cpuTicks(*pids)
 	stop.Store(true)
 	wg.Wait()
 	var all []time.Duration
@@ -101,10 +105,16 @@ func main() {
 	}
 	slices.Sort(all)
 	pct := func(p float64) time.Duration { return all[int(float64(len(all)-1)*p)] }
+	// CPU per request of the measured processes, from their tick counts
+	// (10 ms each; over seconds of load that is precise enough).
+	cpuPerReq := 0.0
+	if *pids != "" {
+		cpuPerReq = float64(cpu1-cpu0) * 1e4 / float64(len(all))
+	}
 	if *asJSON {
 		us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 		json.NewEncoder(os.Stdout).Encode(map[string]any{
-			"label": *label, "requests": len(all), "rps": float64(len(all)) / elapsed.Seconds(),
+			"label": *label, "requests": len(all), "rps": float64(len(all)) / elapsed.Seconds(), "cpu_us_per_req": cpuPerReq,
 			"p50_us": us(pct(.50)), "p90_us": us(pct(.90)), "p99_us": us(pct(.99)), "max_us": us(all[len(all)-1]),
 			"non2xx": non2xx.Load(), "errors": errs.Load(), "conns": *conns, "seconds": elapsed.Seconds(),
 		})
@@ -113,10 +123,38 @@ func main() {
 		}
 		return
 	}
+	if *pids != "" {
+		fmt.Printf("cpu_us_per_req=%.0f ", cpuPerReq)
+	}
 	fmt.Printf("requests=%d rps=%.0f p50=%v p90=%v p99=%v max=%v non2xx=%d errors=%d conns=%d dur=%v\n",
 		len(all), float64(len(all))/elapsed.Seconds(), pct(.50).Round(time.Microsecond), pct(.90).Round(time.Microsecond),
 		pct(.99).Round(time.Microsecond), all[len(all)-1].Round(time.Microsecond), non2xx.Load(), errs.Load(), *conns, elapsed.Round(time.Millisecond))
 	if non2xx.Load() > 0 {
 		os.Exit(1)
 	}
+}
+
+// cpuTicks sums user and system clock ticks (1/100 s) of the processes in
+// pids, from /proc/PID/stat (every thread, living or gone, included).
+func cpuTicks(pids string) int64 {
+	var total int64
+	for _, p := range strings.Split(pids, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + p + "/stat")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "httpload: -pids:", err)
+			os.Exit(2)
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		k, _ := strconv.ParseInt(f[12], 10, 64)
+		total += u + k
+	}
+	return total
 }

@@ -160,6 +160,27 @@ func TestGatewayCallIsAuditedAfterwards(t *testing.T) {
 	if strings.Contains(string(b), gwKey) || strings.Contains(string(b), "hello") || strings.Contains(string(b), "secret=q") {
 		t.Errorf("the audit event holds the key, the body or the query: %s", b)
 	}
+
+	// Calls in a burst: every entry is written, and every slot freed.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.do(t, "GET", "/v1/gateway/api/x", nil)
+		}()
+	}
+	wg.Wait()
+	for range 20 {
+		f.nextAudit(t)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.gw.pending) != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := len(f.gw.pending); n != 0 {
+		t.Errorf("%d audit slots still taken after every entry was written", n)
+	}
 }
 
 func TestGatewayRefusesWhileTheAuditLogFails(t *testing.T) {
