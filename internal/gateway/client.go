@@ -99,7 +99,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // upstreamRequest is a request ready to be written.
 type upstreamRequest struct {
-	method, scheme, host string
+	method, scheme, host string // host: the Host header
+	addr                 string // host:port to dial
 	target               string // escaped path and query
 	header               requestHeader
 	body                 io.Reader
@@ -123,7 +124,7 @@ var headRequests = func() map[string]*http.Request {
 // roundTrip sends req and returns the response whose body must be closed.
 // ctx is the caller's: when it ends, the connection is cut.
 func (c *client) roundTrip(ctx context.Context, req *upstreamRequest) (*http.Response, error) {
-	key := req.scheme + "://" + req.host
+	key := req.scheme + "://" + req.addr
 	for attempt := 0; ; attempt++ {
 		pc, reused := c.get(key, req.replayable())
 		if pc == nil {
@@ -165,6 +166,10 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) 
 	var err error
 	for {
 		resp, err = http.ReadResponse(pc.br, headRequests[req.method])
+		if err == nil && (resp.StatusCode < 100 || resp.StatusCode > 599) {
+			resp.Body.Close()
+			err = fmt.Errorf("the upstream answered with status %d", resp.StatusCode)
+		}
 		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
@@ -274,14 +279,13 @@ func writeRequest(w *bufio.Writer, req *upstreamRequest) error {
 func (c *client) dial(ctx context.Context, key string, req *upstreamRequest) (*pconn, error) {
 	dctx, cancel := context.WithDeadline(ctx, req.deadline)
 	defer cancel()
-	conn, err := c.dialer.DialContext(dctx, "tcp", req.host)
+	conn, err := c.dialer.DialContext(dctx, "tcp", req.addr)
 	if err != nil {
 		return nil, err
 	}
 	if req.scheme == "https" {
 		cfg := c.tls.Clone()
-		cfg.ServerName, _, _ = net.SplitHostPort(req.host)
-		cfg.ServerName = strings.Trim(cfg.ServerName, "[]")
+		cfg.ServerName, _, _ = net.SplitHostPort(req.addr)
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(dctx); err != nil {
 			conn.Close()

@@ -105,7 +105,9 @@ func ValidateName(name string) error {
 // compiled is an integration ready to serve calls.
 type compiled struct {
 	in                  *Integration
-	scheme, host        string // host keeps the port
+	scheme              string
+	host                string // the Host header: name, and port unless the scheme's default
+	addr                string // what is dialled: name:port
 	basePath, baseRaw   string // decoded and escaped base path, no trailing slash
 	project, env, spath string
 	inject              Inject
@@ -253,13 +255,25 @@ func (c *compiled) parseUpstream(in *Integration) error {
 			}
 		}
 	}
+	port := map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	c.addr = net.JoinHostPort(host, port)
 	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || p[0] == '0' {
 			return invalid("upstream: port %q: want 1 to 65535", printable(p))
 		}
-		host = net.JoinHostPort(host, p)
-	} else if strings.Contains(host, ":") {
+		c.addr = net.JoinHostPort(host, p)
+		if p == port {
+			p = "" // the Host header leaves out the scheme's default port
+		}
+		port = p
+	} else {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
 		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
 	}
 	base, err := ParsePath(u.EscapedPath())
 	if err != nil {

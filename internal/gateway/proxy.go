@@ -237,7 +237,7 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPat
 		target += "?" + query
 	}
 	out := &upstreamRequest{
-		method: r.Method, scheme: c.scheme, host: c.host, target: target,
+		method: r.Method, scheme: c.scheme, host: c.host, addr: c.addr, target: target,
 		header: header, contentLength: r.ContentLength, deadline: deadline,
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {

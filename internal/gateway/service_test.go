@@ -24,8 +24,24 @@ func TestNormalize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.Upstream != "https://api.example.com:8443/v2" || c.host != "api.example.com:8443" || c.baseRaw != "/v2" {
-		t.Errorf("upstream = %q (host %q, base %q)", in.Upstream, c.host, c.baseRaw)
+	if in.Upstream != "https://api.example.com:8443/v2" || c.host != "api.example.com:8443" || c.addr != "api.example.com:8443" || c.baseRaw != "/v2" {
+		t.Errorf("upstream = %q (host %q, addr %q, base %q)", in.Upstream, c.host, c.addr, c.baseRaw)
+	}
+	// The Host header leaves out the default port; the dialled address has it.
+	for u, want := range map[string][3]string{
+		"https://api.example.com":         {"https://api.example.com", "api.example.com", "api.example.com:443"},
+		"https://api.example.com:443/x":   {"https://api.example.com/x", "api.example.com", "api.example.com:443"},
+		"http://localhost":                {"http://localhost", "localhost", "localhost:80"},
+		"http://localhost:80":             {"http://localhost", "localhost", "localhost:80"},
+		"http://localhost:443":            {"http://localhost:443", "localhost:443", "localhost:443"},
+		"https://[2001:db8::1]":           {"https://[2001:db8::1]", "[2001:db8::1]", "[2001:db8::1]:443"},
+		"https://[2001:db8::1]:8443/a/b/": {"https://[2001:db8::1]:8443/a/b", "[2001:db8::1]:8443", "[2001:db8::1]:8443"},
+	} {
+		in := Integration{Name: "x", Upstream: u, Secret: "p/e/k", Inject: "query:k", AllowPrivate: true}
+		c, err := in.Normalize()
+		if err != nil || [3]string{in.Upstream, c.host, c.addr} != want {
+			t.Errorf("%s: %q %q %q, %v; want %q", u, in.Upstream, c.host, c.addr, err, want)
+		}
 	}
 	if in.Inject != "header:X-Api-Key={{secret}}" || !slices.Equal(in.Methods, []string{"GET", "POST"}) ||
 		!slices.Equal(in.Paths, []string{"/**"}) || !slices.Equal(in.StripResponseHeaders, []string{"X-Debug"}) {

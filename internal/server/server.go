@@ -297,7 +297,7 @@ func (n *Node) Close() error {
 	n.barrier.Seal()
 	n.tokens.Purge()
 	n.apikeys.Purge()
-	n.proxy.Purge()
+	n.proxy.Close()
 	if n.auditFile != nil {
 		n.auditFile.Close()
 	}
