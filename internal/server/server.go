@@ -57,6 +57,7 @@ type Node struct {
 	// The gateway (gateway.go).
 	integrations *gateway.Service
 	proxy        *gateway.Proxy
+	gatewayAPI   *httpapi.Gateway
 }
 
 // Options are what a caller of New supplies beyond the config.
@@ -241,6 +242,7 @@ func (n *Node) Close() error {
 	if n.stop != nil {
 		n.stop()
 	}
+	n.closeGateway()
 	aerr := n.auditLog.Close()
 	if errors.Is(aerr, barrier.ErrSealed) {
 		// Sealed: the last checkpoint cannot be signed; the next unsealed
@@ -249,7 +251,6 @@ func (n *Node) Close() error {
 	}
 	n.barrier.Seal()
 	n.tokens.Purge()
-	n.proxy.Close()
 	if n.auditFile != nil {
 		n.auditFile.Close()
 	}
