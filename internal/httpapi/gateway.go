@@ -67,8 +67,9 @@ type Gateway struct {
 	once    sync.Once
 	pending chan struct{} // one slot per entry not yet written
 
-	qmu   sync.Mutex
-	queue []*AuditEvent // gathered entries, handed over by flushAudit
+	qmu     sync.Mutex
+	queue   []*AuditEvent  // gathered entries, handed over by flushAudit
+	writing sync.WaitGroup // entries queued or being written
 }
 
 // DefaultAuditCoalesce is Gateway.AuditCoalesce's default. The audit log
@@ -381,6 +382,7 @@ func (h *Gateway) audit(ev *AuditEvent) {
 		<-h.pending
 		return
 	}
+	h.writing.Add(1)
 	if h.AuditCoalesce < 0 {
 		go h.append(ev)
 		return
@@ -412,11 +414,32 @@ func (h *Gateway) flushAudit() {
 }
 
 func (h *Gateway) append(ev *AuditEvent) {
-	defer func() { <-h.pending }()
+	defer func() {
+		<-h.pending
+		h.writing.Done()
+	}()
 	// Not the request's context: it ended with the response. The audit
 	// log bounds its own writes.
 	if err := h.Audit.AuditRequest(context.Background(), ev); err != nil {
 		h.Log.Error("audit append of a gateway call failed", "request_id", ev.RequestID, "err", err)
+	}
+}
+
+// Flush hands over the gathered entries and waits until every entry of a
+// finished call is written (or ctx ends). The server calls it at shutdown,
+// after the last call and before the audit log closes.
+func (h *Gateway) Flush(ctx context.Context) error {
+	h.flushAudit()
+	done := make(chan struct{})
+	go func() {
+		h.writing.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -252,3 +252,30 @@ func TestGatewayLimiterHook(t *testing.T) {
 		t.Errorf("audit of a limited call = %+v", ev)
 	}
 }
+
+// At shutdown, Flush writes the entries still gathered, at once.
+func TestGatewayFlushWritesGatheredEntries(t *testing.T) {
+	f := newGWFixture(t)
+	f.gw.AuditCoalesce = time.Hour // never by the timer
+	for range 3 {
+		if resp, _ := f.do(t, "GET", "/v1/gateway/api/x", nil); resp.StatusCode != 200 {
+			t.Fatalf("call = %d", resp.StatusCode)
+		}
+	}
+	f.audit.mu.Lock()
+	before := len(f.audit.events)
+	f.audit.mu.Unlock()
+	if before != 0 {
+		t.Fatalf("%d entries written before the flush", before)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := f.gw.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.audit.mu.Lock()
+	defer f.audit.mu.Unlock()
+	if len(f.audit.events) != 3 {
+		t.Errorf("%d entries after Flush, want 3", len(f.audit.events))
+	}
+}

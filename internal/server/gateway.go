@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/gateway"
@@ -45,8 +46,22 @@ func (n *Node) gatewayEvent(e events.Event) {
 
 // gatewayRoutes returns the integration and proxy routes.
 func (n *Node) gatewayRoutes(authz httpapi.Authorizer, aud httpapi.Auditor, errs *httpapi.ErrorMapper) []httpapi.Route {
-	return (&httpapi.Gateway{
+	n.gatewayAPI = &httpapi.Gateway{
 		Svc: n.integrations, Proxy: n.proxy, Authz: authz, Audit: aud, Errors: errs, Log: n.log,
 		AuditHealthy: n.auditLog.Healthy, Usage: n.usage.Record,
-	}).Routes()
+	}
+	return n.gatewayAPI.Routes()
+}
+
+// closeGateway writes the audit entries of finished calls still waiting
+// (before the audit log closes) and drops upstream connections.
+func (n *Node) closeGateway() {
+	if n.gatewayAPI != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := n.gatewayAPI.Flush(ctx); err != nil {
+			n.log.Error("writing the audit entries of gateway calls at shutdown", "err", err)
+		}
+	}
+	n.proxy.Close()
 }

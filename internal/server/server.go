@@ -68,6 +68,7 @@ type Node struct {
 	// The gateway (gateway.go).
 	integrations *gateway.Service
 	proxy        *gateway.Proxy
+	gatewayAPI   *httpapi.Gateway
 }
 
 // Options are what a caller of New supplies beyond the config.
@@ -288,6 +289,7 @@ func (n *Node) Close() error {
 	if err := n.apikeys.Flush(context.Background()); err != nil {
 		n.log.Warn("recording API key last uses at shutdown failed", "err", err)
 	}
+	n.closeGateway()
 	aerr := n.auditLog.Close()
 	if errors.Is(aerr, barrier.ErrSealed) {
 		// Sealed: the last checkpoint cannot be signed; the next unsealed
@@ -297,7 +299,7 @@ func (n *Node) Close() error {
 	n.barrier.Seal()
 	n.tokens.Purge()
 	n.apikeys.Purge()
-	n.proxy.Close()
+	n.proxy.Purge() // cached secret values leave memory with the keys
 	if n.auditFile != nil {
 		n.auditFile.Close()
 	}
