@@ -41,7 +41,7 @@ bench_backend() { # name storage port
   for _ in $(seq 100); do curl -fs "$KEYWARD_ADDR/v1/sys/health" >/dev/null 2>&1 && break; sleep 0.1; done
   export KEYWARD_TOKEN; KEYWARD_TOKEN=$(cat "$data/root-token")
   "$kw" project create bench >/dev/null
-  printf %s 'bench-value-0123456789abcdef' | "$kw" secret set bench/staging/db/password >/dev/null
+  printf %s 'bench-value-0123456789abcdef' | "$kw" secret set bench/staging/db/password >/dev/null # keyward:allow (bench value)
   printf %s 'second' | "$kw" secret set bench/staging/db/user >/dev/null
   cat >"$work/policy.yaml" <<'YAML'
 name: bench
