@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -57,6 +58,14 @@ type secretEntry struct {
 	value   string
 	version int
 }
+
+// String, GoString and LogValue keep the value out of any print or log.
+func (secretEntry) String() string       { return "[redacted]" }
+func (secretEntry) GoString() string     { return "[redacted]" }
+func (secretEntry) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+func (credential) String() string        { return "[redacted]" }
+func (credential) GoString() string      { return "[redacted]" }
+func (credential) LogValue() slog.Value  { return slog.StringValue("[redacted]") }
 
 // credential is what an integration injects for one secret value, with
 // every form of it that must never appear in a response header.

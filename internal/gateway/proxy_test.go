@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -501,5 +502,18 @@ func TestForwardErrorsNeverCarryTheCredential(t *testing.T) {
 	_, _, err := h.call(t, httptest.NewRequest("GET", "/v1/gateway/down/x", nil))
 	if err == nil || strings.Contains(err.Error(), testKey) || strings.Contains(fmt.Sprintf("%+v", err), testKey) {
 		t.Errorf("error = %v", err)
+	}
+}
+
+func TestResolvedSecretsNeverPrint(t *testing.T) {
+	e := &secretEntry{value: testKey, version: 3}
+	cr := &credential{entry: e, value: "Bearer " + testKey, needles: []string{testKey}}
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	log.Info("x", "entry", e, "cred", cr, "v", *cr)
+	for _, s := range []string{fmt.Sprint(e), fmt.Sprintf("%+v", cr), fmt.Sprintf("%#v", *cr), fmt.Sprintf("%v", *e), logged.String()} {
+		if strings.Contains(s, testKey) {
+			t.Errorf("the secret printed: %s", s)
+		}
 	}
 }
