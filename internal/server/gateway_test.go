@@ -127,7 +127,7 @@ rules:
 	}
 
 	resp, body := get(app, "/v1/gateway/maps/geocode/json?address=Berlin", map[string]string{"Connection": "Authorization"})
-	firstLen := len(body)
+	firstLen, firstID := len(body), resp.Header.Get("X-Request-Id")
 	if resp.StatusCode != 200 || body != `{"path":"/maps/api/geocode/json","query":"address=Berlin"}` {
 		t.Fatalf("gateway call = %d %s", resp.StatusCode, body)
 	}
@@ -221,7 +221,9 @@ rules:
 	}
 	var first *audit.Entry
 	for i := range entries {
-		if e := &entries[i]; e.Action == "proxy" && e.Detail["path"] == "/geocode/json" && first == nil {
+		// Entries gathered in one commit are not in call order: find the
+		// first call's by its request id.
+		if e := &entries[i]; e.Action == "proxy" && e.RequestID == firstID && first == nil {
 			first = e
 		}
 	}
@@ -229,7 +231,7 @@ rules:
 		t.Fatalf("no audit entry for the first call among %d", len(entries))
 	}
 	if first.Status != 200 || first.Principal != "app:mobile" || first.Detail["method"] != "GET" ||
-		first.Detail["bytes_out"] != fmt.Sprint(firstLen) || first.Detail["bytes_in"] != "0" || first.Outcome != "allowed" {
+		first.Detail["path"] != "/geocode/json" || first.Detail["bytes_out"] != fmt.Sprint(firstLen) || first.Detail["bytes_in"] != "0" || first.Outcome != "allowed" {
 		t.Errorf("audit entry = %+v", first)
 	}
 	all, _ := json.Marshal(entries)
