@@ -29,6 +29,10 @@ type IntegrationSpec struct {
 	// AllowPrivate lets the upstream be on loopback or a private network
 	// (and use plain http).
 	AllowPrivate bool `json:"allow_private,omitempty"`
+	// Rate bounds all calls through the integration and CallerRate those
+	// of each token or API key ("100/s", "60/min", "1000/h"; per node).
+	Rate       string `json:"rate,omitempty"`
+	CallerRate string `json:"caller_rate,omitempty"`
 }
 
 // Integration is a stored integration.

@@ -36,6 +36,7 @@ integrations/NAME and read on its secret. See docs/gateway.md.`,
 // specFlags are the settings of an integration as flags.
 type specFlags struct {
 	upstream, secret, inject, timeout, maxBody string
+	rate, callerRate                           string
 	methods, paths, strip                      []string
 	allowPrivate                               bool
 }
@@ -51,6 +52,8 @@ func (f *specFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.maxBody, "max-body", "", "largest request body, e.g. 1MiB or 500KB (default 10MiB)")
 	fl.StringArrayVar(&f.strip, "strip-header", nil, "response header to remove (repeatable)")
 	fl.BoolVar(&f.allowPrivate, "allow-private", false, "allow an upstream on loopback or a private network, and plain http")
+	fl.StringVar(&f.rate, "rate", "", "most calls through the integration, all callers together, e.g. 100/s or 6000/min (per node; empty: none)")
+	fl.StringVar(&f.callerRate, "caller-rate", "", "most calls of each token or API key through the integration, e.g. 60/min (per node; empty: none)")
 }
 
 // apply sets the flags the user gave on spec.
@@ -90,6 +93,12 @@ func (f *specFlags) apply(cmd *cobra.Command, spec *client.IntegrationSpec) erro
 	}
 	if ch("allow-private") {
 		spec.AllowPrivate = f.allowPrivate
+	}
+	if ch("rate") {
+		spec.Rate = f.rate
+	}
+	if ch("caller-rate") {
+		spec.CallerRate = f.callerRate
 	}
 	return nil
 }
@@ -242,6 +251,7 @@ func printIntegration(w io.Writer, in *client.Integration, callURL string) {
 		{"methods", strings.Join(in.Methods, ", ")}, {"paths", strings.Join(in.Paths, ", ")},
 		{"timeout", in.Timeout}, {"max body", strconv.FormatInt(in.MaxBodyBytes, 10) + " bytes"},
 		{"strip headers", strip}, {"allow private", strconv.FormatBool(in.AllowPrivate)},
+		{"rate", dash(in.Rate)}, {"caller rate", dash(in.CallerRate)},
 		{"created", in.CreatedAt.Format(time.RFC3339) + " by " + in.CreatedBy},
 		{"updated", in.UpdatedAt.Format(time.RFC3339) + " by " + in.UpdatedBy},
 		{"call at", callURL},

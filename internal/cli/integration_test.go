@@ -17,7 +17,7 @@ func TestIntegrationCreate(t *testing.T) {
 	h.fake.handle("POST /v1/integrations", 201, integrationJSON)
 	r := h.must("", "integration", "create", "stripe", "--upstream", "https://api.stripe.com", "--secret", "payments/prod/stripe-key",
 		"--inject", "header:Authorization=Bearer {{secret}}", "--method", "GET", "--method", "post", "--path", "/v1/**",
-		"--timeout", "10s", "--max-body", "1MiB", "--strip-header", "X-Debug,X-Trace")
+		"--timeout", "10s", "--max-body", "1MiB", "--strip-header", "X-Debug,X-Trace", "--rate", "100/s", "--caller-rate", "60/min")
 	if !strings.Contains(r.stdout, "Created integration stripe -> https://api.stripe.com") || !strings.Contains(r.stdout, "/v1/gateway/stripe/<path>") {
 		t.Errorf("stdout = %q", r.stdout)
 	}
@@ -29,7 +29,8 @@ func TestIntegrationCreate(t *testing.T) {
 	json.Unmarshal([]byte(reqs[0].Body), &body)
 	want := map[string]any{"name": "stripe", "upstream": "https://api.stripe.com", "secret": "payments/prod/stripe-key",
 		"inject": "header:Authorization=Bearer {{secret}}", "methods": []any{"GET", "post"}, "paths": []any{"/v1/**"},
-		"timeout": "10s", "max_body_bytes": float64(1 << 20), "strip_response_headers": []any{"X-Debug", "X-Trace"}}
+		"timeout": "10s", "max_body_bytes": float64(1 << 20), "strip_response_headers": []any{"X-Debug", "X-Trace"},
+		"rate": "100/s", "caller_rate": "60/min"}
 	for k, v := range want {
 		if b, _ := json.Marshal(body[k]); string(b) != mustJSON(v) {
 			t.Errorf("body[%s] = %s, want %s", k, b, mustJSON(v))

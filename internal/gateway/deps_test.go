@@ -9,12 +9,14 @@ import (
 	"testing"
 )
 
-// Arrows point down: the gateway imports storage and events only; it meets
-// the secret store through SecretSource, declared here.
+// Arrows point down: the gateway imports storage, events and the ratelimit
+// leaf (to parse its limits) only; it meets the secret store through
+// SecretSource, declared here.
 func TestImports(t *testing.T) {
 	allowed := map[string]bool{
-		"github.com/keyward/keyward/internal/storage": true,
-		"github.com/keyward/keyward/internal/events":  true,
+		"github.com/keyward/keyward/internal/storage":   true,
+		"github.com/keyward/keyward/internal/events":    true,
+		"github.com/keyward/keyward/internal/ratelimit": true,
 	}
 	files, err := filepath.Glob("*.go")
 	if err != nil || len(files) == 0 {

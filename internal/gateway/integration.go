@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"net"
 	"net/http"
 	"net/netip"
@@ -53,6 +54,12 @@ type Integration struct {
 	// AllowPrivate lets the upstream resolve to loopback, private,
 	// link-local and other internal addresses, and use plain http.
 	AllowPrivate bool `json:"allow_private"`
+	// Rate bounds all calls through the integration, whoever makes them
+	// (N/s, N/min or N/h; empty: none), to protect the upstream's own
+	// quota. CallerRate bounds the calls of each token or API key. Both
+	// are counted per node.
+	Rate       string `json:"rate,omitempty"`
+	CallerRate string `json:"caller_rate,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by"`
@@ -117,6 +124,7 @@ type compiled struct {
 	timeout             time.Duration
 	maxBody             int64
 	cred                atomic.Pointer[credential] // for the cached secret value
+	rate, callerRate    ratelimit.Limit
 }
 
 // Normalize validates in, fills the defaults and rewrites every field in
@@ -127,6 +135,20 @@ func (in *Integration) Normalize() (*compiled, error) {
 		return nil, err
 	}
 	c := &compiled{in: in}
+	for _, r := range []struct {
+		field string
+		src   *string
+		dst   *ratelimit.Limit
+	}{{"rate", &in.Rate, &c.rate}, {"caller_rate", &in.CallerRate, &c.callerRate}} {
+		if *r.src == "" {
+			continue
+		}
+		lim, err := ratelimit.ParseLimit(*r.src)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, r.field, err)
+		}
+		*r.dst, *r.src = lim, lim.String()
+	}
 	if err := c.parseUpstream(in); err != nil {
 		return nil, err
 	}

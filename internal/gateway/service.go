@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"sync"
 	"time"
 
@@ -45,7 +46,7 @@ func NewService(store storage.Store, now func() time.Time) *Service {
 	return &Service{store: store, now: now, cache: map[string]*compiled{}}
 }
 
-const integrationColumns = `name, upstream, secret_ref, inject, methods, paths, timeout_ms, max_body_bytes, strip_headers, allow_private, created_at, created_by, updated_at, updated_by`
+const integrationColumns = `name, upstream, secret_ref, inject, methods, paths, timeout_ms, max_body_bytes, strip_headers, allow_private, created_at, created_by, updated_at, updated_by, rate, caller_rate`
 
 // Create stores a new integration (ErrExists when the name is taken) and
 // returns it as stored: normalised, with defaults filled.
@@ -60,7 +61,7 @@ func (s *Service) Create(ctx context.Context, in Integration, by string, audit A
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO integrations (`+integrationColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, args...); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO integrations (`+integrationColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, args...); err != nil {
 			if errors.Is(err, storage.ErrConflict) {
 				return fmt.Errorf("integration %q: %w", in.Name, ErrExists)
 			}
@@ -98,7 +99,7 @@ func (s *Service) Update(ctx context.Context, in Integration, by string, audit A
 		}
 		// The creation columns ($11, $12) are left as they are.
 		args = append(args[:10], args[12:]...)
-		if _, err := tx.Exec(ctx, `UPDATE integrations SET upstream = $2, secret_ref = $3, inject = $4, methods = $5, paths = $6, timeout_ms = $7, max_body_bytes = $8, strip_headers = $9, allow_private = $10, updated_at = $11, updated_by = $12 WHERE name = $1`, args...); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE integrations SET upstream = $2, secret_ref = $3, inject = $4, methods = $5, paths = $6, timeout_ms = $7, max_body_bytes = $8, strip_headers = $9, allow_private = $10, updated_at = $11, updated_by = $12, rate = $13, caller_rate = $14 WHERE name = $1`, args...); err != nil {
 			return err
 		}
 		out = &in
@@ -200,6 +201,16 @@ func (s *Service) invalidate(name string) {
 	s.mu.Unlock()
 }
 
+// Limits returns the integration's rate limits (zero Limits: none), from
+// memory when it is cached.
+func (s *Service) Limits(ctx context.Context, name string) (rate, callerRate ratelimit.Limit, err error) {
+	c, err := s.lookup(ctx, name)
+	if err != nil {
+		return ratelimit.Limit{}, ratelimit.Limit{}, err
+	}
+	return c.rate, c.callerRate, nil
+}
+
 // lookup returns the compiled integration, from memory when it is there.
 func (s *Service) lookup(ctx context.Context, name string) (*compiled, error) {
 	s.mu.RLock()
@@ -230,7 +241,7 @@ func scanIntegration(row scanner) (*Integration, error) {
 	var methods, paths, strip string
 	var timeoutMS, allowPrivate, created, updated int64
 	if err := row.Scan(&in.Name, &in.Upstream, &in.Secret, &in.Inject, &methods, &paths, &timeoutMS, &in.MaxBodyBytes,
-		&strip, &allowPrivate, &created, &in.CreatedBy, &updated, &in.UpdatedBy); err != nil {
+		&strip, &allowPrivate, &created, &in.CreatedBy, &updated, &in.UpdatedBy, &in.Rate, &in.CallerRate); err != nil {
 		return nil, err
 	}
 	for _, f := range []struct {
@@ -260,5 +271,5 @@ func rowArgs(in *Integration) ([]any, error) {
 	}
 	return []any{in.Name, in.Upstream, in.Secret, in.Inject, string(methods), string(paths),
 		time.Duration(in.Timeout).Milliseconds(), in.MaxBodyBytes, string(strip), allow,
-		in.CreatedAt.UnixNano(), in.CreatedBy, in.UpdatedAt.UnixNano(), in.UpdatedBy}, nil
+		in.CreatedAt.UnixNano(), in.CreatedBy, in.UpdatedAt.UnixNano(), in.UpdatedBy, in.Rate, in.CallerRate}, nil
 }

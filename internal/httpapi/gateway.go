@@ -113,12 +113,15 @@ type IntegrationRequest struct {
 	MaxBodyBytes         int64            `json:"max_body_bytes,omitempty"`
 	StripResponseHeaders []string         `json:"strip_response_headers,omitempty"`
 	AllowPrivate         bool             `json:"allow_private,omitempty"`
+	Rate                 string           `json:"rate,omitempty"`
+	CallerRate           string           `json:"caller_rate,omitempty"`
 }
 
 func (in *IntegrationRequest) integration() gateway.Integration {
 	return gateway.Integration{
 		Name: in.Name, Upstream: in.Upstream, Secret: in.Secret, Inject: in.Inject, Methods: in.Methods, Paths: in.Paths,
 		Timeout: in.Timeout, MaxBodyBytes: in.MaxBodyBytes, StripResponseHeaders: in.StripResponseHeaders, AllowPrivate: in.AllowPrivate,
+		Rate: in.Rate, CallerRate: in.CallerRate,
 	}
 }
 

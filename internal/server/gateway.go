@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/gateway"
 	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/secret"
 )
 
@@ -49,6 +52,7 @@ func (n *Node) gatewayRoutes(authz httpapi.Authorizer, aud httpapi.Auditor, errs
 	n.gatewayAPI = &httpapi.Gateway{
 		Svc: n.integrations, Proxy: n.proxy, Authz: authz, Audit: aud, Errors: errs, Log: n.log,
 		AuditHealthy: n.auditLog.Healthy, Usage: n.usage.Record,
+		Limiter: &integrationLimiter{svc: n.integrations, lim: n.keyLimiter},
 	}
 	return n.gatewayAPI.Routes()
 }
@@ -64,4 +68,42 @@ func (n *Node) closeGateway() {
 		}
 	}
 	n.proxy.Close()
+}
+
+// integrationLimiter enforces an integration's rate (all calls through it)
+// and caller rate (the calls of each token or API key) before a call is
+// forwarded. It shares the node's limiter with API keys (distinct key
+// spaces); limits are per node.
+type integrationLimiter struct {
+	svc *gateway.Service
+	lim *ratelimit.Limiter
+}
+
+func (l *integrationLimiter) Allow(r *http.Request, name string) error {
+	rate, callerRate, err := l.svc.Limits(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if !rate.IsZero() {
+		if d := l.lim.Allow("integration\x00"+name, rate); !d.Allowed {
+			return limited(d, fmt.Sprintf("integration %s is over its rate limit of %s", name, rate))
+		}
+	}
+	if !callerRate.IsZero() {
+		if c := httpapi.CallerFrom(r.Context()); c != nil && c.Accessor != "" {
+			if d := l.lim.Allow("integration-caller\x00"+name+"\x00"+c.Accessor, callerRate); !d.Allowed {
+				return limited(d, fmt.Sprintf("this caller is over integration %s's per-caller rate limit of %s", name, callerRate))
+			}
+		}
+	}
+	return nil
+}
+
+// limited is the 429 for a refused call, with Retry-After and RateLimit-*.
+func limited(d ratelimit.Decision, msg string) error {
+	h := http.Header{}
+	ratelimit.SetHeaders(h, d)
+	return &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
+		Message:    fmt.Sprintf("%s; retry after %ds", msg, max(int64((d.RetryAfter+time.Second-1)/time.Second), 1)),
+		RetryAfter: d.RetryAfter, Header: h}
 }

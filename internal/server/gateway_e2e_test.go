@@ -4,6 +4,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -223,4 +225,91 @@ func usageCount(out map[string]any, status int) int {
 		}
 	}
 	return n
+}
+
+// An integration's rate bounds all calls through it, its caller rate the
+// calls of each token; over either, 429 with Retry-After and RateLimit-*,
+// and the upstream is not called.
+func TestGatewayIntegrationRateLimits(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	up := newUpstream(t)
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "maps"}, nil)
+	if c := call(t, "PUT", u+"/v1/projects/maps/envs/prod/secrets/k", root, map[string]string{"value": "upstream-key-value-1"}, nil); c != 200 && c != 201 {
+		t.Fatalf("put secret = %d", c)
+	}
+	base := map[string]any{"upstream": up.srv.URL, "secret": "maps/prod/k", "inject": "header:Authorization=Bearer {{secret}}", "allow_private": true}
+	with := func(name string, extra map[string]any) map[string]any {
+		m := map[string]any{"name": name}
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	// Bad limits are 400 naming the field; nothing is stored.
+	for field, bad := range map[string]string{"rate": "fast", "caller_rate": "0/min"} {
+		code, out := raw(t, "POST", u+"/v1/integrations", root, "application/json", mustMarshal(t, with("bad", map[string]any{field: bad})))
+		if code != 400 || !strings.Contains(errMsg(out), field) {
+			t.Errorf("%s %q = %d %q, want 400 naming the field", field, bad, code, errMsg(out))
+		}
+	}
+	if c, _ := raw(t, "GET", u+"/v1/integrations/bad", root, "", ""); c != 404 {
+		t.Errorf("a refused integration was stored (%d)", c)
+	}
+	if c := call(t, "POST", u+"/v1/integrations", root, with("total", map[string]any{"rate": "2/min"}), nil); c != 201 {
+		t.Fatalf("create total = %d", c)
+	}
+	if c := call(t, "POST", u+"/v1/integrations", root, with("each", map[string]any{"caller_rate": "1/min"}), nil); c != 201 {
+		t.Fatalf("create each = %d", c)
+	}
+	var got struct {
+		Rate string `json:"rate"`
+	}
+	if c := call(t, "GET", u+"/v1/integrations/total", root, nil, &got); c != 200 || got.Rate == "" {
+		t.Fatalf("get total = %d %+v", c, got)
+	}
+	token := func() string {
+		var tok struct{ Token string }
+		if c := call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"ttl": "5m"}, &tok); c != 200 && c != 201 {
+			t.Fatalf("token = %d", c)
+		}
+		return tok.Token
+	}
+	a, b := token(), token()
+	// Total: 2 calls a minute whoever makes them.
+	statuses := []int{}
+	var last gwResult
+	for _, tok := range []string{a, b, a} {
+		last = gatewayCall(t, u+"/v1/gateway/total/x", "Bearer "+tok, "")
+		statuses = append(statuses, last.status)
+	}
+	if fmt.Sprint(statuses) != "[200 200 429]" {
+		t.Fatalf("total-limited statuses = %v, want [200 200 429]", statuses)
+	}
+	if last.header.Get("Retry-After") == "" || last.header.Get("RateLimit-Limit") != "2" || !strings.Contains(last.body, "rate limit") {
+		t.Errorf("429 lacks its headers or message: %v %s", last.header, last.body)
+	}
+	// Per caller: 1 call a minute each.
+	statuses = statuses[:0]
+	for _, tok := range []string{a, a, b, b} {
+		statuses = append(statuses, gatewayCall(t, u+"/v1/gateway/each/x", "Bearer "+tok, "").status)
+	}
+	if fmt.Sprint(statuses) != "[200 429 200 429]" {
+		t.Fatalf("caller-limited statuses = %v, want [200 429 200 429]", statuses)
+	}
+	if n := len(up.seen()); n != 4 {
+		t.Errorf("upstream got %d calls, want the 4 allowed", n)
+	}
+}
+
+func mustMarshal(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
