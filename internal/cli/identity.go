@@ -10,7 +10,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/keyward/keyward/client"
@@ -154,18 +153,9 @@ func userListCmd(env *Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if us == nil {
-					us = []client.User{}
-				}
-				return printJSON(env.Stdout, us)
-			}
-			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tPOLICIES\tTOTP\tDISABLED\tCREATED")
-			for _, u := range us {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Policies, ","), yesNo(u.TOTPEnrolled), yesNo(u.Disabled), timeOrDash(u.CreatedAt))
-			}
-			return tw.Flush()
+			return printList(env.Stdout, asJSON, us, "NAME\tPOLICIES\tTOTP\tDISABLED\tCREATED", func(u client.User) string {
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", u.Name, strings.Join(u.Policies, ","), yesNo(u.TOTPEnrolled), yesNo(u.Disabled), timeOrDash(u.CreatedAt))
+			})
 		},
 	}
 }
@@ -362,18 +352,9 @@ func serviceListCmd(env *Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if ss == nil {
-					ss = []client.Service{}
-				}
-				return printJSON(env.Stdout, ss)
-			}
-			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tCLIENT ID\tPOLICIES\tDISABLED\tCREATED")
-			for _, s := range ss {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.ClientID, strings.Join(s.Policies, ","), yesNo(s.Disabled), timeOrDash(s.CreatedAt))
-			}
-			return tw.Flush()
+			return printList(env.Stdout, asJSON, ss, "NAME\tCLIENT ID\tPOLICIES\tDISABLED\tCREATED", func(s client.Service) string {
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", s.Name, s.ClientID, strings.Join(s.Policies, ","), yesNo(s.Disabled), timeOrDash(s.CreatedAt))
+			})
 		},
 	}
 }
@@ -668,18 +649,9 @@ func issuerListCmd(env *Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if is == nil {
-					is = []client.Issuer{}
-				}
-				return printJSON(env.Stdout, is)
-			}
-			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tISSUER\tAUDIENCES\tPOLICIES")
-			for _, i := range is {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", i.Name, i.IssuerURL, strings.Join(i.Audiences, ","), strings.Join(i.Policies, ","))
-			}
-			return tw.Flush()
+			return printList(env.Stdout, asJSON, is, "NAME\tISSUER\tAUDIENCES\tPOLICIES", func(i client.Issuer) string {
+				return fmt.Sprintf("%s\t%s\t%s\t%s", i.Name, i.IssuerURL, strings.Join(i.Audiences, ","), strings.Join(i.Policies, ","))
+			})
 		},
 	}
 }

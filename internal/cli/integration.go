@@ -279,18 +279,9 @@ func integrationListCmd(env *Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if list == nil {
-					list = []client.Integration{}
-				}
-				return printJSON(env.Stdout, list)
-			}
-			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tUPSTREAM\tSECRET\tINJECT\tMETHODS")
-			for _, in := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Name, in.Upstream, in.Secret, in.Inject, strings.Join(in.Methods, ","))
-			}
-			return tw.Flush()
+			return printList(env.Stdout, asJSON, list, "NAME\tUPSTREAM\tSECRET\tINJECT\tMETHODS", func(in client.Integration) string {
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", in.Name, in.Upstream, in.Secret, in.Inject, strings.Join(in.Methods, ","))
+			})
 		},
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/keyward/keyward/client"
 	"github.com/spf13/cobra"
@@ -61,6 +62,23 @@ func tokenPath(env *Env) string {
 		dir = filepath.Join(home, ".config")
 	}
 	return filepath.Join(dir, "keyward", "token")
+}
+
+// printList writes items as a JSON array ([] when there are none) or as a
+// table: header, then one tab-separated row per item.
+func printList[T any](w io.Writer, asJSON bool, items []T, header string, row func(T) string) error {
+	if asJSON {
+		if items == nil {
+			items = []T{}
+		}
+		return printJSON(w, items)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/keyward/keyward/client"
 	"github.com/spf13/cobra"
@@ -334,18 +333,9 @@ func policyListCmd(env *Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if ps == nil {
-					ps = []client.Policy{}
-				}
-				return printJSON(env.Stdout, ps)
-			}
-			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tRULES\tDESCRIPTION")
-			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%d\t%s\n", p.Name, len(p.Rules), p.Description)
-			}
-			return tw.Flush()
+			return printList(env.Stdout, asJSON, ps, "NAME\tRULES\tDESCRIPTION", func(p client.Policy) string {
+				return fmt.Sprintf("%s\t%d\t%s", p.Name, len(p.Rules), p.Description)
+			})
 		},
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"text/tabwriter"
 	"time"
 
 	"github.com/keyward/keyward/client"
@@ -58,28 +57,17 @@ names; counts reach storage every few seconds. Needs read on sys/usage.`,
 			if !perMinute {
 				rows = sumUsage(rows)
 			}
-			if asJSON {
-				if rows == nil {
-					rows = []client.UsageRow{}
-				}
-				return printJSON(env.Stdout, rows)
-			}
-			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-			if perMinute {
-				fmt.Fprintln(tw, "MINUTE\tKIND\tSUBJECT\tSTATUS\tCOUNT")
-				for _, r := range rows {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", r.Minute.UTC().Format("2006-01-02T15:04Z"), r.Kind, r.Subject, r.Status, r.Count)
-				}
-			} else {
-				fmt.Fprintln(tw, "KIND\tSUBJECT\tSTATUS\tCOUNT")
-				for _, r := range rows {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", r.Kind, r.Subject, r.Status, r.Count)
-				}
-			}
-			if len(rows) == 0 {
+			if len(rows) == 0 && !asJSON {
 				fmt.Fprintln(env.Stderr, "No usage in this period.")
 			}
-			return tw.Flush()
+			if perMinute {
+				return printList(env.Stdout, asJSON, rows, "MINUTE\tKIND\tSUBJECT\tSTATUS\tCOUNT", func(r client.UsageRow) string {
+					return fmt.Sprintf("%s\t%s\t%s\t%d\t%d", r.Minute.UTC().Format("2006-01-02T15:04Z"), r.Kind, r.Subject, r.Status, r.Count)
+				})
+			}
+			return printList(env.Stdout, asJSON, rows, "KIND\tSUBJECT\tSTATUS\tCOUNT", func(r client.UsageRow) string {
+				return fmt.Sprintf("%s\t%s\t%d\t%d", r.Kind, r.Subject, r.Status, r.Count)
+			})
 		},
 	}
 	addGlobals(cmd, g)
