@@ -310,6 +310,41 @@ func TestSecretsEndToEnd(t *testing.T) {
 	if out := must(ci, "", "run", "-p", "payments", "-e", "staging", "--", "env"); !strings.Contains(out, "DB_PASSWORD=staging-v2-value") {
 		t.Fatalf("keyward run -- env printed %q", out)
 	}
+	// The command's exit code is keyward run's, and a signal sent to
+	// keyward run reaches the command (run execs it: same process).
+	if r := run(t, ci, "", "run", "-p", "payments", "-e", "staging", "--", "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("keyward run -- sh -c 'exit 7' exited %d, want 7", r.code)
+	}
+	// The command marks that it runs, then answers SIGTERM with exit 42:
+	// only the command itself can exit 42, so the signal reached it.
+	ready := filepath.Join(t.TempDir(), "ready")
+	sleeper := exec.Command(binary, "run", "-p", "payments", "-e", "staging", "--",
+		"sh", "-c", `trap 'exit 42' TERM; touch "$0"; while :; do sleep 0.05; done`, ready)
+	sleeper.Env = append(os.Environ(), ci...)
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			sleeper.Process.Kill()
+			t.Fatal("keyward run never started the command")
+		}
+	}
+	sleeper.Process.Signal(syscall.SIGTERM)
+	waited := make(chan error, 1)
+	go func() { waited <- sleeper.Wait() }()
+	select {
+	case err := <-waited:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 42 {
+			t.Errorf("keyward run after SIGTERM: %v, want the command's exit 42", err)
+		}
+	case <-time.After(10 * time.Second):
+		sleeper.Process.Kill()
+		t.Error("SIGTERM to keyward run did not reach the command")
+	}
 	must(root, "", "secret", "rollback", "payments/staging/DB_PASSWORD", "--version", "1")
 	if out := must(ci, "", "secret", "get", "payments/staging/DB_PASSWORD"); !strings.Contains(out, "staging-v1-value") {
 		t.Fatalf("after rollback = %q", out)
