@@ -66,7 +66,6 @@ type Poller struct {
 	interval   time.Duration
 	gapTimeout time.Duration
 	log        *slog.Logger
-	wake       chan struct{}
 
 	mu        sync.Mutex
 	watermark int64               // every seq <= watermark has been handled
@@ -95,7 +94,7 @@ func NewPoller(st storage.Store, h Handler, opts Options) *Poller {
 	}
 	return &Poller{
 		store: st, handle: h, interval: opts.Interval, gapTimeout: opts.GapTimeout, log: opts.Log,
-		wake: make(chan struct{}, 1), seen: map[int64]bool{}, holes: map[int64]time.Time{},
+		seen: map[int64]bool{}, holes: map[int64]time.Time{},
 	}
 }
 
@@ -124,19 +123,10 @@ func (p *Poller) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-p.wake:
 		}
 		if err := p.Poll(ctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("polling the events log failed", "err", err)
 		}
-	}
-}
-
-// Wake makes Run poll now instead of at the next tick.
-func (p *Poller) Wake() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
 	}
 }
 

@@ -230,9 +230,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 
 func (n *Node) sealedOrUninitialized() bool { return n.barrier.Sealed() }
 
-// Handler is the node's HTTP handler.
-func (n *Node) Handler() http.Handler { return n.api }
-
 // Store returns the node's storage (tests inspect raw bytes through it).
 func (n *Node) Store() storage.Store { return n.store }
 

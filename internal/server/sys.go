@@ -258,18 +258,6 @@ func (s *sys) Health(ctx context.Context) *httpapi.HealthResponse {
 	return h
 }
 
-// rootOnly allows what the root policy allows: everything, to root.
-type rootOnly struct{}
-
-func (rootOnly) Decide(c *httpapi.Caller, action, resource string) (bool, string) {
-	for _, p := range c.Policies {
-		if p == "root" {
-			return true, "root"
-		}
-	}
-	return false, "no policy allows " + action + " on " + resource
-}
-
 // mapErrors registers the domain errors of this node's packages.
 func mapErrors(m *httpapi.ErrorMapper) {
 	m.Map(ErrAlreadyInitialized, http.StatusConflict, httpapi.CodeConflict, "")
