@@ -10,12 +10,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -43,15 +40,15 @@ func main() {
 	var hs headers
 	flag.Var(&hs, "H", "header 'Name: value' (repeatable)")
 	flag.Parse()
-	if !strings.HasPrefix(*url, "http://127.") && !strings.HasPrefix(*url, "http://localhost") && !strings.HasPrefix(*url, "https://127.") {
-		fmt.Fprintln(os.Stderr, "httpload: only loopback targets are allowed")
-		os.Exit(2)
-	}
 	if *dur > 5*time.Minute {
 		*dur = 5 * time.Minute
 	}
-	tr := &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns, DisableCompression: true}
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	target, err := parseTarget(*url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "httpload:", err)
+		os.Exit(2)
+	}
+	reqBytes := buildRequest(*method, target, hs, *body)
 	var measuring atomic.Bool
 	var stop atomic.Bool
 	var errs, non2xx atomic.Int64
@@ -61,38 +58,49 @@ func main() {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
+			var c *conn
 			for !stop.Load() {
-				req, _ := http.NewRequest(*method, *url, bytes.NewReader([]byte(*body)))
-				for _, h := range hs {
-					k, v, _ := strings.Cut(h, ":")
-					req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+				if c == nil {
+					var err error
+					if c, err = dial(target.host); err != nil {
+						errs.Add(1)
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
 				}
 				t0 := time.Now()
-				resp, err := client.Do(req)
+				status, keep, err := c.roundTrip(reqBytes, *method == "HEAD")
+				if err != nil || !keep {
+					c.close()
+					c = nil
+				}
 				if err != nil {
 					errs.Add(1)
 					continue
 				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
 				d := time.Since(t0)
 				if measuring.Load() {
-					if resp.StatusCode >= 300 {
+					if status >= 300 {
 						non2xx.Add(1)
 					}
 					lat[i] = append(lat[i], d)
 				}
+			}
+			if c != nil {
+				c.close()
 			}
 		}(i)
 	}
 	time.Sleep(*warm)
 	measuring.Store(true)
 	cpu0 := cpuTicks(*pids)
+	self0 := cpuTicks(strconv.Itoa(os.Getpid()))
 	start := time.Now()
 	time.Sleep(*dur)
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	cpu1 := cpuTicks(*pids)
+	self1 := cpuTicks(strconv.Itoa(os.Getpid()))
 	stop.Store(true)
 	wg.Wait()
 	var all []time.Duration
@@ -111,10 +119,11 @@ func main() {
 	if *pids != "" {
 		cpuPerReq = float64(cpu1-cpu0) * 1e4 / float64(len(all))
 	}
+	selfPerReq := float64(self1-self0) * 1e4 / float64(len(all))
 	if *asJSON {
 		us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 		json.NewEncoder(os.Stdout).Encode(map[string]any{
-			"label": *label, "requests": len(all), "rps": float64(len(all)) / elapsed.Seconds(), "cpu_us_per_req": cpuPerReq,
+			"label": *label, "requests": len(all), "rps": float64(len(all)) / elapsed.Seconds(), "cpu_us_per_req": cpuPerReq, "load_cpu_us_per_req": selfPerReq,
 			"p50_us": us(pct(.50)), "p90_us": us(pct(.90)), "p99_us": us(pct(.99)), "max_us": us(all[len(all)-1]),
 			"non2xx": non2xx.Load(), "errors": errs.Load(), "conns": *conns, "seconds": elapsed.Seconds(),
 		})
@@ -126,6 +135,7 @@ func main() {
 	if *pids != "" {
 		fmt.Printf("cpu_us_per_req=%.0f ", cpuPerReq)
 	}
+	fmt.Printf("load_cpu_us_per_req=%.0f ", selfPerReq)
 	fmt.Printf("requests=%d rps=%.0f p50=%v p90=%v p99=%v max=%v non2xx=%d errors=%d conns=%d dur=%v\n",
 		len(all), float64(len(all))/elapsed.Seconds(), pct(.50).Round(time.Microsecond), pct(.90).Round(time.Microsecond),
 		pct(.99).Round(time.Microsecond), all[len(all)-1].Round(time.Microsecond), non2xx.Load(), errs.Load(), *conns, elapsed.Round(time.Millisecond))
