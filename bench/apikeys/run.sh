@@ -67,7 +67,7 @@ for kind in rated quota; do
     curl -s -o "$work/cpu.prof" "http://127.0.0.1:$((PORT + 1))/debug/pprof/profile?seconds=10" &
     prof=$!
   fi
-  "$work/httpload" -method POST -body "$body" -url "$KEYWARD_ADDR/v1/keys/verify" \
+  "$work/httpload" -pids "$pid" -method POST -body "$body" -url "$KEYWARD_ADDR/v1/keys/verify" \
     -H "Authorization: Bearer $tok" -H "Content-Type: application/json" -c "$CONNS" -d "$DUR"
   if [ "${PROFILE:-}" = 1 ] && [ "$kind" = rated ]; then
     wait "$prof"
@@ -76,5 +76,5 @@ for kind in rated quota; do
   fi
 done
 echo "## reference: GET /v1/auth/token/lookup-self (token check + audit, no key), $CONNS connections, $DUR"
-"$work/httpload" -url "$KEYWARD_ADDR/v1/auth/token/lookup-self" -H "Authorization: Bearer $tok" -c "$CONNS" -d "$DUR"
+"$work/httpload" -pids "$pid" -url "$KEYWARD_ADDR/v1/auth/token/lookup-self" -H "Authorization: Bearer $tok" -c "$CONNS" -d "$DUR"
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -22,6 +22,7 @@
 #   bash bench/gateway/run.sh                  # 3 rounds of 10 s
 #   ROUNDS=5 DUR=5s bash bench/gateway/run.sh
 #   ONLY1=1 bash bench/gateway/run.sh          # only the 1-connection runs
+#   PROFILE=1 bash bench/gateway/run.sh        # CPU profile of keyward in round 1
 #
 # nginx is installed with apt-get when missing (it needs root then). It runs
 # in the foreground from a temporary prefix with its own config; nothing
@@ -67,7 +68,14 @@ wait_http "http://127.0.0.1:$PORT_UP/healthz"
 
 # keyward: dev server, the key in the secret store, an integration, and a
 # token that may only proxy it.
-"$srv" server --dev --data "$work/data" --listen "127.0.0.1:$PORT_KW" --log-level error >"$work/keyward.log" 2>&1 &
+if [ "${PROFILE:-}" = 1 ]; then
+  # A dev node with net/http/pprof on the next port (bench/apikeys/profserver);
+  # the first gateway round is profiled.
+  go build -o "$work/profserver" ./bench/apikeys/profserver
+  "$work/profserver" -data "$work/data" -listen "127.0.0.1:$PORT_KW" -pprof "127.0.0.1:$((PORT_KW + 10))" >"$work/keyward.log" 2>&1 &
+else
+  "$srv" server --dev --data "$work/data" --listen "127.0.0.1:$PORT_KW" --log-level error >"$work/keyward.log" 2>&1 &
+fi
 kwpid=$!
 pids+=($kwpid)
 export KEYWARD_ADDR="http://127.0.0.1:$PORT_KW"
@@ -133,7 +141,17 @@ nginx="http://127.0.0.1:$PORT_NGINX/v1/ping"
 for r in $(seq "$ROUNDS"); do
   echo "# round $r/$ROUNDS at $CONNS connections, load $(cut -d' ' -f1-3 /proc/loadavg)"
   load direct "$direct" "$KEY" "$CONNS" "$DUR" "$uppid"
+  if [ "${PROFILE:-}" = 1 ] && [ "$r" = 1 ]; then
+    curl -s -o "$work/cpu.prof" "http://127.0.0.1:$((PORT_KW + 10))/debug/pprof/profile?seconds=${DUR%s}" &
+    prof=$!
+  fi
   load gateway "$gateway" "$tok" "$CONNS" "$DUR" "$kwpid"
+  if [ "${PROFILE:-}" = 1 ] && [ "$r" = 1 ]; then
+    wait "$prof"
+    out=${PROFILE_OUT:-/tmp/keyward-gateway.prof}
+    cp "$work/cpu.prof" "$out"; cp "$work/profserver" "$out.bin"
+    echo "# CPU profile of the first gateway round: go tool pprof $out.bin $out"
+  fi
   load nginx "$nginx" "$KEY" "$CONNS" "$DUR" "$ngpids"
 done
 echo "# 1 connection"

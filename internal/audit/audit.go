@@ -39,6 +39,15 @@
 // The server appends before it writes a response and fails the request when
 // Append fails (fail closed); Healthy reports that state to the health check.
 //
+// Asynchronous appends. AppendAsync queues an entry for the batcher and
+// returns at once; a callback learns the batch's result. It is for calls
+// whose response must not wait for a commit (the gateway's proxied calls).
+// While only such entries are pending, the batcher holds them until the
+// oldest has waited Options.AsyncDelay (or a batch is full, or a
+// synchronous Append arrives and takes them along), so a stream of calls
+// makes few large transactions instead of many small ones. Entries enter
+// the chain in the order they were queued.
+//
 // Sensitive values never reach this package in plaintext: callers pass the
 // token accessor already HMAC'd and never put secrets in Detail.
 //
@@ -102,6 +111,7 @@ const (
 	DefaultMaxBatch        = 512
 	DefaultSinkBuffer      = 4096
 	DefaultLinger          = 500 * time.Microsecond
+	DefaultAsyncDelay      = 25 * time.Millisecond
 )
 
 // Options tune a Log. The zero value gives the defaults.
@@ -116,6 +126,10 @@ type Options struct {
 	// Append to queue their entries before it writes a batch
 	// (DefaultLinger when 0; negative: never wait).
 	Linger time.Duration
+	// AsyncDelay bounds how long entries of AppendAsync wait for others
+	// before the batcher writes them when no synchronous Append is
+	// pending (DefaultAsyncDelay when 0; negative: no wait).
+	AsyncDelay time.Duration
 	// Sink, when set, receives every committed entry appended through this
 	// Log as one JSON line, asynchronously.
 	Sink io.Writer
@@ -153,9 +167,10 @@ type Log struct {
 	signer Signer
 	opts   Options
 
-	mu      sync.Mutex
-	pending []*request
-	closed  bool
+	mu          sync.Mutex
+	pending     []*request
+	syncPending int // requests in pending that a caller waits for
+	closed      bool
 
 	wake chan struct{} // cap 1: pending is non-empty
 	quit chan struct{} // closed by Close
@@ -174,12 +189,15 @@ type Log struct {
 	closeErr  error
 }
 
-// request is one Append waiting for its batch.
+// request is one Append (done) or AppendAsync (cb, queued) waiting for
+// its batch.
 type request struct {
 	r      row
 	detail map[string]string
 	err    error
 	done   chan struct{}
+	cb     func(error)
+	queued time.Time
 }
 
 // Open returns the log stored in st, after checking that its tables and
@@ -197,6 +215,9 @@ func Open(ctx context.Context, st storage.Store, signer Signer, opts Options) (*
 	}
 	if opts.Linger == 0 {
 		opts.Linger = DefaultLinger
+	}
+	if opts.AsyncDelay == 0 {
+		opts.AsyncDelay = DefaultAsyncDelay
 	}
 	if opts.SinkBuffer <= 0 {
 		opts.SinkBuffer = DefaultSinkBuffer
@@ -253,6 +274,7 @@ func (l *Log) Append(ctx context.Context, e *Entry) error {
 		return ErrClosed
 	}
 	l.pending = append(l.pending, req)
+	l.syncPending++
 	l.mu.Unlock()
 	select {
 	case l.wake <- struct{}{}:
@@ -267,6 +289,37 @@ func (l *Log) Append(ctx context.Context, e *Entry) error {
 		return req.err
 	}
 	fill(e, &req.r, req.detail)
+	return nil
+}
+
+// AppendAsync queues e for a coming group commit and returns without
+// waiting for it. done, when not nil, is called once with the batch's
+// result (nil, or an error wrapping ErrWrite), from the log's goroutine:
+// it must not block. e is not updated. Errors returned directly (invalid
+// entry, closed log) mean e was not queued and done is not called.
+// Entries still queued at Close are written before it returns.
+func (l *Log) AppendAsync(e *Entry, done func(error)) error {
+	r, detail, err := l.prepare(e)
+	if err != nil {
+		return err
+	}
+	req := &request{r: r, detail: detail, cb: done, queued: time.Now()}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.pending = append(l.pending, req)
+	// Wake the batcher only when it has something new to decide: the
+	// first entry (it arms its timer) or a full batch.
+	n := len(l.pending)
+	l.mu.Unlock()
+	if n == 1 || n >= l.opts.MaxBatch {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -392,6 +445,47 @@ func (l *Log) linger(t *time.Timer) {
 	}
 }
 
+// hold waits while only asynchronous entries are pending, fewer than a
+// batch, until the oldest has waited opts.AsyncDelay: a synchronous
+// Append, a full batch or Close ends the wait at once.
+func (l *Log) hold(t *time.Timer) {
+	if l.opts.AsyncDelay < 0 {
+		return
+	}
+	armed := false
+	defer func() {
+		if armed {
+			t.Stop()
+		}
+	}()
+	for {
+		l.mu.Lock()
+		n, waiters := len(l.pending), l.syncPending
+		var oldest time.Time
+		if n > 0 {
+			oldest = l.pending[0].queued
+		}
+		l.mu.Unlock()
+		if n == 0 || waiters > 0 || n >= l.opts.MaxBatch {
+			return
+		}
+		wait := time.Until(oldest.Add(l.opts.AsyncDelay))
+		if wait <= 0 {
+			return
+		}
+		t.Reset(wait)
+		armed = true
+		select {
+		case <-l.wake:
+		case <-t.C:
+			armed = false
+			return
+		case <-l.quit:
+			return
+		}
+	}
+}
+
 func (l *Log) isClosed() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -414,6 +508,7 @@ func (l *Log) run() {
 		}
 		for {
 			l.linger(t)
+			l.hold(t)
 			if !l.commitPending() {
 				break
 			}
@@ -431,6 +526,11 @@ func (l *Log) commitPending() bool {
 	rest := copy(l.pending, l.pending[n:])
 	clear(l.pending[rest:])
 	l.pending = l.pending[:rest]
+	for _, req := range batch {
+		if req.done != nil {
+			l.syncPending--
+		}
+	}
 	l.mu.Unlock()
 	if n == 0 {
 		return false
@@ -465,8 +565,14 @@ func (l *Log) commitPending() bool {
 		l.batched.Add(uint64(n))
 	}
 	for _, req := range batch {
-		req.err = err
-		close(req.done)
+		if req.cb != nil {
+			req.cb(err)
+			continue
+		}
+		if req.done != nil {
+			req.err = err
+			close(req.done)
+		}
 	}
 	if err == nil && l.sink != nil {
 		l.sink.poke()

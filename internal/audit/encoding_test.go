@@ -157,7 +157,7 @@ func FuzzEntryEncoding(f *testing.F) {
 		if err != nil || !maps.Equal(back, m) {
 			t.Fatalf("detail %q decodes to %v, %v; want %v", text, back, err, m)
 		}
-		// The SQLite bulk insert's JSON strings carry values exactly.
+		// The detail encoder's JSON strings carry values exactly.
 		for _, s := range []string{r.requestID, r.principal, r.resource, r.userAgent, r.detail} {
 			var dec string
 			if err := json.Unmarshal(appendJSONString(nil, s), &dec); err != nil || dec != s {

@@ -58,30 +58,20 @@ type Gateway struct {
 	// (DefaultMaxPendingAudits when 0).
 	MaxPendingAudits int
 
-	// AuditCoalesce is how long the entries of finished calls are gathered
-	// before they are handed to the audit log together, so they share one
-	// group-commit transaction (DefaultAuditCoalesce when 0; negative:
-	// hand each over at once).
-	AuditCoalesce time.Duration
-
 	once    sync.Once
 	pending chan struct{} // one slot per entry not yet written
 
-	qmu     sync.Mutex
-	queue   []*AuditEvent  // gathered entries, handed over by flushAudit
 	writing sync.WaitGroup // entries queued or being written
 }
 
-// DefaultAuditCoalesce is Gateway.AuditCoalesce's default. The audit log
-// commits whatever is queued as soon as its previous commit is done, so
-// entries arriving one by one make small transactions whose fixed cost
-// (begin, chain head, commit and fsync: ~500 µs on SQLite) dominates;
-// gathered for 25 ms they make few large ones (measured at 64 connections:
-// 145 µs of CPU per call with 5 ms, 122 µs with 25 ms; bench/README.md).
-// Responses never wait for it; an entry is durable at most this long plus
-// one commit after its call ended, and Flush writes what is gathered at
-// shutdown.
-const DefaultAuditCoalesce = 25 * time.Millisecond
+// AsyncAuditor is implemented by an Auditor that can queue an entry
+// without the caller waiting for its commit. The gateway uses it when
+// present: the audit log then gathers the entries of finished calls into
+// large group commits by itself (audit.Log.AppendAsync), with no goroutine
+// or timer per call. done is called once with the entry's write result.
+type AsyncAuditor interface {
+	AuditRequestAsync(e *AuditEvent, done func(error)) error
+}
 
 // MapGatewayErrors registers the gateway package's errors.
 func MapGatewayErrors(m *ErrorMapper) {
@@ -311,8 +301,8 @@ func (h *Gateway) init() {
 const auditWait = 5 * time.Second
 
 // serveProxy forwards one call. Its audit entry (method, path, status,
-// latency, bytes; never a body or a credential) is appended after the call
-// finished, from a goroutine, so the connection is not held for the
+// latency, bytes; never a body or a credential) is queued for the audit
+// log after the call finished, so the connection is not held for the
 // group commit; the call waited for room for that entry before it started,
 // and no call starts while the audit log is failing (fail closed).
 func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
@@ -382,61 +372,41 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// audit hands the entry of a finished call to the audit log, after at most
-// AuditCoalesce. Its slot in pending is freed once it is written.
+// audit hands the entry of a finished call to the audit log without
+// waiting for it. Its slot in pending is freed once it is written.
 func (h *Gateway) audit(ev *AuditEvent) {
 	if h.Audit == nil {
 		<-h.pending
 		return
 	}
 	h.writing.Add(1)
-	if h.AuditCoalesce < 0 {
-		go h.append(ev)
+	if a, ok := h.Audit.(AsyncAuditor); ok {
+		err := a.AuditRequestAsync(ev, func(err error) { h.written(ev, err) })
+		if err != nil {
+			h.written(ev, err)
+		}
 		return
 	}
-	delay := h.AuditCoalesce
-	if delay == 0 {
-		delay = DefaultAuditCoalesce
-	}
-	h.qmu.Lock()
-	h.queue = append(h.queue, ev)
-	first := len(h.queue) == 1
-	h.qmu.Unlock()
-	if first {
-		time.AfterFunc(delay, h.flushAudit)
-	}
-}
-
-// flushAudit hands every gathered entry over at once: each Append waits
-// for its transaction, so each gets a goroutine, and together they land in
-// the same group commit.
-func (h *Gateway) flushAudit() {
-	h.qmu.Lock()
-	batch := h.queue
-	h.queue = nil
-	h.qmu.Unlock()
-	for _, ev := range batch {
-		go h.append(ev)
-	}
-}
-
-func (h *Gateway) append(ev *AuditEvent) {
-	defer func() {
-		<-h.pending
-		h.writing.Done()
+	go func() {
+		// Not the request's context: it ended with the response. The
+		// audit log bounds its own writes.
+		h.written(ev, h.Audit.AuditRequest(context.Background(), ev))
 	}()
-	// Not the request's context: it ended with the response. The audit
-	// log bounds its own writes.
-	if err := h.Audit.AuditRequest(context.Background(), ev); err != nil {
+}
+
+// written frees the slot of an entry once the audit log is done with it.
+func (h *Gateway) written(ev *AuditEvent, err error) {
+	if err != nil {
 		h.Log.Error("audit append of a gateway call failed", "request_id", ev.RequestID, "err", err)
 	}
+	<-h.pending
+	h.writing.Done()
 }
 
-// Flush hands over the gathered entries and waits until every entry of a
-// finished call is written (or ctx ends). The server calls it at shutdown,
-// after the last call and before the audit log closes.
+// Flush waits until every entry of a finished call is written (or ctx
+// ends). The server calls it at shutdown, after the last call and before
+// the audit log closes.
 func (h *Gateway) Flush(ctx context.Context) error {
-	h.flushAudit()
 	done := make(chan struct{})
 	go func() {
 		h.writing.Wait()

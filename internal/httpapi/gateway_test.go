@@ -44,6 +44,46 @@ func (a *chanAudit) AuditRequest(_ context.Context, e *AuditEvent) error {
 	return nil
 }
 
+// asyncAudit is chanAudit with AuditRequestAsync, as the server's
+// auditor has: entries are recorded at once, and their callbacks run at
+// once unless hold is set, then at release.
+type asyncAudit struct {
+	*chanAudit
+	hmu  sync.Mutex
+	hold bool
+	held []func(error)
+}
+
+func (a *asyncAudit) AuditRequestAsync(e *AuditEvent, done func(error)) error {
+	a.AuditRequest(context.Background(), e)
+	a.hmu.Lock()
+	if a.hold {
+		a.held = append(a.held, done)
+		a.hmu.Unlock()
+		return nil
+	}
+	a.hmu.Unlock()
+	done(nil)
+	return nil
+}
+
+func (a *asyncAudit) setHold(hold bool) {
+	a.hmu.Lock()
+	a.hold = hold
+	a.hmu.Unlock()
+}
+
+// release runs the held callbacks.
+func (a *asyncAudit) release() {
+	a.hmu.Lock()
+	held := a.held
+	a.held = nil
+	a.hmu.Unlock()
+	for _, done := range held {
+		done(nil)
+	}
+}
+
 type limiterFunc func(r *http.Request, name string) error
 
 func (f limiterFunc) Allow(r *http.Request, name string) error { return f(r, name) }
@@ -51,6 +91,7 @@ func (f limiterFunc) Allow(r *http.Request, name string) error { return f(r, nam
 type gwFixture struct {
 	srv       *httptest.Server
 	audit     *chanAudit
+	async     *asyncAudit // the gateway's auditor: audit, queued asynchronously
 	unhealthy atomic.Bool
 	hits      atomic.Int32
 	gw        *Gateway
@@ -61,6 +102,7 @@ type gwFixture struct {
 func newGWFixture(t *testing.T) *gwFixture {
 	t.Helper()
 	f := &gwFixture{audit: &chanAudit{got: make(chan struct{}, 100)}}
+	f.async = &asyncAudit{chanAudit: f.audit}
 	release := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.hits.Add(1)
@@ -90,7 +132,7 @@ func newGWFixture(t *testing.T) *gwFixture {
 	}
 	proxy := gateway.NewProxy(svc, staticSecret{}, gateway.TransportOptions{})
 	t.Cleanup(proxy.Close)
-	f.gw = &Gateway{Svc: svc, Proxy: proxy, Audit: f.audit, AuditHealthy: func() error {
+	f.gw = &Gateway{Svc: svc, Proxy: proxy, Audit: f.async, AuditHealthy: func() error {
 		if f.unhealthy.Load() {
 			return errors.New("disk full")
 		}
@@ -253,29 +295,84 @@ func TestGatewayLimiterHook(t *testing.T) {
 	}
 }
 
-// At shutdown, Flush writes the entries still gathered, at once.
-func TestGatewayFlushWritesGatheredEntries(t *testing.T) {
+// Responses do not wait for their entries, but a call waits for room when
+// MaxPendingAudits entries are unwritten.
+func TestGatewayCallWaitsForAuditRoom(t *testing.T) {
 	f := newGWFixture(t)
-	f.gw.AuditCoalesce = time.Hour // never by the timer
+	f.gw.MaxPendingAudits = 3
+	f.async.setHold(true)
 	for range 3 {
 		if resp, _ := f.do(t, "GET", "/v1/gateway/api/x", nil); resp.StatusCode != 200 {
-			t.Fatalf("call = %d", resp.StatusCode)
+			t.Fatalf("call = %d while its entry is unwritten", resp.StatusCode)
 		}
 	}
-	f.audit.mu.Lock()
-	before := len(f.audit.events)
-	f.audit.mu.Unlock()
-	if before != 0 {
-		t.Fatalf("%d entries written before the flush", before)
+	if n := len(f.gw.pending); n != 3 {
+		t.Fatalf("%d audit slots taken, want 3", n)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := f.gw.Flush(ctx); err != nil {
+	fourth := make(chan int, 1)
+	go func() {
+		resp, _ := f.do(t, "GET", "/v1/gateway/api/x", nil)
+		fourth <- resp.StatusCode
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if n := f.hits.Load(); n != 3 {
+		t.Fatalf("the upstream got %d calls; the fourth must wait for an audit slot", n)
+	}
+	f.async.release()
+	if code := <-fourth; code != 200 {
+		t.Fatalf("fourth call = %d after room was made", code)
+	}
+	for range 4 { // every call handed its entry over
+		f.nextAudit(t)
+	}
+	f.async.setHold(false)
+	f.async.release()
+	if err := f.gw.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	f.audit.mu.Lock()
-	defer f.audit.mu.Unlock()
-	if len(f.audit.events) != 3 {
-		t.Errorf("%d entries after Flush, want 3", len(f.audit.events))
+	if n := len(f.gw.pending); n != 0 {
+		t.Errorf("%d audit slots taken after every entry was written", n)
+	}
+}
+
+// At shutdown, Flush waits until the queued entries are written.
+func TestGatewayFlushWaitsForQueuedEntries(t *testing.T) {
+	f := newGWFixture(t)
+	f.async.setHold(true)
+	for range 2 {
+		if resp, _ := f.do(t, "GET", "/v1/gateway/api/x", nil); resp.StatusCode != 200 {
+			t.Fatalf("call = %d while its entry is unwritten", resp.StatusCode)
+		}
+	}
+	for range 2 { // both calls handed their entries over
+		f.nextAudit(t)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := f.gw.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush with entries unwritten = %v, want it to wait", err)
+	}
+	f.async.release()
+	if err := f.gw.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Without AuditRequestAsync the gateway appends each entry from a
+// goroutine; the call still does not wait for it.
+func TestGatewaySyncAuditorFallback(t *testing.T) {
+	f := newGWFixture(t)
+	f.gw.Audit = f.audit
+	if resp, _ := f.do(t, "GET", "/v1/gateway/api/x", nil); resp.StatusCode != 200 {
+		t.Fatalf("call = %d", resp.StatusCode)
+	}
+	if ev := f.nextAudit(t); ev.Detail["method"] != "GET" {
+		t.Errorf("audit event = %+v", ev)
+	}
+	if err := f.gw.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.gw.pending); n != 0 {
+		t.Errorf("%d audit slots taken after the entry was written", n)
 	}
 }

@@ -112,6 +112,11 @@ func (a auditor) AuditRequest(ctx context.Context, e *httpapi.AuditEvent) error 
 	return a.log.Append(ctx, entryOf(e))
 }
 
+// AuditRequestAsync queues the entry of a proxied call (httpapi.AsyncAuditor).
+func (a auditor) AuditRequestAsync(e *httpapi.AuditEvent, done func(error)) error {
+	return a.log.AppendAsync(entryOf(e), done)
+}
+
 func (a auditor) AuditTx(ctx context.Context, tx storage.Tx, e *httpapi.AuditEvent) error {
 	return a.log.AppendTx(ctx, tx, entryOf(e))
 }

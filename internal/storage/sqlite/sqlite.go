@@ -156,6 +156,8 @@ func Open(ctx context.Context, path string, opts storage.Options) (*Store, error
 		LockForUpdate: "",
 		Classify:      classify,
 		Observer:      opts.Observer,
+		// modernc.org/sqlite parses every statement it is given afresh.
+		CacheStatements: true,
 		Close: func() error {
 			rerr := reader.Close()
 			// Waits for an in-flight Write (the only connection), then

@@ -1,0 +1,191 @@
+package audit
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/storagetest"
+)
+
+// results collects AppendAsync callbacks by request id.
+type results struct {
+	mu   sync.Mutex
+	errs map[string]error
+	all  chan struct{} // closed when want callbacks arrived
+	want int
+}
+
+func newResults(want int) *results {
+	return &results{errs: map[string]error{}, all: make(chan struct{}), want: want}
+}
+
+func (r *results) done(id string) func(error) {
+	return func(err error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, dup := r.errs[id]; dup {
+			panic("callback called twice for " + id)
+		}
+		r.errs[id] = err
+		if len(r.errs) == r.want {
+			close(r.all)
+		}
+	}
+}
+
+func (r *results) wait(t *testing.T) map[string]error {
+	t.Helper()
+	select {
+	case <-r.all:
+	case <-time.After(10 * time.Second):
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		t.Fatalf("%d of %d callbacks arrived", len(r.errs), r.want)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.errs
+}
+
+func (r *results) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.errs)
+}
+
+func TestAppendAsyncOrderAndCallbacks(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		l := openLog(t, st, newSigner(t), Options{AsyncDelay: time.Millisecond})
+		const n = 200
+		res := newResults(n)
+		for i := range n {
+			e := testEntry(i + 1)
+			if err := l.AppendAsync(e, res.done(e.RequestID)); err != nil {
+				t.Fatalf("AppendAsync %d: %v", i+1, err)
+			}
+		}
+		for id, err := range res.wait(t) {
+			if err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+		}
+		got, err := l.List(t.Context(), Filter{Limit: MaxListLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n {
+			t.Fatalf("%d entries stored, want %d", len(got), n)
+		}
+		for i, e := range got {
+			if want := testEntry(i + 1).RequestID; e.RequestID != want || e.Seq != int64(i+1) {
+				t.Fatalf("entry %d is %s (seq %d), want %s: not in queue order", i, e.RequestID, e.Seq, want)
+			}
+			if e.Detail["version"] == "" {
+				t.Fatalf("entry %d lost its detail: %v", i, e.Detail)
+			}
+		}
+		mustVerify(t, l, n)
+	})
+}
+
+// Alone, asynchronous entries wait for AsyncDelay; a synchronous Append
+// takes them along at once, after them in the chain.
+func TestAppendAsyncHeldUntilSyncAppend(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	l := openLog(t, st, newSigner(t), Options{AsyncDelay: time.Hour})
+	res := newResults(3)
+	for i := range 3 {
+		e := testEntry(i + 1)
+		if err := l.AppendAsync(e, res.done(e.RequestID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := res.count(); n != 0 || count(t, st, "audit_entries") != 0 {
+		t.Fatalf("%d callbacks and %d rows before the delay: the entries were not held", n, count(t, st, "audit_entries"))
+	}
+	e := testEntry(4)
+	if err := l.Append(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Seq != 4 {
+		t.Errorf("the synchronous entry got seq %d, want 4 (after the three queued before it)", e.Seq)
+	}
+	res.wait(t)
+	mustVerify(t, l, 4)
+}
+
+func TestAppendAsyncFullBatchIsWritten(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	l := openLog(t, st, newSigner(t), Options{AsyncDelay: time.Hour, MaxBatch: 4})
+	res := newResults(4)
+	for i := range 4 {
+		e := testEntry(i + 1)
+		if err := l.AppendAsync(e, res.done(e.RequestID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res.wait(t) // not an hour: a full batch does not wait
+	mustVerify(t, l, 4)
+}
+
+func TestAppendAsyncWrittenAtClose(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	l, err := Open(t.Context(), st, newSigner(t), Options{AsyncDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := newResults(5)
+	for i := range 5 {
+		e := testEntry(i + 1)
+		if err := l.AppendAsync(e, res.done(e.RequestID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := res.count(); n != 5 {
+		t.Fatalf("%d callbacks after Close, want 5", n)
+	}
+	if n := count(t, st, "audit_entries"); n != 5 {
+		t.Fatalf("%d rows after Close, want 5", n)
+	}
+	if err := l.AppendAsync(testEntry(6), nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("AppendAsync after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestAppendAsyncErrors(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	fs := &failingStore{Store: st}
+	l := openLog(t, fs, newSigner(t), Options{AsyncDelay: time.Millisecond})
+	bad := testEntry(1)
+	bad.Outcome = "maybe"
+	called := false
+	if err := l.AppendAsync(bad, func(error) { called = true }); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("AppendAsync of an invalid entry = %v, want ErrInvalid", err)
+	}
+	fs.fail.Store(true)
+	res := newResults(2)
+	for i := range 2 {
+		e := testEntry(i + 2)
+		if err := l.AppendAsync(e, res.done(e.RequestID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, err := range res.wait(t) {
+		if !errors.Is(err, ErrWrite) || !errors.Is(err, errDiskFull) {
+			t.Errorf("%s: callback got %v, want ErrWrite wrapping the storage error", id, err)
+		}
+	}
+	if called {
+		t.Error("the callback of a refused entry was called")
+	}
+	if err := l.Healthy(); !errors.Is(err, ErrWrite) {
+		t.Errorf("Healthy = %v after a failed asynchronous batch", err)
+	}
+}

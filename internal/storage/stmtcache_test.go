@@ -1,0 +1,24 @@
+package storage
+
+import "testing"
+
+func TestCacheable(t *testing.T) {
+	for q, want := range map[string]bool{
+		"SELECT 1":                                           true,
+		"\n\t  select v FROM t WHERE k = $1":                 true,
+		"INSERT INTO t VALUES ($1)":                          true,
+		"update t SET v = 1":                                 true,
+		"DELETE FROM t":                                      true,
+		"WITH x AS (SELECT 1) SELECT * FROM x":               true,
+		"CREATE TABLE t (k TEXT)":                            false,
+		"PRAGMA optimize":                                    false,
+		"SELECT 1; DROP TABLE t":                             false,
+		"INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)": false,
+		"SELECT": false,
+		"":       false,
+	} {
+		if got := cacheable(q); got != want {
+			t.Errorf("cacheable(%q) = %v, want %v", q, got, want)
+		}
+	}
+}
