@@ -186,7 +186,9 @@ func TestCreateValidation(t *testing.T) {
 	}
 }
 
-// Exactly the quota succeeds under 64 concurrent callers, on both backends.
+// Exactly the quota succeeds under 64 concurrent callers, on both backends,
+// half of them verifying (the verify API) and half authenticating then
+// charging (the gateway).
 func TestQuotaExactUnderConcurrency(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st storage.Store) {
 		s, _ := newService(t, st)
@@ -195,11 +197,25 @@ func TestQuotaExactUnderConcurrency(t *testing.T) {
 		var ok, exceeded, other atomic.Int64
 		var wg sync.WaitGroup
 		start := make(chan struct{})
-		for range 64 {
+		for i := range 64 {
+			use := func() error {
+				_, _, err := s.Verify(context.Background(), plain, inside)
+				return err
+			}
+			if i%2 == 1 {
+				use = func() error {
+					k, err := s.Authenticate(context.Background(), plain, inside)
+					if err != nil {
+						return err
+					}
+					_, err = s.Charge(context.Background(), k, inside)
+					return err
+				}
+			}
 			wg.Go(func() {
 				<-start
 				for range 3 {
-					_, _, err := s.Verify(context.Background(), plain, inside)
+					err := use()
 					switch {
 					case err == nil:
 						ok.Add(1)
