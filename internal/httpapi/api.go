@@ -436,8 +436,16 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 			return err
 		}
 	}
+	resource := ""
+	var resErr error
+	if rt.Resource != nil {
+		if resource, resErr = rt.Resource(r); resErr == nil {
+			s.resource = resource // for the audit entry of a refusal too
+		}
+	}
 	// After the proof: a thief holding a bound token without its key
-	// cannot spend the token's rate.
+	// cannot spend the token's rate. Before a bad resource's 400: every
+	// request the caller makes counts.
 	if a.deps.Limits != nil {
 		d, err := a.deps.Limits.Authenticated(r.Context(), caller)
 		if err != nil {
@@ -445,14 +453,9 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 		}
 		s.noteRate(d)
 	}
-	resource := ""
-	if rt.Resource != nil {
-		resource, err = rt.Resource(r)
-		if err != nil {
-			return err
-		}
+	if resErr != nil {
+		return resErr
 	}
-	s.resource = resource
 	if !rt.AnyToken || caller.Scopes != nil {
 		if allowed, reason := a.deps.Authz.Decide(caller, rt.Action, resource); !allowed {
 			return &Error{Status: http.StatusForbidden, Code: CodePermissionDenied,

@@ -16,6 +16,7 @@ import (
 // Key spaces of the node's shared limiter. API keys count under their
 // counter id (key_…), which no prefix below can produce.
 const (
+	limitToken             = "token\x00"
 	limitIntegration       = "integration\x00"
 	limitIntegrationCaller = "integration-caller\x00"
 )
@@ -28,10 +29,19 @@ type credentialLimits struct {
 	lim  *ratelimit.Limiter
 }
 
-// Authenticated applies the limits that count every request of a
-// credential: none yet.
+// Authenticated applies a token's own rate to every request the token
+// makes, refused ones included: it bounds how hard one token can press on
+// the node, whatever it asks for.
 func (l *credentialLimits) Authenticated(ctx context.Context, c *httpapi.Caller) (ratelimit.Decision, error) {
-	return ratelimit.Decision{}, nil
+	t := c.Token
+	if t == nil || t.Rate.IsZero() {
+		return ratelimit.Decision{}, nil
+	}
+	d := l.lim.Allow(limitToken+t.Accessor, t.Rate)
+	if !d.Allowed {
+		return d, limited(d, "token is over its rate limit of "+t.Rate.String())
+	}
+	return d, nil
 }
 
 // Authorized charges an API key one request of its rate, then one unit of

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -120,5 +121,95 @@ func TestKeyRateOnTheGateway(t *testing.T) {
 	}
 	if n := len(f.up.seen()); n != 2 {
 		t.Fatalf("upstream calls = %d", n)
+	}
+}
+
+// A token's rate is set at creation, reported by lookup and introspection,
+// and enforced on every request the token makes (a 403 counts too): 429
+// with Retry-After and RateLimit-*, audited like any refusal.
+func TestTokenRate(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	for body, want := range map[string]string{`{"rate":"fast"}`: "rate", `{"rate":"0/min"}`: "rate", `{"rate":"5/ms"}`: "rate", `{"rate":5}`: "rate"} {
+		if c, out := raw(t, "POST", u+"/v1/auth/token/create", root, "application/json", body); c != 400 || !strings.Contains(errMsg(out), want) {
+			t.Errorf("create %s = %d %q, want 400 naming %q", body, c, errMsg(out), want)
+		}
+	}
+	var it struct{ Token, Accessor, Rate string }
+	if c := call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"policies": []string{"default"}, "rate": "3/min"}, &it); c != 200 || it.Rate != "3/min" {
+		t.Fatalf("create = %d %+v", c, it)
+	}
+	bearer := "Bearer " + it.Token
+	rateOf := func(res gwResult) string {
+		return res.header.Get("RateLimit-Limit") + "/" + res.header.Get("RateLimit-Remaining")
+	}
+	res := gatewayCall(t, u+"/v1/auth/token/lookup-self", bearer, "")
+	if res.status != 200 || !strings.Contains(res.body, `"rate":"3/min"`) || rateOf(res) != "3/2" || res.header.Get("RateLimit-Policy") != "3;w=60" {
+		t.Fatalf("lookup-self = %d %v %s", res.status, res.header, res.body)
+	}
+	// A refused request counts, and carries the headers too.
+	if res := gatewayCall(t, u+"/v1/projects/p/envs/e/secrets/s", bearer, ""); res.status != 403 || rateOf(res) != "3/1" {
+		t.Fatalf("forbidden = %d %q", res.status, rateOf(res))
+	}
+	if res := gatewayCall(t, u+"/v1/auth/token/lookup-self", bearer, ""); res.status != 200 || rateOf(res) != "3/0" {
+		t.Fatalf("third = %d %q", res.status, rateOf(res))
+	}
+	res = gatewayCall(t, u+"/v1/auth/token/lookup-self", bearer, "")
+	if res.status != 429 || res.header.Get("Retry-After") != "20" || rateOf(res) != "3/0" || !strings.Contains(res.body, "token is over its rate limit of 3/min") {
+		t.Fatalf("over the rate = %d %v %s", res.status, res.header, res.body)
+	}
+	// Counted per token: the root token and another token are untouched.
+	var other struct{ Token string }
+	call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"policies": []string{"default"}, "rate": "3/min"}, &other)
+	if res := gatewayCall(t, u+"/v1/auth/token/lookup-self", "Bearer "+other.Token, ""); res.status != 200 || rateOf(res) != "3/2" {
+		t.Fatalf("another token = %d %q", res.status, rateOf(res))
+	}
+	if res := gatewayCall(t, u+"/v1/auth/token/lookup-self", "Bearer "+root, ""); res.status != 200 || rateOf(res) != "/" {
+		t.Fatalf("an unrated token = %d %q", res.status, rateOf(res))
+	}
+	// Introspection reports the rate.
+	in := post(t, u+"/v1/oauth/introspect", url.Values{"token": {it.Token}}, "Bearer "+root, "")
+	if in.status != 200 || in.body["active"] != true || in.body["rate"] != "3/min" {
+		t.Fatalf("introspect = %d %v", in.status, in.body)
+	}
+	// The refusal is audited, naming the token.
+	var list struct {
+		Entries []map[string]any `json:"entries"`
+	}
+	call(t, "GET", u+"/v1/audit?outcome=denied&limit=1000", root, nil, &list)
+	found := false
+	for _, e := range list.Entries {
+		if e["status"] == float64(429) && e["resource"] == "auth/tokens/self" && e["accessor_hmac"] != nil && e["accessor_hmac"] != "" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no audit entry for the 429: %v", list.Entries)
+	}
+}
+
+// A child token's rate is its parent's unless it asks for a narrower one;
+// a looser one is refused like any other child that asks for more than
+// its parent holds.
+func TestChildTokenRate(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	var parent struct{ Token string }
+	if c := call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"rate": "100/min"}, &parent); c != 200 {
+		t.Fatalf("parent = %d", c)
+	}
+	for body, want := range map[string]string{`{}`: "100/min", `{"rate":"10/min"}`: "10/min", `{"rate":"100/hour"}`: "100/hour"} {
+		var child struct{ Token, Rate string }
+		code, out := raw(t, "POST", u+"/v1/auth/token/create", parent.Token, "application/json", body)
+		child.Rate, _ = out["rate"].(string)
+		if code != 200 || child.Rate != want {
+			t.Errorf("child %s = %d %v, want rate %s", body, code, out, want)
+		}
+	}
+	for _, body := range []string{`{"rate":"101/min"}`, `{"rate":"10/sec"}`, `{"rate":"6000/hour"}`} {
+		if code, out := raw(t, "POST", u+"/v1/auth/token/create", parent.Token, "application/json", body); code != 403 ||
+			!strings.Contains(errMsg(out), "looser than the parent token's 100/min") {
+			t.Errorf("looser child %s = %d %q", body, code, errMsg(out))
+		}
 	}
 }
