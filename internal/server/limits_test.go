@@ -2,7 +2,12 @@ package server
 
 import (
 	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -98,6 +103,14 @@ func TestKeyChargedOnlyWhenAuthorized(t *testing.T) {
 	}
 }
 
+// retryWithin reports whether a refusal's Retry-After is a whole number of
+// seconds from 1 to max (the next request fits max seconds after the
+// burst, less the time the test took).
+func retryWithin(res gwResult, max int) bool {
+	n, err := strconv.Atoi(res.header.Get("Retry-After"))
+	return err == nil && n >= 1 && n <= max
+}
+
 // A key over its own rate is refused with 429 and its headers before the
 // upstream is called, and spends no quota.
 func TestKeyRateOnTheGateway(t *testing.T) {
@@ -112,7 +125,7 @@ func TestKeyRateOnTheGateway(t *testing.T) {
 		}
 	}
 	res := gatewayCall(t, u+"/v1/gateway/maps/x", "Bearer "+k.Key, "")
-	if res.status != 429 || res.header.Get("Retry-After") != "30" || res.header.Get("RateLimit-Limit") != "2" ||
+	if res.status != 429 || !retryWithin(res, 30) || res.header.Get("RateLimit-Limit") != "2" ||
 		res.header.Get("RateLimit-Remaining") != "0" || !strings.Contains(res.body, "rate limit of 2/min") {
 		t.Fatalf("over the rate = %d %v %s", res.status, res.header, res.body)
 	}
@@ -155,7 +168,7 @@ func TestTokenRate(t *testing.T) {
 		t.Fatalf("third = %d %q", res.status, rateOf(res))
 	}
 	res = gatewayCall(t, u+"/v1/auth/token/lookup-self", bearer, "")
-	if res.status != 429 || res.header.Get("Retry-After") != "20" || rateOf(res) != "3/0" || !strings.Contains(res.body, "token is over its rate limit of 3/min") {
+	if res.status != 429 || !retryWithin(res, 20) || rateOf(res) != "3/0" || !strings.Contains(res.body, "token is over its rate limit of 3/min") {
 		t.Fatalf("over the rate = %d %v %s", res.status, res.header, res.body)
 	}
 	// Counted per token: the root token and another token are untouched.
@@ -211,5 +224,85 @@ func TestChildTokenRate(t *testing.T) {
 			!strings.Contains(errMsg(out), "looser than the parent token's 100/min") {
 			t.Errorf("looser child %s = %d %q", body, code, errMsg(out))
 		}
+	}
+}
+
+// A successful call carries the RateLimit-* headers of the strictest rate
+// limit that applied to it (the fewest requests left): an integration's
+// rate or caller rate, the token's, the API key's. keyward's replace the
+// upstream's; a call no limit applied to carries none of keyward's.
+func TestRateLimitHeadersOnSuccess(t *testing.T) {
+	f := newGatewayFixture(t)
+	u := f.r.url
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("rl") == "1" {
+			w.Header().Set("RateLimit-Limit", "5000")
+			w.Header().Set("RateLimit-Remaining", "4999")
+			w.Header().Set("RateLimit-Reset", "3600")
+			w.Header().Set("RateLimit", `"hourly";r=4999;t=3600`)
+			w.Header().Set("X-RateLimit-Remaining", "4999")
+		}
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	for name, extra := range map[string]map[string]any{"rated": {"rate": "10/min"}, "each": {"caller_rate": "2/min"}, "free": nil} {
+		m := map[string]any{"upstream": up.URL}
+		maps.Copy(m, extra)
+		f.integration(t, name, m)
+	}
+	token := func(rate string) string {
+		var it struct{ Token string }
+		if c := call(t, "POST", u+"/v1/auth/token/create", f.root, map[string]any{"rate": rate}, &it); c != 200 {
+			t.Fatalf("token = %d", c)
+		}
+		return "Bearer " + it.Token
+	}
+	// rl is limit, remaining and policy; the reset (seconds until the
+	// budget is full again, which moves with the clock) must be there with
+	// them and within the window.
+	rl := func(res gwResult) string {
+		t.Helper()
+		if res.status != 200 {
+			t.Fatalf("call = %d %s", res.status, res.body)
+		}
+		h := res.header
+		if reset, err := strconv.Atoi(h.Get("RateLimit-Reset")); h.Get("RateLimit-Limit") != "" && (err != nil || reset < 1 || reset > 60) {
+			t.Errorf("RateLimit-Reset = %q", h.Get("RateLimit-Reset"))
+		}
+		return strings.Join([]string{h.Get("RateLimit-Limit"), h.Get("RateLimit-Remaining"), h.Get("RateLimit-Policy")}, " ")
+	}
+
+	plain := token("")
+	for i, want := range []string{"10 9 10;w=60", "10 8 10;w=60", "10 7 10;w=60"} {
+		res := gatewayCall(t, u+"/v1/gateway/rated/x?rl=1", plain, "")
+		if got := rl(res); got != want {
+			t.Errorf("call %d through a rated integration: %q, want %q", i, got, want)
+		}
+		if len(res.header.Values("RateLimit-Limit")) != 1 || res.header.Get("RateLimit") != "" || res.header.Get("X-RateLimit-Remaining") != "4999" {
+			t.Errorf("call %d mixes keyward's and the upstream's headers: %v", i, res.header)
+		}
+	}
+	if got := rl(gatewayCall(t, u+"/v1/gateway/free/x", plain, "")); got != "  " {
+		t.Errorf("a call no limit applied to carries %q", got)
+	}
+	if res := gatewayCall(t, u+"/v1/gateway/free/x?rl=1", plain, ""); res.header.Get("RateLimit-Limit") != "5000" ||
+		res.header.Get("RateLimit-Remaining") != "4999" || res.header.Get("RateLimit") == "" {
+		t.Errorf("without a limit of keyward's, the upstream's headers pass: %v", res.header)
+	}
+
+	// Several limits: the one with the fewest requests left.
+	rated := token("5/min")
+	if got := rl(gatewayCall(t, u+"/v1/gateway/rated/x", rated, "")); got != "5 4 5;w=60" { // token 4 left, integration 6
+		t.Errorf("token vs integration rate: %q", got)
+	}
+	if got := rl(gatewayCall(t, u+"/v1/gateway/each/x", rated, "")); got != "2 1 2;w=60" { // token 3 left, caller rate 1
+		t.Errorf("token vs caller rate: %q", got)
+	}
+	k := createKey(t, u, f.root, "maps", "prod", map[string]any{"name": "p", "scopes": []string{"integrations/*"}, "rate": "100/min"})
+	if got := rl(gatewayCall(t, u+"/v1/gateway/free/x?rl=1", "Bearer "+k.Key, "")); got != "100 99 100;w=60" {
+		t.Errorf("API key's rate: %q", got)
+	}
+	if got := rl(gatewayCall(t, u+"/v1/gateway/rated/x", "Bearer "+k.Key, "")); got != "10 5 10;w=60" { // key 98 left, integration 5
+		t.Errorf("API key vs integration rate: %q", got)
 	}
 }
