@@ -744,6 +744,24 @@ func BenchmarkVerifyCached(b *testing.B) {
 			}
 		})
 	}
+	// The gateway's path: Authenticate at the edge, Charge once the call
+	// is authorised.
+	b.Run("authenticate-charge", func(b *testing.B) {
+		s := benchService(b)
+		plain, _ := create(b, s, CreateRequest{Rate: ratelimit.Limit{Count: 1_000_000_000, Period: time.Second}})
+		ctx := context.Background()
+		s.Verify(ctx, plain, inside)
+		b.ReportAllocs()
+		for b.Loop() {
+			k, err := s.Authenticate(ctx, plain, inside)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Charge(ctx, k, inside); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("rate-parallel", func(b *testing.B) {
 		s := benchService(b)
 		plain, _ := create(b, s, CreateRequest{Rate: ratelimit.Limit{Count: 1_000_000_000, Period: time.Second}})

@@ -6,10 +6,15 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/apikey"
+	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/token"
 )
 
 // gatewayFixture is a node with a project "maps", a secret and a local
@@ -304,5 +309,42 @@ func TestRateLimitHeadersOnSuccess(t *testing.T) {
 	}
 	if got := rl(gatewayCall(t, u+"/v1/gateway/rated/x", "Bearer "+k.Key, "")); got != "10 5 10;w=60" { // key 98 left, integration 5
 		t.Errorf("API key vs integration rate: %q", got)
+	}
+}
+
+// The limits of a credential without any cost nothing on the hot path.
+func TestCredentialLimitsAllocateNothingWithoutLimits(t *testing.T) {
+	r, _ := devNode(t)
+	n := r.node
+	ctx := t.Context()
+	if _, err := n.secrets.CreateProject(ctx, "shop", "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	plain, _, err := n.apikeys.Create(ctx, apikey.CreateRequest{Project: "shop", Env: "prod", Name: "n", Scopes: []string{"integrations/maps"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := netip.MustParseAddr("127.0.0.1")
+	k, err := n.apikeys.Authenticate(ctx, plain, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := &credentialLimits{keys: n.apikeys, lim: n.keyLimiter}
+	for name, c := range map[string]*httpapi.Caller{
+		"token":   callerOf(&token.Token{Accessor: "acc", Policies: []string{"p"}}),
+		"API key": keyCallerOf(k),
+	} {
+		lim.Authorized(ctx, c, src)
+		allocs := testing.AllocsPerRun(100, func() {
+			if _, err := lim.Authenticated(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lim.Authorized(ctx, c, src); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s without limits: %v allocations per request", name, allocs)
+		}
 	}
 }
