@@ -1,7 +1,10 @@
 // Package httpapi is keyward's HTTP edge: the route table, middleware
 // (request id, panic recovery, body limit, client address, metrics), the
-// authentication → authorisation → handler → audit path of every route, and the
-// one translation of domain errors into DESIGN.md's error vocabulary.
+// authentication → the credential's own limits (Limits: a token's rate) →
+// authorisation → the limits of authorised requests (an API key's rate and
+// quota) → handler → audit path of every route, the RateLimit-* headers of
+// the strictest rate limit that applied, and the one translation of domain
+// errors into DESIGN.md's error vocabulary.
 //
 // Handlers are thin: decode, validate, call a domain service, return a value.
 // They never write the response themselves, so the audit entry is appended
