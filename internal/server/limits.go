@@ -54,7 +54,7 @@ func (l *credentialLimits) Authorized(ctx context.Context, c *httpapi.Caller, sr
 	res, err := l.keys.Charge(ctx, k, src)
 	switch {
 	case errors.Is(err, apikey.ErrRateLimited):
-		e := limited(res.Rate, "API key is over its rate limit of "+k.Rate.String()).(*httpapi.Error)
+		e := limited(res.Rate, "API key is over its rate limit of "+k.Rate.String())
 		e.Err = err
 		return res.Rate, e
 	case errors.Is(err, apikey.ErrUsageExceeded):
@@ -73,7 +73,7 @@ func (l *credentialLimits) Authorized(ctx context.Context, c *httpapi.Caller, sr
 
 // limited is the 429 for a refused request, with Retry-After and
 // RateLimit-*.
-func limited(d ratelimit.Decision, msg string) error {
+func limited(d ratelimit.Decision, msg string) *httpapi.Error {
 	h := http.Header{}
 	ratelimit.SetHeaders(h, d)
 	return &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
