@@ -30,6 +30,8 @@ type IssuedToken struct {
 	Policies  []string   `json:"policies"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	Principal string     `json:"principal"`
+	// Rate is the token's own rate limit ("100/min"); empty: none.
+	Rate string `json:"rate,omitempty"`
 }
 
 // TokenInfo describes a token; it never carries the token itself.
@@ -54,11 +56,14 @@ type TokenInfo struct {
 	Cnf *struct {
 		JKT string `json:"jkt"`
 	} `json:"cnf,omitempty"`
+	// Rate is the token's own rate limit ("100/min"), counted on each
+	// keyward node; empty: none.
+	Rate string `json:"rate,omitempty"`
 }
 
 // CreateTokenRequest asks for a child of the calling token. Nothing in it
-// may exceed the parent: no policy, environment, address or lifetime beyond
-// the parent's. Durations are Go duration strings ("15m").
+// may exceed the parent: no policy, environment, address, lifetime or rate
+// beyond the parent's. Durations are Go duration strings ("15m").
 type CreateTokenRequest struct {
 	Policies   []string          `json:"policies,omitempty"`
 	TTL        string            `json:"ttl,omitempty"`
@@ -67,6 +72,9 @@ type CreateTokenRequest struct {
 	BoundCIDRs []string          `json:"bound_cidrs,omitempty"`
 	MaxUses    int               `json:"max_uses,omitempty"`
 	Meta       map[string]string `json:"meta,omitempty"`
+	// Rate limits the new token's requests: "N/sec", "N/min", "N/hour",
+	// "N/day" or "N/30s". Empty: the parent's rate, if it has one.
+	Rate string `json:"rate,omitempty"`
 }
 
 // IsTOTPRequired reports whether a login failed only for want of a TOTP code.

@@ -119,6 +119,8 @@ type Introspection struct {
 	Cnf        *struct {
 		JKT string `json:"jkt"`
 	} `json:"cnf,omitempty"`
+	// Rate is the token's own rate limit ("100/min"); empty: none.
+	Rate string `json:"rate,omitempty"`
 }
 
 // Introspect asks what token stands for; the calling token needs read on

@@ -24,6 +24,12 @@
 //     rotation evicts at once on this node and, through the events log,
 //     within a poll interval on every other node. Expiry and the end of a
 //     rotation's grace period are checked on every call.
+//   - Checking a key and spending it are separate steps: Authenticate
+//     checks a presented key (format, checksum, lookup, revocation, expiry,
+//     source address) and spends nothing; Charge spends one request of its
+//     rate and one unit of its quota and records the use. The gateway
+//     charges a key only once the call is authorised, so a refused call
+//     costs nothing; Verify (the verify API) does both at once.
 //   - Quotas are counted in storage: UPDATE … SET remaining = remaining - 1
 //     WHERE remaining > 0, one row per key, so concurrent callers on any
 //     number of nodes never overshoot. Refills (daily, monthly; UTC) are

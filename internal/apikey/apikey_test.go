@@ -186,7 +186,9 @@ func TestCreateValidation(t *testing.T) {
 	}
 }
 
-// Exactly the quota succeeds under 64 concurrent callers, on both backends.
+// Exactly the quota succeeds under 64 concurrent callers, on both backends,
+// half of them verifying (the verify API) and half authenticating then
+// charging (the gateway).
 func TestQuotaExactUnderConcurrency(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st storage.Store) {
 		s, _ := newService(t, st)
@@ -195,11 +197,25 @@ func TestQuotaExactUnderConcurrency(t *testing.T) {
 		var ok, exceeded, other atomic.Int64
 		var wg sync.WaitGroup
 		start := make(chan struct{})
-		for range 64 {
+		for i := range 64 {
+			use := func() error {
+				_, _, err := s.Verify(context.Background(), plain, inside)
+				return err
+			}
+			if i%2 == 1 {
+				use = func() error {
+					k, err := s.Authenticate(context.Background(), plain, inside)
+					if err != nil {
+						return err
+					}
+					_, err = s.Charge(context.Background(), k, inside)
+					return err
+				}
+			}
 			wg.Go(func() {
 				<-start
 				for range 3 {
-					_, _, err := s.Verify(context.Background(), plain, inside)
+					err := use()
 					switch {
 					case err == nil:
 						ok.Add(1)
@@ -310,6 +326,80 @@ func TestRateLimit(t *testing.T) {
 	if _, _, err := s.Verify(t.Context(), plain, inside); err != nil {
 		t.Fatalf("after 30s: %v", err)
 	}
+}
+
+// Authenticate checks a key without spending anything; Charge spends one
+// request of the rate and one unit of the quota and records the use.
+func TestAuthenticateSpendsNothingChargeSpendsOne(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		cs := &countingStore{Store: st}
+		s, clk := newService(t, cs)
+		plain, _ := create(t, s, CreateRequest{Rate: ratelimit.Limit{Count: 3, Period: time.Minute}, Quota: 5,
+			CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, TTL: time.Hour})
+		k, err := s.Authenticate(t.Context(), plain, inside)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writes := cs.writes.Load()
+		for range 20 {
+			if _, err := s.Authenticate(t.Context(), plain, inside); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if cs.writes.Load() != writes {
+			t.Fatalf("authentications wrote %d times", cs.writes.Load()-writes)
+		}
+		peek := func() Result {
+			t.Helper()
+			r, err := s.Check(t.Context(), k, inside, CheckOptions{Peek: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if r := peek(); r.Remaining != 5 || r.Rate.Remaining != 3 {
+			t.Fatalf("after authenticating only: quota %d, rate %d left; want 5 and 3", r.Remaining, r.Rate.Remaining)
+		}
+		if got, _ := s.Get(t.Context(), "shop", "staging", k.ID); !got.LastUsedAt.IsZero() {
+			t.Fatalf("authenticating recorded a use at %v", got.LastUsedAt)
+		}
+		for want := int64(4); want >= 2; want-- {
+			res, err := s.Charge(t.Context(), k, inside)
+			if err != nil || res.Remaining != want || res.Rate.Remaining != int(want)-2 {
+				t.Fatalf("charge: %+v %v, want quota %d", res, err, want)
+			}
+		}
+		// Over the rate: refused, and the quota is untouched.
+		if res, err := s.Charge(t.Context(), k, inside); !errors.Is(err, ErrRateLimited) || res.Rate.RetryAfter != 20*time.Second {
+			t.Fatalf("fourth charge: %+v %v", res, err)
+		}
+		if r := peek(); r.Remaining != 2 {
+			t.Fatalf("quota after a throttled charge: %d, want 2", r.Remaining)
+		}
+		if got, _ := s.Get(t.Context(), "shop", "staging", k.ID); !got.LastUsedAt.Equal(clk.Now()) || got.LastUsedAddr != inside.String() {
+			t.Fatalf("charge recorded %v %q", got.LastUsedAt, got.LastUsedAddr)
+		}
+		// The key's own state is Authenticate's to check.
+		if _, err := s.Authenticate(t.Context(), plain, outside); !errors.Is(err, ErrSourceDenied) {
+			t.Fatalf("from outside its CIDRs: %v", err)
+		}
+		flip := map[bool]string{true: "A", false: "B"}[plain[len(plain)-1] != 'A']
+		if _, err := s.Authenticate(t.Context(), plain[:len(plain)-1]+flip, inside); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("bad checksum: %v", err)
+		}
+		clk.Add(time.Hour)
+		if _, err := s.Authenticate(t.Context(), plain, inside); !errors.Is(err, ErrExpired) {
+			t.Fatalf("expired: %v", err)
+		}
+		other, _ := create(t, s, CreateRequest{})
+		ok, _ := s.Lookup(t.Context(), other)
+		if _, err := s.Revoke(t.Context(), "shop", "staging", ok.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Authenticate(t.Context(), other, inside); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("revoked: %v", err)
+		}
+	})
 }
 
 func TestExpiryCIDRAndScope(t *testing.T) {
@@ -654,6 +744,24 @@ func BenchmarkVerifyCached(b *testing.B) {
 			}
 		})
 	}
+	// The gateway's path: Authenticate at the edge, Charge once the call
+	// is authorised.
+	b.Run("authenticate-charge", func(b *testing.B) {
+		s := benchService(b)
+		plain, _ := create(b, s, CreateRequest{Rate: ratelimit.Limit{Count: 1_000_000_000, Period: time.Second}})
+		ctx := context.Background()
+		s.Verify(ctx, plain, inside)
+		b.ReportAllocs()
+		for b.Loop() {
+			k, err := s.Authenticate(ctx, plain, inside)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Charge(ctx, k, inside); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("rate-parallel", func(b *testing.B) {
 		s := benchService(b)
 		plain, _ := create(b, s, CreateRequest{Rate: ratelimit.Limit{Count: 1_000_000_000, Period: time.Second}})

@@ -31,20 +31,51 @@ type CheckOptions struct {
 	Resource string
 }
 
-// Verify checks a presented key for use from src and consumes one use of
-// its rate and quota: Lookup then Check.
+// Verify checks a presented key for use from src and uses one request of
+// its rate and quota: Authenticate and Charge in one step (one clock read),
+// what the verify API does. On a refusal after the lookup, the key is
+// returned with the error (its rate and refill say when to retry).
 func (s *Service) Verify(ctx context.Context, plaintext string, src netip.Addr) (*Key, Result, error) {
 	k, err := s.Lookup(ctx, plaintext)
 	if err != nil {
 		return nil, Result{}, err
 	}
-	res, err := s.Check(ctx, k, src, CheckOptions{})
+	now := s.opts.Now()
+	if err := k.usable(now, src); err != nil {
+		return k, Result{Remaining: -1}, err
+	}
+	res, err := s.charge(ctx, k, src, now)
 	return k, res, err
+}
+
+// Authenticate checks a presented key for use from src without using it:
+// format and checksum, lookup, revocation (and the end of a grace period),
+// expiry and source address. It spends no rate or quota and records no
+// use: call Charge once the request the key came with is authorised, so a
+// request refused on the way costs the key nothing.
+func (s *Service) Authenticate(ctx context.Context, plaintext string, src netip.Addr) (*Key, error) {
+	k, err := s.Lookup(ctx, plaintext)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.usable(s.opts.Now(), src); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Charge uses one request of k's rate, then one unit of its quota, and
+// records the use from src. Authenticate (or Check) has checked the rest.
+// Over the rate is ErrRateLimited (Result.Rate says when to retry) and
+// spends no quota; no quota left is ErrUsageExceeded; either records no
+// use.
+func (s *Service) Charge(ctx context.Context, k *Key, src netip.Addr) (Result, error) {
+	return s.charge(ctx, k, src, s.opts.Now())
 }
 
 // Lookup finds the key a plaintext names. The format and checksum are
 // checked before anything else, so a typo costs no lookup. It checks
-// nothing about the key's state: call Check.
+// nothing about the key's state: call Authenticate or Check.
 func (s *Service) Lookup(ctx context.Context, plaintext string) (*Key, error) {
 	if err := credential.ParseType(plaintext, credential.APIKey); err != nil {
 		return nil, ErrMalformed
@@ -59,20 +90,30 @@ func (s *Service) Lookup(ctx context.Context, plaintext string) (*Key, error) {
 	return s.load(ctx, hash)
 }
 
+// usable checks the key's own state for a use from src at now: revocation
+// (and the end of a grace period), expiry, source address.
+func (k *Key) usable(now time.Time, src netip.Addr) error {
+	switch {
+	case k.Revoked(now):
+		return ErrRevoked
+	case k.Expired(now):
+		return ErrExpired
+	case len(k.CIDRs) > 0 && !addrAllowed(k.CIDRs, src):
+		return ErrSourceDenied
+	}
+	return nil
+}
+
 // Check decides whether k may be used now from src: revocation (and the end
 // of a grace period), expiry, source address, scope, then rate and quota,
 // each consumed only when everything before it passed.
 func (s *Service) Check(ctx context.Context, k *Key, src netip.Addr, opts CheckOptions) (Result, error) {
 	now := s.opts.Now()
 	res := Result{Remaining: -1}
-	switch {
-	case k.Revoked(now):
-		return res, ErrRevoked
-	case k.Expired(now):
-		return res, ErrExpired
-	case len(k.CIDRs) > 0 && !addrAllowed(k.CIDRs, src):
-		return res, ErrSourceDenied
-	case opts.Resource != "" && !k.Allows(opts.Resource):
+	if err := k.usable(now, src); err != nil {
+		return res, err
+	}
+	if opts.Resource != "" && !k.Allows(opts.Resource) {
 		return res, ErrScopeDenied
 	}
 	if opts.Peek {
@@ -86,6 +127,12 @@ func (s *Service) Check(ctx context.Context, k *Key, src netip.Addr, opts CheckO
 		}
 		return res, nil
 	}
+	return s.charge(ctx, k, src, now)
+}
+
+// charge is Charge at now.
+func (s *Service) charge(ctx context.Context, k *Key, src netip.Addr, now time.Time) (Result, error) {
+	res := Result{Remaining: -1}
 	if k.Quota > 0 && k.use != nil && now.UnixNano() < k.use.exhaustedUntil.Load() {
 		return res, ErrUsageExceeded
 	}

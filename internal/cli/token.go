@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/spf13/cobra"
 )
 
@@ -50,9 +51,17 @@ func tokenCreateCmd(env *Env, g *globals) *cobra.Command {
 		Short: "Create a child token of the current token (printed once)",
 		Long: `Create a child of the current token. It may narrow, never widen, what the
 current token may do: a subset of its policies, environments and networks, a
-shorter life, a number of uses. The new token is printed once.`,
+shorter life, a number of uses, a slower rate. The new token is printed once.
+
+--rate limits the requests the new token makes, every one of them (refused
+ones too): N/sec, N/min, N/hour, N/day or N/30s. Over it, keyward answers 429
+with Retry-After and RateLimit-* headers. A child of a token with a rate gets
+that rate unless it asks for a slower one; a faster one is refused. Rates are
+counted per keyward node: with N nodes a token may make up to N times its
+rate.`,
 		Example: `  keyward token create --policy payments-ci --ttl 10m --bound-env staging
-  keyward token create --ttl 1h --max-uses 1 --bound-cidr 10.0.0.0/8 -o json`,
+  keyward token create --ttl 1h --max-uses 1 --bound-cidr 10.0.0.0/8 -o json
+  keyward token create --policy mobile-app --ttl 15m --rate 100/min`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := g.json()
@@ -67,6 +76,9 @@ shorter life, a number of uses. The new token is printed once.`,
 			}
 			if req.MaxUses < 0 {
 				return Usagef("--max-uses must not be negative")
+			}
+			if _, err := ratelimit.ParseLimit(req.Rate); err != nil {
+				return Usagef("--rate: %v", err)
 			}
 			c, err := g.newClient(env)
 			if err != nil {
@@ -85,6 +97,9 @@ shorter life, a number of uses. The new token is printed once.`,
 			fmt.Fprintf(w, "Principal:  %s\n", it.Principal)
 			fmt.Fprintf(w, "Policies:   %s\n", listOrNone(it.Policies))
 			fmt.Fprintf(w, "Expires:    %s\n", expiry(it.ExpiresAt))
+			if it.Rate != "" {
+				fmt.Fprintf(w, "Rate limit: %s per node\n", it.Rate)
+			}
 			fmt.Fprintln(env.Stderr, "The token is shown once: hand it over now. Its accessor names it later.")
 			return nil
 		},
@@ -96,6 +111,7 @@ shorter life, a number of uses. The new token is printed once.`,
 	f.StringArrayVar(&req.BoundEnvs, "bound-env", nil, "an environment the token is limited to (repeatable)")
 	f.StringArrayVar(&req.BoundCIDRs, "bound-cidr", nil, "a network the token may be used from (repeatable)")
 	f.IntVar(&req.MaxUses, "max-uses", 0, "number of requests the token may make (0: unlimited)")
+	f.StringVar(&req.Rate, "rate", "", "requests per period the token may make, e.g. 100/min (default: the current token's)")
 	return cmd
 }
 
@@ -116,6 +132,9 @@ func printTokenInfo(w io.Writer, ti *client.TokenInfo) {
 	line("Renewable", yesNo(ti.Renewable))
 	if ti.MaxUses > 0 {
 		line("Uses", fmt.Sprintf("%d of %d", ti.Uses, ti.MaxUses))
+	}
+	if ti.Rate != "" {
+		line("Rate limit", ti.Rate+" per node")
 	}
 	if len(ti.BoundEnvs) > 0 {
 		line("Bound envs", strings.Join(ti.BoundEnvs, ", "))
@@ -267,8 +286,8 @@ func tokenIntrospectCmd(env *Env, g *globals) *cobra.Command {
 		Use:   "introspect",
 		Short: "Describe a token read from standard input (OAuth introspection, RFC 7662)",
 		Long: `Describe a token someone presented to you: whether it is active, its policies
-(scope), subject, expiry and, for a DPoP-bound token, the thumbprint of its
-key. The token is read as one line of standard input, never as an argument,
+(scope), subject, expiry, rate limit and, for a DPoP-bound token, the
+thumbprint of its key. The token is read as one line of standard input, never as an argument,
 so it stays out of shell history. The current token needs read on
 sys/introspect.`,
 		Example: `  printf %s "$PRESENTED_TOKEN" | keyward token introspect
@@ -316,6 +335,9 @@ sys/introspect.`,
 			}
 			if in.Cnf != nil {
 				line("Bound key", in.Cnf.JKT)
+			}
+			if in.Rate != "" {
+				line("Rate limit", in.Rate+" per node")
 			}
 			return nil
 		},

@@ -10,11 +10,12 @@ import (
 func TestTokenCreate(t *testing.T) {
 	h := newHarness(t, "kwt_parent", "kwt_issuedtokenvalue")
 	h.vars["KEYWARD_TOKEN"] = "kwt_parent"
-	h.fake.handle("POST /v1/auth/token/create", 200, issuedJSON)
+	h.fake.handle("POST /v1/auth/token/create", 200, strings.Replace(issuedJSON, `}`, `,"rate":"100/min"}`, 1))
 
 	r := h.must("", "token", "create", "--policy", "dev", "--policy", "ops", "--ttl", "10m", "--max-ttl", "1h",
-		"--bound-env", "staging", "--bound-cidr", "10.0.0.0/8", "--max-uses", "3")
-	for _, want := range []string{"Token:      kwt_issuedtokenvalue", "Accessor:   acc123", "Policies:   dev, ops", "Expires:    2099-01-01T00:00:00Z"} {
+		"--bound-env", "staging", "--bound-cidr", "10.0.0.0/8", "--max-uses", "3", "--rate", "100/min")
+	for _, want := range []string{"Token:      kwt_issuedtokenvalue", "Accessor:   acc123", "Policies:   dev, ops", "Expires:    2099-01-01T00:00:00Z",
+		"Rate limit: 100/min per node"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 		}
@@ -33,12 +34,13 @@ func TestTokenCreate(t *testing.T) {
 		BoundEnvs  []string `json:"bound_envs"`
 		BoundCIDRs []string `json:"bound_cidrs"`
 		MaxUses    int      `json:"max_uses"`
+		Rate       string   `json:"rate"`
 	}
 	if err := json.Unmarshal([]byte(req.Body), &body); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(body.Policies, ",") != "dev,ops" || body.TTL != "10m" || body.MaxTTL != "1h" || body.BoundEnvs[0] != "staging" ||
-		body.BoundCIDRs[0] != "10.0.0.0/8" || body.MaxUses != 3 {
+		body.BoundCIDRs[0] != "10.0.0.0/8" || body.MaxUses != 3 || body.Rate != "100/min" {
 		t.Errorf("create body %+v", body)
 	}
 
@@ -50,12 +52,25 @@ func TestTokenCreate(t *testing.T) {
 	if b := h.fake.requests("POST /v1/auth/token/create")[1].Body; b != "{}" {
 		t.Errorf("no flags sent %s", b)
 	}
+
+	// A bad rate is a usage error naming the flag; nothing is sent.
+	for _, bad := range []string{"fast", "0/min", "100/fortnight"} {
+		if r := h.run("", "token", "create", "--rate", bad); r.code != 2 || !strings.Contains(r.stderr, "--rate") {
+			t.Errorf("--rate %s: exit %d, stderr %q", bad, r.code, r.stderr)
+		}
+	}
+	if n := len(h.fake.requests("POST /v1/auth/token/create")); n != 2 {
+		t.Errorf("bad rates reached the server: %d requests", n)
+	}
+	if r := h.must("", "token", "create", "--help"); !strings.Contains(r.stdout, "--rate") || !strings.Contains(r.stdout, "per keyward node") {
+		t.Errorf("--help does not explain --rate:\n%s", r.stdout)
+	}
 }
 
 func TestTokenLookupRenewRevoke(t *testing.T) {
 	h := newHarness(t)
 	h.vars["KEYWARD_TOKEN"] = "kwt_parent"
-	h.fake.handle("GET /v1/auth/token/lookup-self", 200, tokenInfoJSON)
+	h.fake.handle("GET /v1/auth/token/lookup-self", 200, strings.Replace(tokenInfoJSON, `}`, `,"rate":"60/min"}`, 1))
 	h.fake.handle("GET /v1/auth/token/accessors/{acc}", 200, tokenInfoJSON)
 	h.fake.handle("POST /v1/auth/token/renew-self", 200, tokenInfoJSON)
 	h.fake.handle("POST /v1/auth/token/accessors/{acc}/renew", 200, tokenInfoJSON)
@@ -63,7 +78,8 @@ func TestTokenLookupRenewRevoke(t *testing.T) {
 	h.fake.handle("DELETE /v1/auth/token/accessors/{acc}", 200, `{"revoked":1}`)
 
 	r := h.must("", "token", "lookup")
-	for _, want := range []string{"Accessor:     acc123", "Principal:    user:alice", "Policies:     dev", "TTL:          15m0s", "Renewable:    yes", "Uses:         2 of 5", "Bound CIDRs:  10.0.0.0/8"} {
+	for _, want := range []string{"Accessor:     acc123", "Principal:    user:alice", "Policies:     dev", "TTL:          15m0s", "Renewable:    yes", "Uses:         2 of 5", "Bound CIDRs:  10.0.0.0/8",
+		"Rate limit:   60/min per node"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("lookup lacks %q:\n%s", want, r.stdout)
 		}
@@ -131,9 +147,10 @@ func TestCheckDuration(t *testing.T) {
 func TestTokenIntrospect(t *testing.T) {
 	h := newHarness(t, "kwt_presented")
 	h.vars["KEYWARD_TOKEN"] = "kwt_parent"
-	h.fake.handle("POST /v1/oauth/introspect", 200, `{"active":true,"scope":"maps-proxy","token_type":"DPoP","sub":"jwt:corp/alice","exp":4070908800,"client_id":"maps-ios","cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}`)
+	h.fake.handle("POST /v1/oauth/introspect", 200, `{"active":true,"scope":"maps-proxy","token_type":"DPoP","sub":"jwt:corp/alice","exp":4070908800,"client_id":"maps-ios","cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},"rate":"100/min"}`)
 	r := h.must("kwt_presented\n", "token", "introspect")
-	for _, want := range []string{"Active:     yes", "Subject:    jwt:corp/alice", "Policies:   maps-proxy", "Type:       DPoP", "Expires:    2099-01-01T00:00:00Z", "Bound key:  0ZcOCORZNYy"} {
+	for _, want := range []string{"Active:     yes", "Subject:    jwt:corp/alice", "Policies:   maps-proxy", "Type:       DPoP", "Expires:    2099-01-01T00:00:00Z", "Bound key:  0ZcOCORZNYy",
+		"Rate limit: 100/min per node"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 		}

@@ -47,8 +47,12 @@
 // Callers of the proxy are authorised by the HTTP edge with action "proxy"
 // on "integrations/NAME"; narrowing to paths is the integration's own path
 // globs. Rate limits and the audit entry of each call live at the edge too
-// (internal/httpapi); Forward reports what the audit entry needs (status,
-// bytes in and out) and nothing else.
+// (internal/httpapi). A call is Prepared (the integration's methods, paths,
+// declared body size, query and headers: nothing sent, no secret read) and
+// then Sent, so the edge spends the caller's limits only on calls the
+// integration accepts; Forward does both. Send reports what the audit
+// entry needs (status, bytes in and out) and nothing else, and keeps the
+// edge's own RateLimit-* headers over the upstream's.
 //
 // Imported by internal/server and internal/httpapi only. It imports
 // internal/storage and internal/events.

@@ -188,40 +188,74 @@ type Call struct {
 }
 
 // Forward sends r to the integration name at the escaped path below it
-// (e.g. "/v1/users/42") and streams the answer to w. Until Call.Wrote is
-// set, an error means nothing was written and the caller renders it.
-// The caller has authenticated and authorised r; Forward checks it against
-// the integration's methods, paths and body limit.
+// (e.g. "/v1/users/42") and streams the answer to w: Prepare, then Send.
+// Until Call.Wrote is set, an error means nothing was written and the
+// caller renders it. The caller has authenticated and authorised r.
 func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPath string) (Call, error) {
-	var call Call
+	pc, err := p.Prepare(w, r, name, escapedPath)
+	if err != nil {
+		return Call{}, err
+	}
+	return p.Send(w, r, pc)
+}
+
+// Prepared is a call that passed the integration's own checks and is ready
+// to be sent.
+type Prepared struct {
+	c      *compiled
+	path   Path
+	query  string
+	header requestHeader
+}
+
+// Prepare checks r against the integration name: its methods, paths and
+// declared body size, and the query and headers it would forward. It sends
+// nothing and reads no secret, so a caller can spend its limits between
+// Prepare and Send only on calls that will be made. A refused method sets
+// Allow on w.
+func (p *Proxy) Prepare(w http.ResponseWriter, r *http.Request, name, escapedPath string) (Prepared, error) {
 	c, err := p.svc.lookup(r.Context(), name)
 	if err != nil {
-		return call, err
+		return Prepared{}, err
 	}
 	if !c.allowsMethod(r.Method) {
 		w.Header().Set("Allow", strings.Join(c.methods, ", "))
-		return call, fmt.Errorf("%w: %s (allowed: %s)", ErrMethodNotAllowed, r.Method, strings.Join(c.methods, ", "))
+		return Prepared{}, fmt.Errorf("%w: %s (allowed: %s)", ErrMethodNotAllowed, r.Method, strings.Join(c.methods, ", "))
 	}
 	path, err := ParsePath(escapedPath)
 	if err != nil {
-		return call, err
+		return Prepared{}, err
 	}
 	if !c.allowsPath(path.Segs) {
-		return call, ErrPathNotAllowed
+		return Prepared{}, ErrPathNotAllowed
 	}
 	if r.ContentLength > c.maxBody {
-		return call, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, r.ContentLength, c.maxBody)
+		return Prepared{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, r.ContentLength, c.maxBody)
 	}
 	query := r.URL.RawQuery
 	for i := 0; i < len(query); i++ {
 		if ch := query[i]; ch <= 0x20 || ch == 0x7f {
-			return call, fmt.Errorf("%w: control character or space", ErrBadQuery)
+			return Prepared{}, fmt.Errorf("%w: control character or space", ErrBadQuery)
 		}
 	}
 	header := requestHeader{src: r.Header, conn: connectionTokens(r.Header)}
 	if err := header.check(); err != nil {
-		return call, err
+		return Prepared{}, err
 	}
+	return Prepared{c: c, path: path, query: query, header: header}, nil
+}
+
+// Send makes a prepared call: it resolves the integration's credential,
+// injects it, sends r upstream and streams the answer to w. Until
+// Call.Wrote is set, an error means nothing was written.
+//
+// Rate-limit headers that the caller set on w before Send (keyward's own,
+// RateLimit-Limit at least) win over the upstream's: every RateLimit,
+// RateLimit-Limit, -Remaining, -Reset and -Policy header of the upstream's
+// response is then dropped, so a client never reads a mix of the two.
+func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call, error) {
+	var call Call
+	c, path, query, header := pc.c, pc.path, pc.query, pc.header
 	cr, err := p.credential(r.Context(), c)
 	if err != nil {
 		return call, err
@@ -354,6 +388,16 @@ func dropResponse(k string) bool {
 	return strings.HasPrefix(k, "Proxy-")
 }
 
+// rateLimitHeader reports whether k is a rate-limit header of the IETF
+// httpapi drafts (canonical form), which keyward also sets.
+func rateLimitHeader(k string) bool {
+	switch k {
+	case "Ratelimit", "Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset", "Ratelimit-Policy":
+		return true
+	}
+	return false
+}
+
 // connectionTokens are the header names listed in Connection, which the
 // sender marks as hop-by-hop.
 func connectionTokens(h http.Header) map[string]bool {
@@ -416,9 +460,10 @@ func (h *requestHeader) check() error {
 // holds a form of the credential.
 func copyResponseHeader(dst, src http.Header, strip, needles []string) {
 	conn := connectionTokens(src)
+	own := len(dst["Ratelimit-Limit"]) > 0 // keyward's rate-limit headers are set
 next:
 	for k, vs := range src {
-		if dropResponse(k) || conn[k] {
+		if dropResponse(k) || conn[k] || own && rateLimitHeader(k) {
 			continue
 		}
 		for _, s := range strip {

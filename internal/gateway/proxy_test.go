@@ -517,3 +517,82 @@ func TestResolvedSecretsNeverPrint(t *testing.T) {
 		}
 	}
 }
+
+// Prepare checks a call against the integration and sends nothing, reads
+// no secret; Send makes the call Prepare accepted.
+func TestPrepareChecksWithoutSending(t *testing.T) {
+	h := newHarness(t)
+	up := newUpstream(t, nil)
+	h.integration(t, Integration{Name: "api", Upstream: up.URL, AllowPrivate: true, Methods: []string{"GET"}, Paths: []string{"/v1/**"}, MaxBodyBytes: 10})
+	for _, c := range []struct {
+		method, path string
+		length       int64
+		want         error
+	}{
+		{"GET", "/v2/x", 0, ErrPathNotAllowed},
+		{"POST", "/v1/x", 0, ErrMethodNotAllowed},
+		{"GET", "/v1/%2e%2e/x", 0, ErrBadPath},
+		{"GET", "/v1/x", 11, ErrTooLarge},
+	} {
+		req := httptest.NewRequest(c.method, "/v1/gateway/api"+c.path, nil)
+		req.ContentLength = c.length
+		if _, err := h.proxy.Prepare(httptest.NewRecorder(), req, "api", c.path); !errors.Is(err, c.want) {
+			t.Errorf("prepare %s %s: %v, want %v", c.method, c.path, err, c.want)
+		}
+	}
+	if _, err := h.proxy.Prepare(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), "nope", "/v1/x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown integration: %v", err)
+	}
+	req := httptest.NewRequest("GET", "/v1/gateway/api/v1/x", nil)
+	w := httptest.NewRecorder()
+	pc, err := h.proxy.Prepare(w, req, "api", "/v1/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(up.requests()); n != 0 || h.secrets.reads != 0 {
+		t.Fatalf("prepare sent %d requests and read the secret %d times", n, h.secrets.reads)
+	}
+	if c, err := h.proxy.Send(w, req, pc); err != nil || c.Status != 200 || len(up.requests()) != 1 {
+		t.Fatalf("send = %+v %v", c, err)
+	}
+}
+
+// Rate-limit headers keyward set on the response before Send win over the
+// upstream's, none of which is kept; without them the upstream's pass.
+func TestKeywardRateLimitHeadersWin(t *testing.T) {
+	h := newHarness(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("RateLimit-Limit", "5000")
+		w.Header().Set("RateLimit-Remaining", "4999")
+		w.Header().Set("RateLimit-Reset", "3600")
+		w.Header().Set("RateLimit-Policy", "5000;w=3600")
+		w.Header().Set("RateLimit", `"default";r=4999;t=3600`)
+		w.Header().Set("X-RateLimit-Remaining", "4999")
+		io.WriteString(w, "ok")
+	})
+	h.integration(t, Integration{Name: "api", Upstream: up.URL, AllowPrivate: true})
+
+	w := httptest.NewRecorder()
+	w.Header().Set("RateLimit-Limit", "10")
+	w.Header().Set("RateLimit-Remaining", "7")
+	w.Header().Set("RateLimit-Reset", "2")
+	w.Header().Set("RateLimit-Policy", "10;w=60")
+	if _, err := h.proxy.Forward(w, httptest.NewRequest("GET", "/v1/gateway/api/x", nil), "api", "/x"); err != nil {
+		t.Fatal(err)
+	}
+	got := w.Result().Header
+	for k, want := range map[string]string{"RateLimit-Limit": "10", "RateLimit-Remaining": "7", "RateLimit-Reset": "2",
+		"RateLimit-Policy": "10;w=60", "RateLimit": "", "X-RateLimit-Remaining": "4999"} {
+		if vs := got.Values(k); want == "" && len(vs) != 0 || want != "" && (len(vs) != 1 || vs[0] != want) {
+			t.Errorf("%s = %q, want %q", k, vs, want)
+		}
+	}
+
+	w = httptest.NewRecorder()
+	if _, err := h.proxy.Forward(w, httptest.NewRequest("GET", "/v1/gateway/api/x", nil), "api", "/x"); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Result().Header; got.Get("RateLimit-Limit") != "5000" || got.Get("RateLimit") == "" {
+		t.Fatalf("without keyward's headers the upstream's pass through: %v", got)
+	}
+}

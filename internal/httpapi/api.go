@@ -1,7 +1,10 @@
 // Package httpapi is keyward's HTTP edge: the route table, middleware
 // (request id, panic recovery, body limit, client address, metrics), the
-// authentication → authorisation → handler → audit path of every route, and the
-// one translation of domain errors into DESIGN.md's error vocabulary.
+// authentication → the credential's own limits (Limits: a token's rate) →
+// authorisation → the limits of authorised requests (an API key's rate and
+// quota) → handler → audit path of every route, the RateLimit-* headers of
+// the strictest rate limit that applied, and the one translation of domain
+// errors into DESIGN.md's error vocabulary.
 //
 // Handlers are thin: decode, validate, call a domain service, return a value.
 // They never write the response themselves, so the audit entry is appended
@@ -29,8 +32,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/apikey"
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/monitor"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/token"
 )
@@ -53,11 +58,33 @@ type Caller struct {
 	// a client API key, which may only proxy (action proxy) on resources
 	// its scopes match, and nothing else, AnyToken routes included.
 	Scopes []string
+	// Key is the client API key the caller presented (nil for other
+	// credentials); Limits charges its rate and quota.
+	Key *apikey.Key
 }
 
 // Authenticator turns a bearer credential into a Caller.
 type Authenticator interface {
 	Authenticate(ctx context.Context, bearer string, src netip.Addr) (*Caller, error)
+}
+
+// Limits applies the limits of the credential a request was made with.
+//
+// The edge calls Authenticated once the caller is known (and its DPoP proof
+// checked), before authorisation: limits that count every request the
+// credential makes, refused ones included (a token's rate). It calls
+// Authorized once the request is allowed, before the handler runs (on
+// AdmitsItself routes, when the handler calls Admit): limits that count
+// only what the credential was allowed to do (an API key's rate and quota,
+// so a request refused with 403 costs the key nothing).
+//
+// Each returns the rate decision it applied (the zero Decision when none),
+// reported to the client in the RateLimit-* headers, or an error to refuse
+// the request with: typically a 429 *Error carrying Retry-After and the
+// RateLimit-* headers of the limit that refused.
+type Limits interface {
+	Authenticated(ctx context.Context, c *Caller) (ratelimit.Decision, error)
+	Authorized(ctx context.Context, c *Caller, src netip.Addr) (ratelimit.Decision, error)
 }
 
 // Authorizer decides whether a caller may perform action on resource.
@@ -113,6 +140,11 @@ type Route struct {
 	// applies each integration's limit); the edge's MaxBodyBytes does not
 	// apply to them.
 	OwnBodyLimit bool
+	// AdmitsItself routes call Admit themselves once their own checks
+	// passed (the gateway: the integration's methods, paths and rates), so
+	// a call they refuse costs the caller's credential nothing; the edge
+	// admits every other authorised request before its handler runs.
+	AdmitsItself bool
 	// Summary describes the route for the OpenAPI document and help.
 	Summary string
 }
@@ -130,6 +162,9 @@ type Deps struct {
 	// TrustedProxies: when the peer is one of these, X-Forwarded-For names the
 	// client and X-Forwarded-Proto the scheme it used.
 	TrustedProxies []netip.Prefix
+	// Limits, when set, applies the limits of each request's credential
+	// (a token's rate; an API key's rate and quota).
+	Limits Limits
 	// Usage, when set, counts each request made with an access token (kind
 	// "token", subject its accessor) or an API key (kind "key", subject its
 	// id) by response status.
@@ -220,6 +255,11 @@ type reqState struct {
 	// rawBody is the request body before the edge's size limit, for
 	// OwnBodyLimit routes.
 	rawBody io.ReadCloser
+	// admitted is set once Limits.Authorized ran for the request.
+	admitted bool
+	// rate is the strictest rate limit that applied to the request so far
+	// (zero Limit: none); the response carries it in RateLimit-* headers.
+	rate ratelimit.Decision
 }
 
 func state(ctx context.Context) *reqState {
@@ -369,6 +409,7 @@ func (a *API) wrap(rt Route) http.Handler {
 			}
 		}
 		if rt.Raw != nil {
+			s.setRateHeaders(w.Header())
 			rt.Raw(w, r)
 			return
 		}
@@ -399,21 +440,80 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 		}
 	}
 	resource := ""
+	var resErr error
 	if rt.Resource != nil {
-		resource, err = rt.Resource(r)
+		if resource, resErr = rt.Resource(r); resErr == nil {
+			s.resource = resource // for the audit entry of a refusal too
+		}
+	}
+	// After the proof: a thief holding a bound token without its key
+	// cannot spend the token's rate. Before a bad resource's 400: every
+	// request the caller makes counts.
+	if a.deps.Limits != nil {
+		d, err := a.deps.Limits.Authenticated(r.Context(), caller)
 		if err != nil {
 			return err
 		}
+		s.noteRate(d)
 	}
-	s.resource = resource
-	if rt.AnyToken && caller.Scopes == nil {
+	if resErr != nil {
+		return resErr
+	}
+	if !rt.AnyToken || caller.Scopes != nil {
+		if allowed, reason := a.deps.Authz.Decide(caller, rt.Action, resource); !allowed {
+			return &Error{Status: http.StatusForbidden, Code: CodePermissionDenied,
+				Message: fmt.Sprintf("permission denied: %s on %s", rt.Action, resource), Err: errors.New(reason)}
+		}
+	}
+	if rt.AdmitsItself {
 		return nil
 	}
-	if allowed, reason := a.deps.Authz.Decide(caller, rt.Action, resource); !allowed {
-		return &Error{Status: http.StatusForbidden, Code: CodePermissionDenied,
-			Message: fmt.Sprintf("permission denied: %s on %s", rt.Action, resource), Err: errors.New(reason)}
+	return a.admit(r.Context(), s)
+}
+
+// admit applies the limits that count authorised requests (Limits.Authorized),
+// once per request.
+func (a *API) admit(ctx context.Context, s *reqState) error {
+	if a.deps.Limits == nil || s.caller == nil || s.admitted {
+		return nil
 	}
+	s.admitted = true
+	d, err := a.deps.Limits.Authorized(ctx, s.caller, s.src)
+	if err != nil {
+		return err
+	}
+	s.noteRate(d)
 	return nil
+}
+
+// Admit applies the limits that count authorised requests to the request
+// in ctx: what the edge does before the handler of a route without
+// AdmitsItself. A route with AdmitsItself calls it once its own checks
+// passed; a second call does nothing. A non-nil error refuses the request
+// (render it).
+func Admit(ctx context.Context) error {
+	s := state(ctx)
+	if s.api == nil {
+		return nil
+	}
+	return s.api.admit(ctx, s)
+}
+
+// noteRate records a rate limit that applied to the request; the response
+// reports the strictest (ratelimit.Strictest).
+func (s *reqState) noteRate(d ratelimit.Decision) {
+	if d.Limit != 0 {
+		s.rate = ratelimit.Strictest(s.rate, d)
+	}
+}
+
+// setRateHeaders writes the RateLimit-* headers of the strictest rate
+// limit that applied to the request so far, if any. A refusal's own
+// headers (a 429 *Error's Header) are written after them and win.
+func (s *reqState) setRateHeaders(h http.Header) {
+	if s.rate.Limit != 0 {
+		ratelimit.SetHeaders(h, s.rate)
+	}
 }
 
 // finish audits the request and writes the response.
@@ -443,6 +543,7 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 	if a.deps.Usage != nil {
 		recordCaller(a.deps.Usage, s.caller, status)
 	}
+	s.setRateHeaders(w.Header())
 	if herr != nil {
 		a.writeError(w, r, herr)
 		return

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyward/keyward/internal/gateway"
 	"github.com/keyward/keyward/internal/monitor"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -24,11 +25,13 @@ const (
 	CodeGatewayTimeout = "gateway_timeout"
 )
 
-// GatewayLimiter is asked before each proxied call (per-integration rate
-// limits and quotas). Allow returns nil to let the call through, or the
-// error to answer with, typically an *Error with status 429 and RetryAfter.
+// GatewayLimiter is asked before each proxied call the integration
+// accepts (per-integration rate limits). Allow returns the strictest rate
+// decision that applied (the zero Decision when none) to let the call
+// through, or the error to answer with, typically an *Error with status 429
+// and RetryAfter.
 type GatewayLimiter interface {
-	Allow(r *http.Request, integration string) error
+	Allow(r *http.Request, integration string) (ratelimit.Decision, error)
 }
 
 // DefaultMaxPendingAudits bounds the audit entries of finished proxied
@@ -272,7 +275,7 @@ func (h *Gateway) Routes() []Route {
 	for _, m := range gateway.Methods {
 		routes = append(routes, Route{
 			Pattern: m + " /v1/gateway/{integration}/{path...}", Action: "proxy", Resource: integrationRes,
-			Raw: h.serveProxy, OwnBodyLimit: true,
+			Raw: h.serveProxy, OwnBodyLimit: true, AdmitsItself: true,
 			Summary: "Call the integration's upstream at {path} with its credential injected; streams both ways.",
 		})
 	}
@@ -332,14 +335,26 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	var call gateway.Call
-	var err error
-	if h.Limiter != nil {
-		err = h.Limiter.Allow(r, name)
-	}
+	// The integration's own checks first, then its rates, then the
+	// caller's key (rate, quota): each is spent only when everything
+	// before it passed, and nothing is sent unless all did.
 	rest := proxyPath(r.URL.EscapedPath())
+	st := state(ctx)
+	pc, err := h.Proxy.Prepare(w, r, name, rest)
+	if err == nil && h.Limiter != nil {
+		var d ratelimit.Decision
+		if d, err = h.Limiter.Allow(r, name); err == nil {
+			st.noteRate(d)
+		}
+	}
 	if err == nil {
-		call, err = h.Proxy.Forward(w, r, name, rest)
+		err = Admit(ctx)
+	}
+	// Keyward's RateLimit-* headers: Send keeps them over the upstream's.
+	st.setRateHeaders(w.Header())
+	var call gateway.Call
+	if err == nil {
+		call, err = h.Proxy.Send(w, r, pc)
 	}
 	status := call.Status
 	switch {

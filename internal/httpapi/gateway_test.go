@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/gateway"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/storagetest"
 )
@@ -84,9 +85,11 @@ func (a *asyncAudit) release() {
 	}
 }
 
-type limiterFunc func(r *http.Request, name string) error
+type limiterFunc func(r *http.Request, name string) (ratelimit.Decision, error)
 
-func (f limiterFunc) Allow(r *http.Request, name string) error { return f(r, name) }
+func (f limiterFunc) Allow(r *http.Request, name string) (ratelimit.Decision, error) {
+	return f(r, name)
+}
 
 type gwFixture struct {
 	srv       *httptest.Server
@@ -99,7 +102,7 @@ type gwFixture struct {
 
 // newGWFixture serves the gateway routes with a token "tok" allowed to
 // proxy integrations/api, "slow" and "down".
-func newGWFixture(t *testing.T) *gwFixture {
+func newGWFixture(t *testing.T, opts ...func(*Deps)) *gwFixture {
 	t.Helper()
 	f := &gwFixture{audit: &chanAudit{got: make(chan struct{}, 100)}}
 	f.async = &asyncAudit{chanAudit: f.audit}
@@ -124,6 +127,7 @@ func newGWFixture(t *testing.T) *gwFixture {
 		{Name: "api", Upstream: up.URL, MaxBodyBytes: 2 << 20},
 		{Name: "slow", Upstream: up.URL, Timeout: gateway.Duration(50 * time.Millisecond)},
 		{Name: "down", Upstream: "http://" + downAddr},
+		{Name: "narrow", Upstream: up.URL, Paths: []string{"/ok/**"}},
 	} {
 		in.Secret, in.Inject, in.AllowPrivate = "p/e/k", "header:Authorization=Bearer {{secret}}", true
 		if _, err := svc.Create(t.Context(), in, "test", nil); err != nil {
@@ -139,13 +143,17 @@ func newGWFixture(t *testing.T) *gwFixture {
 		return nil
 	}}
 	allow := map[string]bool{}
-	for _, n := range []string{"api", "slow", "down"} {
+	for _, n := range []string{"api", "slow", "down", "narrow"} {
 		allow["proxy integrations/"+n] = true
 	}
 	f.gw.Authz = fakeAuthz{allow: allow}
 	errs := NewErrorMapper()
 	MapGatewayErrors(errs)
-	api := New(Deps{Auth: fakeAuth{token: "tok"}, Authz: fakeAuthz{allow: allow}, Audit: f.audit, Errors: errs}, f.gw.Routes())
+	deps := Deps{Auth: fakeAuth{token: "tok"}, Authz: fakeAuthz{allow: allow}, Audit: f.audit, Errors: errs}
+	for _, o := range opts {
+		o(&deps)
+	}
+	api := New(deps, f.gw.Routes())
 	f.srv = httptest.NewServer(api)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -279,9 +287,9 @@ func errMessage(m map[string]any) string {
 func TestGatewayLimiterHook(t *testing.T) {
 	f := newGWFixture(t)
 	var asked string
-	f.gw.Limiter = limiterFunc(func(r *http.Request, name string) error {
+	f.gw.Limiter = limiterFunc(func(r *http.Request, name string) (ratelimit.Decision, error) {
 		asked = name
-		return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: "slow down", RetryAfter: 2 * time.Second}
+		return ratelimit.Decision{}, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: "slow down", RetryAfter: 2 * time.Second}
 	})
 	resp, out := f.do(t, "GET", "/v1/gateway/api/x", nil)
 	if resp.StatusCode != 429 || errCode(out) != CodeRateLimited || resp.Header.Get("Retry-After") != "2" || asked != "api" {

@@ -114,6 +114,9 @@ type IntrospectionResponse struct {
 	Sub        string        `json:"sub,omitempty"`
 	AuthMethod string        `json:"auth_method,omitempty"`
 	Cnf        *Confirmation `json:"cnf,omitempty"`
+	// Rate is the token's own rate limit ("100/min"; an extension member,
+	// RFC 7662 §2.2).
+	Rate string `json:"rate,omitempty"`
 }
 
 func (o *OAuth) now() time.Time {
@@ -150,7 +153,7 @@ func (o *OAuth) Routes() []Route {
 		},
 		{
 			Pattern: "POST /v1/oauth/introspect", Action: "read", Resource: static("sys/introspect"),
-			Summary: "Describe a token (RFC 7662): active, scope (policies), exp, iat, sub, token_type, cnf.jkt. Needs read on sys/introspect.",
+			Summary: "Describe a token (RFC 7662): active, scope (policies), exp, iat, sub, token_type, cnf.jkt, rate. Needs read on sys/introspect.",
 			Handle: func(r *http.Request) (int, any, error) {
 				body, oe := o.introspect(r)
 				if oe != nil {
@@ -444,7 +447,7 @@ func (o *OAuth) introspect(r *http.Request) (any, *OAuthError) {
 	AddAuditDetail(ctx, "active", "true")
 	out := &IntrospectionResponse{
 		Active: true, Scope: strings.Join(t.Policies, " "), ClientID: t.Meta["client_id"], TokenType: tokenType(t),
-		Iat: t.CreatedAt.Unix(), Sub: t.Principal, AuthMethod: t.AuthMethod,
+		Iat: t.CreatedAt.Unix(), Sub: t.Principal, AuthMethod: t.AuthMethod, Rate: t.Rate.String(),
 	}
 	if !t.ExpiresAt.IsZero() {
 		out.Exp = t.ExpiresAt.Unix()

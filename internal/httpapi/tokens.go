@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/token"
 )
@@ -47,6 +48,8 @@ type TokenInfo struct {
 	RevokedAt    *time.Time        `json:"revoked_at,omitempty"`
 	// Cnf names the client key a DPoP-bound token is bound to.
 	Cnf *Confirmation `json:"cnf,omitempty"`
+	// Rate is the token's own rate limit ("100/min"), counted on each node.
+	Rate string `json:"rate,omitempty"`
 }
 
 // Confirmation is a token's cnf (RFC 7800): the thumbprint of the key a
@@ -68,7 +71,7 @@ func NewTokenInfo(t *token.Token) *TokenInfo {
 		Accessor: t.Accessor, Parent: t.Parent, Principal: t.Principal, AuthMethod: t.AuthMethod,
 		Policies: t.Policies, BoundEnvs: t.BoundEnvs, Meta: t.Meta, MaxUses: t.MaxUses, Uses: t.Uses,
 		Renewable: t.Renewable(), CreatedAt: t.CreatedAt, ExpiresAt: timePtr(t.ExpiresAt),
-		MaxExpiresAt: timePtr(t.MaxExpiresAt), RevokedAt: timePtr(t.RevokedAt),
+		MaxExpiresAt: timePtr(t.MaxExpiresAt), RevokedAt: timePtr(t.RevokedAt), Rate: t.Rate.String(),
 	}
 	if t.TTL > 0 {
 		ti.TTL = t.TTL.String()
@@ -90,11 +93,13 @@ type IssuedToken struct {
 	Policies  []string   `json:"policies"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	Principal string     `json:"principal"`
+	Rate      string     `json:"rate,omitempty"`
 }
 
 // NewIssuedToken is the response for a freshly issued token.
 func NewIssuedToken(plain string, t *token.Token) *IssuedToken {
-	return &IssuedToken{Token: plain, Accessor: t.Accessor, Policies: t.Policies, ExpiresAt: timePtr(t.ExpiresAt), Principal: t.Principal}
+	return &IssuedToken{Token: plain, Accessor: t.Accessor, Policies: t.Policies, ExpiresAt: timePtr(t.ExpiresAt), Principal: t.Principal,
+		Rate: t.Rate.String()}
 }
 
 // CreateTokenRequest is the body of POST /v1/auth/token/create.
@@ -106,6 +111,9 @@ type CreateTokenRequest struct {
 	BoundCIDRs []string          `json:"bound_cidrs,omitempty"`
 	MaxUses    int               `json:"max_uses,omitempty"`
 	Meta       map[string]string `json:"meta,omitempty"`
+	// Rate limits the new token's requests ("100/min"; the units of
+	// ratelimit.ParseLimit). Empty: the parent's rate, if any.
+	Rate string `json:"rate,omitempty"`
 }
 
 // ParseDuration reads a duration field ("15m", "1h30m", "3600" seconds).
@@ -179,7 +187,7 @@ func (t *Tokens) Routes() []Route {
 	return []Route{
 		{
 			Pattern: "POST /v1/auth/token/create", AnyToken: true, Action: "issue", Resource: static("auth/tokens"),
-			Summary: "Create a child of the calling token: no policy, environment, address or lifetime beyond its parent's.",
+			Summary: "Create a child of the calling token: no policy, environment, address, lifetime or rate (\"rate\": \"100/min\") beyond its parent's.",
 			Handle: func(r *http.Request) (int, any, error) {
 				parent, err := selfToken(r)
 				if err != nil {
@@ -201,9 +209,14 @@ func (t *Tokens) Routes() []Route {
 				if err != nil {
 					return 0, nil, err
 				}
+				rate, err := ratelimit.ParseLimit(in.Rate)
+				if err != nil {
+					return 0, nil, Invalid("rate: %v", err)
+				}
 				plain, tok, err := t.Svc.Issue(r.Context(), token.Request{
 					Parent: parent, Principal: parent.Principal, AuthMethod: "token", Policies: in.Policies,
 					TTL: ttl, MaxTTL: maxTTL, BoundEnvs: in.BoundEnvs, BoundCIDRs: cidrs, MaxUses: in.MaxUses, Meta: in.Meta,
+					Rate: rate,
 				}, t.auditFn(r, http.StatusOK))
 				if err != nil {
 					return 0, nil, err

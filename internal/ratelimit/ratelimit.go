@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"net/http"
 	"strconv"
 	"strings"
@@ -73,6 +74,28 @@ func (l Limit) Valid() error {
 		return fmt.Errorf("rate: burst must be between 0 and %d", MaxCount)
 	}
 	return nil
+}
+
+// Within reports whether l admits no more than outer: neither its
+// sustained rate (Count per Period) nor its burst exceeds outer's. Every
+// limit is within the zero Limit (no limit); the zero Limit is within no
+// other. A child credential may hold only a rate within its parent's.
+func (l Limit) Within(outer Limit) bool {
+	switch {
+	case outer.IsZero():
+		return true
+	case l.IsZero():
+		return false
+	}
+	// l.Count/l.Period <= outer.Count/outer.Period, cross-multiplied in
+	// 128 bits: a count (up to 1e9) times a period in nanoseconds (up to
+	// 2.7e15) does not fit in 64.
+	lh, ll := bits.Mul64(uint64(l.Count), uint64(outer.Period))
+	oh, ol := bits.Mul64(uint64(outer.Count), uint64(l.Period))
+	if lh > oh || lh == oh && ll > ol {
+		return false
+	}
+	return l.burst() <= outer.burst()
 }
 
 var units = []struct {
@@ -160,6 +183,22 @@ type Decision struct {
 	Reset time.Duration
 	// RetryAfter, when not Allowed, is how long until one request fits.
 	RetryAfter time.Duration
+}
+
+// Strictest returns whichever of a and b a client should be shown when
+// both limits applied to one request: the one with fewer requests
+// remaining (on a tie, the later reset). A decision without a limit never
+// wins over one with a limit.
+func Strictest(a, b Decision) Decision {
+	switch {
+	case a.Limit == 0:
+		return b
+	case b.Limit == 0:
+		return a
+	case b.Remaining < a.Remaining || b.Remaining == a.Remaining && b.Reset > a.Reset:
+		return b
+	}
+	return a
 }
 
 const numShards = 64

@@ -253,3 +253,47 @@ func BenchmarkAllow(b *testing.B) {
 		})
 	})
 }
+
+func TestWithin(t *testing.T) {
+	perMin := func(n int) Limit { return Limit{Count: n, Period: time.Minute} }
+	for _, c := range []struct {
+		l, outer Limit
+		want     bool
+	}{
+		{perMin(100), perMin(100), true},
+		{perMin(99), perMin(100), true},
+		{perMin(101), perMin(100), false},
+		{perMin(100), Limit{}, true},                                    // anything is within no limit
+		{Limit{}, perMin(100), false},                                   // no limit is looser than any
+		{Limit{}, Limit{}, true},                                        // no limit within no limit
+		{Limit{Count: 10, Period: time.Second}, perMin(100), false},     // 600/min
+		{Limit{Count: 50, Period: 30 * time.Second}, perMin(100), true}, // same rate, smaller burst
+		{Limit{Count: 6000, Period: time.Hour}, perMin(100), false},     // same rate, burst 6000 > 100
+		{Limit{Count: 1, Period: time.Hour}, Limit{Count: 1, Period: time.Second}, true},
+		{perMin(100), Limit{Count: 100, Period: time.Minute, Burst: 200}, true},
+		{Limit{Count: 100, Period: time.Minute, Burst: 200}, perMin(100), false},
+		// Products beyond 64 bits: a billion per 31 days against a billion per day.
+		{Limit{Count: MaxCount, Period: MaxPeriod}, Limit{Count: MaxCount, Period: 24 * time.Hour}, true},
+		{Limit{Count: MaxCount, Period: 24 * time.Hour}, Limit{Count: MaxCount, Period: MaxPeriod}, false},
+	} {
+		if got := c.l.Within(c.outer); got != c.want {
+			t.Errorf("%+v within %+v = %v, want %v", c.l, c.outer, got, c.want)
+		}
+	}
+}
+
+func TestStrictest(t *testing.T) {
+	a := Decision{Allowed: true, Limit: 100, Remaining: 40, Reset: time.Second}
+	b := Decision{Allowed: true, Limit: 10, Remaining: 3, Reset: 2 * time.Second}
+	tie := Decision{Allowed: true, Limit: 5, Remaining: 3, Reset: 9 * time.Second}
+	for _, c := range []struct{ x, y, want Decision }{
+		{a, b, b}, {b, a, b},
+		{Decision{}, a, a}, {a, Decision{Allowed: true}, a},
+		{b, tie, tie}, {tie, b, tie},
+		{Decision{}, Decision{}, Decision{}},
+	} {
+		if got := Strictest(c.x, c.y); got != c.want {
+			t.Errorf("Strictest(%+v, %+v) = %+v, want %+v", c.x, c.y, got, c.want)
+		}
+	}
+}

@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/keyward/keyward/internal/apikey"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi"
-	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/secret"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/token"
@@ -50,28 +47,13 @@ func callerOf(t *token.Token) *httpapi.Caller {
 	}
 }
 
-// authenticateKey verifies a client API key used directly (on the
-// gateway): revocation, expiry and CIDRs, then one use of its rate and
-// quota. Over the rate or the quota is a 429 with Retry-After and the
-// RateLimit-* headers; every other failure is the edge's 401.
+// authenticateKey checks a client API key used directly (on the gateway):
+// format, checksum, revocation, expiry and CIDRs. It spends nothing: the
+// key's rate and quota are charged by credentialLimits.Authorized once the
+// call is authorised. Every failure is the edge's 401.
 func (a *tokenAuth) authenticateKey(ctx context.Context, bearer string, src netip.Addr) (*httpapi.Caller, error) {
-	k, res, err := a.keys.Verify(ctx, bearer, src)
-	switch {
-	case errors.Is(err, apikey.ErrRateLimited):
-		h := http.Header{}
-		ratelimit.SetHeaders(h, res.Rate)
-		return nil, &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
-			Message:    fmt.Sprintf("API key is over its rate limit of %s; retry after %ds", k.Rate, max(int64((res.Rate.RetryAfter+time.Second-1)/time.Second), 1)),
-			RetryAfter: res.Rate.RetryAfter, Header: h, Err: err}
-	case errors.Is(err, apikey.ErrUsageExceeded):
-		e := &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
-			Message: "API key has used its quota", Err: err}
-		if next := k.NextRefill(time.Now()); !next.IsZero() {
-			e.RetryAfter = time.Until(next)
-			e.Message += fmt.Sprintf("; it is refilled at %s", next.Format(time.RFC3339))
-		}
-		return nil, e
-	case err != nil:
+	k, err := a.keys.Authenticate(ctx, bearer, src)
+	if err != nil {
 		return nil, err
 	}
 	if c, ok := k.Ext.(*httpapi.Caller); ok {
@@ -88,7 +70,7 @@ func keyCallerOf(k *apikey.Key) *httpapi.Caller {
 	if scopes == nil {
 		scopes = []string{}
 	}
-	return &httpapi.Caller{Principal: "apikey:" + k.ID, AuthMethod: "apikey", Accessor: k.ID, AccessorHMAC: k.IDHMAC, Scopes: scopes}
+	return &httpapi.Caller{Principal: "apikey:" + k.ID, AuthMethod: "apikey", Accessor: k.ID, AccessorHMAC: k.IDHMAC, Scopes: scopes, Key: k}
 }
 
 // envExists tells the API key service whether project/env exists.

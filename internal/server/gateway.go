@@ -72,38 +72,34 @@ func (n *Node) closeGateway() {
 
 // integrationLimiter enforces an integration's rate (all calls through it)
 // and caller rate (the calls of each token or API key) before a call is
-// forwarded. It shares the node's limiter with API keys (distinct key
-// spaces); limits are per node.
+// forwarded. It shares the node's limiter with tokens and API keys
+// (distinct key spaces); limits are per node.
 type integrationLimiter struct {
 	svc *gateway.Service
 	lim *ratelimit.Limiter
 }
 
-func (l *integrationLimiter) Allow(r *http.Request, name string) error {
+func (l *integrationLimiter) Allow(r *http.Request, name string) (ratelimit.Decision, error) {
 	rate, callerRate, err := l.svc.Limits(r.Context(), name)
 	if err != nil {
-		return err
+		return ratelimit.Decision{}, err
 	}
+	var applied ratelimit.Decision
 	if !rate.IsZero() {
-		if d := l.lim.Allow("integration\x00"+name, rate); !d.Allowed {
-			return limited(d, fmt.Sprintf("integration %s is over its rate limit of %s", name, rate))
+		d := l.lim.Allow(limitIntegration+name, rate)
+		if !d.Allowed {
+			return d, limited(d, fmt.Sprintf("integration %s is over its rate limit of %s", name, rate))
 		}
+		applied = d
 	}
 	if !callerRate.IsZero() {
 		if c := httpapi.CallerFrom(r.Context()); c != nil && c.Accessor != "" {
-			if d := l.lim.Allow("integration-caller\x00"+name+"\x00"+c.Accessor, callerRate); !d.Allowed {
-				return limited(d, fmt.Sprintf("this caller is over integration %s's per-caller rate limit of %s", name, callerRate))
+			d := l.lim.Allow(limitIntegrationCaller+name+"\x00"+c.Accessor, callerRate)
+			if !d.Allowed {
+				return d, limited(d, fmt.Sprintf("this caller is over integration %s's per-caller rate limit of %s", name, callerRate))
 			}
+			applied = ratelimit.Strictest(applied, d)
 		}
 	}
-	return nil
-}
-
-// limited is the 429 for a refused call, with Retry-After and RateLimit-*.
-func limited(d ratelimit.Decision, msg string) error {
-	h := http.Header{}
-	ratelimit.SetHeaders(h, d)
-	return &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
-		Message:    fmt.Sprintf("%s; retry after %ds", msg, max(int64((d.RetryAfter+time.Second-1)/time.Second), 1)),
-		RetryAfter: d.RetryAfter, Header: h}
+	return applied, nil
 }

@@ -176,10 +176,10 @@ func TestMobileGatewayEndToEnd(t *testing.T) {
 		t.Errorf("integration usage 200 = %d, want 5 (2 phone + 3 key calls); %v", got, out)
 	}
 	_, out = raw(t, "GET", u+"/v1/usage?kind=key&subject="+key.ID, root, "", "")
-	// Calls refused while authenticating (the 429s past the quota) have no
-	// caller yet: they are in the audit log and the HTTP metrics, not here.
-	if got := usageCount(out, 200); got != 3 {
-		t.Errorf("key usage 200 = %d, want 3; %v", got, out)
+	// The key is charged after it authenticated, so the calls past its
+	// quota are counted for it too, as 429s.
+	if got, refused := usageCount(out, 200), usageCount(out, 429); got != 3 || refused != 2 {
+		t.Errorf("key usage 200 = %d, 429 = %d, want 3 and 2; %v", got, refused, out)
 	}
 }
 

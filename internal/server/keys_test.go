@@ -209,7 +209,8 @@ func childToken(t *testing.T, url, root string, policies ...string) string {
 func gatewayStub(t *testing.T, n *Node) string {
 	t.Helper()
 	api := httpapi.New(httpapi.Deps{
-		Auth: &tokenAuth{svc: n.tokens, keys: n.apikeys}, Authz: policyAuthz{svc: n.policies}, Errors: func() *httpapi.ErrorMapper {
+		Auth: &tokenAuth{svc: n.tokens, keys: n.apikeys}, Authz: policyAuthz{svc: n.policies},
+		Limits: &credentialLimits{keys: n.apikeys, lim: n.keyLimiter}, Errors: func() *httpapi.ErrorMapper {
 			m := httpapi.NewErrorMapper()
 			httpapi.MapKeyErrors(m)
 			return m

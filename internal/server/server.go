@@ -49,8 +49,9 @@ type Node struct {
 	secrets *secret.Service
 	tokens  *token.Service
 	apikeys *apikey.Service
-	// keyLimiter counts API keys' rates on this node (per node: with N
-	// nodes a key may make up to N times its rate).
+	// keyLimiter counts the rates of API keys, tokens and integrations on
+	// this node, in distinct key spaces (per node: with N nodes a key may
+	// make up to N times its rate).
 	keyLimiter *ratelimit.Limiter
 	policies   *policy.Service
 	identity   *identity.Manager
@@ -208,6 +209,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Log:          log,
 		Auth:         &tokenAuth{svc: n.tokens, keys: n.apikeys},
 		Authz:        authz,
+		Limits:       &credentialLimits{keys: n.apikeys, lim: n.keyLimiter},
 		Audit:        aud,
 		Sealed:       n.barrier.Sealed,
 		Errors:       errs,

@@ -14,6 +14,11 @@
 // expired token fails even when cached: the expiry is checked on every call.
 // Tokens with a use limit are counted in storage on every use and never
 // served from the cache.
+//
+// A token may carry a rate limit (Rate). This package stores it, caches it
+// with the token and keeps a child's within its parent's; counting the
+// token's requests against it is the HTTP edge's (internal/server), in
+// memory on each node.
 package token
 
 import (
@@ -31,6 +36,7 @@ import (
 
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -92,6 +98,8 @@ type Token struct {
 	// JKT, when set, binds the token to a client key (DPoP, RFC 9449): the
 	// RFC 7638 thumbprint of the key every request must carry a proof from.
 	JKT string `json:"jkt,omitempty"`
+	// Rate limits the requests the token makes (zero: no limit of its own).
+	Rate ratelimit.Limit `json:"-"`
 
 	// AccessorHMAC names the token in the audit log (hex).
 	AccessorHMAC string `json:"-"`
@@ -129,6 +137,9 @@ type Request struct {
 	// JKT binds the token to a client key (DPoP). A child of a bound token
 	// is bound to the same key whatever it asks.
 	JKT string
+	// Rate limits the token's requests (zero: none, or the parent's). A
+	// child's rate must be within its parent's (ratelimit.Limit.Within).
+	Rate ratelimit.Limit
 }
 
 // Options tune the service.
@@ -244,10 +255,16 @@ func (s *Service) plan(req Request) (*Token, error) {
 			return nil, fmt.Errorf("%w: bound environment %q must be ENV or PROJECT/ENV", ErrBadRequest, e)
 		}
 	}
+	if err := req.Rate.Valid(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if req.Rate.Burst != 0 {
+		return nil, fmt.Errorf("%w: rate: a token's burst is its count", ErrBadRequest)
+	}
 	t := &Token{
 		Accessor: newAccessor(), Principal: req.Principal, AuthMethod: req.AuthMethod,
 		Policies: dedupe(req.Policies), BoundEnvs: dedupe(req.BoundEnvs), BoundCIDRs: req.BoundCIDRs,
-		Meta: req.Meta, MaxUses: req.MaxUses, CreatedAt: now, JKT: req.JKT,
+		Meta: req.Meta, MaxUses: req.MaxUses, CreatedAt: now, JKT: req.JKT, Rate: req.Rate,
 	}
 	if len(t.JKT) > maxJKTLen {
 		return nil, fmt.Errorf("%w: jkt is longer than %d bytes", ErrBadRequest, maxJKTLen)
@@ -319,6 +336,17 @@ func (s *Service) plan(req Request) (*Token, error) {
 		}
 		if t.Meta == nil && len(p.Meta) > 0 {
 			t.Meta = p.Meta
+		}
+		if !p.Rate.IsZero() {
+			// A child is counted on its own, but never faster than its
+			// parent may go: otherwise a rated token could mint itself an
+			// unrated one.
+			if t.Rate.IsZero() {
+				t.Rate = p.Rate
+			}
+			if !t.Rate.Within(p.Rate) {
+				return nil, fmt.Errorf("%w: rate %s is looser than the parent token's %s", ErrExceedsParent, t.Rate, p.Rate)
+			}
 		}
 		if p.JKT != "" {
 			// A child of a bound token is bound to the same key: otherwise
@@ -411,10 +439,10 @@ func (s *Service) insert(ctx context.Context, tx storage.Tx, hash []byte, t *Tok
 	cidrs, _ := json.Marshal(t.BoundCIDRs)
 	meta, _ := json.Marshal(t.Meta)
 	_, err := tx.Exec(ctx, `INSERT INTO tokens (hash, accessor, parent, principal, auth_method, policies, bound_envs, bound_cidrs, meta,
-		ttl, max_uses, uses, created_at, expires_at, max_expires_at, revoked_at, cnf_jkt)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, 0, $15)`,
+		ttl, max_uses, uses, created_at, expires_at, max_expires_at, revoked_at, cnf_jkt, rate)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, 0, $15, $16)`,
 		hash, t.Accessor, t.Parent, t.Principal, t.AuthMethod, string(pol), string(envs), string(cidrs), string(meta),
-		int64(t.TTL), t.MaxUses, t.CreatedAt.UnixNano(), unixOrZero(t.ExpiresAt), unixOrZero(t.MaxExpiresAt), nullString(t.JKT))
+		int64(t.TTL), t.MaxUses, t.CreatedAt.UnixNano(), unixOrZero(t.ExpiresAt), unixOrZero(t.MaxExpiresAt), nullString(t.JKT), t.Rate.String())
 	if err != nil {
 		return fmt.Errorf("storing token: %w", err)
 	}
@@ -422,7 +450,7 @@ func (s *Service) insert(ctx context.Context, tx storage.Tx, hash []byte, t *Tok
 }
 
 const columns = `hash, accessor, parent, principal, auth_method, policies, bound_envs, bound_cidrs, meta,
-	ttl, max_uses, uses, created_at, expires_at, max_expires_at, revoked_at, cnf_jkt`
+	ttl, max_uses, uses, created_at, expires_at, max_expires_at, revoked_at, cnf_jkt, rate`
 
 // nullString stores "" as NULL (an unbound token has no cnf_jkt).
 func nullString(s string) any {
@@ -442,11 +470,15 @@ func scanToken(row scanner) ([]byte, *Token, error) {
 		ttl, maxUses, uses                    int64
 		created, expires, maxExpires, revoked int64
 		jkt                                   sql.NullString
+		rate                                  string
 	)
 	err := row.Scan(&hash, &t.Accessor, &t.Parent, &t.Principal, &t.AuthMethod, &pol, &envs, &cidrs, &meta,
-		&ttl, &maxUses, &uses, &created, &expires, &maxExpires, &revoked, &jkt)
+		&ttl, &maxUses, &uses, &created, &expires, &maxExpires, &revoked, &jkt, &rate)
 	if err != nil {
 		return nil, nil, err
+	}
+	if t.Rate, err = ratelimit.ParseLimit(rate); err != nil {
+		return nil, nil, fmt.Errorf("token %s: corrupt row: %w", t.Accessor, err)
 	}
 	if err := errors.Join(json.Unmarshal([]byte(pol), &t.Policies), json.Unmarshal([]byte(envs), &t.BoundEnvs),
 		json.Unmarshal([]byte(cidrs), &t.BoundCIDRs), json.Unmarshal([]byte(meta), &t.Meta)); err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/storagetest"
 )
@@ -410,6 +412,84 @@ func TestBindingIsStoredAndInherited(t *testing.T) {
 		})
 		if n != 1 {
 			t.Fatalf("%d tokens with a NULL cnf_jkt, want 1", n)
+		}
+	})
+}
+
+// A token's rate is stored, cached and reported; a child inherits its
+// parent's and may only narrow it.
+func TestRateIsStoredAndInherited(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		s, _ := newService(t, st)
+		ctx := t.Context()
+		perMin := func(n int) ratelimit.Limit { return ratelimit.Limit{Count: n, Period: time.Minute} }
+		plain, tok, err := s.Issue(ctx, Request{Principal: "service:ci", AuthMethod: "service", Policies: []string{"ci"}, Rate: perMin(100)}, nil)
+		if err != nil || tok.Rate != perMin(100) {
+			t.Fatalf("issue = %+v, %v", tok, err)
+		}
+		// From storage (another node), then from the cache.
+		other, _ := newService(t, st)
+		for range 2 {
+			if got, err := other.Verify(ctx, plain, local); err != nil || got.Rate != perMin(100) {
+				t.Fatalf("verify = %+v, %v", got, err)
+			}
+		}
+		if l, err := other.Lookup(ctx, tok.Accessor); err != nil || l.Rate != perMin(100) {
+			t.Fatalf("lookup = %+v, %v", l, err)
+		}
+		if f, err := other.Find(ctx, plain); err != nil || f.Rate != perMin(100) {
+			t.Fatalf("find = %+v, %v", f, err)
+		}
+		child := func(rate ratelimit.Limit) (*Token, error) {
+			_, c, err := s.Issue(ctx, Request{Parent: tok, Principal: tok.Principal, AuthMethod: "token", Rate: rate}, nil)
+			return c, err
+		}
+		// Nothing asked: the parent's rate.
+		if c, err := child(ratelimit.Limit{}); err != nil || c.Rate != perMin(100) {
+			t.Fatalf("child asking for no rate = %+v, %v", c, err)
+		}
+		if c, err := child(ratelimit.Limit{Count: 50, Period: 30 * time.Second}); err != nil || c.Rate.String() != "50/30s" {
+			t.Fatalf("narrower child = %+v, %v", c, err)
+		}
+		for _, looser := range []ratelimit.Limit{perMin(101), {Count: 2, Period: time.Second}, {Count: 6000, Period: time.Hour}} {
+			if _, err := child(looser); !errors.Is(err, ErrExceedsParent) || !strings.Contains(err.Error(), "100/min") {
+				t.Errorf("child with rate %s: %v, want ErrExceedsParent", looser, err)
+			}
+		}
+		// No rate of its own: a child may have any.
+		_, free, _ := s.Issue(ctx, Request{Principal: "user:a", AuthMethod: "password", Policies: []string{"ci"}}, nil)
+		if _, c, err := s.Issue(ctx, Request{Parent: free, Principal: "user:a", AuthMethod: "token", Rate: perMin(5)}, nil); err != nil || c.Rate != perMin(5) {
+			t.Fatalf("rated child of an unrated token = %+v, %v", c, err)
+		}
+		if l, _ := s.Lookup(ctx, free.Accessor); !l.Rate.IsZero() {
+			t.Fatalf("unrated token read back with rate %v", l.Rate)
+		}
+		// A row written before migration 0015 (no rate column) reads back
+		// unrated.
+		err = st.Write(ctx, func(tx storage.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO tokens (hash, accessor, parent, principal, auth_method, policies, bound_envs, bound_cidrs, meta,
+				ttl, max_uses, uses, created_at, expires_at, max_expires_at, revoked_at)
+				VALUES ($1, 'old-accessor', '', 'user:old', 'password', '["ci"]', '[]', '[]', '{}', 0, 0, 0, 1, 0, 0, 0)`, []byte("old-hash"))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, err := s.Lookup(ctx, "old-accessor"); err != nil || !l.Rate.IsZero() {
+			t.Fatalf("token from before the rate column = %+v, %v", l, err)
+		}
+		for _, bad := range []ratelimit.Limit{{Count: 0, Period: time.Minute}, {Count: 5, Period: time.Millisecond}, {Count: 5, Period: time.Minute, Burst: 9}} {
+			if _, _, err := s.Issue(ctx, Request{Principal: "user:a", AuthMethod: "password", Policies: []string{"ci"}, Rate: bad}, nil); !errors.Is(err, ErrBadRequest) {
+				t.Errorf("rate %+v: %v, want ErrBadRequest", bad, err)
+			}
+		}
+		// A row whose rate cannot be read is an error, not "no limit".
+		st.Write(ctx, func(tx storage.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE tokens SET rate = 'fast' WHERE accessor = $1`, tok.Accessor)
+			return err
+		})
+		if _, err := s.Lookup(ctx, tok.Accessor); err == nil || !strings.Contains(err.Error(), "corrupt") {
+			t.Fatalf("lookup of a corrupt rate: %v", err)
 		}
 	})
 }
