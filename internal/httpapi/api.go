@@ -145,6 +145,14 @@ type Route struct {
 	// a call they refuse costs the caller's credential nothing; the edge
 	// admits every other authorised request before its handler runs.
 	AdmitsItself bool
+	// AuditAsync routes queue their audit entry (AsyncAuditor) instead of
+	// waiting for its group commit before answering: data-plane calls made
+	// at a customer's request rate (key verification). The entry is still
+	// written, in order, within the audit log's AsyncDelay. The edge falls
+	// back to a synchronous append, which fails the request (fail closed)
+	// when the log cannot be written, whenever the log is unhealthy or
+	// MaxPendingAudits entries of such routes are still unwritten.
+	AuditAsync bool
 	// Summary describes the route for the OpenAPI document and help.
 	Summary string
 }
@@ -177,6 +185,13 @@ type Deps struct {
 	// compared with it plus the request path; without it the URL is rebuilt
 	// from the request (see RequestURL).
 	PublicURL *url.URL
+	// AuditHealthy reports the audit log's state (nil: healthy); AuditAsync
+	// routes append synchronously, and so fail closed, while it fails.
+	AuditHealthy func() error
+	// MaxPendingAudits bounds the queued, unwritten entries of AuditAsync
+	// routes (DefaultMaxPendingAudits when 0); past it they append
+	// synchronously.
+	MaxPendingAudits int
 }
 
 // API serves a route table.
@@ -184,6 +199,7 @@ type API struct {
 	deps   Deps
 	mux    *http.ServeMux
 	routes []Route
+	queued chan struct{} // a slot per unwritten entry of an AuditAsync route
 }
 
 // New builds the handler for routes.
@@ -197,7 +213,10 @@ func New(deps Deps, routes []Route) *API {
 	if deps.MaxBodyBytes == 0 {
 		deps.MaxBodyBytes = 1 << 20
 	}
-	a := &API{deps: deps, mux: http.NewServeMux(), routes: routes}
+	if deps.MaxPendingAudits <= 0 {
+		deps.MaxPendingAudits = DefaultMaxPendingAudits
+	}
+	a := &API{deps: deps, mux: http.NewServeMux(), routes: routes, queued: make(chan struct{}, deps.MaxPendingAudits)}
 	for _, rt := range routes {
 		a.mux.Handle(rt.Pattern, a.wrap(rt))
 	}
@@ -534,7 +553,7 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 	}
 	if a.deps.Audit != nil && !rt.NoAudit && !s.audited {
 		ev := AuditEventFor(r.Context(), r, status)
-		if aerr := a.deps.Audit.AuditRequest(r.Context(), ev); aerr != nil {
+		if aerr := a.audit(r.Context(), rt, ev); aerr != nil {
 			a.deps.Log.Error("audit append failed; refusing the response", "request_id", s.id, "err", aerr)
 			herr = Errorf(http.StatusServiceUnavailable, CodeUnavailable, "the audit log cannot be written; request refused")
 			status = herr.Status
@@ -557,6 +576,30 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 		return
 	}
 	writeJSON(w, status, body)
+}
+
+// audit appends the entry of a request: queued for AuditAsync routes
+// while the log is healthy and has room, else through group commit before
+// the response.
+func (a *API) audit(ctx context.Context, rt Route, ev *AuditEvent) error {
+	if aa, ok := a.deps.Audit.(AsyncAuditor); ok && rt.AuditAsync &&
+		(a.deps.AuditHealthy == nil || a.deps.AuditHealthy() == nil) {
+		select {
+		case a.queued <- struct{}{}:
+			err := aa.AuditRequestAsync(ev, func(err error) {
+				if err != nil {
+					a.deps.Log.Error("queued audit append failed", "request_id", ev.RequestID, "err", err)
+				}
+				<-a.queued
+			})
+			if err == nil {
+				return nil
+			}
+			<-a.queued
+		default:
+		}
+	}
+	return a.deps.Audit.AuditRequest(ctx, ev)
 }
 
 // withHeaders is a handler's response body with extra response headers

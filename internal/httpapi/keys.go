@@ -372,8 +372,9 @@ func (h *Keys) Routes() []Route {
 		},
 		{
 			Pattern: "POST /v1/keys/verify", AnyToken: true, Action: "read", Resource: static("keys/verify"),
-			Summary: "Verify a client API key for your own API: {\"key\", \"resource\", \"source_addr\", \"consume\"}; needs read on the key. Uses one request of its rate and quota unless consume is false.",
-			Handle:  h.verify,
+			AuditAsync: true,
+			Summary:    "Verify a client API key for your own API: {\"key\", \"resource\", \"source_addr\", \"consume\"}; needs read on the key. Uses one request of its rate and quota unless consume is false.",
+			Handle:     h.verify,
 		},
 	}
 }

@@ -221,8 +221,8 @@ rules:
 	}
 	var first *audit.Entry
 	for i := range entries {
-		// Entries gathered in one commit are not in call order: find the
-		// first call's by its request id.
+		// Other requests' entries are interleaved: find the first call's by
+		// its request id.
 		if e := &entries[i]; e.Action == "proxy" && e.RequestID == firstID && first == nil {
 			first = e
 		}

@@ -8,8 +8,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/apikey"
+	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/policy"
@@ -353,5 +355,49 @@ func TestKeyRevocationReachesOtherNode(t *testing.T) {
 	}
 	if c, _ := gw(t, gb, plain); c != 401 {
 		t.Fatalf("node b after its poll = %d, want 401", c)
+	}
+}
+
+// A verification answers before its audit entry is committed (the entry
+// is queued), and the entry then lands, without the key.
+func TestVerifyIsAuditedAfterAnswering(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "shop"}, nil)
+	k := createKey(t, u, root, "shop", "prod", map[string]any{"name": "acme", "scopes": []string{"integrations/maps"}})
+	b, _ := json.Marshal(map[string]any{"key": k.Key})
+	req, _ := http.NewRequest("POST", u+"/v1/keys/verify", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+root)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	id := resp.Header.Get("X-Request-Id")
+	if resp.StatusCode != 200 || id == "" {
+		t.Fatalf("verify = %d, request id %q", resp.StatusCode, id)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries, err := r.node.auditLog.List(t.Context(), audit.Filter{ResourcePrefix: "keys/verify", Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.RequestID != id {
+				continue
+			}
+			if e.Action != "read" || e.Status != 200 || e.Outcome != "allowed" {
+				t.Fatalf("entry of the verification = %+v", e)
+			}
+			if js, _ := json.Marshal(e); strings.Contains(string(js), k.Key) {
+				t.Fatalf("the entry holds the key: %s", js)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit entry for request %s after 10 s", id)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -218,6 +218,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Usage:        n.usage.Record,
 		DPoP:         n.dpop,
 		PublicURL:    publicURL,
+		AuditHealthy: n.auditLog.Healthy,
 	}, routes)
 
 	if cfg.Dev {
