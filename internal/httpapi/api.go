@@ -374,8 +374,9 @@ func outcome(status int) string {
 // limit, client address, security headers.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := &reqState{api: a, id: newRequestID(), start: time.Now(), src: a.clientAddr(r), ua: r.UserAgent()}
-	w.Header().Set("X-Request-Id", s.id)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	h["X-Request-Id"] = []string{s.id}
+	h["X-Content-Type-Options"] = hdrNosniff
 	ctx := context.WithValue(r.Context(), keyRequest, s)
 	r = r.WithContext(ctx)
 	if !cleanPath(r.URL.Path) {

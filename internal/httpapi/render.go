@@ -63,10 +63,20 @@ func decodeOptional(r *http.Request, v any) error {
 	return err
 }
 
+// Constant response header values, shared by every response instead of
+// allocated per response. net/http only reads them; Set and Del replace
+// or drop a slice, and Add copies one of length 1 before appending.
+var (
+	hdrJSON    = []string{"application/json"}
+	hdrNoStore = []string{"no-store"}
+	hdrNosniff = []string{"nosniff"}
+)
+
 // writeJSON renders v with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h["Content-Type"] = hdrJSON
+	h["Cache-Control"] = hdrNoStore
 	w.WriteHeader(status)
 	if v == nil {
 		return
