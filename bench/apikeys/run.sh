@@ -77,4 +77,5 @@ for kind in rated quota; do
 done
 echo "## reference: GET /v1/auth/token/lookup-self (token check + audit, no key), $CONNS connections, $DUR"
 "$work/httpload" -pids "$pid" -url "$KEYWARD_ADDR/v1/auth/token/lookup-self" -H "Authorization: Bearer $tok" -c "$CONNS" -d "$DUR"
+echo "# server peak RSS: $(grep VmHWM /proc/$pid/status | tr -s ' ' | cut -d' ' -f2-)"
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/keyward/keyward/internal/cli"
@@ -28,6 +29,9 @@ A new server must be initialised once ('keyward operator init') and unsealed
 after every start ('keyward operator unseal'). With --dev it initialises and
 unseals itself from a key file in the data directory: for development only.
 
+The garbage collector runs with GOGC=400 unless GOGC is set (see
+docs/operations.md); GOMEMLIMIT caps memory as usual.
+
 SIGINT or SIGTERM stops the server gracefully: requests in flight finish,
 keys are wiped from memory and storage is closed.`,
 		Example: `  keyward server --dev
@@ -46,6 +50,8 @@ keys are wiped from memory and storage is closed.`,
 				h = slog.NewJSONHandler(env.Stderr, hopts)
 			}
 			log := slog.New(redact.NewHandler(h))
+			gc := server.TuneRuntime(env.Getenv)
+			log.Debug("runtime", "gc_percent", gc, "gomaxprocs", runtime.GOMAXPROCS(0))
 
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

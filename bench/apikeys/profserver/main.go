@@ -30,6 +30,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "profserver: -data is required and -pprof must be a loopback address")
 		os.Exit(2)
 	}
+	server.TuneRuntime(os.Getenv) // as keyward server does
 	cfg := config.Defaults()
 	cfg.Dev, cfg.DataDir, cfg.Listen = true, *data, *listen
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, os.Kill)
