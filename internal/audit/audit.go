@@ -417,32 +417,16 @@ func (l *Log) linger(t *time.Timer) {
 	}
 	l.lingering.Store(true)
 	defer l.lingering.Store(false)
-	armed := false
-	defer func() {
-		if armed {
-			t.Stop()
-		}
-	}()
-	for {
+	deadline := time.Now().Add(l.opts.Linger)
+	l.waitWhile(t, func() time.Duration {
 		l.mu.Lock()
 		n := len(l.pending)
 		l.mu.Unlock()
 		if n == 0 || n >= l.opts.MaxBatch || int64(n) >= l.inflight.Load() {
-			return
+			return 0
 		}
-		if !armed {
-			t.Reset(l.opts.Linger)
-			armed = true
-		}
-		select {
-		case <-l.wake:
-		case <-t.C:
-			armed = false
-			return
-		case <-l.quit:
-			return
-		}
-	}
+		return time.Until(deadline)
+	})
 }
 
 // hold waits while only asynchronous entries are pending, fewer than a
@@ -452,35 +436,33 @@ func (l *Log) hold(t *time.Timer) {
 	if l.opts.AsyncDelay < 0 {
 		return
 	}
-	armed := false
-	defer func() {
-		if armed {
-			t.Stop()
-		}
-	}()
-	for {
+	l.waitWhile(t, func() time.Duration {
 		l.mu.Lock()
-		n, waiters := len(l.pending), l.syncPending
-		var oldest time.Time
-		if n > 0 {
-			oldest = l.pending[0].queued
+		defer l.mu.Unlock()
+		if len(l.pending) == 0 || l.syncPending > 0 || len(l.pending) >= l.opts.MaxBatch {
+			return 0
 		}
-		l.mu.Unlock()
-		if n == 0 || waiters > 0 || n >= l.opts.MaxBatch {
+		return time.Until(l.pending[0].queued.Add(l.opts.AsyncDelay))
+	})
+}
+
+// waitWhile is the batcher's wait: it asks wait how much longer to wait
+// (0 or less: stop), and waits that long for a wake-up, again after each
+// one, until wait says stop, the timer fires or the log closes.
+func (l *Log) waitWhile(t *time.Timer, wait func() time.Duration) {
+	for {
+		d := wait()
+		if d <= 0 {
 			return
 		}
-		wait := time.Until(oldest.Add(l.opts.AsyncDelay))
-		if wait <= 0 {
-			return
-		}
-		t.Reset(wait)
-		armed = true
+		t.Reset(d)
 		select {
 		case <-l.wake:
+			t.Stop()
 		case <-t.C:
-			armed = false
 			return
 		case <-l.quit:
+			t.Stop()
 			return
 		}
 	}

@@ -13,9 +13,9 @@ import (
 // for release. Its synchronous appends fail while failSync is set.
 type queueAudit struct {
 	fakeAudit
+	held     heldCallbacks
 	mu       sync.Mutex
 	async    []*AuditEvent
-	held     []func(error)
 	failSync atomic.Bool
 }
 
@@ -28,20 +28,10 @@ func (q *queueAudit) AuditRequest(ctx context.Context, e *AuditEvent) error {
 
 func (q *queueAudit) AuditRequestAsync(e *AuditEvent, done func(error)) error {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.async = append(q.async, e)
-	q.held = append(q.held, done)
-	return nil
-}
-
-func (q *queueAudit) release() {
-	q.mu.Lock()
-	held := q.held
-	q.held = nil
 	q.mu.Unlock()
-	for _, done := range held {
-		done(nil)
-	}
+	q.held.add(done)
+	return nil
 }
 
 func (q *queueAudit) counts() (sync, async int) {
@@ -86,7 +76,7 @@ func TestAuditAsyncRoutes(t *testing.T) {
 	// Two entries queued and unwritten: the next appends synchronously.
 	w, _ = do(t, api, "POST", "/verify", "good", "")
 	want("queue full", w.Code, 200, 2, 2)
-	aud.release()
+	aud.held.release()
 	w, _ = do(t, api, "POST", "/verify", "good", "")
 	want("after the queue drained", w.Code, 200, 2, 3)
 	// An unhealthy log: synchronous, and a failing append refuses the call.

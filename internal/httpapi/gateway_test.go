@@ -45,25 +45,47 @@ func (a *chanAudit) AuditRequest(_ context.Context, e *AuditEvent) error {
 	return nil
 }
 
+// heldCallbacks keeps AuditRequestAsync callbacks until release.
+type heldCallbacks struct {
+	mu  sync.Mutex
+	fns []func(error)
+}
+
+func (h *heldCallbacks) add(done func(error)) {
+	h.mu.Lock()
+	h.fns = append(h.fns, done)
+	h.mu.Unlock()
+}
+
+// release runs the held callbacks with a successful write.
+func (h *heldCallbacks) release() {
+	h.mu.Lock()
+	fns := h.fns
+	h.fns = nil
+	h.mu.Unlock()
+	for _, done := range fns {
+		done(nil)
+	}
+}
+
 // asyncAudit is chanAudit with AuditRequestAsync, as the server's
 // auditor has: entries are recorded at once, and their callbacks run at
 // once unless hold is set, then at release.
 type asyncAudit struct {
 	*chanAudit
-	hmu  sync.Mutex
+	held heldCallbacks
+	hmu  sync.Mutex // orders hold against adding to held
 	hold bool
-	held []func(error)
 }
 
 func (a *asyncAudit) AuditRequestAsync(e *AuditEvent, done func(error)) error {
 	a.AuditRequest(context.Background(), e)
 	a.hmu.Lock()
+	defer a.hmu.Unlock()
 	if a.hold {
-		a.held = append(a.held, done)
-		a.hmu.Unlock()
+		a.held.add(done)
 		return nil
 	}
-	a.hmu.Unlock()
 	done(nil)
 	return nil
 }
@@ -74,16 +96,7 @@ func (a *asyncAudit) setHold(hold bool) {
 	a.hmu.Unlock()
 }
 
-// release runs the held callbacks.
-func (a *asyncAudit) release() {
-	a.hmu.Lock()
-	held := a.held
-	a.held = nil
-	a.hmu.Unlock()
-	for _, done := range held {
-		done(nil)
-	}
-}
+func (a *asyncAudit) release() { a.held.release() }
 
 type limiterFunc func(r *http.Request, name string) (ratelimit.Decision, error)
 
