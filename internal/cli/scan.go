@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -48,7 +50,13 @@ type scanFlags struct {
 	format, report              string
 	showSecrets, noColor, quiet bool
 	workers                     int
+	maxPerFile                  int
 }
+
+// defaultMaxPerFile is --max-findings-per-file's default: far more than a
+// real file holds, far fewer than an adversarial one (a 200 MB line made
+// of secrets held 6.3 million, and reporting them took 6.6 GB).
+const defaultMaxPerFile = 1000
 
 func newScanCmd(env *Env) *cobra.Command {
 	var fl scanFlags
@@ -123,6 +131,7 @@ See docs/scanning.md for the rules file format and CI recipes.`,
 	f.StringVar(&fl.report, "report", "", "write the report in --format to `FILE` (standard output then gets the text form)")
 	f.BoolVar(&fl.showSecrets, "show-secrets", false, "print full secrets instead of their first characters")
 	f.IntVar(&fl.workers, "workers", 0, "files scanned at once (default: number of CPUs)")
+	f.IntVar(&fl.maxPerFile, "max-findings-per-file", defaultMaxPerFile, "stop reporting a file (a commit's file with --git) after `N` findings; 0: no limit")
 	f.BoolVar(&fl.noColor, "no-color", false, "no colours in text output (also $NO_COLOR)")
 	f.BoolVarP(&fl.quiet, "quiet", "q", false, "no summary or progress on standard error")
 	return cmd
@@ -149,6 +158,9 @@ func planScan(fl *scanFlags, args []string) (scanPlan, error) {
 	p.maxSize = n
 	if fl.workers < 0 {
 		return p, Usagef("--workers %d: want a positive number", fl.workers)
+	}
+	if fl.maxPerFile < 0 {
+		return p, Usagef("--max-findings-per-file %d: want 0 (no limit) or more", fl.maxPerFile)
 	}
 	p.workers = fl.workers
 	if p.workers == 0 {
@@ -267,7 +279,7 @@ func runScan(ctx context.Context, env *Env, fl *scanFlags, args []string) (int, 
 		}
 	}
 
-	col := &collector{}
+	col := &collector{maxPerFile: fl.maxPerFile}
 	prog := startProgress(env, fl.quiet, col)
 	st, err := runSource(ctx, env, plan, fl, eng, col)
 	prog.stop()
@@ -322,6 +334,7 @@ func runScan(ctx context.Context, env *Env, fl *scanFlags, args []string) (int, 
 		if fl.writeBaseline != "" {
 			fmt.Fprintf(env.Stderr, "wrote %d findings to the baseline %s\n", len(all), fl.writeBaseline)
 		}
+		col.warnCapped(env.Stderr)
 	}
 	if len(findings) > 0 && fl.writeBaseline == "" {
 		return scanExitFindings, nil
@@ -394,24 +407,43 @@ func (l *lazyEngine) allowPath(p string) bool {
 	return err == nil && eng.AllowPath(p)
 }
 
-// collector gathers findings from concurrent workers.
+// collector gathers findings from concurrent workers, at most maxPerFile
+// (when > 0) per file and commit.
 type collector struct {
-	mu       sync.Mutex
-	findings []scan.Finding
-	bytes    atomic.Int64
-	count    atomic.Int64
+	maxPerFile int
+	mu         sync.Mutex
+	findings   []scan.Finding
+	perFile    map[fileKey]int
+	capped     map[fileKey]bool // files whose findings reached maxPerFile
+	bytes      atomic.Int64
+	count      atomic.Int64
 }
 
+type fileKey struct{ file, commit string }
+
 // emit returns the source callback: scan the fragment, keep its findings,
-// with prefix (the directory root) joined to their paths.
+// with prefix (the directory root) joined to their paths. Once a file has
+// maxPerFile findings, its further fragments are not scanned.
 func (c *collector) emit(l *lazyEngine, prefix string) func(*source.Fragment) error {
 	return func(f *source.Fragment) error {
 		eng, err := l.get()
 		if err != nil {
 			return err
 		}
-		found := eng.Scan(f)
 		c.bytes.Add(int64(len(f.Data)))
+		key := fileKey{f.Path, f.Commit}
+		if prefix != "" {
+			key.file = path.Join(prefix, f.Path)
+		}
+		if c.maxPerFile > 0 {
+			c.mu.Lock()
+			full := c.capped[key]
+			c.mu.Unlock()
+			if full {
+				return nil
+			}
+		}
+		found := eng.Scan(f)
 		if len(found) == 0 {
 			return nil
 		}
@@ -420,11 +452,43 @@ func (c *collector) emit(l *lazyEngine, prefix string) func(*source.Fragment) er
 				found[i].File = path.Join(prefix, found[i].File)
 			}
 		}
-		c.count.Add(int64(len(found)))
 		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.maxPerFile > 0 {
+			if c.perFile == nil {
+				c.perFile, c.capped = map[fileKey]int{}, map[fileKey]bool{}
+			}
+			room := c.maxPerFile - c.perFile[key]
+			if len(found) >= room {
+				found = found[:max(room, 0)]
+				c.capped[key] = true
+			}
+			c.perFile[key] += len(found)
+		}
+		c.count.Add(int64(len(found)))
 		c.findings = append(c.findings, found...)
-		c.mu.Unlock()
 		return nil
+	}
+}
+
+// warnCapped says which files stopped being reported at maxPerFile
+// findings (the first ten of them).
+func (c *collector) warnCapped(w io.Writer) {
+	keys := slices.Collect(maps.Keys(c.capped))
+	if len(keys) == 0 {
+		return
+	}
+	slices.SortFunc(keys, func(a, b fileKey) int { return cmp.Or(cmp.Compare(a.file, b.file), cmp.Compare(a.commit, b.commit)) })
+	for i, k := range keys {
+		if i == 10 {
+			fmt.Fprintf(w, "warning: %d more files reached the limit\n", len(keys)-10)
+			break
+		}
+		where := k.file
+		if k.commit != "" {
+			where += " in commit " + k.commit
+		}
+		fmt.Fprintf(w, "warning: %s: stopped after %d findings (--max-findings-per-file); the rest of it was not reported\n", where, c.maxPerFile)
 	}
 }
 

@@ -100,6 +100,7 @@ func TestScanUsageErrors(t *testing.T) {
 		{[]string{"scan", "--baseline", filepath.Join(dir, "nope.json"), dir}, "nope.json"},
 		{[]string{"scan", "--no-such-flag"}, "unknown flag"},
 		{[]string{"scan", "--git", dir}, "not a git repository"},
+		{[]string{"scan", "--max-findings-per-file", "-1", dir}, "--max-findings-per-file"},
 	}
 	for _, c := range cases {
 		code, _, errOut := runCLI(t, "", c.args...)
@@ -323,5 +324,41 @@ func TestScanUnreadableKeepsExitCode(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "warning: open "+locked) || !strings.Contains(errOut, "lockeddir") || !strings.Contains(errOut, "2 unreadable") {
 		t.Fatalf("stderr: %q", errOut)
+	}
+}
+
+// A file full of secrets is reported up to --max-findings-per-file, with a
+// warning naming it; other files are reported whole, and the exit code
+// still says there were findings.
+func TestScanMaxFindingsPerFile(t *testing.T) {
+	dir := t.TempDir()
+	var many strings.Builder
+	for range 40 {
+		many.WriteString("TOKEN=" + credential.New(credential.AccessToken) + "\n")
+	}
+	write(t, dir, "dump.log", many.String())
+	write(t, dir, "app.env", "A="+credential.New(credential.APIKey)+"\nB="+credential.New(credential.APIKey)+"\n")
+
+	code, out, errOut := runCLI(t, "", "scan", "--max-findings-per-file", "5", "-o", "json", dir)
+	fs := jsonFindings(t, out)
+	per := map[string]int{}
+	for _, f := range fs {
+		per[filepath.Base(f.File)]++
+	}
+	if code != 1 || per["dump.log"] != 5 || per["app.env"] != 2 {
+		t.Fatalf("code %d, findings per file %v", code, per)
+	}
+	if !strings.Contains(errOut, "dump.log: stopped after 5 findings") || strings.Contains(errOut, "app.env: stopped") {
+		t.Fatalf("stderr does not name exactly the capped file: %q", errOut)
+	}
+	// 0: no limit.
+	_, out, errOut = runCLI(t, "", "scan", "--max-findings-per-file", "0", "-o", "json", "-q", dir)
+	if n := len(jsonFindings(t, out)); n != 42 || errOut != "" {
+		t.Fatalf("unlimited: %d findings, stderr %q", n, errOut)
+	}
+	// Standard input counts as one file too.
+	_, out, _ = runCLI(t, many.String(), "scan", "-", "--max-findings-per-file", "3", "-o", "json", "-q")
+	if n := len(jsonFindings(t, out)); n != 3 {
+		t.Fatalf("stdin: %d findings, want 3", n)
 	}
 }
