@@ -88,9 +88,13 @@ func (d *DB) Write(ctx context.Context, fn func(Tx) error) error {
 // CachedStatements is how many statement texts are kept prepared (0 when
 // the backend does not cache).
 func (d *DB) CachedStatements() int {
+	caches := []*stmtCache{d.writer}
+	if d.reader != d.writer {
+		caches = append(caches, d.reader)
+	}
 	n := 0
-	for _, c := range []*stmtCache{d.writer, d.reader} {
-		if c == nil || (c == d.reader && d.reader == d.writer) {
+	for _, c := range caches {
+		if c == nil {
 			continue
 		}
 		c.mu.RLock()

@@ -1,6 +1,9 @@
 package storage
 
-import "testing"
+import (
+	"database/sql"
+	"testing"
+)
 
 func TestCacheable(t *testing.T) {
 	for q, want := range map[string]bool{
@@ -20,5 +23,17 @@ func TestCacheable(t *testing.T) {
 		if got := cacheable(q); got != want {
 			t.Errorf("cacheable(%q) = %v, want %v", q, got, want)
 		}
+	}
+}
+
+// One handle for reads and writes: one cache, counted once.
+func TestCachedStatementsOneHandle(t *testing.T) {
+	c := &stmtCache{m: map[string]*sql.Stmt{"SELECT 1": new(sql.Stmt), "SELECT 2": nil}}
+	d := &DB{writer: c, reader: c}
+	if n := d.CachedStatements(); n != 1 {
+		t.Fatalf("CachedStatements = %d, want 1 (one prepared text; a failed one does not count)", n)
+	}
+	if n := (&DB{}).CachedStatements(); n != 0 {
+		t.Fatalf("CachedStatements without a cache = %d", n)
 	}
 }
