@@ -516,7 +516,11 @@ func withParam(raw, name, value string) (string, error) {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // copyBody streams src to w, flushing after every write when flush is set
-// (unknown length, server-sent events).
+// (unknown length, server-sent events). A body of known length is flushed
+// once, at its end: the caller then has the whole answer while keyward
+// does its bookkeeping (audit entry, usage) instead of after it, and the
+// flush costs no extra write (the length is declared, there is no
+// terminating chunk left to send).
 func copyBody(w http.ResponseWriter, src io.Reader, flush bool) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -539,6 +543,11 @@ func copyBody(w http.ResponseWriter, src io.Reader, flush bool) (int64, error) {
 			}
 		}
 		if rerr == io.EOF {
+			if !flush {
+				if f, ok := w.(http.Flusher); ok {
+					f.Flush()
+				}
+			}
 			return total, nil
 		}
 		if rerr != nil {

@@ -596,3 +596,30 @@ func TestKeywardRateLimitHeadersWin(t *testing.T) {
 		t.Fatalf("without keyward's headers the upstream's pass through: %v", got)
 	}
 }
+
+// The answer reaches the caller when the body ends, not when the edge has
+// done its bookkeeping: a body of known length is flushed once at its end,
+// one of unknown length after each write.
+func TestForwardFlushesTheWholeAnswer(t *testing.T) {
+	h := newHarness(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/chunked" {
+			w.Write([]byte("part"))
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+			w.Write([]byte("rest"))
+			return
+		}
+		w.Header().Set("Content-Length", "5")
+		w.Write([]byte("whole"))
+	})
+	h.integration(t, Integration{Name: "api", Upstream: up.URL, AllowPrivate: true})
+	for path, body := range map[string]string{"/fixed": "whole", "/chunked": "partrest"} {
+		w, c, err := h.call(t, httptest.NewRequest("GET", "/v1/gateway/api"+path, nil))
+		if err != nil || w.Body.String() != body || c.BytesOut != int64(len(body)) {
+			t.Fatalf("%s: %q, %+v, %v", path, w.Body.String(), c, err)
+		}
+		if !w.Flushed {
+			t.Errorf("%s: the answer was not flushed when its body ended", path)
+		}
+	}
+}
