@@ -103,16 +103,59 @@ func compilePattern(src string) (pattern, error) {
 	return p, nil
 }
 
+// ValidatePattern checks a resource pattern of the policy language, for
+// other packages that grant access by pattern (API key scopes). Its errors
+// are messages for users.
+func ValidatePattern(src string) error {
+	_, err := compilePattern(src)
+	return err
+}
+
+// MatchPattern reports whether the valid resource pattern src matches
+// resource, exactly as a policy rule holding src would, without compiling
+// it onto the heap: it allocates nothing for patterns and resources of up
+// to MaxPatternSegments segments. A resource with an empty, "." or ".."
+// segment matches nothing.
+func MatchPattern(src, resource string) bool {
+	var pb [MaxPatternSegments]seg
+	p := pb[:0]
+	for rest := src; ; {
+		s, after, more := strings.Cut(rest, "/")
+		if len(p) == len(pb) {
+			return false // not a valid pattern
+		}
+		p = append(p, segOf(s))
+		if !more {
+			break
+		}
+		rest = after
+	}
+	var rb [maxStackSegs]string
+	segs, ok := splitPath(resource, rb[:0])
+	return ok && matchSegs(p, segs)
+}
+
+// segOf is the matcher of one segment of a valid pattern.
+func segOf(s string) seg {
+	switch {
+	case s == "**":
+		return seg{kind: segAny}
+	case s == "*":
+		return seg{kind: segOne}
+	case strings.Contains(s, "*"):
+		return seg{kind: segGlob, text: s}
+	}
+	return seg{kind: segLit, text: s}
+}
+
 func compileSeg(src, s string) (seg, error) {
 	switch s {
 	case "":
 		return seg{}, fmt.Errorf("resource pattern %q has an empty segment (a leading, trailing or double \"/\")", printable(src))
 	case ".", "..":
 		return seg{}, fmt.Errorf("resource pattern %q has the segment %q, which is not allowed", printable(src), s)
-	case "*":
-		return seg{kind: segOne}, nil
-	case "**":
-		return seg{kind: segAny}, nil
+	case "*", "**":
+		return segOf(s), nil
 	}
 	for _, r := range s {
 		switch {
@@ -125,10 +168,7 @@ func compileSeg(src, s string) (seg, error) {
 	if strings.Contains(s, "**") {
 		return seg{}, fmt.Errorf("resource pattern %q: \"**\" must be a whole segment (write %q for text within one segment)", printable(src), strings.ReplaceAll(s, "**", "*"))
 	}
-	if strings.Contains(s, "*") {
-		return seg{kind: segGlob, text: s}, nil
-	}
-	return seg{kind: segLit, text: s}, nil
+	return segOf(s), nil
 }
 
 // globMatch reports whether s matches glob, where '*' matches any run of
