@@ -48,7 +48,6 @@ package apikey
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -347,15 +346,7 @@ func (s *Service) idHMAC(id string) string {
 }
 
 // newID returns "key_" and 20 random base62 characters.
-func newID() string {
-	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	var b [20]byte
-	rand.Read(b[:])
-	for i := range b {
-		b[i] = alphabet[int(b[i])%62] // the bias is irrelevant for a non-secret id
-	}
-	return "key_" + string(b[:])
-}
+func newID() string { return "key_" + credential.RandomBase62(20) }
 
 // ValidID reports whether id has the shape of a key id.
 func ValidID(id string) bool {

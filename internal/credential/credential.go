@@ -66,9 +66,24 @@ func New(t Type) string {
 	}
 	b := make([]byte, Len)
 	copy(b, t.Prefix())
+	fillBase62(b[PrefixLen : PrefixLen+RandomLen])
+	putChecksum(b[PrefixLen+RandomLen:], checksum(b[PrefixLen:PrefixLen+RandomLen]))
+	return string(b)
+}
+
+// RandomBase62 returns n uniformly random base62 characters from
+// crypto/rand: the shape of keyward's non-secret ids (token accessors, API
+// key ids).
+func RandomBase62(n int) string {
+	b := make([]byte, n)
+	fillBase62(b)
+	return string(b)
+}
+
+// fillBase62 fills dst with uniformly random base62 characters.
+func fillBase62(dst []byte) {
 	var buf [RandomLen * 2]byte
-	i := PrefixLen
-	for i < PrefixLen+RandomLen {
+	for i := 0; i < len(dst); {
 		if _, err := rand.Read(buf[:]); err != nil {
 			panic("credential: crypto/rand failed: " + err.Error())
 		}
@@ -77,15 +92,13 @@ func New(t Type) string {
 			if c >= 248 {
 				continue
 			}
-			b[i] = alphabet[c%62]
+			dst[i] = alphabet[c%62]
 			i++
-			if i == PrefixLen+RandomLen {
+			if i == len(dst) {
 				break
 			}
 		}
 	}
-	putChecksum(b[PrefixLen+RandomLen:], checksum(b[PrefixLen:PrefixLen+RandomLen]))
-	return string(b)
 }
 
 // NewMarked returns a fresh credential of type t whose random part starts

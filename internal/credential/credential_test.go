@@ -151,3 +151,31 @@ func TestChecksumStringMatchesCRC32(t *testing.T) {
 		t.Errorf("Parse allocates %v times", n)
 	}
 }
+
+func TestRandomBase62(t *testing.T) {
+	seen := map[string]bool{}
+	counts := map[byte]int{}
+	for range 2000 {
+		s := RandomBase62(24)
+		if len(s) != 24 || seen[s] {
+			t.Fatalf("RandomBase62(24) = %q (repeat: %v)", s, seen[s])
+		}
+		seen[s] = true
+		for i := 0; i < len(s); i++ {
+			if !isBase62(s[i]) {
+				t.Fatalf("%q holds %q", s, s[i])
+			}
+			counts[s[i]]++
+		}
+	}
+	// 48,000 characters over 62 symbols: ~774 each; every symbol appears
+	// and none is far off (a modulo bias would favour the first 8).
+	if len(counts) != 62 {
+		t.Fatalf("%d distinct characters, want 62", len(counts))
+	}
+	for c, n := range counts {
+		if n < 650 || n > 900 { // ±4.5 standard deviations; the modulo bias would give the first 8 about 937
+			t.Errorf("character %q appears %d times, expected about 774", c, n)
+		}
+	}
+}

@@ -23,7 +23,6 @@ package token
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -203,15 +202,7 @@ func (s *Service) accessorHMAC(accessor string) string {
 }
 
 // newAccessor returns a random 24-character base62 id.
-func newAccessor() string {
-	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	var b [24]byte
-	rand.Read(b[:])
-	for i := range b {
-		b[i] = alphabet[int(b[i])%62] // 256 % 62 bias is irrelevant for a non-secret id
-	}
-	return string(b[:])
-}
+func newAccessor() string { return credential.RandomBase62(24) }
 
 // Issue creates a token and returns its plaintext, shown once. The token row
 // and the audit entry commit in one transaction: one storage write.
