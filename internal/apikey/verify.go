@@ -224,19 +224,10 @@ func (s *Service) remaining(ctx context.Context, k *Key, now time.Time) (int64, 
 // load reads a key by hash and caches it.
 func (s *Service) load(ctx context.Context, hash [32]byte) (*Key, error) {
 	gen := s.gen.Load()
-	var k *Key
-	err := s.store.Read(ctx, func(tx storage.Tx) error {
-		var err error
-		_, k, err = scanKey(tx.QueryRow(ctx, `SELECT `+columns+from+`WHERE k.hash = $1`, hash[:]))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+	k, err := s.read(ctx, `k.hash = $1`, hash[:])
 	if err != nil {
 		return nil, err
 	}
-	k.IDHMAC = s.idHMAC(k.ID)
 	k.use = &usage{}
 	s.put(hash, k, gen)
 	return k, nil
@@ -244,10 +235,20 @@ func (s *Service) load(ctx context.Context, hash [32]byte) (*Key, error) {
 
 // loadID reads a key by id, uncached.
 func (s *Service) loadID(ctx context.Context, id string) (*Key, error) {
+	k, err := s.read(ctx, `k.id = $1`, id)
+	if err != nil {
+		return nil, err
+	}
+	s.overlayUse(k)
+	return k, nil
+}
+
+// read reads the one key where cond (on arg) holds, with its audit HMAC.
+func (s *Service) read(ctx context.Context, cond string, arg any) (*Key, error) {
 	var k *Key
 	err := s.store.Read(ctx, func(tx storage.Tx) error {
 		var err error
-		_, k, err = scanKey(tx.QueryRow(ctx, `SELECT `+columns+from+`WHERE k.id = $1`, id))
+		_, k, err = scanKey(tx.QueryRow(ctx, `SELECT `+columns+from+`WHERE `+cond, arg))
 		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
@@ -257,7 +258,6 @@ func (s *Service) loadID(ctx context.Context, id string) (*Key, error) {
 		return nil, err
 	}
 	k.IDHMAC = s.idHMAC(k.ID)
-	s.overlayUse(k)
 	return k, nil
 }
 

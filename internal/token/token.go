@@ -757,20 +757,7 @@ func (s *Service) Revoke(ctx context.Context, accessor string, audit AuditFunc) 
 // how many it revoked. A principal with no live token is not an error.
 func (s *Service) RevokePrincipal(ctx context.Context, principal string, audit AuditFunc) (int, error) {
 	return s.revokeWhere(ctx, func(tx storage.Tx) ([]string, error) {
-		rows, err := tx.Query(ctx, `SELECT accessor FROM tokens WHERE principal = $1 AND revoked_at = 0`, principal)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			var a string
-			if err := rows.Scan(&a); err != nil {
-				return nil, err
-			}
-			out = append(out, a)
-		}
-		return out, rows.Err()
+		return accessors(ctx, tx, `SELECT accessor FROM tokens WHERE principal = $1 AND revoked_at = 0`, principal)
 	}, audit)
 }
 
@@ -803,7 +790,7 @@ func (s *Service) revokeWhere(ctx context.Context, roots func(storage.Tx) ([]str
 					return err
 				}
 			}
-			children, err := childAccessors(ctx, tx, a)
+			children, err := accessors(ctx, tx, `SELECT accessor FROM tokens WHERE parent = $1`, a)
 			if err != nil {
 				return err
 			}
@@ -828,8 +815,9 @@ func (s *Service) revokeWhere(ctx context.Context, roots func(storage.Tx) ([]str
 	return len(revoked), nil
 }
 
-func childAccessors(ctx context.Context, tx storage.Tx, parent string) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT accessor FROM tokens WHERE parent = $1`, parent)
+// accessors returns the accessors query selects, given its one argument.
+func accessors(ctx context.Context, tx storage.Tx, query, arg string) ([]string, error) {
+	rows, err := tx.Query(ctx, query, arg)
 	if err != nil {
 		return nil, err
 	}
