@@ -151,11 +151,7 @@ intact and 1, naming the first bad entry, when it is not.`,
 		Example: `  keyward audit verify || page-the-security-team`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}

@@ -42,11 +42,7 @@ func simpleNameCmd(env *Env, g *globals, use, short, example string, fn func(c *
 		Example: example,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -141,11 +137,7 @@ func userListCmd(env *Env, g *globals) *cobra.Command {
 		Example: "  keyward user list\n  keyward user list -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -167,11 +159,7 @@ func userGetCmd(env *Env, g *globals) *cobra.Command {
 		Example: "  keyward user get alice",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -241,11 +229,7 @@ code). From then on keyward login asks for the six-digit code.`,
 		Example: "  keyward user totp enroll alice",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -340,11 +324,7 @@ func serviceListCmd(env *Env, g *globals) *cobra.Command {
 		Example: "  keyward service list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -366,11 +346,7 @@ func serviceGetCmd(env *Env, g *globals) *cobra.Command {
 		Example: "  keyward service get ci",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -637,11 +613,7 @@ func issuerListCmd(env *Env, g *globals) *cobra.Command {
 		Example: "  keyward issuer list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -663,11 +635,7 @@ func issuerGetCmd(env *Env, g *globals) *cobra.Command {
 		Example: "  keyward issuer get github\n  keyward issuer get github -o json > github.json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}

@@ -147,11 +147,7 @@ from the secret at call time; after a rotation the next call uses the new one.`,
 			if err := f.apply(cmd, &spec); err != nil {
 				return err
 			}
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -182,11 +178,7 @@ func integrationUpdateCmd(env *Env, g *globals) *cobra.Command {
   keyward integration update stripe --secret payments/prod/stripe-key-v2`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -219,11 +211,7 @@ func integrationGetCmd(env *Env, g *globals) *cobra.Command {
 		Short: "Show an integration's settings (never the key)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -267,11 +255,7 @@ func integrationListCmd(env *Env, g *globals) *cobra.Command {
 		Short: "List integrations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}

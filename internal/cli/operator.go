@@ -80,11 +80,7 @@ command line stays in shell history). Progress is shown (2/3); the server
 unseals when the threshold is reached.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -156,11 +152,7 @@ func newOperatorRotateCmd(env *Env, g *globals) *cobra.Command {
 		Short: "Add a keyring version; new writes use it, old data still opens",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -183,11 +175,7 @@ func newOperatorStatusCmd(env *Env, g *globals) *cobra.Command {
 		Short: "Show whether the server is initialised and sealed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}

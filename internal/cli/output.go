@@ -35,6 +35,16 @@ func (g *globals) json() (bool, error) {
 	return false, Usagef("--output %q: want text or json", g.output)
 }
 
+// setup is the start of every command that calls the API: the output
+// format asked for, then the client.
+func (g *globals) setup(env *Env) (asJSON bool, c *client.Client, err error) {
+	if asJSON, err = g.json(); err != nil {
+		return false, nil, err
+	}
+	c, err = g.newClient(env)
+	return asJSON, c, err
+}
+
 // newClient builds an API client from flags and the environment. The token
 // comes from $KEYWARD_TOKEN, else from the file keyward login writes.
 func (g *globals) newClient(env *Env) (*client.Client, error) {

@@ -321,11 +321,7 @@ func policyListCmd(env *Env, g *globals) *cobra.Command {
 		Example: "  keyward policy list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -347,11 +343,7 @@ func policyGetCmd(env *Env, g *globals) *cobra.Command {
 		Example: "  keyward policy get payments-ci > payments-ci.yaml\n  keyward policy get payments-ci -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}

@@ -70,11 +70,7 @@ func newProjectCmd(env *Env) *cobra.Command {
 		Short: "Create a project with dev, staging and prod environments",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -93,11 +89,7 @@ func newProjectCmd(env *Env) *cobra.Command {
 		Short: "List projects",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}

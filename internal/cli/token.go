@@ -172,11 +172,7 @@ func tokenLookupCmd(env *Env, g *globals) *cobra.Command {
   keyward token lookup --accessor 3f2a9c0d1b -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
@@ -253,11 +249,7 @@ a second. To revoke the saved token and delete its file, use keyward logout.`,
   KEYWARD_TOKEN=$CHILD keyward token revoke`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
 			}
