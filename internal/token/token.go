@@ -634,14 +634,20 @@ func (s *Service) HandleEvent(e events.Event) {
 
 // Lookup returns a token by accessor.
 func (s *Service) Lookup(ctx context.Context, accessor string) (*Token, error) {
+	return s.read(ctx, `accessor = $1`, accessor, ErrNotFound)
+}
+
+// read reads the one token where cond (on arg) holds, with its audit
+// HMAC; notFound when there is none.
+func (s *Service) read(ctx context.Context, cond string, arg any, notFound error) (*Token, error) {
 	var t *Token
 	err := s.store.Read(ctx, func(tx storage.Tx) error {
 		var err error
-		_, t, err = scanToken(tx.QueryRow(ctx, `SELECT `+columns+` FROM tokens WHERE accessor = $1`, accessor))
+		_, t, err = scanToken(tx.QueryRow(ctx, `SELECT `+columns+` FROM tokens WHERE `+cond, arg))
 		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
+		return nil, notFound
 	}
 	if err != nil {
 		return nil, err
@@ -662,20 +668,7 @@ func (s *Service) Find(ctx context.Context, plaintext string) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	var t *Token
-	err = s.store.Read(ctx, func(tx storage.Tx) error {
-		var err error
-		_, t, err = scanToken(tx.QueryRow(ctx, `SELECT `+columns+` FROM tokens WHERE hash = $1`, hash))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrInvalid
-	}
-	if err != nil {
-		return nil, err
-	}
-	t.AccessorHMAC = s.accessorHMAC(t.Accessor)
-	return t, nil
+	return s.read(ctx, `hash = $1`, hash, ErrInvalid)
 }
 
 // Active reports whether t would pass Verify at now (address bindings
