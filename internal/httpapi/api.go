@@ -54,12 +54,10 @@ type Caller struct {
 	// Token is the access token the caller presented (nil for other
 	// credentials); handlers that act on it (child tokens, renew-self) use it.
 	Token *token.Token
-	// Scopes, when not nil, replace policy evaluation: the caller presented
-	// a client API key, which may only proxy (action proxy) on resources
-	// its scopes match, and nothing else, AnyToken routes included.
-	Scopes []string
 	// Key is the client API key the caller presented (nil for other
-	// credentials); Limits charges its rate and quota.
+	// credentials). Its scopes replace policy evaluation: a key may only
+	// proxy (action proxy) on resources its scopes match, and nothing else,
+	// AnyToken routes included. Limits charges its rate and quota.
 	Key *apikey.Key
 }
 
@@ -479,7 +477,7 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 	if resErr != nil {
 		return resErr
 	}
-	if !rt.AnyToken || caller.Scopes != nil {
+	if !rt.AnyToken || caller.Key != nil {
 		if allowed, reason := a.deps.Authz.Decide(caller, rt.Action, resource); !allowed {
 			return &Error{Status: http.StatusForbidden, Code: CodePermissionDenied,
 				Message: fmt.Sprintf("permission denied: %s on %s", rt.Action, resource), Err: errors.New(reason)}
@@ -636,7 +634,7 @@ func recordCaller(usage func(kind, subject string, status int), c *Caller, statu
 		return
 	}
 	kind := monitor.KindToken
-	if c.AuthMethod == "apikey" {
+	if c.Key != nil {
 		kind = monitor.KindKey
 	}
 	usage(kind, c.Accessor, status)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/keyward/keyward/internal/apikey"
@@ -62,15 +61,10 @@ func (a *tokenAuth) authenticateKey(ctx context.Context, bearer string, src neti
 	return keyCallerOf(k), nil
 }
 
-// keyCallerOf is the request principal of an API key: no policies, only its
-// scopes (never nil, so the authorizer knows it is a key). The key cache
-// keeps it in Key.Ext.
+// keyCallerOf is the request principal of an API key: no policies, only
+// the key (and so its scopes). The key cache keeps it in Key.Ext.
 func keyCallerOf(k *apikey.Key) *httpapi.Caller {
-	scopes := slices.Clip(k.Scopes)
-	if scopes == nil {
-		scopes = []string{}
-	}
-	return &httpapi.Caller{Principal: "apikey:" + k.ID, AuthMethod: "apikey", Accessor: k.ID, AccessorHMAC: k.IDHMAC, Scopes: scopes, Key: k}
+	return &httpapi.Caller{Principal: "apikey:" + k.ID, AuthMethod: "apikey", Accessor: k.ID, AccessorHMAC: k.IDHMAC, Key: k}
 }
 
 // envExists tells the API key service whether project/env exists.

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyward/keyward/internal/apikey"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/identity"
@@ -43,14 +42,14 @@ func keyDecide(c *httpapi.Caller, action, resource string) (bool, string) {
 	if action != "proxy" {
 		return false, "denied: an API key may only proxy through the gateway"
 	}
-	if !apikey.MatchScopes(c.Scopes, resource) {
+	if !c.Key.Allows(resource) {
 		return false, "denied: the API key's scopes do not cover " + resource
 	}
 	return true, "allowed by the API key's scopes"
 }
 
 func (a policyAuthz) Explain(c *httpapi.Caller, action, resource string) policy.Decision {
-	if c.Scopes != nil {
+	if c.Key != nil {
 		ok, _ := keyDecide(c, action, resource)
 		d := policy.Decision{Rule: -1, Effect: policy.EffectDefaultDeny, Action: action, Resource: resource}
 		if ok {
@@ -67,7 +66,7 @@ func (a policyAuthz) Explain(c *httpapi.Caller, action, resource string) policy.
 }
 
 func (a policyAuthz) Decide(c *httpapi.Caller, action, resource string) (bool, string) {
-	if c.Scopes != nil {
+	if c.Key != nil {
 		return keyDecide(c, action, resource)
 	}
 	if len(c.BoundEnvs) > 0 {
@@ -82,7 +81,7 @@ func (a policyAuthz) Decide(c *httpapi.Caller, action, resource string) (bool, s
 // AllowedBelow reports whether anything under prefix may be allowed (list
 // filtering).
 func (a policyAuthz) AllowedBelow(c *httpapi.Caller, action, prefix string) bool {
-	if c.Scopes != nil {
+	if c.Key != nil {
 		return false // API keys list nothing
 	}
 	if len(c.BoundEnvs) > 0 {
