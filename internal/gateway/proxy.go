@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/keyward/keyward/internal/ratelimit"
 )
 
 // Errors of a call through the proxy. Messages are written to be shown to
@@ -207,6 +209,10 @@ type Prepared struct {
 	query  string
 	header requestHeader
 }
+
+// Limits are the integration's rates: all its calls (rate) and each
+// caller's (callerRate); zero when unset.
+func (p Prepared) Limits() (rate, callerRate ratelimit.Limit) { return p.c.rate, p.c.callerRate }
 
 // Prepare checks r against the integration name: its methods, paths and
 // declared body size, and the query and headers it would forward. It sends

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/keyward/keyward/internal/ratelimit"
 	"sync"
 	"time"
 
@@ -199,16 +198,6 @@ func (s *Service) invalidate(name string) {
 	delete(s.cache, name)
 	s.gen++
 	s.mu.Unlock()
-}
-
-// Limits returns the integration's rate limits (zero Limits: none), from
-// memory when it is cached.
-func (s *Service) Limits(ctx context.Context, name string) (rate, callerRate ratelimit.Limit, err error) {
-	c, err := s.lookup(ctx, name)
-	if err != nil {
-		return ratelimit.Limit{}, ratelimit.Limit{}, err
-	}
-	return c.rate, c.callerRate, nil
 }
 
 // lookup returns the compiled integration, from memory when it is there.

@@ -26,12 +26,13 @@ const (
 )
 
 // GatewayLimiter is asked before each proxied call the integration
-// accepts (per-integration rate limits). Allow returns the strictest rate
+// accepts, with the integration's rates (rate: all its calls; callerRate:
+// each caller's; zero when unset). Allow returns the strictest rate
 // decision that applied (the zero Decision when none) to let the call
 // through, or the error to answer with, typically an *Error with status 429
 // and RetryAfter.
 type GatewayLimiter interface {
-	Allow(r *http.Request, integration string) (ratelimit.Decision, error)
+	Allow(r *http.Request, integration string, rate, callerRate ratelimit.Limit) (ratelimit.Decision, error)
 }
 
 // DefaultMaxPendingAudits bounds the audit entries of finished proxied
@@ -343,7 +344,8 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	pc, err := h.Proxy.Prepare(w, r, name, rest)
 	if err == nil && h.Limiter != nil {
 		var d ratelimit.Decision
-		if d, err = h.Limiter.Allow(r, name); err == nil {
+		rate, callerRate := pc.Limits()
+		if d, err = h.Limiter.Allow(r, name, rate, callerRate); err == nil {
 			st.noteRate(d)
 		}
 	}

@@ -98,10 +98,10 @@ func (a *asyncAudit) setHold(hold bool) {
 
 func (a *asyncAudit) release() { a.held.release() }
 
-type limiterFunc func(r *http.Request, name string) (ratelimit.Decision, error)
+type limiterFunc func(r *http.Request, name string, rate, callerRate ratelimit.Limit) (ratelimit.Decision, error)
 
-func (f limiterFunc) Allow(r *http.Request, name string) (ratelimit.Decision, error) {
-	return f(r, name)
+func (f limiterFunc) Allow(r *http.Request, name string, rate, callerRate ratelimit.Limit) (ratelimit.Decision, error) {
+	return f(r, name, rate, callerRate)
 }
 
 type gwFixture struct {
@@ -300,7 +300,7 @@ func errMessage(m map[string]any) string {
 func TestGatewayLimiterHook(t *testing.T) {
 	f := newGWFixture(t)
 	var asked string
-	f.gw.Limiter = limiterFunc(func(r *http.Request, name string) (ratelimit.Decision, error) {
+	f.gw.Limiter = limiterFunc(func(r *http.Request, name string, _, _ ratelimit.Limit) (ratelimit.Decision, error) {
 		asked = name
 		return ratelimit.Decision{}, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: "slow down", RetryAfter: 2 * time.Second}
 	})

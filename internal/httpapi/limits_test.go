@@ -118,7 +118,7 @@ func TestGatewayAdmitsAfterTheIntegrationsChecks(t *testing.T) {
 	lim := &fakeLimits{}
 	f := newGWFixture(t, func(d *Deps) { d.Limits = lim })
 	var refuse bool
-	f.gw.Limiter = limiterFunc(func(r *http.Request, name string) (ratelimit.Decision, error) {
+	f.gw.Limiter = limiterFunc(func(r *http.Request, name string, _, _ ratelimit.Limit) (ratelimit.Decision, error) {
 		if refuse {
 			return ratelimit.Decision{}, limited429(5)
 		}

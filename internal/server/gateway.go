@@ -52,7 +52,7 @@ func (n *Node) gatewayRoutes(authz httpapi.Authorizer, aud httpapi.Auditor, errs
 	n.gatewayAPI = &httpapi.Gateway{
 		Svc: n.integrations, Proxy: n.proxy, Authz: authz, Audit: aud, Errors: errs, Log: n.log,
 		AuditHealthy: n.auditLog.Healthy, Usage: n.usage.Record,
-		Limiter: &integrationLimiter{svc: n.integrations, lim: n.keyLimiter},
+		Limiter: &integrationLimiter{lim: n.keyLimiter},
 	}
 	return n.gatewayAPI.Routes()
 }
@@ -74,16 +74,9 @@ func (n *Node) closeGateway() {
 // and caller rate (the calls of each token or API key) before a call is
 // forwarded. It shares the node's limiter with tokens and API keys
 // (distinct key spaces); limits are per node.
-type integrationLimiter struct {
-	svc *gateway.Service
-	lim *ratelimit.Limiter
-}
+type integrationLimiter struct{ lim *ratelimit.Limiter }
 
-func (l *integrationLimiter) Allow(r *http.Request, name string) (ratelimit.Decision, error) {
-	rate, callerRate, err := l.svc.Limits(r.Context(), name)
-	if err != nil {
-		return ratelimit.Decision{}, err
-	}
+func (l *integrationLimiter) Allow(r *http.Request, name string, rate, callerRate ratelimit.Limit) (ratelimit.Decision, error) {
 	var applied ratelimit.Decision
 	if !rate.IsZero() {
 		d := l.lim.Allow(limitIntegration+name, rate)
