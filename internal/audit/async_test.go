@@ -189,3 +189,39 @@ func TestAppendAsyncErrors(t *testing.T) {
 		t.Errorf("Healthy = %v after a failed asynchronous batch", err)
 	}
 }
+
+// At most MaxQueued asynchronous entries wait; past that AppendAsync
+// refuses, and accepts again once they are written.
+func TestAppendAsyncQueueBound(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	l := openLog(t, st, newSigner(t), Options{AsyncDelay: time.Hour, MaxQueued: 2})
+	res := newResults(3)
+	for i := range 2 {
+		e := testEntry(i + 1)
+		if err := l.AppendAsync(e, res.done(e.RequestID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	called := false
+	if err := l.AppendAsync(testEntry(3), func(error) { called = true }); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("third AppendAsync = %v, want ErrQueueFull", err)
+	}
+	// A synchronous append takes the queued ones along.
+	if err := l.Append(t.Context(), testEntry(4)); err != nil {
+		t.Fatal(err)
+	}
+	e := testEntry(5)
+	if err := l.AppendAsync(e, res.done(e.RequestID)); err != nil {
+		t.Fatalf("AppendAsync after the queue was written = %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t)
+	if called {
+		t.Error("the callback of a refused entry was called")
+	}
+	if n := count(t, st, "audit_entries"); n != 4 {
+		t.Errorf("%d rows, want 4", n)
+	}
+}

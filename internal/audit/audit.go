@@ -112,6 +112,7 @@ const (
 	DefaultSinkBuffer      = 4096
 	DefaultLinger          = 500 * time.Microsecond
 	DefaultAsyncDelay      = 25 * time.Millisecond
+	DefaultMaxQueued       = 4096
 )
 
 // Options tune a Log. The zero value gives the defaults.
@@ -130,6 +131,9 @@ type Options struct {
 	// before the batcher writes them when no synchronous Append is
 	// pending (DefaultAsyncDelay when 0; negative: no wait).
 	AsyncDelay time.Duration
+	// MaxQueued bounds the entries of AppendAsync not yet written; past it
+	// AppendAsync refuses with ErrQueueFull (DefaultMaxQueued when 0).
+	MaxQueued int
 	// Sink, when set, receives every committed entry appended through this
 	// Log as one JSON line, asynchronously.
 	Sink io.Writer
@@ -150,6 +154,9 @@ var (
 	ErrTampered = errors.New("audit: log has been tampered with")
 	// ErrClosed: the Log was closed.
 	ErrClosed = errors.New("audit: log is closed")
+	// ErrQueueFull: Options.MaxQueued asynchronous entries are unwritten;
+	// the caller appends synchronously instead (and so waits for the log).
+	ErrQueueFull = errors.New("audit: too many queued entries")
 	// ErrInvalid: the entry cannot be logged as given (e.g. unknown outcome).
 	ErrInvalid = errors.New("audit: invalid entry")
 	// ErrWrite: the entry could not be written; the request it records
@@ -170,6 +177,7 @@ type Log struct {
 	mu          sync.Mutex
 	pending     []*request
 	syncPending int // requests in pending that a caller waits for
+	queued      int // AppendAsync entries not yet written (pending or in a batch)
 	closed      bool
 
 	wake chan struct{} // cap 1: pending is non-empty
@@ -218,6 +226,9 @@ func Open(ctx context.Context, st storage.Store, signer Signer, opts Options) (*
 	}
 	if opts.AsyncDelay == 0 {
 		opts.AsyncDelay = DefaultAsyncDelay
+	}
+	if opts.MaxQueued <= 0 {
+		opts.MaxQueued = DefaultMaxQueued
 	}
 	if opts.SinkBuffer <= 0 {
 		opts.SinkBuffer = DefaultSinkBuffer
@@ -296,7 +307,8 @@ func (l *Log) Append(ctx context.Context, e *Entry) error {
 // waiting for it. done, when not nil, is called once with the batch's
 // result (nil, or an error wrapping ErrWrite), from the log's goroutine:
 // it must not block. e is not updated. Errors returned directly (invalid
-// entry, closed log) mean e was not queued and done is not called.
+// entry, closed log, ErrQueueFull) mean e was not queued and done is not
+// called.
 // Entries still queued at Close are written before it returns.
 func (l *Log) AppendAsync(e *Entry, done func(error)) error {
 	r, detail, err := l.prepare(e)
@@ -309,6 +321,11 @@ func (l *Log) AppendAsync(e *Entry, done func(error)) error {
 		l.mu.Unlock()
 		return ErrClosed
 	}
+	if l.queued >= l.opts.MaxQueued {
+		l.mu.Unlock()
+		return ErrQueueFull
+	}
+	l.queued++
 	l.pending = append(l.pending, req)
 	// Wake the batcher only when it has something new to decide: the
 	// first entry (it arms its timer) or a full batch.
@@ -546,6 +563,13 @@ func (l *Log) commitPending() bool {
 		l.batches.Add(1)
 		l.batched.Add(uint64(n))
 	}
+	l.mu.Lock()
+	for _, req := range batch {
+		if req.done == nil {
+			l.queued--
+		}
+	}
+	l.mu.Unlock()
 	for _, req := range batch {
 		if req.cb != nil {
 			req.cb(err)

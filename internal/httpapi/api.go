@@ -148,8 +148,8 @@ type Route struct {
 	// at a customer's request rate (key verification). The entry is still
 	// written, in order, within the audit log's AsyncDelay. The edge falls
 	// back to a synchronous append, which fails the request (fail closed)
-	// when the log cannot be written, whenever the log is unhealthy or
-	// MaxPendingAudits entries of such routes are still unwritten.
+	// when the log cannot be written, whenever the log is unhealthy or its
+	// queue refuses the entry (full).
 	AuditAsync bool
 	// Summary describes the route for the OpenAPI document and help.
 	Summary string
@@ -186,10 +186,6 @@ type Deps struct {
 	// AuditHealthy reports the audit log's state (nil: healthy); AuditAsync
 	// routes append synchronously, and so fail closed, while it fails.
 	AuditHealthy func() error
-	// MaxPendingAudits bounds the queued, unwritten entries of AuditAsync
-	// routes (DefaultMaxPendingAudits when 0); past it they append
-	// synchronously.
-	MaxPendingAudits int
 }
 
 // API serves a route table.
@@ -197,7 +193,6 @@ type API struct {
 	deps   Deps
 	mux    *http.ServeMux
 	routes []Route
-	queued chan struct{} // a slot per unwritten entry of an AuditAsync route
 }
 
 // New builds the handler for routes.
@@ -211,10 +206,7 @@ func New(deps Deps, routes []Route) *API {
 	if deps.MaxBodyBytes == 0 {
 		deps.MaxBodyBytes = 1 << 20
 	}
-	if deps.MaxPendingAudits <= 0 {
-		deps.MaxPendingAudits = DefaultMaxPendingAudits
-	}
-	a := &API{deps: deps, mux: http.NewServeMux(), routes: routes, queued: make(chan struct{}, deps.MaxPendingAudits)}
+	a := &API{deps: deps, mux: http.NewServeMux(), routes: routes}
 	for _, rt := range routes {
 		a.mux.Handle(rt.Pattern, a.wrap(rt))
 	}
@@ -578,27 +570,29 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 }
 
 // audit appends the entry of a request: queued for AuditAsync routes
-// while the log is healthy and has room, else through group commit before
-// the response.
+// when the log takes it, else through group commit before the response.
 func (a *API) audit(ctx context.Context, rt Route, ev *AuditEvent) error {
-	if aa, ok := a.deps.Audit.(AsyncAuditor); ok && rt.AuditAsync &&
-		(a.deps.AuditHealthy == nil || a.deps.AuditHealthy() == nil) {
-		select {
-		case a.queued <- struct{}{}:
-			err := aa.AuditRequestAsync(ev, func(err error) {
-				if err != nil {
-					a.deps.Log.Error("queued audit append failed", "request_id", ev.RequestID, "err", err)
-				}
-				<-a.queued
-			})
-			if err == nil {
-				return nil
-			}
-			<-a.queued
-		default:
-		}
+	if rt.AuditAsync {
+		return appendQueued(ctx, a.deps.Audit, a.deps.AuditHealthy, a.deps.Log, ev)
 	}
 	return a.deps.Audit.AuditRequest(ctx, ev)
+}
+
+// appendQueued queues ev with the audit log while it is healthy and its
+// queue has room (an AsyncAuditor), and otherwise appends it now, so a
+// failing or overrun log is felt by the caller: an error, or the wait.
+func appendQueued(ctx context.Context, aud Auditor, healthy func() error, log *slog.Logger, ev *AuditEvent) error {
+	if q, ok := aud.(AsyncAuditor); ok && (healthy == nil || healthy() == nil) {
+		err := q.AuditRequestAsync(ev, func(err error) {
+			if err != nil {
+				log.Error("queued audit append failed", "request_id", ev.RequestID, "err", err)
+			}
+		})
+		if err == nil {
+			return nil
+		}
+	}
+	return aud.AuditRequest(ctx, ev)
 }
 
 // withHeaders is a handler's response body with extra response headers

@@ -9,13 +9,13 @@ import (
 	"testing"
 )
 
-// queueAudit records which path each entry took; queued callbacks wait
-// for release. Its synchronous appends fail while failSync is set.
+// queueAudit records which path each entry took. Its synchronous appends
+// fail while failSync is set.
 type queueAudit struct {
 	fakeAudit
-	held     heldCallbacks
 	mu       sync.Mutex
 	async    []*AuditEvent
+	full     atomic.Bool // the queue refuses, as the audit log's does when full
 	failSync atomic.Bool
 }
 
@@ -27,10 +27,13 @@ func (q *queueAudit) AuditRequest(ctx context.Context, e *AuditEvent) error {
 }
 
 func (q *queueAudit) AuditRequestAsync(e *AuditEvent, done func(error)) error {
+	if q.full.Load() {
+		return errors.New("queue full")
+	}
 	q.mu.Lock()
 	q.async = append(q.async, e)
 	q.mu.Unlock()
-	q.held.add(done)
+	done(nil)
 	return nil
 }
 
@@ -40,16 +43,15 @@ func (q *queueAudit) counts() (sync, async int) {
 	return len(q.fakeAudit.events), len(q.async)
 }
 
-// An AuditAsync route answers without waiting for its entry while the
-// log is healthy and has room; otherwise it appends synchronously, and so
-// fails closed. Other routes always append synchronously.
+// An AuditAsync route queues its entry while the log is healthy and its
+// queue takes it; otherwise it appends synchronously, and so fails closed.
+// Other routes always append synchronously.
 func TestAuditAsyncRoutes(t *testing.T) {
 	aud := &queueAudit{}
 	var unhealthy atomic.Bool
 	ok := func(r *http.Request) (int, any, error) { return 200, map[string]string{"ok": "yes"}, nil }
 	api := New(Deps{
 		Auth: fakeAuth{"good"}, Authz: fakeAuthz{map[string]bool{"read keys/verify": true}}, Audit: aud,
-		MaxPendingAudits: 2,
 		AuditHealthy: func() error {
 			if unhealthy.Load() {
 				return errors.New("disk full")
@@ -73,12 +75,13 @@ func TestAuditAsyncRoutes(t *testing.T) {
 	want("a route without AuditAsync", w.Code, 200, 1, 1)
 	w, _ = do(t, api, "POST", "/verify", "good", "")
 	want("second call", w.Code, 200, 1, 2)
-	// Two entries queued and unwritten: the next appends synchronously.
+	// The queue refuses (full): the entry is appended synchronously.
+	aud.full.Store(true)
 	w, _ = do(t, api, "POST", "/verify", "good", "")
 	want("queue full", w.Code, 200, 2, 2)
-	aud.held.release()
+	aud.full.Store(false)
 	w, _ = do(t, api, "POST", "/verify", "good", "")
-	want("after the queue drained", w.Code, 200, 2, 3)
+	want("queue with room again", w.Code, 200, 2, 3)
 	// An unhealthy log: synchronous, and a failing append refuses the call.
 	unhealthy.Store(true)
 	aud.failSync.Store(true)

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/keyward/keyward/internal/gateway"
 	"github.com/keyward/keyward/internal/monitor"
@@ -35,10 +34,6 @@ type GatewayLimiter interface {
 	Allow(r *http.Request, integration string, rate, callerRate ratelimit.Limit) (ratelimit.Decision, error)
 }
 
-// DefaultMaxPendingAudits bounds the audit entries of finished proxied
-// calls that are not written yet (Gateway.MaxPendingAudits).
-const DefaultMaxPendingAudits = 4096
-
 // Gateway serves the integration routes and the proxy route.
 type Gateway struct {
 	Svc   *gateway.Service
@@ -57,15 +52,7 @@ type Gateway struct {
 	// response); nil: a mapper with the gateway's errors.
 	Errors *ErrorMapper
 	Log    *slog.Logger
-	// MaxPendingAudits bounds the entries of finished calls waiting to be
-	// written; a new call waits for room before it starts
-	// (DefaultMaxPendingAudits when 0).
-	MaxPendingAudits int
-
-	once    sync.Once
-	pending chan struct{} // one slot per entry not yet written
-
-	writing sync.WaitGroup // entries queued or being written
+	once   sync.Once
 }
 
 // AsyncAuditor is implemented by an Auditor that can queue an entry
@@ -285,11 +272,6 @@ func (h *Gateway) Routes() []Route {
 
 func (h *Gateway) init() {
 	h.once.Do(func() {
-		n := h.MaxPendingAudits
-		if n <= 0 {
-			n = DefaultMaxPendingAudits
-		}
-		h.pending = make(chan struct{}, n)
 		if h.Errors == nil {
 			h.Errors = NewErrorMapper()
 			MapGatewayErrors(h.Errors)
@@ -300,15 +282,12 @@ func (h *Gateway) init() {
 	})
 }
 
-// auditWait is how long a call waits for room among the pending audit
-// entries before it is refused.
-const auditWait = 5 * time.Second
-
 // serveProxy forwards one call. Its audit entry (method, path, status,
 // latency, bytes; never a body or a credential) is queued for the audit
 // log after the call finished, so the connection is not held for the
-// group commit; the call waited for room for that entry before it started,
-// and no call starts while the audit log is failing (fail closed).
+// group commit (when the log's queue is full it is appended at once, which
+// holds the connection: backpressure), and no call starts while the audit
+// log is failing (fail closed).
 func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	h.init()
 	ctx := r.Context()
@@ -320,22 +299,6 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	select {
-	case h.pending <- struct{}{}:
-	default:
-		t := time.NewTimer(auditWait)
-		select {
-		case h.pending <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			renderError(w, r, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "the audit log is behind; request refused"))
-			return
-		case <-ctx.Done():
-			t.Stop()
-			return
-		}
-	}
-
 	// The integration's own checks first, then its rates, then the
 	// caller's key (rate, quota): each is spent only when everything
 	// before it passed, and nothing is sent unless all did.
@@ -389,51 +352,15 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// audit hands the entry of a finished call to the audit log without
-// waiting for it. Its slot in pending is freed once it is written.
+// audit hands the entry of a finished call to the audit log. Not the
+// request's context: it ends with the response; the log bounds its own
+// writes. The answer is already out, so a failure can only be logged.
 func (h *Gateway) audit(ev *AuditEvent) {
 	if h.Audit == nil {
-		<-h.pending
 		return
 	}
-	h.writing.Add(1)
-	if a, ok := h.Audit.(AsyncAuditor); ok {
-		err := a.AuditRequestAsync(ev, func(err error) { h.written(ev, err) })
-		if err != nil {
-			h.written(ev, err)
-		}
-		return
-	}
-	go func() {
-		// Not the request's context: it ended with the response. The
-		// audit log bounds its own writes.
-		h.written(ev, h.Audit.AuditRequest(context.Background(), ev))
-	}()
-}
-
-// written frees the slot of an entry once the audit log is done with it.
-func (h *Gateway) written(ev *AuditEvent, err error) {
-	if err != nil {
+	if err := appendQueued(context.Background(), h.Audit, h.AuditHealthy, h.Log, ev); err != nil {
 		h.Log.Error("audit append of a gateway call failed", "request_id", ev.RequestID, "err", err)
-	}
-	<-h.pending
-	h.writing.Done()
-}
-
-// Flush waits until every entry of a finished call is written (or ctx
-// ends). The server calls it at shutdown, after the last call and before
-// the audit log closes.
-func (h *Gateway) Flush(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		h.writing.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

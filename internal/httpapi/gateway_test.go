@@ -45,58 +45,26 @@ func (a *chanAudit) AuditRequest(_ context.Context, e *AuditEvent) error {
 	return nil
 }
 
-// heldCallbacks keeps AuditRequestAsync callbacks until release.
-type heldCallbacks struct {
-	mu  sync.Mutex
-	fns []func(error)
-}
-
-func (h *heldCallbacks) add(done func(error)) {
-	h.mu.Lock()
-	h.fns = append(h.fns, done)
-	h.mu.Unlock()
-}
-
-// release runs the held callbacks with a successful write.
-func (h *heldCallbacks) release() {
-	h.mu.Lock()
-	fns := h.fns
-	h.fns = nil
-	h.mu.Unlock()
-	for _, done := range fns {
-		done(nil)
-	}
-}
-
 // asyncAudit is chanAudit with AuditRequestAsync, as the server's
-// auditor has: entries are recorded at once, and their callbacks run at
-// once unless hold is set, then at release.
+// auditor has: a queued entry is recorded and its callback run at once;
+// while full is set the queue refuses, as the audit log's does when full.
 type asyncAudit struct {
 	*chanAudit
-	held heldCallbacks
-	hmu  sync.Mutex // orders hold against adding to held
-	hold bool
+	full   atomic.Bool
+	queued atomic.Int32
 }
 
+var errQueueFull = errors.New("queue full")
+
 func (a *asyncAudit) AuditRequestAsync(e *AuditEvent, done func(error)) error {
-	a.AuditRequest(context.Background(), e)
-	a.hmu.Lock()
-	defer a.hmu.Unlock()
-	if a.hold {
-		a.held.add(done)
-		return nil
+	if a.full.Load() {
+		return errQueueFull
 	}
+	a.queued.Add(1)
+	a.AuditRequest(context.Background(), e)
 	done(nil)
 	return nil
 }
-
-func (a *asyncAudit) setHold(hold bool) {
-	a.hmu.Lock()
-	a.hold = hold
-	a.hmu.Unlock()
-}
-
-func (a *asyncAudit) release() { a.held.release() }
 
 type limiterFunc func(r *http.Request, name string, rate, callerRate ratelimit.Limit) (ratelimit.Decision, error)
 
@@ -224,7 +192,7 @@ func TestGatewayCallIsAuditedAfterwards(t *testing.T) {
 		t.Errorf("the audit event holds the key, the body or the query: %s", b)
 	}
 
-	// Calls in a burst: every entry is written, and every slot freed.
+	// Calls in a burst: every entry is queued.
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
@@ -237,12 +205,8 @@ func TestGatewayCallIsAuditedAfterwards(t *testing.T) {
 	for range 20 {
 		f.nextAudit(t)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(f.gw.pending) != 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if n := len(f.gw.pending); n != 0 {
-		t.Errorf("%d audit slots still taken after every entry was written", n)
+	if n := f.async.queued.Load(); n != 21 {
+		t.Errorf("%d entries queued, want 21 (every call's)", n)
 	}
 }
 
@@ -316,84 +280,22 @@ func TestGatewayLimiterHook(t *testing.T) {
 	}
 }
 
-// Responses do not wait for their entries, but a call waits for room when
-// MaxPendingAudits entries are unwritten.
-func TestGatewayCallWaitsForAuditRoom(t *testing.T) {
+// When the audit log's queue refuses an entry (full), the gateway appends
+// it at once instead; so does it with an auditor that cannot queue.
+func TestGatewayAuditQueueRefused(t *testing.T) {
 	f := newGWFixture(t)
-	f.gw.MaxPendingAudits = 3
-	f.async.setHold(true)
-	for range 3 {
-		if resp, _ := f.do(t, "GET", "/v1/gateway/api/x", nil); resp.StatusCode != 200 {
-			t.Fatalf("call = %d while its entry is unwritten", resp.StatusCode)
-		}
-	}
-	if n := len(f.gw.pending); n != 3 {
-		t.Fatalf("%d audit slots taken, want 3", n)
-	}
-	fourth := make(chan int, 1)
-	go func() {
-		resp, _ := f.do(t, "GET", "/v1/gateway/api/x", nil)
-		fourth <- resp.StatusCode
-	}()
-	time.Sleep(50 * time.Millisecond)
-	if n := f.hits.Load(); n != 3 {
-		t.Fatalf("the upstream got %d calls; the fourth must wait for an audit slot", n)
-	}
-	f.async.release()
-	if code := <-fourth; code != 200 {
-		t.Fatalf("fourth call = %d after room was made", code)
-	}
-	for range 4 { // every call handed its entry over
-		f.nextAudit(t)
-	}
-	f.async.setHold(false)
-	f.async.release()
-	if err := f.gw.Flush(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(f.gw.pending); n != 0 {
-		t.Errorf("%d audit slots taken after every entry was written", n)
-	}
-}
-
-// At shutdown, Flush waits until the queued entries are written.
-func TestGatewayFlushWaitsForQueuedEntries(t *testing.T) {
-	f := newGWFixture(t)
-	f.async.setHold(true)
-	for range 2 {
-		if resp, _ := f.do(t, "GET", "/v1/gateway/api/x", nil); resp.StatusCode != 200 {
-			t.Fatalf("call = %d while its entry is unwritten", resp.StatusCode)
-		}
-	}
-	for range 2 { // both calls handed their entries over
-		f.nextAudit(t)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	if err := f.gw.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Flush with entries unwritten = %v, want it to wait", err)
-	}
-	f.async.release()
-	if err := f.gw.Flush(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Without AuditRequestAsync the gateway appends each entry from a
-// goroutine; the call still does not wait for it.
-func TestGatewaySyncAuditorFallback(t *testing.T) {
-	f := newGWFixture(t)
-	f.gw.Audit = f.audit
+	f.async.full.Store(true)
 	if resp, _ := f.do(t, "GET", "/v1/gateway/api/x", nil); resp.StatusCode != 200 {
 		t.Fatalf("call = %d", resp.StatusCode)
 	}
-	if ev := f.nextAudit(t); ev.Detail["method"] != "GET" {
+	if ev := f.nextAudit(t); ev.Detail["method"] != "GET" || f.async.queued.Load() != 0 {
+		t.Errorf("audit event = %+v, %d queued; want it appended directly", ev, f.async.queued.Load())
+	}
+	f.gw.Audit = f.audit // no AuditRequestAsync at all
+	if resp, _ := f.do(t, "GET", "/v1/gateway/api/y", nil); resp.StatusCode != 200 {
+		t.Fatalf("call = %d", resp.StatusCode)
+	}
+	if ev := f.nextAudit(t); ev.Detail["path"] != "/y" {
 		t.Errorf("audit event = %+v", ev)
-	}
-	if err := f.gw.Flush(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(f.gw.pending); n != 0 {
-		t.Errorf("%d audit slots taken after the entry was written", n)
 	}
 }

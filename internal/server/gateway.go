@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/gateway"
@@ -49,26 +48,17 @@ func (n *Node) gatewayEvent(e events.Event) {
 
 // gatewayRoutes returns the integration and proxy routes.
 func (n *Node) gatewayRoutes(authz httpapi.Authorizer, aud httpapi.Auditor, errs *httpapi.ErrorMapper) []httpapi.Route {
-	n.gatewayAPI = &httpapi.Gateway{
+	gw := &httpapi.Gateway{
 		Svc: n.integrations, Proxy: n.proxy, Authz: authz, Audit: aud, Errors: errs, Log: n.log,
 		AuditHealthy: n.auditLog.Healthy, Usage: n.usage.Record,
 		Limiter: &integrationLimiter{lim: n.keyLimiter},
 	}
-	return n.gatewayAPI.Routes()
+	return gw.Routes()
 }
 
-// closeGateway writes the audit entries of finished calls still waiting
-// (before the audit log closes) and drops upstream connections.
-func (n *Node) closeGateway() {
-	if n.gatewayAPI != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := n.gatewayAPI.Flush(ctx); err != nil {
-			n.log.Error("writing the audit entries of gateway calls at shutdown", "err", err)
-		}
-	}
-	n.proxy.Close()
-}
+// closeGateway drops upstream connections. The entries of finished calls
+// still queued are written when the audit log closes, after it.
+func (n *Node) closeGateway() { n.proxy.Close() }
 
 // integrationLimiter enforces an integration's rate (all calls through it)
 // and caller rate (the calls of each token or API key) before a call is

@@ -69,7 +69,6 @@ type Node struct {
 	// The gateway (gateway.go).
 	integrations *gateway.Service
 	proxy        *gateway.Proxy
-	gatewayAPI   *httpapi.Gateway
 }
 
 // Options are what a caller of New supplies beyond the config.
