@@ -237,19 +237,6 @@ func EnvKind(env string) string {
 	return KindTest
 }
 
-// KindOf reads the kind marker of a well-formed key ("" when it carries
-// none, as keys made elsewhere would).
-func KindOf(plaintext string) string {
-	if len(plaintext) < credential.PrefixLen+4 {
-		return ""
-	}
-	switch m := plaintext[credential.PrefixLen : credential.PrefixLen+4]; m {
-	case KindLive, KindTest:
-		return m
-	}
-	return ""
-}
-
 // CreateRequest describes a key to issue.
 type CreateRequest struct {
 	Project, Env string

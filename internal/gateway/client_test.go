@@ -139,7 +139,7 @@ func TestClientInterruptedBodyClosesTheConnection(t *testing.T) {
 	h.integration(t, Integration{Name: "api", Upstream: srv.URL, AllowPrivate: true})
 	w := &failingWriter{ResponseRecorder: httptest.NewRecorder(), after: 1000}
 	req := httptest.NewRequest("GET", "/v1/gateway/api/x", nil)
-	c, err := h.proxy.Forward(w, req, "api", "/x")
+	c, err := forward(h.proxy, w, req, "api", "/x")
 	if err == nil || !c.Wrote {
 		t.Fatalf("interrupted copy: %v %+v", err, c)
 	}
@@ -205,7 +205,7 @@ func TestClientHTTPSUpstream(t *testing.T) {
 	// Without the test CA the certificate is refused: 502, nothing sent.
 	plain := NewProxy(st.svc, st.secrets, TransportOptions{})
 	defer plain.Close()
-	_, err := plain.Forward(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), "tls", "/x")
+	_, err := forward(plain, httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), "tls", "/x")
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("untrusted certificate: %v", err)
 	}

@@ -50,7 +50,7 @@
 // (internal/httpapi). A call is Prepared (the integration's methods, paths,
 // declared body size, query and headers: nothing sent, no secret read) and
 // then Sent, so the edge spends the caller's limits only on calls the
-// integration accepts; Forward does both. Send reports what the audit
+// integration accepts. Send reports what the audit
 // entry needs (status, bytes in and out) and nothing else, and keeps the
 // edge's own RateLimit-* headers over the upstream's.
 //

@@ -189,18 +189,6 @@ type Call struct {
 	Wrote bool
 }
 
-// Forward sends r to the integration name at the escaped path below it
-// (e.g. "/v1/users/42") and streams the answer to w: Prepare, then Send.
-// Until Call.Wrote is set, an error means nothing was written and the
-// caller renders it. The caller has authenticated and authorised r.
-func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, escapedPath string) (Call, error) {
-	pc, err := p.Prepare(w, r, name, escapedPath)
-	if err != nil {
-		return Call{}, err
-	}
-	return p.Send(w, r, pc)
-}
-
 // Prepared is a call that passed the integration's own checks and is ready
 // to be sent.
 type Prepared struct {

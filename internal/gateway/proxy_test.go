@@ -116,12 +116,22 @@ func (h *harness) integration(t *testing.T, in Integration) {
 	}
 }
 
+// forward is what the HTTP edge does with an authorised call: Prepare, then
+// Send (it spends the caller's limits in between).
+func forward(p *Proxy, w http.ResponseWriter, r *http.Request, name, escapedPath string) (Call, error) {
+	pc, err := p.Prepare(w, r, name, escapedPath)
+	if err != nil {
+		return Call{}, err
+	}
+	return p.Send(w, r, pc)
+}
+
 // call forwards a request for /v1/gateway/NAME/... as the HTTP edge would.
 func (h *harness) call(t *testing.T, req *http.Request) (*httptest.ResponseRecorder, Call, error) {
 	t.Helper()
 	name, rest, _ := strings.Cut(strings.TrimPrefix(req.URL.EscapedPath(), "/v1/gateway/"), "/")
 	w := httptest.NewRecorder()
-	c, err := h.proxy.Forward(w, req, name, "/"+rest)
+	c, err := forward(h.proxy, w, req, name, "/"+rest)
 	return w, c, err
 }
 
@@ -252,19 +262,19 @@ func TestForwardRefusesEscapingPaths(t *testing.T) {
 	} {
 		req := httptest.NewRequest("GET", "/v1/gateway/api/x", nil)
 		w := httptest.NewRecorder()
-		_, err := h.proxy.Forward(w, req, "api", p)
+		_, err := forward(h.proxy, w, req, "api", p)
 		if !errors.Is(err, ErrBadPath) {
 			t.Errorf("%s: %v, want ErrBadPath", p, err)
 		}
 	}
 	for _, p := range []string{"/admin", "/", "/publicx/a", "/Public/a"} {
-		_, err := h.proxy.Forward(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), "api", p)
+		_, err := forward(h.proxy, httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), "api", p)
 		if !errors.Is(err, ErrPathNotAllowed) {
 			t.Errorf("%s: %v, want ErrPathNotAllowed", p, err)
 		}
 	}
 	w := httptest.NewRecorder()
-	if _, err := h.proxy.Forward(w, httptest.NewRequest("DELETE", "/", nil), "api", "/public/a"); !errors.Is(err, ErrMethodNotAllowed) || w.Header().Get("Allow") != "GET" {
+	if _, err := forward(h.proxy, w, httptest.NewRequest("DELETE", "/", nil), "api", "/public/a"); !errors.Is(err, ErrMethodNotAllowed) || w.Header().Get("Allow") != "GET" {
 		t.Errorf("DELETE: %v (Allow %q)", err, w.Header().Get("Allow"))
 	}
 	if n := len(up.requests()); n != 0 {
@@ -577,7 +587,7 @@ func TestKeywardRateLimitHeadersWin(t *testing.T) {
 	w.Header().Set("RateLimit-Remaining", "7")
 	w.Header().Set("RateLimit-Reset", "2")
 	w.Header().Set("RateLimit-Policy", "10;w=60")
-	if _, err := h.proxy.Forward(w, httptest.NewRequest("GET", "/v1/gateway/api/x", nil), "api", "/x"); err != nil {
+	if _, err := forward(h.proxy, w, httptest.NewRequest("GET", "/v1/gateway/api/x", nil), "api", "/x"); err != nil {
 		t.Fatal(err)
 	}
 	got := w.Result().Header
@@ -589,7 +599,7 @@ func TestKeywardRateLimitHeadersWin(t *testing.T) {
 	}
 
 	w = httptest.NewRecorder()
-	if _, err := h.proxy.Forward(w, httptest.NewRequest("GET", "/v1/gateway/api/x", nil), "api", "/x"); err != nil {
+	if _, err := forward(h.proxy, w, httptest.NewRequest("GET", "/v1/gateway/api/x", nil), "api", "/x"); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.Result().Header; got.Get("RateLimit-Limit") != "5000" || got.Get("RateLimit") == "" {
