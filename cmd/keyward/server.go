@@ -29,6 +29,11 @@ A new server must be initialised once ('keyward operator init') and unsealed
 after every start ('keyward operator unseal'). With --dev it initialises and
 unseals itself from a key file in the data directory: for development only.
 
+With --gateway-listen a second address serves the data plane alone: the
+gateway, token exchange, revocation and introspection, key verification and
+health. Expose that one to apps and devices and keep --listen, the whole
+management API, on a private network.
+
 The garbage collector runs with GOGC=400 unless GOGC is set (see
 docs/operations.md); GOMEMLIMIT caps memory as usual.
 
@@ -36,7 +41,8 @@ SIGINT or SIGTERM stops the server gracefully: requests in flight finish,
 keys are wiped from memory and storage is closed.`,
 		Example: `  keyward server --dev
   keyward server --listen 0.0.0.0:8270 --tls-cert cert.pem --tls-key key.pem
-  keyward server --storage postgres://keyward@db.internal/keyward`,
+  keyward server --storage postgres://keyward@db.internal/keyward
+  keyward server --listen 10.0.0.5:8270 --gateway-listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(cmd.Flags(), env.Getenv)

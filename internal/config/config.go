@@ -45,6 +45,14 @@ type Config struct {
 	// terminates TLS or rewrites Host. DPoP proofs name the URL the client
 	// called; keyward checks them against this URL plus the request path.
 	PublicURL string `toml:"public_url"`
+	// GatewayListen, when set, is a second address (host:port) that serves
+	// only the data plane: the gateway, token exchange and revocation, key
+	// verification and health. The management API stays on Listen, which
+	// can then be kept off the network apps and devices reach.
+	GatewayListen string `toml:"gateway_listen"`
+	// GatewayPublicURL is PublicURL for the GatewayListen address: the base
+	// URL apps reach the data plane by, checked in their DPoP proofs.
+	GatewayPublicURL string `toml:"gateway_public_url"`
 }
 
 // Defaults returns the built-in configuration.
@@ -85,6 +93,8 @@ func settings() []setting {
 			return nil
 		}},
 		{"public-url", "KEYWARD_PUBLIC_URL", "base URL clients reach this server by, when behind a proxy (checked in DPoP proofs)", str(func(c *Config) *string { return &c.PublicURL })},
+		{"gateway-listen", "KEYWARD_GATEWAY_LISTEN", "also serve the data plane alone (gateway, token exchange, key verification, health) on this address (host:port)", str(func(c *Config) *string { return &c.GatewayListen })},
+		{"gateway-public-url", "KEYWARD_GATEWAY_PUBLIC_URL", "base URL apps reach --gateway-listen by, when behind a proxy (checked in DPoP proofs)", str(func(c *Config) *string { return &c.GatewayPublicURL })},
 		{"audit-file", "KEYWARD_AUDIT_FILE", "also append every audit entry to this file as JSON lines", str(func(c *Config) *string { return &c.AuditFile })},
 		{"audit-retention", "KEYWARD_AUDIT_RETENTION", "delete audit entries older than this (e.g. 2160h); 0 keeps all", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -209,24 +219,44 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return errors.New("config: max_body_bytes must be positive")
 	}
-	if c.PublicURL != "" {
-		if _, err := c.ParsedPublicURL(); err != nil {
-			return err
+	if _, err := parsePublicURL("public-url", c.PublicURL); err != nil {
+		return err
+	}
+	if c.GatewayListen != "" {
+		_, port, err := net.SplitHostPort(c.GatewayListen)
+		if err != nil {
+			return fmt.Errorf("config: gateway-listen %q: want host:port", c.GatewayListen)
 		}
+		if c.GatewayListen == c.Listen && port != "0" { // port 0: each gets a free port
+			return fmt.Errorf("config: gateway-listen %q: must differ from listen", c.GatewayListen)
+		}
+	}
+	if c.GatewayPublicURL != "" && c.GatewayListen == "" {
+		return errors.New("config: gateway-public-url is set without gateway-listen")
+	}
+	if _, err := parsePublicURL("gateway-public-url", c.GatewayPublicURL); err != nil {
+		return err
 	}
 	return nil
 }
 
 // ParsedPublicURL parses PublicURL: an absolute http(s) URL with no user
 // information, query or fragment; nil when it is not set.
-func (c Config) ParsedPublicURL() (*url.URL, error) {
-	if c.PublicURL == "" {
+func (c Config) ParsedPublicURL() (*url.URL, error) { return parsePublicURL("public-url", c.PublicURL) }
+
+// ParsedGatewayPublicURL parses GatewayPublicURL like ParsedPublicURL.
+func (c Config) ParsedGatewayPublicURL() (*url.URL, error) {
+	return parsePublicURL("gateway-public-url", c.GatewayPublicURL)
+}
+
+func parsePublicURL(setting, s string) (*url.URL, error) {
+	if s == "" {
 		return nil, nil
 	}
-	u, err := url.Parse(c.PublicURL)
+	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
 		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return nil, fmt.Errorf("config: public-url %q: want an absolute http(s) URL such as https://keyward.example.com", redactURL(c.PublicURL))
+		return nil, fmt.Errorf("config: %s %q: want an absolute http(s) URL such as https://keyward.example.com", setting, redactURL(s))
 	}
 	return u, nil
 }

@@ -71,6 +71,10 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--public-url", "keyward.example.com"}, nil, "public-url"},
 		{nil, map[string]string{"KEYWARD_PUBLIC_URL": "https://keyward.example.com/?x=1"}, "public-url"},
 		{[]string{"--public-url", "ftp://keyward.example.com"}, nil, "public-url"},
+		{[]string{"--gateway-listen", "8443"}, nil, "gateway-listen"},
+		{[]string{"--gateway-listen", "127.0.0.1:8270"}, nil, "must differ from listen"},
+		{[]string{"--gateway-public-url", "https://gw.example.com"}, nil, "without gateway-listen"},
+		{nil, map[string]string{"KEYWARD_GATEWAY_LISTEN": "0.0.0.0:8443", "KEYWARD_GATEWAY_PUBLIC_URL": "gw.example.com"}, "gateway-public-url"},
 	}
 	for _, c := range cases {
 		_, err := load(t, c.args, c.env)
@@ -96,6 +100,23 @@ func TestPublicURL(t *testing.T) {
 	}
 	if u, err := (Config{}).ParsedPublicURL(); u != nil || err != nil {
 		t.Fatalf("unset public url = %v, %v", u, err)
+	}
+}
+
+func TestGatewayListen(t *testing.T) {
+	c, err := load(t, []string{"--gateway-listen", "0.0.0.0:8443"}, map[string]string{"KEYWARD_GATEWAY_PUBLIC_URL": "https://gw.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GatewayListen != "0.0.0.0:8443" {
+		t.Errorf("gateway listen = %q", c.GatewayListen)
+	}
+	u, err := c.ParsedGatewayPublicURL()
+	if err != nil || u.Host != "gw.example.com" {
+		t.Fatalf("gateway public url = %v, %v", u, err)
+	}
+	if c, err := load(t, nil, nil); err != nil || c.GatewayListen != "" {
+		t.Fatalf("default gateway listen = %q, %v; want off", c.GatewayListen, err)
 	}
 }
 

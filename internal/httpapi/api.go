@@ -151,6 +151,12 @@ type Route struct {
 	// when the log cannot be written, whenever the log is unhealthy or its
 	// queue refuses the entry (full).
 	AuditAsync bool
+	// DataPlane routes are the ones apps, devices and customers' own
+	// services call at request rate: the gateway, token exchange,
+	// revocation and introspection, key verification and health. They are
+	// also served on the data-plane listener (DataPlane), which serves
+	// nothing else.
+	DataPlane bool
 	// Summary describes the route for the OpenAPI document and help.
 	Summary string
 }
@@ -236,6 +242,18 @@ func (a *API) allowedMethods(r *http.Request) []string {
 
 // Routes returns the route table.
 func (a *API) Routes() []Route { return a.routes }
+
+// DataPlaneRoutes returns the routes of routes marked DataPlane, for the
+// data-plane listener's API.
+func DataPlaneRoutes(routes []Route) []Route {
+	var out []Route
+	for _, rt := range routes {
+		if rt.DataPlane {
+			out = append(out, rt)
+		}
+	}
+	return out
+}
 
 type ctxKey int
 

@@ -371,7 +371,7 @@ func (h *Keys) Routes() []Route {
 			},
 		},
 		{
-			Pattern: "POST /v1/keys/verify", AnyToken: true, Action: "read", Resource: static("keys/verify"),
+			Pattern: "POST /v1/keys/verify", AnyToken: true, Action: "read", Resource: static("keys/verify"), DataPlane: true,
 			AuditAsync: true,
 			Summary:    "Verify a client API key for your own API: {\"key\", \"resource\", \"source_addr\", \"consume\"}; needs read on the key. Uses one request of its rate and quota unless consume is false.",
 			Handle:     h.verify,

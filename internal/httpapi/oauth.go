@@ -130,7 +130,7 @@ func (o *OAuth) now() time.Time {
 func (o *OAuth) Routes() []Route {
 	return []Route{
 		{
-			Pattern: "POST /v1/oauth/token", Open: true, Action: "login",
+			Pattern: "POST /v1/oauth/token", Open: true, Action: "login", DataPlane: true,
 			Summary: "Token exchange (RFC 8693): an ID token from a trusted issuer for an access token of at most 15 minutes; DPoP-bound (RFC 9449) when a DPoP proof header is sent.",
 			Handle: func(r *http.Request) (int, any, error) {
 				status, body, oe := o.exchange(r)
@@ -141,7 +141,7 @@ func (o *OAuth) Routes() []Route {
 			},
 		},
 		{
-			Pattern: "POST /v1/oauth/revoke", Open: true, Action: "delete",
+			Pattern: "POST /v1/oauth/revoke", Open: true, Action: "delete", DataPlane: true,
 			Summary: "Revoke a token and its children (RFC 7009): the form's token is the credential. Unknown tokens also get 200.",
 			Handle: func(r *http.Request) (int, any, error) {
 				status, oe := o.revoke(r)
@@ -152,7 +152,7 @@ func (o *OAuth) Routes() []Route {
 			},
 		},
 		{
-			Pattern: "POST /v1/oauth/introspect", Action: "read", Resource: static("sys/introspect"),
+			Pattern: "POST /v1/oauth/introspect", Action: "read", Resource: static("sys/introspect"), DataPlane: true,
 			Summary: "Describe a token (RFC 7662): active, scope (policies), exp, iat, sub, token_type, cnf.jkt, rate. Needs read on sys/introspect.",
 			Handle: func(r *http.Request) (int, any, error) {
 				body, oe := o.introspect(r)

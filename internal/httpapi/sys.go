@@ -68,7 +68,7 @@ func static(resource string) func(*http.Request) (string, error) {
 func SysRoutes(sys Sys, metrics *Metrics) []Route {
 	routes := []Route{
 		{
-			Pattern: "GET /v1/sys/health", Open: true, WhileSealed: true, NoAudit: true,
+			Pattern: "GET /v1/sys/health", Open: true, WhileSealed: true, NoAudit: true, DataPlane: true,
 			Summary: "Node health: 200 when serving, 503 when sealed or uninitialised.",
 			Handle: func(r *http.Request) (int, any, error) {
 				h := sys.Health(r.Context())

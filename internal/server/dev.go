@@ -62,12 +62,16 @@ func (n *Node) printDevBanner(w io.Writer, tokenPath string) {
 		scheme = "https"
 	}
 	addr := scheme + "://" + n.cfg.Listen
+	dataPlane := ""
+	if n.cfg.GatewayListen != "" {
+		dataPlane = "\n    Data plane:  " + scheme + "://" + n.cfg.GatewayListen + " (gateway, token exchange, key verification, health)"
+	}
 	fmt.Fprintf(w, `
 WARNING: keyward is running in DEVELOPMENT mode. It unseals itself with a key
 stored next to the data (%s): anyone who can read that directory can read
 every secret. Do NOT use dev mode in production.
 
-    Address:     %s
+    Address:     %s%s
     Root token:  %s
     (also in %s)
 
@@ -77,7 +81,7 @@ Try:
     keyward operator rotate
     curl -s %s/v1/sys/health
 
-`, filepath.Join(n.cfg.DataDir, devKeyFile), addr, n.devRootToken, tokenPath, addr, tokenPath, addr)
+`, filepath.Join(n.cfg.DataDir, devKeyFile), addr, dataPlane, n.devRootToken, tokenPath, addr, tokenPath, addr)
 }
 
 // writeFileAtomic writes data to path through a synced temp file and a rename.

@@ -74,7 +74,7 @@ func startB(b *testing.B, cfg config.Config) *running {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{node: node, url: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
+	r := &running{node: node, url: "http://" + ln.API.Addr().String(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		r.err = node.Serve(ctx, ln)
 		close(r.done)

@@ -28,6 +28,16 @@ var openRoutes = []string{
 	"POST /v1/oauth/token", "POST /v1/oauth/revoke",
 }
 
+// dataPlaneRoutes are the only routes of the data-plane listener
+// (--gateway-listen): what apps, devices and customers' own services call.
+// A route added to it is exposed wherever that listener is; add it here
+// only on purpose.
+var dataPlaneRoutes = []string{
+	"GET /v1/sys/health",
+	"POST /v1/oauth/token", "POST /v1/oauth/revoke", "POST /v1/oauth/introspect",
+	"POST /v1/keys/verify",
+}
+
 // concretePath fills a route pattern's wildcards.
 func concretePath(pattern string) (method, path string) {
 	method, path, _ = strings.Cut(pattern, " ")
@@ -181,6 +191,18 @@ func TestEveryRouteIsAuthenticatedAndAuthorized(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(open, want) {
 		t.Errorf("open routes = %v, want %v", open, want)
+	}
+	var data []string
+	for _, rt := range httpapi.DataPlaneRoutes(n.api.Routes()) {
+		if !strings.Contains(rt.Pattern, " /v1/gateway/") {
+			data = append(data, rt.Pattern)
+		}
+	}
+	slices.Sort(data)
+	want = slices.Clone(dataPlaneRoutes)
+	slices.Sort(want)
+	if !slices.Equal(data, want) {
+		t.Errorf("data-plane routes (but the gateway's) = %v, want %v", data, want)
 	}
 
 	if !n.barrier.Sealed() {

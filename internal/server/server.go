@@ -46,6 +46,7 @@ type Node struct {
 	sys     *sys
 	metrics *httpapi.Metrics
 	api     *httpapi.API
+	dataAPI *httpapi.API // the data-plane listener's; nil without GatewayListen
 	secrets *secret.Service
 	tokens  *token.Service
 	apikeys *apikey.Service
@@ -204,7 +205,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	routes = append(routes, (&httpapi.Keys{Svc: n.apikeys, Authz: authz, Audit: aud}).Routes()...)
 	routes = append(routes, n.gatewayRoutes(authz, aud, errs)...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
-	n.api = httpapi.New(httpapi.Deps{
+	deps := httpapi.Deps{
 		Log:          log,
 		Auth:         &tokenAuth{svc: n.tokens, keys: n.apikeys},
 		Authz:        authz,
@@ -218,7 +219,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		DPoP:         n.dpop,
 		PublicURL:    publicURL,
 		AuditHealthy: n.auditLog.Healthy,
-	}, routes)
+	}
+	n.api = httpapi.New(deps, routes)
+	if cfg.GatewayListen != "" {
+		// The data-plane listener: the same edge (one audit log, one DPoP
+		// replay cache, one set of limits) over the data-plane routes only,
+		// checking DPoP proofs against its own public URL.
+		deps.PublicURL, _ = cfg.ParsedGatewayPublicURL() // checked by cfg.Validate
+		n.dataAPI = httpapi.New(deps, httpapi.DataPlaneRoutes(routes))
+	}
 
 	if cfg.Dev {
 		if err := n.startDev(ctx, opts.Banner); err != nil {
@@ -354,69 +363,122 @@ func (n *Node) tidy(ctx context.Context) {
 // usageRetention is how long per-minute usage counts are kept.
 const usageRetention = 31 * 24 * time.Hour
 
-// Listen binds the configured address. A port already in use is reported
-// with the address.
-func (n *Node) Listen() (net.Listener, error) {
-	ln, err := net.Listen("tcp", n.cfg.Listen)
+// Listeners are a node's bound addresses.
+type Listeners struct {
+	API     net.Listener // the whole API (listen)
+	Gateway net.Listener // the data plane alone (gateway_listen); nil when not configured
+}
+
+// Close closes the listeners.
+func (ls *Listeners) Close() {
+	for _, ln := range []net.Listener{ls.API, ls.Gateway} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// Listen binds the configured addresses. A port already in use is reported
+// with the address and the setting that names it.
+func (n *Node) Listen() (*Listeners, error) {
+	ls := &Listeners{}
+	var err error
+	if ls.API, err = listen(n.cfg.Listen, "--listen"); err != nil {
+		return nil, err
+	}
+	if n.dataAPI != nil {
+		if ls.Gateway, err = listen(n.cfg.GatewayListen, "--gateway-listen"); err != nil {
+			ls.Close()
+			return nil, err
+		}
+	}
+	return ls, nil
+}
+
+func listen(addr, flag string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, errAddrInUse) || strings.Contains(err.Error(), "address already in use") {
-			return nil, fmt.Errorf("cannot listen on %s: the address is already in use (is another keyward running? choose another with --listen)", n.cfg.Listen)
+			return nil, fmt.Errorf("cannot listen on %s: the address is already in use (is another keyward running? choose another with %s)", addr, flag)
 		}
-		return nil, fmt.Errorf("cannot listen on %s: %w", n.cfg.Listen, err)
+		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
 	}
 	return ln, nil
 }
 
 var errAddrInUse = errors.New("address already in use")
 
-// Serve serves HTTP(S) on ln until ctx is cancelled, then shuts down
-// gracefully: in-flight requests finish (up to ShutdownTimeout), then the
-// barrier is sealed and storage closed.
-func (n *Node) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           n.api,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
-	}
-	tlsOn := n.cfg.TLSCert != ""
-	if tlsOn {
+// Serve serves HTTP(S) on the listeners until ctx is cancelled, then shuts
+// down gracefully: in-flight requests finish (up to ShutdownTimeout), then
+// the barrier is sealed and storage closed. Both listeners use the same TLS
+// certificate and timeouts.
+func (n *Node) Serve(ctx context.Context, ls *Listeners) error {
+	var tlsConf *tls.Config
+	if n.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(n.cfg.TLSCert, n.cfg.TLSKey)
 		if err != nil {
+			ls.Close()
+			n.Close()
 			return fmt.Errorf("loading TLS certificate %s and key %s: %w", n.cfg.TLSCert, n.cfg.TLSKey, err)
 		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
-	errc := make(chan error, 1)
-	go func() {
-		if tlsOn {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
 	scheme := "http"
-	if tlsOn {
+	if tlsConf != nil {
 		scheme = "https"
 	}
-	n.log.Info("listening", "addr", scheme+"://"+ln.Addr().String())
+	type served struct {
+		srv  *http.Server
+		ln   net.Listener
+		name string
+	}
+	all := []served{{n.httpServer(n.api, tlsConf), ls.API, "api"}}
+	if ls.Gateway != nil && n.dataAPI != nil {
+		all = append(all, served{n.httpServer(n.dataAPI, tlsConf), ls.Gateway, "data plane"})
+	}
+	errc := make(chan error, len(all))
+	for _, s := range all {
+		go func() {
+			if tlsConf != nil {
+				errc <- s.srv.ServeTLS(s.ln, "", "")
+			} else {
+				errc <- s.srv.Serve(s.ln)
+			}
+		}()
+		n.log.Info("listening", "addr", scheme+"://"+s.ln.Addr().String(), "serves", s.name)
+	}
+	var err error
 	select {
-	case err := <-errc:
-		n.Close()
-		return err
+	case err = <-errc:
+		n.log.Error("a listener failed; shutting down", "err", err)
 	case <-ctx.Done():
 	}
 	n.log.Info("shutting down: waiting for in-flight requests", "timeout", n.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(sctx)
+	for _, s := range all {
+		if serr := s.srv.Shutdown(sctx); err == nil {
+			err = serr
+		}
+	}
 	if cerr := n.Close(); err == nil {
 		err = cerr
 	}
 	n.log.Info("stopped")
 	return err
+}
+
+// httpServer is the HTTP server of one listener.
+func (n *Node) httpServer(h http.Handler, tlsConf *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConf,
+	}
 }
 
 // prepareDataDir creates the data directory (0700) and checks that it is

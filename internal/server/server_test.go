@@ -46,6 +46,7 @@ func (s *syncBuffer) String() string {
 type running struct {
 	node   *Node
 	url    string
+	gwURL  string // the data-plane listener's, when configured
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Serve returned
 	err    error         // what Serve returned
@@ -89,7 +90,10 @@ func start(t *testing.T, cfg config.Config, logw io.Writer) *running {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{node: node, url: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
+	r := &running{node: node, url: "http://" + ln.API.Addr().String(), cancel: cancel, done: make(chan struct{})}
+	if ln.Gateway != nil {
+		r.gwURL = "http://" + ln.Gateway.Addr().String()
+	}
 	go func() {
 		r.err = node.Serve(ctx, ln)
 		close(r.done)
