@@ -43,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -139,7 +140,10 @@ var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv
 // Parse checks a proof's form and signature, not its claims against a
 // request: that is Verifier.Verify. algs is the allow-list (nil: the
 // defaults).
-func Parse(proof string, algs []string) (*Proof, error) {
+func Parse(proof string, algs []string) (*Proof, error) { return parse(proof, algs, nil) }
+
+// parse is Parse with a cache of decoded jwk headers (nil: none).
+func parse(proof string, algs []string, keys *keyCache) (*Proof, error) {
 	if algs == nil {
 		algs = DefaultAlgorithms
 	}
@@ -150,7 +154,8 @@ func Parse(proof string, algs []string) (*Proof, error) {
 		return nil, invalid("proof too large")
 	}
 	hseg, rest, ok := strings.Cut(proof, ".")
-	if !ok || strings.Count(rest, ".") != 1 {
+	pseg, sseg, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || strings.IndexByte(sseg, '.') >= 0 {
 		return nil, invalid("not a compact JWS")
 	}
 	hb, err := base64.RawURLEncoding.Strict().DecodeString(hseg)
@@ -173,23 +178,29 @@ func Parse(proof string, algs []string) (*Proof, error) {
 	if h.Kid != "" || len(h.X5c) > 0 || h.Jku != "" || h.X5u != "" {
 		return nil, invalid("the key must be given in jwk only")
 	}
-	key, jkt, err := publicJWK(h.JWK, h.Alg)
+	key, jkt, err := keys.publicJWK(h.JWK)
 	if err != nil {
 		return nil, err
 	}
-	jws, err := jose.ParseSignedCompact(proof, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(h.Alg)})
-	if err != nil || len(jws.Signatures) != 1 {
+	if !keyFitsAlg(key, h.Alg) {
+		return nil, invalid("jwk is not a key for alg")
+	}
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(sseg)
+	if err != nil {
 		return nil, invalid("malformed JWS")
 	}
-	payload, err := jws.Verify(key.Key)
-	if err != nil {
+	if !verifySignature(h.Alg, key, proof[:len(hseg)+1+len(pseg)], sig) {
 		return nil, invalid("signature does not verify with the jwk")
+	}
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(pseg)
+	if err != nil {
+		return nil, invalid("malformed JWS")
 	}
 	var c claims
 	if err := strictUnmarshal(payload, &c); err != nil {
 		return nil, invalid("claims are malformed")
 	}
-	p := &Proof{Algorithm: h.Alg, Key: key.Key, JKT: jkt}
+	p := &Proof{Algorithm: h.Alg, Key: key, JKT: jkt}
 	switch {
 	case c.JTI == nil || *c.JTI == "" || len(*c.JTI) > maxJTILen:
 		return nil, invalid("jti missing or longer than 256 bytes")
@@ -231,12 +242,53 @@ func strictUnmarshal(b []byte, v any) error {
 	return nil
 }
 
-// publicJWK decodes the proof's jwk: a public key of the kind alg signs
-// with, and no private member.
-func publicJWK(raw json.RawMessage, alg string) (*jose.JSONWebKey, string, error) {
+// publicJWK decodes the proof's jwk: a public key with no private member,
+// and its thumbprint. Decoded keys are remembered by their exact JSON text
+// when c is not nil: a device signs every proof with the same key, and
+// decoding it (go-jose's JSON, big-number parsing, the point check, the
+// thumbprint) costs tens of microseconds a proof.
+func (c *keyCache) publicJWK(raw json.RawMessage) (crypto.PublicKey, string, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, "", invalid("jwk header missing")
 	}
+	if c == nil {
+		return decodeJWK(raw)
+	}
+	c.mu.RLock()
+	e, ok := c.m[string(raw)]
+	c.mu.RUnlock()
+	if ok {
+		return e.key, e.jkt, nil
+	}
+	key, jkt, err := decodeJWK(raw)
+	if err != nil {
+		return nil, "", err // not cached: a bad key costs the sender, not the cache
+	}
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		clear(c.m) // keys of devices still calling come back on their next proof
+	}
+	c.m[string(raw)] = cachedKey{key, jkt}
+	c.mu.Unlock()
+	return key, jkt, nil
+}
+
+// keyCache maps a jwk header's JSON text to its decoded public key.
+type keyCache struct {
+	max int
+	mu  sync.RWMutex
+	m   map[string]cachedKey
+}
+
+type cachedKey struct {
+	key crypto.PublicKey
+	jkt string
+}
+
+// defaultMaxKeys bounds a Verifier's key cache (a few MB at worst).
+const defaultMaxKeys = 10000
+
+func decodeJWK(raw json.RawMessage) (crypto.PublicKey, string, error) {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &members); err != nil {
 		return nil, "", invalid("jwk is not a JSON object")
@@ -250,14 +302,50 @@ func publicJWK(raw json.RawMessage, alg string) (*jose.JSONWebKey, string, error
 	if err := k.UnmarshalJSON(raw); err != nil || !k.Valid() || !k.IsPublic() {
 		return nil, "", invalid("jwk is not a usable public key")
 	}
-	if !keyFitsAlg(k.Key, alg) {
-		return nil, "", invalid("jwk is not a key for alg")
-	}
 	jkt, err := Thumbprint(k)
 	if err != nil {
 		return nil, "", invalid("jwk has no thumbprint")
 	}
-	return &k, jkt, nil
+	return k.Key, jkt, nil
+}
+
+// verifySignature checks a JWS signature (RFC 7515 §5.2, with RFC 7518's
+// algorithms) over signingInput, the proof's "header.payload". The caller
+// has checked that key is of the kind alg signs with (keyFitsAlg).
+func verifySignature(alg string, key crypto.PublicKey, signingInput string, sig []byte) bool {
+	var h crypto.Hash
+	switch alg {
+	case "ES256", "RS256", "PS256":
+		h = crypto.SHA256
+	case "ES384", "RS384", "PS384":
+		h = crypto.SHA384
+	case "ES512", "RS512", "PS512":
+		h = crypto.SHA512
+	case "EdDSA":
+		k, ok := key.(ed25519.PublicKey)
+		return ok && ed25519.Verify(k, []byte(signingInput), sig)
+	default:
+		return false
+	}
+	hh := h.New()
+	hh.Write([]byte(signingInput))
+	digest := hh.Sum(nil)
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		// R and S, each the curve's size in bytes, big-endian (RFC 7518 §3.4).
+		size := (k.Curve.Params().BitSize + 7) / 8
+		if len(sig) != 2*size {
+			return false
+		}
+		r, s := new(big.Int).SetBytes(sig[:size]), new(big.Int).SetBytes(sig[size:])
+		return ecdsa.Verify(k, digest, r, s)
+	case *rsa.PublicKey:
+		if alg[0] == 'P' {
+			return rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: h}) == nil
+		}
+		return rsa.VerifyPKCS1v15(k, h, digest, sig) == nil
+	}
+	return false
 }
 
 func keyFitsAlg(key any, alg string) bool {
@@ -319,6 +407,7 @@ type Options struct {
 type Verifier struct {
 	opts   Options
 	replay *replayCache
+	keys   *keyCache
 }
 
 // NewVerifier returns a Verifier. It panics on an algorithm that is not an
@@ -343,7 +432,8 @@ func NewVerifier(opts Options) *Verifier {
 	}
 	// An accepted proof has iat >= now-Window, so it could be accepted
 	// again until iat+Window <= now+2·Window: remember it that long.
-	return &Verifier{opts: opts, replay: newReplayCache(2*opts.Window, opts.MaxReplayEntries)}
+	return &Verifier{opts: opts, replay: newReplayCache(2*opts.Window, opts.MaxReplayEntries),
+		keys: &keyCache{max: defaultMaxKeys, m: map[string]cachedKey{}}}
 }
 
 // Algorithms returns the allow-list (for WWW-Authenticate's algs).
@@ -366,7 +456,7 @@ type Expect struct {
 // Verify checks proof against want and, when it passes, records it so that
 // it is never accepted again (on this node).
 func (v *Verifier) Verify(proof string, want Expect) (*Proof, error) {
-	p, err := Parse(proof, v.opts.Algorithms)
+	p, err := parse(proof, v.opts.Algorithms, v.keys)
 	if err != nil {
 		return nil, err
 	}

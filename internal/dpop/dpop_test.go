@@ -6,12 +6,15 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -262,6 +265,103 @@ func TestRSAKeyTooSmall(t *testing.T) {
 	}
 }
 
+// Every supported algorithm verifies a proof signed by go-jose, and refuses
+// it with any byte of the signature changed, cut short or lengthened; the
+// verdicts are go-jose's own.
+func TestSignatureAlgorithms(t *testing.T) {
+	ec := func(c elliptic.Curve) crypto.Signer {
+		k, err := ecdsa.GenerateKey(c, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]crypto.Signer{
+		"ES256": ec(elliptic.P256()), "ES384": ec(elliptic.P384()), "ES512": ec(elliptic.P521()), "EdDSA": ed,
+		"RS256": rsaKey, "RS384": rsaKey, "RS512": rsaKey, "PS256": rsaKey, "PS384": rsaKey, "PS512": rsaKey,
+	}
+	for _, alg := range supportedAlgorithms {
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: keys[alg]},
+			(&jose.SignerOptions{EmbedJWK: true}).WithType(Type))
+		if err != nil {
+			t.Fatal(alg, err)
+		}
+		claims := fmt.Sprintf(`{"jti":"j-%s","htm":"GET","htu":%q,"iat":%d}`, alg, testURL, time.Now().Unix())
+		jws, err := signer.Sign([]byte(claims))
+		if err != nil {
+			t.Fatal(alg, err)
+		}
+		proof, _ := jws.CompactSerialize()
+		if _, err := Parse(proof, supportedAlgorithms); err != nil {
+			t.Errorf("%s: a good proof: %v", alg, err)
+		}
+		dot := strings.LastIndexByte(proof, '.')
+		sig, _ := base64.RawURLEncoding.DecodeString(proof[dot+1:])
+		bad := [][]byte{sig[:len(sig)-1], append(slices.Clone(sig), 0), {}}
+		for _, i := range []int{0, len(sig) / 2, len(sig) - 1} {
+			b := slices.Clone(sig)
+			b[i] ^= 0x01
+			bad = append(bad, b)
+		}
+		for i, b := range bad {
+			tampered := proof[:dot+1] + base64.RawURLEncoding.EncodeToString(b)
+			_, err := Parse(tampered, supportedAlgorithms)
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s: tampered signature %d accepted: %v", alg, i, err)
+			}
+			if parsed, perr := jose.ParseSignedCompact(tampered, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)}); perr == nil {
+				if _, verr := parsed.Verify(keys[alg].Public()); verr == nil {
+					t.Errorf("%s: go-jose accepts tampered signature %d that keyward refuses", alg, i)
+				}
+			}
+		}
+	}
+}
+
+// The key cache gives the same key for the same jwk, still checks the key
+// against each proof's alg, never keeps a refused key, and stays bounded.
+func TestKeyCache(t *testing.T) {
+	v := NewVerifier(Options{})
+	v.keys.max = 2
+	now := time.Now()
+	keys := []*ecdsa.PrivateKey{newKey(t), newKey(t), newKey(t)}
+	for round := range 2 {
+		for i, k := range keys {
+			p, err := v.Verify(mustProof(t, k, "GET", testURL, "", now), Expect{Method: "GET", URL: testURL})
+			if err != nil || p.JKT != jktOf(t, k) {
+				t.Fatalf("round %d key %d: %+v, %v", round, i, p, err)
+			}
+			if n := len(v.keys.m); n > 2 {
+				t.Fatalf("key cache holds %d keys, max 2", n)
+			}
+		}
+	}
+	// The P-256 key is cached; a proof claiming ES384 with it is refused.
+	k := keys[2]
+	p := raw(t, map[string]any{"typ": "dpop+jwt", "alg": "ES384", "jwk": pubJWK(k)},
+		map[string]any{"jti": "x", "htm": "GET", "htu": testURL, "iat": now.Unix()}, es256(k))
+	if _, err := v.Verify(p, Expect{Method: "GET", URL: testURL}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not a key for alg") {
+		t.Fatalf("ES384 header with a cached P-256 key: %v", err)
+	}
+	// A jwk with private material is refused, and not cached.
+	jwk := pubJWK(k)
+	jwk["d"] = base64.RawURLEncoding.EncodeToString(k.D.Bytes())
+	clear(v.keys.m)
+	p = raw(t, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk},
+		map[string]any{"jti": "y", "htm": "GET", "htu": testURL, "iat": now.Unix()}, es256(k))
+	if _, err := v.Verify(p, Expect{Method: "GET", URL: testURL}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("private jwk: %v", err)
+	}
+	if len(v.keys.m) != 0 {
+		t.Fatal("a refused jwk was cached")
+	}
+}
+
 func TestNormalizeURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://Keyward.EXAMPLE/v1/x":           "https://keyward.example/v1/x",
@@ -370,8 +470,16 @@ func FuzzParse(f *testing.F) {
 	f.Add("e30.e30.")
 	f.Add("..")
 	f.Add("eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.AA")
+	cache := &keyCache{max: 4, m: map[string]cachedKey{}}
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := Parse(s, nil)
+		// With a key cache, twice (the second from the cache): the same verdict.
+		for range 2 {
+			pc, errc := parse(s, nil, cache)
+			if (err == nil) != (errc == nil) || err == nil && (pc.JKT != p.JKT || pc.JTI != p.JTI) {
+				t.Fatalf("with the key cache: %+v, %v; without: %+v, %v", pc, errc, p, err)
+			}
+		}
 		if err == nil {
 			if p.JKT == "" || p.JTI == "" || p.Method == "" || p.URL == "" || p.Key == nil {
 				t.Fatalf("accepted a proof with missing parts: %+v", p)
