@@ -5,6 +5,12 @@
 //	    carry "Authorization: Bearer KEY" (401 otherwise) and gets a 27-byte
 //	    JSON body, so a run proves the credential was injected on every call.
 //
+//	gateway goproxy -addr 127.0.0.1:19483 -upstream http://127.0.0.1:18380 -key KEY
+//	    a reference target: a plain Go reverse proxy (net/http server with
+//	    keyward's server timeouts, httputil.ReverseProxy, a tuned
+//	    http.Transport) that sets "Authorization: Bearer KEY" on every
+//	    request. What a typical Go gateway costs with no auth and no audit.
+//
 //	gateway report direct.json gateway.json nginx.json ...
 //	    reads httpload -json summaries (label direct, gateway, nginx; several
 //	    rounds each) and prints the medians over rounds as a Markdown table
@@ -27,17 +33,20 @@ import (
 )
 
 func main() {
+	const usage = "usage: gateway upstream|goproxy|report ..."
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: gateway upstream|report ...")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
 	switch os.Args[1] {
 	case "upstream":
 		upstream(os.Args[2:])
+	case "goproxy":
+		goproxy(os.Args[2:])
 	case "report":
 		report(os.Args[2:])
 	default:
-		fmt.Fprintln(os.Stderr, "usage: gateway upstream|report ...")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
 }
