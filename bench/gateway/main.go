@@ -11,6 +11,13 @@
 //	    http.Transport) that sets "Authorization: Bearer KEY" on every
 //	    request. What a typical Go gateway costs with no auth and no audit.
 //
+//	gateway rawproxy -addr 127.0.0.1:19484 -upstream http://127.0.0.1:18380 -key KEY
+//	    a reference target: the floor of a Go proxy on the machine. A bare
+//	    listener, one goroutine per client connection and one keep-alive
+//	    upstream connection each, just enough HTTP/1.1 parsing to forward
+//	    the bench's requests with the key injected (see rawproxy.go; not a
+//	    product HTTP implementation).
+//
 //	gateway report direct.json gateway.json nginx.json ...
 //	    reads httpload -json summaries (label direct, gateway, nginx; several
 //	    rounds each) and prints the medians over rounds as a Markdown table
@@ -33,7 +40,7 @@ import (
 )
 
 func main() {
-	const usage = "usage: gateway upstream|goproxy|report ..."
+	const usage = "usage: gateway upstream|goproxy|rawproxy|report ..."
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
@@ -43,6 +50,8 @@ func main() {
 		upstream(os.Args[2:])
 	case "goproxy":
 		goproxy(os.Args[2:])
+	case "rawproxy":
+		rawproxy(os.Args[2:])
 	case "report":
 		report(os.Args[2:])
 	default:
