@@ -5,11 +5,25 @@
 //	    carry "Authorization: Bearer KEY" (401 otherwise) and gets a 27-byte
 //	    JSON body, so a run proves the credential was injected on every call.
 //
+//	gateway goproxy -addr 127.0.0.1:19483 -upstream http://127.0.0.1:18380 -key KEY
+//	    a reference target: a plain Go reverse proxy (net/http server with
+//	    keyward's server timeouts, httputil.ReverseProxy, a tuned
+//	    http.Transport) that sets "Authorization: Bearer KEY" on every
+//	    request. What a typical Go gateway costs with no auth and no audit.
+//
+//	gateway rawproxy -addr 127.0.0.1:19484 -upstream http://127.0.0.1:18380 -key KEY
+//	    a reference target: the floor of a Go proxy on the machine. A bare
+//	    listener, one goroutine per client connection and one keep-alive
+//	    upstream connection each, just enough HTTP/1.1 parsing to forward
+//	    the bench's requests with the key injected (see rawproxy.go; not a
+//	    product HTTP implementation).
+//
 //	gateway report direct.json gateway.json nginx.json ...
-//	    reads httpload -json summaries (label direct, gateway, nginx; several
-//	    rounds each) and prints the medians over rounds as a Markdown table
-//	    with what the gateway adds to calling the upstream directly and its
-//	    throughput against nginx's.
+//	    reads httpload -json summaries (label direct, gateway, nginx, goproxy,
+//	    rawproxy; several rounds each) and prints the medians over rounds as a
+//	    Markdown table with what the gateway adds to calling the upstream
+//	    directly and the throughput of the gateway and of the two reference
+//	    proxies against nginx's.
 package main
 
 import (
@@ -27,17 +41,22 @@ import (
 )
 
 func main() {
+	const usage = "usage: gateway upstream|goproxy|rawproxy|report ..."
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: gateway upstream|report ...")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
 	switch os.Args[1] {
 	case "upstream":
 		upstream(os.Args[2:])
+	case "goproxy":
+		goproxy(os.Args[2:])
+	case "rawproxy":
+		rawproxy(os.Args[2:])
 	case "report":
 		report(os.Args[2:])
 	default:
-		fmt.Fprintln(os.Stderr, "usage: gateway upstream|report ...")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
 }
@@ -89,8 +108,7 @@ type summary struct {
 }
 
 func report(files []string) {
-	runs := map[string][]summary{}
-	var order []string
+	var sums []summary
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
@@ -103,13 +121,24 @@ func report(files []string) {
 			if json.Unmarshal(sc.Bytes(), &s) != nil || s.Label == "" {
 				continue
 			}
-			key := fmt.Sprintf("%s c=%d", s.Label, s.Conns)
-			if _, ok := runs[key]; !ok {
-				order = append(order, key)
-			}
-			runs[key] = append(runs[key], s)
+			sums = append(sums, s)
 		}
 		fh.Close()
+	}
+	writeReport(os.Stdout, sums)
+}
+
+// writeReport prints the table of medians over rounds, one row per label
+// and connection count in the order they first appear, then the comparisons.
+func writeReport(w io.Writer, sums []summary) {
+	runs := map[string][]summary{}
+	var order []string
+	for _, s := range sums {
+		key := fmt.Sprintf("%s c=%d", s.Label, s.Conns)
+		if _, ok := runs[key]; !ok {
+			order = append(order, key)
+		}
+		runs[key] = append(runs[key], s)
 	}
 	med := func(key string, f func(summary) float64) float64 {
 		var v []float64
@@ -126,29 +155,45 @@ func report(files []string) {
 	p50 := func(s summary) float64 { return s.P50 }
 	p99 := func(s summary) float64 { return s.P99 }
 	cpu := func(s summary) float64 { return s.CPU }
-	fmt.Println("| target | connections | rounds | req/s (median) | p50 | p99 | CPU per request* | non-2xx / errors |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| target | connections | rounds | req/s (median) | p50 | p99 | CPU per request* | non-2xx / errors |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, k := range order {
 		var bad int64
 		for _, s := range runs[k] {
 			bad += s.Non2xx + s.Errors
 		}
 		label, conns, _ := strings.Cut(k, " c=")
-		fmt.Printf("| %s | %s | %d | %.0f | %s | %s | %s | %d |\n", label, conns, len(runs[k]), med(k, rps), us(med(k, p50)), us(med(k, p99)), us(med(k, cpu)), bad)
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s | %s | %d |\n", label, conns, len(runs[k]), med(k, rps), us(med(k, p50)), us(med(k, p99)), us(med(k, cpu)), bad)
 	}
-	fmt.Println("\n\\* CPU time of the process in the middle per request: keyward; nginx (master and workers); the upstream for direct calls.")
+	fmt.Fprintln(w, "\n\\* CPU time of the process in the middle per request: keyward; nginx (master and workers); the proxy for goproxy and rawproxy; the upstream for direct calls.")
 	for _, c := range []string{"64", "1"} {
 		d, g, n := "direct c="+c, "gateway c="+c, "nginx c="+c
 		if runs[d] == nil || runs[g] == nil {
 			continue
 		}
-		fmt.Printf("\nAt %s connection(s): the gateway adds p50 %s, p99 %s to a direct call", c,
+		fmt.Fprintf(w, "\nAt %s connection(s): the gateway adds p50 %s, p99 %s to a direct call", c,
 			us(med(g, p50)-med(d, p50)), us(med(g, p99)-med(d, p99)))
 		if runs[n] != nil {
-			fmt.Printf("; nginx adds p50 %s, p99 %s; gateway throughput = %.0f%% of nginx's",
+			fmt.Fprintf(w, "; nginx adds p50 %s, p99 %s; gateway throughput = %.0f%% of nginx's",
 				us(med(n, p50)-med(d, p50)), us(med(n, p99)-med(d, p99)), 100*med(g, rps)/med(n, rps))
 		}
-		fmt.Println(".")
+		fmt.Fprintln(w, ".")
+	}
+	// The reference proxies (goproxy, rawproxy) against nginx.
+	for _, c := range []string{"64", "1"} {
+		n := "nginx c=" + c
+		if runs[n] == nil {
+			continue
+		}
+		var parts []string
+		for _, ref := range []string{"goproxy", "rawproxy"} {
+			if k := ref + " c=" + c; runs[k] != nil {
+				parts = append(parts, fmt.Sprintf("%s throughput = %.0f%% of nginx's", ref, 100*med(k, rps)/med(n, rps)))
+			}
+		}
+		if parts != nil {
+			fmt.Fprintf(w, "\nAt %s connection(s): %s.\n", c, strings.Join(parts, "; "))
+		}
 	}
 }
 

@@ -9,15 +9,28 @@
 #                audit entry of the call)
 #   (c) nginx:   httpload -> nginx (Debian's package) -> upstream, with
 #                proxy_set_header Authorization "Bearer <key>"
+#   (d) goproxy: httpload -> `gateway goproxy` -> upstream: a plain Go
+#                reverse proxy (net/http server with keyward's timeouts,
+#                httputil.ReverseProxy, a tuned http.Transport) that sets
+#                the key and does nothing else: what a typical Go gateway
+#                costs without auth and audit
+#   (e) rawproxy: httpload -> `gateway rawproxy` -> upstream: the floor of a
+#                Go proxy: a bare listener, a goroutine and one keep-alive
+#                upstream connection per client connection, a minimal
+#                HTTP/1.1 parser that replaces the Authorization header
+# (d) and (e) are references, to tell how much of the gateway's cost is Go's
+# net/http and how much keyward's own work; they run with keyward's GOGC
+# (400), and their callers send the keyward token, which the upstream
+# refuses, so their 2xx prove the injection too.
 #
 # The upstream is bench/gateway's tiny Go API, which answers 401 to any
 # request without the key, so every 2xx proves the injection worked.
-# The three targets are measured in ROUNDS interleaved rounds of DUR each
+# The five targets are measured in ROUNDS interleaved rounds of DUR each
 # at CONNS connections (and once at 1 connection for the unloaded latency);
 # the report gives medians over rounds, and the CPU time per request of the
-# process in the middle (keyward, nginx's master and workers; the upstream
-# for direct calls), which other load on the machine disturbs far less than
-# throughput.
+# process in the middle (keyward, nginx's master and workers, the goproxy or
+# rawproxy process; the upstream for direct calls), which other load on the
+# machine disturbs far less than throughput.
 #
 #   bash bench/gateway/run.sh                  # 3 rounds of 10 s
 #   ROUNDS=5 DUR=5s bash bench/gateway/run.sh
@@ -36,6 +49,8 @@ ROUNDS=${ROUNDS:-3}
 PORT_UP=${PORT_UP:-19480}
 PORT_KW=${PORT_KW:-19481}
 PORT_NGINX=${PORT_NGINX:-19482}
+PORT_GOPROXY=${PORT_GOPROXY:-19483}
+PORT_RAW=${PORT_RAW:-19484}
 KEY=bench-upstream-key-0123456789abcdef # keyward:allow (test fixture)
 work=$(mktemp -d)
 pids=()
@@ -130,6 +145,16 @@ pids+=($ngpid)
 wait_http "http://127.0.0.1:$PORT_NGINX/healthz"
 ngpids="$ngpid,$(pgrep -P "$ngpid" | paste -sd, -)"
 
+# The two reference proxies, with keyward's default GOGC (internal/server).
+GOGC=400 "$work/gw" goproxy -addr "127.0.0.1:$PORT_GOPROXY" -upstream "http://127.0.0.1:$PORT_UP" -key "$KEY" 2>"$work/goproxy.log" &
+gppid=$!
+pids+=($gppid)
+GOGC=400 "$work/gw" rawproxy -addr "127.0.0.1:$PORT_RAW" -upstream "http://127.0.0.1:$PORT_UP" -key "$KEY" 2>"$work/rawproxy.log" &
+rppid=$!
+pids+=($rppid)
+wait_http "http://127.0.0.1:$PORT_GOPROXY/healthz"
+wait_http "http://127.0.0.1:$PORT_RAW/healthz"
+
 load() { # label url auth conns dur pids
   "$work/httpload" -json -label "$1" -url "$2" -H "Authorization: Bearer $3" -c "$4" -d "$5" -pids "$6" >>"$work/results.json" || {
     echo "httpload $1 failed" >&2; tail -1 "$work/results.json" >&2; exit 1; }
@@ -137,6 +162,8 @@ load() { # label url auth conns dur pids
 direct="http://127.0.0.1:$PORT_UP/v1/ping"
 gateway="$KEYWARD_ADDR/v1/gateway/up/v1/ping"
 nginx="http://127.0.0.1:$PORT_NGINX/v1/ping"
+goproxy="http://127.0.0.1:$PORT_GOPROXY/v1/ping"
+rawproxy="http://127.0.0.1:$PORT_RAW/v1/ping"
 [ -n "${ONLY1:-}" ] && ROUNDS=0
 for r in $(seq "$ROUNDS"); do
   echo "# round $r/$ROUNDS at $CONNS connections, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -153,12 +180,19 @@ for r in $(seq "$ROUNDS"); do
     echo "# CPU profile of the first gateway round: go tool pprof $out.bin $out"
   fi
   load nginx "$nginx" "$KEY" "$CONNS" "$DUR" "$ngpids"
+  load goproxy "$goproxy" "$tok" "$CONNS" "$DUR" "$gppid"
+  load rawproxy "$rawproxy" "$tok" "$CONNS" "$DUR" "$rppid"
 done
 echo "# 1 connection"
 load direct "$direct" "$KEY" 1 "$DUR" "$uppid"
 load gateway "$gateway" "$tok" 1 "$DUR" "$kwpid"
 load nginx "$nginx" "$KEY" 1 "$DUR" "$ngpids"
+load goproxy "$goproxy" "$tok" 1 "$DUR" "$gppid"
+load rawproxy "$rawproxy" "$tok" 1 "$DUR" "$rppid"
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 "$work/gw" report "$work/results.json"
 if [ -s "$work/upstream.log" ]; then echo; echo "upstream complaints:"; cat "$work/upstream.log"; fi
+for p in goproxy rawproxy; do
+  if [ -s "$work/$p.log" ]; then echo; echo "$p's log:"; cat "$work/$p.log"; fi
+done
