@@ -20,13 +20,8 @@ import (
 // connections to the upstream, no proxy from the environment, no
 // compression, no HTTP/2.
 func goproxy(args []string) {
-	fs := flag.NewFlagSet("goproxy", flag.ExitOnError)
-	addr := fs.String("addr", "127.0.0.1:19483", "listen address (loopback)")
-	upstreamURL := fs.String("upstream", "http://127.0.0.1:18380", "the upstream's base URL (loopback)")
-	key := fs.String("key", "", "the credential to inject")
-	fs.Parse(args)
-	up := loopbackUpstream("goproxy", *addr, *upstreamURL)
-	auth := "Bearer " + *key
+	addr, up, key := proxyFlags("goproxy", "127.0.0.1:19483", args)
+	auth := "Bearer " + key
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(up)
@@ -45,7 +40,7 @@ func goproxy(args []string) {
 		BufferPool: &bufferPool{p: sync.Pool{New: func() any { return make([]byte, 32<<10) }}},
 	}
 	srv := &http.Server{
-		Addr:              *addr,
+		Addr:              addr,
 		Handler:           rp,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -67,6 +62,17 @@ func (b *bufferPool) Put(v []byte) { b.p.Put(v) }
 
 // loopbackUpstream checks that a reference proxy listens on and forwards to
 // loopback only, and returns the upstream's URL; it exits on a bad argument.
+// proxyFlags parses a reference proxy's flags: its listen address, the
+// upstream's URL and the key to inject (both addresses on loopback).
+func proxyFlags(cmd, defaultAddr string, args []string) (addr string, up *url.URL, key string) {
+	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
+	a := fs.String("addr", defaultAddr, "listen address (loopback)")
+	upstreamURL := fs.String("upstream", "http://127.0.0.1:18380", "the upstream's base URL (loopback)")
+	k := fs.String("key", "", "the credential to inject")
+	fs.Parse(args)
+	return *a, loopbackUpstream(cmd, *a, *upstreamURL), *k
+}
+
 func loopbackUpstream(cmd, addr, upstream string) *url.URL {
 	u, err := url.Parse(upstream)
 	if err != nil || u.Scheme != "http" || u.Port() == "" || !strings.HasPrefix(addr, "127.") || !strings.HasPrefix(u.Hostname(), "127.") {

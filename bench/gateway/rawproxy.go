@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -28,15 +27,10 @@ import (
 // one keep-alive connection to the upstream. Every request's Authorization
 // header is replaced by the key.
 func rawproxy(args []string) {
-	fs := flag.NewFlagSet("rawproxy", flag.ExitOnError)
-	addr := fs.String("addr", "127.0.0.1:19484", "listen address (loopback)")
-	upstreamURL := fs.String("upstream", "http://127.0.0.1:18380", "the upstream's base URL (loopback)")
-	key := fs.String("key", "", "the credential to inject")
-	fs.Parse(args)
-	up := loopbackUpstream("rawproxy", *addr, *upstreamURL)
-	ln, err := net.Listen("tcp", *addr)
+	addr, up, key := proxyFlags("rawproxy", "127.0.0.1:19484", args)
+	ln, err := net.Listen("tcp", addr)
 	if err == nil {
-		err = serveRawListener(ln, up.Host, "Bearer "+*key)
+		err = serveRawListener(ln, up.Host, "Bearer "+key)
 	}
 	fmt.Fprintln(os.Stderr, "rawproxy:", err)
 	os.Exit(1)
