@@ -117,13 +117,16 @@ func (c *Client) CreateUser(ctx context.Context, req CreateUserRequest) (*User, 
 	return &u, nil
 }
 
-// ListUsers lists the users.
-func (c *Client) ListUsers(ctx context.Context) ([]User, error) {
+// ListUsers lists up to limit users (0: the server's default) whose names
+// sort after cursor, by name, and returns the cursor of the next page (""
+// at the end).
+func (c *Client) ListUsers(ctx context.Context, limit int, cursor string) ([]User, string, error) {
 	var r struct {
 		Users []User `json:"users"`
+		Next  string `json:"next"`
 	}
-	_, err := c.do(ctx, http.MethodGet, "/v1/identities/users", nil, nil, &r)
-	return r.Users, err
+	_, err := c.do(ctx, http.MethodGet, "/v1/identities/users", pageQuery(limit, cursor), nil, &r)
+	return r.Users, r.Next, err
 }
 
 // GetUser describes one user.
@@ -181,13 +184,16 @@ func (c *Client) CreateService(ctx context.Context, req CreateServiceRequest) (*
 	return &sc, nil
 }
 
-// ListServices lists the service accounts.
-func (c *Client) ListServices(ctx context.Context) ([]Service, error) {
+// ListServices lists up to limit service accounts (0: the server's
+// default) whose names sort after cursor, by name, and returns the cursor of
+// the next page ("" at the end).
+func (c *Client) ListServices(ctx context.Context, limit int, cursor string) ([]Service, string, error) {
 	var r struct {
 		Services []Service `json:"services"`
+		Next     string    `json:"next"`
 	}
-	_, err := c.do(ctx, http.MethodGet, "/v1/identities/services", nil, nil, &r)
-	return r.Services, err
+	_, err := c.do(ctx, http.MethodGet, "/v1/identities/services", pageQuery(limit, cursor), nil, &r)
+	return r.Services, r.Next, err
 }
 
 // GetService describes one service account.

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ func TestUserMethods(t *testing.T) {
 	ctx := context.Background()
 	user := `{"name":"alice","policies":["dev"],"token_ttl":"15m0s","token_max_ttl":"8h0m0s","disabled":false,"totp_enrolled":true,"created_at":"2030-01-01T00:00:00Z"}`
 	f.json("POST /v1/identities/users", 201, user)
-	f.json("GET /v1/identities/users", 200, `{"users":[`+user+`]}`)
+	f.json("GET /v1/identities/users", 200, `{"users":[`+user+`],"next":"alice"}`)
 	f.json("GET /v1/identities/users/alice", 200, user)
 	f.json("POST /v1/identities/users/alice/disable", 204, ``)
 	f.json("POST /v1/identities/users/alice/enable", 204, ``)
@@ -29,9 +30,15 @@ func TestUserMethods(t *testing.T) {
 	if m["password"] != "correct horse" || m["token_ttl"] != "15m" || m["policies"] == nil {
 		t.Errorf("create body %v", m)
 	}
-	us, err := c.ListUsers(ctx)
-	if err != nil || len(us) != 1 {
-		t.Fatalf("list: %v %v", us, err)
+	us, next, err := c.ListUsers(ctx, 1, "aaron")
+	if err != nil || len(us) != 1 || next != "alice" {
+		t.Fatalf("list: %v %q %v", us, next, err)
+	}
+	if q, _ := url.ParseQuery(f.last().RawQuery); q.Get("limit") != "1" || q.Get("cursor") != "aaron" {
+		t.Errorf("list query %v", q)
+	}
+	if _, _, err := c.ListUsers(ctx, 0, ""); err != nil || f.last().RawQuery != "" {
+		t.Errorf("list with defaults: query %q %v", f.last().RawQuery, err)
 	}
 	if _, err := c.GetUser(ctx, "alice"); err != nil {
 		t.Fatal(err)
@@ -70,7 +77,7 @@ func TestServiceMethods(t *testing.T) {
 	ctx := context.Background()
 	svc := `{"name":"ci","client_id":"kwsvc-0123456789abcdef","policies":["ci"],"token_ttl":900000000000,"bound_cidrs":["10.0.0.0/8"],"disabled":false,"created_at":"2030-01-01T00:00:00Z"}`
 	f.json("POST /v1/identities/services", 201, `{"service":`+svc+`,"client_id":"kwsvc-0123456789abcdef","client_secret":"kws_secret1"}`)
-	f.json("GET /v1/identities/services", 200, `{"services":[`+svc+`]}`)
+	f.json("GET /v1/identities/services", 200, `{"services":[`+svc+`],"next":""}`)
 	f.json("GET /v1/identities/services/ci", 200, svc)
 	f.json("POST /v1/identities/services/ci/disable", 204, ``)
 	f.json("POST /v1/identities/services/ci/enable", 204, ``)
@@ -83,8 +90,11 @@ func TestServiceMethods(t *testing.T) {
 	if m := decodeBody(t, f.last().Body); m["name"] != "ci" || m["bound_cidrs"] == nil {
 		t.Errorf("create body %v", m)
 	}
-	if ss, err := c.ListServices(ctx); err != nil || len(ss) != 1 || ss[0].BoundCIDRs[0] != "10.0.0.0/8" {
-		t.Fatalf("list: %v %v", ss, err)
+	if ss, next, err := c.ListServices(ctx, 10, "a"); err != nil || len(ss) != 1 || ss[0].BoundCIDRs[0] != "10.0.0.0/8" || next != "" {
+		t.Fatalf("list: %v %q %v", ss, next, err)
+	}
+	if q, _ := url.ParseQuery(f.last().RawQuery); q.Get("limit") != "10" || q.Get("cursor") != "a" {
+		t.Errorf("list query %v", q)
 	}
 	if _, err := c.GetService(ctx, "ci"); err != nil {
 		t.Fatal(err)

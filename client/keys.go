@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -106,18 +105,11 @@ func (c *Client) CreateKey(ctx context.Context, project, env string, req CreateK
 // ListKeys lists up to limit keys (0: the server's default) after cursor,
 // and returns the cursor of the next page ("" at the end).
 func (c *Client) ListKeys(ctx context.Context, project, env string, limit int, cursor string) ([]KeyInfo, string, error) {
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if cursor != "" {
-		q.Set("cursor", cursor)
-	}
 	var r struct {
 		Keys []KeyInfo `json:"keys"`
 		Next string    `json:"next"`
 	}
-	_, err := c.do(ctx, http.MethodGet, keysBase(project, env), q, nil, &r)
+	_, err := c.do(ctx, http.MethodGet, keysBase(project, env), pageQuery(limit, cursor), nil, &r)
 	return r.Keys, r.Next, err
 }
 

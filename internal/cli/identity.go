@@ -141,7 +141,9 @@ func userListCmd(env *Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			us, err := c.ListUsers(cmd.Context())
+			us, err := allPages(func(cursor string) ([]client.User, string, error) {
+				return c.ListUsers(cmd.Context(), 1000, cursor)
+			})
 			if err != nil {
 				return err
 			}
@@ -328,7 +330,9 @@ func serviceListCmd(env *Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ss, err := c.ListServices(cmd.Context())
+			ss, err := allPages(func(cursor string) ([]client.Service, string, error) {
+				return c.ListServices(cmd.Context(), 1000, cursor)
+			})
 			if err != nil {
 				return err
 			}

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +17,18 @@ func TestUserCommands(t *testing.T) {
 	h := newHarness(t, "correct-horse", "JBSWY3DPEHPK3PXP")
 	h.vars["KEYWARD_TOKEN"] = "kwt_admin"
 	h.fake.handle("POST /v1/identities/users", 201, userJSON)
-	h.fake.handle("GET /v1/identities/users", 200, `{"users":[`+userJSON+`]}`)
+	// Three pages; the middle one holds only users the caller may not see.
+	h.fake.mux.HandleFunc("GET /v1/identities/users", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Query().Get("cursor") {
+		case "":
+			io.WriteString(w, `{"users":[`+userJSON+`],"next":"alice"}`)
+		case "alice":
+			io.WriteString(w, `{"users":[],"next":"bob"}`)
+		default:
+			io.WriteString(w, `{"users":[`+strings.Replace(userJSON, "alice", "carol", 1)+`],"next":""}`)
+		}
+	})
 	h.fake.handle("GET /v1/identities/users/alice", 200, userJSON)
 	h.fake.mux.HandleFunc("GET /v1/identities/users/bob", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, 404, "not_found", `user "bob" not found`)
@@ -40,12 +53,21 @@ func TestUserCommands(t *testing.T) {
 
 	r = h.must("", "user", "list")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[1], "alice") || !strings.Contains(lines[1], "dev,ops") {
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[1], "alice") || !strings.Contains(lines[1], "dev,ops") ||
+		!strings.Contains(lines[2], "carol") {
 		t.Errorf("list:\n%s", r.stdout)
+	}
+	var cursors []string
+	for _, req := range h.fake.requests("GET /v1/identities/users") {
+		q, _ := url.ParseQuery(req.Query)
+		cursors = append(cursors, q.Get("limit")+":"+q.Get("cursor"))
+	}
+	if strings.Join(cursors, ",") != "1000:,1000:alice,1000:bob" {
+		t.Errorf("list pages asked for (limit:cursor): %v", cursors)
 	}
 	r = h.must("", "user", "list", "-o", "json")
 	var us []map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &us); err != nil || len(us) != 1 || us[0]["token_ttl"] != "1h0m0s" {
+	if err := json.Unmarshal([]byte(r.stdout), &us); err != nil || len(us) != 2 || us[0]["token_ttl"] != "1h0m0s" || us[1]["name"] != "carol" {
 		t.Errorf("list -o json: %v %v", us, err)
 	}
 	r = h.must("", "user", "get", "alice")
@@ -107,6 +129,11 @@ func TestServiceCommands(t *testing.T) {
 	}
 	if r := h.must("", "service", "list"); !strings.Contains(r.stdout, "kwsvc-0123456789abcdef") {
 		t.Errorf("list: %q", r.stdout)
+	}
+	r = h.must("", "service", "list", "-o", "json")
+	var ss []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &ss); err != nil || len(ss) != 1 || ss[0]["name"] != "ci" {
+		t.Errorf("list -o json: %v %v", ss, err)
 	}
 	r = h.must("", "service", "get", "ci")
 	if !strings.Contains(r.stdout, "Bound CIDRs:      10.20.0.0/16") || strings.Contains(r.stdout, "kws_") {
@@ -230,4 +257,19 @@ func FuzzIssuerDocument(f *testing.F) {
 			t.Fatalf("a mismatched name passed: %v", n)
 		}
 	})
+}
+
+// A server that hands back the cursor it was given would page forever: the
+// list fails instead, naming the cursor.
+func TestListFailsOnARepeatedCursor(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_admin"
+	h.fake.handle("GET /v1/identities/services", 200, `{"services":[`+serviceJSON+`],"next":"ci"}`)
+	r := h.run("", "service", "list")
+	if r.code != 1 || !strings.Contains(r.stderr, `cursor "ci"`) || r.stdout != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if n := len(h.fake.requests("GET /v1/identities/services")); n != 2 {
+		t.Errorf("%d requests, want 2", n)
+	}
 }

@@ -193,17 +193,11 @@ func keyListCmd(env *Env, g *globals, where whereFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			all := []client.KeyInfo{}
-			for cursor := ""; ; {
-				keys, next, err := c.ListKeys(cmd.Context(), p, e, 1000, cursor)
-				if err != nil {
-					return err
-				}
-				all = append(all, keys...)
-				if next == "" || len(keys) == 0 {
-					break
-				}
-				cursor = next
+			all, err := allPages(func(cursor string) ([]client.KeyInfo, string, error) {
+				return c.ListKeys(cmd.Context(), p, e, 1000, cursor)
+			})
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				return printJSON(env.Stdout, all)

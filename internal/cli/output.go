@@ -74,6 +74,28 @@ func tokenPath(env *Env) string {
 	return filepath.Join(dir, "keyward", "token")
 }
 
+// allPages fetches every page of a list: page(cursor) returns one page and
+// the next cursor, "" after the last page. A page may be empty and still
+// have a next one (the server drops what the caller may not see after
+// reading a page), so only the cursor ends the walk.
+func allPages[T any](page func(cursor string) ([]T, string, error)) ([]T, error) {
+	all := []T{}
+	for cursor := ""; ; {
+		items, next, err := page(cursor)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all, nil
+		}
+		if next == cursor {
+			return nil, fmt.Errorf("the server repeated the list cursor %q", next)
+		}
+		cursor = next
+	}
+}
+
 // printList writes items as a JSON array ([] when there are none) or as a
 // table: header, then one tab-separated row per item.
 func printList[T any](w io.Writer, asJSON bool, items []T, header string, row func(T) string) error {

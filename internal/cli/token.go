@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,7 +47,10 @@ not a credential: it can look up, renew and revoke a token, but not use it.`,
 }
 
 func tokenCreateCmd(env *Env, g *globals) *cobra.Command {
-	var req client.CreateTokenRequest
+	var (
+		req  client.CreateTokenRequest
+		meta []string
+	)
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create a child token of the current token (printed once)",
@@ -58,10 +63,15 @@ ones too): N/sec, N/min, N/hour, N/day or N/30s. Over it, keyward answers 429
 with Retry-After and RateLimit-* headers. A child of a token with a rate gets
 that rate unless it asks for a slower one; a faster one is refused. Rates are
 counted per keyward node: with N nodes a token may make up to N times its
-rate.`,
+rate.
+
+--meta labels the new token (up to 16 KEY=VALUE pairs; keys of A-Z a-z 0-9
+_ . -, values of at most 512 bytes); token lookup shows them. A child does not
+inherit its parent's meta.`,
 		Example: `  keyward token create --policy payments-ci --ttl 10m --bound-env staging
   keyward token create --ttl 1h --max-uses 1 --bound-cidr 10.0.0.0/8 -o json
-  keyward token create --policy mobile-app --ttl 15m --rate 100/min`,
+  keyward token create --policy mobile-app --ttl 15m --rate 100/min
+  keyward token create --ttl 30m --meta team=payments --meta ticket=OPS-142`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := g.json()
@@ -79,6 +89,9 @@ rate.`,
 			}
 			if _, err := ratelimit.ParseLimit(req.Rate); err != nil {
 				return Usagef("--rate: %v", err)
+			}
+			if req.Meta, err = parseMeta(meta); err != nil {
+				return err
 			}
 			c, err := g.newClient(env)
 			if err != nil {
@@ -112,7 +125,28 @@ rate.`,
 	f.StringArrayVar(&req.BoundCIDRs, "bound-cidr", nil, "a network the token may be used from (repeatable)")
 	f.IntVar(&req.MaxUses, "max-uses", 0, "number of requests the token may make (0: unlimited)")
 	f.StringVar(&req.Rate, "rate", "", "requests per period the token may make, e.g. 100/min (default: the current token's)")
+	f.StringArrayVar(&meta, "meta", nil, "a KEY=VALUE label of the new token (repeatable)")
 	return cmd
+}
+
+// parseMeta reads --meta KEY=VALUE arguments (the value may hold '='); the
+// server checks keys and values. An error shows no value.
+func parseMeta(args []string) (map[string]string, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	meta := make(map[string]string, len(args))
+	for i, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			return nil, Usagef("--meta: want KEY=VALUE, but argument %d has no '='", i+1)
+		}
+		if _, dup := meta[k]; dup {
+			return nil, Usagef("--meta: key %q is given twice", k)
+		}
+		meta[k] = v
+	}
+	return meta, nil
 }
 
 // printTokenInfo writes a token description for people.
@@ -144,6 +178,11 @@ func printTokenInfo(w io.Writer, ti *client.TokenInfo) {
 	}
 	if ti.Parent != "" {
 		line("Parent", ti.Parent)
+	}
+	label := "Meta:" // one KEY=VALUE a line, by key
+	for _, k := range slices.Sorted(maps.Keys(ti.Meta)) {
+		fmt.Fprintf(w, "%-14s%s=%s\n", label, k, ti.Meta[k])
+		label = ""
 	}
 	if !ti.CreatedAt.IsZero() {
 		line("Created", ti.CreatedAt.UTC().Format(time.RFC3339))

@@ -67,10 +67,45 @@ func TestTokenCreate(t *testing.T) {
 	}
 }
 
+// --meta KEY=VALUE, repeatable, becomes the request's meta object; a
+// malformed one is a usage error naming the flag, and nothing is sent.
+func TestTokenCreateMeta(t *testing.T) {
+	h := newHarness(t, "kwt_parent", "kwt_issuedtokenvalue")
+	h.vars["KEYWARD_TOKEN"] = "kwt_parent"
+	h.fake.handle("POST /v1/auth/token/create", 200, issuedJSON)
+
+	h.must("", "token", "create", "--meta", "team=payments", "--meta", "query=a=b&c=d", "--meta", "empty=")
+	var body struct {
+		Meta map[string]string `json:"meta"`
+	}
+	if err := json.Unmarshal([]byte(h.fake.requests("POST /v1/auth/token/create")[0].Body), &body); err != nil {
+		t.Fatal(err)
+	}
+	if len(body.Meta) != 3 || body.Meta["team"] != "payments" || body.Meta["query"] != "a=b&c=d" || body.Meta["empty"] != "" {
+		t.Errorf("meta sent %v", body.Meta)
+	}
+	for _, args := range [][]string{
+		{"--meta", "team"},
+		{"--meta", "team=x", "--meta", "hunter2-value"},
+		{"--meta", "team=x", "--meta", "team=y"},
+	} {
+		r := h.run("", append([]string{"token", "create"}, args...)...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "--meta") || strings.Contains(r.stderr, "hunter2") {
+			t.Errorf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+	if n := len(h.fake.requests("POST /v1/auth/token/create")); n != 1 {
+		t.Errorf("bad --meta reached the server: %d requests", n)
+	}
+	if r := h.must("", "token", "create", "--help"); !strings.Contains(r.stdout, "--meta") {
+		t.Errorf("--help lacks --meta:\n%s", r.stdout)
+	}
+}
+
 func TestTokenLookupRenewRevoke(t *testing.T) {
 	h := newHarness(t)
 	h.vars["KEYWARD_TOKEN"] = "kwt_parent"
-	h.fake.handle("GET /v1/auth/token/lookup-self", 200, strings.Replace(tokenInfoJSON, `}`, `,"rate":"60/min"}`, 1))
+	h.fake.handle("GET /v1/auth/token/lookup-self", 200, strings.Replace(tokenInfoJSON, `}`, `,"rate":"60/min","meta":{"team":"payments","client_id":"kwsvc-1"}}`, 1))
 	h.fake.handle("GET /v1/auth/token/accessors/{acc}", 200, tokenInfoJSON)
 	h.fake.handle("POST /v1/auth/token/renew-self", 200, tokenInfoJSON)
 	h.fake.handle("POST /v1/auth/token/accessors/{acc}/renew", 200, tokenInfoJSON)
@@ -79,13 +114,18 @@ func TestTokenLookupRenewRevoke(t *testing.T) {
 
 	r := h.must("", "token", "lookup")
 	for _, want := range []string{"Accessor:     acc123", "Principal:    user:alice", "Policies:     dev", "TTL:          15m0s", "Renewable:    yes", "Uses:         2 of 5", "Bound CIDRs:  10.0.0.0/8",
-		"Rate limit:   60/min per node"} {
+		"Rate limit:   60/min per node", "Meta:         client_id=kwsvc-1\n              team=payments\n"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("lookup lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	r = h.must("", "token", "lookup", "--accessor", "acc999", "-o", "json")
+	r = h.must("", "token", "lookup", "-o", "json")
 	var ti map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &ti); err != nil || ti["meta"].(map[string]any)["team"] != "payments" {
+		t.Errorf("lookup -o json meta: %v %v", ti, err)
+	}
+	r = h.must("", "token", "lookup", "--accessor", "acc999", "-o", "json")
+	ti = nil
 	if err := json.Unmarshal([]byte(r.stdout), &ti); err != nil || ti["accessor"] != "acc123" || ti["ttl"] != "15m0s" {
 		t.Errorf("lookup -o json: %v %v", ti, err)
 	}

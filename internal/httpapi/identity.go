@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/keyward/keyward/internal/identity"
@@ -272,9 +273,13 @@ func (h *Identity) Routes() []Route {
 		},
 		{
 			Pattern: "GET /v1/identities/users", Action: "list", Resource: static("identities/users"),
-			Summary: "List users.",
+			Summary: "List users by name (?limit=, ?cursor=); only users the caller may read.",
 			Handle: func(r *http.Request) (int, any, error) {
-				us, err := h.Mgr.ListUsers(r.Context())
+				limit, cursor, err := identityPage(r)
+				if err != nil {
+					return 0, nil, err
+				}
+				us, err := h.Mgr.ListUsers(r.Context(), limit, cursor)
 				if err != nil {
 					return 0, nil, err
 				}
@@ -284,7 +289,11 @@ func (h *Identity) Routes() []Route {
 						out = append(out, userDoc(&us[i]))
 					}
 				}
-				return http.StatusOK, map[string]any{"users": out}, nil
+				next := ""
+				if len(us) == limit {
+					next = us[len(us)-1].Name
+				}
+				return http.StatusOK, map[string]any{"users": out, "next": next}, nil
 			},
 		},
 		{
@@ -367,9 +376,13 @@ func (h *Identity) Routes() []Route {
 		},
 		{
 			Pattern: "GET /v1/identities/services", Action: "list", Resource: static("identities/services"),
-			Summary: "List service accounts.",
+			Summary: "List service accounts by name (?limit=, ?cursor=); only accounts the caller may read.",
 			Handle: func(r *http.Request) (int, any, error) {
-				ss, err := h.Mgr.ListServices(r.Context())
+				limit, cursor, err := identityPage(r)
+				if err != nil {
+					return 0, nil, err
+				}
+				ss, err := h.Mgr.ListServices(r.Context(), limit, cursor)
 				if err != nil {
 					return 0, nil, err
 				}
@@ -379,7 +392,11 @@ func (h *Identity) Routes() []Route {
 						out = append(out, serviceDoc(&ss[i]))
 					}
 				}
-				return http.StatusOK, map[string]any{"services": out}, nil
+				next := ""
+				if len(ss) == limit {
+					next = ss[len(ss)-1].Name
+				}
+				return http.StatusOK, map[string]any{"services": out, "next": next}, nil
 			},
 		},
 		{
@@ -520,6 +537,20 @@ func (h *Identity) disableThenRevoke(disable func(context.Context, string) error
 		_, err := h.Tokens.RevokePrincipal(ctx, kind+":"+name, nil)
 		return err
 	}
+}
+
+// identityPage reads a list's ?limit= (default identity.DefaultListLimit) and
+// ?cursor= (the last name of the previous page); the identity manager
+// checks both.
+func identityPage(r *http.Request) (limit int, cursor string, err error) {
+	q := r.URL.Query()
+	limit = identity.DefaultListLimit
+	if s := q.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil {
+			return 0, "", Invalid("limit: want 1 to %d", identity.MaxListLimit)
+		}
+	}
+	return limit, q.Get("cursor"), nil
 }
 
 // visible reports whether the caller may read resource (list filtering).

@@ -348,6 +348,16 @@ func dpopReason(err error) string {
 	return "the DPoP proof cannot be checked against this request"
 }
 
+// clientID is the OAuth client a token was issued to, as a service login or
+// a token exchange recorded it in the token's meta. A child token's meta is
+// whatever its creator wrote, so a child names no client.
+func clientID(t *token.Token) string {
+	if t.Parent != "" {
+		return ""
+	}
+	return t.Meta["client_id"]
+}
+
 func tokenType(t *token.Token) string {
 	if t.JKT != "" {
 		return "DPoP"
@@ -446,7 +456,7 @@ func (o *OAuth) introspect(r *http.Request) (any, *OAuthError) {
 	}
 	AddAuditDetail(ctx, "active", "true")
 	out := &IntrospectionResponse{
-		Active: true, Scope: strings.Join(t.Policies, " "), ClientID: t.Meta["client_id"], TokenType: tokenType(t),
+		Active: true, Scope: strings.Join(t.Policies, " "), ClientID: clientID(t), TokenType: tokenType(t),
 		Iat: t.CreatedAt.Unix(), Sub: t.Principal, AuthMethod: t.AuthMethod, Rate: t.Rate.String(),
 	}
 	if !t.ExpiresAt.IsZero() {

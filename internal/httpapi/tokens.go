@@ -104,13 +104,16 @@ func NewIssuedToken(plain string, t *token.Token) *IssuedToken {
 
 // CreateTokenRequest is the body of POST /v1/auth/token/create.
 type CreateTokenRequest struct {
-	Policies   []string          `json:"policies,omitempty"`
-	TTL        string            `json:"ttl,omitempty"`
-	MaxTTL     string            `json:"max_ttl,omitempty"`
-	BoundEnvs  []string          `json:"bound_envs,omitempty"`
-	BoundCIDRs []string          `json:"bound_cidrs,omitempty"`
-	MaxUses    int               `json:"max_uses,omitempty"`
-	Meta       map[string]string `json:"meta,omitempty"`
+	Policies   []string `json:"policies,omitempty"`
+	TTL        string   `json:"ttl,omitempty"`
+	MaxTTL     string   `json:"max_ttl,omitempty"`
+	BoundEnvs  []string `json:"bound_envs,omitempty"`
+	BoundCIDRs []string `json:"bound_cidrs,omitempty"`
+	MaxUses    int      `json:"max_uses,omitempty"`
+	// Meta labels the new token (token.MaxMetaEntries keys of
+	// [A-Za-z0-9_.-], values of at most token.MaxMetaValueLen bytes); lookups
+	// show it. It is not inherited from the parent.
+	Meta map[string]string `json:"meta,omitempty"`
 	// Rate limits the new token's requests ("100/min"; the units of
 	// ratelimit.ParseLimit). Empty: the parent's rate, if any.
 	Rate string `json:"rate,omitempty"`
@@ -187,7 +190,7 @@ func (t *Tokens) Routes() []Route {
 	return []Route{
 		{
 			Pattern: "POST /v1/auth/token/create", AnyToken: true, Action: "issue", Resource: static("auth/tokens"),
-			Summary: "Create a child of the calling token: no policy, environment, address, lifetime or rate (\"rate\": \"100/min\") beyond its parent's.",
+			Summary: "Create a child of the calling token: no policy, environment, address, lifetime or rate (\"rate\": \"100/min\") beyond its parent's; \"meta\": up to 16 labels of its own.",
 			Handle: func(r *http.Request) (int, any, error) {
 				parent, err := selfToken(r)
 				if err != nil {

@@ -134,6 +134,10 @@ const (
 	MaxPolicies = 64
 	// maxSecretLen bounds a client secret presented to ServiceLogin.
 	maxSecretLen = 256
+	// DefaultListLimit and MaxListLimit size a page of ListUsers or
+	// ListServices: the API's default, and the most one page may hold.
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
 )
 
 var (
@@ -144,6 +148,18 @@ var (
 func validName(field, name string) error {
 	if !nameRe.MatchString(name) {
 		return invalid(field, "must match %s", nameRe)
+	}
+	return nil
+}
+
+// checkPage validates a list page's limit and cursor (the last name of the
+// previous page, or "").
+func checkPage(limit int, cursor string) error {
+	if limit < 1 || limit > MaxListLimit {
+		return invalid("limit", "want 1 to %d", MaxListLimit)
+	}
+	if cursor != "" {
+		return validName("cursor", cursor)
 	}
 	return nil
 }

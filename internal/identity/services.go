@@ -215,12 +215,17 @@ func (m *Manager) GetService(ctx context.Context, name string) (*ServiceAccount,
 	return &r.ServiceAccount, nil
 }
 
-// ListServices returns every service account, sorted by name.
-func (m *Manager) ListServices(ctx context.Context) ([]ServiceAccount, error) {
+// ListServices returns a page of service accounts: up to limit (1 to
+// MaxListLimit) whose names sort after cursor ("" for the first page), by
+// name.
+func (m *Manager) ListServices(ctx context.Context, limit int, cursor string) ([]ServiceAccount, error) {
+	if err := checkPage(limit, cursor); err != nil {
+		return nil, err
+	}
 	var out []ServiceAccount
 	err := m.store.Read(ctx, func(tx storage.Tx) error {
 		out = out[:0]
-		rows, err := tx.Query(ctx, `SELECT `+serviceColumns+` FROM identity_services ORDER BY name`)
+		rows, err := tx.Query(ctx, `SELECT `+serviceColumns+` FROM identity_services WHERE name > $1 ORDER BY name LIMIT $2`, cursor, limit)
 		if err != nil {
 			return err
 		}

@@ -55,7 +55,7 @@ func TestServiceAccountLifecycle(t *testing.T) {
 		if err != nil || got.ClientID != svc.ClientID {
 			t.Fatalf("get: %+v %v", got, err)
 		}
-		if list, err := e.m.ListServices(ctx); err != nil || len(list) != 1 || list[0].Name != "ci" {
+		if list, err := e.m.ListServices(ctx, MaxListLimit, ""); err != nil || len(list) != 1 || list[0].Name != "ci" {
 			t.Fatalf("list: %+v %v", list, err)
 		}
 

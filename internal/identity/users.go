@@ -136,12 +136,16 @@ func (m *Manager) GetUser(ctx context.Context, name string) (*User, error) {
 	return &r.User, nil
 }
 
-// ListUsers returns every user, sorted by name.
-func (m *Manager) ListUsers(ctx context.Context) ([]User, error) {
+// ListUsers returns a page of users: up to limit (1 to MaxListLimit) whose
+// names sort after cursor ("" for the first page), by name.
+func (m *Manager) ListUsers(ctx context.Context, limit int, cursor string) ([]User, error) {
+	if err := checkPage(limit, cursor); err != nil {
+		return nil, err
+	}
 	var out []User
 	err := m.store.Read(ctx, func(tx storage.Tx) error {
 		out = out[:0]
-		rows, err := tx.Query(ctx, `SELECT `+userColumns+` FROM identity_users ORDER BY name`)
+		rows, err := tx.Query(ctx, `SELECT `+userColumns+` FROM identity_users WHERE name > $1 ORDER BY name LIMIT $2`, cursor, limit)
 		if err != nil {
 			return err
 		}

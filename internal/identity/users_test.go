@@ -93,7 +93,7 @@ func TestUserLifecycle(t *testing.T) {
 		if _, err := e.m.GetUser(ctx, "carol"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("get unknown: %v", err)
 		}
-		list, err := e.m.ListUsers(ctx)
+		list, err := e.m.ListUsers(ctx, MaxListLimit, "")
 		if err != nil || len(list) != 2 || list[0].Name != "alice" || list[1].Name != "bob" {
 			t.Fatalf("list: %+v %v", list, err)
 		}

@@ -27,11 +27,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/events"
@@ -132,7 +135,11 @@ type Request struct {
 	BoundEnvs  []string
 	BoundCIDRs []netip.Prefix
 	MaxUses    int
-	Meta       map[string]string
+	// Meta describes the token. A login's is the server's (a JWT's issuer
+	// and claims, a service's client_id); a child's (Parent set) is its
+	// creator's, bounded by MaxMetaEntries, MaxMetaKeyLen and
+	// MaxMetaValueLen. A child does not inherit its parent's meta.
+	Meta map[string]string
 	// JKT binds the token to a client key (DPoP). A child of a bound token
 	// is bound to the same key whatever it asks.
 	JKT string
@@ -252,10 +259,15 @@ func (s *Service) plan(req Request) (*Token, error) {
 	if req.Rate.Burst != 0 {
 		return nil, fmt.Errorf("%w: rate: a token's burst is its count", ErrBadRequest)
 	}
+	if req.Parent != nil {
+		if err := checkMeta(req.Meta); err != nil {
+			return nil, err
+		}
+	}
 	t := &Token{
 		Accessor: newAccessor(), Principal: req.Principal, AuthMethod: req.AuthMethod,
 		Policies: dedupe(req.Policies), BoundEnvs: dedupe(req.BoundEnvs), BoundCIDRs: req.BoundCIDRs,
-		Meta: req.Meta, MaxUses: req.MaxUses, CreatedAt: now, JKT: req.JKT, Rate: req.Rate,
+		Meta: maps.Clone(req.Meta), MaxUses: req.MaxUses, CreatedAt: now, JKT: req.JKT, Rate: req.Rate,
 	}
 	if len(t.JKT) > maxJKTLen {
 		return nil, fmt.Errorf("%w: jkt is longer than %d bytes", ErrBadRequest, maxJKTLen)
@@ -325,9 +337,6 @@ func (s *Service) plan(req Request) (*Token, error) {
 		if p.MaxUses > 0 && (t.MaxUses == 0 || t.MaxUses > p.MaxUses-p.Uses) {
 			return nil, fmt.Errorf("%w: the parent token has a use limit; give the child --max-uses of at most %d", ErrExceedsParent, max(p.MaxUses-p.Uses, 0))
 		}
-		if t.Meta == nil && len(p.Meta) > 0 {
-			t.Meta = p.Meta
-		}
 		if !p.Rate.IsZero() {
 			// A child is counted on its own, but never faster than its
 			// parent may go: otherwise a rated token could mint itself an
@@ -356,6 +365,67 @@ func (s *Service) plan(req Request) (*Token, error) {
 
 // maxJKTLen bounds a key thumbprint (a SHA-256 one is 43 characters).
 const maxJKTLen = 128
+
+// Bounds on the meta a caller gives a child token.
+const (
+	MaxMetaEntries  = 16
+	MaxMetaKeyLen   = 64  // characters of [A-Za-z0-9_.-], at least one
+	MaxMetaValueLen = 512 // bytes of printable UTF-8
+)
+
+// checkMeta checks the meta a caller gives a child token. An error names
+// the key at fault (quoted, cut to MaxMetaKeyLen), never a value.
+func checkMeta(meta map[string]string) error {
+	if len(meta) > MaxMetaEntries {
+		return fmt.Errorf("%w: meta: %d entries, at most %d", ErrBadRequest, len(meta), MaxMetaEntries)
+	}
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
+		if !validMetaKey(k) {
+			return fmt.Errorf("%w: meta: key %q: want 1 to %d characters of A-Z a-z 0-9 _ . -", ErrBadRequest, cut(k, MaxMetaKeyLen), MaxMetaKeyLen)
+		}
+		if v := meta[k]; len(v) > MaxMetaValueLen {
+			return fmt.Errorf("%w: meta: the value of key %q is %d bytes, at most %d", ErrBadRequest, k, len(v), MaxMetaValueLen)
+		} else if !printable(v) {
+			return fmt.Errorf("%w: meta: the value of key %q holds a control character or invalid UTF-8", ErrBadRequest, k)
+		}
+	}
+	return nil
+}
+
+func validMetaKey(k string) bool {
+	if k == "" || len(k) > MaxMetaKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// cut returns at most the first n bytes of s.
+func cut(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
 
 func envProject(e string) string {
 	if p, _, ok := strings.Cut(e, "/"); ok {

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -527,4 +528,80 @@ func TestFind(t *testing.T) {
 	if got, _ := s.Find(ctx, p2); got.Active(clk.Now()) {
 		t.Fatal("an expired token is active")
 	}
+}
+
+// A child's meta is its creator's: bounded, stored as given, and not the
+// parent's. A login's meta (the server's) is not bounded by those rules.
+func TestChildMeta(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		s, _ := newService(t, st)
+		ctx := t.Context()
+		// A JWT login's claims may be named outside the child's key charset.
+		plain, parent, err := s.Issue(ctx, Request{Principal: "jwt:idp/alice", AuthMethod: "jwt", Policies: []string{"p"},
+			Meta: map[string]string{"issuer": "idp", "https://idp.example/groups": "ops"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.Verify(ctx, plain, local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta := map[string]string{"team": "payments", "ticket.id": "OPS-1_2", "note": strings.Repeat("é", MaxMetaValueLen/2)}
+		_, child, err := s.Issue(ctx, Request{Parent: p, Principal: p.Principal, AuthMethod: "token", Meta: meta}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta["team"] = "changed after the call"
+		if child.Meta["team"] != "payments" {
+			t.Errorf("the issued token shares the caller's map: %v", child.Meta)
+		}
+		if l, err := s.Lookup(ctx, child.Accessor); err != nil || len(l.Meta) != 3 || l.Meta["team"] != "payments" || l.Meta["issuer"] != "" {
+			t.Fatalf("stored child meta = %v, %v", l.Meta, err)
+		}
+		// Asking for none gets none, not the parent's.
+		_, bare, err := s.Issue(ctx, Request{Parent: p, Principal: p.Principal, AuthMethod: "token"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, err := s.Lookup(ctx, bare.Accessor); err != nil || len(l.Meta) != 0 {
+			t.Fatalf("child without meta = %v, %v", l.Meta, err)
+		}
+		if l, err := s.Lookup(ctx, parent.Accessor); err != nil || l.Meta["issuer"] != "idp" {
+			t.Fatalf("parent meta = %v, %v", l.Meta, err)
+		}
+
+		many := map[string]string{}
+		for i := range MaxMetaEntries + 1 {
+			many[fmt.Sprintf("k%d", i)] = "v"
+		}
+		for name, tc := range map[string]struct {
+			meta map[string]string
+			want string // in the error
+		}{
+			"too many entries": {many, "at most 16"},
+			"empty key":        {map[string]string{"": "v"}, `key ""`},
+			"long key":         {map[string]string{strings.Repeat("k", MaxMetaKeyLen+1): "v"}, `key "` + strings.Repeat("k", MaxMetaKeyLen) + `"`},
+			"slash in key":     {map[string]string{"ok": "v", "a/b": "v"}, `key "a/b"`},
+			"space in key":     {map[string]string{"a b": "v"}, `key "a b"`},
+			"non-ASCII key":    {map[string]string{"é": "v"}, `key "é"`},
+			"long value":       {map[string]string{"ok": "v", "big": strings.Repeat("v", MaxMetaValueLen+1)}, `key "big"`},
+			"control in value": {map[string]string{"esc": "a\x1b[2Jb"}, `key "esc"`},
+			"bad UTF-8 value":  {map[string]string{"bin": "a\xffb"}, `key "bin"`},
+		} {
+			_, _, err := s.Issue(ctx, Request{Parent: p, Principal: p.Principal, AuthMethod: "token", Meta: tc.meta}, nil)
+			if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: %v, want ErrBadRequest naming %s", name, err, tc.want)
+			}
+			if err != nil && (strings.Contains(err.Error(), "vvvv") || strings.Contains(err.Error(), "\x1b")) {
+				t.Errorf("%s: the error shows a value: %v", name, err)
+			}
+		}
+		var n int
+		st.Read(ctx, func(tx storage.Tx) error {
+			return tx.QueryRow(ctx, `SELECT COUNT(*) FROM tokens`).Scan(&n)
+		})
+		if n != 3 {
+			t.Errorf("%d tokens stored, want 3 (refused children stored nothing)", n)
+		}
+	})
 }
