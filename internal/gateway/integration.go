@@ -60,6 +60,10 @@ type Integration struct {
 	// are counted per node.
 	Rate       string `json:"rate,omitempty"`
 	CallerRate string `json:"caller_rate,omitempty"`
+	// OAuth2 is set when Inject is "oauth2": the upstream takes OAuth 2.0
+	// access tokens, which keyward obtains with the client credentials
+	// grant, using the secret as the client secret.
+	OAuth2 *OAuth2 `json:"oauth2,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by"`
