@@ -129,6 +129,7 @@ type compiled struct {
 	maxBody             int64
 	cred                atomic.Pointer[credential] // for the cached secret value
 	rate, callerRate    ratelimit.Limit
+	oauth2              *oauth2Client // with inject oauth2
 }
 
 // Normalize validates in, fills the defaults and rewrites every field in
@@ -165,6 +166,9 @@ func (in *Integration) Normalize() (*compiled, error) {
 		return nil, err
 	}
 	in.Inject = c.inject.String()
+	if err := c.normalizeOAuth2(in); err != nil {
+		return nil, err
+	}
 
 	if len(in.Methods) == 0 {
 		in.Methods = slices.Clone(Methods)
@@ -232,62 +236,74 @@ func (in *Integration) Normalize() (*compiled, error) {
 	return c, nil
 }
 
-func (c *compiled) parseUpstream(in *Integration) error {
-	s := in.Upstream
+// endpoint is a checked URL the proxy sends requests to.
+type endpoint struct {
+	u      *url.URL
+	scheme string
+	host   string // the Host header: name, and port unless the scheme's default
+	addr   string // what is dialled: name:port
+}
+
+// parseEndpoint checks a URL the proxy will call (field names it in
+// errors): https, or http with allowPrivate; no user, fragment or
+// backslash; a host that is a plain name or an address not internal
+// (without allowPrivate); a query only with allowQuery.
+func parseEndpoint(field, s string, allowPrivate, allowQuery bool) (*endpoint, error) {
 	if s == "" {
-		return invalid("upstream is required (e.g. https://api.example.com)")
+		return nil, invalid("%s is required (e.g. https://api.example.com)", field)
 	}
 	if len(s) > MaxUpstreamBytes {
-		return invalid("upstream: longer than %d bytes", MaxUpstreamBytes)
+		return nil, invalid("%s: longer than %d bytes", field, MaxUpstreamBytes)
 	}
 	if strings.ContainsAny(s, "#\\") {
-		return invalid("upstream: no fragment ('#') or backslash allowed")
+		return nil, invalid("%s: no fragment ('#') or backslash allowed", field)
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return invalid("upstream is not a valid URL")
+		return nil, invalid("%s is not a valid URL", field)
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !in.AllowPrivate {
-			return invalid("upstream: http is allowed only with allow_private (for local upstreams); use https")
+		if !allowPrivate {
+			return nil, invalid("%s: http is allowed only with allow_private (for local upstreams); use https", field)
 		}
 	default:
-		return invalid("upstream: the scheme must be https (or http with allow_private)")
+		return nil, invalid("%s: the scheme must be https (or http with allow_private)", field)
 	}
 	if u.User != nil || strings.Contains(u.Host, "@") {
-		return invalid("upstream: no user or password in the URL; put the credential in a secret")
+		return nil, invalid("%s: no user or password in the URL; put the credential in a secret", field)
 	}
-	if u.Opaque != "" || u.RawQuery != "" || u.ForceQuery {
-		return invalid("upstream: no query string allowed")
+	if u.Opaque != "" || !allowQuery && (u.RawQuery != "" || u.ForceQuery) {
+		return nil, invalid("%s: no query string allowed", field)
 	}
 	host := strings.ToLower(u.Hostname())
 	if host == "" {
-		return invalid("upstream: a host is required")
+		return nil, invalid("%s: a host is required", field)
 	}
 	if addr, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
-		if !in.AllowPrivate && Blocked(addr) {
-			return invalid("upstream: %s is a loopback, private or otherwise internal address; set allow_private to allow it", addr)
+		if !allowPrivate && Blocked(addr) {
+			return nil, invalid("%s: %s is a loopback, private or otherwise internal address; set allow_private to allow it", field, addr)
 		}
 		if addr.Zone() != "" {
-			return invalid("upstream: IPv6 zones are not allowed")
+			return nil, invalid("%s: IPv6 zones are not allowed", field)
 		}
 	} else {
 		for i := 0; i < len(host); i++ {
 			ch := host[i]
 			if !('a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '.') {
-				return invalid("upstream: host %q: use letters, digits, '-' and '.' (punycode for other names)", printable(host))
+				return nil, invalid("%s: host %q: use letters, digits, '-' and '.' (punycode for other names)", field, printable(host))
 			}
 		}
 	}
+	e := &endpoint{u: u, scheme: u.Scheme}
 	port := map[string]string{"https": "443", "http": "80"}[u.Scheme]
-	c.addr = net.JoinHostPort(host, port)
+	e.addr = net.JoinHostPort(host, port)
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || p[0] == '0' {
-			return invalid("upstream: port %q: want 1 to 65535", printable(p))
+			return nil, invalid("%s: port %q: want 1 to 65535", field, printable(p))
 		}
-		c.addr = net.JoinHostPort(host, p)
+		e.addr = net.JoinHostPort(host, p)
 		if p == port {
 			p = "" // the Host header leaves out the scheme's default port
 		}
@@ -301,11 +317,20 @@ func (c *compiled) parseUpstream(in *Integration) error {
 	if port != "" {
 		host += ":" + port
 	}
-	base, err := ParsePath(u.EscapedPath())
+	e.host = host
+	return e, nil
+}
+
+func (c *compiled) parseUpstream(in *Integration) error {
+	e, err := parseEndpoint("upstream", in.Upstream, in.AllowPrivate, false)
+	if err != nil {
+		return err
+	}
+	base, err := ParsePath(e.u.EscapedPath())
 	if err != nil {
 		return invalid("upstream path: %v", err)
 	}
-	c.scheme, c.host = u.Scheme, host
+	c.scheme, c.host, c.addr = e.scheme, e.host, e.addr
 	c.baseRaw = strings.TrimSuffix(base.Escaped, "/")
 	c.basePath = ""
 	for _, seg := range base.Segs {

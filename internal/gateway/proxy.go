@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,8 +74,19 @@ func (credential) LogValue() slog.Value  { return slog.StringValue("[redacted]")
 // every form of it that must never appear in a response header.
 type credential struct {
 	entry   *secretEntry
-	value   string   // header value, or the query value
-	needles []string // raw, header form, base64 and URL-escaped forms
+	value   string    // header value, or the query value
+	needles []string  // raw, header form, base64 and URL-escaped forms
+	renewAt time.Time // an OAuth 2.0 token is replaced from then on; zero: never
+	issued  time.Time // when an OAuth 2.0 token was obtained
+}
+
+// hide adds s, and its URL-escaped and base64 forms, to the needles.
+func (cr *credential) hide(s string) {
+	for _, f := range []string{s, url.QueryEscape(s), url.PathEscape(s), base64.StdEncoding.EncodeToString([]byte(s))} {
+		if !slices.Contains(cr.needles, f) {
+			cr.needles = append(cr.needles, f)
+		}
+	}
 }
 
 // NewProxy returns a Proxy over the integrations of svc, resolving secrets
@@ -137,13 +149,14 @@ func (p *Proxy) secret(ctx context.Context, c *compiled) (*secretEntry, error) {
 	return e, nil
 }
 
-// credential returns what c injects, computed once per secret value.
+// credential returns what c injects, computed once per secret value (and,
+// for OAuth 2.0, once per access token).
 func (p *Proxy) credential(ctx context.Context, c *compiled) (*credential, error) {
 	e, err := p.secret(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	if cr := c.cred.Load(); cr != nil && cr.entry == e {
+	if cr := c.cred.Load(); cr.fresh(e, time.Now()) {
 		return cr, nil
 	}
 	// Surrounding whitespace (a trailing newline from `echo`) is never part
@@ -157,24 +170,73 @@ func (p *Proxy) credential(ctx context.Context, c *compiled) (*credential, error
 			return nil, fmt.Errorf("%w: its value holds control characters", ErrSecretUnavailable)
 		}
 	}
+	if c.oauth2 != nil {
+		return p.oauth2Credential(ctx, c, e, secret)
+	}
 	cr := &credential{entry: e, value: c.inject.value(secret)}
-	add := func(s string) {
-		for _, n := range cr.needles {
-			if n == s {
-				return
-			}
-		}
-		cr.needles = append(cr.needles, s)
-	}
-	add(secret)
-	add(url.QueryEscape(secret))
-	add(url.PathEscape(secret))
+	cr.hide(secret)
 	if c.inject.Kind == InjectBasic {
-		add(strings.TrimPrefix(cr.value, "Basic "))
+		cr.hide(strings.TrimPrefix(cr.value, "Basic "))
 	}
-	add(base64.StdEncoding.EncodeToString([]byte(secret)))
 	c.cred.Store(cr)
 	return cr, nil
+}
+
+// fresh reports whether cr was made from the secret value e and, for an
+// OAuth 2.0 token, is not due for renewal at now.
+func (cr *credential) fresh(e *secretEntry, now time.Time) bool {
+	return cr != nil && cr.entry == e && (cr.renewAt.IsZero() || now.Before(cr.renewAt))
+}
+
+// oauth2Credential obtains an access token with the client secret, one
+// fetch at a time per integration: calls that arrive during a fetch wait
+// for it and use its token. A failed fetch fails the calls of the next
+// tokenFailureBackOff without another (unless the secret changes).
+func (p *Proxy) oauth2Credential(ctx context.Context, c *compiled, e *secretEntry, secret string) (*credential, error) {
+	o := c.oauth2
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	if cr := c.cred.Load(); cr.fresh(e, now) {
+		return cr, nil // fetched while this call waited
+	}
+	if o.failEntry == e && now.Before(o.failUntil) {
+		return nil, o.failErr
+	}
+	// Not the caller's context: calls waiting on this fetch share it.
+	deadline := now.Add(c.timeout)
+	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	token, life, err := o.fetchToken(fctx, p.client(c), secret, deadline)
+	cancel()
+	if err != nil {
+		o.failEntry, o.failUntil, o.failErr = e, now.Add(tokenFailureBackOff), err
+		return nil, err
+	}
+	o.failEntry, o.failErr = nil, nil
+	cr := &credential{entry: e, value: c.inject.value(token), renewAt: now.Add(life - renewBefore(life)), issued: now}
+	cr.hide(token)
+	cr.hide(secret)
+	c.cred.Store(cr)
+	return cr, nil
+}
+
+// client is the HTTP client for c's calls.
+func (p *Proxy) client(c *compiled) *client {
+	if c.in.AllowPrivate {
+		return p.private
+	}
+	return p.strict
+}
+
+// tokenRefused drops cr, an OAuth 2.0 token the upstream answered 401 to,
+// so the next call fetches a new one (the token may have been revoked
+// before it expired). A token younger than minTokenAgeForDrop is kept: an
+// upstream path that answers 401 to every token must not make each call
+// fetch a new one.
+func tokenRefused(c *compiled, cr *credential) {
+	if c.oauth2 != nil && time.Since(cr.issued) >= minTokenAgeForDrop {
+		c.cred.CompareAndSwap(cr, nil)
+	}
 }
 
 // Call describes a forwarded call for the audit log: never a body, never
@@ -259,7 +321,7 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 	switch c.inject.Kind {
 	case InjectHeader:
 		header.inject, header.value = c.inject.Name, cr.value
-	case InjectBasic:
+	case InjectBasic, InjectOAuth2:
 		header.inject, header.value = "Authorization", cr.value
 	case InjectQuery:
 		if query, err = withParam(query, c.inject.Name, cr.value); err != nil {
@@ -283,12 +345,8 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 	} else {
 		out.contentLength = 0
 	}
-	cl := p.strict
-	if c.in.AllowPrivate {
-		cl = p.private
-	}
 	ctx := r.Context()
-	resp, err := cl.roundTrip(ctx, out)
+	resp, err := p.client(c).roundTrip(ctx, out)
 	call.BytesIn = body.count()
 	if body.tooLarge() {
 		if resp != nil {
@@ -308,6 +366,9 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 		return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		tokenRefused(c, cr)
+	}
 
 	copyResponseHeader(w.Header(), resp.Header, c.strip, cr.needles)
 	w.WriteHeader(resp.StatusCode)

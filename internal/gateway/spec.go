@@ -35,14 +35,17 @@ const (
 	InjectHeader InjectKind = iota + 1 // a request header built from a template
 	InjectQuery                        // a query parameter
 	InjectBasic                        // HTTP basic authentication
+	InjectOAuth2                       // an OAuth 2.0 access token the proxy obtains (see OAuth2)
 )
 
-// Inject is a parsed injection spec. Its three textual forms are
+// Inject is a parsed injection spec. Its textual forms are
 //
 //	header:NAME=TEMPLATE   e.g. header:Authorization=Bearer {{secret}}
 //	query:NAME             e.g. query:key
 //	basic:USER             the secret is the password; basic:{{secret}}
 //	                       makes the secret the user with an empty password
+//	oauth2                 the secret is an OAuth 2.0 client secret; the
+//	                       access tokens it obtains go in Authorization
 //
 // TEMPLATE holds {{secret}} exactly once, in printable ASCII.
 type Inject struct {
@@ -74,9 +77,12 @@ func ParseInject(s string) (Inject, error) {
 	if len(s) > MaxInjectBytes {
 		return Inject{}, invalid("inject: longer than %d bytes", MaxInjectBytes)
 	}
+	if s == "oauth2" {
+		return Inject{Kind: InjectOAuth2}, nil
+	}
 	kind, rest, ok := strings.Cut(s, ":")
 	if !ok {
-		return Inject{}, invalid("inject %q: want header:NAME=TEMPLATE, query:NAME or basic:USER", printable(s))
+		return Inject{}, invalid("inject %q: want header:NAME=TEMPLATE, query:NAME, basic:USER or oauth2", printable(s))
 	}
 	switch kind {
 	case "header":
@@ -110,7 +116,7 @@ func ParseInject(s string) (Inject, error) {
 		}
 		return Inject{Kind: InjectBasic, User: rest}, nil
 	}
-	return Inject{}, invalid("inject %q: the kind must be header, query or basic", printable(kind))
+	return Inject{}, invalid("inject %q: the kind must be header, query, basic or oauth2", printable(kind))
 }
 
 // String is the canonical spec, which ParseInject reads back.
@@ -122,6 +128,8 @@ func (in Inject) String() string {
 		return "query:" + in.Name
 	case InjectBasic:
 		return "basic:" + in.User
+	case InjectOAuth2:
+		return "oauth2"
 	}
 	return ""
 }
@@ -136,6 +144,8 @@ func (in Inject) value(secret string) string {
 			return "Basic " + base64.StdEncoding.EncodeToString([]byte(secret+":"))
 		}
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(in.User+":"+secret))
+	case InjectOAuth2:
+		return "Bearer " + secret // secret: the access token
 	}
 	return secret
 }

@@ -80,6 +80,8 @@ func MapGatewayErrors(m *ErrorMapper) {
 	m.Map(gateway.ErrAddressBlocked, http.StatusBadGateway, CodeBadGateway, gateway.ErrAddressBlocked.Error())
 	m.Map(gateway.ErrUpstreamUnavailable, http.StatusBadGateway, CodeBadGateway, "the upstream could not be reached")
 	m.Map(gateway.ErrUpstreamTimeout, http.StatusGatewayTimeout, CodeGatewayTimeout, "")
+	// Its messages give only the token endpoint's status and OAuth error code.
+	m.Map(gateway.ErrTokenUnavailable, http.StatusBadGateway, CodeBadGateway, "")
 }
 
 // IntegrationRequest is the body of a create or update.
