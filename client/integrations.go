@@ -17,7 +17,8 @@ type IntegrationSpec struct {
 	Upstream string `json:"upstream"`
 	// Secret is PROJECT/ENV/PATH of the credential.
 	Secret string `json:"secret"`
-	// Inject is header:NAME=TEMPLATE (with {{secret}}), query:NAME or basic:USER.
+	// Inject is header:NAME=TEMPLATE (with {{secret}}), query:NAME,
+	// basic:USER or InjectOAuth2 (with OAuth2 set).
 	Inject  string   `json:"inject"`
 	Methods []string `json:"methods,omitempty"`
 	// Paths are globs below the upstream's path: * one segment, ** any.
@@ -33,6 +34,34 @@ type IntegrationSpec struct {
 	// of each token or API key ("100/s", "60/min", "1000/h"; per node).
 	Rate       string `json:"rate,omitempty"`
 	CallerRate string `json:"caller_rate,omitempty"`
+	// OAuth2 is set when Inject is InjectOAuth2: the upstream takes OAuth
+	// 2.0 access tokens, which keyward gets from the token endpoint with
+	// the client credentials grant, the secret being the client secret.
+	OAuth2 *OAuth2 `json:"oauth2,omitempty"`
+}
+
+// InjectOAuth2 is the Inject value of an integration whose upstream takes
+// OAuth 2.0 access tokens (see OAuth2).
+const InjectOAuth2 = "oauth2"
+
+// OAuth2 are the client credentials settings of an integration whose
+// Inject is InjectOAuth2. keyward sends the secret (the client secret) to
+// TokenURL only, and the access token it gets to the upstream only, as
+// "Authorization: Bearer TOKEN"; neither reaches a caller.
+type OAuth2 struct {
+	// TokenURL is the authorization server's token endpoint (https; http
+	// only with AllowPrivate).
+	TokenURL string `json:"token_url"`
+	// ClientID is the client's identifier (not a secret).
+	ClientID string `json:"client_id"`
+	// Scopes are requested with every token (none: the server's default).
+	Scopes []string `json:"scopes,omitempty"`
+	// Audience, when set, is sent as the "audience" parameter (Auth0, Okta).
+	Audience string `json:"audience,omitempty"`
+	// AuthStyle is how the client authenticates to the token endpoint:
+	// "basic" (HTTP basic authentication; the default) or "post" (client_id
+	// and client_secret in the form body).
+	AuthStyle string `json:"auth_style,omitempty"`
 }
 
 // Integration is a stored integration.

@@ -39,13 +39,19 @@ type specFlags struct {
 	rate, callerRate                           string
 	methods, paths, strip                      []string
 	allowPrivate                               bool
+	// The oauth2 object, with --inject oauth2.
+	tokenURL, clientID, audience, clientAuth string
+	scopes                                   []string
 }
+
+// oauth2Flags fill the oauth2 object; they go only with --inject oauth2.
+var oauth2Flags = []string{"token-url", "client-id", "scope", "audience", "client-auth"}
 
 func (f *specFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.upstream, "upstream", "", "base URL of the API, e.g. https://api.example.com/v2")
 	fl.StringVar(&f.secret, "secret", "", "PROJECT/ENV/PATH of the secret holding the key")
-	fl.StringVar(&f.inject, "inject", "", "where the key goes: 'header:NAME=TEMPLATE' (TEMPLATE holds {{secret}}), 'query:NAME' or 'basic:USER'")
+	fl.StringVar(&f.inject, "inject", "", "where the key goes: 'header:NAME=TEMPLATE' (TEMPLATE holds {{secret}}), 'query:NAME', 'basic:USER', or 'oauth2' (the secret is an OAuth 2.0 client secret; see --token-url)")
 	fl.StringArrayVar(&f.methods, "method", nil, "allowed method (repeatable; default all of GET HEAD POST PUT PATCH DELETE OPTIONS)")
 	fl.StringArrayVar(&f.paths, "path", nil, "allowed path glob below the upstream, '*' one segment, '**' any (repeatable; default /**)")
 	fl.StringVar(&f.timeout, "timeout", "", "longest a whole call may take (default 30s)")
@@ -54,6 +60,11 @@ func (f *specFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.allowPrivate, "allow-private", false, "allow an upstream on loopback or a private network, and plain http")
 	fl.StringVar(&f.rate, "rate", "", "most calls through the integration, all callers together, e.g. 100/s or 6000/min (per node; empty: none)")
 	fl.StringVar(&f.callerRate, "caller-rate", "", "most calls of each token or API key through the integration, e.g. 60/min (per node; empty: none)")
+	fl.StringVar(&f.tokenURL, "token-url", "", "with --inject oauth2: the token endpoint keyward gets access tokens from (client credentials grant)")
+	fl.StringVar(&f.clientID, "client-id", "", "with --inject oauth2: the OAuth client id")
+	fl.StringArrayVar(&f.scopes, "scope", nil, "with --inject oauth2: a scope to request (repeatable, or several separated by spaces; default: the server's)")
+	fl.StringVar(&f.audience, "audience", "", "with --inject oauth2: the audience parameter to send (Auth0, Okta)")
+	fl.StringVar(&f.clientAuth, "client-auth", "", "with --inject oauth2: how the client secret is sent to the token endpoint: basic (HTTP basic auth) or post (in the form) (default basic)")
 }
 
 // apply sets the flags the user gave on spec.
@@ -100,7 +111,67 @@ func (f *specFlags) apply(cmd *cobra.Command, spec *client.IntegrationSpec) erro
 	if ch("caller-rate") {
 		spec.CallerRate = f.callerRate
 	}
+	return f.applyOAuth2(cmd, spec)
+}
+
+// applyOAuth2 sets the oauth2 flags the user gave on spec.OAuth2 when the
+// integration's inject (given or, on update, kept) is oauth2, and drops
+// spec.OAuth2 when it is another kind.
+func (f *specFlags) applyOAuth2(cmd *cobra.Command, spec *client.IntegrationSpec) error {
+	ch := cmd.Flags().Changed
+	if spec.Inject != client.InjectOAuth2 {
+		for _, name := range oauth2Flags {
+			if !ch(name) {
+				continue
+			}
+			if ch("inject") || spec.Inject == "" {
+				return Usagef("--%s goes only with --inject oauth2", name)
+			}
+			return Usagef("--%s goes only with --inject oauth2 (this integration injects %s)", name, spec.Inject)
+		}
+		spec.OAuth2 = nil
+		return nil
+	}
+	var o client.OAuth2
+	if spec.OAuth2 != nil {
+		o = *spec.OAuth2
+	}
+	if ch("token-url") {
+		o.TokenURL = f.tokenURL
+	}
+	if ch("client-id") {
+		o.ClientID = f.clientID
+	}
+	if ch("scope") {
+		o.Scopes = splitScopes(f.scopes)
+	}
+	if ch("audience") {
+		o.Audience = f.audience
+	}
+	if ch("client-auth") {
+		if f.clientAuth != "basic" && f.clientAuth != "post" {
+			return Usagef("--client-auth %q: want basic or post", f.clientAuth)
+		}
+		o.AuthStyle = f.clientAuth
+	}
+	if o.TokenURL == "" {
+		return Usagef("--token-url is required with --inject oauth2")
+	}
+	if o.ClientID == "" {
+		return Usagef("--client-id is required with --inject oauth2")
+	}
+	spec.OAuth2 = &o
 	return nil
+}
+
+// splitScopes accepts repeated flags and space-separated values alike
+// ("--scope 'read write'", the form of OAuth's scope parameter).
+func splitScopes(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, strings.Fields(v)...)
+	}
+	return out
 }
 
 // splitList accepts repeated flags and comma-separated values alike.
@@ -123,7 +194,11 @@ const integrationExamples = `  keyward integration create maps --upstream https:
       --secret payments/prod/stripe-key --inject 'header:Authorization=Bearer {{secret}}' \
       --method GET --method POST --path '/v1/**' --timeout 10s --max-body 1MiB
   keyward integration create twilio --upstream https://api.twilio.com/2010-04-01 \
-      --secret comms/prod/twilio-token --inject 'basic:ACCOUNT_SID' --strip-header X-Twilio-Debug`
+      --secret comms/prod/twilio-token --inject 'basic:ACCOUNT_SID' --strip-header X-Twilio-Debug
+  keyward integration create crm --upstream https://example.my.salesforce.com \
+      --secret crm/prod/salesforce-client-secret --inject oauth2 \
+      --token-url https://example.my.salesforce.com/services/oauth2/token \
+      --client-id 3MVG9... --scope api`
 
 func integrationCreateCmd(env *Env, g *globals) *cobra.Command {
 	var f specFlags
@@ -134,7 +209,13 @@ func integrationCreateCmd(env *Env, g *globals) *cobra.Command {
 
 The upstream must be https; upstreams on loopback, private, link-local and
 other internal addresses (and plain http) need --allow-private. The key is read
-from the secret at call time; after a rotation the next call uses the new one.`,
+from the secret at call time; after a rotation the next call uses the new one.
+
+With --inject oauth2 the secret is an OAuth 2.0 client secret: keyward gets
+access tokens from --token-url (client credentials grant, as --client-id,
+with each --scope and --audience) and sends them to the upstream as
+"Authorization: Bearer TOKEN". --token-url and --client-id are required
+then, and these flags go with no other --inject.`,
 		Example: integrationExamples,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -172,10 +253,16 @@ func integrationUpdateCmd(env *Env, g *globals) *cobra.Command {
 		Use:   "update NAME [flags]",
 		Short: "Change some settings of an integration",
 		Long: `Change the settings given as flags and keep the others. A list flag
-(--method, --path, --strip-header) replaces the whole list.`,
+(--method, --path, --strip-header, --scope) replaces the whole list.
+
+The OAuth 2.0 flags (--token-url, --client-id, --scope, --audience,
+--client-auth) change an integration that injects oauth2, or one being
+switched to it with --inject oauth2; switching to another --inject drops
+its OAuth 2.0 settings.`,
 		Example: `  keyward integration update stripe --timeout 20s
   keyward integration update maps --path '/geocode/**' --path '/directions/**'
-  keyward integration update stripe --secret payments/prod/stripe-key-v2`,
+  keyward integration update stripe --secret payments/prod/stripe-key-v2
+  keyward integration update crm --scope api --scope refresh_token`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, c, err := g.setup(env)
@@ -234,16 +321,29 @@ func printIntegration(w io.Writer, in *client.Integration, callURL string) {
 	if strip == "" {
 		strip = "-"
 	}
-	for _, row := range [][2]string{
+	rows := [][2]string{
 		{"name", in.Name}, {"upstream", in.Upstream}, {"secret", in.Secret}, {"inject", in.Inject},
 		{"methods", strings.Join(in.Methods, ", ")}, {"paths", strings.Join(in.Paths, ", ")},
 		{"timeout", in.Timeout}, {"max body", strconv.FormatInt(in.MaxBodyBytes, 10) + " bytes"},
 		{"strip headers", strip}, {"allow private", strconv.FormatBool(in.AllowPrivate)},
 		{"rate", dash(in.Rate)}, {"caller rate", dash(in.CallerRate)},
+	}
+	if o := in.OAuth2; o != nil {
+		auth := o.AuthStyle
+		if auth == "" {
+			auth = "basic"
+		}
+		rows = append(rows, [][2]string{
+			{"token url", o.TokenURL}, {"client id", o.ClientID}, {"scopes", dash(strings.Join(o.Scopes, " "))},
+			{"audience", dash(o.Audience)}, {"client auth", auth},
+		}...)
+	}
+	rows = append(rows, [][2]string{
 		{"created", in.CreatedAt.Format(time.RFC3339) + " by " + in.CreatedBy},
 		{"updated", in.UpdatedAt.Format(time.RFC3339) + " by " + in.UpdatedBy},
 		{"call at", callURL},
-	} {
+	}...)
+	for _, row := range rows {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 	}
 	tw.Flush()

@@ -110,3 +110,161 @@ func TestIntegrationGetListDelete(t *testing.T) {
 		t.Errorf("get nope: %d %q", r.code, r.stderr)
 	}
 }
+
+const oauth2IntegrationJSON = `{"name":"crm","upstream":"https://example.my.salesforce.com","secret":"crm/prod/salesforce-client-secret",
+"inject":"oauth2","oauth2":{"token_url":"https://example.my.salesforce.com/services/oauth2/token","client_id":"3MVG9abc",
+"scopes":["api","refresh_token"],"audience":"https://api.example.com","auth_style":"post"},
+"methods":["GET"],"paths":["/**"],"timeout":"30s","max_body_bytes":10485760,"strip_response_headers":[],"allow_private":false,
+"created_at":"2030-01-01T00:00:00Z","created_by":"user:alice","updated_at":"2030-01-01T00:00:00Z","updated_by":"user:alice"}`
+
+func TestIntegrationCreateOAuth2(t *testing.T) {
+	h := newHarness(t)
+	h.fake.handle("POST /v1/integrations", 201, oauth2IntegrationJSON)
+	h.must("", "integration", "create", "crm", "--upstream", "https://example.my.salesforce.com",
+		"--secret", "crm/prod/salesforce-client-secret", "--inject", "oauth2",
+		"--token-url", "https://example.my.salesforce.com/services/oauth2/token", "--client-id", "3MVG9abc",
+		"--scope", "api", "--scope", "refresh_token web", "--audience", "https://api.example.com", "--client-auth", "post")
+	reqs := h.fake.requests("POST /v1/integrations")
+	if len(reqs) != 1 {
+		t.Fatalf("requests = %+v", reqs)
+	}
+	body := bodyMap(t, reqs[0].Body)
+	want := `{"audience":"https://api.example.com","auth_style":"post","client_id":"3MVG9abc","scopes":["api","refresh_token","web"],"token_url":"https://example.my.salesforce.com/services/oauth2/token"}`
+	if got := mustJSON(body["oauth2"]); got != want || body["inject"] != "oauth2" {
+		t.Errorf("inject %v, oauth2 = %s, want %s", body["inject"], got, want)
+	}
+
+	// Only the flags given: no scopes, audience or auth_style of the CLI's own.
+	h.must("", "integration", "create", "crm", "--upstream", "https://example.my.salesforce.com",
+		"--secret", "crm/prod/salesforce-client-secret", "--inject", "oauth2",
+		"--token-url", "https://example.my.salesforce.com/services/oauth2/token", "--client-id", "3MVG9abc")
+	reqs = h.fake.requests("POST /v1/integrations")
+	want = `{"client_id":"3MVG9abc","token_url":"https://example.my.salesforce.com/services/oauth2/token"}`
+	if got := mustJSON(bodyMap(t, reqs[1].Body)["oauth2"]); got != want {
+		t.Errorf("oauth2 = %s, want %s", got, want)
+	}
+
+	// Other kinds send no oauth2 object.
+	h.must("", "integration", "create", "stripe", "--upstream", "https://api.stripe.com", "--secret", "payments/prod/stripe-key",
+		"--inject", "header:Authorization=Bearer {{secret}}")
+	reqs = h.fake.requests("POST /v1/integrations")
+	if _, ok := bodyMap(t, reqs[2].Body)["oauth2"]; ok {
+		t.Errorf("oauth2 sent with a header inject: %s", reqs[2].Body)
+	}
+}
+
+func TestIntegrationOAuth2UsageErrors(t *testing.T) {
+	h := newHarness(t)
+	h.fake.handle("GET /v1/integrations/stripe", 200, integrationJSON)
+	h.fake.handle("GET /v1/integrations/crm", 200, oauth2IntegrationJSON)
+	create := []string{"integration", "create", "x", "--upstream", "https://a.example", "--secret", "p/e/k"}
+	for _, tc := range []struct {
+		args []string
+		flag string // named in the error
+	}{
+		{append(create[:len(create):len(create)], "--inject", "query:key", "--token-url", "https://a.example/token"), "--token-url"},
+		{append(create[:len(create):len(create)], "--inject", "basic:u", "--client-id", "c"), "--client-id"},
+		{append(create[:len(create):len(create)], "--inject", "header:X-Key={{secret}}", "--scope", "api"), "--scope"},
+		{append(create[:len(create):len(create)], "--inject", "query:key", "--audience", "a"), "--audience"},
+		{append(create[:len(create):len(create)], "--inject", "query:key", "--client-auth", "post"), "--client-auth"},
+		{append(create[:len(create):len(create)], "--inject", "oauth2", "--client-id", "c"), "--token-url"},
+		{append(create[:len(create):len(create)], "--inject", "oauth2", "--token-url", "https://a.example/token"), "--client-id"},
+		{append(create[:len(create):len(create)], "--inject", "oauth2", "--token-url", "https://a.example/token", "--client-id", "c",
+			"--client-auth", "jwt"), "--client-auth"},
+		// update: the integration injects a header, and --inject does not change that
+		{[]string{"integration", "update", "stripe", "--client-id", "c"}, "--client-id"},
+		// update: switching away from oauth2 while setting its flags
+		{[]string{"integration", "update", "crm", "--inject", "query:key", "--scope", "api"}, "--scope"},
+		// update: switching to oauth2 needs the token URL and client id
+		{[]string{"integration", "update", "stripe", "--inject", "oauth2", "--client-id", "c"}, "--token-url"},
+	} {
+		r := h.run("", tc.args...)
+		if r.code != ExitUsage || !strings.HasPrefix(r.stderr, "Error: "+tc.flag+" ") {
+			t.Errorf("%v: exit %d, want %d and an error about %s (stderr %q)", tc.args, r.code, ExitUsage, tc.flag, r.stderr)
+		}
+	}
+	if n := len(h.fake.requests("POST /v1/integrations")); n != 0 {
+		t.Errorf("%d POST requests sent for usage errors", n)
+	}
+	if n := len(h.fake.requests("PUT /v1/integrations/stripe")) + len(h.fake.requests("PUT /v1/integrations/crm")); n != 0 {
+		t.Errorf("%d PUT requests sent for usage errors", n)
+	}
+}
+
+func TestIntegrationUpdateOAuth2(t *testing.T) {
+	h := newHarness(t)
+	h.fake.handle("GET /v1/integrations/crm", 200, oauth2IntegrationJSON)
+	h.fake.handle("PUT /v1/integrations/crm", 200, oauth2IntegrationJSON)
+	h.fake.handle("GET /v1/integrations/stripe", 200, integrationJSON)
+	h.fake.handle("PUT /v1/integrations/stripe", 200, integrationJSON)
+	put := func(name string) map[string]any {
+		t.Helper()
+		reqs := h.fake.requests("PUT /v1/integrations/" + name)
+		if len(reqs) == 0 {
+			t.Fatal("no PUT")
+		}
+		return bodyMap(t, reqs[len(reqs)-1].Body)
+	}
+
+	// Another setting: the oauth2 object goes back as it was.
+	h.must("", "integration", "update", "crm", "--timeout", "20s")
+	b := put("crm")
+	want := `{"audience":"https://api.example.com","auth_style":"post","client_id":"3MVG9abc","scopes":["api","refresh_token"],"token_url":"https://example.my.salesforce.com/services/oauth2/token"}`
+	if got := mustJSON(b["oauth2"]); got != want || b["inject"] != "oauth2" || b["timeout"] != "20s" {
+		t.Errorf("update --timeout: %v", b)
+	}
+
+	// One oauth2 flag: that field changes, the others stay.
+	h.must("", "integration", "update", "crm", "--scope", "api", "--audience", "", "--client-auth", "basic")
+	want = `{"auth_style":"basic","client_id":"3MVG9abc","scopes":["api"],"token_url":"https://example.my.salesforce.com/services/oauth2/token"}`
+	if got := mustJSON(put("crm")["oauth2"]); got != want {
+		t.Errorf("update --scope: oauth2 = %s, want %s", got, want)
+	}
+
+	// Switching to another kind drops the oauth2 object.
+	h.must("", "integration", "update", "crm", "--inject", "header:Authorization=Bearer {{secret}}")
+	if b := put("crm"); b["oauth2"] != nil || b["inject"] != "header:Authorization=Bearer {{secret}}" {
+		t.Errorf("switched away from oauth2: %v", b)
+	}
+
+	// Switching to oauth2 sends the new object.
+	h.must("", "integration", "update", "stripe", "--inject", "oauth2", "--token-url", "https://login.example.com/token", "--client-id", "c1")
+	b = put("stripe")
+	want = `{"client_id":"c1","token_url":"https://login.example.com/token"}`
+	if got := mustJSON(b["oauth2"]); got != want || b["inject"] != "oauth2" {
+		t.Errorf("switched to oauth2: %v", b)
+	}
+}
+
+func TestIntegrationGetShowsOAuth2(t *testing.T) {
+	h := newHarness(t)
+	h.fake.handle("GET /v1/integrations/crm", 200, oauth2IntegrationJSON)
+	h.fake.handle("GET /v1/integrations/stripe", 200, integrationJSON)
+	r := h.must("", "integration", "get", "crm")
+	for _, want := range []string{
+		"inject:", "oauth2",
+		"token url:", "https://example.my.salesforce.com/services/oauth2/token",
+		"client id:", "3MVG9abc",
+		"scopes:", "api refresh_token",
+		"audience:", "https://api.example.com",
+		"client auth:", "post",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("get output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = h.must("", "integration", "get", "crm", "-o", "json")
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("get -o json = %q: %v", r.stdout, err)
+	}
+	if o, _ := doc["oauth2"].(map[string]any); o["token_url"] != "https://example.my.salesforce.com/services/oauth2/token" ||
+		o["client_id"] != "3MVG9abc" || mustJSON(o["scopes"]) != `["api","refresh_token"]` || o["audience"] != "https://api.example.com" || o["auth_style"] != "post" {
+		t.Errorf("get -o json oauth2 = %v", doc["oauth2"])
+	}
+	// Other kinds show no OAuth2 rows.
+	r = h.must("", "integration", "get", "stripe")
+	if strings.Contains(r.stdout, "token url") || strings.Contains(r.stdout, "client id") {
+		t.Errorf("OAuth2 rows for a header integration:\n%s", r.stdout)
+	}
+}

@@ -98,13 +98,16 @@ type IntegrationRequest struct {
 	AllowPrivate         bool             `json:"allow_private,omitempty"`
 	Rate                 string           `json:"rate,omitempty"`
 	CallerRate           string           `json:"caller_rate,omitempty"`
+	// OAuth2 goes with inject "oauth2". Like every other field, an absent
+	// one on PUT means none: an update replaces every setting.
+	OAuth2 *gateway.OAuth2 `json:"oauth2,omitempty"`
 }
 
 func (in *IntegrationRequest) integration() gateway.Integration {
 	return gateway.Integration{
 		Name: in.Name, Upstream: in.Upstream, Secret: in.Secret, Inject: in.Inject, Methods: in.Methods, Paths: in.Paths,
 		Timeout: in.Timeout, MaxBodyBytes: in.MaxBodyBytes, StripResponseHeaders: in.StripResponseHeaders, AllowPrivate: in.AllowPrivate,
-		Rate: in.Rate, CallerRate: in.CallerRate,
+		Rate: in.Rate, CallerRate: in.CallerRate, OAuth2: in.OAuth2,
 	}
 }
 
@@ -177,7 +180,7 @@ func (h *Gateway) Routes() []Route {
 	routes := []Route{
 		{
 			Pattern: "POST /v1/integrations", Action: "write", Resource: createRes,
-			Summary: "Create an integration: {\"name\", \"upstream\", \"secret\": \"P/E/PATH\", \"inject\", \"methods\", \"paths\", \"timeout\", \"max_body_bytes\", \"strip_response_headers\", \"allow_private\"}; needs read on the secret.",
+			Summary: "Create an integration: {\"name\", \"upstream\", \"secret\": \"P/E/PATH\", \"inject\", \"methods\", \"paths\", \"timeout\", \"max_body_bytes\", \"strip_response_headers\", \"allow_private\", \"rate\", \"caller_rate\", \"oauth2\": {\"token_url\", \"client_id\", \"scopes\", \"audience\", \"auth_style\"} (with \"inject\": \"oauth2\")}; needs read on the secret.",
 			Handle: func(r *http.Request) (int, any, error) {
 				var in IntegrationRequest
 				if err := decode(r, &in); err != nil {
@@ -228,7 +231,7 @@ func (h *Gateway) Routes() []Route {
 		},
 		{
 			Pattern: "PUT /v1/integrations/{name}", Action: "write", Resource: integrationRes,
-			Summary: "Replace an integration's settings (same body as create; name optional); needs read on the secret.",
+			Summary: "Replace every setting of an integration (same body as create; name optional; an absent field takes its default, an absent \"oauth2\" means none); needs read on the secret.",
 			Handle: func(r *http.Request) (int, any, error) {
 				var in IntegrationRequest
 				if err := decode(r, &in); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,5 +298,70 @@ func TestGatewayAuditQueueRefused(t *testing.T) {
 	}
 	if ev := f.nextAudit(t); ev.Detail["path"] != "/y" {
 		t.Errorf("audit event = %+v", ev)
+	}
+}
+
+// Every setting of an integration can be given on create and update:
+// IntegrationRequest has a field for each of gateway.Integration's, but
+// the ones the server fills.
+func TestIntegrationRequestHasEverySetting(t *testing.T) {
+	names := func(typ reflect.Type) map[string]bool {
+		m := map[string]bool{}
+		for f := range typ.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			m[name] = true
+		}
+		return m
+	}
+	req := names(reflect.TypeFor[IntegrationRequest]())
+	for name := range names(reflect.TypeFor[gateway.Integration]()) {
+		switch name {
+		case "created_at", "created_by", "updated_at", "updated_by":
+			if req[name] {
+				t.Errorf("IntegrationRequest takes %s, which the server fills", name)
+			}
+		default:
+			if !req[name] {
+				t.Errorf("IntegrationRequest has no %s", name)
+			}
+		}
+	}
+}
+
+// The oauth2 object of a create or update body reaches the integration
+// as sent, and the integration's document shows it.
+func TestIntegrationRequestCarriesOAuth2(t *testing.T) {
+	const oauth2 = `{"token_url":"https://login.example.com/oauth2/token","client_id":"app-123","scopes":["api","refresh"],"audience":"https://api.example.com","auth_style":"post"}`
+	body := `{"name":"crm","upstream":"https://api.example.com","secret":"crm/prod/client-secret","inject":"oauth2","oauth2":` + oauth2 + `}`
+	r := httptest.NewRequest("POST", "/v1/integrations", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	var in IntegrationRequest
+	if err := decode(r, &in); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	got := in.integration()
+	want := gateway.OAuth2{TokenURL: "https://login.example.com/oauth2/token", ClientID: "app-123",
+		Scopes: []string{"api", "refresh"}, Audience: "https://api.example.com", AuthStyle: "post"}
+	if got.OAuth2 == nil || !reflect.DeepEqual(*got.OAuth2, want) || got.Inject != "oauth2" {
+		t.Fatalf("integration = %+v, oauth2 %+v", got, got.OAuth2)
+	}
+	doc, _ := json.Marshal(got)
+	var m map[string]json.RawMessage
+	json.Unmarshal(doc, &m)
+	if string(m["oauth2"]) != oauth2 {
+		t.Errorf("document's oauth2 = %s, want %s", m["oauth2"], oauth2)
+	}
+
+	// Without it (any other inject kind) there is none, in the
+	// integration and in its document.
+	r = httptest.NewRequest("PUT", "/v1/integrations/crm", strings.NewReader(`{"upstream":"https://api.example.com","secret":"crm/prod/k","inject":"query:key"}`))
+	in = IntegrationRequest{}
+	if err := decode(r, &in); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	got = in.integration()
+	doc, _ = json.Marshal(got)
+	if got.OAuth2 != nil || strings.Contains(string(doc), "oauth2") {
+		t.Errorf("without oauth2: %+v, document %s", got.OAuth2, doc)
 	}
 }
