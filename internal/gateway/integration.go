@@ -64,6 +64,12 @@ type Integration struct {
 	// access tokens, which keyward obtains with the client credentials
 	// grant, using the secret as the client secret.
 	OAuth2 *OAuth2 `json:"oauth2,omitempty"`
+	// WebSocket lets callers open WebSocket sessions (RFC 6455) through
+	// the integration: a GET with "Upgrade: websocket" is forwarded with
+	// the credential injected and, once the upstream switches protocols,
+	// the two connections are joined until either side closes or the
+	// caller's credential is revoked or expires. Off by default.
+	WebSocket bool `json:"websocket,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by"`
@@ -185,6 +191,9 @@ func (in *Integration) Normalize() (*compiled, error) {
 	}
 	slices.SortFunc(methods, func(a, b string) int { return slices.Index(Methods, a) - slices.Index(Methods, b) })
 	in.Methods, c.methods = methods, methods
+	if in.WebSocket && !slices.Contains(methods, http.MethodGet) {
+		return nil, invalid("websocket: a WebSocket session starts with a GET; allow GET among the methods")
+	}
 
 	if len(in.Paths) == 0 {
 		in.Paths = []string{"/**"}

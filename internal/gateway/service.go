@@ -45,7 +45,7 @@ func NewService(store storage.Store, now func() time.Time) *Service {
 	return &Service{store: store, now: now, cache: map[string]*compiled{}}
 }
 
-const integrationColumns = `name, upstream, secret_ref, inject, methods, paths, timeout_ms, max_body_bytes, strip_headers, allow_private, created_at, created_by, updated_at, updated_by, rate, caller_rate, oauth2`
+const integrationColumns = `name, upstream, secret_ref, inject, methods, paths, timeout_ms, max_body_bytes, strip_headers, allow_private, created_at, created_by, updated_at, updated_by, rate, caller_rate, oauth2, websocket`
 
 // Create stores a new integration (ErrExists when the name is taken) and
 // returns it as stored: normalised, with defaults filled.
@@ -60,7 +60,7 @@ func (s *Service) Create(ctx context.Context, in Integration, by string, audit A
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO integrations (`+integrationColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, args...); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO integrations (`+integrationColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, args...); err != nil {
 			if errors.Is(err, storage.ErrConflict) {
 				return fmt.Errorf("integration %q: %w", in.Name, ErrExists)
 			}
@@ -98,7 +98,7 @@ func (s *Service) Update(ctx context.Context, in Integration, by string, audit A
 		}
 		// The creation columns ($11, $12) are left as they are.
 		args = append(args[:10], args[12:]...)
-		if _, err := tx.Exec(ctx, `UPDATE integrations SET upstream = $2, secret_ref = $3, inject = $4, methods = $5, paths = $6, timeout_ms = $7, max_body_bytes = $8, strip_headers = $9, allow_private = $10, updated_at = $11, updated_by = $12, rate = $13, caller_rate = $14, oauth2 = $15 WHERE name = $1`, args...); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE integrations SET upstream = $2, secret_ref = $3, inject = $4, methods = $5, paths = $6, timeout_ms = $7, max_body_bytes = $8, strip_headers = $9, allow_private = $10, updated_at = $11, updated_by = $12, rate = $13, caller_rate = $14, oauth2 = $15, websocket = $16 WHERE name = $1`, args...); err != nil {
 			return err
 		}
 		out = &in
@@ -234,9 +234,9 @@ type scanner interface{ Scan(dest ...any) error }
 func scanIntegration(row scanner) (*Integration, error) {
 	var in Integration
 	var methods, paths, strip, oauth2 string
-	var timeoutMS, allowPrivate, created, updated int64
+	var timeoutMS, allowPrivate, created, updated, websocket int64
 	if err := row.Scan(&in.Name, &in.Upstream, &in.Secret, &in.Inject, &methods, &paths, &timeoutMS, &in.MaxBodyBytes,
-		&strip, &allowPrivate, &created, &in.CreatedBy, &updated, &in.UpdatedBy, &in.Rate, &in.CallerRate, &oauth2); err != nil {
+		&strip, &allowPrivate, &created, &in.CreatedBy, &updated, &in.UpdatedBy, &in.Rate, &in.CallerRate, &oauth2, &websocket); err != nil {
 		return nil, err
 	}
 	if oauth2 != "" {
@@ -255,6 +255,7 @@ func scanIntegration(row scanner) (*Integration, error) {
 	}
 	in.Timeout = Duration(time.Duration(timeoutMS) * time.Millisecond)
 	in.AllowPrivate = allowPrivate != 0
+	in.WebSocket = websocket != 0
 	in.CreatedAt, in.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
 	return &in, nil
 }
@@ -270,6 +271,10 @@ func rowArgs(in *Integration) ([]any, error) {
 	if in.AllowPrivate {
 		allow = 1
 	}
+	ws := 0
+	if in.WebSocket {
+		ws = 1
+	}
 	oauth2 := ""
 	if in.OAuth2 != nil {
 		b, err := json.Marshal(in.OAuth2)
@@ -280,5 +285,5 @@ func rowArgs(in *Integration) ([]any, error) {
 	}
 	return []any{in.Name, in.Upstream, in.Secret, in.Inject, string(methods), string(paths),
 		time.Duration(in.Timeout).Milliseconds(), in.MaxBodyBytes, string(strip), allow,
-		in.CreatedAt.UnixNano(), in.CreatedBy, in.UpdatedAt.UnixNano(), in.UpdatedBy, in.Rate, in.CallerRate, oauth2}, nil
+		in.CreatedAt.UnixNano(), in.CreatedBy, in.UpdatedAt.UnixNano(), in.UpdatedBy, in.Rate, in.CallerRate, oauth2, ws}, nil
 }
