@@ -106,6 +106,10 @@ type upstreamRequest struct {
 	body                 io.Reader
 	contentLength        int64 // -1: unknown (sent chunked)
 	deadline             time.Time
+	// upgrade asks the upstream to switch to WebSocket: the request goes
+	// on a new connection, which is never pooled; on 101 the caller takes
+	// it over (client.upgrade).
+	upgrade bool
 }
 
 // replayable requests can be sent again on a fresh connection.
@@ -148,6 +152,28 @@ func (c *client) roundTrip(ctx context.Context, req *upstreamRequest) (*http.Res
 	}
 }
 
+// upgrade sends req (an upgrade request) on a new connection. When the
+// upstream switches protocols it returns the 101 response and the
+// connection, whose deadlines are cleared, for the caller to use and
+// close; otherwise the response, as roundTrip would, and no connection
+// (its body closes the connection when done).
+func (c *client) upgrade(ctx context.Context, req *upstreamRequest) (*http.Response, *pconn, error) {
+	pc, err := c.dial(ctx, req.scheme+"://"+req.addr, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := c.exchange(ctx, pc, req)
+	if err != nil {
+		pc.conn.Close()
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return resp, nil, nil
+	}
+	pc.conn.SetDeadline(time.Time{})
+	return resp, pc, nil
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -183,9 +209,12 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) 
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		stop()
 		resp.Body.Close()
-		return nil, errors.New("the upstream switched protocols, which the gateway does not support")
+		if req.upgrade {
+			return resp, nil // the caller owns pc from now on
+		}
+		return nil, errors.New("the upstream switched protocols unasked")
 	}
-	b := &upstreamBody{rc: resp.Body, pc: pc, c: c, stop: stop, reusable: !resp.Close}
+	b := &upstreamBody{rc: resp.Body, pc: pc, c: c, stop: stop, reusable: !resp.Close && !req.upgrade}
 	if ka := resp.Header.Get("Keep-Alive"); ka != "" {
 		pc.idleUntil = keepAliveUntil(ka)
 	}
@@ -249,6 +278,9 @@ func writeRequest(w *bufio.Writer, req *upstreamRequest) error {
 		w.WriteString("Transfer-Encoding: chunked\r\n")
 	case req.method == http.MethodPost || req.method == http.MethodPut || req.method == http.MethodPatch:
 		w.WriteString("Content-Length: 0\r\n")
+	}
+	if req.upgrade {
+		w.WriteString("Connection: Upgrade\r\nUpgrade: websocket\r\n")
 	}
 	w.WriteString("\r\n")
 	switch {

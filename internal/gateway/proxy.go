@@ -37,6 +37,9 @@ var (
 	// ErrUpstreamTimeout: the upstream did not answer within the
 	// integration's timeout.
 	ErrUpstreamTimeout = errors.New("the upstream did not answer in time")
+	// ErrWebSocket: a WebSocket handshake the integration or the
+	// connection cannot take.
+	ErrWebSocket = errors.New("WebSocket session refused")
 )
 
 // SecretSource reads the current value of a secret and its version. The
@@ -55,6 +58,12 @@ type Proxy struct {
 	mu      sync.RWMutex
 	secrets map[string]*secretEntry // by PROJECT/ENV/PATH
 	gen     uint64                  // bumped by every invalidation
+
+	// WebSocket sessions (websocket.go).
+	sessMu      sync.Mutex
+	sessClosing chan struct{} // closed by Close
+	sessClosed  bool
+	sessions    sync.WaitGroup
 }
 
 type secretEntry struct {
@@ -119,8 +128,10 @@ func (p *Proxy) Purge() {
 	p.private.closeIdle(false)
 }
 
-// Close releases idle upstream connections and keeps none after.
+// Close ends every WebSocket session (and waits for them), releases idle
+// upstream connections and keeps none after.
 func (p *Proxy) Close() {
+	p.closeSessions()
 	p.strict.closeIdle(true)
 	p.private.closeIdle(true)
 }
@@ -249,16 +260,31 @@ type Call struct {
 	// cannot be reported to the caller, and the connection should be
 	// aborted so a truncated body is not taken for a whole one.
 	Wrote bool
+	// A WebSocket session (Status 101): how long it lasted and what ended
+	// it ("caller", "upstream", "credential", "shutdown").
+	Session      bool
+	Duration     time.Duration
+	SessionEnded string
 }
 
 // Prepared is a call that passed the integration's own checks and is ready
 // to be sent.
 type Prepared struct {
-	c      *compiled
-	path   Path
-	query  string
-	header requestHeader
+	c       *compiled
+	path    Path
+	query   string
+	header  requestHeader
+	upgrade bool // a WebSocket handshake
+
+	// SessionCheck, when set, is called every SessionCheckEvery during a
+	// WebSocket session; an error ends the session (the caller's
+	// credential was revoked or expired, or its policy changed).
+	SessionCheck func() error
 }
+
+// WebSocket reports whether the call is a WebSocket handshake, which
+// becomes a session when the upstream accepts it.
+func (p Prepared) WebSocket() bool { return p.upgrade }
 
 // Limits are the integration's rates: all its calls (rate) and each
 // caller's (callerRate); zero when unset.
@@ -298,7 +324,16 @@ func (p *Proxy) Prepare(w http.ResponseWriter, r *http.Request, name, escapedPat
 	if err := header.check(); err != nil {
 		return Prepared{}, err
 	}
-	return Prepared{c: c, path: path, query: query, header: header}, nil
+	upgrade := isWebSocketHandshake(r, header.conn)
+	if upgrade {
+		switch {
+		case !c.in.WebSocket:
+			return Prepared{}, fmt.Errorf("%w: the integration does not allow WebSocket sessions", ErrWebSocket)
+		case r.ProtoMajor != 1:
+			return Prepared{}, fmt.Errorf("%w: a WebSocket session needs HTTP/1.1, not %s", ErrWebSocket, r.Proto)
+		}
+	}
+	return Prepared{c: c, path: path, query: query, header: header, upgrade: upgrade}, nil
 }
 
 // Send makes a prepared call: it resolves the integration's credential,
@@ -338,6 +373,10 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 	out := &upstreamRequest{
 		method: r.Method, scheme: c.scheme, host: c.host, addr: c.addr, target: target,
 		header: header, contentLength: r.ContentLength, deadline: deadline,
+	}
+	if pc.upgrade {
+		out.contentLength, out.upgrade = 0, true
+		return p.session(w, r, pc, cr, out)
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		body = &bodyReader{r: r.Body, limit: c.maxBody}

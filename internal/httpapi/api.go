@@ -499,6 +499,30 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 	return a.admit(r.Context(), s)
 }
 
+// sessionCheck returns a check that r's credential still authenticates and
+// is still allowed action on the request's resource, for a session that
+// outlives the request (a WebSocket through the gateway): revocation,
+// expiry and a policy change end it. nil when r had no credential.
+func (a *API) sessionCheck(r *http.Request, s *reqState, action string) func() error {
+	bearer, _, ok := bearerToken(r)
+	if !ok || s.caller == nil || a.deps.Auth == nil || a.deps.Authz == nil {
+		return nil
+	}
+	src, resource := s.src, s.resource
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := a.deps.Auth.Authenticate(ctx, bearer, src)
+		if err != nil {
+			return err
+		}
+		if ok, reason := a.deps.Authz.Decide(c, action, resource); !ok {
+			return errors.New(reason)
+		}
+		return nil
+	}
+}
+
 // admit applies the limits that count authorised requests (Limits.Authorized),
 // once per request.
 func (a *API) admit(ctx context.Context, s *reqState) error {

@@ -53,7 +53,14 @@ type Gateway struct {
 	Errors *ErrorMapper
 	Log    *slog.Logger
 	once   sync.Once
+	// sessions counts WebSocket calls in flight: their connections are
+	// hijacked, so the HTTP server's shutdown does not wait for them.
+	sessions sync.WaitGroup
 }
+
+// WaitSessions waits until every WebSocket call has ended and handed its
+// audit entry to the log. Call it after the proxy closed its sessions.
+func (h *Gateway) WaitSessions() { h.sessions.Wait() }
 
 // AsyncAuditor is implemented by an Auditor that can queue an entry
 // without the caller waiting for its commit. The gateway uses it when
@@ -75,6 +82,7 @@ func MapGatewayErrors(m *ErrorMapper) {
 	m.Map(gateway.ErrPathNotAllowed, http.StatusForbidden, CodePermissionDenied, "")
 	m.Map(gateway.ErrMethodNotAllowed, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "")
 	m.Map(gateway.ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge, "")
+	m.Map(gateway.ErrWebSocket, http.StatusBadRequest, CodeInvalidArgument, "")
 	// Fixed messages: the causes name internal addresses and secret paths.
 	m.Map(gateway.ErrSecretUnavailable, http.StatusBadGateway, CodeBadGateway, "the integration's secret is unavailable (see the server log)")
 	m.Map(gateway.ErrAddressBlocked, http.StatusBadGateway, CodeBadGateway, gateway.ErrAddressBlocked.Error())
@@ -324,6 +332,11 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	st.setRateHeaders(w.Header())
 	var call gateway.Call
 	if err == nil {
+		if pc.WebSocket() {
+			h.sessions.Add(1)
+			defer h.sessions.Done() // after the audit entry below
+			pc.SessionCheck = st.api.sessionCheck(r, st, "proxy")
+		}
 		call, err = h.Proxy.Send(w, r, pc)
 	}
 	status := call.Status
@@ -350,6 +363,11 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	AddAuditDetail(ctx, "path", truncate(rest, 512))
 	AddAuditDetail(ctx, "bytes_in", strconv.FormatInt(call.BytesIn, 10))
 	AddAuditDetail(ctx, "bytes_out", strconv.FormatInt(call.BytesOut, 10))
+	if call.Session {
+		AddAuditDetail(ctx, "websocket", "true")
+		AddAuditDetail(ctx, "duration_ms", strconv.FormatInt(call.Duration.Milliseconds(), 10))
+		AddAuditDetail(ctx, "ended_by", call.SessionEnded)
+	}
 	h.audit(AuditEventFor(ctx, r, status))
 	if err != nil && call.Wrote {
 		// Abort the connection: a body cut short must not look whole.

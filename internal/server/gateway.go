@@ -48,17 +48,23 @@ func (n *Node) gatewayEvent(e events.Event) {
 
 // gatewayRoutes returns the integration and proxy routes.
 func (n *Node) gatewayRoutes(authz httpapi.Authorizer, aud httpapi.Auditor, errs *httpapi.ErrorMapper) []httpapi.Route {
-	gw := &httpapi.Gateway{
+	n.gatewayEdge = &httpapi.Gateway{
 		Svc: n.integrations, Proxy: n.proxy, Authz: authz, Audit: aud, Errors: errs, Log: n.log,
 		AuditHealthy: n.auditLog.Healthy, Usage: n.usage.Record,
 		Limiter: &integrationLimiter{lim: n.keyLimiter},
 	}
-	return gw.Routes()
+	return n.gatewayEdge.Routes()
 }
 
-// closeGateway drops upstream connections. The entries of finished calls
-// still queued are written when the audit log closes, after it.
-func (n *Node) closeGateway() { n.proxy.Close() }
+// closeGateway ends WebSocket sessions, waits for their audit entries and
+// drops upstream connections. The entries of finished calls still queued
+// are written when the audit log closes, after it.
+func (n *Node) closeGateway() {
+	n.proxy.Close()
+	if n.gatewayEdge != nil {
+		n.gatewayEdge.WaitSessions()
+	}
+}
 
 // integrationLimiter enforces an integration's rate (all calls through it)
 // and caller rate (the calls of each token or API key) before a call is

@@ -70,6 +70,7 @@ type Node struct {
 	// The gateway (gateway.go).
 	integrations *gateway.Service
 	proxy        *gateway.Proxy
+	gatewayEdge  *httpapi.Gateway
 }
 
 // Options are what a caller of New supplies beyond the config.

@@ -1,0 +1,196 @@
+package gateway
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// SessionCheckEvery is how often a WebSocket session's SessionCheck runs.
+var SessionCheckEvery = 5 * time.Second
+
+// sessionDrain is how long the other direction of a session may go on
+// once one side has closed (for the closing handshake's last frames).
+const sessionDrain = 2 * time.Second
+
+// isWebSocketHandshake reports whether r opens a WebSocket session (RFC
+// 6455 §4.1): a GET with "Upgrade: websocket" and "upgrade" among the
+// Connection tokens. Any other Upgrade is dropped like every hop-by-hop
+// header and the request goes on as a plain call.
+func isWebSocketHandshake(r *http.Request, conn map[string]bool) bool {
+	return r.Method == http.MethodGet && conn["Upgrade"] && strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
+}
+
+// session sends a WebSocket handshake upstream and, when the upstream
+// switches protocols, joins the caller's connection to the upstream's until
+// one side closes, the session check fails or the proxy closes. An answer
+// other than 101 goes back to the caller like any call.
+func (p *Proxy) session(w http.ResponseWriter, r *http.Request, pc Prepared, cr *credential, out *upstreamRequest) (Call, error) {
+	var call Call
+	c := pc.c
+	ctx := r.Context()
+	resp, up, err := p.client(c).upgrade(ctx, out)
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrAddressBlocked):
+			return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, ErrAddressBlocked)
+		case ctx.Err() != nil:
+			return call, ctx.Err()
+		case isTimeout(err) || !time.Now().Before(out.deadline):
+			return call, fmt.Errorf("%w (timeout %s)", ErrUpstreamTimeout, c.timeout)
+		}
+		return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, err)
+	}
+	if up == nil { // an ordinary answer
+		defer resp.Body.Close()
+		copyResponseHeader(w.Header(), resp.Header, c.strip, cr.needles)
+		w.WriteHeader(resp.StatusCode)
+		call.Status, call.Wrote = resp.StatusCode, true
+		call.BytesOut, err = copyBody(w, resp.Body, true)
+		return call, err
+	}
+	if !strings.EqualFold(strings.TrimSpace(resp.Header.Get("Upgrade")), "websocket") || !connectionTokens(resp.Header)["Upgrade"] {
+		up.conn.Close()
+		return call, fmt.Errorf("%w: it switched protocols without accepting the WebSocket upgrade", ErrUpstreamUnavailable)
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		up.conn.Close()
+		return call, fmt.Errorf("%w: %w", ErrWebSocket, err)
+	}
+	defer conn.Close()
+	defer up.conn.Close()
+	conn.SetDeadline(time.Time{}) // the server's read and write timeouts
+	h := w.Header()
+	copyResponseHeader(h, resp.Header, c.strip, cr.needles)
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	h.Write(brw) // values from our own headers and http.ReadResponse's: no CR or LF
+	brw.WriteString("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	call.Status, call.Wrote, call.Session = http.StatusSwitchingProtocols, true, true
+	if err := brw.Flush(); err != nil {
+		return call, nil // the caller left; nothing to report
+	}
+	start := time.Now()
+	call.BytesIn, call.BytesOut, call.SessionEnded = p.join(conn, brw.Reader, up, pc.SessionCheck)
+	call.Duration = time.Since(start)
+	return call, nil
+}
+
+// join copies between the caller (conn, read through br, which may hold
+// bytes already) and the upstream until one side closes, check fails, or
+// the proxy closes; the other direction then gets sessionDrain to finish.
+func (p *Proxy) join(conn net.Conn, br *bufio.Reader, up *pconn, check func() error) (in, out int64, ended string) {
+	end, closing := p.addSession()
+	defer end()
+	type result struct {
+		fromCaller bool
+		n          int64
+	}
+	done := make(chan result, 2)
+	go func() {
+		n, _ := io.Copy(up.conn, br)
+		done <- result{true, n}
+	}()
+	go func() {
+		n, _ := io.Copy(conn, up.br)
+		done <- result{false, n}
+	}()
+	record := func(r result) {
+		if r.fromCaller {
+			in = r.n
+		} else {
+			out = r.n
+		}
+	}
+	var tick <-chan time.Time
+	if check != nil {
+		t := time.NewTicker(SessionCheckEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	pending := 2
+wait:
+	for {
+		select {
+		case r := <-done:
+			record(r)
+			pending--
+			ended = "upstream"
+			if r.fromCaller {
+				ended = "caller"
+			}
+			break wait
+		case <-tick:
+			if check() != nil {
+				ended = "credential"
+				break wait
+			}
+		case <-closing:
+			ended = "shutdown"
+			break wait
+		}
+	}
+	if ended == "caller" || ended == "upstream" {
+		// Pass the end on (the other side reads EOF), let the other
+		// direction finish its last frames, then cut both.
+		if ended == "caller" {
+			closeWrite(up.conn)
+		} else {
+			closeWrite(conn)
+		}
+		deadline := time.Now().Add(sessionDrain)
+		conn.SetDeadline(deadline)
+		up.conn.SetDeadline(deadline)
+	} else {
+		conn.Close()
+		up.conn.Close()
+	}
+	for ; pending > 0; pending-- {
+		record(<-done)
+	}
+	return in, out, ended
+}
+
+// closeWrite ends what is sent on c (a TCP half-close, or TLS's
+// close_notify), or closes c when it cannot.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		return
+	}
+	c.Close()
+}
+
+// addSession registers a session with the proxy: closing is closed when
+// the proxy closes (already, for a session that starts after); end
+// unregisters it.
+func (p *Proxy) addSession() (end func(), closing <-chan struct{}) {
+	p.sessMu.Lock()
+	defer p.sessMu.Unlock()
+	if p.sessClosing == nil {
+		p.sessClosing = make(chan struct{})
+	}
+	if p.sessClosed {
+		return func() {}, p.sessClosing
+	}
+	p.sessions.Add(1)
+	return p.sessions.Done, p.sessClosing
+}
+
+// closeSessions ends every WebSocket session and waits for them.
+func (p *Proxy) closeSessions() {
+	p.sessMu.Lock()
+	if p.sessClosing == nil {
+		p.sessClosing = make(chan struct{})
+	}
+	if !p.sessClosed {
+		p.sessClosed = true
+		close(p.sessClosing)
+	}
+	p.sessMu.Unlock()
+	p.sessions.Wait()
+}
