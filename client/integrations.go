@@ -38,6 +38,12 @@ type IntegrationSpec struct {
 	// 2.0 access tokens, which keyward gets from the token endpoint with
 	// the client credentials grant, the secret being the client secret.
 	OAuth2 *OAuth2 `json:"oauth2,omitempty"`
+	// WebSocket lets callers open WebSocket sessions through the
+	// integration: a GET with "Upgrade: websocket" reaches the upstream
+	// with the credential injected, and the two connections are joined
+	// until either side closes or the caller's credential is revoked or
+	// expires. It needs GET among Methods. Off by default.
+	WebSocket bool `json:"websocket,omitempty"`
 }
 
 // InjectOAuth2 is the Inject value of an integration whose upstream takes

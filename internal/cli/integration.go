@@ -38,7 +38,7 @@ type specFlags struct {
 	upstream, secret, inject, timeout, maxBody string
 	rate, callerRate                           string
 	methods, paths, strip                      []string
-	allowPrivate                               bool
+	allowPrivate, websocket                    bool
 	// The oauth2 object, with --inject oauth2.
 	tokenURL, clientID, audience, clientAuth string
 	scopes                                   []string
@@ -54,12 +54,13 @@ func (f *specFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.inject, "inject", "", "where the key goes: 'header:NAME=TEMPLATE' (TEMPLATE holds {{secret}}), 'query:NAME', 'basic:USER', or 'oauth2' (the secret is an OAuth 2.0 client secret; see --token-url)")
 	fl.StringArrayVar(&f.methods, "method", nil, "allowed method (repeatable; default all of GET HEAD POST PUT PATCH DELETE OPTIONS)")
 	fl.StringArrayVar(&f.paths, "path", nil, "allowed path glob below the upstream, '*' one segment, '**' any (repeatable; default /**)")
-	fl.StringVar(&f.timeout, "timeout", "", "longest a whole call may take (default 30s)")
+	fl.StringVar(&f.timeout, "timeout", "", "longest a whole call may take (default 30s); of a WebSocket session, the handshake only")
 	fl.StringVar(&f.maxBody, "max-body", "", "largest request body, e.g. 1MiB or 500KB (default 10MiB)")
 	fl.StringArrayVar(&f.strip, "strip-header", nil, "response header to remove (repeatable)")
 	fl.BoolVar(&f.allowPrivate, "allow-private", false, "allow an upstream on loopback or a private network, and plain http")
 	fl.StringVar(&f.rate, "rate", "", "most calls through the integration, all callers together, e.g. 100/s or 6000/min (per node; empty: none)")
 	fl.StringVar(&f.callerRate, "caller-rate", "", "most calls of each token or API key through the integration, e.g. 60/min (per node; empty: none)")
+	fl.BoolVar(&f.websocket, "websocket", false, "let callers open WebSocket sessions through the integration (needs GET among the methods; --websocket=false turns it off)")
 	fl.StringVar(&f.tokenURL, "token-url", "", "with --inject oauth2: the token endpoint keyward gets access tokens from (client credentials grant)")
 	fl.StringVar(&f.clientID, "client-id", "", "with --inject oauth2: the OAuth client id")
 	fl.StringArrayVar(&f.scopes, "scope", nil, "with --inject oauth2: a scope to request (repeatable, or several separated by spaces; default: the server's)")
@@ -110,6 +111,9 @@ func (f *specFlags) apply(cmd *cobra.Command, spec *client.IntegrationSpec) erro
 	}
 	if ch("caller-rate") {
 		spec.CallerRate = f.callerRate
+	}
+	if ch("websocket") {
+		spec.WebSocket = f.websocket
 	}
 	return f.applyOAuth2(cmd, spec)
 }
@@ -198,7 +202,10 @@ const integrationExamples = `  keyward integration create maps --upstream https:
   keyward integration create crm --upstream https://example.my.salesforce.com \
       --secret crm/prod/salesforce-client-secret --inject oauth2 \
       --token-url https://example.my.salesforce.com/services/oauth2/token \
-      --client-id 3MVG9... --scope api`
+      --client-id 3MVG9... --scope api
+  keyward integration create openai-realtime --upstream https://api.openai.com \
+      --secret ai/prod/openai-key --inject 'header:Authorization=Bearer {{secret}}' \
+      --method GET --path '/v1/realtime' --websocket`
 
 func integrationCreateCmd(env *Env, g *globals) *cobra.Command {
 	var f specFlags
@@ -215,7 +222,11 @@ With --inject oauth2 the secret is an OAuth 2.0 client secret: keyward gets
 access tokens from --token-url (client credentials grant, as --client-id,
 with each --scope and --audience) and sends them to the upstream as
 "Authorization: Bearer TOKEN". --token-url and --client-id are required
-then, and these flags go with no other --inject.`,
+then, and these flags go with no other --inject.
+
+With --websocket callers may open WebSocket sessions through the
+integration (a GET with "Upgrade: websocket"); it needs GET among the
+methods. --timeout then bounds the handshake only.`,
 		Example: integrationExamples,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -262,7 +273,8 @@ its OAuth 2.0 settings.`,
 		Example: `  keyward integration update stripe --timeout 20s
   keyward integration update maps --path '/geocode/**' --path '/directions/**'
   keyward integration update stripe --secret payments/prod/stripe-key-v2
-  keyward integration update crm --scope api --scope refresh_token`,
+  keyward integration update crm --scope api --scope refresh_token
+  keyward integration update openai-realtime --websocket=false`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, c, err := g.setup(env)
@@ -326,7 +338,7 @@ func printIntegration(w io.Writer, in *client.Integration, callURL string) {
 		{"methods", strings.Join(in.Methods, ", ")}, {"paths", strings.Join(in.Paths, ", ")},
 		{"timeout", in.Timeout}, {"max body", strconv.FormatInt(in.MaxBodyBytes, 10) + " bytes"},
 		{"strip headers", strip}, {"allow private", strconv.FormatBool(in.AllowPrivate)},
-		{"rate", dash(in.Rate)}, {"caller rate", dash(in.CallerRate)},
+		{"rate", dash(in.Rate)}, {"caller rate", dash(in.CallerRate)}, {"websocket", yesNo(in.WebSocket)},
 	}
 	if o := in.OAuth2; o != nil {
 		auth := o.AuthStyle

@@ -268,3 +268,104 @@ func TestIntegrationGetShowsOAuth2(t *testing.T) {
 		t.Errorf("OAuth2 rows for a header integration:\n%s", r.stdout)
 	}
 }
+
+const websocketIntegrationJSON = `{"name":"openai-realtime","upstream":"https://api.openai.com","secret":"ai/prod/openai-key",
+"inject":"header:Authorization=Bearer {{secret}}","methods":["GET"],"paths":["/v1/realtime"],"timeout":"30s",
+"max_body_bytes":10485760,"strip_response_headers":[],"allow_private":false,"websocket":true,
+"created_at":"2030-01-01T00:00:00Z","created_by":"user:alice","updated_at":"2030-01-01T00:00:00Z","updated_by":"user:alice"}`
+
+func TestIntegrationCreateWebSocket(t *testing.T) {
+	h := newHarness(t)
+	h.fake.handle("POST /v1/integrations", 201, websocketIntegrationJSON)
+	h.must("", "integration", "create", "openai-realtime", "--upstream", "https://api.openai.com", "--secret", "ai/prod/openai-key",
+		"--inject", "header:Authorization=Bearer {{secret}}", "--method", "GET", "--path", "/v1/realtime", "--websocket")
+	reqs := h.fake.requests("POST /v1/integrations")
+	if len(reqs) != 1 {
+		t.Fatalf("requests = %+v", reqs)
+	}
+	if b := bodyMap(t, reqs[0].Body); b["websocket"] != true || mustJSON(b["methods"]) != `["GET"]` {
+		t.Errorf("create --websocket: body = %v", b)
+	}
+
+	// Without the flag, the field is not sent (the server's default: off).
+	h.must("", "integration", "create", "stripe", "--upstream", "https://api.stripe.com", "--secret", "payments/prod/stripe-key",
+		"--inject", "header:Authorization=Bearer {{secret}}")
+	reqs = h.fake.requests("POST /v1/integrations")
+	if _, ok := bodyMap(t, reqs[1].Body)["websocket"]; ok {
+		t.Errorf("websocket sent without the flag: %s", reqs[1].Body)
+	}
+
+	if r := h.run("", "integration", "create", "x", "--upstream", "https://a.example", "--secret", "p/e/k", "--inject", "query:key",
+		"--websocket=maybe"); r.code != ExitUsage {
+		t.Errorf("--websocket=maybe: exit %d, want %d (stderr %q)", r.code, ExitUsage, r.stderr)
+	}
+	if n := len(h.fake.requests("POST /v1/integrations")); n != 2 {
+		t.Errorf("%d POST requests, want 2", n)
+	}
+}
+
+func TestIntegrationUpdateWebSocket(t *testing.T) {
+	h := newHarness(t)
+	h.fake.handle("GET /v1/integrations/openai-realtime", 200, websocketIntegrationJSON)
+	h.fake.handle("PUT /v1/integrations/openai-realtime", 200, websocketIntegrationJSON)
+	h.fake.handle("GET /v1/integrations/stripe", 200, integrationJSON)
+	h.fake.handle("PUT /v1/integrations/stripe", 200, integrationJSON)
+	put := func(name string) map[string]any {
+		t.Helper()
+		reqs := h.fake.requests("PUT /v1/integrations/" + name)
+		if len(reqs) == 0 {
+			t.Fatal("no PUT")
+		}
+		return bodyMap(t, reqs[len(reqs)-1].Body)
+	}
+
+	// Another setting: websocket goes back as it was, on or off.
+	h.must("", "integration", "update", "openai-realtime", "--timeout", "20s")
+	if b := put("openai-realtime"); b["websocket"] != true || b["timeout"] != "20s" {
+		t.Errorf("update --timeout of a websocket integration: %v", b)
+	}
+	h.must("", "integration", "update", "stripe", "--timeout", "20s")
+	if b := put("stripe"); b["websocket"] != nil || b["timeout"] != "20s" {
+		t.Errorf("update --timeout of another integration: %v", b)
+	}
+
+	// --websocket=false turns it off: the field is absent, and an update
+	// replaces every setting, so the server takes it as off.
+	h.must("", "integration", "update", "openai-realtime", "--websocket=false")
+	if b := put("openai-realtime"); b["websocket"] != nil || b["upstream"] != "https://api.openai.com" {
+		t.Errorf("update --websocket=false: %v", b)
+	}
+
+	// --websocket turns it on.
+	h.must("", "integration", "update", "stripe", "--websocket")
+	if b := put("stripe"); b["websocket"] != true || mustJSON(b["methods"]) != `["GET","POST"]` {
+		t.Errorf("update --websocket: %v", b)
+	}
+}
+
+func TestIntegrationGetShowsWebSocket(t *testing.T) {
+	h := newHarness(t)
+	h.fake.handle("GET /v1/integrations/openai-realtime", 200, websocketIntegrationJSON)
+	h.fake.handle("GET /v1/integrations/stripe", 200, integrationJSON)
+	row := func(out string) string {
+		t.Helper()
+		for line := range strings.Lines(out) {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "websocket:" {
+				return f[1]
+			}
+		}
+		t.Errorf("no websocket row:\n%s", out)
+		return ""
+	}
+	if got := row(h.must("", "integration", "get", "openai-realtime").stdout); got != "yes" {
+		t.Errorf("websocket integration: websocket row = %q, want yes", got)
+	}
+	if got := row(h.must("", "integration", "get", "stripe").stdout); got != "no" {
+		t.Errorf("other integration: websocket row = %q, want no", got)
+	}
+	r := h.must("", "integration", "get", "openai-realtime", "-o", "json")
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc["websocket"] != true {
+		t.Errorf("get -o json = %q (%v)", r.stdout, err)
+	}
+}

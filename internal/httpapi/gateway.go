@@ -109,13 +109,16 @@ type IntegrationRequest struct {
 	// OAuth2 goes with inject "oauth2". Like every other field, an absent
 	// one on PUT means none: an update replaces every setting.
 	OAuth2 *gateway.OAuth2 `json:"oauth2,omitempty"`
+	// WebSocket lets callers open WebSocket sessions through the
+	// integration (it needs GET among the methods); absent on PUT, off.
+	WebSocket bool `json:"websocket,omitempty"`
 }
 
 func (in *IntegrationRequest) integration() gateway.Integration {
 	return gateway.Integration{
 		Name: in.Name, Upstream: in.Upstream, Secret: in.Secret, Inject: in.Inject, Methods: in.Methods, Paths: in.Paths,
 		Timeout: in.Timeout, MaxBodyBytes: in.MaxBodyBytes, StripResponseHeaders: in.StripResponseHeaders, AllowPrivate: in.AllowPrivate,
-		Rate: in.Rate, CallerRate: in.CallerRate, OAuth2: in.OAuth2,
+		Rate: in.Rate, CallerRate: in.CallerRate, OAuth2: in.OAuth2, WebSocket: in.WebSocket,
 	}
 }
 
@@ -188,7 +191,7 @@ func (h *Gateway) Routes() []Route {
 	routes := []Route{
 		{
 			Pattern: "POST /v1/integrations", Action: "write", Resource: createRes,
-			Summary: "Create an integration: {\"name\", \"upstream\", \"secret\": \"P/E/PATH\", \"inject\", \"methods\", \"paths\", \"timeout\", \"max_body_bytes\", \"strip_response_headers\", \"allow_private\", \"rate\", \"caller_rate\", \"oauth2\": {\"token_url\", \"client_id\", \"scopes\", \"audience\", \"auth_style\"} (with \"inject\": \"oauth2\")}; needs read on the secret.",
+			Summary: "Create an integration: {\"name\", \"upstream\", \"secret\": \"P/E/PATH\", \"inject\", \"methods\", \"paths\", \"timeout\", \"max_body_bytes\", \"strip_response_headers\", \"allow_private\", \"rate\", \"caller_rate\", \"oauth2\": {\"token_url\", \"client_id\", \"scopes\", \"audience\", \"auth_style\"} (with \"inject\": \"oauth2\"), \"websocket\" (true: callers may open WebSocket sessions; needs GET among the methods)}; needs read on the secret.",
 			Handle: func(r *http.Request) (int, any, error) {
 				var in IntegrationRequest
 				if err := decode(r, &in); err != nil {
@@ -239,7 +242,7 @@ func (h *Gateway) Routes() []Route {
 		},
 		{
 			Pattern: "PUT /v1/integrations/{name}", Action: "write", Resource: integrationRes,
-			Summary: "Replace every setting of an integration (same body as create; name optional; an absent field takes its default, an absent \"oauth2\" means none); needs read on the secret.",
+			Summary: "Replace every setting of an integration (same body as create; name optional; an absent field takes its default, an absent \"oauth2\" means none, an absent \"websocket\" false); needs read on the secret.",
 			Handle: func(r *http.Request) (int, any, error) {
 				var in IntegrationRequest
 				if err := decode(r, &in); err != nil {

@@ -365,3 +365,43 @@ func TestIntegrationRequestCarriesOAuth2(t *testing.T) {
 		t.Errorf("without oauth2: %+v, document %s", got.OAuth2, doc)
 	}
 }
+
+// The websocket setting of a create or update body reaches the
+// integration, and the integration's document shows it; absent, it is off
+// (an update without it turns it off) and the document omits it.
+func TestIntegrationRequestCarriesWebSocket(t *testing.T) {
+	integration := func(method, target, body string) (gateway.Integration, map[string]json.RawMessage) {
+		t.Helper()
+		r := httptest.NewRequest(method, target, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		var in IntegrationRequest
+		if err := decode(r, &in); err != nil {
+			t.Fatalf("decode %s: %v", body, err)
+		}
+		got := in.integration()
+		doc, _ := json.Marshal(got)
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(doc, &m); err != nil {
+			t.Fatal(err)
+		}
+		return got, m
+	}
+
+	got, doc := integration("POST", "/v1/integrations", `{"name":"openai-realtime","upstream":"https://api.openai.com","secret":"ai/prod/openai-key",
+		"inject":"header:Authorization=Bearer {{secret}}","methods":["GET"],"paths":["/v1/realtime"],"websocket":true}`)
+	if !got.WebSocket || string(doc["websocket"]) != "true" {
+		t.Errorf("with websocket true: %v, document's websocket = %s", got.WebSocket, doc["websocket"])
+	}
+
+	got, doc = integration("PUT", "/v1/integrations/openai-realtime", `{"upstream":"https://api.openai.com","secret":"ai/prod/openai-key",
+		"inject":"header:Authorization=Bearer {{secret}}","websocket":false}`)
+	if _, ok := doc["websocket"]; got.WebSocket || ok {
+		t.Errorf("with websocket false: %v, document's websocket = %s", got.WebSocket, doc["websocket"])
+	}
+
+	got, doc = integration("PUT", "/v1/integrations/openai-realtime", `{"upstream":"https://api.openai.com","secret":"ai/prod/openai-key",
+		"inject":"header:Authorization=Bearer {{secret}}"}`)
+	if _, ok := doc["websocket"]; got.WebSocket || ok {
+		t.Errorf("without websocket: %v, document's websocket = %s", got.WebSocket, doc["websocket"])
+	}
+}
