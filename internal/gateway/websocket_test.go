@@ -217,7 +217,6 @@ func TestWebSocketSessionEnds(t *testing.T) {
 	<-done
 }
 
-
 func TestWebSocketNeedsGET(t *testing.T) {
 	in := Integration{Name: "ws", Upstream: "https://api.example.com", Secret: "a/b/c", Inject: "query:key", WebSocket: true, Methods: []string{"POST"}}
 	if _, err := in.Normalize(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "GET") {

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/gateway"
+	"github.com/keyward/keyward/internal/token"
+)
+
+// A WebSocket session through a whole node: the app's handshake carries its
+// keyward token, the upstream's the real key; frames pass both ways; when
+// the app's token is revoked mid-session, the session is cut within the
+// check interval; the session's audit entry says how it ended.
+func TestGatewayWebSocketRevokedMidSession(t *testing.T) {
+	defer func(d time.Duration) { gateway.SessionCheckEvery = d }(gateway.SessionCheckEvery)
+	gateway.SessionCheckEvery = 50 * time.Millisecond
+	const key = "ws-upstream-key-0b7e" // keyward:allow (test fixture)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+key || r.Header.Get("Upgrade") != "websocket" {
+			w.WriteHeader(403)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw) // echo
+	}))
+	defer up.Close()
+
+	r, root := devNode(t)
+	u := r.url
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "ai"}, nil)
+	if c := call(t, "PUT", u+"/v1/projects/ai/envs/prod/secrets/key", root, map[string]string{"value": key}, nil); c != 200 {
+		t.Fatalf("put secret = %d", c)
+	}
+	if c := call(t, "POST", u+"/v1/integrations", root, map[string]any{"name": "realtime", "upstream": up.URL, "secret": "ai/prod/key",
+		"inject": "header:Authorization=Bearer {{secret}}", "allow_private": true, "websocket": true, "methods": []string{"GET"}}, nil); c != 201 {
+		t.Fatalf("create integration = %d", c)
+	}
+	app, _, err := r.node.tokens.Issue(t.Context(), token.Request{Principal: "app:voice", AuthMethod: "token", Policies: []string{"root"}, TTL: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(u, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /v1/gateway/realtime/v1/stream HTTP/1.1\r\nHost: keyward\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer "+app+"\r\n\r\n")
+	br := bufio.NewReader(conn)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	io.WriteString(conn, "ping")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	if c := call(t, "POST", u+"/v1/auth/token/revoke-self", app, nil, nil); c != 204 && c != 200 {
+		t.Fatalf("revoke = %d", c)
+	}
+	revoked := time.Now()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the revocation the session reads %v, want EOF", err)
+	}
+	if d := time.Since(revoked); d > 2*time.Second {
+		t.Errorf("the session lasted %s after the revocation", d)
+	}
+	// The entry: status 101, the bytes, how it ended.
+	var entry *audit.Entry
+	for deadline := time.Now().Add(10 * time.Second); entry == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		es, err := r.node.auditLog.List(t.Context(), audit.Filter{ResourcePrefix: "integrations/realtime", Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range es {
+			if es[i].Action == "proxy" && es[i].Status == 101 {
+				entry = &es[i]
+			}
+		}
+	}
+	if entry == nil {
+		t.Fatal("no audit entry for the session")
+	}
+	if d := entry.Detail; d["websocket"] != "true" || d["ended_by"] != "credential" || d["bytes_in"] != "4" || d["bytes_out"] != "4" || d["duration_ms"] == "" {
+		t.Fatalf("session entry detail = %v", d)
+	}
+}
