@@ -378,6 +378,10 @@ func TestNormalizeURL(t *testing.T) {
 		"http://[::1]:8270/v1":                   "http://[::1]:8270/v1",
 		"http://[::1]:80/v1":                     "http://[::1]/v1",
 		"http://127.0.0.1:8270/v1/x%20y":         "http://127.0.0.1:8270/v1/x%20y",
+		// A WebSocket URL is its handshake's HTTP URL.
+		"wss://Keyward.example:443/v1/gateway/rt": "https://keyward.example/v1/gateway/rt",
+		"ws://keyward.example:80/v1/x":            "http://keyward.example/v1/x",
+		"WSS://keyward.example:80/v1/x":           "https://keyward.example:80/v1/x",
 	} {
 		got, err := NormalizeURL(in)
 		if err != nil || got != want {

@@ -12,12 +12,22 @@ import (
 // fragment dropped; scheme and host lower-cased; the scheme's default port
 // removed; an empty path made "/"; percent-encodings of unreserved
 // characters decoded and the others upper-cased; dot segments removed.
+//
+// A WebSocket URL names the HTTP request of its handshake (RFC 6455 §3):
+// ws and wss normalise as http and https, so an app whose library signs
+// the wss:// URL it was given matches the GET the server receives.
 func NormalizeURL(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "", errors.New("not a URL")
 	}
 	scheme := strings.ToLower(u.Scheme)
+	switch scheme {
+	case "ws":
+		scheme = "http"
+	case "wss":
+		scheme = "https"
+	}
 	if scheme != "http" && scheme != "https" {
 		return "", errors.New("not an http(s) URL")
 	}
