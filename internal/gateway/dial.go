@@ -84,4 +84,11 @@ type TransportOptions struct {
 	// MaxIdlePerHost bounds idle keep-alive connections per upstream
 	// (default 256).
 	MaxIdlePerHost int
+	// MaxSessions bounds the WebSocket sessions open at once on the node
+	// (default DefaultMaxSessions); a handshake past it is refused with
+	// ErrTooManySessions before the upstream is called.
+	MaxSessions int
 }
+
+// DefaultMaxSessions is the default bound on open WebSocket sessions.
+const DefaultMaxSessions = 10000

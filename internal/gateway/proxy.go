@@ -40,6 +40,9 @@ var (
 	// ErrWebSocket: a WebSocket handshake the integration or the
 	// connection cannot take.
 	ErrWebSocket = errors.New("WebSocket session refused")
+	// ErrTooManySessions: the node holds as many WebSocket sessions as it
+	// may (TransportOptions.MaxSessions); the caller may retry later.
+	ErrTooManySessions = errors.New("too many WebSocket sessions on this node; retry later")
 )
 
 // SecretSource reads the current value of a secret and its version. The
@@ -64,6 +67,8 @@ type Proxy struct {
 	sessClosing chan struct{} // closed by Close
 	sessClosed  bool
 	sessions    sync.WaitGroup
+	sessOpen    atomic.Int64 // sessions under way, handshakes included
+	maxSessions int64
 }
 
 type secretEntry struct {
@@ -101,8 +106,11 @@ func (cr *credential) hide(s string) {
 // NewProxy returns a Proxy over the integrations of svc, resolving secrets
 // through src.
 func NewProxy(svc *Service, src SecretSource, o TransportOptions) *Proxy {
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = DefaultMaxSessions
+	}
 	return &Proxy{
-		svc: svc, src: src,
+		svc: svc, src: src, maxSessions: int64(o.MaxSessions),
 		strict:  newClient(false, o),
 		private: newClient(true, o),
 		secrets: map[string]*secretEntry{},

@@ -32,6 +32,11 @@ func isWebSocketHandshake(r *http.Request, conn map[string]bool) bool {
 // other than 101 goes back to the caller like any call.
 func (p *Proxy) session(w http.ResponseWriter, r *http.Request, pc Prepared, cr *credential, out *upstreamRequest) (Call, error) {
 	var call Call
+	if p.sessOpen.Add(1) > p.maxSessions {
+		p.sessOpen.Add(-1)
+		return call, ErrTooManySessions
+	}
+	defer p.sessOpen.Add(-1)
 	c := pc.c
 	ctx := r.Context()
 	resp, up, err := p.client(c).upgrade(ctx, out)

@@ -64,8 +64,12 @@ func wsFront(t *testing.T, h *harness, check func() error) (url string, calls ch
 				return
 			}
 		}
-		if errors.Is(err, ErrWebSocket) {
+		switch {
+		case errors.Is(err, ErrWebSocket):
 			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		case errors.Is(err, ErrTooManySessions):
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		http.Error(w, err.Error(), http.StatusBadGateway)
@@ -215,6 +219,31 @@ func TestWebSocketSessionEnds(t *testing.T) {
 	go func() { h.proxy.Close(); close(done) }()
 	ended(conn, br, "shutdown")
 	<-done
+}
+
+// Past MaxSessions a handshake is refused before the upstream is called;
+// a slot frees when a session ends.
+func TestWebSocketSessionBound(t *testing.T) {
+	h := newHarness(t)
+	h.proxy.maxSessions = 1
+	up := wsUpstream(t)
+	h.integration(t, Integration{Name: "ws", Upstream: up.URL, AllowPrivate: true, WebSocket: true})
+	front, calls := wsFront(t, h, nil)
+	conn, _, resp := handshake(t, front, "/v1/gateway/ws/a", "websocket")
+	if resp.StatusCode != 101 {
+		t.Fatalf("first handshake = %d", resp.StatusCode)
+	}
+	if _, _, resp := handshake(t, front, "/v1/gateway/ws/b", "websocket"); resp.StatusCode != 503 {
+		t.Fatalf("second handshake = %d, want 503", resp.StatusCode)
+	}
+	if n := len(up.requests()); n != 1 {
+		t.Fatalf("%d upstream handshakes, want 1", n)
+	}
+	conn.Close()
+	<-calls
+	if _, _, resp := handshake(t, front, "/v1/gateway/ws/c", "websocket"); resp.StatusCode != 101 {
+		t.Fatalf("handshake after the first ended = %d, want 101", resp.StatusCode)
+	}
 }
 
 func TestWebSocketNeedsGET(t *testing.T) {

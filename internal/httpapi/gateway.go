@@ -83,6 +83,7 @@ func MapGatewayErrors(m *ErrorMapper) {
 	m.Map(gateway.ErrMethodNotAllowed, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "")
 	m.Map(gateway.ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge, "")
 	m.Map(gateway.ErrWebSocket, http.StatusBadRequest, CodeInvalidArgument, "")
+	m.Map(gateway.ErrTooManySessions, http.StatusServiceUnavailable, CodeUnavailable, "")
 	// Fixed messages: the causes name internal addresses and secret paths.
 	m.Map(gateway.ErrSecretUnavailable, http.StatusBadGateway, CodeBadGateway, "the integration's secret is unavailable (see the server log)")
 	m.Map(gateway.ErrAddressBlocked, http.StatusBadGateway, CodeBadGateway, gateway.ErrAddressBlocked.Error())
