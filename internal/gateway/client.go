@@ -429,6 +429,9 @@ func (b *upstreamBody) Close() error {
 	return nil
 }
 
+// cut ends the response at once from any goroutine: the next read fails.
+func (b *upstreamBody) cut() { b.pc.conn.SetDeadline(time.Unix(1, 0)) }
+
 // finish releases the connection: back to the pool after a whole response
 // on a connection that stays open, closed otherwise.
 func (b *upstreamBody) finish(whole bool) {

@@ -43,6 +43,10 @@ var (
 	// ErrTooManySessions: the node holds as many WebSocket sessions as it
 	// may (TransportOptions.MaxSessions); the caller may retry later.
 	ErrTooManySessions = errors.New("too many WebSocket sessions on this node; retry later")
+	// ErrCredentialEnded: the caller's credential was revoked or expired
+	// (or its policy changed) while a streamed answer was under way, which
+	// was then cut.
+	ErrCredentialEnded = errors.New("the caller's credential is no longer valid")
 )
 
 // SecretSource reads the current value of a secret and its version. The
@@ -269,7 +273,8 @@ type Call struct {
 	// aborted so a truncated body is not taken for a whole one.
 	Wrote bool
 	// A WebSocket session (Status 101): how long it lasted and what ended
-	// it ("caller", "upstream", "credential", "shutdown").
+	// it ("caller", "upstream", "credential", "shutdown"). SessionEnded is
+	// also "credential" for a streamed answer cut by SessionCheck.
 	Session      bool
 	Duration     time.Duration
 	SessionEnded string
@@ -285,8 +290,9 @@ type Prepared struct {
 	upgrade bool // a WebSocket handshake
 
 	// SessionCheck, when set, is called every SessionCheckEvery during a
-	// WebSocket session; an error ends the session (the caller's
-	// credential was revoked or expired, or its policy changed).
+	// WebSocket session or a streamed answer (unknown length, or
+	// server-sent events); an error ends it (the caller's credential was
+	// revoked or expired, or its policy changed).
 	SessionCheck func() error
 }
 
@@ -420,9 +426,20 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 	copyResponseHeader(w.Header(), resp.Header, c.strip, cr.needles)
 	w.WriteHeader(resp.StatusCode)
 	call.Status, call.Wrote = resp.StatusCode, true
-	n, err := copyBody(w, resp.Body, resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
+	stream := resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	var stopWatch func() bool
+	if stream && pc.SessionCheck != nil {
+		// A stream may last up to the timeout: a caller whose credential
+		// is revoked meanwhile loses it within SessionCheckEvery.
+		stopWatch = watch(pc.SessionCheck, resp.Body.(*upstreamBody).cut)
+	}
+	n, err := copyBody(w, resp.Body, stream)
 	call.BytesOut = n
 	call.BytesIn = body.count()
+	if stopWatch != nil && stopWatch() {
+		call.SessionEnded = "credential"
+		return call, fmt.Errorf("%w while streaming the response", ErrCredentialEnded)
+	}
 	if err != nil {
 		if isTimeout(err) {
 			return call, fmt.Errorf("%w (timeout %s) while streaming the response", ErrUpstreamTimeout, c.timeout)

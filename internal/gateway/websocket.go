@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -168,6 +169,37 @@ func closeWrite(c net.Conn) {
 		return
 	}
 	c.Close()
+}
+
+// watch calls check every SessionCheckEvery until stop is called; the
+// first time check fails it calls cut and stops. stop reports whether cut
+// was called.
+func watch(check func() error, cut func()) (stop func() bool) {
+	var mu sync.Mutex
+	var failed, stopped bool
+	var t *time.Timer
+	mu.Lock()
+	t = time.AfterFunc(SessionCheckEvery, func() {
+		err := check()
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case stopped:
+		case err != nil:
+			failed = true
+			cut()
+		default:
+			t.Reset(SessionCheckEvery)
+		}
+	})
+	mu.Unlock()
+	return func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+		return failed
+	}
 }
 
 // addSession registers a session with the proxy: closing is closed when

@@ -252,3 +252,62 @@ func TestWebSocketNeedsGET(t *testing.T) {
 		t.Fatalf("websocket without GET: %v", err)
 	}
 }
+
+// A streamed answer (server-sent events) is cut within the check interval
+// once the caller's credential fails its check; a short answer never runs
+// the check.
+func TestStreamCutWhenCredentialEnds(t *testing.T) {
+	defer func(d time.Duration) { SessionCheckEvery = d }(SessionCheckEvery)
+	SessionCheckEvery = 30 * time.Millisecond
+	h := newHarness(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/short" {
+			io.WriteString(w, "done")
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; i < 250; i++ {
+			if _, err := io.WriteString(w, "data: tick\n\n"); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	h.integration(t, Integration{Name: "sse", Upstream: up.URL, AllowPrivate: true})
+	var revoked atomic.Bool
+	var checks atomic.Int64
+	check := func() error {
+		checks.Add(1)
+		if revoked.Load() {
+			return errors.New("revoked")
+		}
+		return nil
+	}
+	send := func(path string) (*httptest.ResponseRecorder, Call, error) {
+		r := httptest.NewRequest("GET", "/v1/gateway/sse"+path, nil)
+		w := httptest.NewRecorder()
+		pc, err := h.proxy.Prepare(w, r, "sse", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc.SessionCheck = check
+		c, err := h.proxy.Send(w, r, pc)
+		return w, c, err
+	}
+	if w, _, err := send("/short"); err != nil || w.Body.String() != "done" || checks.Load() != 0 {
+		t.Fatalf("short answer: %q, %v, %d checks", w.Body, err, checks.Load())
+	}
+	time.AfterFunc(100*time.Millisecond, func() { revoked.Store(true) })
+	start := time.Now()
+	w, c, err := send("/events")
+	if !errors.Is(err, ErrCredentialEnded) || c.SessionEnded != "credential" || !c.Wrote {
+		t.Fatalf("stream: call %+v, err %v", c, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the stream went on for %s after the revocation", d)
+	}
+	if !strings.HasPrefix(w.Body.String(), "data: tick") {
+		t.Fatalf("no event before the cut: %q", w.Body)
+	}
+}

@@ -339,8 +339,9 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		if pc.WebSocket() {
 			h.sessions.Add(1)
 			defer h.sessions.Done() // after the audit entry below
-			pc.SessionCheck = st.api.sessionCheck(r, st, "proxy")
 		}
+		// Used by sessions and streamed answers only, after 5 s.
+		pc.SessionCheck = st.api.sessionCheck(r, st, "proxy")
 		call, err = h.Proxy.Send(w, r, pc)
 	}
 	status := call.Status
@@ -370,6 +371,8 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	if call.Session {
 		AddAuditDetail(ctx, "websocket", "true")
 		AddAuditDetail(ctx, "duration_ms", strconv.FormatInt(call.Duration.Milliseconds(), 10))
+	}
+	if call.SessionEnded != "" {
 		AddAuditDetail(ctx, "ended_by", call.SessionEnded)
 	}
 	h.audit(AuditEventFor(ctx, r, status))
