@@ -102,3 +102,55 @@ func TestGatewayWebSocketRevokedMidSession(t *testing.T) {
 		t.Fatalf("session entry detail = %v", d)
 	}
 }
+
+// A streamed answer through a node is cut when the app's token is revoked
+// mid-stream; the client sees a truncated answer, not a complete one.
+func TestGatewayStreamRevokedMidStream(t *testing.T) {
+	defer func(d time.Duration) { gateway.SessionCheckEvery = d }(gateway.SessionCheckEvery)
+	gateway.SessionCheckEvery = 50 * time.Millisecond
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for range 250 {
+			if _, err := io.WriteString(w, "data: token\n\n"); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}))
+	defer up.Close()
+	r, root := devNode(t)
+	u := r.url
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "ai"}, nil)
+	call(t, "PUT", u+"/v1/projects/ai/envs/prod/secrets/key", root, map[string]string{"value": "llm-key-value-77"}, nil)
+	if c := call(t, "POST", u+"/v1/integrations", root, map[string]any{"name": "llm", "upstream": up.URL, "secret": "ai/prod/key",
+		"inject": "header:Authorization=Bearer {{secret}}", "allow_private": true}, nil); c != 201 {
+		t.Fatalf("create integration = %d", c)
+	}
+	app, _, err := r.node.tokens.Issue(t.Context(), token.Request{Principal: "app:chat", AuthMethod: "token", Policies: []string{"root"}, TTL: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", u+"/v1/gateway/llm/v1/chat", nil)
+	req.Header.Set("Authorization", "Bearer "+app)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || line != "data: token\n" {
+		t.Fatalf("first event %q, %v", line, err)
+	}
+	if c := call(t, "POST", u+"/v1/auth/token/revoke-self", app, nil, nil); c != 204 && c != 200 {
+		t.Fatalf("revoke = %d", c)
+	}
+	revoked := time.Now()
+	_, err = io.Copy(io.Discard, br)
+	if err == nil {
+		t.Fatal("the stream ended cleanly after the revocation; want it cut")
+	}
+	if d := time.Since(revoked); d > 2*time.Second {
+		t.Fatalf("the stream went on for %s after the revocation", d)
+	}
+}
