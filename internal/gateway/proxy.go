@@ -345,6 +345,8 @@ func (p *Proxy) Prepare(w http.ResponseWriter, r *http.Request, name, escapedPat
 			return Prepared{}, fmt.Errorf("%w: the integration does not allow WebSocket sessions", ErrWebSocket)
 		case r.ProtoMajor != 1:
 			return Prepared{}, fmt.Errorf("%w: a WebSocket session needs HTTP/1.1, not %s", ErrWebSocket, r.Proto)
+		case r.ContentLength != 0 || len(r.TransferEncoding) > 0:
+			return Prepared{}, fmt.Errorf("%w: a WebSocket handshake carries no body", ErrWebSocket)
 		}
 	}
 	return Prepared{c: c, path: path, query: query, header: header, upgrade: upgrade}, nil
@@ -389,7 +391,7 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 		header: header, contentLength: r.ContentLength, deadline: deadline,
 	}
 	if pc.upgrade {
-		out.contentLength, out.upgrade = 0, true
+		out.body, out.contentLength, out.upgrade = nil, 0, true
 		return p.session(w, r, pc, cr, out)
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {

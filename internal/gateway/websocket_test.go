@@ -155,6 +155,20 @@ func TestWebSocketRefusedAndDeclined(t *testing.T) {
 	if n := len(up.requests()); n != 0 {
 		t.Fatalf("%d upstream requests for a refused handshake", n)
 	}
+	// A handshake with a body (none is allowed) is refused before anything is sent.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(front, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /v1/gateway/ws/chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("handshake with a body: %v %v", resp, err)
+	}
+	if n := len(up.requests()); n != 0 {
+		t.Fatalf("%d upstream requests after a handshake with a body", n)
+	}
 	// Upgrade: h2c is no WebSocket: a plain GET without Upgrade goes up.
 	_, br, resp := handshake(t, front, "/v1/gateway/plain/x", "h2c")
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 100))
