@@ -128,6 +128,36 @@ func (c *Client) DeleteIntegration(ctx context.Context, name string) error {
 	return err
 }
 
+// CheckStep is one step of an integration check.
+type CheckStep struct {
+	Step   string `json:"step"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+	Millis int64  `json:"ms"`
+}
+
+// CheckReport is the result of CheckIntegration.
+type CheckReport struct {
+	Integration string      `json:"integration"`
+	OK          bool        `json:"ok"`
+	Steps       []CheckStep `json:"steps"`
+}
+
+// CheckIntegration tries the integration name: its settings, secret (or
+// OAuth 2.0 token), a connection to the upstream and, when path is set, a
+// GET of path with the credential (only its status is reported).
+func (c *Client) CheckIntegration(ctx context.Context, name, path string) (*CheckReport, error) {
+	var out CheckReport
+	body := map[string]string{}
+	if path != "" {
+		body["path"] = path
+	}
+	if _, err := c.do(ctx, http.MethodPost, integrationPath(name)+"/check", nil, body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // GatewayURL is the address callers use to reach path (e.g.
 // "/v1/geocode") of the integration name through the gateway.
 func (c *Client) GatewayURL(name, path string) string {

@@ -29,7 +29,65 @@ integrations/NAME and read on its secret. See docs/gateway.md.`,
 	}
 	addGlobals(cmd, g)
 	cmd.AddCommand(integrationCreateCmd(env, g), integrationUpdateCmd(env, g), integrationGetCmd(env, g),
-		integrationListCmd(env, g), integrationDeleteCmd(env, g))
+		integrationListCmd(env, g), integrationDeleteCmd(env, g), integrationCheckCmd(env, g))
+	return cmd
+}
+
+func integrationCheckCmd(env *Env, g *globals) *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "check NAME [--path /v1/me]",
+		Short: "Try an integration: its secret, token, upstream connection and, with --path, a call (exit 1 on failure)",
+		Long: `Try an integration the way a call would use it, step by step, and stop at
+the first failure:
+
+  integration  its stored settings are valid
+  secret       its secret can be read and injected
+  token        (OAuth 2.0) the token endpoint issues a token now
+  connect      the upstream resolves to an allowed address and answers
+               a connection (and a TLS handshake for https)
+  request      with --path: a GET of that path with the credential
+               injected; only the status is shown
+
+Nothing of the secret, a token or the answer's body is shown. Needs write
+on integrations/NAME. Exit status 1 when a step fails.`,
+		Example: `  keyward integration check stripe
+  keyward integration check stripe --path /v1/balance`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if path != "" && !strings.HasPrefix(path, "/") {
+				return Usagef("--path %q: want an absolute path below the upstream, e.g. /v1/me", path)
+			}
+			asJSON, c, err := g.setup(env)
+			if err != nil {
+				return err
+			}
+			rep, err := c.CheckIntegration(cmd.Context(), args[0], path)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := printJSON(env.Stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+				for _, s := range rep.Steps {
+					mark := "ok"
+					if !s.OK {
+						mark = "FAILED"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t(%d ms)\n", s.Step, mark, s.Detail, s.Millis)
+				}
+				tw.Flush()
+			}
+			if !rep.OK {
+				return &ExitError{Code: ExitFailure}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&path, "path", "", "also GET this path below the upstream with the credential (only the status is shown)")
 	return cmd
 }
 

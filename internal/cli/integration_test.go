@@ -369,3 +369,35 @@ func TestIntegrationGetShowsWebSocket(t *testing.T) {
 		t.Errorf("get -o json = %q (%v)", r.stdout, err)
 	}
 }
+
+func TestIntegrationCheck(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_admintoken"
+	h.fake.handle("POST /v1/integrations/stripe/check", 200, `{"integration":"stripe","ok":true,"steps":[
+{"step":"integration","ok":true,"detail":"settings are valid","ms":0},
+{"step":"secret","ok":true,"detail":"payments/prod/stripe-key, version 2","ms":1},
+{"step":"connect","ok":true,"detail":"https://api.stripe.com is reachable","ms":40},
+{"step":"request","ok":true,"detail":"GET /v1/balance: 200, 312 bytes","ms":120}]}`)
+	r := h.must("", "integration", "check", "stripe", "--path", "/v1/balance")
+	for _, want := range []string{"secret", "version 2", "connect", "GET /v1/balance: 200"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q: %q", want, r.stdout)
+		}
+	}
+	reqs := h.fake.requests("POST /v1/integrations/stripe/check")
+	if len(reqs) != 1 || !strings.Contains(reqs[0].Body, `"path":"/v1/balance"`) {
+		t.Fatalf("requests = %+v", reqs)
+	}
+	// A failed step: exit 1, the step named.
+	h.fake.handle("POST /v1/integrations/crm/check", 200, `{"integration":"crm","ok":false,"steps":[
+{"step":"integration","ok":true,"detail":"settings are valid","ms":0},
+{"step":"secret","ok":true,"detail":"crm/prod/client, version 1","ms":1},
+{"step":"token","ok":false,"detail":"the upstream's OAuth token endpoint did not issue a token: it answered 401 (invalid_client)","ms":80}]}`)
+	r = h.run("", "integration", "check", "crm")
+	if r.code != ExitFailure || !strings.Contains(r.stdout, "token") || !strings.Contains(r.stdout, "FAILED") || !strings.Contains(r.stdout, "invalid_client") {
+		t.Fatalf("failed check: exit %d, stdout %q", r.code, r.stdout)
+	}
+	if r := h.run("", "integration", "check", "crm", "--path", "v1/me"); r.code != ExitUsage {
+		t.Fatalf("relative --path: exit %d", r.code)
+	}
+}

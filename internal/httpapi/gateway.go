@@ -242,6 +242,27 @@ func (h *Gateway) Routes() []Route {
 			},
 		},
 		{
+			Pattern: "POST /v1/integrations/{name}/check", Action: "write", Resource: integrationRes,
+			Summary: "Try an integration for its operator: its settings, its secret (for OAuth 2.0, a fresh token), a connection to the upstream and, with {\"path\"}, a GET of that path with the credential, of which only the status is reported. 200 with {\"ok\", \"steps\"} either way; needs write on the integration.",
+			Handle: func(r *http.Request) (int, any, error) {
+				var in struct {
+					Path string `json:"path"`
+				}
+				if r.ContentLength != 0 {
+					if err := decode(r, &in); err != nil {
+						return 0, nil, err
+					}
+				}
+				if in.Path != "" && !strings.HasPrefix(in.Path, "/") {
+					return 0, nil, Invalid("path: want an absolute path below the upstream, e.g. /v1/me")
+				}
+				if _, err := h.Svc.Get(r.Context(), r.PathValue("name")); err != nil {
+					return 0, nil, err // 404 for an unknown integration
+				}
+				return http.StatusOK, h.Proxy.Check(r.Context(), r.PathValue("name"), in.Path), nil
+			},
+		},
+		{
 			Pattern: "PUT /v1/integrations/{name}", Action: "write", Resource: integrationRes,
 			Summary: "Replace every setting of an integration (same body as create; name optional; an absent field takes its default, an absent \"oauth2\" means none, an absent \"websocket\" false); needs read on the secret.",
 			Handle: func(r *http.Request) (int, any, error) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,5 +80,51 @@ func TestGatewayOAuth2Upstream(t *testing.T) {
 	res := gatewayCall(t, u+"/v1/gateway/crm/accounts", "Bearer "+app, "")
 	if res.status != 502 || !strings.Contains(res.body, "invalid_client") || strings.Contains(res.body, secret) {
 		t.Fatalf("refused client: %d %s", res.status, res.body)
+	}
+}
+
+// The integration check over the API: steps in order, no secret in the
+// report; 404 for an unknown integration; an app allowed only to proxy may
+// not run it.
+func TestIntegrationCheckRoute(t *testing.T) {
+	up := newRecordingUpstream(t)
+	r, root := devNode(t)
+	u := r.url
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "pay"}, nil)
+	call(t, "PUT", u+"/v1/projects/pay/envs/prod/secrets/maps-key", root, map[string]string{"value": mapsKey}, nil)
+	if c := call(t, "POST", u+"/v1/integrations", root, map[string]any{"name": "maps", "upstream": up.URL, "secret": "pay/prod/maps-key",
+		"inject": "header:Authorization=Bearer {{secret}}", "allow_private": true}, nil); c != 201 {
+		t.Fatalf("create = %d", c)
+	}
+	var rep struct {
+		OK    bool `json:"ok"`
+		Steps []struct {
+			Step   string `json:"step"`
+			OK     bool   `json:"ok"`
+			Detail string `json:"detail"`
+		} `json:"steps"`
+	}
+	code, out := raw(t, "POST", u+"/v1/integrations/maps/check", root, "application/json", `{"path":"/geocode/json"}`)
+	b, _ := json.Marshal(out)
+	json.Unmarshal(b, &rep)
+	if code != 200 || !rep.OK || len(rep.Steps) != 4 || rep.Steps[3].Step != "request" || strings.Contains(string(b), mapsKey) {
+		t.Fatalf("check = %d %s", code, b)
+	}
+	if auth, _, _ := up.calls(); len(auth) != 1 || auth[0] != "Bearer "+mapsKey {
+		t.Fatalf("upstream saw %q", auth)
+	}
+	if c := call(t, "POST", u+"/v1/integrations/nope/check", root, nil, nil); c != 404 {
+		t.Fatalf("unknown integration = %d, want 404", c)
+	}
+	code, _ = raw(t, "PUT", u+"/v1/policies/app", root, "application/yaml", "name: app\nrules:\n  - resources: [\"integrations/maps\"]\n    allow: [proxy]\n")
+	if code != 200 {
+		t.Fatalf("policy = %d", code)
+	}
+	app, _, err := r.node.tokens.Issue(t.Context(), token.Request{Principal: "app:x", AuthMethod: "token", Policies: []string{"app"}, TTL: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := call(t, "POST", u+"/v1/integrations/maps/check", app, nil, nil); c != 403 {
+		t.Fatalf("check with proxy only = %d, want 403", c)
 	}
 }
