@@ -361,7 +361,7 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 			h.sessions.Add(1)
 			defer h.sessions.Done() // after the audit entry below
 		}
-		// Used by sessions and streamed answers only, after 5 s.
+		// Used by sessions and streamed answers only, every second.
 		pc.SessionCheck = st.api.sessionCheck(r, st, "proxy")
 		call, err = h.Proxy.Send(w, r, pc)
 	}
