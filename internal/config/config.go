@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,11 @@ type Config struct {
 	// GatewayPublicURL is PublicURL for the GatewayListen address: the base
 	// URL apps reach the data plane by, checked in their DPoP proofs.
 	GatewayPublicURL string `toml:"gateway_public_url"`
+	// CORSOrigins are the web origins whose pages may call the data plane
+	// (gateway, token exchange and revocation, key verification)
+	// cross-origin: https://host[:port] (http only for localhost), or "*".
+	// Empty: no cross-origin calls.
+	CORSOrigins []string `toml:"cors_origins"`
 }
 
 // Defaults returns the built-in configuration.
@@ -95,6 +101,10 @@ func settings() []setting {
 		{"public-url", "KEYWARD_PUBLIC_URL", "base URL clients reach this server by, when behind a proxy (checked in DPoP proofs)", str(func(c *Config) *string { return &c.PublicURL })},
 		{"gateway-listen", "KEYWARD_GATEWAY_LISTEN", "also serve the data plane alone (gateway, token exchange, key verification, health) on this address (host:port)", str(func(c *Config) *string { return &c.GatewayListen })},
 		{"gateway-public-url", "KEYWARD_GATEWAY_PUBLIC_URL", "base URL apps reach --gateway-listen by, when behind a proxy (checked in DPoP proofs)", str(func(c *Config) *string { return &c.GatewayPublicURL })},
+		{"cors-origins", "KEYWARD_CORS_ORIGINS", "web origins whose pages may call the data plane cross-origin, comma-separated (https://app.example.com; * for any)", func(c *Config, v string) error {
+			c.CORSOrigins = strings.Split(v, ",")
+			return nil
+		}},
 		{"audit-file", "KEYWARD_AUDIT_FILE", "also append every audit entry to this file as JSON lines", str(func(c *Config) *string { return &c.AuditFile })},
 		{"audit-retention", "KEYWARD_AUDIT_RETENTION", "delete audit entries older than this (e.g. 2160h); 0 keeps all", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -237,7 +247,35 @@ func (c Config) Validate() error {
 	if _, err := parsePublicURL("gateway-public-url", c.GatewayPublicURL); err != nil {
 		return err
 	}
+	if _, err := c.ParsedCORSOrigins(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// ParsedCORSOrigins checks CORSOrigins and returns them lower-case, as
+// scheme://host[:port], without duplicates; nil when there are none.
+func (c Config) ParsedCORSOrigins() ([]string, error) {
+	var out []string
+	for _, o := range c.CORSOrigins {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			local := u != nil && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1" || u.Hostname() == "::1")
+			if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" ||
+				!(u.Scheme == "https" || u.Scheme == "http" && local) {
+				return nil, fmt.Errorf("config: cors-origins %q: want https://host[:port] (http only for localhost), or *", o)
+			}
+			o = strings.ToLower(u.Scheme + "://" + u.Host)
+		}
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out, nil
 }
 
 // ParsedPublicURL parses PublicURL: an absolute http(s) URL with no user

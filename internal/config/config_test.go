@@ -72,6 +72,9 @@ func TestBadInput(t *testing.T) {
 		{nil, map[string]string{"KEYWARD_PUBLIC_URL": "https://keyward.example.com/?x=1"}, "public-url"},
 		{[]string{"--public-url", "ftp://keyward.example.com"}, nil, "public-url"},
 		{[]string{"--gateway-listen", "8443"}, nil, "gateway-listen"},
+		{[]string{"--cors-origins", "http://app.example.com"}, nil, "cors-origins"},
+		{[]string{"--cors-origins", "https://app.example.com/path"}, nil, "cors-origins"},
+		{nil, map[string]string{"KEYWARD_CORS_ORIGINS": "app.example.com"}, "cors-origins"},
 		{[]string{"--gateway-listen", "127.0.0.1:8270"}, nil, "must differ from listen"},
 		{[]string{"--gateway-public-url", "https://gw.example.com"}, nil, "without gateway-listen"},
 		{nil, map[string]string{"KEYWARD_GATEWAY_LISTEN": "0.0.0.0:8443", "KEYWARD_GATEWAY_PUBLIC_URL": "gw.example.com"}, "gateway-public-url"},
@@ -117,6 +120,20 @@ func TestGatewayListen(t *testing.T) {
 	}
 	if c, err := load(t, nil, nil); err != nil || c.GatewayListen != "" {
 		t.Fatalf("default gateway listen = %q, %v; want off", c.GatewayListen, err)
+	}
+}
+
+func TestCORSOrigins(t *testing.T) {
+	c, err := load(t, []string{"--cors-origins", "https://App.Example.com, http://localhost:5173,https://app.example.com/,*"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ParsedCORSOrigins()
+	if err != nil || strings.Join(got, " ") != "https://app.example.com http://localhost:5173 *" {
+		t.Fatalf("origins = %q, %v", got, err)
+	}
+	if c, _ := load(t, nil, nil); len(c.CORSOrigins) != 0 {
+		t.Fatalf("default origins = %q", c.CORSOrigins)
 	}
 }
 

@@ -192,13 +192,18 @@ type Deps struct {
 	// AuditHealthy reports the audit log's state (nil: healthy); AuditAsync
 	// routes append synchronously, and so fail closed, while it fails.
 	AuditHealthy func() error
+	// CORSOrigins are the web origins whose pages may call the DataPlane
+	// routes cross-origin ("*": any), lower-case scheme://host[:port] as
+	// config.Config.ParsedCORSOrigins returns them; nil: none (cors.go).
+	CORSOrigins []string
 }
 
 // API serves a route table.
 type API struct {
-	deps   Deps
-	mux    *http.ServeMux
-	routes []Route
+	deps      Deps
+	mux       *http.ServeMux
+	routes    []Route
+	dataPlane map[string]bool // patterns of DataPlane routes
 }
 
 // New builds the handler for routes.
@@ -212,9 +217,12 @@ func New(deps Deps, routes []Route) *API {
 	if deps.MaxBodyBytes == 0 {
 		deps.MaxBodyBytes = 1 << 20
 	}
-	a := &API{deps: deps, mux: http.NewServeMux(), routes: routes}
+	a := &API{deps: deps, mux: http.NewServeMux(), routes: routes, dataPlane: map[string]bool{}}
 	for _, rt := range routes {
 		a.mux.Handle(rt.Pattern, a.wrap(rt))
+		if rt.DataPlane {
+			a.dataPlane[rt.Pattern] = true
+		}
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := a.allowedMethods(r); len(allow) > 0 {
@@ -387,6 +395,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h["X-Content-Type-Options"] = hdrNosniff
 	ctx := context.WithValue(r.Context(), keyRequest, s)
 	r = r.WithContext(ctx)
+	if a.deps.CORSOrigins != nil && a.cors(w, r) {
+		return // a preflight, answered
+	}
 	if !cleanPath(r.URL.Path) {
 		// ServeMux would redirect to the cleaned path, silently turning
 		// secrets/a/../b into secrets/b; refuse instead.

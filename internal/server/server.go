@@ -190,7 +190,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	// One DPoP verifier (and so one replay cache) for the edge and the
 	// token endpoint: a proof is accepted once on this node, wherever.
 	n.dpop = dpop.NewVerifier(dpop.Options{})
-	publicURL, _ := cfg.ParsedPublicURL() // checked by cfg.Validate
+	publicURL, _ := cfg.ParsedPublicURL()     // checked by cfg.Validate
+	corsOrigins, _ := cfg.ParsedCORSOrigins() // checked by cfg.Validate
 
 	routes := httpapi.SysRoutes(n.sys, n.metrics)
 	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz, Audit: aud}).Routes()...)
@@ -220,6 +221,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		DPoP:         n.dpop,
 		PublicURL:    publicURL,
 		AuditHealthy: n.auditLog.Healthy,
+		CORSOrigins:  corsOrigins,
 	}
 	n.api = httpapi.New(deps, routes)
 	if cfg.GatewayListen != "" {
