@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,7 @@ const (
 	defaultTokenLife    = 5 * time.Minute // when the server gives no expires_in
 	maxTokenEarly       = time.Minute     // a token is renewed this long before it expires, at most
 	tokenFailureBackOff = 2 * time.Second // after a failed fetch, calls fail without a new one
+	tokenExpiryMargin   = 5 * time.Second // a token this close to its expiry is not sent
 
 )
 
@@ -73,6 +75,7 @@ type oauth2Client struct {
 	post     bool   // client_secret_post
 	form     string // grant_type, scope and audience, form-encoded
 
+	renewing  atomic.Bool  // a renewal runs behind the calls
 	mu        sync.Mutex   // one fetch at a time
 	failEntry *secretEntry // the secret value a fetch failed with
 	failUntil time.Time    // and until when calls fail without a new fetch
@@ -138,6 +141,16 @@ func (c *compiled) normalizeOAuth2(in *Integration) error {
 	}
 	c.oauth2 = &oauth2Client{endpoint: e, target: target, clientID: o.ClientID, post: o.AuthStyle == "post", form: form.Encode()}
 	return nil
+}
+
+// renewBehind runs renew on its own goroutine unless one is running.
+func (o *oauth2Client) renewBehind(renew func()) {
+	if o.renewing.CompareAndSwap(false, true) {
+		go func() {
+			defer o.renewing.Store(false)
+			renew()
+		}()
+	}
 }
 
 // validScope: scope-token of RFC 6749 §3.3 (%x21 / %x23-5B / %x5D-7E).

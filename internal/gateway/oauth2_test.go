@@ -364,3 +364,53 @@ func TestOAuth2Stored(t *testing.T) {
 		}
 	})
 }
+
+// A token due for renewal but not expired is renewed behind the calls:
+// they keep using it instead of waiting for the fetch.
+func TestOAuth2RenewsBehindCalls(t *testing.T) {
+	ts := newTokenServer(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Header.Get("Authorization")) })
+	h := oauthHarness(t, up, ts, OAuth2{})
+	body := func() string {
+		t.Helper()
+		w, err := h.get(t, "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Body.String()
+	}
+	if got := body(); got != "Bearer at-1" {
+		t.Fatalf("first call: %q", got)
+	}
+	// Make the token due for renewal; the next fetch is slow.
+	c, err := h.svc.lookup(t.Context(), "crm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := *c.cred.Load()
+	due.renewAt = time.Now().Add(-time.Millisecond)
+	c.cred.Store(&due)
+	ts.delay = 300 * time.Millisecond
+	start := time.Now()
+	for range 5 {
+		if got := body(); got != "Bearer at-1" {
+			t.Fatalf("during the renewal: %q, want the current token", got)
+		}
+	}
+	if d := time.Since(start); d > 250*time.Millisecond {
+		t.Fatalf("calls waited %s for the renewal", d)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.fetches.Load() < 2 || c.cred.Load().renewAt.Before(time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatal("no renewal")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := body(); got != "Bearer at-2" {
+		t.Fatalf("after the renewal: %q", got)
+	}
+	if n := ts.fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2 (one renewal for five calls)", n)
+	}
+}

@@ -95,6 +95,7 @@ type credential struct {
 	value   string    // header value, or the query value
 	needles []string  // raw, header form, base64 and URL-escaped forms
 	renewAt time.Time // an OAuth 2.0 token is replaced from then on; zero: never
+	expires time.Time // and may not be sent from then on
 	issued  time.Time // when an OAuth 2.0 token was obtained
 }
 
@@ -179,24 +180,29 @@ func (p *Proxy) credential(ctx context.Context, c *compiled) (*credential, error
 	if err != nil {
 		return nil, err
 	}
-	if cr := c.cred.Load(); cr.fresh(e, time.Now()) {
+	cr := c.cred.Load()
+	now := time.Now()
+	if cr.fresh(e, now) {
 		return cr, nil
 	}
-	// Surrounding whitespace (a trailing newline from `echo`) is never part
-	// of an API key; control characters inside cannot travel in a header.
-	secret := strings.Trim(e.value, " \t\r\n")
-	if secret == "" {
-		return nil, fmt.Errorf("%w: its value is empty", ErrSecretUnavailable)
+	if c.oauth2 != nil && cr.usable(e, now) {
+		// Due for renewal but still valid: renew behind the calls, which
+		// keep using this token meanwhile instead of waiting for the fetch.
+		c.oauth2.renewBehind(func() {
+			if secret, err := injectable(e); err == nil {
+				p.oauth2Credential(context.Background(), c, e, secret)
+			}
+		})
+		return cr, nil
 	}
-	for i := 0; i < len(secret); i++ {
-		if ch := secret[i]; ch < 0x20 && ch != '\t' || ch == 0x7f {
-			return nil, fmt.Errorf("%w: its value holds control characters", ErrSecretUnavailable)
-		}
+	secret, err := injectable(e)
+	if err != nil {
+		return nil, err
 	}
 	if c.oauth2 != nil {
 		return p.oauth2Credential(ctx, c, e, secret)
 	}
-	cr := &credential{entry: e, value: c.inject.value(secret)}
+	cr = &credential{entry: e, value: c.inject.value(secret)}
 	cr.hide(secret)
 	if c.inject.Kind == InjectBasic {
 		cr.hide(strings.TrimPrefix(cr.value, "Basic "))
@@ -205,10 +211,34 @@ func (p *Proxy) credential(ctx context.Context, c *compiled) (*credential, error
 	return cr, nil
 }
 
+// injectable is the secret value e as it is injected: without surrounding
+// whitespace, which is never part of an API key (a trailing newline from
+// echo), and refused when empty or holding control characters, which
+// cannot travel in a header.
+func injectable(e *secretEntry) (string, error) {
+	secret := strings.Trim(e.value, " \t\r\n")
+	if secret == "" {
+		return "", fmt.Errorf("%w: its value is empty", ErrSecretUnavailable)
+	}
+	for i := 0; i < len(secret); i++ {
+		if ch := secret[i]; ch < 0x20 && ch != '\t' || ch == 0x7f {
+			return "", fmt.Errorf("%w: its value holds control characters", ErrSecretUnavailable)
+		}
+	}
+	return secret, nil
+}
+
 // fresh reports whether cr was made from the secret value e and, for an
 // OAuth 2.0 token, is not due for renewal at now.
 func (cr *credential) fresh(e *secretEntry, now time.Time) bool {
 	return cr != nil && cr.entry == e && (cr.renewAt.IsZero() || now.Before(cr.renewAt))
+}
+
+// usable reports whether cr, an OAuth 2.0 token made from the secret value
+// e, can still be sent at now (past its renewal time, before its expiry
+// with a margin for the call's own travel).
+func (cr *credential) usable(e *secretEntry, now time.Time) bool {
+	return cr != nil && cr.entry == e && !cr.expires.IsZero() && now.Before(cr.expires.Add(-tokenExpiryMargin))
 }
 
 // oauth2Credential obtains an access token with the client secret, one
@@ -236,7 +266,7 @@ func (p *Proxy) oauth2Credential(ctx context.Context, c *compiled, e *secretEntr
 		return nil, err
 	}
 	o.failEntry, o.failErr = nil, nil
-	cr := &credential{entry: e, value: c.inject.value(token), renewAt: now.Add(life - renewBefore(life)), issued: now}
+	cr := &credential{entry: e, value: c.inject.value(token), renewAt: now.Add(life - renewBefore(life)), expires: now.Add(life), issued: now}
 	cr.hide(token)
 	cr.hide(secret)
 	c.cred.Store(cr)
