@@ -178,7 +178,7 @@ func parse(proof string, algs []string, keys *keyCache) (*Proof, error) {
 	if h.Kid != "" || len(h.X5c) > 0 || h.Jku != "" || h.X5u != "" {
 		return nil, invalid("the key must be given in jwk only")
 	}
-	key, jkt, err := keys.publicJWK(h.JWK)
+	key, jkt, cached, err := keys.publicJWK(h.JWK)
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +191,9 @@ func parse(proof string, algs []string, keys *keyCache) (*Proof, error) {
 	}
 	if !verifySignature(h.Alg, key, proof[:len(hseg)+1+len(pseg)], sig) {
 		return nil, invalid("signature does not verify with the jwk")
+	}
+	if !cached {
+		keys.add(h.JWK, key, jkt) // only a key that signed this proof
 	}
 	payload, err := base64.RawURLEncoding.Strict().DecodeString(pseg)
 	if err != nil {
@@ -244,33 +247,40 @@ func strictUnmarshal(b []byte, v any) error {
 
 // publicJWK decodes the proof's jwk: a public key with no private member,
 // and its thumbprint. Decoded keys are remembered by their exact JSON text
-// when c is not nil: a device signs every proof with the same key, and
-// decoding it (go-jose's JSON, big-number parsing, the point check, the
-// thumbprint) costs tens of microseconds a proof.
-func (c *keyCache) publicJWK(raw json.RawMessage) (crypto.PublicKey, string, error) {
+// when c is not nil (cached reports a key found there): a device signs
+// every proof with the same key, and decoding it (go-jose's JSON,
+// big-number parsing, the point check, the thumbprint) costs tens of
+// microseconds a proof.
+func (c *keyCache) publicJWK(raw json.RawMessage) (key crypto.PublicKey, jkt string, cached bool, err error) {
 	if len(raw) == 0 || raw[0] != '{' {
-		return nil, "", invalid("jwk header missing")
+		return nil, "", false, invalid("jwk header missing")
 	}
-	if c == nil {
-		return decodeJWK(raw)
+	if c != nil {
+		c.mu.RLock()
+		e, ok := c.m[string(raw)]
+		c.mu.RUnlock()
+		if ok {
+			return e.key, e.jkt, true, nil
+		}
 	}
-	c.mu.RLock()
-	e, ok := c.m[string(raw)]
-	c.mu.RUnlock()
-	if ok {
-		return e.key, e.jkt, nil
-	}
-	key, jkt, err := decodeJWK(raw)
-	if err != nil {
-		return nil, "", err // not cached: a bad key costs the sender, not the cache
+	key, jkt, err = decodeJWK(raw)
+	return key, jkt, false, err
+}
+
+// add caches the key decoded from raw, the jwk of a proof whose signature
+// verified (a bad proof costs its sender, not the cache), unless raw is
+// longer than maxCachedJWK: padding (whitespace, unknown members) would
+// make room for many entries of one key.
+func (c *keyCache) add(raw json.RawMessage, key crypto.PublicKey, jkt string) {
+	if c == nil || len(raw) > maxCachedJWK {
+		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.m) >= c.max {
 		clear(c.m) // keys of devices still calling come back on their next proof
 	}
 	c.m[string(raw)] = cachedKey{key, jkt}
-	c.mu.Unlock()
-	return key, jkt, nil
 }
 
 // keyCache maps a jwk header's JSON text to its decoded public key.
@@ -285,8 +295,13 @@ type cachedKey struct {
 	jkt string
 }
 
-// defaultMaxKeys bounds a Verifier's key cache (a few MB at worst).
-const defaultMaxKeys = 10000
+// defaultMaxKeys bounds a Verifier's key cache, and maxCachedJWK the jwk
+// text of a cached key (an RSA-4096 jwk is about 750 bytes, a P-256 one
+// about 130): about 10 MB at worst.
+const (
+	defaultMaxKeys = 10000
+	maxCachedJWK   = 1 << 10
+)
 
 func decodeJWK(raw json.RawMessage) (crypto.PublicKey, string, error) {
 	var members map[string]json.RawMessage

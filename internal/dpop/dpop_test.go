@@ -527,3 +527,38 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// Only the jwk of a proof whose signature verified is cached, and only a
+// jwk of ordinary size: a proof with anyone's public key and no valid
+// signature, or a jwk padded to kilobytes (each padding a new cache entry
+// for the same key), takes no cache room.
+func TestKeyCacheKeepsOnlyVerifiedOrdinaryKeys(t *testing.T) {
+	v := NewVerifier(Options{})
+	now := time.Now()
+	k := newKey(t)
+	claims := func(jti string) map[string]any {
+		return map[string]any{"jti": jti, "htm": "GET", "htu": testURL, "iat": now.Unix()}
+	}
+	forged := raw(t, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": pubJWK(k)}, claims("a"), nil)
+	if _, err := v.Verify(forged, Expect{Method: "GET", URL: testURL}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unsigned proof: %v", err)
+	}
+	if n := len(v.keys.m); n != 0 {
+		t.Fatalf("a proof whose signature does not verify left %d cached keys", n)
+	}
+	padded := pubJWK(k)
+	padded["x-pad"] = strings.Repeat("a", 4000)
+	p := raw(t, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": padded}, claims("b"), es256(k))
+	if _, err := v.Verify(p, Expect{Method: "GET", URL: testURL}); err != nil {
+		t.Fatalf("padded jwk: %v", err)
+	}
+	if n := len(v.keys.m); n != 0 {
+		t.Fatalf("a 4 KB jwk was cached (%d keys)", n)
+	}
+	if _, err := v.Verify(mustProof(t, k, "GET", testURL, "", now), Expect{Method: "GET", URL: testURL}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(v.keys.m); n != 1 {
+		t.Fatalf("%d cached keys after a good proof, want 1", n)
+	}
+}

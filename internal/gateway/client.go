@@ -407,6 +407,12 @@ type upstreamBody struct {
 	stop     func() bool
 	reusable bool
 	done     bool
+
+	// released is set, under mu, when the connection goes back to the
+	// pool or is closed: a cut from another goroutine after that must not
+	// touch it (it may carry another request by then).
+	mu       sync.Mutex
+	released bool
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
@@ -430,12 +436,22 @@ func (b *upstreamBody) Close() error {
 }
 
 // cut ends the response at once from any goroutine: the next read fails.
-func (b *upstreamBody) cut() { b.pc.conn.SetDeadline(time.Unix(1, 0)) }
+// Once the body is finished it does nothing.
+func (b *upstreamBody) cut() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.released {
+		b.pc.conn.SetDeadline(time.Unix(1, 0))
+	}
+}
 
 // finish releases the connection: back to the pool after a whole response
 // on a connection that stays open, closed otherwise.
 func (b *upstreamBody) finish(whole bool) {
 	b.done = true
+	b.mu.Lock()
+	b.released = true
+	b.mu.Unlock()
 	// A false stop means the caller went away and the connection was cut.
 	if b.stop() && whole && b.reusable && b.pc.br.Buffered() == 0 {
 		b.pc.conn.SetDeadline(time.Time{})

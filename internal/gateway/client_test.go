@@ -210,3 +210,46 @@ func TestClientHTTPSUpstream(t *testing.T) {
 		t.Errorf("untrusted certificate: %v", err)
 	}
 }
+
+// A response's cut (the stream watch's, from another goroutine) that comes
+// after the body was read to its end and the connection went back to the
+// pool must not reach the next request on that connection.
+func TestClientCutAfterTheEndSparesThePooledConnection(t *testing.T) {
+	srv, cc := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(300 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	})
+	cl := newClient(true, TransportOptions{})
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	req := func(path string) *upstreamRequest {
+		return &upstreamRequest{method: "GET", scheme: "http", host: addr, addr: addr, target: path, deadline: time.Now().Add(5 * time.Second)}
+	}
+	resp, err := cl.roundTrip(t.Context(), req("/first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := resp.Body.(*upstreamBody)
+	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "ok" {
+		t.Fatalf("first body %q, %v", b, err)
+	}
+	resp.Body.Close() // the connection is back in the pool
+	done := make(chan error, 1)
+	go func() {
+		resp, err := cl.roundTrip(t.Context(), req("/slow"))
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the second request waits on the pooled connection
+	first.cut()
+	if err := <-done; err != nil {
+		t.Fatalf("the request after a late cut failed: %v", err)
+	}
+	if n := cc.count(); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
+}

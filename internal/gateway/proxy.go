@@ -303,8 +303,9 @@ type Call struct {
 	// aborted so a truncated body is not taken for a whole one.
 	Wrote bool
 	// A WebSocket session (Status 101): how long it lasted and what ended
-	// it ("caller", "upstream", "credential", "shutdown"). SessionEnded is
-	// also "credential" for a streamed answer cut by SessionCheck.
+	// it ("caller", "upstream", "credential", "integration": deleted or no
+	// longer allowing it, "shutdown"). SessionEnded is also "credential"
+	// for a streamed answer cut by SessionCheck.
 	Session      bool
 	Duration     time.Duration
 	SessionEnded string

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +34,8 @@ func isWebSocketHandshake(r *http.Request, conn map[string]bool) bool {
 
 // session sends a WebSocket handshake upstream and, when the upstream
 // switches protocols, joins the caller's connection to the upstream's until
-// one side closes, the session check fails or the proxy closes. An answer
+// one side closes, the session check fails, the integration no longer
+// allows the session or the proxy closes. An answer
 // other than 101 goes back to the caller like any call.
 func (p *Proxy) session(w http.ResponseWriter, r *http.Request, pc Prepared, cr *credential, out *upstreamRequest) (Call, error) {
 	var call Call
@@ -85,15 +87,51 @@ func (p *Proxy) session(w http.ResponseWriter, r *http.Request, pc Prepared, cr 
 	if err := brw.Flush(); err != nil {
 		return call, nil // the caller left; nothing to report
 	}
+	check := func() error {
+		if err := p.stillAllows(pc); err != nil {
+			return err
+		}
+		if pc.SessionCheck != nil {
+			return pc.SessionCheck()
+		}
+		return nil
+	}
 	start := time.Now()
-	call.BytesIn, call.BytesOut, call.SessionEnded = p.join(conn, brw.Reader, up, pc.SessionCheck)
+	call.BytesIn, call.BytesOut, call.SessionEnded = p.join(conn, brw.Reader, up, check)
 	call.Duration = time.Since(start)
 	return call, nil
 }
 
+// errIntegrationChanged: the integration a session was opened through no
+// longer allows it.
+var errIntegrationChanged = errors.New("the integration no longer allows the session")
+
+// stillAllows checks that the integration pc was prepared with still
+// allows its session: it exists, allows WebSocket sessions, GET and the
+// session's path, and names the same upstream. Other changes (rates, the
+// secret) leave the session open, and so does a failure to read the
+// integration (the next check tries again).
+func (p *Proxy) stillAllows(pc Prepared) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	was := pc.c
+	c, err := p.svc.lookup(ctx, was.in.Name)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return errIntegrationChanged
+	case err != nil, c == was:
+		return nil
+	case !c.in.WebSocket || !c.allowsMethod(http.MethodGet) || !c.allowsPath(pc.path.Segs) ||
+		c.scheme != was.scheme || c.addr != was.addr || c.host != was.host || c.baseRaw != was.baseRaw:
+		return errIntegrationChanged
+	}
+	return nil
+}
+
 // join copies between the caller (conn, read through br, which may hold
-// bytes already) and the upstream until one side closes, check fails, or
-// the proxy closes; the other direction then gets sessionDrain to finish.
+// bytes already) and the upstream until one side closes, check fails
+// (every SessionCheckEvery), or the proxy closes; the other direction then
+// gets sessionDrain to finish.
 func (p *Proxy) join(conn net.Conn, br *bufio.Reader, up *pconn, check func() error) (in, out int64, ended string) {
 	end, closing := p.addSession()
 	defer end()
@@ -136,8 +174,11 @@ wait:
 			}
 			break wait
 		case <-tick:
-			if check() != nil {
+			if err := check(); err != nil {
 				ended = "credential"
+				if errors.Is(err, errIntegrationChanged) {
+					ended = "integration"
+				}
 				break wait
 			}
 		case <-closing:

@@ -325,3 +325,81 @@ func TestStreamCutWhenCredentialEnds(t *testing.T) {
 		t.Fatalf("no event before the cut: %q", w.Body)
 	}
 }
+
+// A session ends, within the check interval, once its integration no
+// longer allows it: deleted, or updated without websocket or without the
+// session's path. Another change (a rate) leaves it open.
+func TestWebSocketSessionEndsWithItsIntegration(t *testing.T) {
+	defer func(d time.Duration) { SessionCheckEvery = d }(SessionCheckEvery)
+	SessionCheckEvery = 20 * time.Millisecond
+	h := newHarness(t)
+	up := wsUpstream(t)
+	ws := Integration{Name: "ws", Upstream: up.URL, AllowPrivate: true, WebSocket: true, Secret: "pay/prod/key",
+		Inject: "header:Authorization=Bearer {{secret}}"}
+	h.integration(t, ws)
+	front, calls := wsFront(t, h, nil)
+	open := func() (net.Conn, *bufio.Reader) {
+		t.Helper()
+		conn, br, resp := handshake(t, front, "/v1/gateway/ws/chat", "websocket")
+		if resp.StatusCode != 101 {
+			t.Fatalf("handshake = %d", resp.StatusCode)
+		}
+		return conn, br
+	}
+	echoes := func(conn net.Conn, br *bufio.Reader) bool {
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.WriteString(conn, "x")
+		b := make([]byte, 6)
+		_, err := io.ReadFull(br, b)
+		return err == nil && string(b) == "echo:x"
+	}
+	ended := func(conn net.Conn, br *bufio.Reader, what string) {
+		t.Helper()
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var ne net.Error
+		if _, err := br.ReadByte(); err == nil || errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("%s: the session is still open: %v", what, err)
+		}
+		select {
+		case c := <-calls:
+			if c.SessionEnded != "integration" {
+				t.Fatalf("%s: session ended by %q, want integration", what, c.SessionEnded)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the session did not end", what)
+		}
+	}
+	update := func(in Integration) {
+		t.Helper()
+		if _, err := h.svc.Update(t.Context(), in, "test", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	conn, br := open()
+	other := ws
+	other.Rate = "100/s"
+	update(other)
+	time.Sleep(5 * SessionCheckEvery)
+	if !echoes(conn, br) {
+		t.Fatal("a change of rate ended the session")
+	}
+	off := ws
+	off.WebSocket = false
+	update(off)
+	ended(conn, br, "websocket turned off")
+
+	update(ws)
+	conn, br = open()
+	narrow := ws
+	narrow.Paths = []string{"/other/**"}
+	update(narrow)
+	ended(conn, br, "path no longer allowed")
+
+	update(ws)
+	conn, br = open()
+	if err := h.svc.Delete(t.Context(), "ws", nil); err != nil {
+		t.Fatal(err)
+	}
+	ended(conn, br, "integration deleted")
+}

@@ -66,6 +66,14 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, bearer string, src netip.Addr) (*Caller, error)
 }
 
+// Rechecker is implemented by an Authenticator that can check a credential
+// again for a request still under way without spending anything of it (a
+// use of a use-limited token). The session check of a WebSocket session or
+// a streamed answer uses it when present.
+type Rechecker interface {
+	Recheck(ctx context.Context, bearer string, src netip.Addr) (*Caller, error)
+}
+
 // Limits applies the limits of the credential a request was made with.
 //
 // The edge calls Authenticated once the caller is known (and its DPoP proof
@@ -520,10 +528,14 @@ func (a *API) sessionCheck(r *http.Request, s *reqState, action string) func() e
 		return nil
 	}
 	src, resource := s.src, s.resource
+	auth := a.deps.Auth.Authenticate
+	if rc, ok := a.deps.Auth.(Rechecker); ok {
+		auth = rc.Recheck // the request spent its use; a check spends none
+	}
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c, err := a.deps.Auth.Authenticate(ctx, bearer, src)
+		c, err := auth(ctx, bearer, src)
 		if err != nil {
 			return err
 		}

@@ -37,6 +37,23 @@ func (a *tokenAuth) Authenticate(ctx context.Context, bearer string, src netip.A
 	return callerOf(t), nil
 }
 
+// Recheck is Authenticate for a request under way (the session check of a
+// WebSocket session or a streamed answer): it spends no use of a
+// use-limited token. An API key's Authenticate spends nothing already.
+func (a *tokenAuth) Recheck(ctx context.Context, bearer string, src netip.Addr) (*httpapi.Caller, error) {
+	if a.keys != nil && strings.HasPrefix(bearer, credential.APIKey.Prefix()) {
+		return a.authenticateKey(ctx, bearer, src)
+	}
+	t, err := a.svc.Recheck(ctx, bearer, src)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := t.Ext.(*httpapi.Caller); ok {
+		return c, nil
+	}
+	return callerOf(t), nil
+}
+
 // callerOf is the request principal of a token; the token cache keeps it in
 // Token.Ext so the hot path builds it once per cache fill.
 func callerOf(t *token.Token) *httpapi.Caller {

@@ -154,3 +154,63 @@ func TestGatewayStreamRevokedMidStream(t *testing.T) {
 		t.Fatalf("the stream went on for %s after the revocation", d)
 	}
 }
+
+// The session check of a WebSocket session re-checks the caller's token
+// without spending a use of a use-limited token: the handshake is the one
+// use, and a session of a token with max_uses 1 goes on until a side
+// closes.
+func TestGatewayWebSocketCheckSpendsNoUse(t *testing.T) {
+	// Restored after the node's cleanup, which ends its sessions.
+	t.Cleanup(func(d time.Duration) func() { return func() { gateway.SessionCheckEvery = d } }(gateway.SessionCheckEvery))
+	gateway.SessionCheckEvery = 20 * time.Millisecond
+	const key = "ws-upstream-key-5d1c" // keyward:allow (test fixture)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw) // echo
+	}))
+	defer up.Close()
+	r, root := devNode(t)
+	u := r.url
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "ai"}, nil)
+	call(t, "PUT", u+"/v1/projects/ai/envs/prod/secrets/key", root, map[string]string{"value": key}, nil)
+	if c := call(t, "POST", u+"/v1/integrations", root, map[string]any{"name": "realtime", "upstream": up.URL, "secret": "ai/prod/key",
+		"inject": "header:Authorization=Bearer {{secret}}", "allow_private": true, "websocket": true, "methods": []string{"GET"}}, nil); c != 201 {
+		t.Fatalf("create integration = %d", c)
+	}
+	app, tok, err := r.node.tokens.Issue(t.Context(), token.Request{Principal: "app:voice", AuthMethod: "token", Policies: []string{"root"}, TTL: time.Hour, MaxUses: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(u, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /v1/gateway/realtime/v1/stream HTTP/1.1\r\nHost: keyward\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer "+app+"\r\n\r\n")
+	br := bufio.NewReader(conn)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	time.Sleep(10 * gateway.SessionCheckEvery) // several checks
+	io.WriteString(conn, "ping")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("after a few checks the session reads %q, %v; want its echo", buf, err)
+	}
+	got, err := r.node.tokens.Lookup(t.Context(), tok.Accessor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Uses != 1 {
+		t.Fatalf("the token has %d uses after one handshake, want 1", got.Uses)
+	}
+}

@@ -553,8 +553,21 @@ func scanToken(row scanner) ([]byte, *Token, error) {
 
 // Verify checks a presented token and returns it. The format and checksum
 // are checked before anything else, so a typo costs no lookup. src is the
-// client's address (for CIDR-bound tokens).
+// client's address (for CIDR-bound tokens). A use-limited token spends one
+// use.
 func (s *Service) Verify(ctx context.Context, plaintext string, src netip.Addr) (*Token, error) {
+	return s.verify(ctx, plaintext, src, true)
+}
+
+// Recheck is Verify for a token that passed Verify for a request still
+// under way (a WebSocket session, a streamed answer): revocation, expiry
+// and the address are checked again, but no use is spent; the request
+// spent its one.
+func (s *Service) Recheck(ctx context.Context, plaintext string, src netip.Addr) (*Token, error) {
+	return s.verify(ctx, plaintext, src, false)
+}
+
+func (s *Service) verify(ctx context.Context, plaintext string, src netip.Addr, spend bool) (*Token, error) {
 	if err := credential.ParseType(plaintext, credential.AccessToken); err != nil {
 		return nil, err
 	}
@@ -583,7 +596,7 @@ func (s *Service) Verify(ctx context.Context, plaintext string, src netip.Addr) 
 	if len(t.BoundCIDRs) > 0 && !addrAllowed(t.BoundCIDRs, src) {
 		return nil, ErrSourceNotAllowed
 	}
-	if t.MaxUses > 0 {
+	if t.MaxUses > 0 && spend {
 		return s.use(ctx, key, t)
 	}
 	return t, nil

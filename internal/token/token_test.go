@@ -263,6 +263,41 @@ func TestUsesAndCIDRs(t *testing.T) {
 	})
 }
 
+// Recheck spends no use: a token whose last use is spent still passes it,
+// until it is revoked; it checks the address like Verify.
+func TestRecheckSpendsNoUse(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		s, _ := newService(t, st)
+		ctx := t.Context()
+		in := netip.MustParseAddr("10.1.2.3")
+		plain, tok, err := s.Issue(ctx, Request{Principal: "p", AuthMethod: "token", Policies: []string{"p"}, MaxUses: 1,
+			BoundCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Verify(ctx, plain, in); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if got, err := s.Recheck(ctx, plain, in); err != nil || got.Uses != 1 {
+				t.Fatalf("recheck: %+v, %v", got, err)
+			}
+		}
+		if _, err := s.Recheck(ctx, plain, local); !errors.Is(err, ErrSourceNotAllowed) {
+			t.Fatalf("recheck outside CIDR: %v", err)
+		}
+		if _, err := s.Verify(ctx, plain, in); !errors.Is(err, ErrUsesExhausted) {
+			t.Fatalf("second use: %v", err)
+		}
+		if _, err := s.Revoke(ctx, tok.Accessor, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Recheck(ctx, plain, in); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("recheck after revocation: %v", err)
+		}
+	})
+}
+
 func TestBadRequests(t *testing.T) {
 	s, _ := newService(t, storagetest.OpenSQLite(t, storage.Options{}))
 	for _, r := range []Request{
