@@ -21,6 +21,24 @@ type Identity struct {
 	Audit  Auditor
 	// Filter, when set, keeps only the names a list caller may read.
 	Authz Authorizer
+	// Cursors, when set, seals list cursors: a page's last name may be one
+	// the caller may not read, so it must not travel in clear.
+	Cursors Cursors
+}
+
+// Cursors seals and opens list cursors (the server uses the barrier, so a
+// cursor is opaque and cannot be forged).
+type Cursors interface {
+	Seal(kind, name string) (string, error)
+	Open(kind, cursor string) (string, error)
+}
+
+// sealCursor is the cursor after name for kind ("" for none).
+func (h *Identity) sealCursor(kind, name string) (string, error) {
+	if name == "" || h.Cursors == nil {
+		return name, nil
+	}
+	return h.Cursors.Seal(kind, name)
 }
 
 // MapIdentityErrors registers the identity package's errors. Every login
@@ -273,9 +291,9 @@ func (h *Identity) Routes() []Route {
 		},
 		{
 			Pattern: "GET /v1/identities/users", Action: "list", Resource: static("identities/users"),
-			Summary: "List users by name (?limit=, ?cursor=); only users the caller may read.",
+			Summary: "List users by name (?limit=, ?cursor= the previous page's opaque next); only users the caller may read.",
 			Handle: func(r *http.Request) (int, any, error) {
-				limit, cursor, err := identityPage(r)
+				limit, cursor, err := h.identityPage(r, "users")
 				if err != nil {
 					return 0, nil, err
 				}
@@ -291,7 +309,9 @@ func (h *Identity) Routes() []Route {
 				}
 				next := ""
 				if len(us) == limit {
-					next = us[len(us)-1].Name
+					if next, err = h.sealCursor("users", us[len(us)-1].Name); err != nil {
+						return 0, nil, err
+					}
 				}
 				return http.StatusOK, map[string]any{"users": out, "next": next}, nil
 			},
@@ -376,9 +396,9 @@ func (h *Identity) Routes() []Route {
 		},
 		{
 			Pattern: "GET /v1/identities/services", Action: "list", Resource: static("identities/services"),
-			Summary: "List service accounts by name (?limit=, ?cursor=); only accounts the caller may read.",
+			Summary: "List service accounts by name (?limit=, ?cursor= the previous page's opaque next); only accounts the caller may read.",
 			Handle: func(r *http.Request) (int, any, error) {
-				limit, cursor, err := identityPage(r)
+				limit, cursor, err := h.identityPage(r, "services")
 				if err != nil {
 					return 0, nil, err
 				}
@@ -394,7 +414,9 @@ func (h *Identity) Routes() []Route {
 				}
 				next := ""
 				if len(ss) == limit {
-					next = ss[len(ss)-1].Name
+					if next, err = h.sealCursor("services", ss[len(ss)-1].Name); err != nil {
+						return 0, nil, err
+					}
 				}
 				return http.StatusOK, map[string]any{"services": out, "next": next}, nil
 			},
@@ -540,9 +562,9 @@ func (h *Identity) disableThenRevoke(disable func(context.Context, string) error
 }
 
 // identityPage reads a list's ?limit= (default identity.DefaultListLimit) and
-// ?cursor= (the last name of the previous page); the identity manager
-// checks both.
-func identityPage(r *http.Request) (limit int, cursor string, err error) {
+// ?cursor= (a previous page's next, opened: the last name of that page);
+// the identity manager checks both.
+func (h *Identity) identityPage(r *http.Request, kind string) (limit int, cursor string, err error) {
 	q := r.URL.Query()
 	limit = identity.DefaultListLimit
 	if s := q.Get("limit"); s != "" {
@@ -550,7 +572,13 @@ func identityPage(r *http.Request) (limit int, cursor string, err error) {
 			return 0, "", Invalid("limit: want 1 to %d", identity.MaxListLimit)
 		}
 	}
-	return limit, q.Get("cursor"), nil
+	cursor = q.Get("cursor")
+	if cursor != "" && h.Cursors != nil {
+		if cursor, err = h.Cursors.Open(kind, cursor); err != nil {
+			return 0, "", Invalid("cursor: not a cursor from this list (use the previous page's next)")
+		}
+	}
+	return limit, cursor, nil
 }
 
 // visible reports whether the caller may read resource (list filtering).
