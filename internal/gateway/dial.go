@@ -88,7 +88,13 @@ type TransportOptions struct {
 	// (default DefaultMaxSessions); a handshake past it is refused with
 	// ErrTooManySessions before the upstream is called.
 	MaxSessions int
+	// MaxSessionsPerCaller bounds the sessions one credential holds open
+	// at once on the node (default DefaultMaxSessionsPerCaller).
+	MaxSessionsPerCaller int
 }
 
-// DefaultMaxSessions is the default bound on open WebSocket sessions.
-const DefaultMaxSessions = 10000
+// Default bounds on open WebSocket sessions: on a node, and of one caller.
+const (
+	DefaultMaxSessions          = 10000
+	DefaultMaxSessionsPerCaller = 100
+)

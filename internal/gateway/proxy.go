@@ -67,12 +67,14 @@ type Proxy struct {
 	gen     uint64                  // bumped by every invalidation
 
 	// WebSocket sessions (websocket.go).
-	sessMu      sync.Mutex
-	sessClosing chan struct{} // closed by Close
-	sessClosed  bool
-	sessions    sync.WaitGroup
-	sessOpen    atomic.Int64 // sessions under way, handshakes included
-	maxSessions int64
+	sessMu       sync.Mutex
+	sessClosing  chan struct{} // closed by Close
+	sessClosed   bool
+	sessions     sync.WaitGroup
+	sessOpen     int            // sessions under way, handshakes included
+	sessByCaller map[string]int // the same, by caller
+	maxSessions  int
+	maxPerCaller int
 }
 
 type secretEntry struct {
@@ -114,8 +116,11 @@ func NewProxy(svc *Service, src SecretSource, o TransportOptions) *Proxy {
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = DefaultMaxSessions
 	}
+	if o.MaxSessionsPerCaller <= 0 {
+		o.MaxSessionsPerCaller = DefaultMaxSessionsPerCaller
+	}
 	return &Proxy{
-		svc: svc, src: src, maxSessions: int64(o.MaxSessions),
+		svc: svc, src: src, maxSessions: o.MaxSessions, maxPerCaller: o.MaxSessionsPerCaller,
 		strict:  newClient(false, o),
 		private: newClient(true, o),
 		secrets: map[string]*secretEntry{},
@@ -319,6 +324,10 @@ type Prepared struct {
 	query   string
 	header  requestHeader
 	upgrade bool // a WebSocket handshake
+
+	// Caller identifies the caller's credential (a token accessor, an API
+	// key id) for the bound on one caller's WebSocket sessions; "": none.
+	Caller string
 
 	// SessionCheck, when set, is called every SessionCheckEvery during a
 	// WebSocket session or a streamed answer (unknown length, or

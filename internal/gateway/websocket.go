@@ -39,11 +39,11 @@ func isWebSocketHandshake(r *http.Request, conn map[string]bool) bool {
 // other than 101 goes back to the caller like any call.
 func (p *Proxy) session(w http.ResponseWriter, r *http.Request, pc Prepared, cr *credential, out *upstreamRequest) (Call, error) {
 	var call Call
-	if p.sessOpen.Add(1) > p.maxSessions {
-		p.sessOpen.Add(-1)
-		return call, ErrTooManySessions
+	release, err := p.reserveSession(pc.Caller)
+	if err != nil {
+		return call, err
 	}
-	defer p.sessOpen.Add(-1)
+	defer release()
 	c := pc.c
 	ctx := r.Context()
 	resp, up, err := p.client(c).upgrade(ctx, out)
@@ -245,6 +245,39 @@ func watch(check func() error, cut func()) (stop func() bool) {
 		t.Stop()
 		return failed
 	}
+}
+
+// reserveSession takes a session slot for caller (a credential's id; ""
+// counts only toward the node's bound) before the upstream is called:
+// none once the proxy closes, none past the node's or the caller's bound.
+func (p *Proxy) reserveSession(caller string) (release func(), err error) {
+	p.sessMu.Lock()
+	defer p.sessMu.Unlock()
+	switch {
+	case p.sessClosed:
+		return nil, fmt.Errorf("%w: the gateway is shutting down", ErrTooManySessions)
+	case p.sessOpen >= p.maxSessions:
+		return nil, ErrTooManySessions
+	case caller != "" && p.sessByCaller[caller] >= p.maxPerCaller:
+		return nil, fmt.Errorf("%w: this credential holds %d sessions already", ErrTooManySessions, p.maxPerCaller)
+	}
+	p.sessOpen++
+	if caller != "" {
+		if p.sessByCaller == nil {
+			p.sessByCaller = map[string]int{}
+		}
+		p.sessByCaller[caller]++
+	}
+	return func() {
+		p.sessMu.Lock()
+		defer p.sessMu.Unlock()
+		p.sessOpen--
+		if caller != "" {
+			if p.sessByCaller[caller]--; p.sessByCaller[caller] <= 0 {
+				delete(p.sessByCaller, caller)
+			}
+		}
+	}, nil
 }
 
 // addSession registers a session with the proxy: closing is closed when

@@ -58,6 +58,7 @@ func wsFront(t *testing.T, h *harness, check func() error) (url string, calls ch
 		pc, err := h.proxy.Prepare(w, r, name, "/"+rest)
 		if err == nil {
 			pc.SessionCheck = check
+			pc.Caller = r.URL.Query().Get("who")
 			var c Call
 			if c, err = h.proxy.Send(w, r, pc); err == nil {
 				calls <- c
@@ -257,6 +258,42 @@ func TestWebSocketSessionBound(t *testing.T) {
 	<-calls
 	if _, _, resp := handshake(t, front, "/v1/gateway/ws/c", "websocket"); resp.StatusCode != 101 {
 		t.Fatalf("handshake after the first ended = %d, want 101", resp.StatusCode)
+	}
+}
+
+// One caller holds at most MaxSessionsPerCaller; others are not affected;
+// once the proxy closes, no handshake reaches the upstream.
+func TestWebSocketPerCallerBoundAndClose(t *testing.T) {
+	h := newHarness(t)
+	h.proxy.maxPerCaller = 2
+	up := wsUpstream(t)
+	h.integration(t, Integration{Name: "ws", Upstream: up.URL, AllowPrivate: true, WebSocket: true})
+	front, _ := wsFront(t, h, nil)
+	for i, tc := range []struct {
+		who  string
+		want int
+	}{{"a", 101}, {"a", 101}, {"a", 503}, {"b", 101}} {
+		if _, _, resp := handshake(t, front, "/v1/gateway/ws/x?who="+tc.who, "websocket"); resp.StatusCode != tc.want {
+			t.Fatalf("handshake %d by %s = %d, want %d", i, tc.who, resp.StatusCode, tc.want)
+		}
+	}
+	n := len(up.requests())
+	go h.proxy.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.proxy.sessMu.Lock()
+		closed := h.proxy.sessClosed
+		h.proxy.sessMu.Unlock()
+		if closed || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, _, resp := handshake(t, front, "/v1/gateway/ws/y?who=c", "websocket"); resp.StatusCode != 503 {
+		t.Fatalf("handshake after Close = %d, want 503", resp.StatusCode)
+	}
+	if len(up.requests()) != n {
+		t.Fatal("a handshake after Close reached the upstream")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -55,12 +56,31 @@ type Gateway struct {
 	once   sync.Once
 	// sessions counts WebSocket calls in flight: their connections are
 	// hijacked, so the HTTP server's shutdown does not wait for them.
+	sessMu   sync.Mutex
+	sessDone bool // WaitSessions was called: no new ones
 	sessions sync.WaitGroup
 }
 
-// WaitSessions waits until every WebSocket call has ended and handed its
-// audit entry to the log. Call it after the proxy closed its sessions.
-func (h *Gateway) WaitSessions() { h.sessions.Wait() }
+// WaitSessions refuses new WebSocket calls and waits until every one under
+// way has ended and handed its audit entry to the log. Call it after the
+// proxy closed its sessions.
+func (h *Gateway) WaitSessions() {
+	h.sessMu.Lock()
+	h.sessDone = true
+	h.sessMu.Unlock()
+	h.sessions.Wait()
+}
+
+// beginSession counts a WebSocket call in; false once WaitSessions ran.
+func (h *Gateway) beginSession() bool {
+	h.sessMu.Lock()
+	defer h.sessMu.Unlock()
+	if h.sessDone {
+		return false
+	}
+	h.sessions.Add(1)
+	return true
+}
 
 // AsyncAuditor is implemented by an Auditor that can queue an entry
 // without the caller waiting for its commit. The gateway uses it when
@@ -358,12 +378,20 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	var call gateway.Call
 	if err == nil {
 		if pc.WebSocket() {
-			h.sessions.Add(1)
-			defer h.sessions.Done() // after the audit entry below
+			if !h.beginSession() {
+				err = fmt.Errorf("%w: the gateway is shutting down", gateway.ErrTooManySessions)
+			} else {
+				defer h.sessions.Done() // after the audit entry below
+			}
+			if c := CallerFrom(ctx); c != nil {
+				pc.Caller = c.Accessor
+			}
 		}
 		// Used by sessions and streamed answers only, every second.
 		pc.SessionCheck = st.api.sessionCheck(r, st, "proxy")
-		call, err = h.Proxy.Send(w, r, pc)
+		if err == nil {
+			call, err = h.Proxy.Send(w, r, pc)
+		}
 	}
 	status := call.Status
 	switch {

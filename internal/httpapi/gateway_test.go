@@ -110,6 +110,7 @@ func newGWFixture(t *testing.T, opts ...func(*Deps)) *gwFixture {
 		{Name: "slow", Upstream: up.URL, Timeout: gateway.Duration(50 * time.Millisecond)},
 		{Name: "down", Upstream: "http://" + downAddr},
 		{Name: "narrow", Upstream: up.URL, Paths: []string{"/ok/**"}},
+		{Name: "ws", Upstream: up.URL, WebSocket: true},
 	} {
 		in.Secret, in.Inject, in.AllowPrivate = "p/e/k", "header:Authorization=Bearer {{secret}}", true
 		if _, err := svc.Create(t.Context(), in, "test", nil); err != nil {
@@ -125,7 +126,7 @@ func newGWFixture(t *testing.T, opts ...func(*Deps)) *gwFixture {
 		return nil
 	}}
 	allow := map[string]bool{}
-	for _, n := range []string{"api", "slow", "down", "narrow"} {
+	for _, n := range []string{"api", "slow", "down", "narrow", "ws"} {
 		allow["proxy integrations/"+n] = true
 	}
 	f.gw.Authz = fakeAuthz{allow: allow}
@@ -403,5 +404,26 @@ func TestIntegrationRequestCarriesWebSocket(t *testing.T) {
 		"inject":"header:Authorization=Bearer {{secret}}"}`)
 	if _, ok := doc["websocket"]; got.WebSocket || ok {
 		t.Errorf("without websocket: %v, document's websocket = %s", got.WebSocket, doc["websocket"])
+	}
+}
+
+// Once the edge waits for its sessions (shutdown), a WebSocket handshake
+// is answered 503 and never reaches the upstream.
+func TestGatewayNoSessionAfterWaitSessions(t *testing.T) {
+	f := newGWFixture(t)
+	f.gw.WaitSessions()
+	req, _ := http.NewRequest("GET", f.srv.URL+"/v1/gateway/ws/chat", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || f.hits.Load() != 0 {
+		t.Fatalf("handshake after WaitSessions = %d, %d upstream hits", resp.StatusCode, f.hits.Load())
 	}
 }
