@@ -356,7 +356,8 @@ func verifySignature(alg string, key crypto.PublicKey, signingInput string, sig 
 		return ecdsa.Verify(k, digest, r, s)
 	case *rsa.PublicKey:
 		if alg[0] == 'P' {
-			return rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: h}) == nil
+			// RFC 7518 §3.5: the salt is as long as the hash.
+			return rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h}) == nil
 		}
 		return rsa.VerifyPKCS1v15(k, h, digest, sig) == nil
 	}

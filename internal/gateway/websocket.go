@@ -108,9 +108,9 @@ var errIntegrationChanged = errors.New("the integration no longer allows the ses
 
 // stillAllows checks that the integration pc was prepared with still
 // allows its session: it exists, allows WebSocket sessions, GET and the
-// session's path, and names the same upstream. Other changes (rates, the
-// secret) leave the session open, and so does a failure to read the
-// integration (the next check tries again).
+// session's path, names the same upstream, and has not lost allow_private.
+// Other changes (rates, the secret) leave the session open, and so does a
+// failure to read the integration (the next check tries again).
 func (p *Proxy) stillAllows(pc Prepared) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -122,7 +122,8 @@ func (p *Proxy) stillAllows(pc Prepared) error {
 	case err != nil, c == was:
 		return nil
 	case !c.in.WebSocket || !c.allowsMethod(http.MethodGet) || !c.allowsPath(pc.path.Segs) ||
-		c.scheme != was.scheme || c.addr != was.addr || c.host != was.host || c.baseRaw != was.baseRaw:
+		c.scheme != was.scheme || c.addr != was.addr || c.host != was.host || c.baseRaw != was.baseRaw ||
+		was.in.AllowPrivate && !c.in.AllowPrivate:
 		return errIntegrationChanged
 	}
 	return nil

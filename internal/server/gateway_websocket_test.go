@@ -20,7 +20,8 @@ import (
 // the app's token is revoked mid-session, the session is cut within the
 // check interval; the session's audit entry says how it ended.
 func TestGatewayWebSocketRevokedMidSession(t *testing.T) {
-	defer func(d time.Duration) { gateway.SessionCheckEvery = d }(gateway.SessionCheckEvery)
+	// Restored after the node stops (cleanups run last-in first-out).
+	t.Cleanup(func(d time.Duration) func() { return func() { gateway.SessionCheckEvery = d } }(gateway.SessionCheckEvery))
 	gateway.SessionCheckEvery = 50 * time.Millisecond
 	const key = "ws-upstream-key-0b7e" // keyward:allow (test fixture)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +107,8 @@ func TestGatewayWebSocketRevokedMidSession(t *testing.T) {
 // A streamed answer through a node is cut when the app's token is revoked
 // mid-stream; the client sees a truncated answer, not a complete one.
 func TestGatewayStreamRevokedMidStream(t *testing.T) {
-	defer func(d time.Duration) { gateway.SessionCheckEvery = d }(gateway.SessionCheckEvery)
+	// Restored after the node stops (cleanups run last-in first-out).
+	t.Cleanup(func(d time.Duration) func() { return func() { gateway.SessionCheckEvery = d } }(gateway.SessionCheckEvery))
 	gateway.SessionCheckEvery = 50 * time.Millisecond
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
