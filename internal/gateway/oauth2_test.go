@@ -90,6 +90,16 @@ func oauthHarness(t *testing.T, up *upstream, ts *tokenServer, o OAuth2) *harnes
 	return h
 }
 
+// body is the answer's body to a call of path through "crm".
+func (h *harness) body(t *testing.T, path string) string {
+	t.Helper()
+	w, err := h.get(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w.Body.String()
+}
+
 func (h *harness) get(t *testing.T, path string) (*httptest.ResponseRecorder, error) {
 	t.Helper()
 	w, _, err := h.call(t, httptest.NewRequest("GET", "/v1/gateway/crm"+path, nil))
@@ -186,14 +196,7 @@ func TestOAuth2RenewalAndInvalidation(t *testing.T) {
 		io.WriteString(w, r.Header.Get("Authorization"))
 	})
 	h := oauthHarness(t, up, ts, OAuth2{})
-	body := func() string {
-		t.Helper()
-		w, err := h.get(t, "/x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w.Body.String()
-	}
+	body := func() string { t.Helper(); return h.body(t, "/x") }
 	if got := body(); got != "Bearer at-1" {
 		t.Fatalf("first call: %q", got)
 	}
@@ -371,14 +374,7 @@ func TestOAuth2RenewsBehindCalls(t *testing.T) {
 	ts := newTokenServer(t)
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Header.Get("Authorization")) })
 	h := oauthHarness(t, up, ts, OAuth2{})
-	body := func() string {
-		t.Helper()
-		w, err := h.get(t, "/x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w.Body.String()
-	}
+	body := func() string { t.Helper(); return h.body(t, "/x") }
 	if got := body(); got != "Bearer at-1" {
 		t.Fatalf("first call: %q", got)
 	}

@@ -20,52 +20,15 @@ import (
 // the app's token is revoked mid-session, the session is cut within the
 // check interval; the session's audit entry says how it ended.
 func TestGatewayWebSocketRevokedMidSession(t *testing.T) {
-	// Restored after the node stops (cleanups run last-in first-out).
-	t.Cleanup(func(d time.Duration) func() { return func() { gateway.SessionCheckEvery = d } }(gateway.SessionCheckEvery))
-	gateway.SessionCheckEvery = 50 * time.Millisecond
-	const key = "ws-upstream-key-0b7e" // keyward:allow (test fixture)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+key || r.Header.Get("Upgrade") != "websocket" {
-			w.WriteHeader(403)
-			return
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		brw.Flush()
-		io.Copy(conn, brw) // echo
-	}))
-	defer up.Close()
-
-	r, root := devNode(t)
+	r, _ := wsRealtime(t, 50*time.Millisecond)
 	u := r.url
-	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "ai"}, nil)
-	if c := call(t, "PUT", u+"/v1/projects/ai/envs/prod/secrets/key", root, map[string]string{"value": key}, nil); c != 200 {
-		t.Fatalf("put secret = %d", c)
-	}
-	if c := call(t, "POST", u+"/v1/integrations", root, map[string]any{"name": "realtime", "upstream": up.URL, "secret": "ai/prod/key",
-		"inject": "header:Authorization=Bearer {{secret}}", "allow_private": true, "websocket": true, "methods": []string{"GET"}}, nil); c != 201 {
-		t.Fatalf("create integration = %d", c)
-	}
 	app, _, err := r.node.tokens.Issue(t.Context(), token.Request{Principal: "app:voice", AuthMethod: "token", Policies: []string{"root"}, TTL: time.Hour}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.Dial("tcp", strings.TrimPrefix(u, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	io.WriteString(conn, "GET /v1/gateway/realtime/v1/stream HTTP/1.1\r\nHost: keyward\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer "+app+"\r\n\r\n")
-	br := bufio.NewReader(conn)
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 || resp.Header.Get("X-Request-Id") == "" {
-		t.Fatalf("handshake: %v %v", resp, err)
+	conn, br, resp := wsOpen(t, u, app)
+	if resp.Header.Get("X-Request-Id") == "" {
+		t.Fatal("no X-Request-Id on the 101")
 	}
 	io.WriteString(conn, "ping")
 	buf := make([]byte, 4)
@@ -162,46 +125,13 @@ func TestGatewayStreamRevokedMidStream(t *testing.T) {
 // use, and a session of a token with max_uses 1 goes on until a side
 // closes.
 func TestGatewayWebSocketCheckSpendsNoUse(t *testing.T) {
-	// Restored after the node's cleanup, which ends its sessions.
-	t.Cleanup(func(d time.Duration) func() { return func() { gateway.SessionCheckEvery = d } }(gateway.SessionCheckEvery))
-	gateway.SessionCheckEvery = 20 * time.Millisecond
-	const key = "ws-upstream-key-5d1c" // keyward:allow (test fixture)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		brw.Flush()
-		io.Copy(conn, brw) // echo
-	}))
-	defer up.Close()
-	r, root := devNode(t)
+	r, _ := wsRealtime(t, 20*time.Millisecond)
 	u := r.url
-	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "ai"}, nil)
-	call(t, "PUT", u+"/v1/projects/ai/envs/prod/secrets/key", root, map[string]string{"value": key}, nil)
-	if c := call(t, "POST", u+"/v1/integrations", root, map[string]any{"name": "realtime", "upstream": up.URL, "secret": "ai/prod/key",
-		"inject": "header:Authorization=Bearer {{secret}}", "allow_private": true, "websocket": true, "methods": []string{"GET"}}, nil); c != 201 {
-		t.Fatalf("create integration = %d", c)
-	}
 	app, tok, err := r.node.tokens.Issue(t.Context(), token.Request{Principal: "app:voice", AuthMethod: "token", Policies: []string{"root"}, TTL: time.Hour, MaxUses: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.Dial("tcp", strings.TrimPrefix(u, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	io.WriteString(conn, "GET /v1/gateway/realtime/v1/stream HTTP/1.1\r\nHost: keyward\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer "+app+"\r\n\r\n")
-	br := bufio.NewReader(conn)
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 {
-		t.Fatalf("handshake: %v %v", resp, err)
-	}
+	conn, br, _ := wsOpen(t, u, app)
 	time.Sleep(10 * gateway.SessionCheckEvery) // several checks
 	io.WriteString(conn, "ping")
 	buf := make([]byte, 4)
@@ -215,4 +145,60 @@ func TestGatewayWebSocketCheckSpendsNoUse(t *testing.T) {
 	if got.Uses != 1 {
 		t.Fatalf("the token has %d uses after one handshake, want 1", got.Uses)
 	}
+}
+
+// wsRealtime runs a dev node with an echoing WebSocket upstream behind the
+// integration "realtime" (which needs the key), the check interval set to
+// every (restored after the node stops).
+func wsRealtime(t *testing.T, every time.Duration) (r *running, root string) {
+	t.Helper()
+	t.Cleanup(func(d time.Duration) func() { return func() { gateway.SessionCheckEvery = d } }(gateway.SessionCheckEvery))
+	gateway.SessionCheckEvery = every
+	const key = "ws-upstream-key-0b7e" // keyward:allow (test fixture)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+key || r.Header.Get("Upgrade") != "websocket" {
+			w.WriteHeader(403)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw) // echo
+	}))
+	t.Cleanup(up.Close)
+	r, root = devNode(t)
+	u := r.url
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "ai"}, nil)
+	if c := call(t, "PUT", u+"/v1/projects/ai/envs/prod/secrets/key", root, map[string]string{"value": key}, nil); c != 200 {
+		t.Fatalf("put secret = %d", c)
+	}
+	if c := call(t, "POST", u+"/v1/integrations", root, map[string]any{"name": "realtime", "upstream": up.URL, "secret": "ai/prod/key",
+		"inject": "header:Authorization=Bearer {{secret}}", "allow_private": true, "websocket": true, "methods": []string{"GET"}}, nil); c != 201 {
+		t.Fatalf("create integration = %d", c)
+	}
+	return r, root
+}
+
+// wsOpen opens a session through "realtime" with tok and returns the
+// connection's reader after the 101.
+func wsOpen(t *testing.T, u, tok string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(u, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	io.WriteString(conn, "GET /v1/gateway/realtime/v1/stream HTTP/1.1\r\nHost: keyward\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer "+tok+"\r\n\r\n")
+	br := bufio.NewReader(conn)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	return conn, br, resp
 }
