@@ -575,7 +575,9 @@ var ruleCases = map[string]ruleCase{
 			return assignCtx(r, []string{"api_key", "client_secret", "AUTH_TOKEN", "signingKey", "private_key"}[r.IntN(5)], v), v
 		},
 		neg: func(r *rand.Rand) string {
-			return assignCtx(r, []string{"api_key", "secret_name", "token_hash"}[r.IntN(3)], []string{"aaaaaaaaaaaaaaaaaaaaaaaa", "config.Settings.ApiKey", rs(r, csHex, 40)}[r.IntN(2)])
+			return assignCtx(r, []string{"api_key", "secret_name", "token_hash", "Secret"}[r.IntN(4)],
+				// (a secret reference or path is not a secret)
+				[]string{"aaaaaaaaaaaaaaaaaaaaaaaa", "config.Settings.ApiKey", "pay/prod/missing", "projects/payments/envs/prod"}[r.IntN(4)])
 		},
 	},
 }

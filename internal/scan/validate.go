@@ -216,7 +216,23 @@ func validMixed(s []byte) bool {
 // it also rejects values that spell a secret-ish word ("encryptionKey1024"),
 // which are names, not random secrets.
 func validGeneric(s []byte) bool {
-	return validMixed(s) && !containsFold(s, secretWords)
+	return validMixed(s) && !containsFold(s, secretWords) && !pathLike(s)
+}
+
+// pathLike reports a slash-separated value without an upper-case letter:
+// a path or a reference such as payments/prod/stripe, not a random secret
+// (16 random base64 characters are all lower-case or digits about once in
+// ten million).
+func pathLike(s []byte) bool {
+	if bytes.IndexByte(s, '/') < 0 {
+		return false
+	}
+	for _, c := range s {
+		if 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 var secretWords = [][]byte{[]byte("secret"), []byte("token"), []byte("key"), []byte("passw"), []byte("ssword"), []byte("credential"), []byte("auth")}
