@@ -20,6 +20,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,8 +50,12 @@ type Client struct {
 	hc    *http.Client
 	ua    string
 	dpop  Prover
-	// header is added to every request (set on copies, e.g. a token
-	// request's DPoP proof).
+	// proveBare: send a DPoP proof without a token (a token request).
+	proveBare bool
+	// nonce is the last DPoP-Nonce the server sent, shared by the copies
+	// of a Client (WithToken).
+	nonce *atomic.Pointer[string]
+	// header is added to every request (set on copies).
 	header http.Header
 }
 
@@ -81,7 +86,7 @@ func New(cfg Config) (*Client, error) {
 	if ua == "" {
 		ua = "keyward-go-client"
 	}
-	return &Client{base: u, token: cfg.Token, hc: hc, ua: ua, dpop: cfg.DPoP}, nil
+	return &Client{base: u, token: cfg.Token, hc: hc, ua: ua, dpop: cfg.DPoP, nonce: new(atomic.Pointer[string])}, nil
 }
 
 // Address returns the server's base URL.
@@ -101,6 +106,8 @@ type Error struct {
 	Message   string         `json:"message"`
 	RequestID string         `json:"request_id"`
 	Details   map[string]any `json:"details,omitempty"`
+	// dpopNonce: a 401 asking for the server's DPoP nonce (use_dpop_nonce).
+	dpopNonce bool
 }
 
 func (e *Error) Error() string {
@@ -134,6 +141,23 @@ func pageQuery(limit int, cursor string) url.Values {
 // out, when not nil, receives the JSON response. Responses with a status in
 // okStatus (default: 2xx) are success.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any, okStatus ...int) (int, error) {
+	status, err := c.do1(ctx, method, path, query, in, out, okStatus...)
+	if c.dpop != nil && useDPoPNonce(err) {
+		// RFC 9449 §8: the server asks for its nonce (now remembered);
+		// once more with a proof that carries it.
+		status, err = c.do1(ctx, method, path, query, in, out, okStatus...)
+	}
+	return status, err
+}
+
+// useDPoPNonce reports a refusal asking for a server-provided DPoP nonce.
+func useDPoPNonce(err error) bool {
+	var oe *OAuthError
+	var e *Error
+	return errors.As(err, &oe) && oe.Code == "use_dpop_nonce" || errors.As(err, &e) && e.dpopNonce
+}
+
+func (c *Client) do1(ctx context.Context, method, path string, query url.Values, in, out any, okStatus ...int) (int, error) {
 	u := *c.base
 	u.Path = c.base.Path + path
 	u.RawPath = ""
@@ -175,12 +199,20 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		req.Header[k] = v
 	}
 	switch {
-	case c.token != "" && c.dpop != nil:
-		proof, err := c.dpop(method, u.String(), c.token)
+	case c.dpop != nil && (c.token != "" || c.proveBare):
+		nonce := ""
+		if c.nonce != nil {
+			if n := c.nonce.Load(); n != nil {
+				nonce = *n
+			}
+		}
+		proof, err := c.dpop(method, u.String(), c.token, nonce)
 		if err != nil {
 			return 0, fmt.Errorf("client: signing a DPoP proof: %w", err)
 		}
-		req.Header.Set("Authorization", "DPoP "+c.token)
+		if c.token != "" {
+			req.Header.Set("Authorization", "DPoP "+c.token)
+		}
 		req.Header.Set("DPoP", proof)
 	case c.token != "":
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -190,6 +222,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return 0, fmt.Errorf("cannot reach keyward at %s: %w", c.base.Redacted(), unwrapURLError(err))
 	}
 	defer resp.Body.Close()
+	if n := resp.Header.Get("DPoP-Nonce"); n != "" && c.nonce != nil {
+		c.nonce.Store(&n)
+	}
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	for _, s := range okStatus {
 		if resp.StatusCode == s {
@@ -206,6 +241,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
 			eb.Error.Status = resp.StatusCode
+			eb.Error.dpopNonce = resp.StatusCode == http.StatusUnauthorized && strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="use_dpop_nonce"`)
 			return resp.StatusCode, eb.Error
 		}
 		var oe OAuthError // the OAuth endpoints answer RFC 6749 errors

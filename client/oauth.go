@@ -80,15 +80,8 @@ func (c *Client) Exchange(ctx context.Context, req ExchangeRequest) (*ExchangeRe
 		form.Set("client_id", req.ClientID)
 	}
 	cc := *c
-	cc.token = "" // a token request presents no keyward token
-	if c.dpop != nil {
-		proof, err := c.dpop(http.MethodPost, c.endpoint("/v1/oauth/token"), "")
-		if err != nil {
-			return nil, fmt.Errorf("client: signing a DPoP proof: %w", err)
-		}
-		cc.header = http.Header{}
-		cc.header.Set("DPoP", proof)
-	}
+	cc.token = ""       // a token request presents no keyward token
+	cc.proveBare = true // but a proof, when c has a prover
 	var out ExchangeResponse
 	if _, err := cc.do(ctx, http.MethodPost, "/v1/oauth/token", nil, form, &out); err != nil {
 		return nil, err
@@ -141,9 +134,10 @@ func (c *Client) endpoint(path string) string {
 	return u.String()
 }
 
-// Prover signs a DPoP proof (RFC 9449) for one request: its method, its URL
-// and the access token it carries ("" for a token request).
-type Prover func(method, url, accessToken string) (string, error)
+// Prover signs a DPoP proof (RFC 9449) for one request: its method, its URL,
+// the access token it carries ("" for a token request), and the server's
+// nonce ("" until the server asks for one, RFC 9449 §8).
+type Prover func(method, url, accessToken, nonce string) (string, error)
 
 // NewES256Prover returns a Prover signing with an ECDSA P-256 key: the kind
 // Android Keystore, the iOS Secure Enclave, a TPM or a YubiKey hold without
@@ -164,7 +158,7 @@ func NewES256Prover(key crypto.Signer) (Prover, error) {
 		"jwk": map[string]string{"kty": "EC", "crv": "P-256", "x": b64(raw[1:33]), "y": b64(raw[33:65])},
 	})
 	hdrB64 := b64(hdr)
-	return func(method, target, accessToken string) (string, error) {
+	return func(method, target, accessToken, nonce string) (string, error) {
 		if i := strings.IndexAny(target, "?#"); i >= 0 {
 			target = target[:i]
 		}
@@ -176,6 +170,9 @@ func NewES256Prover(key crypto.Signer) (Prover, error) {
 		if accessToken != "" {
 			h := sha256.Sum256([]byte(accessToken))
 			claims["ath"] = b64(h[:])
+		}
+		if nonce != "" {
+			claims["nonce"] = nonce
 		}
 		cb, _ := json.Marshal(claims)
 		input := hdrB64 + "." + b64(cb)

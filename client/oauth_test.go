@@ -25,7 +25,7 @@ func TestES256ProverMakesProofsKeywardAccepts(t *testing.T) {
 	jkt, _ := dpop.Thumbprint(jose.JSONWebKey{Key: &key.PublicKey})
 	v := dpop.NewVerifier(dpop.Options{})
 	const tok = "kwt_sometoken" // keyward:allow (test fixture)
-	p, err := prove("GET", "https://keyward.example/v1/gateway/maps/geocode?q=1", tok)
+	p, err := prove("GET", "https://keyward.example/v1/gateway/maps/geocode?q=1", tok, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestES256ProverMakesProofsKeywardAccepts(t *testing.T) {
 		t.Fatalf("verify = %+v, %v", got, err)
 	}
 	// A token request: no ath.
-	p, _ = prove("POST", "https://keyward.example/v1/oauth/token", "")
+	p, _ = prove("POST", "https://keyward.example/v1/oauth/token", "", "")
 	if got, err := v.Verify(p, dpop.Expect{Method: "POST", URL: "https://keyward.example/v1/oauth/token"}); err != nil || got.ATH != "" {
 		t.Fatalf("token request proof = %+v, %v", got, err)
 	}

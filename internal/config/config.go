@@ -59,6 +59,9 @@ type Config struct {
 	// cross-origin: https://host[:port] (http only for localhost), or "*".
 	// Empty: no cross-origin calls.
 	CORSOrigins []string `toml:"cors_origins"`
+	// DPoPNonce makes every DPoP proof carry a current server-provided
+	// nonce (RFC 9449 §8), so a proof cannot be made in advance.
+	DPoPNonce bool `toml:"dpop_nonce"`
 }
 
 // Defaults returns the built-in configuration.
@@ -101,6 +104,14 @@ func settings() []setting {
 		{"public-url", "KEYWARD_PUBLIC_URL", "base URL clients reach this server by, when behind a proxy (checked in DPoP proofs)", str(func(c *Config) *string { return &c.PublicURL })},
 		{"gateway-listen", "KEYWARD_GATEWAY_LISTEN", "also serve the data plane alone (gateway, token exchange, key verification, health) on this address (host:port)", str(func(c *Config) *string { return &c.GatewayListen })},
 		{"gateway-public-url", "KEYWARD_GATEWAY_PUBLIC_URL", "base URL apps reach --gateway-listen by, when behind a proxy (checked in DPoP proofs)", str(func(c *Config) *string { return &c.GatewayPublicURL })},
+		{"dpop-nonce", "KEYWARD_DPOP_NONCE", "require a server-provided nonce in every DPoP proof (RFC 9449 §8)", func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", v)
+			}
+			c.DPoPNonce = b
+			return nil
+		}},
 		{"cors-origins", "KEYWARD_CORS_ORIGINS", "web origins whose pages may call the data plane cross-origin, comma-separated (https://app.example.com; * for any)", func(c *Config, v string) error {
 			c.CORSOrigins = strings.Split(v, ",")
 			return nil
@@ -132,7 +143,7 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	for _, s := range settings() {
 		usage := s.usage + " [$" + s.env + "]"
 		switch s.flag {
-		case "dev", "log-json":
+		case "dev", "log-json", "dpop-nonce":
 			fs.Bool(s.flag, false, usage)
 		default:
 			fs.String(s.flag, defaults[s.flag], usage)

@@ -21,8 +21,9 @@
 // load balancer that does not pin a client to one node, a captured proof
 // could be replayed at most once on each other node, and only within the iat
 // window, for the same method and URL and with the same token (which an
-// attacker able to capture the proof also holds). Server-issued nonces
-// (RFC 9449 §8) would close that gap; keyward does not issue them yet.
+// attacker able to capture the proof also holds). With Options.Nonces a
+// proof must also carry a current server-provided nonce (RFC 9449 §8,
+// nonce.go), so it can be made only while it can be used.
 //
 // Every failure is ErrInvalid wrapped with a fixed reason that never quotes
 // the proof, the token or a claim value. The package imports no keyward
@@ -416,6 +417,9 @@ type Options struct {
 	Algorithms []string
 	// MaxReplayEntries bounds the replay cache (default DefaultMaxReplayEntries).
 	MaxReplayEntries int
+	// Nonces, when set, makes every proof carry a current server nonce
+	// (RFC 9449 §8); a proof without one fails with ErrUseNonce.
+	Nonces *Nonces
 }
 
 // Verifier checks proofs against requests and remembers the ones it
@@ -450,6 +454,15 @@ func NewVerifier(opts Options) *Verifier {
 	// again until iat+Window <= now+2·Window: remember it that long.
 	return &Verifier{opts: opts, replay: newReplayCache(2*opts.Window, opts.MaxReplayEntries),
 		keys: &keyCache{max: defaultMaxKeys, m: map[string]cachedKey{}}}
+}
+
+// Nonce returns the nonce to send in DPoP-Nonce headers when the verifier
+// requires nonces (ok false otherwise, or while they cannot be made).
+func (v *Verifier) Nonce() (string, bool) {
+	if v.opts.Nonces == nil {
+		return "", false
+	}
+	return v.opts.Nonces.Current()
 }
 
 // Algorithms returns the allow-list (for WWW-Authenticate's algs).
@@ -500,6 +513,9 @@ func (v *Verifier) Verify(proof string, want Expect) (*Proof, error) {
 	}
 	if want.JKT != "" && subtle.ConstantTimeCompare([]byte(p.JKT), []byte(want.JKT)) != 1 {
 		return nil, invalid("the proof is signed by another key than the token is bound to")
+	}
+	if v.opts.Nonces != nil && (p.Nonce == "" || !v.opts.Nonces.Valid(p.Nonce)) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, ErrUseNonce)
 	}
 	// Last, so that only a proof that passed every check takes a slot.
 	switch v.replay.add(replayKey(p.JKT, p.JTI), now) {

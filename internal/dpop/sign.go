@@ -22,6 +22,12 @@ import (
 // or ES384 for ECDSA P-256 or P-384, EdDSA for Ed25519, PS256 for RSA.
 // keyward's tests use it; so can a Go client.
 func NewProof(key crypto.Signer, method, url, accessToken string, now time.Time) (string, error) {
+	return NewProofWithNonce(key, method, url, accessToken, "", now)
+}
+
+// NewProofWithNonce is NewProof with the server-provided nonce of a
+// DPoP-Nonce header (RFC 9449 §8; "" for none).
+func NewProofWithNonce(key crypto.Signer, method, url, accessToken, nonce string, now time.Time) (string, error) {
 	var alg jose.SignatureAlgorithm
 	switch k := key.Public().(type) {
 	case *ecdsa.PublicKey:
@@ -61,6 +67,9 @@ func NewProof(key crypto.Signer, method, url, accessToken string, now time.Time)
 	}
 	if accessToken != "" {
 		c["ath"] = TokenHash(accessToken)
+	}
+	if nonce != "" {
+		c["nonce"] = nonce
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {

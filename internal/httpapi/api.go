@@ -295,6 +295,9 @@ type reqState struct {
 	status int
 	// outcome, when set, overrides the audit outcome derived from the status.
 	outcome string
+	// dpopNonce is the server nonce to send back (DPoP-Nonce) to a request
+	// that carried a DPoP proof, when the node requires nonces.
+	dpopNonce string
 	// rawBody is the request body before the edge's size limit, for
 	// OwnBodyLimit routes.
 	rawBody io.ReadCloser
@@ -450,7 +453,11 @@ func (a *API) wrap(rt Route) http.Handler {
 			return
 		}
 		if !rt.Open {
-			if err := a.authorize(r, rt, s); err != nil {
+			err := a.authorize(r, rt, s)
+			if s.dpopNonce != "" {
+				w.Header().Set("DPoP-Nonce", s.dpopNonce) // RFC 9449 §8: the nonce to use next
+			}
+			if err != nil {
 				a.finish(w, r, rt, 0, nil, err)
 				return
 			}

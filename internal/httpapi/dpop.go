@@ -39,12 +39,17 @@ func (a *API) checkDPoP(r *http.Request, c *Caller, tok string, dpopScheme bool)
 	case a.deps.DPoP == nil:
 		return refuse("invalid_token", "this server does not accept DPoP-bound tokens")
 	}
+	if n, ok := a.deps.DPoP.Nonce(); ok {
+		state(ctx).dpopNonce = n
+	}
 	proofs := r.Header.Values("DPoP")
 	if len(proofs) != 1 {
 		return refuse("invalid_dpop_proof", "exactly one DPoP proof header is required")
 	}
 	_, err := a.deps.DPoP.Verify(proofs[0], dpop.Expect{Method: r.Method, URL: RequestURL(r), AccessToken: tok, JKT: c.JKT})
 	switch {
+	case errors.Is(err, dpop.ErrUseNonce):
+		return refuse("use_dpop_nonce", "a fresh server nonce is required: sign a new proof with the nonce of the DPoP-Nonce header")
 	case errors.Is(err, dpop.ErrBusy):
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 5 * time.Second,
 			Message: "too many DPoP proofs in flight; retry shortly", Err: err}

@@ -68,7 +68,8 @@ type OAuthError struct {
 
 	status     int
 	retryAfter time.Duration
-	cause      error // an internal failure: the edge logs it and answers 500
+	dpopNonce  string // sent as DPoP-Nonce (use_dpop_nonce)
+	cause      error  // an internal failure: the edge logs it and answers 500
 }
 
 func oauthErr(status int, code, format string, args ...any) *OAuthError {
@@ -86,9 +87,12 @@ func (e *OAuthError) render(ctx context.Context) (int, any, error) {
 		SetAuditOutcome(ctx, "denied")
 	}
 	AddAuditDetail(ctx, "oauth_error", e.Code)
-	var h http.Header
+	h := http.Header{}
 	if e.retryAfter > 0 {
-		h = http.Header{"Retry-After": {fmt.Sprint(int(e.retryAfter.Round(time.Second) / time.Second))}}
+		h.Set("Retry-After", fmt.Sprint(int(e.retryAfter.Round(time.Second)/time.Second)))
+	}
+	if e.dpopNonce != "" {
+		h.Set("DPoP-Nonce", e.dpopNonce)
 	}
 	return e.status, withHeaders{body: e, header: h}, nil
 }
@@ -287,6 +291,11 @@ func (o *OAuth) exchange(r *http.Request) (int, any, *OAuthError) {
 		}
 		proof, err := o.DPoP.Verify(proofs[0], dpop.Expect{Method: r.Method, URL: RequestURL(r)})
 		switch {
+		case errors.Is(err, dpop.ErrUseNonce):
+			// RFC 9449 §8: the client retries with this nonce.
+			e := oauthErr(http.StatusBadRequest, "use_dpop_nonce", "a fresh server nonce is required: sign a new proof with the nonce of the DPoP-Nonce header")
+			e.dpopNonce, _ = o.DPoP.Nonce()
+			return 0, nil, e
 		case errors.Is(err, dpop.ErrBusy):
 			e := oauthErr(http.StatusServiceUnavailable, "temporarily_unavailable", "too many DPoP proofs in flight; retry shortly")
 			e.retryAfter = 5 * time.Second

@@ -189,7 +189,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 
 	// One DPoP verifier (and so one replay cache) for the edge and the
 	// token endpoint: a proof is accepted once on this node, wherever.
-	n.dpop = dpop.NewVerifier(dpop.Options{})
+	dopts := dpop.Options{}
+	if cfg.DPoPNonce {
+		// Stateless nonces under the barrier's MAC key: every node of the
+		// cluster issues and accepts the same ones.
+		dopts.Nonces = dpop.NewNonces(func(b []byte) []byte { return n.barrier.MAC("dpop-nonce", b) }, 0, nil)
+	}
+	n.dpop = dpop.NewVerifier(dopts)
 	publicURL, _ := cfg.ParsedPublicURL()     // checked by cfg.Validate
 	corsOrigins, _ := cfg.ParsedCORSOrigins() // checked by cfg.Validate
 
