@@ -197,14 +197,7 @@ func TestIntegrationUpdateOAuth2(t *testing.T) {
 	h.fake.handle("PUT /v1/integrations/crm", 200, oauth2IntegrationJSON)
 	h.fake.handle("GET /v1/integrations/stripe", 200, integrationJSON)
 	h.fake.handle("PUT /v1/integrations/stripe", 200, integrationJSON)
-	put := func(name string) map[string]any {
-		t.Helper()
-		reqs := h.fake.requests("PUT /v1/integrations/" + name)
-		if len(reqs) == 0 {
-			t.Fatal("no PUT")
-		}
-		return bodyMap(t, reqs[len(reqs)-1].Body)
-	}
+	put := func(name string) map[string]any { t.Helper(); return lastPut(t, h, name) }
 
 	// Another setting: the oauth2 object goes back as it was.
 	h.must("", "integration", "update", "crm", "--timeout", "20s")
@@ -310,14 +303,7 @@ func TestIntegrationUpdateWebSocket(t *testing.T) {
 	h.fake.handle("PUT /v1/integrations/openai-realtime", 200, websocketIntegrationJSON)
 	h.fake.handle("GET /v1/integrations/stripe", 200, integrationJSON)
 	h.fake.handle("PUT /v1/integrations/stripe", 200, integrationJSON)
-	put := func(name string) map[string]any {
-		t.Helper()
-		reqs := h.fake.requests("PUT /v1/integrations/" + name)
-		if len(reqs) == 0 {
-			t.Fatal("no PUT")
-		}
-		return bodyMap(t, reqs[len(reqs)-1].Body)
-	}
+	put := func(name string) map[string]any { t.Helper(); return lastPut(t, h, name) }
 
 	// Another setting: websocket goes back as it was, on or off.
 	h.must("", "integration", "update", "openai-realtime", "--timeout", "20s")
@@ -400,4 +386,14 @@ func TestIntegrationCheck(t *testing.T) {
 	if r := h.run("", "integration", "check", "crm", "--path", "v1/me"); r.code != ExitUsage {
 		t.Fatalf("relative --path: exit %d", r.code)
 	}
+}
+
+// lastPut is the JSON body of the last PUT of the integration name.
+func lastPut(t *testing.T, h *harness, name string) map[string]any {
+	t.Helper()
+	reqs := h.fake.requests("PUT /v1/integrations/" + name)
+	if len(reqs) == 0 {
+		t.Fatal("no PUT")
+	}
+	return bodyMap(t, reqs[len(reqs)-1].Body)
 }
