@@ -95,3 +95,21 @@ func TestCheckOAuth2(t *testing.T) {
 		t.Fatalf("refused client: %s %+v", steps(rep), rep)
 	}
 }
+
+// A check's path comes from a JSON body, not a request line: a '?', '#' or
+// space in it must be refused, not sent upstream as part of the target
+// (a query the paths allow-list never saw, or a broken request line).
+func TestCheckPathRawCharacters(t *testing.T) {
+	h := newHarness(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {})
+	h.integration(t, Integration{Name: "api", Upstream: up.URL, AllowPrivate: true, Paths: []string{"/v1/*"}})
+	for _, p := range []string{"/v1/me?admin=1", "/v1/me#x", "/v1/me x", "/v1/m\u00e9"} {
+		rep := h.proxy.Check(t.Context(), "api", p)
+		if rep.OK || steps(rep) != "integration:ok secret:ok connect:ok request:FAIL" {
+			t.Errorf("check of %q: %s", p, steps(rep))
+		}
+	}
+	if got := up.requests(); len(got) != 0 {
+		t.Fatalf("upstream saw %d requests, the first for %s?%s", len(got), got[0].Path, got[0].Query)
+	}
+}

@@ -546,7 +546,9 @@ func dropResponse(k string) bool {
 	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "X-Request-Id":
 		return true
 	}
-	return strings.HasPrefix(k, "Proxy-")
+	// keyward answers CORS itself, for the origins it allows: an
+	// upstream's Access-Control-* would override that choice.
+	return strings.HasPrefix(k, "Proxy-") || strings.HasPrefix(k, "Access-Control-")
 }
 
 // rateLimitHeader reports whether k is a rate-limit header of the IETF
@@ -638,6 +640,10 @@ next:
 					continue next
 				}
 			}
+		}
+		if k == "Vary" {
+			dst[k] = append(slices.Clip(dst[k]), vs...) // keyward's own "Vary: Origin" stays
+			continue
 		}
 		dst[k] = vs
 	}

@@ -633,3 +633,33 @@ func TestForwardFlushesTheWholeAnswer(t *testing.T) {
 		}
 	}
 }
+
+// keyward answers CORS itself (--cors-origins): an upstream's
+// Access-Control-* headers never reach the caller, and its Vary adds to
+// keyward's "Vary: Origin" instead of replacing it.
+func TestUpstreamCORSHeadersDropped(t *testing.T) {
+	dst := http.Header{"Access-Control-Allow-Origin": {"https://app.example"}, "Vary": {"Origin"}}
+	src := http.Header{"Access-Control-Allow-Origin": {"*"}, "Access-Control-Allow-Credentials": {"true"},
+		"Access-Control-Expose-Headers": {"X-Internal"}, "Vary": {"Accept-Encoding"}, "Content-Type": {"text/plain"}}
+	copyResponseHeader(dst, src, nil, nil)
+	if got := dst.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != "https://app.example" {
+		t.Errorf("Access-Control-Allow-Origin = %q", got)
+	}
+	for _, k := range []string{"Access-Control-Allow-Credentials", "Access-Control-Expose-Headers"} {
+		if v := dst.Get(k); v != "" {
+			t.Errorf("%s = %q, want none", k, v)
+		}
+	}
+	if got := strings.Join(dst.Values("Vary"), ","); got != "Origin,Accept-Encoding" {
+		t.Errorf("Vary = %q", got)
+	}
+	if dst.Get("Content-Type") != "text/plain" {
+		t.Error("Content-Type lost")
+	}
+	// Without keyward's CORS: none of the upstream's either.
+	dst = http.Header{}
+	copyResponseHeader(dst, src, nil, nil)
+	if v := dst.Get("Access-Control-Allow-Origin"); v != "" {
+		t.Errorf("the upstream's Access-Control-Allow-Origin %q reached the caller", v)
+	}
+}

@@ -264,6 +264,15 @@ func ParsePath(escaped string) (Path, error) {
 		if raw == "" {
 			return Path{}, badPath("empty segment")
 		}
+		for i := 0; i < len(raw); i++ {
+			// What net/url's EscapedPath leaves unescaped, and nothing
+			// else: a path from elsewhere than a request line (a check's
+			// JSON body) must not carry a '?', '#', space or raw byte
+			// into the upstream's request target.
+			if c := raw[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~%!$&'()*+,;=:@[]", c) >= 0) {
+				return Path{}, badPath("a character that must be percent-encoded")
+			}
+		}
 		seg, err := url.PathUnescape(raw)
 		if err != nil {
 			return Path{}, badPath("invalid percent-encoding")

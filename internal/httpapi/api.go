@@ -477,12 +477,23 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 	if !ok {
 		return Errorf(http.StatusUnauthorized, CodeUnauthenticated, "missing bearer token (Authorization: Bearer <token>)")
 	}
-	caller, err := a.deps.Auth.Authenticate(r.Context(), bearer, s.src)
-	if err != nil {
+	refused := func(err error) error {
 		if he := a.deps.Errors.Translate(err); he.Status == http.StatusServiceUnavailable || he.Status == http.StatusTooManyRequests {
 			return he // sealed or storage down: not the caller's fault; over a rate or quota: say so
 		}
 		return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "token is invalid or expired", Err: err}
+	}
+	// A use-limited token's use is spent only once its DPoP proof passed:
+	// a refusal (a missing server nonce, a thief without the key) spends
+	// none. Recheck is Authenticate without the spending.
+	auth := a.deps.Auth.Authenticate
+	rc, peek := a.deps.Auth.(Rechecker)
+	if peek {
+		auth = rc.Recheck
+	}
+	caller, err := auth(r.Context(), bearer, s.src)
+	if err != nil {
+		return refused(err)
 	}
 	s.caller = caller
 	// DPoP (RFC 9449): a token bound to a client key is accepted only with
@@ -492,6 +503,12 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 		if err := a.checkDPoP(r, caller, bearer, dpopScheme); err != nil {
 			return err
 		}
+	}
+	if peek && caller.Token != nil && caller.Token.MaxUses > 0 {
+		if caller, err = a.deps.Auth.Authenticate(r.Context(), bearer, s.src); err != nil {
+			return refused(err) // used up meanwhile
+		}
+		s.caller = caller
 	}
 	resource := ""
 	var resErr error

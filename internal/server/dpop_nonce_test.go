@@ -99,3 +99,54 @@ func TestGoClientDPoPNonce(t *testing.T) {
 		t.Fatalf("lookup-self = %+v, %v", info, err)
 	}
 }
+
+// A refusal for a missing nonce (or any DPoP refusal) spends no use of a
+// use-limited bound token: only a request whose proof passed does. Else a
+// client's first call after a nonce expired costs two uses, and a thief
+// holding the token without its key can use it up.
+func TestDPoPRefusalSpendsNoUse(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Dev, cfg.DPoPNonce = true, true
+	r := start(t, cfg, nil)
+	root := r.node.DevRootToken()
+	idp := newOIDCIssuer(t)
+	setUpMobile(t, r.url, root, idp)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	prove, err := client.NewES256Prover(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := client.New(client.Config{Address: r.url, DPoP: prove})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := app.Exchange(t.Context(), client.ExchangeRequest{IDToken: idp.idToken(t, "erin", 10*time.Minute, nil), ClientID: "maps-cli"})
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	child, err := app.WithToken(res.AccessToken).CreateToken(t.Context(), client.CreateTokenRequest{MaxUses: 2})
+	if err != nil {
+		t.Fatalf("child token: %v", err)
+	}
+	// A thief without the key: refused, and no use spent.
+	for range 3 {
+		if c := withProof(t, "GET", r.url+"/v1/auth/token/lookup-self", "DPoP", child.Token, "").status; c != 401 {
+			t.Fatalf("lookup-self without a proof = %d", c)
+		}
+	}
+	// A client that has no nonce yet (a fresh one): refused once, then
+	// accepted; two calls for the two uses.
+	fresh, err := client.New(client.Config{Address: r.url, DPoP: prove})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fresh.WithToken(child.Token)
+	for i := range 2 {
+		if _, err := c.LookupSelf(t.Context()); err != nil {
+			t.Fatalf("call %d of 2: %v", i+1, err)
+		}
+	}
+	if _, err := c.LookupSelf(t.Context()); err == nil {
+		t.Fatal("a third call with a 2-use token succeeded")
+	}
+}
