@@ -52,12 +52,14 @@ func (a *API) dataPlaneRoute(r *http.Request, method string) bool {
 // preflight (true: nothing more to do), or adds the headers a page needs
 // to read the answer.
 func (a *API) cors(w http.ResponseWriter, r *http.Request) bool {
+	h := w.Header()
+	// Every answer depends on Origin once CORS is on, also those without
+	// CORS headers: a shared cache must not serve one to another origin.
+	h.Add("Vary", "Origin")
 	origin := a.corsOrigin(r)
 	if origin == "" {
 		return false
 	}
-	h := w.Header()
-	h.Add("Vary", "Origin")
 	reqMethod := r.Header.Get("Access-Control-Request-Method")
 	if r.Method == http.MethodOptions && reqMethod != "" {
 		if !a.dataPlaneRoute(r, reqMethod) {
