@@ -76,22 +76,7 @@ func TestDPoPNonceRequired(t *testing.T) {
 // The public Go client follows a server that requires DPoP nonces: the
 // refusal's nonce is remembered and the request sent once more.
 func TestGoClientDPoPNonce(t *testing.T) {
-	cfg := testConfig(t.TempDir())
-	cfg.Dev, cfg.DPoPNonce = true, true
-	r := start(t, cfg, nil)
-	root := r.node.DevRootToken()
-	idp := newOIDCIssuer(t)
-	setUpMobile(t, r.url, root, idp)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	prove, err := client.NewES256Prover(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := client.New(client.Config{Address: r.url, DPoP: prove})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := app.Exchange(t.Context(), client.ExchangeRequest{IDToken: idp.idToken(t, "erin", 10*time.Minute, nil), ClientID: "maps-cli"})
+	_, app, _, res, err := nonceClient(t)
 	if err != nil || res.TokenType != "DPoP" {
 		t.Fatalf("exchange = %+v, %v", res, err)
 	}
@@ -105,22 +90,7 @@ func TestGoClientDPoPNonce(t *testing.T) {
 // client's first call after a nonce expired costs two uses, and a thief
 // holding the token without its key can use it up.
 func TestDPoPRefusalSpendsNoUse(t *testing.T) {
-	cfg := testConfig(t.TempDir())
-	cfg.Dev, cfg.DPoPNonce = true, true
-	r := start(t, cfg, nil)
-	root := r.node.DevRootToken()
-	idp := newOIDCIssuer(t)
-	setUpMobile(t, r.url, root, idp)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	prove, err := client.NewES256Prover(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := client.New(client.Config{Address: r.url, DPoP: prove})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := app.Exchange(t.Context(), client.ExchangeRequest{IDToken: idp.idToken(t, "erin", 10*time.Minute, nil), ClientID: "maps-cli"})
+	r, app, prove, res, err := nonceClient(t)
 	if err != nil {
 		t.Fatalf("exchange: %v", err)
 	}
@@ -149,4 +119,26 @@ func TestDPoPRefusalSpendsNoUse(t *testing.T) {
 	if _, err := c.LookupSelf(t.Context()); err == nil {
 		t.Fatal("a third call with a 2-use token succeeded")
 	}
+}
+
+// nonceClient runs a dev node that requires DPoP nonces and exchanges an ID
+// token through the Go client with a fresh P-256 key.
+func nonceClient(t *testing.T) (*running, *client.Client, client.Prover, *client.ExchangeResponse, error) {
+	t.Helper()
+	cfg := testConfig(t.TempDir())
+	cfg.Dev, cfg.DPoPNonce = true, true
+	r := start(t, cfg, nil)
+	idp := newOIDCIssuer(t)
+	setUpMobile(t, r.url, r.node.DevRootToken(), idp)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	prove, err := client.NewES256Prover(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := client.New(client.Config{Address: r.url, DPoP: prove})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := app.Exchange(t.Context(), client.ExchangeRequest{IDToken: idp.idToken(t, "erin", 10*time.Minute, nil), ClientID: "maps-cli"})
+	return r, app, prove, res, err
 }
