@@ -88,8 +88,8 @@ type TransportOptions struct {
 	// (default DefaultMaxSessions); a handshake past it is refused with
 	// ErrTooManySessions before the upstream is called.
 	MaxSessions int
-	// MaxSessionsPerCaller bounds the sessions one credential holds open
-	// at once on the node (default DefaultMaxSessionsPerCaller).
+	// MaxSessionsPerCaller bounds the sessions one caller (principal) holds
+	// open at once on the node (default DefaultMaxSessionsPerCaller).
 	MaxSessionsPerCaller int
 }
 

@@ -325,8 +325,9 @@ type Prepared struct {
 	header  requestHeader
 	upgrade bool // a WebSocket handshake
 
-	// Caller identifies the caller's credential (a token accessor, an API
-	// key id) for the bound on one caller's WebSocket sessions; "": none.
+	// Caller identifies the caller (its principal: a user, service, app or
+	// API key, whose child tokens share it) for the bound on one caller's
+	// WebSocket sessions; "": none.
 	Caller string
 
 	// SessionCheck, when set, is called every SessionCheckEvery during a

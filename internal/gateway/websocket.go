@@ -260,7 +260,7 @@ func (p *Proxy) reserveSession(caller string) (release func(), err error) {
 	case p.sessOpen >= p.maxSessions:
 		return nil, ErrTooManySessions
 	case caller != "" && p.sessByCaller[caller] >= p.maxPerCaller:
-		return nil, fmt.Errorf("%w: this credential holds %d sessions already", ErrTooManySessions, p.maxPerCaller)
+		return nil, fmt.Errorf("%w: this caller holds %d sessions already", ErrTooManySessions, p.maxPerCaller)
 	}
 	p.sessOpen++
 	if caller != "" {

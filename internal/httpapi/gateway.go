@@ -384,7 +384,7 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 				defer h.sessions.Done() // after the audit entry below
 			}
 			if c := CallerFrom(ctx); c != nil {
-				pc.Caller = c.Accessor
+				pc.Caller = c.Principal // children of a token share its bound
 			}
 		}
 		// Used by sessions and streamed answers only, every second.

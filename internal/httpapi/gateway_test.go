@@ -427,3 +427,38 @@ func TestGatewayNoSessionAfterWaitSessions(t *testing.T) {
 		t.Fatalf("handshake after WaitSessions = %d, %d upstream hits", resp.StatusCode, f.hits.Load())
 	}
 }
+
+// The bound on one caller's WebSocket sessions counts by principal: all of
+// a principal's tokens share it.
+func TestGatewaySessionBoundByPrincipal(t *testing.T) {
+	f := newGWFixture(t)
+	proxy := gateway.NewProxy(f.gw.Svc, staticSecret{}, gateway.TransportOptions{MaxSessionsPerCaller: 1})
+	t.Cleanup(proxy.Close)
+	f.gw.Proxy = proxy
+	hc := &http.Client{Timeout: 3 * time.Second}
+	handshake := func() (int, error) {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/v1/gateway/ws/slow", nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	first := make(chan struct{})
+	go func() {
+		close(first)
+		handshake() // held by the upstream (it answers /slow only at the end of the test)
+	}()
+	<-first
+	deadline := time.Now().Add(3 * time.Second)
+	for f.hits.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code, err := handshake(); err != nil || code != http.StatusServiceUnavailable {
+		t.Fatalf("a second session of the same principal = %d, %v; want 503", code, err)
+	}
+}
