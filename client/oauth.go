@@ -126,14 +126,6 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Introspection, 
 	return &out, nil
 }
 
-// endpoint is the absolute URL of path on the server.
-func (c *Client) endpoint(path string) string {
-	u := *c.base
-	u.Path = c.base.Path + path
-	u.RawPath = ""
-	return u.String()
-}
-
 // Prover signs a DPoP proof (RFC 9449) for one request: its method, its URL,
 // the access token it carries ("" for a token request), and the server's
 // nonce ("" until the server asks for one, RFC 9449 §8).
