@@ -485,13 +485,9 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 	}
 	// A use-limited token's use is spent only once its DPoP proof passed:
 	// a refusal (a missing server nonce, a thief without the key) spends
-	// none. Recheck is Authenticate without the spending.
-	auth := a.deps.Auth.Authenticate
-	rc, peek := a.deps.Auth.(Rechecker)
-	if peek {
-		auth = rc.Recheck
-	}
-	caller, err := auth(r.Context(), bearer, s.src)
+	// none.
+	recheck, peek := a.recheck()
+	caller, err := recheck(r.Context(), bearer, s.src)
 	if err != nil {
 		return refused(err)
 	}
@@ -547,27 +543,33 @@ func (a *API) authorize(r *http.Request, rt Route, s *reqState) error {
 // outlives the request (a WebSocket through the gateway): revocation,
 // expiry and a policy change end it. nil when r had no credential.
 func (a *API) sessionCheck(r *http.Request, s *reqState, action string) func() error {
-	bearer, _, ok := bearerToken(r)
-	if !ok || s.caller == nil || a.deps.Auth == nil || a.deps.Authz == nil {
+	if s.caller == nil || a.deps.Auth == nil || a.deps.Authz == nil {
 		return nil
 	}
-	src, resource := s.src, s.resource
-	auth := a.deps.Auth.Authenticate
-	if rc, ok := a.deps.Auth.(Rechecker); ok {
-		auth = rc.Recheck // the request spent its use; a check spends none
-	}
+	// Nothing is read until a check runs: most calls end before the first.
 	return func() error {
+		bearer, _, _ := bearerToken(r)
+		recheck, _ := a.recheck() // the request spent its use; a check spends none
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c, err := auth(ctx, bearer, src)
+		c, err := recheck(ctx, bearer, s.src)
 		if err != nil {
 			return err
 		}
-		if ok, reason := a.deps.Authz.Decide(c, action, resource); !ok {
+		if ok, reason := a.deps.Authz.Decide(c, action, s.resource); !ok {
 			return errors.New(reason)
 		}
 		return nil
 	}
+}
+
+// recheck is the authenticator's check that spends no use of a
+// use-limited token (Rechecker), and whether it has one; else Authenticate.
+func (a *API) recheck() (func(ctx context.Context, bearer string, src netip.Addr) (*Caller, error), bool) {
+	if rc, ok := a.deps.Auth.(Rechecker); ok {
+		return rc.Recheck, true
+	}
+	return a.deps.Auth.Authenticate, false
 }
 
 // admit applies the limits that count authorised requests (Limits.Authorized),
