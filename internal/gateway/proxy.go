@@ -474,7 +474,8 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 	if stream && pc.SessionCheck != nil {
 		// A stream may last up to the timeout: a caller whose credential
 		// is revoked meanwhile loses it within SessionCheckEvery.
-		stopWatch = watch(pc.SessionCheck, resp.Body.(*upstreamBody).cut)
+		body := resp.Body.(*upstreamBody)
+		stopWatch = watch(pc.SessionCheck, func(error) { body.cut() })
 	}
 	n, err := copyBody(w, resp.Body, stream)
 	call.BytesOut = n

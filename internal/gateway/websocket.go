@@ -156,12 +156,8 @@ func (p *Proxy) join(conn net.Conn, br *bufio.Reader, up *pconn, check func() er
 			out = r.n
 		}
 	}
-	var tick <-chan time.Time
-	if check != nil {
-		t := time.NewTicker(SessionCheckEvery)
-		defer t.Stop()
-		tick = t.C
-	}
+	failed := make(chan error, 1)
+	defer watch(check, func(err error) { failed <- err })()
 	pending := 2
 wait:
 	for {
@@ -174,14 +170,12 @@ wait:
 				ended = "caller"
 			}
 			break wait
-		case <-tick:
-			if err := check(); err != nil {
-				ended = "credential"
-				if errors.Is(err, errIntegrationChanged) {
-					ended = "integration"
-				}
-				break wait
+		case err := <-failed:
+			ended = "credential"
+			if errors.Is(err, errIntegrationChanged) {
+				ended = "integration"
 			}
+			break wait
 		case <-closing:
 			ended = "shutdown"
 			break wait
@@ -218,9 +212,10 @@ func closeWrite(c net.Conn) {
 }
 
 // watch calls check every SessionCheckEvery until stop is called; the
-// first time check fails it calls cut and stops. stop reports whether cut
-// was called.
-func watch(check func() error, cut func()) (stop func() bool) {
+// first time check fails it calls cut with the error and stops. stop
+// reports whether cut was called. Streamed answers and WebSocket sessions
+// are both re-checked this way.
+func watch(check func() error, cut func(error)) (stop func() bool) {
 	var mu sync.Mutex
 	var failed, stopped bool
 	var t *time.Timer
@@ -233,7 +228,7 @@ func watch(check func() error, cut func()) (stop func() bool) {
 		case stopped:
 		case err != nil:
 			failed = true
-			cut()
+			cut(err)
 		default:
 			t.Reset(SessionCheckEvery)
 		}
