@@ -311,7 +311,6 @@ type Call struct {
 	// it ("caller", "upstream", "credential", "integration": deleted or no
 	// longer allowing it, "shutdown"). SessionEnded is also "credential"
 	// for a streamed answer cut by SessionCheck.
-	Session      bool
 	Duration     time.Duration
 	SessionEnded string
 }

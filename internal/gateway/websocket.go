@@ -83,7 +83,7 @@ func (p *Proxy) session(w http.ResponseWriter, r *http.Request, pc Prepared, cr 
 	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
 	h.Write(brw) // values from our own headers and http.ReadResponse's: no CR or LF
 	brw.WriteString("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-	call.Status, call.Wrote, call.Session = http.StatusSwitchingProtocols, true, true
+	call.Status, call.Wrote = http.StatusSwitchingProtocols, true
 	if err := brw.Flush(); err != nil {
 		return call, nil // the caller left; nothing to report
 	}

@@ -132,7 +132,7 @@ func TestWebSocketSession(t *testing.T) {
 		if time.Since(closed) > time.Second {
 			t.Errorf("the session took %s to end after the caller closed", time.Since(closed))
 		}
-		if !c.Session || c.Status != 101 || c.BytesIn != 10 || c.BytesOut != 20 || c.SessionEnded != "caller" {
+		if c.Status != 101 || c.BytesIn != 10 || c.BytesOut != 20 || c.SessionEnded != "caller" {
 			t.Fatalf("call = %+v", c)
 		}
 	case <-time.After(5 * time.Second):

@@ -417,7 +417,7 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	AddAuditDetail(ctx, "path", truncate(rest, 512))
 	AddAuditDetail(ctx, "bytes_in", strconv.FormatInt(call.BytesIn, 10))
 	AddAuditDetail(ctx, "bytes_out", strconv.FormatInt(call.BytesOut, 10))
-	if call.Session {
+	if call.Status == http.StatusSwitchingProtocols { // a WebSocket session
 		AddAuditDetail(ctx, "websocket", "true")
 		AddAuditDetail(ctx, "duration_ms", strconv.FormatInt(call.Duration.Milliseconds(), 10))
 	}
