@@ -121,9 +121,10 @@ func NewProxy(svc *Service, src SecretSource, o TransportOptions) *Proxy {
 	}
 	return &Proxy{
 		svc: svc, src: src, maxSessions: o.MaxSessions, maxPerCaller: o.MaxSessionsPerCaller,
-		strict:  newClient(false, o),
-		private: newClient(true, o),
-		secrets: map[string]*secretEntry{},
+		strict:      newClient(false, o),
+		private:     newClient(true, o),
+		secrets:     map[string]*secretEntry{},
+		sessClosing: make(chan struct{}), sessByCaller: map[string]int{},
 	}
 }
 

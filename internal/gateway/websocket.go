@@ -134,8 +134,7 @@ func (p *Proxy) stillAllows(pc Prepared) error {
 // (every SessionCheckEvery), or the proxy closes; the other direction then
 // gets sessionDrain to finish.
 func (p *Proxy) join(conn net.Conn, br *bufio.Reader, up *pconn, check func() error) (in, out int64, ended string) {
-	end, closing := p.addSession()
-	defer end()
+	closing := p.sessClosing // the slot reserved in session keeps Close waiting
 	type result struct {
 		fromCaller bool
 		n          int64
@@ -251,7 +250,7 @@ func (p *Proxy) reserveSession(caller string) (release func(), err error) {
 	defer p.sessMu.Unlock()
 	switch {
 	case p.sessClosed:
-		return nil, fmt.Errorf("%w: the gateway is shutting down", ErrTooManySessions)
+		return nil, fmt.Errorf("%w: the gateway is shutting down", ErrTooManySessions) // and no Add after Wait
 	case p.sessOpen >= p.maxSessions:
 		return nil, ErrTooManySessions
 	case caller != "" && p.sessByCaller[caller] >= p.maxPerCaller:
@@ -259,12 +258,11 @@ func (p *Proxy) reserveSession(caller string) (release func(), err error) {
 	}
 	p.sessOpen++
 	if caller != "" {
-		if p.sessByCaller == nil {
-			p.sessByCaller = map[string]int{}
-		}
 		p.sessByCaller[caller]++
 	}
+	p.sessions.Add(1) // Close waits for the slot's release
 	return func() {
+		defer p.sessions.Done()
 		p.sessMu.Lock()
 		defer p.sessMu.Unlock()
 		p.sessOpen--
@@ -276,28 +274,9 @@ func (p *Proxy) reserveSession(caller string) (release func(), err error) {
 	}, nil
 }
 
-// addSession registers a session with the proxy: closing is closed when
-// the proxy closes (already, for a session that starts after); end
-// unregisters it.
-func (p *Proxy) addSession() (end func(), closing <-chan struct{}) {
-	p.sessMu.Lock()
-	defer p.sessMu.Unlock()
-	if p.sessClosing == nil {
-		p.sessClosing = make(chan struct{})
-	}
-	if p.sessClosed {
-		return func() {}, p.sessClosing
-	}
-	p.sessions.Add(1)
-	return p.sessions.Done, p.sessClosing
-}
-
 // closeSessions ends every WebSocket session and waits for them.
 func (p *Proxy) closeSessions() {
 	p.sessMu.Lock()
-	if p.sessClosing == nil {
-		p.sessClosing = make(chan struct{})
-	}
 	if !p.sessClosed {
 		p.sessClosed = true
 		close(p.sessClosing)
