@@ -80,6 +80,19 @@ func Defaults() Config {
 type setting struct {
 	flag, env, usage string
 	apply            func(c *Config, v string) error
+	isBool           bool // a flag without a value (--dev)
+}
+
+// boolean is a true/false setting of the field f returns.
+func boolean(flag, env, usage string, f func(c *Config) *bool) setting {
+	return setting{flag: flag, env: env, usage: usage, isBool: true, apply: func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		*f(c) = b
+		return nil
+	}}
 }
 
 func settings() []setting {
@@ -87,37 +100,23 @@ func settings() []setting {
 		return func(c *Config, v string) error { *f(c) = v; return nil }
 	}
 	return []setting{
-		{"listen", "KEYWARD_LISTEN", "address to listen on (host:port)", str(func(c *Config) *string { return &c.Listen })},
-		{"data", "KEYWARD_DATA", "data directory (SQLite file, dev-mode key)", str(func(c *Config) *string { return &c.DataDir })},
-		{"storage", "KEYWARD_STORAGE", `storage backend: "sqlite" or a postgres:// URL`, str(func(c *Config) *string { return &c.Storage })},
-		{"tls-cert", "KEYWARD_TLS_CERT", "TLS certificate file (PEM); enables HTTPS with --tls-key", str(func(c *Config) *string { return &c.TLSCert })},
-		{"tls-key", "KEYWARD_TLS_KEY", "TLS private key file (PEM)", str(func(c *Config) *string { return &c.TLSKey })},
-		{"log-level", "KEYWARD_LOG_LEVEL", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
-		{"dev", "KEYWARD_DEV", "development mode: initialise and unseal automatically (NOT for production)", func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("want true or false, got %q", v)
-			}
-			c.Dev = b
-			return nil
-		}},
-		{"public-url", "KEYWARD_PUBLIC_URL", "base URL clients reach this server by, when behind a proxy (checked in DPoP proofs)", str(func(c *Config) *string { return &c.PublicURL })},
-		{"gateway-listen", "KEYWARD_GATEWAY_LISTEN", "also serve the data plane alone (gateway, token exchange, key verification, health) on this address (host:port)", str(func(c *Config) *string { return &c.GatewayListen })},
-		{"gateway-public-url", "KEYWARD_GATEWAY_PUBLIC_URL", "base URL apps reach --gateway-listen by, when behind a proxy (checked in DPoP proofs)", str(func(c *Config) *string { return &c.GatewayPublicURL })},
-		{"dpop-nonce", "KEYWARD_DPOP_NONCE", "require a server-provided nonce in every DPoP proof (RFC 9449 §8)", func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("want true or false, got %q", v)
-			}
-			c.DPoPNonce = b
-			return nil
-		}},
-		{"cors-origins", "KEYWARD_CORS_ORIGINS", "web origins whose pages may call the data plane cross-origin, comma-separated (https://app.example.com; * for any)", func(c *Config, v string) error {
+		{flag: "listen", env: "KEYWARD_LISTEN", usage: "address to listen on (host:port)", apply: str(func(c *Config) *string { return &c.Listen })},
+		{flag: "data", env: "KEYWARD_DATA", usage: "data directory (SQLite file, dev-mode key)", apply: str(func(c *Config) *string { return &c.DataDir })},
+		{flag: "storage", env: "KEYWARD_STORAGE", usage: `storage backend: "sqlite" or a postgres:// URL`, apply: str(func(c *Config) *string { return &c.Storage })},
+		{flag: "tls-cert", env: "KEYWARD_TLS_CERT", usage: "TLS certificate file (PEM); enables HTTPS with --tls-key", apply: str(func(c *Config) *string { return &c.TLSCert })},
+		{flag: "tls-key", env: "KEYWARD_TLS_KEY", usage: "TLS private key file (PEM)", apply: str(func(c *Config) *string { return &c.TLSKey })},
+		{flag: "log-level", env: "KEYWARD_LOG_LEVEL", usage: "log level: debug, info, warn, error", apply: str(func(c *Config) *string { return &c.LogLevel })},
+		boolean("dev", "KEYWARD_DEV", "development mode: initialise and unseal automatically (NOT for production)", func(c *Config) *bool { return &c.Dev }),
+		{flag: "public-url", env: "KEYWARD_PUBLIC_URL", usage: "base URL clients reach this server by, when behind a proxy (checked in DPoP proofs)", apply: str(func(c *Config) *string { return &c.PublicURL })},
+		{flag: "gateway-listen", env: "KEYWARD_GATEWAY_LISTEN", usage: "also serve the data plane alone (gateway, token exchange, key verification, health) on this address (host:port)", apply: str(func(c *Config) *string { return &c.GatewayListen })},
+		{flag: "gateway-public-url", env: "KEYWARD_GATEWAY_PUBLIC_URL", usage: "base URL apps reach --gateway-listen by, when behind a proxy (checked in DPoP proofs)", apply: str(func(c *Config) *string { return &c.GatewayPublicURL })},
+		boolean("dpop-nonce", "KEYWARD_DPOP_NONCE", "require a server-provided nonce in every DPoP proof (RFC 9449 §8)", func(c *Config) *bool { return &c.DPoPNonce }),
+		{flag: "cors-origins", env: "KEYWARD_CORS_ORIGINS", usage: "web origins whose pages may call the data plane cross-origin, comma-separated (https://app.example.com; * for any)", apply: func(c *Config, v string) error {
 			c.CORSOrigins = strings.Split(v, ",")
 			return nil
 		}},
-		{"audit-file", "KEYWARD_AUDIT_FILE", "also append every audit entry to this file as JSON lines", str(func(c *Config) *string { return &c.AuditFile })},
-		{"audit-retention", "KEYWARD_AUDIT_RETENTION", "delete audit entries older than this (e.g. 2160h); 0 keeps all", func(c *Config, v string) error {
+		{flag: "audit-file", env: "KEYWARD_AUDIT_FILE", usage: "also append every audit entry to this file as JSON lines", apply: str(func(c *Config) *string { return &c.AuditFile })},
+		{flag: "audit-retention", env: "KEYWARD_AUDIT_RETENTION", usage: "delete audit entries older than this (e.g. 2160h); 0 keeps all", apply: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 {
 				return fmt.Errorf("want a duration such as 2160h, got %q", v)
@@ -125,14 +124,7 @@ func settings() []setting {
 			c.AuditRetention = d
 			return nil
 		}},
-		{"log-json", "KEYWARD_LOG_JSON", "write JSON log lines", func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("want true or false, got %q", v)
-			}
-			c.LogJSON = b
-			return nil
-		}},
+		boolean("log-json", "KEYWARD_LOG_JSON", "write JSON log lines", func(c *Config) *bool { return &c.LogJSON }),
 	}
 }
 
@@ -142,10 +134,9 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	defaults := map[string]string{"listen": d.Listen, "data": d.DataDir, "storage": d.Storage, "log-level": d.LogLevel, "audit-retention": "0s"}
 	for _, s := range settings() {
 		usage := s.usage + " [$" + s.env + "]"
-		switch s.flag {
-		case "dev", "log-json", "dpop-nonce":
+		if s.isBool {
 			fs.Bool(s.flag, false, usage)
-		default:
+		} else {
 			fs.String(s.flag, defaults[s.flag], usage)
 		}
 	}
