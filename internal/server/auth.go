@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward/internal/apikey"
+	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/secret"
@@ -123,12 +124,7 @@ func (n *Node) adoptRootToken(ctx context.Context) error {
 
 // barrierCursors seals list cursors with the barrier (AES-GCM, the kind of
 // list as associated data): opaque to the caller, and not forgeable.
-type barrierCursors struct {
-	b interface {
-		Encrypt(aad, plaintext []byte) ([]byte, error)
-		Decrypt(aad, ciphertext []byte) ([]byte, error)
-	}
-}
+type barrierCursors struct{ b *barrier.Barrier }
 
 func (c barrierCursors) Seal(kind, name string) (string, error) {
 	ct, err := c.b.Encrypt([]byte("list-cursor:"+kind), []byte(name))
