@@ -431,24 +431,32 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 		method: r.Method, scheme: c.scheme, host: c.host, addr: c.addr, target: target,
 		header: header, contentLength: r.ContentLength, deadline: deadline,
 	}
-	if pc.upgrade {
-		out.body, out.contentLength, out.upgrade = nil, 0, true
-		return p.session(w, r, pc, cr, out)
-	}
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		body = &bodyReader{r: r.Body, limit: c.maxBody}
-		out.body = body
-	} else {
-		out.contentLength = 0
-	}
 	ctx := r.Context()
-	resp, err := p.client(c).roundTrip(ctx, out)
-	call.BytesIn = body.count()
-	if body.tooLarge() {
-		if resp != nil {
-			resp.Body.Close()
+	var resp *http.Response
+	var up *pconn // the upstream's connection once it switched to WebSocket
+	if pc.upgrade {
+		var release func()
+		if release, err = p.reserveSession(pc.Caller); err != nil {
+			return call, err
 		}
-		return call, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, c.maxBody)
+		defer release() // the slot is held for the whole session
+		out.contentLength, out.upgrade = 0, true
+		resp, up, err = p.client(c).upgrade(ctx, out)
+	} else {
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			body = &bodyReader{r: r.Body, limit: c.maxBody}
+			out.body = body
+		} else {
+			out.contentLength = 0
+		}
+		resp, err = p.client(c).roundTrip(ctx, out)
+		call.BytesIn = body.count()
+		if body.tooLarge() {
+			if resp != nil {
+				resp.Body.Close()
+			}
+			return call, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, c.maxBody)
+		}
 	}
 	if err != nil {
 		switch {
@@ -460,6 +468,9 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 			return call, fmt.Errorf("%w (timeout %s)", ErrUpstreamTimeout, c.timeout)
 		}
 		return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, err)
+	}
+	if up != nil {
+		return p.session(w, pc, cr, resp, up)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusUnauthorized {

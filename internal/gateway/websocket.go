@@ -32,40 +32,13 @@ func isWebSocketHandshake(r *http.Request, conn map[string]bool) bool {
 	return r.Method == http.MethodGet && conn["Upgrade"] && strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
 }
 
-// session sends a WebSocket handshake upstream and, when the upstream
-// switches protocols, joins the caller's connection to the upstream's until
-// one side closes, the session check fails, the integration no longer
-// allows the session or the proxy closes. An answer
-// other than 101 goes back to the caller like any call.
-func (p *Proxy) session(w http.ResponseWriter, r *http.Request, pc Prepared, cr *credential, out *upstreamRequest) (Call, error) {
+// session joins the caller's connection to up, the upstream's connection
+// that answered the handshake with 101 (resp), until one side closes, the
+// session check fails, the integration no longer allows the session or
+// the proxy closes.
+func (p *Proxy) session(w http.ResponseWriter, pc Prepared, cr *credential, resp *http.Response, up *pconn) (Call, error) {
 	var call Call
-	release, err := p.reserveSession(pc.Caller)
-	if err != nil {
-		return call, err
-	}
-	defer release()
 	c := pc.c
-	ctx := r.Context()
-	resp, up, err := p.client(c).upgrade(ctx, out)
-	if err != nil {
-		switch {
-		case errors.Is(err, ErrAddressBlocked):
-			return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, ErrAddressBlocked)
-		case ctx.Err() != nil:
-			return call, ctx.Err()
-		case isTimeout(err) || !time.Now().Before(out.deadline):
-			return call, fmt.Errorf("%w (timeout %s)", ErrUpstreamTimeout, c.timeout)
-		}
-		return call, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, err)
-	}
-	if up == nil { // an ordinary answer
-		defer resp.Body.Close()
-		copyResponseHeader(w.Header(), resp.Header, c.strip, cr.needles)
-		w.WriteHeader(resp.StatusCode)
-		call.Status, call.Wrote = resp.StatusCode, true
-		call.BytesOut, err = copyBody(w, resp.Body, true)
-		return call, err
-	}
 	if !strings.EqualFold(strings.TrimSpace(resp.Header.Get("Upgrade")), "websocket") || !connectionTokens(resp.Header)["Upgrade"] {
 		up.conn.Close()
 		return call, fmt.Errorf("%w: it switched protocols without accepting the WebSocket upgrade", ErrUpstreamUnavailable)

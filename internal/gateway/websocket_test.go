@@ -440,3 +440,19 @@ func TestWebSocketSessionEndsWithItsIntegration(t *testing.T) {
 	}
 	ended(conn, br, "integration deleted")
 }
+
+// A handshake to an upstream that is down fails like any call (502), and
+// frees its session slot.
+func TestWebSocketUpstreamDown(t *testing.T) {
+	h := newHarness(t)
+	h.proxy.maxSessions = 1
+	down := newUpstream(t, nil)
+	h.integration(t, Integration{Name: "ws", Upstream: down.URL, AllowPrivate: true, WebSocket: true})
+	down.Close()
+	front, _ := wsFront(t, h, nil)
+	for i := range 2 {
+		if _, _, resp := handshake(t, front, "/v1/gateway/ws/x", "websocket"); resp.StatusCode != 502 {
+			t.Fatalf("handshake %d to a down upstream = %d, want 502", i, resp.StatusCode)
+		}
+	}
+}
