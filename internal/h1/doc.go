@@ -1,0 +1,43 @@
+// Package h1 serves HTTP/1.1 for keyward's data plane (the gateway
+// listener): the same http.Handler as net/http's server, at a third of its
+// per-request overhead.
+//
+// # Why not net/http's server
+//
+// On the gateway's hot path (a small call proxied to an upstream) net/http's
+// server costs more than keyward's own work: after reading each request it
+// starts a background read to notice a client that goes away, and ends it
+// with a deadline change that wakes a second goroutine; it allocates a
+// response, a chunk writer, two bufio buffers and a context per request. A
+// connection served here is one goroutine that reads a request, calls the
+// handler and writes the answer, nothing else.
+//
+// # What is not hand-written
+//
+// Parsing untrusted bytes is net/http's: a request (line, headers, body
+// framing: Content-Length, chunked, their conflicts) is read by
+// http.ReadRequest, the same code net/http's server runs. This package adds
+// the checks net/http's server makes after it (the HTTP version, exactly one
+// valid Host, valid header names and values) and the connection's life:
+// keep-alive, timeouts, Expect: 100-continue, the framing of the answer,
+// draining an unread body, Hijack for WebSocket sessions, graceful
+// shutdown. A differential fuzz test holds it to net/http's server: for any
+// byte stream both answer the same requests with the same statuses and see
+// the same request (FuzzDifferential).
+//
+// # Differences from net/http's server
+//
+//   - HTTP/1.x only. On TLS, a client that negotiates h2 (ALPN) is handed,
+//     after the handshake, to a net/http server with the same handler
+//     (Server.H2).
+//   - A request's context is cancelled when its handler returns or the
+//     connection ends, not when the client goes away while the handler runs
+//     (there is no background read). The gateway bounds every upstream
+//     call with the integration's timeout, and a write to a departed client
+//     fails.
+//   - No Content-Type sniffing: an answer without Content-Type goes
+//     without one.
+//   - No h2c, no 1xx other than through Hijack, no trailers in answers.
+//
+// Only internal/server imports this package.
+package h1

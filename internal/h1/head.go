@@ -1,0 +1,144 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+)
+
+// head is what the server checks of a request's Host field lines, which
+// http.ReadRequest folds into Request.Host and then drops: RFC 9112 §3.2
+// wants exactly one, with a valid value, in every HTTP/1.1 request.
+type head struct {
+	hosts     int  // Host field lines
+	hostValid bool // the first one's value has only bytes a host may have
+	folded    bool // a Host line is continued on the next (obs-fold)
+}
+
+// scanHead waits until the request's head (up to its empty line) is in
+// br's buffer, without consuming it, and reads its Host lines there. A
+// head larger than the buffer moves the connection to a buffer as large as
+// the head limit. When the head cannot be read whole (the connection ended,
+// timed out or reached the limit) it returns a zero head and no error:
+// http.ReadRequest then reports what went wrong, as it would without this
+// scan.
+func (c *conn) scanHead() (head, error) {
+	for {
+		n := c.br.Buffered()
+		buf, _ := c.br.Peek(n)
+		if h, ok := scanHead(buf); ok {
+			return h, nil
+		}
+		if n == c.br.Size() {
+			if c.bigHead {
+				return head{}, errHeadTooLarge
+			}
+			c.grow()
+			continue
+		}
+		if _, err := c.br.Peek(n + 1); err != nil {
+			return head{}, nil
+		}
+	}
+}
+
+// grow moves the connection to a read buffer of the head limit, keeping
+// what is buffered.
+func (c *conn) grow() {
+	buf, _ := c.br.Peek(c.br.Buffered())
+	rest := io.MultiReader(bytes.NewReader(bytes.Clone(buf)), &c.lr)
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.br = bufio.NewReaderSize(rest, int(c.srv.headReadLimit()))
+	c.bigHead = true
+}
+
+// scanHead reads a request head's Host lines in b, which starts with the
+// request line; ok is false when b does not hold the whole head. Lines end
+// as net/textproto ends them (LF, with an optional CR before it).
+func scanHead(b []byte) (h head, ok bool) {
+	first, afterHost := true, false
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return head{}, false
+		}
+		line := b[:i]
+		b = b[i+1:]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		switch {
+		case first:
+			first = false
+		case len(line) == 0:
+			return h, true
+		case line[0] == ' ' || line[0] == '\t':
+			h.folded = h.folded || afterHost
+		default:
+			afterHost = len(line) >= 5 && asciiLowerEqual(line[:5], "host:")
+			if afterHost {
+				h.hosts++
+				if h.hosts == 1 {
+					h.hostValid = validHost(bytes.Trim(line[5:], " \t"))
+				}
+			}
+		}
+	}
+}
+
+// asciiLowerEqual reports whether b, lower-cased, is lower.
+func asciiLowerEqual(b []byte, lower string) bool {
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkHost makes net/http's server's checks of the Host field, and RFC
+// 9112 §3.2's that it leaves out: one Host line, not continued.
+func (h head) checkHost(req *http.Request) error {
+	h2Upgrade := req.Method == "PRI" && len(req.Header) == 0 && req.URL.Path == "*" && req.Proto == "HTTP/2.0"
+	switch {
+	case h.hosts == 0 && req.ProtoAtLeast(1, 1) && !h2Upgrade && req.Method != http.MethodConnect:
+		return statusError{http.StatusBadRequest, "missing required Host header"}
+	case h.hosts > 1:
+		return statusError{http.StatusBadRequest, "too many Host headers"}
+	case h.hosts == 1 && (!h.hostValid || h.folded):
+		return statusError{http.StatusBadRequest, "malformed Host header"}
+	}
+	return nil
+}
+
+// validHost reports whether every byte of h may appear in a Host value
+// (RFC 3986's reg-name, IP literals and port; as net/http's server, which
+// is lenient about their order).
+func validHost(h []byte) bool {
+	for _, c := range h {
+		if !hostByte[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var hostByte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!$%&'()*+,-.:;=[]_~" {
+		t[c] = true
+	}
+	return t
+}()

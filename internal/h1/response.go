@@ -1,0 +1,460 @@
+package h1
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// response is the http.ResponseWriter of one request. The answer's head is
+// written when the handler first flushes, writes more than
+// bufferBeforeCommit bytes without a Content-Length, or returns; in the
+// last case a Content-Length is set from what it wrote, as net/http does.
+type response struct {
+	c    *conn
+	req  *http.Request
+	body *requestBody // nil when the request has none
+
+	header      http.Header
+	sent        http.Header // header as WriteHeader saw it, once the handler asks for it again
+	status      int
+	wroteHeader bool // WriteHeader was called (or implied by Write)
+	committed   bool // the head is in c.bw
+	chunked     bool
+	closeAfter  bool  // the connection ends after this answer
+	length      int64 // the answer's Content-Length; -1 unknown
+	written     int64 // body bytes the handler wrote
+	held        []byte
+	werr        error // the first write error: the client is gone
+
+	mu sync.Mutex // c.bw, between an Expect: 100-continue reply and the head
+}
+
+// bufferBeforeCommit: an answer without a Content-Length that fits is sent
+// with one (net/http's bufferBeforeChunkingSize).
+const bufferBeforeCommit = 2048
+
+var (
+	responsePool = sync.Pool{New: func() any { return new(response) }}
+	heldPool     = sync.Pool{New: func() any { b := make([]byte, 0, bufferBeforeCommit); return &b }}
+)
+
+func newResponse(c *conn, req *http.Request) *response {
+	w := responsePool.Get().(*response)
+	*w = response{c: c, req: req, header: make(http.Header), length: -1}
+	if req.Body != http.NoBody && req.Body != nil {
+		w.body = &requestBody{r: req.Body, w: w}
+		req.Body = w.body
+	}
+	return w
+}
+
+func (w *response) free() {
+	if w.held != nil {
+		h := w.held[:0]
+		heldPool.Put(&h)
+	}
+	*w = response{}
+	responsePool.Put(w)
+}
+
+func (w *response) Header() http.Header {
+	if w.wroteHeader && !w.committed && w.sent == nil {
+		// changes after WriteHeader do not reach the answer
+		w.sent = w.header.Clone()
+	}
+	return w.header
+}
+
+func (w *response) WriteHeader(code int) {
+	if w.c.hijacked() || w.wroteHeader {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("h1: invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		return // informational answers are not sent (see doc.go)
+	}
+	w.wroteHeader = true
+	w.status = code
+	if cl := w.header.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			w.length = n
+		} else {
+			w.c.srv.logger().Warn("h1: handler set an invalid Content-Length; dropped", "value", cl)
+			w.header.Del("Content-Length")
+		}
+	}
+}
+
+// bodyAllowed reports whether the answer may carry a body (RFC 9110 §6.4.1).
+func (w *response) bodyAllowed() bool {
+	return !(w.status >= 100 && w.status <= 199 || w.status == http.StatusNoContent || w.status == http.StatusNotModified)
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if w.c.hijacked() {
+		return 0, http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !w.bodyAllowed() {
+		return 0, http.ErrBodyNotAllowed
+	}
+	w.written += int64(len(p))
+	if w.length != -1 && w.written > w.length {
+		return 0, http.ErrContentLength
+	}
+	if w.req.Method == http.MethodHead {
+		return len(p), nil
+	}
+	if !w.committed {
+		if w.length == -1 && len(w.held)+len(p) <= bufferBeforeCommit {
+			if w.held == nil {
+				w.held = *heldPool.Get().(*[]byte)
+			}
+			w.held = append(w.held, p...)
+			return len(p), nil
+		}
+		w.commit(false)
+	}
+	return w.writeBody(p)
+}
+
+func (w *response) writeBody(p []byte) (int, error) {
+	if w.werr != nil {
+		return 0, w.werr
+	}
+	bw := w.c.bw
+	if w.chunked {
+		var hex [16]byte
+		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+		bw.Write(p)
+		_, w.werr = bw.WriteString("\r\n")
+	} else {
+		_, w.werr = bw.Write(p)
+	}
+	if w.werr != nil {
+		return 0, w.werr
+	}
+	return len(p), nil
+}
+
+// commit writes the head and the held body into c.bw. final: the handler
+// has returned, so a body without Content-Length is whole in held.
+func (w *response) commit(final bool) {
+	if w.body != nil && w.body.expect.Load() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.body.expect.Store(false) // no 100 Continue after the answer's head
+	}
+	w.committed = true
+	req, h := w.req, w.header
+	if w.sent != nil {
+		h = w.sent
+	}
+	if w.body != nil {
+		w.settleBody()
+	}
+	if hasToken(h.Get("Connection"), "close") || req.Close || hasToken(req.Header.Get("Connection"), "close") || w.c.srv.closing.Load() {
+		w.closeAfter = true
+	}
+	h.Del("Transfer-Encoding")
+	if w.bodyAllowed() {
+		switch {
+		case w.length != -1:
+		case final && (req.Method != http.MethodHead || w.written > 0):
+			w.length = int64(len(w.held))
+			if req.Method == http.MethodHead {
+				w.length = w.written
+			}
+			h.Set("Content-Length", strconv.FormatInt(w.length, 10))
+		case req.Method == http.MethodHead:
+		case req.ProtoAtLeast(1, 1):
+			w.chunked = true
+		default:
+			w.closeAfter = true // HTTP/1.0: the body ends with the connection
+		}
+	} else if w.status != http.StatusNotModified {
+		h.Del("Content-Length")
+	}
+	keepAlive10 := false
+	if !req.ProtoAtLeast(1, 1) {
+		// an HTTP/1.0 client keeps the connection only when it asked and
+		// the answer's length is known
+		keepAlive10 = !w.closeAfter && w.length != -1 && hasToken(req.Header.Get("Connection"), "keep-alive")
+		w.closeAfter = !keepAlive10
+	}
+
+	bw := w.c.bw
+	if req.ProtoAtLeast(1, 1) || req.ProtoMajor > 1 {
+		bw.WriteString("HTTP/1.1 ")
+	} else {
+		bw.WriteString("HTTP/1.0 ")
+	}
+	var num [20]byte
+	bw.Write(strconv.AppendInt(num[:0], int64(w.status), 10))
+	bw.WriteByte(' ')
+	if text := http.StatusText(w.status); text != "" {
+		bw.WriteString(text)
+	} else {
+		bw.WriteString("status code ")
+		bw.Write(strconv.AppendInt(num[:0], int64(w.status), 10))
+	}
+	bw.WriteString("\r\n")
+	for k, vs := range h {
+		if k == "Connection" && (w.closeAfter || keepAlive10) {
+			continue // written below
+		}
+		if !validFieldName(k) {
+			continue
+		}
+		for _, v := range vs {
+			writeField(bw, k, v)
+		}
+	}
+	if _, ok := h["Date"]; !ok {
+		bw.WriteString("Date: ")
+		bw.WriteString(httpDate())
+		bw.WriteString("\r\n")
+	}
+	if w.chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	switch {
+	case w.closeAfter && req.ProtoAtLeast(1, 1):
+		bw.WriteString("Connection: close\r\n")
+	case keepAlive10:
+		bw.WriteString("Connection: keep-alive\r\n")
+	}
+	bw.WriteString("\r\n")
+	if len(w.held) > 0 {
+		held := w.held
+		w.held = held[:0]
+		w.writeBody(held)
+	}
+}
+
+// settleBody decides, before the head is written, what becomes of a
+// request body the handler did not read to its end: up to
+// maxPostHandlerReadBytes are read and dropped; a larger one, or one that
+// cannot be read, ends the connection after this answer (as net/http).
+func (w *response) settleBody() {
+	b := w.body
+	if b.sawEOF || w.closeAfter {
+		return
+	}
+	if b.err != nil || b.expect.Load() {
+		// a broken body, or a client still waiting for 100 Continue
+		w.closeAfter = true
+		return
+	}
+	n, err := io.CopyN(io.Discard, b.r, maxPostHandlerReadBytes+1)
+	switch {
+	case err == io.EOF:
+		b.sawEOF = true
+	case err == nil && n > maxPostHandlerReadBytes:
+		w.closeAfter, w.c.lingering = true, true
+	default:
+		w.closeAfter = true
+	}
+}
+
+// finish ends the answer after the handler returned; it reports whether
+// the connection can carry another request.
+func (w *response) finish() bool {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(true)
+	}
+	if w.chunked && w.werr == nil {
+		_, w.werr = w.c.bw.WriteString("0\r\n\r\n")
+	}
+	if w.werr == nil {
+		w.werr = w.c.bw.Flush()
+	}
+	if w.werr != nil {
+		return false
+	}
+	if w.length != -1 && w.written < w.length && w.bodyAllowed() && w.req.Method != http.MethodHead {
+		return false // the answer is shorter than it said: the client must see the end
+	}
+	if w.body != nil && !w.body.sawEOF && !w.closeAfter {
+		// read after the head was sent (the handler flushed early)
+		w.settleBody()
+	}
+	return !w.closeAfter
+}
+
+// Flush sends what the handler wrote so far.
+func (w *response) Flush() {
+	if w.c.hijacked() {
+		return
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(false)
+	}
+	if w.werr == nil {
+		w.werr = w.c.bw.Flush()
+	}
+}
+
+// FlushError is Flush with the error (http.ResponseController's).
+func (w *response) FlushError() error {
+	w.Flush()
+	return w.werr
+}
+
+// Hijack hands the connection to the handler: the server no longer reads,
+// writes or closes it. Its buffers hold what the client has sent so far.
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c := w.c
+	if c.hijacked() {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.committed {
+		if err := c.bw.Flush(); err != nil {
+			return nil, nil, err
+		}
+	}
+	c.state.Store(stateGone)
+	c.srv.forget(c)
+	return c.rwc, bufio.NewReadWriter(c.br, c.bw), nil
+}
+
+// requestBody is a request's body as the handler reads it. Close does not
+// read the rest (which could be endless); the server decides that
+// (settleBody).
+type requestBody struct {
+	r      io.ReadCloser // http.ReadRequest's body
+	w      *response
+	expect atomic.Bool // Expect: 100-continue, not answered yet
+	sawEOF bool
+	closed bool
+	err    error
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.expect.Load() {
+		b.sendContinue()
+	}
+	n, err := b.r.Read(p)
+	switch {
+	case err == io.EOF:
+		b.sawEOF = true
+	case err != nil:
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *requestBody) sendContinue() {
+	w := b.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !b.expect.Load() {
+		return
+	}
+	b.expect.Store(false)
+	bw := w.c.bw
+	bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	if err := bw.Flush(); err != nil {
+		w.werr = err
+	}
+}
+
+func (b *requestBody) Close() error {
+	b.closed = true
+	return nil
+}
+
+// writeField writes one header field line, with CR and LF in the value
+// turned into spaces and surrounding spaces trimmed (as http.Header.Write).
+func writeField(bw *bufio.Writer, k, v string) {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	v = strings.Trim(v, " \t")
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(v)
+	bw.WriteString("\r\n")
+}
+
+// validFieldName reports whether k is a token (RFC 9110 §5.1); a handler's
+// header with another name is dropped, as net/http's server does.
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if !tokenByte[k[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue reports whether v holds no control byte but HTAB
+// (RFC 9110 §5.5), as net/http's server checks.
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenByte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// httpDate is the Date field's value, formatted once a second.
+func httpDate() string {
+	now := time.Now()
+	sec := now.Unix()
+	if d := cachedDate.Load(); d != nil && d.sec == sec {
+		return d.text
+	}
+	d := &dateText{sec: sec, text: now.UTC().Format(http.TimeFormat)}
+	cachedDate.Store(d)
+	return d.text
+}
+
+type dateText struct {
+	sec  int64
+	text string
+}
+
+var cachedDate atomic.Pointer[dateText]
