@@ -25,6 +25,7 @@ import (
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/gateway"
+	"github.com/keyward/keyward/internal/h1"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/monitor"
@@ -437,23 +438,17 @@ func (n *Node) Serve(ctx context.Context, ls *Listeners) error {
 		scheme = "https"
 	}
 	type served struct {
-		srv  *http.Server
+		srv  server
 		ln   net.Listener
 		name string
 	}
-	all := []served{{n.httpServer(n.api, tlsConf), ls.API, "api"}}
+	all := []served{{stdServer{n.httpServer(n.api, tlsConf)}, ls.API, "api"}}
 	if ls.Gateway != nil && n.dataAPI != nil {
-		all = append(all, served{n.httpServer(n.dataAPI, tlsConf), ls.Gateway, "data plane"})
+		all = append(all, served{n.dataPlaneServer(tlsConf), ls.Gateway, "data plane"})
 	}
 	errc := make(chan error, len(all))
 	for _, s := range all {
-		go func() {
-			if tlsConf != nil {
-				errc <- s.srv.ServeTLS(s.ln, "", "")
-			} else {
-				errc <- s.srv.Serve(s.ln)
-			}
-		}()
+		go func() { errc <- s.srv.Serve(s.ln) }()
 		n.log.Info("listening", "addr", scheme+"://"+s.ln.Addr().String(), "serves", s.name)
 	}
 	var err error
@@ -475,6 +470,44 @@ func (n *Node) Serve(ctx context.Context, ls *Listeners) error {
 	}
 	n.log.Info("stopped")
 	return err
+}
+
+// server is net/http's server or h1's.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
+// stdServer is net/http's server, serving TLS when it has a TLS config.
+type stdServer struct{ *http.Server }
+
+func (s stdServer) Serve(ln net.Listener) error {
+	if s.TLSConfig != nil {
+		return s.Server.ServeTLS(ln, "", "")
+	}
+	return s.Server.Serve(ln)
+}
+
+// dataPlaneServer is the data-plane listener's server: h1 for HTTP/1.1,
+// which costs a third of net/http's server per request on the gateway's
+// hot path, with net/http's for clients that negotiate HTTP/2 over TLS.
+func (n *Node) dataPlaneServer(tlsConf *tls.Config) server {
+	std := n.httpServer(n.dataAPI, tlsConf)
+	s := &h1.Server{
+		Handler:           std.Handler,
+		ReadHeaderTimeout: std.ReadHeaderTimeout,
+		ReadTimeout:       std.ReadTimeout,
+		IdleTimeout:       std.IdleTimeout,
+		MaxHeaderBytes:    std.MaxHeaderBytes,
+		TLSConfig:         tlsConf,
+		Log:               n.log,
+	}
+	if tlsConf != nil {
+		std.TLSConfig = tlsConf.Clone()
+		std.TLSConfig.NextProtos = []string{"h2"}
+		s.H2 = std
+	}
+	return s
 }
 
 // httpServer is the HTTP server of one listener.
