@@ -2,7 +2,8 @@
 # bench/gateway/run.sh — issue 5's gateway figures in one run, on loopback:
 #
 #   (a) direct:  httpload -> upstream (the caller holds the upstream key)
-#   (b) gateway: httpload -> keyward server --dev -> upstream
+#   (b) gateway: httpload -> keyward server --dev -> upstream, on keyward's
+#                data-plane listener (--gateway-listen, served by internal/h1)
 #                (the caller holds a keyward token allowed to proxy one
 #                integration; keyward checks it, injects the key from its
 #                secret store, streams the answer back and appends a durable
@@ -18,6 +19,8 @@
 #                Go proxy: a bare listener, a goroutine and one keep-alive
 #                upstream connection per client connection, a minimal
 #                HTTP/1.1 parser that replaces the Authorization header
+#   (f) gateway-api: the same gateway through keyward's API listener, which
+#                net/http's server serves: the data-plane engine's effect
 # (d) and (e) are references, to tell how much of the gateway's cost is Go's
 # net/http and how much keyward's own work; they run with keyward's GOGC
 # (400), and their callers send the keyward token, which the upstream
@@ -48,6 +51,7 @@ CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-3}
 PORT_UP=${PORT_UP:-19480}
 PORT_KW=${PORT_KW:-19481}
+PORT_DP=${PORT_DP:-19485} # keyward's data-plane listener (--gateway-listen)
 PORT_NGINX=${PORT_NGINX:-19482}
 PORT_GOPROXY=${PORT_GOPROXY:-19483}
 PORT_RAW=${PORT_RAW:-19484}
@@ -87,9 +91,9 @@ if [ "${PROFILE:-}" = 1 ]; then
   # A dev node with net/http/pprof on the next port (bench/apikeys/profserver);
   # the first gateway round is profiled.
   go build -o "$work/profserver" ./bench/apikeys/profserver
-  "$work/profserver" -data "$work/data" -listen "127.0.0.1:$PORT_KW" -pprof "127.0.0.1:$((PORT_KW + 10))" >"$work/keyward.log" 2>&1 &
+  "$work/profserver" -data "$work/data" -listen "127.0.0.1:$PORT_KW" -gateway-listen "127.0.0.1:$PORT_DP" -pprof "127.0.0.1:$((PORT_KW + 10))" >"$work/keyward.log" 2>&1 &
 else
-  "$srv" server --dev --data "$work/data" --listen "127.0.0.1:$PORT_KW" --log-level error >"$work/keyward.log" 2>&1 &
+  "$srv" server --dev --data "$work/data" --listen "127.0.0.1:$PORT_KW" --gateway-listen "127.0.0.1:$PORT_DP" --log-level error >"$work/keyward.log" 2>&1 &
 fi
 kwpid=$!
 pids+=($kwpid)
@@ -160,7 +164,8 @@ load() { # label url auth conns dur pids
     echo "httpload $1 failed" >&2; tail -1 "$work/results.json" >&2; exit 1; }
 }
 direct="http://127.0.0.1:$PORT_UP/v1/ping"
-gateway="$KEYWARD_ADDR/v1/gateway/up/v1/ping"
+gateway="http://127.0.0.1:$PORT_DP/v1/gateway/up/v1/ping"
+gateway_api="$KEYWARD_ADDR/v1/gateway/up/v1/ping" # the same gateway on the API listener (net/http's server)
 nginx="http://127.0.0.1:$PORT_NGINX/v1/ping"
 goproxy="http://127.0.0.1:$PORT_GOPROXY/v1/ping"
 rawproxy="http://127.0.0.1:$PORT_RAW/v1/ping"
@@ -179,6 +184,7 @@ for r in $(seq "$ROUNDS"); do
     cp "$work/cpu.prof" "$out"; cp "$work/profserver" "$out.bin"
     echo "# CPU profile of the first gateway round: go tool pprof $out.bin $out"
   fi
+  load gateway-api "$gateway_api" "$tok" "$CONNS" "$DUR" "$kwpid"
   load nginx "$nginx" "$KEY" "$CONNS" "$DUR" "$ngpids"
   load goproxy "$goproxy" "$tok" "$CONNS" "$DUR" "$gppid"
   load rawproxy "$rawproxy" "$tok" "$CONNS" "$DUR" "$rppid"

@@ -24,6 +24,7 @@ import (
 func main() {
 	data := flag.String("data", "", "data directory")
 	listen := flag.String("listen", "127.0.0.1:18381", "API address")
+	gatewayListen := flag.String("gateway-listen", "", "data-plane address (optional)")
 	pprofAddr := flag.String("pprof", "127.0.0.1:18382", "pprof address (loopback)")
 	flag.Parse()
 	if *data == "" || !strings.HasPrefix(*pprofAddr, "127.") {
@@ -32,7 +33,7 @@ func main() {
 	}
 	server.TuneRuntime(os.Getenv) // as keyward server does
 	cfg := config.Defaults()
-	cfg.Dev, cfg.DataDir, cfg.Listen = true, *data, *listen
+	cfg.Dev, cfg.DataDir, cfg.Listen, cfg.GatewayListen = true, *data, *listen, *gatewayListen
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, os.Kill)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
