@@ -30,11 +30,13 @@
 //   - HTTP/1.x only. On TLS, a client that negotiates h2 (ALPN) is handed,
 //     after the handshake, to a net/http server with the same handler
 //     (Server.H2).
-//   - A request's context is cancelled when its handler returns or the
-//     connection ends, not when the client goes away while the handler runs
-//     (there is no background read). The gateway bounds every upstream
-//     call with the integration's timeout, and a write to a departed client
-//     fails.
+//   - A request's context is the connection's: it is cancelled when the
+//     connection ends, not when the handler returns (which costs a context
+//     and its cancellation per request), nor when the client goes away
+//     while the handler runs (there is no background read). The gateway
+//     bounds every upstream call with the integration's timeout, and a
+//     write to a departed client fails. A handler must not leave work
+//     behind that only its request's end would stop.
 //   - No Content-Type sniffing: an answer without Content-Type goes
 //     without one.
 //   - No h2c, no 1xx other than through Hijack, no trailers in answers.

@@ -305,7 +305,9 @@ func (c *conn) serve() {
 			return
 		}
 	}
-	c.ctx = context.WithValue(context.Background(), http.LocalAddrContextKey, c.rwc.LocalAddr())
+	var cancel context.CancelFunc
+	c.ctx, cancel = context.WithCancel(context.WithValue(context.Background(), http.LocalAddrContextKey, c.rwc.LocalAddr()))
+	defer cancel()
 	c.lr = io.LimitedReader{R: c.rwc, N: s.headReadLimit()}
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.lr)
@@ -521,10 +523,8 @@ func (c *conn) serveRequest(req *http.Request) bool {
 		c.bw.Flush()
 		return false
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	req = req.WithContext(ctx)
+	req = req.WithContext(c.ctx)
 	w.req = req
-	defer cancel()
 	if req.RequestURI == "*" && req.Method == http.MethodOptions {
 		optionsStar(w, req) // as net/http's server
 	} else {
