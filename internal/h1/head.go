@@ -54,6 +54,12 @@ func (c *conn) grow() {
 	c.bigHead = true
 }
 
+// headWhole reports whether b holds a whole request head.
+func headWhole(b []byte) bool {
+	_, ok := scanHead(b)
+	return ok
+}
+
 // scanHead reads a request head's Host lines in b, which starts with the
 // request line; ok is false when b does not hold the whole head. Lines end
 // as net/textproto ends them (LF, with an optional CR before it).

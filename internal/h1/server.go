@@ -376,10 +376,26 @@ func (c *conn) awaitRequest() bool {
 	if st := c.state.Load(); st == stateGone || st != stateActive && !c.state.CompareAndSwap(st, stateActive) {
 		return false // closed by Shutdown meanwhile
 	}
-	if d := s.ReadHeaderTimeout; d > 0 {
-		c.rwc.SetReadDeadline(time.Now().Add(d))
-	}
 	return true
+}
+
+// setReadDeadline bounds the reads to come by d from t (no bound when d is
+// 0). Reads that will not block need none, so a request whose head is
+// already buffered and that has no body changes no deadline: each change
+// costs a timer update in the runtime.
+func (c *conn) setReadDeadline(t time.Time, d time.Duration) {
+	if d > 0 {
+		c.rwc.SetReadDeadline(t.Add(d))
+	} else {
+		c.rwc.SetReadDeadline(time.Time{})
+	}
+}
+
+func (s *Server) headerTimeout() time.Duration {
+	if s.ReadHeaderTimeout > 0 {
+		return s.ReadHeaderTimeout
+	}
+	return s.ReadTimeout
 }
 
 // statusError is a refusal of a request's head with a status and a reason
@@ -402,6 +418,9 @@ func (c *conn) readRequest(lastPOST bool) (*http.Request, error) {
 	if lastPOST { // RFC 9112 §2.2's tolerance of a CRLF after a POST body, as net/http
 		peek, _ := c.br.Peek(4)
 		c.br.Discard(leadingCRLF(peek))
+	}
+	if buf, _ := c.br.Peek(c.br.Buffered()); !headWhole(buf) {
+		c.setReadDeadline(t0, s.headerTimeout())
 	}
 	hd, err := c.scanHead()
 	if err != nil {
@@ -433,10 +452,8 @@ func (c *conn) readRequest(lastPOST bool) (*http.Request, error) {
 	}
 	req.RemoteAddr = c.remote
 	req.TLS = c.tls
-	if d := s.ReadTimeout; d > 0 {
-		c.rwc.SetReadDeadline(t0.Add(d))
-	} else {
-		c.rwc.SetReadDeadline(time.Time{})
+	if req.Body != http.NoBody {
+		c.setReadDeadline(t0, s.ReadTimeout)
 	}
 	return req, nil
 }
