@@ -306,6 +306,9 @@ type reqState struct {
 	// rate is the strictest rate limit that applied to the request so far
 	// (zero Limit: none); the response carries it in RateLimit-* headers.
 	rate ratelimit.Decision
+	// rec and idHeader live here to save the request two allocations.
+	rec      statusRecorder
+	idHeader [1]string
 }
 
 func state(ctx context.Context) *reqState {
@@ -330,7 +333,7 @@ func SourceAddr(ctx context.Context) netip.Addr { return state(ctx).src }
 func AddAuditDetail(ctx context.Context, key, value string) {
 	s := state(ctx)
 	if s.detail == nil {
-		s.detail = map[string]string{}
+		s.detail = make(map[string]string, 8) // a gateway call's six, in one allocation
 	}
 	s.detail[key] = value
 }
@@ -402,7 +405,8 @@ func outcome(status int) string {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := &reqState{api: a, id: newRequestID(), start: time.Now(), src: a.clientAddr(r), ua: r.UserAgent()}
 	h := w.Header()
-	h["X-Request-Id"] = []string{s.id}
+	s.idHeader[0] = s.id
+	h["X-Request-Id"] = s.idHeader[:]
 	h["X-Content-Type-Options"] = hdrNosniff
 	ctx := context.WithValue(r.Context(), keyRequest, s)
 	r = r.WithContext(ctx)
@@ -417,7 +421,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.rawBody = r.Body
 	r.Body = http.MaxBytesReader(w, r.Body, a.deps.MaxBodyBytes)
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &s.rec
+	rec.ResponseWriter = w
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
