@@ -39,6 +39,7 @@
 #   ROUNDS=5 DUR=5s bash bench/gateway/run.sh
 #   ONLY1=1 bash bench/gateway/run.sh          # only the 1-connection runs
 #   PROFILE=1 bash bench/gateway/run.sh        # CPU profile of keyward in round 1
+#   STORAGE=postgres://... bash bench/gateway/run.sh  # keyward on PostgreSQL (an empty database)
 #
 # nginx is installed with apt-get when missing (it needs root then). It runs
 # in the foreground from a temporary prefix with its own config; nothing
@@ -93,7 +94,7 @@ if [ "${PROFILE:-}" = 1 ]; then
   go build -o "$work/profserver" ./bench/apikeys/profserver
   "$work/profserver" -data "$work/data" -listen "127.0.0.1:$PORT_KW" -gateway-listen "127.0.0.1:$PORT_DP" -pprof "127.0.0.1:$((PORT_KW + 10))" >"$work/keyward.log" 2>&1 &
 else
-  "$srv" server --dev --data "$work/data" --listen "127.0.0.1:$PORT_KW" --gateway-listen "127.0.0.1:$PORT_DP" --log-level error >"$work/keyward.log" 2>&1 &
+  "$srv" server --dev --data "$work/data" --listen "127.0.0.1:$PORT_KW" --gateway-listen "127.0.0.1:$PORT_DP" ${STORAGE:+--storage "$STORAGE"} --log-level error >"$work/keyward.log" 2>&1 &
 fi
 kwpid=$!
 pids+=($kwpid)
