@@ -290,8 +290,10 @@ func (w *response) finish() bool {
 	if w.werr != nil {
 		return false
 	}
-	if w.length != -1 && w.written < w.length && w.bodyAllowed() && w.req.Method != http.MethodHead {
-		return false // the answer is shorter than it said: the client must see the end
+	if w.length != -1 && w.written != w.length && w.bodyAllowed() && w.req.Method != http.MethodHead {
+		// shorter than it said, or a write past it was refused (written
+		// counts it, as net/http's): the client must see the end
+		return false
 	}
 	if w.body != nil && !w.body.sawEOF && !w.closeAfter {
 		// read after the head was sent (the handler flushed early)

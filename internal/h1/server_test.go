@@ -246,6 +246,24 @@ func TestAnswerFraming(t *testing.T) {
 			t.Fatalf("body of %d bytes, Content-Length %d Transfer-Encoding %q", len(body), resp.ContentLength, resp.TransferEncoding)
 		}
 	})
+	t.Run("more than Content-Length", func(t *testing.T) {
+		c := dial(t, addr)
+		c.send("GET /over HTTP/1.1\r\nHost: a\r\n\r\nGET /small HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := writeErr.next(t); err != http.ErrContentLength {
+			t.Fatalf("the write past Content-Length returned %v", err)
+		}
+		// what was written in bounds went out; the client must see the
+		// answer end short rather than take the next one as its rest
+		body, err := io.ReadAll(resp.Body)
+		if string(body) != "hel" || err != io.ErrUnexpectedEOF {
+			t.Fatalf("body %q, err %v; want %q cut short", body, err, "hel")
+		}
+		c.closed()
+	})
 	t.Run("less than Content-Length", func(t *testing.T) {
 		c := dial(t, addr)
 		c.send("GET /under HTTP/1.1\r\nHost: a\r\n\r\nGET /small HTTP/1.1\r\nHost: a\r\n\r\n")
