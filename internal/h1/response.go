@@ -158,7 +158,11 @@ func (w *response) commit(final bool) {
 	if w.body != nil && w.body.expect.Load() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		w.body.expect.Store(false) // no 100 Continue after the answer's head
+		// no 100 Continue after the answer's head; the client has not
+		// sent the body and may never: end the connection, do not read it
+		if w.body.expect.Swap(false) {
+			w.closeAfter = true
+		}
 	}
 	w.committed = true
 	req, h := w.req, w.header

@@ -495,6 +495,17 @@ func TestExpectContinue(t *testing.T) {
 			t.Fatalf("the next answer: %q", body)
 		}
 	})
+	t.Run("not read", func(t *testing.T) {
+		c := dial(t, addr)
+		// the body is never sent: the client waits for 100 Continue or
+		// the answer
+		c.send("POST /ignore HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+		resp, body := c.answer("POST")
+		if resp.StatusCode != 200 || body != "not read" || !resp.Close {
+			t.Fatalf("%d %q close=%v; want the handler's answer and the end of the connection", resp.StatusCode, body, resp.Close)
+		}
+		c.closed()
+	})
 	t.Run("HTTP/1.0", func(t *testing.T) {
 		c := dial(t, addr)
 		c.send("POST /read HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello")
