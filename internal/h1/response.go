@@ -342,6 +342,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	c.state.Store(stateGone)
 	c.srv.forget(c)
+	c.rwc.SetDeadline(time.Time{}) // the request's are not the new owner's (as net/http)
 	return c.rwc, bufio.NewReadWriter(c.br, c.bw), nil
 }
 

@@ -572,7 +572,7 @@ func TestHijack(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	proceed := make(chan struct{})
-	s := &Server{}
+	s := &Server{ReadHeaderTimeout: 100 * time.Millisecond, ReadTimeout: 100 * time.Millisecond}
 	s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		conn, brw, err := rc.Hijack()
@@ -588,7 +588,7 @@ func TestHijack(t *testing.T) {
 		res.extra = string(extra)
 		got <- res
 		<-proceed
-		// the session outlives the handler
+		// the session outlives the handler and the server's timeouts
 		go func() {
 			defer close(res.sessionEnded)
 			defer conn.Close()
@@ -633,6 +633,7 @@ func TestHijack(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("answer %v, %v", resp, err)
 	}
+	time.Sleep(3 * s.ReadTimeout) // past the request's read deadline
 	c.send("ping\n")
 	line, err := c.br.ReadString('\n')
 	if line != "echo ping\n" {
