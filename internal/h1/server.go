@@ -147,7 +147,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // newConn registers a connection; nil once the server is closing.
 func (s *Server) newConn(rw net.Conn, tlsConf *tls.Config) *conn {
-	c := &conn{srv: s, rwc: rw}
+	c := &conn{srv: s, rwc: rw, created: time.Now()} // before closeIdle can read it
 	if tlsConf != nil {
 		c.rwc = tls.Server(rw, tlsConf)
 	}
@@ -270,7 +270,6 @@ var (
 
 func (c *conn) serve() {
 	s := c.srv
-	c.created = time.Now()
 	defer func() {
 		if err := recover(); err != nil && err != http.ErrAbortHandler {
 			s.logger().Error("h1: handler panic", "remote", c.remote, "panic", fmt.Sprint(err))

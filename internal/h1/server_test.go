@@ -1004,6 +1004,18 @@ func TestTLS(t *testing.T) {
 			t.Fatalf("Serve: %v", err)
 		}
 	})
+	t.Run("handshake pending at Shutdown", func(t *testing.T) {
+		s := &Server{Handler: protoHandler, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+		addr, _ := serveTest(t, s)
+		c := dial(t, addr) // TCP only: the server waits for a ClientHello
+		time.Sleep(20 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != context.DeadlineExceeded {
+			t.Fatalf("Shutdown = %v", err)
+		}
+		c.closed()
+	})
 }
 
 // A request's context is its connection's (doc.go): live while the
