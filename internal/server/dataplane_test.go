@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"net/http"
 	"strings"
 	"testing"
@@ -117,4 +118,34 @@ func TestDataPlaneListenerAddressInUse(t *testing.T) {
 	if _, err := node.Listen(); err == nil || !strings.Contains(err.Error(), "--gateway-listen") || !strings.Contains(err.Error(), cfg2.GatewayListen) {
 		t.Fatalf("Listen = %v, want an error naming --gateway-listen and the address", err)
 	}
+}
+
+// Over TLS the data-plane listener serves HTTP/1.1 clients itself (h1) and
+// hands those that negotiate h2 to net/http's server; both stop with the
+// node.
+func TestDataPlaneListenerTLS(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Dev = true
+	cfg.GatewayListen = "127.0.0.1:0"
+	certFile, keyFile, pool := writeSelfSigned(t, t.TempDir())
+	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
+	r := start(t, cfg, nil)
+	url := strings.Replace(r.gwURL, "http://", "https://", 1) + "/v1/sys/health"
+	for _, h2 := range []bool{false, true} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: h2}
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(url)
+		if err != nil {
+			t.Fatalf("h2=%v: %v", h2, err)
+		}
+		resp.Body.Close()
+		want := 1
+		if h2 {
+			want = 2
+		}
+		if resp.StatusCode != 200 || resp.ProtoMajor != want || resp.TLS == nil {
+			t.Errorf("health with h2=%v: %d over %s", h2, resp.StatusCode, resp.Proto)
+		}
+		tr.CloseIdleConnections()
+	}
+	r.stop(t)
 }

@@ -499,7 +499,7 @@ func (n *Node) dataPlaneServer(tlsConf *tls.Config) server {
 		ReadTimeout:       std.ReadTimeout,
 		IdleTimeout:       std.IdleTimeout,
 		MaxHeaderBytes:    std.MaxHeaderBytes,
-		TLSConfig:         tlsConf,
+		TLSConfig:         tlsConf.Clone(), // the API's server configures its own for h2 while h1 reads this
 		Log:               n.log,
 	}
 	if tlsConf != nil {
