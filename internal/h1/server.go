@@ -21,9 +21,9 @@ import (
 // net/http.Server's of the same names; set them before Serve.
 type Server struct {
 	Handler           http.Handler
-	ReadHeaderTimeout time.Duration // from a request's first byte to the end of its head
+	ReadHeaderTimeout time.Duration // from a request's first byte to the end of its head; 0: ReadTimeout
 	ReadTimeout       time.Duration // from a request's first byte to the end of its body
-	IdleTimeout       time.Duration // between requests on a connection
+	IdleTimeout       time.Duration // between requests on a connection; 0: ReadTimeout
 	MaxHeaderBytes    int           // a request's line and headers; 0: 1 MB as net/http
 	// TLSConfig, when set, makes every connection a TLS server connection.
 	TLSConfig *tls.Config
@@ -285,7 +285,7 @@ func (c *conn) serve() {
 		c.remote = ra.String()
 	}
 	if tc, ok := c.rwc.(*tls.Conn); ok {
-		if d := s.ReadHeaderTimeout; d > 0 {
+		if d := s.headerTimeout(); d > 0 {
 			tc.SetDeadline(time.Now().Add(d))
 		}
 		if err := tc.Handshake(); err != nil {
@@ -361,7 +361,7 @@ func (c *conn) awaitRequest() bool {
 		if s.closing.Load() {
 			return false
 		}
-		if d := s.IdleTimeout; d > 0 {
+		if d := s.idleTimeout(); d > 0 {
 			c.rwc.SetReadDeadline(time.Now().Add(d))
 		} else {
 			c.rwc.SetReadDeadline(time.Time{})
@@ -393,6 +393,14 @@ func (c *conn) setReadDeadline(t time.Time, d time.Duration) {
 func (s *Server) headerTimeout() time.Duration {
 	if s.ReadHeaderTimeout > 0 {
 		return s.ReadHeaderTimeout
+	}
+	return s.ReadTimeout
+}
+
+// idleTimeout is ReadTimeout when unset, as headerTimeout and net/http's.
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout > 0 {
+		return s.IdleTimeout
 	}
 	return s.ReadTimeout
 }

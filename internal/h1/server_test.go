@@ -1089,3 +1089,45 @@ func TestRequestContext(t *testing.T) {
 		waitFor(t, check(t, tc, string(body), true), "the request's context to end with its connection")
 	})
 }
+
+// ReadTimeout alone bounds a TLS handshake, a request's head, its body and
+// an idle connection, as in net/http's server.
+func TestReadTimeout(t *testing.T) {
+	readErr := make(errs, 1)
+	addr, _ := serveTest(t, &Server{ReadTimeout: 150 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			_, err := io.ReadAll(r.Body)
+			readErr <- err
+		}
+		io.WriteString(w, "answer")
+	})})
+	t.Run("head", func(t *testing.T) {
+		c := dial(t, addr)
+		c.send("GET / HTTP/1.1\r\nHost: a\r\n")
+		c.closed()
+	})
+	t.Run("body", func(t *testing.T) {
+		c := dial(t, addr)
+		c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhalf")
+		resp, body := c.answer("POST")
+		var ne net.Error
+		if err := readErr.next(t); !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("reading a body that stops: %v", err)
+		}
+		if body != "answer" || !resp.Close {
+			t.Fatalf("%q close=%v", body, resp.Close)
+		}
+		c.closed()
+	})
+	t.Run("idle", func(t *testing.T) {
+		c := dial(t, addr)
+		c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		c.answer("GET")
+		c.closed()
+	})
+	t.Run("TLS handshake", func(t *testing.T) {
+		cert, _ := newCert(t)
+		addr, _ := serveTest(t, &Server{ReadTimeout: 150 * time.Millisecond, Handler: http.NotFoundHandler(), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}})
+		dial(t, addr).closed() // no ClientHello
+	})
+}
