@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -148,4 +149,30 @@ func TestDataPlaneListenerTLS(t *testing.T) {
 		tr.CloseIdleConnections()
 	}
 	r.stop(t)
+}
+
+// A WebSocket session through the data-plane listener: h1 hands the
+// connection to the gateway, frames pass both ways, and the node stops
+// without waiting for the session, which ends with it.
+func TestDataPlaneWebSocket(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Dev = true
+	cfg.GatewayListen = "127.0.0.1:0"
+	cfg.ShutdownTimeout = 20 * time.Second
+	r, root := wsRealtimeOn(t, time.Second, cfg)
+	conn, br, _ := wsOpen(t, r.gwURL, root)
+	io.WriteString(conn, "ping")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	stopping := time.Now()
+	r.stop(t)
+	if d := time.Since(stopping); d > cfg.ShutdownTimeout/2 {
+		t.Errorf("the node took %s to stop with a session open", d)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the session goes on after the node stopped")
+	}
 }

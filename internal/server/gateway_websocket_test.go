@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/internal/gateway"
 	"github.com/keyward/keyward/internal/token"
 )
@@ -152,6 +153,14 @@ func TestGatewayWebSocketCheckSpendsNoUse(t *testing.T) {
 // every (restored after the node stops).
 func wsRealtime(t *testing.T, every time.Duration) (r *running, root string) {
 	t.Helper()
+	cfg := testConfig(t.TempDir())
+	cfg.Dev = true
+	return wsRealtimeOn(t, every, cfg)
+}
+
+// wsRealtimeOn is wsRealtime with a node of cfg (a dev node).
+func wsRealtimeOn(t *testing.T, every time.Duration, cfg config.Config) (r *running, root string) {
+	t.Helper()
 	t.Cleanup(func(d time.Duration) func() { return func() { gateway.SessionCheckEvery = d } }(gateway.SessionCheckEvery))
 	gateway.SessionCheckEvery = every
 	const key = "ws-upstream-key-0b7e" // keyward:allow (test fixture)
@@ -170,7 +179,8 @@ func wsRealtime(t *testing.T, every time.Duration) (r *running, root string) {
 		io.Copy(conn, brw) // echo
 	}))
 	t.Cleanup(up.Close)
-	r, root = devNode(t)
+	r = start(t, cfg, nil)
+	root = r.node.DevRootToken()
 	u := r.url
 	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "ai"}, nil)
 	if c := call(t, "PUT", u+"/v1/projects/ai/envs/prod/secrets/key", root, map[string]string{"value": key}, nil); c != 200 {
