@@ -572,6 +572,8 @@ func TestHijack(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	proceed := make(chan struct{})
+	letProceed := sync.OnceFunc(func() { close(proceed) })
+	defer letProceed()
 	s := &Server{ReadHeaderTimeout: 100 * time.Millisecond, ReadTimeout: 100 * time.Millisecond}
 	s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
@@ -628,7 +630,7 @@ func TestHijack(t *testing.T) {
 	if err := <-served; err != ErrServerClosed {
 		t.Fatalf("Serve returned %v", err)
 	}
-	close(proceed)
+	letProceed()
 	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("answer %v, %v", resp, err)
@@ -829,11 +831,13 @@ func TestHandlerPanic(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
-	inHandler, release := make(chan struct{}), make(chan struct{})
+	inHandler, released := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(released) })
+	defer release()
 	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			close(inHandler)
-			<-release
+			<-released
 		}
 		io.WriteString(w, "done "+r.URL.Path)
 	})}
@@ -865,7 +869,7 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("Shutdown returned %v with a request in flight", err)
 	default:
 	}
-	close(release)
+	release()
 	resp, body := busy.answer("GET")
 	if body != "done /slow" || !resp.Close {
 		t.Fatalf("the request in flight: %q close=%v", body, resp.Close)
