@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -32,6 +33,7 @@ type response struct {
 	written     int64 // body bytes the handler wrote
 	held        []byte
 	werr        error // the first write error: the client is gone
+	done        atomic.Bool // the handler returned: it may write nothing more
 
 	mu sync.Mutex // c.bw, between an Expect: 100-continue reply and the head
 }
@@ -41,13 +43,13 @@ type response struct {
 const bufferBeforeCommit = 2048
 
 var (
-	responsePool = sync.Pool{New: func() any { return new(response) }}
-	heldPool     = sync.Pool{New: func() any { b := make([]byte, 0, bufferBeforeCommit); return &b }}
+	heldPool = sync.Pool{New: func() any { b := make([]byte, 0, bufferBeforeCommit); return &b }}
 )
 
 func newResponse(c *conn, req *http.Request) *response {
-	w := responsePool.Get().(*response)
-	*w = response{c: c, req: req, header: make(http.Header), length: -1}
+	// not pooled: a handler's goroutine that writes after the handler
+	// returned must find this one finished, not another request's
+	w := &response{c: c, req: req, header: make(http.Header), length: -1}
 	if req.Body != http.NoBody && req.Body != nil {
 		w.body = &requestBody{r: req.Body, w: w}
 		req.Body = w.body
@@ -56,13 +58,16 @@ func newResponse(c *conn, req *http.Request) *response {
 }
 
 func (w *response) free() {
+	w.done.Store(true) // also after a panic, when finish did not run
 	if w.held != nil {
 		h := w.held[:0]
+		w.held = nil
 		heldPool.Put(&h)
 	}
-	*w = response{}
-	responsePool.Put(w)
 }
+
+// errFinished: the handler wrote after it returned.
+var errFinished = errors.New("h1: write after the handler returned")
 
 func (w *response) Header() http.Header {
 	if w.wroteHeader && !w.committed && w.sent == nil {
@@ -73,9 +78,13 @@ func (w *response) Header() http.Header {
 }
 
 func (w *response) WriteHeader(code int) {
-	if w.c.hijacked() || w.wroteHeader {
+	if w.done.Load() || w.c.hijacked() || w.wroteHeader {
 		return
 	}
+	w.writeHeader(code)
+}
+
+func (w *response) writeHeader(code int) {
 	if code < 100 || code > 999 {
 		panic("h1: invalid WriteHeader code " + strconv.Itoa(code))
 	}
@@ -100,6 +109,9 @@ func (w *response) bodyAllowed() bool {
 }
 
 func (w *response) Write(p []byte) (int, error) {
+	if w.done.Load() {
+		return 0, errFinished
+	}
 	if w.c.hijacked() {
 		return 0, http.ErrHijacked
 	}
@@ -279,8 +291,9 @@ func (w *response) settleBody() {
 // finish ends the answer after the handler returned; it reports whether
 // the connection can carry another request.
 func (w *response) finish() bool {
+	w.done.Store(true)
 	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
+		w.writeHeader(http.StatusOK)
 	}
 	if !w.committed {
 		w.commit(true)
@@ -308,7 +321,7 @@ func (w *response) finish() bool {
 
 // Flush sends what the handler wrote so far.
 func (w *response) Flush() {
-	if w.c.hijacked() {
+	if w.done.Load() || w.c.hijacked() {
 		return
 	}
 	if !w.wroteHeader {
@@ -324,6 +337,9 @@ func (w *response) Flush() {
 
 // FlushError is Flush with the error (http.ResponseController's).
 func (w *response) FlushError() error {
+	if w.done.Load() {
+		return errFinished
+	}
 	w.Flush()
 	return w.werr
 }
@@ -332,6 +348,9 @@ func (w *response) FlushError() error {
 // writes or closes it. Its buffers hold what the client has sent so far.
 func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c := w.c
+	if w.done.Load() {
+		return nil, nil, errFinished
+	}
 	if c.hijacked() {
 		return nil, nil, http.ErrHijacked
 	}

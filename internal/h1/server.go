@@ -356,7 +356,14 @@ func (c *conn) hijacked() bool { return c.state.Load() == stateGone }
 // then gives the rest of its head ReadHeaderTimeout.
 func (c *conn) awaitRequest() bool {
 	s := c.srv
-	if st := c.state.Load(); st != stateNew && c.br.Buffered() < 4 {
+	if st := c.state.Load(); st == stateNew && c.br.Buffered() == 0 {
+		// a new connection stays new, which Shutdown closes after 5 s,
+		// until its first byte comes
+		c.setReadDeadline(time.Now(), s.headerTimeout())
+		if _, err := c.br.Peek(1); err != nil {
+			return false
+		}
+	} else if st != stateNew && c.br.Buffered() < 4 {
 		c.state.Store(stateIdle)
 		if s.closing.Load() {
 			return false

@@ -1135,3 +1135,74 @@ func TestReadTimeout(t *testing.T) {
 		dial(t, addr).closed() // no ClientHello
 	})
 }
+
+// A handler's goroutine that writes after the handler returned gets an
+// error, and the connection's next answer is untouched.
+func TestWriteAfterHandler(t *testing.T) {
+	late := make(chan http.ResponseWriter, 1)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/first" {
+			late <- w
+		}
+		io.WriteString(w, "answer to "+r.URL.Path)
+	})}
+	addr, _ := serveTest(t, s)
+	c := dial(t, addr)
+	c.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, body := c.answer("GET"); body != "answer to /first" {
+		t.Fatalf("first answer %q", body)
+	}
+	w := <-late
+	if _, err := w.Write([]byte("HTTP/1.1 200 OK\r\nX-Injected: 1\r\n\r\n")); !errors.Is(err, errFinished) {
+		t.Errorf("Write after the handler returned = %v, want errFinished", err)
+	}
+	w.WriteHeader(http.StatusTeapot)
+	w.(http.Flusher).Flush()
+	if _, _, err := w.(http.Hijacker).Hijack(); !errors.Is(err, errFinished) {
+		t.Errorf("Hijack after the handler returned = %v", err)
+	}
+	c.send("GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, body := c.answer("GET")
+	if resp.StatusCode != 200 || body != "answer to /second" || resp.Header.Get("X-Injected") != "" {
+		t.Fatalf("second answer %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+}
+
+// A connection that has not sent a byte stays new, so Shutdown closes it
+// after the grace net/http gives such connections instead of waiting for
+// its head's timeout.
+func TestNewConnectionStaysNew(t *testing.T) {
+	s := &Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Minute}
+	addr, _ := serveTest(t, s)
+	dial(t, addr) // sends nothing
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		n, states := len(s.conns), []int32{}
+		for c := range s.conns {
+			states = append(states, c.state.Load())
+		}
+		s.mu.Unlock()
+		if n == 1 {
+			if states[0] != stateNew {
+				t.Fatalf("a silent connection is in state %d, want new (%d)", states[0], stateNew)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connection was not registered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// made older than the grace, it is closed by Shutdown's first sweep
+	s.mu.Lock()
+	for c := range s.conns {
+		c.created = time.Now().Add(-time.Minute)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown = %v, want nil (the silent connection closed)", err)
+	}
+}
