@@ -62,7 +62,17 @@ type Config struct {
 	// DPoPNonce makes every DPoP proof carry a current server-provided
 	// nonce (RFC 9449 §8), so a proof cannot be made in advance.
 	DPoPNonce bool `toml:"dpop_nonce"`
+	// HTTPServer is what serves HTTP/1.1 on both listeners: keyward's own
+	// server (HTTPServerKeyward, the default; internal/h1) or Go's
+	// (HTTPServerNetHTTP), kept as a way back.
+	HTTPServer string `toml:"http_server"`
 }
+
+// The HTTP servers a node can serve its listeners with.
+const (
+	HTTPServerKeyward = "keyward"
+	HTTPServerNetHTTP = "net/http"
+)
 
 // Defaults returns the built-in configuration.
 func Defaults() Config {
@@ -73,6 +83,7 @@ func Defaults() Config {
 		LogLevel:        "info",
 		ShutdownTimeout: 30 * time.Second,
 		MaxBodyBytes:    1 << 20,
+		HTTPServer:      HTTPServerKeyward,
 	}
 }
 
@@ -125,13 +136,14 @@ func settings() []setting {
 			return nil
 		}},
 		boolean("log-json", "KEYWARD_LOG_JSON", "write JSON log lines", func(c *Config) *bool { return &c.LogJSON }),
+		{flag: "http-server", env: "KEYWARD_HTTP_SERVER", usage: `what serves HTTP/1.1: "keyward" (its own lean server) or "net/http" (Go's)`, apply: str(func(c *Config) *string { return &c.HTTPServer })},
 	}
 }
 
 // RegisterFlags adds the server flags to fs, with defaults shown in help.
 func RegisterFlags(fs *pflag.FlagSet) {
 	d := Defaults()
-	defaults := map[string]string{"listen": d.Listen, "data": d.DataDir, "storage": d.Storage, "log-level": d.LogLevel, "audit-retention": "0s"}
+	defaults := map[string]string{"listen": d.Listen, "data": d.DataDir, "storage": d.Storage, "log-level": d.LogLevel, "audit-retention": "0s", "http-server": d.HTTPServer}
 	for _, s := range settings() {
 		usage := s.usage + " [$" + s.env + "]"
 		if s.isBool {
@@ -221,6 +233,11 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("config: log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.HTTPServer {
+	case HTTPServerKeyward, HTTPServerNetHTTP:
+	default:
+		return fmt.Errorf("config: http-server %q: want %q or %q", c.HTTPServer, HTTPServerKeyward, HTTPServerNetHTTP)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("config: shutdown_timeout must be positive")

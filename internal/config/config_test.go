@@ -64,6 +64,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--storage", "mysql://x"}, nil, "storage"},
 		{[]string{"--tls-cert", "a.pem"}, nil, "tls-key"},
 		{[]string{"--log-level", "loud"}, nil, "log-level"},
+		{[]string{"--http-server", "nginx"}, nil, "http-server"},
+		{nil, map[string]string{"KEYWARD_HTTP_SERVER": "net/http2"}, "http-server"},
 		{nil, map[string]string{"KEYWARD_DEV": "maybe"}, "KEYWARD_DEV"},
 		{[]string{"--config", bad}, nil, "line 2"},
 		{[]string{"--config", unknown}, nil, "unknown setting lisen"},

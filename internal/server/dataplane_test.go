@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/internal/dpop"
+	"github.com/keyward/keyward/internal/h1"
 )
 
 // The data-plane listener serves the gateway, token exchange, key
@@ -174,5 +176,31 @@ func TestDataPlaneWebSocket(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := br.ReadByte(); err == nil {
 		t.Error("the session goes on after the node stopped")
+	}
+}
+
+// Both listeners are served by keyward's own HTTP/1.1 server unless
+// http_server = "net/http", and either way they answer.
+func TestHTTPServerSetting(t *testing.T) {
+	for _, tc := range []struct {
+		server string
+		h1     bool
+	}{{config.HTTPServerKeyward, true}, {config.HTTPServerNetHTTP, false}} {
+		t.Run(tc.server, func(t *testing.T) {
+			cfg := testConfig(t.TempDir())
+			cfg.Dev = true
+			cfg.GatewayListen = "127.0.0.1:0"
+			cfg.HTTPServer = tc.server
+			r := start(t, cfg, nil)
+			_, isH1 := r.node.listenerServer(http.NotFoundHandler(), nil).(*h1.Server)
+			if isH1 != tc.h1 {
+				t.Errorf("listenerServer is h1: %v, want %v", isH1, tc.h1)
+			}
+			for _, u := range []string{r.url, r.gwURL} {
+				if c := call(t, "GET", u+"/v1/sys/health", "", nil, nil); c != http.StatusOK {
+					t.Errorf("%s: health = %d", u, c)
+				}
+			}
+		})
 	}
 }
