@@ -108,8 +108,11 @@ func asciiLowerEqual(b []byte, lower string) bool {
 	return true
 }
 
-// checkHost makes net/http's server's checks of the Host field, and RFC
-// 9112 §3.2's that it leaves out: one Host line, not continued.
+// checkHost makes net/http's server's checks of the Host field (RFC 9112
+// §3.2): present in HTTP/1.1, valid. http.ReadRequest itself refuses two
+// Host lines; the case is kept so the check does not depend on that. A
+// continued (obs-fold) Host line is refused: only its first line's value
+// was checked, and net/http's server refuses the folded values it sees.
 func (h head) checkHost(req *http.Request) error {
 	h2Upgrade := req.Method == "PRI" && len(req.Header) == 0 && req.URL.Path == "*" && req.Proto == "HTTP/2.0"
 	switch {
