@@ -186,7 +186,7 @@ func writeReport(w io.Writer, sums []summary) {
 			continue
 		}
 		var parts []string
-		for _, ref := range []string{"gateway-api", "goproxy", "rawproxy"} {
+		for _, ref := range []string{"gateway-nethttp", "goproxy", "rawproxy"} {
 			if k := ref + " c=" + c; runs[k] != nil {
 				parts = append(parts, fmt.Sprintf("%s throughput = %.0f%% of nginx's", ref, 100*med(k, rps)/med(n, rps)))
 			}

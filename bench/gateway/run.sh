@@ -3,7 +3,8 @@
 #
 #   (a) direct:  httpload -> upstream (the caller holds the upstream key)
 #   (b) gateway: httpload -> keyward server --dev -> upstream, on keyward's
-#                data-plane listener (--gateway-listen, served by internal/h1)
+#                data-plane listener (--gateway-listen; keyward's own HTTP/1.1
+#                server, internal/h1)
 #                (the caller holds a keyward token allowed to proxy one
 #                integration; keyward checks it, injects the key from its
 #                secret store, streams the answer back and appends a durable
@@ -19,8 +20,8 @@
 #                Go proxy: a bare listener, a goroutine and one keep-alive
 #                upstream connection per client connection, a minimal
 #                HTTP/1.1 parser that replaces the Authorization header
-#   (f) gateway-api: the same gateway through keyward's API listener, which
-#                net/http's server serves: the data-plane engine's effect
+#   (f) gateway-nethttp: the same gateway in a second keyward started with
+#                --http-server net/http (Go's server): the engine's effect
 # (d) and (e) are references, to tell how much of the gateway's cost is Go's
 # net/http and how much keyward's own work; they run with keyward's GOGC
 # (400), and their callers send the keyward token, which the upstream
@@ -53,6 +54,7 @@ ROUNDS=${ROUNDS:-3}
 PORT_UP=${PORT_UP:-19480}
 PORT_KW=${PORT_KW:-19481}
 PORT_DP=${PORT_DP:-19485} # keyward's data-plane listener (--gateway-listen)
+PORT_STD=${PORT_STD:-19486} # a second keyward on net/http's server
 PORT_NGINX=${PORT_NGINX:-19482}
 PORT_GOPROXY=${PORT_GOPROXY:-19483}
 PORT_RAW=${PORT_RAW:-19484}
@@ -87,7 +89,26 @@ pids+=($uppid)
 wait_http "http://127.0.0.1:$PORT_UP/healthz"
 
 # keyward: dev server, the key in the secret store, an integration, and a
-# token that may only proxy it.
+# token that may only proxy it. setup_keyward ADDR prints the token.
+cat >"$work/policy.yaml" <<'YAML'
+name: bench-app
+rules:
+  - resources: ["integrations/up"]
+    allow: [proxy]
+YAML
+setup_keyward() {
+  local addr=$1 data=$2
+  for _ in $(seq 50); do [ -s "$data/root-token" ] && break; sleep 0.1; done
+  KEYWARD_ADDR=$addr KEYWARD_TOKEN=$(cat "$data/root-token") bash -c '
+    set -e
+    "$0" project create bench >/dev/null
+    printf %s "$1" | "$0" secret set bench/prod/upstream-key >/dev/null
+    "$0" integration create up --upstream "$2" --secret bench/prod/upstream-key \
+      --inject "header:Authorization=Bearer {{secret}}" --allow-private >/dev/null
+    "$0" policy apply -f "$3" >/dev/null
+    "$0" token create --policy bench-app --ttl 1h -o json' "$kw" "$KEY" "http://127.0.0.1:$PORT_UP" "$work/policy.yaml" |
+    sed -n 's/.*"token": *"\([^"]*\)".*/\1/p'
+}
 if [ "${PROFILE:-}" = 1 ]; then
   # A dev node with net/http/pprof on the next port (bench/apikeys/profserver);
   # the first gateway round is profiled.
@@ -98,22 +119,17 @@ else
 fi
 kwpid=$!
 pids+=($kwpid)
-export KEYWARD_ADDR="http://127.0.0.1:$PORT_KW"
-wait_http "$KEYWARD_ADDR/v1/sys/health"
-for _ in $(seq 50); do [ -s "$work/data/root-token" ] && break; sleep 0.1; done
-export KEYWARD_TOKEN; KEYWARD_TOKEN=$(cat "$work/data/root-token")
-"$kw" project create bench >/dev/null
-printf %s "$KEY" | "$kw" secret set bench/prod/upstream-key >/dev/null
-"$kw" integration create up --upstream "http://127.0.0.1:$PORT_UP" --secret bench/prod/upstream-key \
-  --inject 'header:Authorization=Bearer {{secret}}' --allow-private >/dev/null
-cat >"$work/policy.yaml" <<'YAML'
-name: bench-app
-rules:
-  - resources: ["integrations/up"]
-    allow: [proxy]
-YAML
-"$kw" policy apply -f "$work/policy.yaml" >/dev/null
-tok=$("$kw" token create --policy bench-app --ttl 1h -o json | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
+wait_http "http://127.0.0.1:$PORT_KW/v1/sys/health"
+tok=$(setup_keyward "http://127.0.0.1:$PORT_KW" "$work/data")
+[ -n "$tok" ] || { echo "keyward setup failed" >&2; exit 1; }
+# The same gateway on Go's net/http server (--http-server net/http), in a
+# second node with its own data directory, for the engine's effect.
+"$srv" server --dev --data "$work/data-std" --listen "127.0.0.1:$PORT_STD" --http-server net/http --log-level error >"$work/keyward-std.log" 2>&1 &
+stdpid=$!
+pids+=($stdpid)
+wait_http "http://127.0.0.1:$PORT_STD/v1/sys/health"
+tokstd=$(setup_keyward "http://127.0.0.1:$PORT_STD" "$work/data-std")
+[ -n "$tokstd" ] || { echo "keyward (net/http) setup failed" >&2; exit 1; }
 
 # nginx: foreground, temporary prefix, keep-alive to the upstream.
 mkdir -p "$work/nginx/logs"
@@ -166,7 +182,7 @@ load() { # label url auth conns dur pids
 }
 direct="http://127.0.0.1:$PORT_UP/v1/ping"
 gateway="http://127.0.0.1:$PORT_DP/v1/gateway/up/v1/ping"
-gateway_api="$KEYWARD_ADDR/v1/gateway/up/v1/ping" # the same gateway on the API listener (net/http's server)
+gateway_std="http://127.0.0.1:$PORT_STD/v1/gateway/up/v1/ping" # the same gateway on net/http's server
 nginx="http://127.0.0.1:$PORT_NGINX/v1/ping"
 goproxy="http://127.0.0.1:$PORT_GOPROXY/v1/ping"
 rawproxy="http://127.0.0.1:$PORT_RAW/v1/ping"
@@ -185,7 +201,7 @@ for r in $(seq "$ROUNDS"); do
     cp "$work/cpu.prof" "$out"; cp "$work/profserver" "$out.bin"
     echo "# CPU profile of the first gateway round: go tool pprof $out.bin $out"
   fi
-  load gateway-api "$gateway_api" "$tok" "$CONNS" "$DUR" "$kwpid"
+  load gateway-nethttp "$gateway_std" "$tokstd" "$CONNS" "$DUR" "$stdpid"
   load nginx "$nginx" "$KEY" "$CONNS" "$DUR" "$ngpids"
   load goproxy "$goproxy" "$tok" "$CONNS" "$DUR" "$gppid"
   load rawproxy "$rawproxy" "$tok" "$CONNS" "$DUR" "$rppid"
