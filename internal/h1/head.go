@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"time"
 )
 
 // head is what the server checks of a request's Host field lines, which
@@ -23,7 +24,8 @@ type head struct {
 // timed out or reached the limit) it returns a zero head and no error:
 // http.ReadRequest then reports what went wrong, as it would without this
 // scan.
-func (c *conn) scanHead() (head, error) {
+func (c *conn) scanHead(t0 time.Time) (head, error) {
+	waiting := false
 	for {
 		n := c.br.Buffered()
 		buf, _ := c.br.Peek(n)
@@ -36,6 +38,12 @@ func (c *conn) scanHead() (head, error) {
 			}
 			c.grow()
 			continue
+		}
+		if !waiting {
+			// the head's reads from now on can block: bound them (a head
+			// already buffered changes no deadline)
+			c.setReadDeadline(t0, c.srv.headerTimeout())
+			waiting = true
 		}
 		if _, err := c.br.Peek(n + 1); err != nil {
 			return head{}, nil
@@ -52,12 +60,6 @@ func (c *conn) grow() {
 	readerPool.Put(c.br)
 	c.br = bufio.NewReaderSize(rest, int(c.srv.headReadLimit()))
 	c.bigHead = true
-}
-
-// headWhole reports whether b holds a whole request head.
-func headWhole(b []byte) bool {
-	_, ok := scanHead(b)
-	return ok
 }
 
 // scanHead reads a request head's Host lines in b, which starts with the

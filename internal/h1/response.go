@@ -32,7 +32,7 @@ type response struct {
 	length      int64 // the answer's Content-Length; -1 unknown
 	written     int64 // body bytes the handler wrote
 	held        []byte
-	werr        error // the first write error: the client is gone
+	werr        error       // the first write error: the client is gone
 	done        atomic.Bool // the handler returned: it may write nothing more
 
 	mu sync.Mutex // c.bw, between an Expect: 100-continue reply and the head

@@ -274,10 +274,11 @@ func (c *conn) serve() {
 		if err := recover(); err != nil && err != http.ErrAbortHandler {
 			s.logger().Error("h1: handler panic", "remote", c.remote, "panic", fmt.Sprint(err))
 		}
-		if c.state.Load() != stateGone {
-			c.rwc.Close()
-			c.state.Store(stateGone)
+		if c.hijacked() { // the handler's, or H2's, now
+			return
 		}
+		c.state.Store(stateGone)
+		c.rwc.Close()
 		s.forget(c)
 		c.release()
 	}()
@@ -336,10 +337,10 @@ func (c *conn) serve() {
 	}
 }
 
-// release returns the buffers to their pools; a hijacked connection's
-// belong to its new owner.
+// release returns the buffers to their pools (not a hijacked
+// connection's: they are its new owner's).
 func (c *conn) release() {
-	if c.br != nil && !c.hijacked() {
+	if c.br != nil {
 		c.br.Reset(nil)
 		if !c.bigHead {
 			readerPool.Put(c.br)
@@ -433,10 +434,7 @@ func (c *conn) readRequest(lastPOST bool) (*http.Request, error) {
 		peek, _ := c.br.Peek(4)
 		c.br.Discard(leadingCRLF(peek))
 	}
-	if buf, _ := c.br.Peek(c.br.Buffered()); !headWhole(buf) {
-		c.setReadDeadline(t0, s.headerTimeout())
-	}
-	hd, err := c.scanHead()
+	hd, err := c.scanHead(t0)
 	if err != nil {
 		return nil, err
 	}
