@@ -34,6 +34,8 @@ type response struct {
 	held        []byte
 	werr        error       // the first write error: the client is gone
 	done        atomic.Bool // the handler returned: it may write nothing more
+	// what the request asked of the connection, read before the handler
+	wantsClose, wantsKeepAlive10 bool
 
 	mu sync.Mutex // c.bw, between an Expect: 100-continue reply and the head
 }
@@ -49,7 +51,11 @@ var (
 func newResponse(c *conn, req *http.Request) *response {
 	// not pooled: a handler's goroutine that writes after the handler
 	// returned must find this one finished, not another request's
-	w := &response{c: c, req: req, header: make(http.Header), length: -1}
+	w := &response{c: c, req: req, header: make(http.Header), length: -1,
+		// read before the handler, which may change the request's header
+		wantsClose:       req.Close || hasToken(req.Header.Get("Connection"), "close"),
+		wantsKeepAlive10: req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(req.Header.Get("Connection"), "keep-alive"),
+	}
 	if req.Body != http.NoBody && req.Body != nil {
 		w.body = &requestBody{r: req.Body, w: w}
 		req.Body = w.body
@@ -184,7 +190,7 @@ func (w *response) commit(final bool) {
 	if w.body != nil {
 		w.settleBody()
 	}
-	if hasToken(h.Get("Connection"), "close") || req.Close || hasToken(req.Header.Get("Connection"), "close") || w.c.srv.closing.Load() {
+	if w.wantsClose || hasToken(h.Get("Connection"), "close") || w.c.srv.closing.Load() {
 		w.closeAfter = true
 	}
 	h.Del("Transfer-Encoding")
@@ -210,7 +216,7 @@ func (w *response) commit(final bool) {
 	if !req.ProtoAtLeast(1, 1) {
 		// an HTTP/1.0 client keeps the connection only when it asked and
 		// the answer's length is known
-		keepAlive10 = !w.closeAfter && w.length != -1 && hasToken(req.Header.Get("Connection"), "keep-alive")
+		keepAlive10 = !w.closeAfter && w.length != -1 && w.wantsKeepAlive10
 		w.closeAfter = !keepAlive10
 	}
 

@@ -1206,3 +1206,29 @@ func TestNewConnectionStaysNew(t *testing.T) {
 		t.Fatalf("Shutdown = %v, want nil (the silent connection closed)", err)
 	}
 }
+
+// What the request asked of the connection is read before the handler: a
+// handler that deletes the request's Connection header (as a proxy drops
+// hop-by-hop fields) changes nothing.
+func TestConnectionReadBeforeHandler(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del("Connection")
+		io.WriteString(w, "ok")
+	})}
+	addr, _ := serveTest(t, s)
+
+	c := dial(t, addr)
+	c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	for i := 0; i < 2; i++ {
+		if resp, body := c.answer("GET"); body != "ok" || resp.Header.Get("Connection") != "keep-alive" {
+			t.Fatalf("HTTP/1.0 answer %d: %q, Connection %q", i, body, resp.Header.Get("Connection"))
+		}
+	}
+
+	c = dial(t, addr)
+	c.send("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if resp, _ := c.answer("GET"); !resp.Close { // (http.ReadResponse moves "Connection: close" there)
+		t.Fatal("the answer does not say Connection: close")
+	}
+	c.closed()
+}
