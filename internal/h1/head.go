@@ -140,7 +140,12 @@ func validHost(h []byte) bool {
 	return true
 }
 
-var hostByte = func() (t [256]bool) {
+// hostByte: the bytes of RFC 3986's host and port, as net/http's server
+// takes them.
+var hostByte = alnumAnd("!$%&'()*+,-.:;=[]_~")
+
+// alnumAnd is the table of ASCII letters and digits and the bytes of extra.
+func alnumAnd(extra string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -148,8 +153,8 @@ var hostByte = func() (t [256]bool) {
 		t[c] = true
 		t[c-'a'+'A'] = true
 	}
-	for _, c := range "!$%&'()*+,-.:;=[]_~" {
+	for _, c := range extra {
 		t[c] = true
 	}
 	return t
-}()
+}

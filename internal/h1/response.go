@@ -458,19 +458,8 @@ func validFieldValue(v string) bool {
 	return true
 }
 
-var tokenByte = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
+// tokenByte: the bytes of a token (RFC 9110 §5.6.2).
+var tokenByte = alnumAnd("!#$%&'*+-.^_`|~")
 
 // httpDate is the Date field's value, formatted once a second.
 func httpDate() string {
