@@ -449,7 +449,7 @@ func (n *Node) Serve(ctx context.Context, ls *Listeners) error {
 	errc := make(chan error, len(all))
 	for _, s := range all {
 		go func() { errc <- s.srv.Serve(s.ln) }()
-		n.log.Info("listening", "addr", scheme+"://"+s.ln.Addr().String(), "serves", s.name)
+		n.log.Info("listening", "addr", scheme+"://"+s.ln.Addr().String(), "serves", s.name, "http_server", n.cfg.HTTPServer)
 	}
 	var err error
 	select {
