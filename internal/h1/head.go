@@ -14,7 +14,9 @@ import (
 type head struct {
 	hosts     int  // Host field lines
 	hostValid bool // the first one's value has only bytes a host may have
-	folded    bool // a Host line is continued on the next (obs-fold)
+	// hostText: the first one's value, as far as read, is not empty (a
+	// continuation line, obs-fold, then adds a space to it)
+	hostText bool
 }
 
 // scanHead waits until the request's head (up to its empty line) is in
@@ -83,13 +85,21 @@ func scanHead(b []byte) (h head, ok bool) {
 		case len(line) == 0:
 			return h, true
 		case line[0] == ' ' || line[0] == '\t':
-			h.folded = h.folded || afterHost
+			if afterHost && h.hosts == 1 {
+				// net/textproto joins the lines with a space and trims
+				// the value's front: only a value empty so far stays
+				// without one
+				v := bytes.Trim(line, " \t")
+				h.hostValid = !h.hostText && validHost(v)
+				h.hostText = h.hostText || len(v) > 0
+			}
 		default:
 			afterHost = len(line) >= 5 && asciiLowerEqual(line[:5], "host:")
 			if afterHost {
 				h.hosts++
 				if h.hosts == 1 {
-					h.hostValid = validHost(bytes.Trim(line[5:], " \t"))
+					v := bytes.Trim(line[5:], " \t")
+					h.hostValid, h.hostText = validHost(v), len(v) > 0
 				}
 			}
 		}
@@ -113,8 +123,7 @@ func asciiLowerEqual(b []byte, lower string) bool {
 // checkHost makes net/http's server's checks of the Host field (RFC 9112
 // §3.2): present in HTTP/1.1, valid. http.ReadRequest itself refuses two
 // Host lines; the case is kept so the check does not depend on that. A
-// continued (obs-fold) Host line is refused: only its first line's value
-// was checked, and net/http's server refuses the folded values it sees.
+// continued (obs-fold) Host line is checked as net/textproto joins it.
 func (h head) checkHost(req *http.Request) error {
 	h2Upgrade := req.Method == "PRI" && len(req.Header) == 0 && req.URL.Path == "*" && req.Proto == "HTTP/2.0"
 	switch {
@@ -122,7 +131,7 @@ func (h head) checkHost(req *http.Request) error {
 		return statusError{http.StatusBadRequest, "missing required Host header"}
 	case h.hosts > 1:
 		return statusError{http.StatusBadRequest, "too many Host headers"}
-	case h.hosts == 1 && (!h.hostValid || h.folded):
+	case h.hosts == 1 && !h.hostValid:
 		return statusError{http.StatusBadRequest, "malformed Host header"}
 	}
 	return nil
