@@ -187,11 +187,13 @@ func (w *response) commit(final bool) {
 	if w.sent != nil {
 		h = w.sent
 	}
+	// before settleBody, which reads no body of a connection that ends
+	if w.wantsClose || hasToken(h.Get("Connection"), "close") || w.c.srv.closing.Load() ||
+		!req.ProtoAtLeast(1, 1) && !w.wantsKeepAlive10 {
+		w.closeAfter = true
+	}
 	if w.body != nil {
 		w.settleBody()
-	}
-	if w.wantsClose || hasToken(h.Get("Connection"), "close") || w.c.srv.closing.Load() {
-		w.closeAfter = true
 	}
 	h.Del("Transfer-Encoding")
 	if w.bodyAllowed() {

@@ -1232,3 +1232,29 @@ func TestConnectionReadBeforeHandler(t *testing.T) {
 	}
 	c.closed()
 }
+
+// A request whose connection ends after its answer (Connection: close,
+// HTTP/1.0) is answered without reading its unread body first, as by
+// net/http's server: the answer does not wait for a body the client may
+// not send.
+func TestUnreadBodyOfLastRequest(t *testing.T) {
+	addr, _ := serveTest(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/close" {
+			w.Header().Set("Connection", "close")
+		}
+		http.Error(w, "refused", http.StatusUnauthorized)
+	})})
+	for _, req := range []string{
+		"POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 10\r\n\r\n01234",
+		"POST / HTTP/1.0\r\nContent-Length: 10\r\n\r\n01234",
+		"POST /close HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01234",
+	} {
+		c := dial(t, addr)
+		c.c.SetDeadline(time.Now().Add(2 * time.Second))
+		c.send(req)
+		if resp, _ := c.answer("POST"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%q: status %d", req, resp.StatusCode)
+		}
+		c.closed()
+	}
+}
