@@ -65,6 +65,13 @@ func newResponse(c *conn, req *http.Request) *response {
 
 func (w *response) free() {
 	w.done.Store(true) // also after a panic, when finish did not run
+	if b := w.body; b != nil {
+		// a read left behind must not reach the connection's buffers,
+		// which go back to their pools (or to the next request)
+		b.mu.Lock()
+		b.closed.Store(true)
+		b.mu.Unlock()
+	}
 	if w.held != nil {
 		h := w.held[:0]
 		w.held = nil
@@ -375,18 +382,21 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // requestBody is a request's body as the handler reads it. Close does not
 // read the rest (which could be endless); the server decides that
-// (settleBody).
+// (settleBody). Once the handler returned it is closed (free).
 type requestBody struct {
 	r      io.ReadCloser // http.ReadRequest's body
 	w      *response
 	expect atomic.Bool // Expect: 100-continue, not answered yet
+	mu     sync.Mutex  // a Read, against free
 	sawEOF bool
-	closed bool
+	closed atomic.Bool
 	err    error
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
-	if b.closed {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
 		return 0, http.ErrBodyReadAfterClose
 	}
 	if b.expect.Load() {
@@ -418,7 +428,7 @@ func (b *requestBody) sendContinue() {
 }
 
 func (b *requestBody) Close() error {
-	b.closed = true
+	b.closed.Store(true)
 	return nil
 }
 

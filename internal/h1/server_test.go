@@ -1233,6 +1233,48 @@ func TestConnectionReadBeforeHandler(t *testing.T) {
 	c.closed()
 }
 
+// A request body read after its handler returned (by a goroutine the
+// handler left behind, as an HTTP client's transport may) reads nothing:
+// the connection's buffers went back to their pools and may be another
+// connection's by then.
+func TestBodyReadAfterHandler(t *testing.T) {
+	bodies := make(chan io.Reader, 1)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bodies <- r.Body
+		io.WriteString(w, "answer to "+r.URL.Path)
+	})}
+	addr, _ := serveTest(t, s)
+	c := dial(t, addr)
+	c.send("POST /first HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 10\r\n\r\n01234")
+	c.answer("POST")
+	c.closed()
+	body := <-bodies
+
+	// another connection, whose head may now be in the first's buffer
+	other := dial(t, addr)
+	other.send("GET /other HTTP/1.1\r\nHost: a\r\nX-Private: ")
+	time.Sleep(50 * time.Millisecond)
+
+	var n int
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v", p)
+			}
+		}()
+		n, err = body.Read(make([]byte, 64))
+	}()
+	if n != 0 || err != http.ErrBodyReadAfterClose {
+		t.Fatalf("Read after the handler returned = %d, %v; want 0, ErrBodyReadAfterClose", n, err)
+	}
+	other.send("x\r\n\r\n")
+	if _, b := other.answer("GET"); b != "answer to /other" {
+		t.Fatalf("the other connection's answer: %q", b)
+	}
+	<-bodies
+}
+
 // A request whose connection ends after its answer (Connection: close,
 // HTTP/1.0) is answered without reading its unread body first, as by
 // net/http's server: the answer does not wait for a body the client may
