@@ -35,7 +35,7 @@ func (c *conn) scanHead(t0 time.Time) (head, error) {
 			return h, nil
 		}
 		if n == c.br.Size() {
-			if c.bigHead {
+			if int64(n) >= c.srv.headReadLimit() {
 				return head{}, errHeadTooLarge
 			}
 			c.grow()
@@ -53,14 +53,19 @@ func (c *conn) scanHead(t0 time.Time) (head, error) {
 	}
 }
 
-// grow moves the connection to a read buffer of the head limit, keeping
-// what is buffered.
+// grow moves the connection to a read buffer twice as large, up to the
+// head limit, keeping what is buffered (the full buffer holds all that
+// its reader gave, so the rest comes from c.lr). Growing by steps keeps
+// what a connection holds near what its client sent.
 func (c *conn) grow() {
 	buf, _ := c.br.Peek(c.br.Buffered())
 	rest := io.MultiReader(bytes.NewReader(bytes.Clone(buf)), &c.lr)
-	c.br.Reset(nil)
-	readerPool.Put(c.br)
-	c.br = bufio.NewReaderSize(rest, int(c.srv.headReadLimit()))
+	size := min(2*int64(c.br.Size()), c.srv.headReadLimit())
+	if !c.bigHead {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+	}
+	c.br = bufio.NewReaderSize(rest, int(size))
 	c.bigHead = true
 }
 

@@ -256,7 +256,7 @@ type conn struct {
 	lr      io.LimitedReader // rwc; limited while a request's head is read
 	br      *bufio.Reader
 	bw      *bufio.Writer
-	bigHead bool // br is MaxHeaderBytes large (a head did not fit readBufferSize)
+	bigHead bool // br is larger than readBufferSize (a head did not fit it)
 	// lingering: the connection ends with a request body unread, so it is
 	// half-closed first, for the client to read the answer before a reset
 	lingering bool

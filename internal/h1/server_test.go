@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -1298,5 +1299,34 @@ func TestUnreadBodyOfLastRequest(t *testing.T) {
 			t.Fatalf("%q: status %d", req, resp.StatusCode)
 		}
 		c.closed()
+	}
+}
+
+// A head a little over the read buffer costs the connection a buffer
+// near its size, not one of MaxHeaderBytes: else a few kilobytes sent on
+// each of many connections would hold a megabyte on each.
+func TestHeadBufferGrowsWithHead(t *testing.T) {
+	s := &Server{Handler: http.NotFoundHandler(), MaxHeaderBytes: 1 << 20, ReadHeaderTimeout: time.Minute}
+	addr, _ := serveTest(t, s)
+	const conns = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range conns {
+		c := dial(t, addr)
+		c.send("GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("b", readBufferSize+100)) // no end
+	}
+	// wait until every connection has read what it was sent
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runtime.ReadMemStats(&after)
+		if after.TotalAlloc-before.TotalAlloc > conns*readBufferSize || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	runtime.ReadMemStats(&after)
+	if perConn := (after.TotalAlloc - before.TotalAlloc) / conns; perConn > 64<<10 {
+		t.Fatalf("a %d-byte head took %d bytes per connection", readBufferSize+100, perConn)
 	}
 }
