@@ -28,9 +28,10 @@ type response struct {
 	wroteHeader bool // WriteHeader was called (or implied by Write)
 	committed   bool // the head is in c.bw
 	chunked     bool
-	closeAfter  bool  // the connection ends after this answer
-	length      int64 // the answer's Content-Length; -1 unknown
-	written     int64 // body bytes the handler wrote
+	closeAfter  bool   // the connection ends after this answer
+	length      int64  // the answer's Content-Length; -1 unknown
+	lengthText  string // length as the handler's header had it at WriteHeader
+	written     int64  // body bytes the handler wrote
 	held        []byte
 	werr        error       // the first write error: the client is gone
 	done        atomic.Bool // the handler returned: it may write nothing more
@@ -108,7 +109,7 @@ func (w *response) writeHeader(code int) {
 	w.status = code
 	if cl := w.header.Get("Content-Length"); cl != "" {
 		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
-			w.length = n
+			w.length, w.lengthText = n, cl
 		} else {
 			w.c.srv.logger().Warn("h1: handler set an invalid Content-Length; dropped", "value", cl)
 			w.header.Del("Content-Length")
@@ -206,6 +207,11 @@ func (w *response) commit(final bool) {
 	if w.bodyAllowed() {
 		switch {
 		case w.length != -1:
+			// the handler's map may have changed since WriteHeader: the
+			// head says what frames the body
+			if vs := h["Content-Length"]; len(vs) != 1 || vs[0] != w.lengthText {
+				h.Set("Content-Length", strconv.FormatInt(w.length, 10))
+			}
 		case final && (req.Method != http.MethodHead || w.written > 0):
 			w.length = int64(len(w.held))
 			if req.Method == http.MethodHead {
@@ -213,10 +219,13 @@ func (w *response) commit(final bool) {
 			}
 			h.Set("Content-Length", strconv.FormatInt(w.length, 10))
 		case req.Method == http.MethodHead:
+			h.Del("Content-Length")
 		case req.ProtoAtLeast(1, 1):
 			w.chunked = true
+			h.Del("Content-Length")
 		default:
 			w.closeAfter = true // HTTP/1.0: the body ends with the connection
+			h.Del("Content-Length")
 		}
 	} else if w.status != http.StatusNotModified {
 		h.Del("Content-Length")

@@ -1330,3 +1330,48 @@ func TestHeadBufferGrowsWithHead(t *testing.T) {
 		t.Fatalf("a %d-byte head took %d bytes per connection", readBufferSize+100, perConn)
 	}
 }
+
+// The answer's head frames its body as the body is sent, whatever the
+// handler does to its header map after WriteHeader (net/http's server
+// copies the header at WriteHeader; h1 copies it only when the handler
+// calls Header again).
+func TestContentLengthAfterWriteHeader(t *testing.T) {
+	big := strings.Repeat("x", 5000)
+	addr, _ := serveTest(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		switch r.URL.Path {
+		case "/changed":
+			h.Set("Content-Length", "10")
+			w.WriteHeader(200)
+			h.Set("Content-Length", "5")
+			io.WriteString(w, "0123456789")
+		case "/added":
+			w.WriteHeader(200)
+			h.Set("Content-Length", "3")
+			io.WriteString(w, big)
+		case "/two":
+			h["Content-Length"] = []string{"4", "40"}
+			io.WriteString(w, "abcd")
+		default:
+			io.WriteString(w, "answer to "+r.URL.Path)
+		}
+	})})
+	for path, want := range map[string]string{"/changed": "0123456789", "/added": big, "/two": "abcd"} {
+		c := dial(t, addr)
+		c.send("GET " + path + " HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if cl := resp.Header.Values("Content-Length"); len(cl) > 1 || len(cl) == 1 && len(resp.TransferEncoding) > 0 {
+			t.Errorf("%s: Content-Length %q with Transfer-Encoding %q", path, cl, resp.TransferEncoding)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != want {
+			t.Errorf("%s: body of %d bytes, want %d", path, len(body), len(want))
+		}
+		if _, b := c.answer("GET"); b != "answer to /next" {
+			t.Errorf("%s: the next answer %q", path, b)
+		}
+	}
+}
