@@ -66,9 +66,11 @@ func newResponse(c *conn, req *http.Request) *response {
 
 func (w *response) free() {
 	w.done.Store(true) // also after a panic, when finish did not run
-	if b := w.body; b != nil {
+	if b := w.body; b != nil && !w.c.hijacked() {
 		// a read left behind must not reach the connection's buffers,
-		// which go back to their pools (or to the next request)
+		// which go back to their pools (or to the next request); a
+		// hijacked connection's are its owner's, and a read of it may
+		// block for good
 		b.mu.Lock()
 		b.closed.Store(true)
 		b.mu.Unlock()
