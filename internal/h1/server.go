@@ -25,6 +25,12 @@ type Server struct {
 	ReadTimeout       time.Duration // from a request's first byte to the end of its body
 	IdleTimeout       time.Duration // between requests on a connection; 0: ReadTimeout
 	MaxHeaderBytes    int           // a request's line and headers; 0: 1 MB as net/http
+	// WriteStallTimeout ends a connection whose client stops reading: a
+	// write to it that cannot go on for this long fails (between half of
+	// it and all of it). Unlike net/http's WriteTimeout it does not bound
+	// a whole answer, so a long stream that the client reads goes on.
+	// 0: no bound.
+	WriteStallTimeout time.Duration
 	// TLSConfig, when set, makes every connection a TLS server connection.
 	TLSConfig *tls.Config
 	// H2, when set with TLSConfig, is offered HTTP/2 (ALPN "h2"): a
@@ -256,7 +262,8 @@ type conn struct {
 	lr      io.LimitedReader // rwc; limited while a request's head is read
 	br      *bufio.Reader
 	bw      *bufio.Writer
-	bigHead bool // br is larger than readBufferSize (a head did not fit it)
+	bigHead bool       // br is larger than readBufferSize (a head did not fit it)
+	cw      connWriter // what bw writes to
 	// lingering: the connection ends with a request body unread, so it is
 	// half-closed first, for the client to read the answer before a reset
 	lingering bool
@@ -312,7 +319,8 @@ func (c *conn) serve() {
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.lr)
 	c.bw = writerPool.Get().(*bufio.Writer)
-	c.bw.Reset(c.rwc)
+	c.cw = connWriter{c: c}
+	c.bw.Reset(&c.cw)
 
 	var lastPOST bool
 	for {
@@ -625,4 +633,23 @@ func optionsStar(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 {
 		io.Copy(io.Discard, io.LimitReader(r.Body, 4<<10))
 	}
+}
+
+// connWriter writes to the connection under WriteStallTimeout. Changing a
+// deadline costs a runtime timer update, so it is moved only when less
+// than half of it is left.
+type connWriter struct {
+	c        *conn
+	deadline time.Time
+}
+
+func (w *connWriter) Write(p []byte) (int, error) {
+	c := w.c
+	if d := c.srv.WriteStallTimeout; d > 0 && !c.hijacked() {
+		if now := time.Now(); w.deadline.Sub(now) < d/2 {
+			w.deadline = now.Add(d)
+			c.rwc.SetWriteDeadline(w.deadline)
+		}
+	}
+	return c.rwc.Write(p)
 }

@@ -1375,3 +1375,41 @@ func TestContentLengthAfterWriteHeader(t *testing.T) {
 		}
 	}
 }
+
+// A client that stops reading its answer is cut off after
+// WriteStallTimeout, while a long answer that the client reads goes on.
+func TestWriteStallTimeout(t *testing.T) {
+	werr := make(errs, 1)
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	s := &Server{WriteStallTimeout: 200 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow-but-read" {
+			for range 6 { // 600 ms in all, longer than the bound
+				w.Write([]byte("tick\n"))
+				w.(http.Flusher).Flush()
+				time.Sleep(100 * time.Millisecond)
+			}
+			return
+		}
+		for range 1024 { // 64 MB: more than the sockets hold
+			if _, err := w.Write(chunk); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- nil
+	})}
+	addr, _ := serveTest(t, s)
+
+	c := dial(t, addr)
+	c.send("GET /slow-but-read HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, body := c.answer("GET"); body != strings.Repeat("tick\n", 6) {
+		t.Fatalf("a slow answer that is read: %q", body)
+	}
+
+	stalled := dial(t, addr) // sends a request and never reads
+	stalled.send("GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+	var ne net.Error
+	if err := werr.next(t); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("the handler's write to a client that stopped reading = %v, want a timeout", err)
+	}
+}

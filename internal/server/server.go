@@ -503,6 +503,10 @@ func (n *Node) listenerServer(h http.Handler, tlsConf *tls.Config) server {
 		ReadTimeout:       std.ReadTimeout,
 		IdleTimeout:       std.IdleTimeout,
 		MaxHeaderBytes:    std.MaxHeaderBytes,
+		// a client that stops reading its answer for this long is cut off
+		// (net/http's server has no such bound short of a whole-answer
+		// WriteTimeout, which would end long streams)
+		WriteStallTimeout: time.Minute,
 		TLSConfig:         tlsConf.Clone(), // the API's server configures its own for h2 while h1 reads this
 		Log:               n.log,
 	}
