@@ -2,7 +2,7 @@ package h1
 
 import (
 	"bufio"
-
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -32,6 +33,37 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("Content-Length", fmt.Sprint(b.Len()))
 	io.WriteString(w, b.String())
+})
+
+// modal is echo in one of several handler shapes, picked by the last byte
+// of the request's path, so the fuzzer also explores how the servers frame
+// answers and settle bodies the handler did not read.
+var modal = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		// the harness reads answers without knowing their requests, and
+		// an answer to HEAD has no body whatever its length says
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	mode := 0
+	if p := r.URL.Path; p != "" {
+		mode = int(p[len(p)-1]) % 5
+	}
+	switch mode {
+	case 1: // the body unread, a small answer without a length
+		io.WriteString(w, "unread")
+	case 2: // part of the body read
+		b := make([]byte, 3)
+		n, _ := io.ReadFull(r.Body, b)
+		fmt.Fprintf(w, "read %q", b[:n])
+	case 3: // a long answer without a length (chunked), the body unread
+		io.WriteString(w, strings.Repeat("z", 3000))
+	case 4: // the handler ends the connection
+		w.Header().Set("Connection", "close")
+		echo(w, r)
+	default:
+		echo(w, r)
+	}
 })
 
 // pair is net/http's server and h1's serving the same handler, with the
@@ -60,13 +92,18 @@ func newPair(t testing.TB, h http.Handler) pair {
 
 // answer is one response as a client parses it.
 type answer struct {
-	Status int
-	Body   string
+	Status  int
+	Body    string
+	Close   bool // the answer ends the connection
+	Chunked bool
 }
 
 // exchange sends raw on a new connection, half-closes it and parses every
-// answer until the server closes.
-func exchange(t testing.TB, addr string, raw []byte) []answer {
+// answer until the server closes. cut reports that the connection was
+// reset: a server that closes with request bytes unread makes the kernel
+// reset it, which can destroy answers already sent, so what follows the
+// answers read is unknown.
+func exchange(t testing.TB, addr string, raw []byte) (out []answer, cut bool) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -79,24 +116,35 @@ func exchange(t testing.TB, addr string, raw []byte) []answer {
 		c.(*net.TCPConn).CloseWrite()
 	}()
 	br := bufio.NewReader(c)
-	var out []answer
 	for {
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
-			return out
+			// a reset, or an answer's head cut short, which neither server
+			// writes but a reset can leave
+			return out, errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
 		}
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		out = append(out, answer{resp.StatusCode, string(body)})
-		if err != nil {
-			return out
+		if errors.Is(err, syscall.ECONNRESET) {
+			return out, true
 		}
+		a := answer{resp.StatusCode, string(body), resp.Close, len(resp.TransferEncoding) > 0}
+		if err != nil { // shorter than its framing said: compared as such
+			a.Body += fmt.Sprintf(" [cut short: %v]", err)
+			return append(out, a), false
+		}
+		out = append(out, a)
 	}
 }
 
-// compare reports how h1's answers differ from net/http's.
-func compare(std, ours []answer) string {
-	for i := range max(len(std), len(ours)) {
+// compare reports how h1's answers differ from net/http's. When either
+// connection was reset, only the answers both read are compared.
+func compare(std, ours []answer, cut bool) string {
+	n := max(len(std), len(ours))
+	if cut {
+		n = min(len(std), len(ours))
+	}
+	for i := range n {
 		var s, o answer
 		if i < len(std) {
 			s = std[i]
@@ -105,10 +153,17 @@ func compare(std, ours []answer) string {
 			o = ours[i]
 		}
 		if s != o {
-			return fmt.Sprintf("answer %d: net/http %d %q, h1 %d %q", i, s.Status, s.Body, o.Status, o.Body)
+			return fmt.Sprintf("answer %d: net/http %+v, h1 %+v", i, s, o)
 		}
 	}
 	return ""
+}
+
+// differ runs raw against both servers of p and reports a difference.
+func differ(t testing.TB, p pair, raw []byte) string {
+	std, cutStd := exchange(t, p.std, raw)
+	ours, cutOurs := exchange(t, p.h1, raw)
+	return compare(std, ours, cutStd || cutOurs)
 }
 
 // requests are heads and bodies that servers have disagreed on: framing,
@@ -171,30 +226,38 @@ var requests = []string{
 	"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
 	"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
 	"get / HTTP/1.1\r\nHost: a\r\n\r\n",
+	// modal's shapes: /e reads nothing, /a part, /b answers long, /c closes
+	"POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /d HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /d HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /d HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST /a HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhelloGET /d HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhelloGET /d HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloHEAD /b HTTP/1.1\r\nHost: a\r\n\r\nGET /d HTTP/1.0\r\n\r\n",
+	"GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /d HTTP/1.0\r\n\r\n",
+	"POST /c HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /d HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST /e HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhelloGET /d HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST /e HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
 }
 
 func TestDifferentialRequests(t *testing.T) {
-	p := newPair(t, echo)
+	p := newPair(t, modal)
 	for _, raw := range requests {
-		std := exchange(t, p.std, []byte(raw))
-		ours := exchange(t, p.h1, []byte(raw))
-		if d := compare(std, ours); d != "" {
+		if d := differ(t, p, []byte(raw)); d != "" {
 			t.Errorf("%q:\n%s", raw, d)
 		}
 	}
 }
 
 // FuzzDifferential holds h1 to net/http's server: for any bytes on a
-// connection, the same answers (statuses and what the handler saw).
+// connection, the same answers (statuses, what the handler saw, framing and
+// whether the connection ends), whatever the handler's shape (modal).
 func FuzzDifferential(f *testing.F) {
 	for _, r := range requests {
 		f.Add([]byte(r))
 	}
-	p := newPair(f, echo)
+	p := newPair(f, modal)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		std := exchange(t, p.std, raw)
-		ours := exchange(t, p.h1, raw)
-		if d := compare(std, ours); d != "" {
+		if d := differ(t, p, raw); d != "" {
 			t.Errorf("%q:\n%s", raw, d)
 		}
 	})

@@ -58,7 +58,7 @@ func newResponse(c *conn, req *http.Request) *response {
 		wantsKeepAlive10: req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(req.Header.Get("Connection"), "keep-alive"),
 	}
 	if req.Body != http.NoBody && req.Body != nil {
-		w.body = &requestBody{r: req.Body, w: w}
+		w.body = &requestBody{r: req.Body, w: w, chunked: len(req.TransferEncoding) > 0}
 		req.Body = w.body
 	}
 	return w
@@ -298,8 +298,10 @@ func (w *response) settleBody() {
 	if b.sawEOF || w.closeAfter {
 		return
 	}
-	if b.err != nil || b.expect.Load() {
-		// a broken body, or a client still waiting for 100 Continue
+	if b.err != nil || b.expected {
+		// a broken body, or one asked for with 100 Continue (sent or
+		// not): the client may still be sending it, or never will; end
+		// the connection rather than read it (as net/http)
 		w.closeAfter = true
 		return
 	}
@@ -395,13 +397,15 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // read the rest (which could be endless); the server decides that
 // (settleBody). Once the handler returned it is closed (free).
 type requestBody struct {
-	r      io.ReadCloser // http.ReadRequest's body
-	w      *response
-	expect atomic.Bool // Expect: 100-continue, not answered yet
-	mu     sync.Mutex  // a Read, against free
-	sawEOF bool
-	closed atomic.Bool
-	err    error
+	r        io.ReadCloser // http.ReadRequest's body
+	w        *response
+	expect   atomic.Bool // Expect: 100-continue, not answered yet
+	expected bool        // the request had Expect: 100-continue
+	chunked  bool        // the body is chunked (else framed by Content-Length)
+	mu       sync.Mutex  // a Read, against free
+	sawEOF   bool
+	closed   atomic.Bool
+	err      error
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
@@ -415,7 +419,11 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	switch {
-	case err == io.EOF:
+	case err == io.EOF || err == io.ErrUnexpectedEOF && !b.chunked:
+		// the body ended, whole or, with a Content-Length, cut short by
+		// the client's end of stream (as net/http's sawEOF): nothing more
+		// can come, and the next request's read finds the end. A cut
+		// chunked body is an error, as there.
 		b.sawEOF = true
 	case err != nil:
 		b.err = err

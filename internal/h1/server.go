@@ -554,6 +554,7 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	if hasToken(req.Header.Get("Expect"), "100-continue") {
 		if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 && w.body != nil {
 			w.body.expect.Store(true)
+			w.body.expected = true
 		}
 	} else if req.Header.Get("Expect") != "" {
 		c.bw.WriteString("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -576,18 +577,25 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	return !c.srv.closing.Load()
 }
 
-// hasToken reports whether the comma-separated list v holds token
-// (case-insensitive), as net/http's hasToken.
+// hasToken reports whether token appears in v as a token: bounded by the
+// ends, spaces, tabs or commas, in any case (net/http's hasToken, so both
+// servers read Connection and Expect alike).
 func hasToken(v, token string) bool {
-	for v != "" {
-		var t string
-		t, v, _ = strings.Cut(v, ",")
-		if strings.EqualFold(strings.TrimSpace(t), token) {
+	for sp := 0; sp+len(token) <= len(v); sp++ {
+		if sp > 0 && !tokenBoundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(token); end != len(v) && !tokenBoundary(v[end]) {
+			continue
+		}
+		if strings.EqualFold(v[sp:sp+len(token)], token) {
 			return true
 		}
 	}
 	return false
 }
+
+func tokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 // chanListener hands connections that negotiated h2 to Server.H2.
 type chanListener struct {
