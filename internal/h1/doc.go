@@ -39,7 +39,15 @@
 //     behind that only its request's end would stop.
 //   - No Content-Type sniffing: an answer without Content-Type goes
 //     without one.
-//   - No h2c, no 1xx other than through Hijack, no trailers in answers.
+//   - No h2c, no 1xx other than 100 Continue and through Hijack, no
+//     trailers in answers.
+//   - WriteStallTimeout ends a connection whose client stops reading, a
+//     write at a time; there is no whole-answer WriteTimeout.
+//   - http.ResponseController supports Flush and Hijack only (not
+//     SetReadDeadline, SetWriteDeadline or EnableFullDuplex). Hijack after
+//     WriteHeader drops a head not yet sent.
+//   - A body past http.MaxBytesReader's limit is drained up to 256 KB and
+//     the connection kept, where net/http's server closes it.
 //
 // Only internal/server imports this package.
 package h1
