@@ -489,7 +489,7 @@ func (s stdServer) Serve(ln net.Listener) error {
 }
 
 // listenerServer is the server of one listener: h1 for HTTP/1.1 (a proxied
-// call costs 12-20% less CPU than on net/http's server; bench/README.md),
+// call costs 11-20% less CPU than on net/http's server; bench/README.md),
 // with net/http's for clients that negotiate HTTP/2 over TLS; net/http's
 // alone with http_server = "net/http".
 func (n *Node) listenerServer(h http.Handler, tlsConf *tls.Config) server {
