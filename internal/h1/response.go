@@ -197,9 +197,27 @@ func (w *response) commit(final bool) {
 	if w.sent != nil {
 		h = w.sent
 	}
-	// before settleBody, which reads no body of a connection that ends
-	if w.wantsClose || hasToken(h.Get("Connection"), "close") || w.c.srv.closing.Load() ||
-		!req.ProtoAtLeast(1, 1) && !w.wantsKeepAlive10 {
+	isHEAD := req.Method == http.MethodHead
+	if w.bodyAllowed() && w.length == -1 && final && (!isHEAD || w.written > 0) {
+		// the handler returned: its whole answer is held (or, for HEAD,
+		// was counted), so its length is known
+		w.length = int64(len(w.held))
+		if isHEAD {
+			w.length = w.written
+		}
+	}
+	// Whether the connection goes on, as net/http's server decides (an
+	// HTTP/1.0 client that asked to keep it keeps it when the length is
+	// known, whatever else its Connection field says); before settleBody,
+	// which reads no body of a connection that ends.
+	keepAlive10 := false
+	if w.wantsKeepAlive10 && (isHEAD || w.length != -1 || !w.bodyAllowed()) {
+		_, set := h["Connection"]
+		keepAlive10 = !set
+	} else if !req.ProtoAtLeast(1, 1) || w.wantsClose {
+		w.closeAfter = true
+	}
+	if h.Get("Connection") == "close" || w.c.srv.closing.Load() {
 		w.closeAfter = true
 	}
 	if w.body != nil {
@@ -214,13 +232,7 @@ func (w *response) commit(final bool) {
 			if vs := h["Content-Length"]; len(vs) != 1 || vs[0] != w.lengthText {
 				h.Set("Content-Length", strconv.FormatInt(w.length, 10))
 			}
-		case final && (req.Method != http.MethodHead || w.written > 0):
-			w.length = int64(len(w.held))
-			if req.Method == http.MethodHead {
-				w.length = w.written
-			}
-			h.Set("Content-Length", strconv.FormatInt(w.length, 10))
-		case req.Method == http.MethodHead:
+		case isHEAD:
 			h.Del("Content-Length")
 		case req.ProtoAtLeast(1, 1):
 			w.chunked = true
@@ -231,13 +243,6 @@ func (w *response) commit(final bool) {
 		}
 	} else if w.status != http.StatusNotModified {
 		h.Del("Content-Length")
-	}
-	keepAlive10 := false
-	if !req.ProtoAtLeast(1, 1) {
-		// an HTTP/1.0 client keeps the connection only when it asked and
-		// the answer's length is known
-		keepAlive10 = !w.closeAfter && w.length != -1 && w.wantsKeepAlive10
-		w.closeAfter = !keepAlive10
 	}
 
 	bw := w.c.bw
@@ -419,11 +424,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF && !b.chunked:
+	case err == io.EOF || err == io.ErrUnexpectedEOF && !b.chunked && !b.expected:
 		// the body ended, whole or, with a Content-Length, cut short by
 		// the client's end of stream (as net/http's sawEOF): nothing more
 		// can come, and the next request's read finds the end. A cut
-		// chunked body is an error, as there.
+		// chunked body is an error, as there, and so is a cut body asked
+		// for with 100 Continue (net/http's expectContinueReader).
 		b.sawEOF = true
 	case err != nil:
 		b.err = err
