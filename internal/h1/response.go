@@ -52,10 +52,10 @@ var (
 func newResponse(c *conn, req *http.Request) *response {
 	// not pooled: a handler's goroutine that writes after the handler
 	// returned must find this one finished, not another request's
+	conn := req.Header.Get("Connection") // read before the handler, which may change it
 	w := &response{c: c, req: req, header: make(http.Header), length: -1,
-		// read before the handler, which may change the request's header
-		wantsClose:       req.Close || hasToken(req.Header.Get("Connection"), "close"),
-		wantsKeepAlive10: req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(req.Header.Get("Connection"), "keep-alive"),
+		wantsClose:       req.Close || hasToken(conn, "close"),
+		wantsKeepAlive10: req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(conn, "keep-alive"),
 	}
 	if req.Body != http.NoBody && req.Body != nil {
 		w.body = &requestBody{r: req.Body, w: w, chunked: len(req.TransferEncoding) > 0}

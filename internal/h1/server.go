@@ -551,12 +551,12 @@ func (c *conn) closeWriteAndWait() {
 func (c *conn) serveRequest(req *http.Request) bool {
 	w := newResponse(c, req)
 	defer w.free()
-	if hasToken(req.Header.Get("Expect"), "100-continue") {
+	if expect := req.Header.Get("Expect"); hasToken(expect, "100-continue") {
 		if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 && w.body != nil {
 			w.body.expect.Store(true)
 			w.body.expected = true
 		}
-	} else if req.Header.Get("Expect") != "" {
+	} else if expect != "" {
 		c.bw.WriteString("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 		c.bw.Flush()
 		return false
