@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,68 @@ type Metrics struct {
 	sealed   prometheus.GaugeFunc
 	usage    *prometheus.CounterVec
 	gateway  *prometheus.CounterVec
+
+	// Children of the vectors above, memoized: a lookup in
+	// client_golang hashes every label value and takes the vector's lock,
+	// and a gateway call makes four of them.
+	requestsBy, usageBy, gatewayBy counterCache
+	latencyBy                      observerCache
+}
+
+// counterCache memoizes a counter vector's children by their two label
+// values, the second a status code. Its keys are as bounded as the
+// vector's own children, which are never deleted.
+type counterCache struct {
+	vec *prometheus.CounterVec
+	mu  sync.RWMutex
+	m   map[labelPair]prometheus.Counter
+}
+
+type labelPair struct {
+	label  string
+	status int
+}
+
+func (c *counterCache) with(label string, status int) prometheus.Counter {
+	k := labelPair{label, status}
+	c.mu.RLock()
+	ctr, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return ctr
+	}
+	ctr = c.vec.WithLabelValues(label, strconv.Itoa(status))
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[labelPair]prometheus.Counter{}
+	}
+	c.m[k] = ctr
+	c.mu.Unlock()
+	return ctr
+}
+
+// observerCache is counterCache for a histogram vector with one label.
+type observerCache struct {
+	vec *prometheus.HistogramVec
+	mu  sync.RWMutex
+	m   map[string]prometheus.Observer
+}
+
+func (c *observerCache) with(label string) prometheus.Observer {
+	c.mu.RLock()
+	o, ok := c.m[label]
+	c.mu.RUnlock()
+	if ok {
+		return o
+	}
+	o = c.vec.WithLabelValues(label)
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]prometheus.Observer{}
+	}
+	c.m[label] = o
+	c.mu.Unlock()
+	return o
 }
 
 // NewMetrics registers keyward's metrics; sealed reports the seal state.
@@ -52,14 +115,15 @@ func NewMetrics(sealed func() bool) *Metrics {
 	m.gateway = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyward_integration_requests_total", Help: "Gateway calls by integration and status.",
 	}, []string{"integration", "status"})
+	m.requestsBy.vec, m.usageBy.vec, m.gatewayBy.vec, m.latencyBy.vec = m.requests, m.usage, m.gateway, m.latency
 	reg.MustRegister(m.requests, m.latency, m.storage, m.sealed, m.usage, m.gateway,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	m.requestsBy.with(route, status).Inc()
+	m.latencyBy.with(route).Observe(d.Seconds())
 }
 
 // ObserveUsage counts one request for the usage metrics: per integration
@@ -67,10 +131,10 @@ func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
 // ids are left out of the labels to keep their number bounded).
 func (m *Metrics) ObserveUsage(kind, subject string, status int) {
 	if kind == "integration" {
-		m.gateway.WithLabelValues(subject, strconv.Itoa(status)).Inc()
+		m.gatewayBy.with(subject, status).Inc()
 		return
 	}
-	m.usage.WithLabelValues(kind, strconv.Itoa(status)).Inc()
+	m.usageBy.with(kind, status).Inc()
 }
 
 // ObserveStorage records one storage transaction; it matches storage.Observer.
