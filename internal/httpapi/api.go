@@ -212,6 +212,16 @@ type API struct {
 	mux       *http.ServeMux
 	routes    []Route
 	dataPlane map[string]bool // patterns of DataPlane routes
+	// gateway maps a method to its gateway route, which ServeHTTP
+	// dispatches itself (gatewayRoute); nil when another route shares the
+	// gateway's path prefix, so that the mux alone decides.
+	gateway map[string]gatewayRoute
+}
+
+// gatewayRoute is a gateway route, for the dispatch that skips the mux.
+type gatewayRoute struct {
+	pattern string
+	h       http.Handler
 }
 
 // New builds the handler for routes.
@@ -225,11 +235,19 @@ func New(deps Deps, routes []Route) *API {
 	if deps.MaxBodyBytes == 0 {
 		deps.MaxBodyBytes = 1 << 20
 	}
-	a := &API{deps: deps, mux: http.NewServeMux(), routes: routes, dataPlane: map[string]bool{}}
+	a := &API{deps: deps, mux: http.NewServeMux(), routes: routes, dataPlane: map[string]bool{}, gateway: map[string]gatewayRoute{}}
 	for _, rt := range routes {
-		a.mux.Handle(rt.Pattern, a.wrap(rt))
+		h := a.wrap(rt)
+		a.mux.Handle(rt.Pattern, h)
 		if rt.DataPlane {
 			a.dataPlane[rt.Pattern] = true
+		}
+		method, path, _ := strings.Cut(rt.Pattern, " ")
+		switch {
+		case path == gatewayPattern && a.gateway != nil:
+			a.gateway[method] = gatewayRoute{pattern: rt.Pattern, h: h}
+		case strings.HasPrefix(path, "/v1/gateway"):
+			a.gateway = nil
 		}
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -441,7 +459,36 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.deps.Metrics.observeRequest(route, rec.status(), time.Since(s.start))
 		}
 	}()
+	if name, rt, ok := a.gatewayRouteOf(r); ok {
+		r.Pattern = rt.pattern
+		r.SetPathValue("integration", name)
+		rt.h.ServeHTTP(rec, r)
+		return
+	}
 	a.mux.ServeHTTP(rec, r)
+}
+
+// gatewayPattern is the path of the gateway's routes.
+const gatewayPattern = "/v1/gateway/{integration}/{path...}"
+
+// gatewayRouteOf finds the gateway route of r and its integration name
+// as the mux would, without the mux's tree walk and allocations: the
+// data plane's every request is a gateway call. It answers only for a
+// plain path, /v1/gateway/NAME/... with no escape in NAME, and leaves
+// everything else (escapes, /v1/gateway/NAME without its slash, other
+// methods) to the mux. r's path is clean (ServeHTTP checked it).
+// TestGatewayDispatchMatchesMux holds it to the mux.
+func (a *API) gatewayRouteOf(r *http.Request) (string, gatewayRoute, bool) {
+	rt, ok := a.gateway[r.Method]
+	if !ok || r.URL.RawPath != "" {
+		return "", rt, false
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/gateway/")
+	i := strings.IndexByte(rest, '/')
+	if !ok || i <= 0 || strings.IndexByte(rest[:i], '%') >= 0 {
+		return "", rt, false
+	}
+	return rest[:i], rt, true
 }
 
 // wrap applies the per-route path: sealed check, authentication,
@@ -741,16 +788,20 @@ func cleanPath(p string) bool {
 	if p == "" || p[0] != '/' {
 		return false
 	}
-	segs := strings.Split(strings.TrimSuffix(p[1:], "/"), "/")
-	if len(segs) == 1 && segs[0] == "" {
+	rest := strings.TrimSuffix(p[1:], "/")
+	if rest == "" {
 		return true
 	}
-	for _, s := range segs {
-		if s == "" || s == "." || s == ".." {
+	for {
+		seg, after, more := strings.Cut(rest, "/")
+		if seg == "" || seg == "." || seg == ".." {
 			return false
 		}
+		if !more {
+			return true
+		}
+		rest = after
 	}
-	return true
 }
 
 // bearerToken returns the token of "Authorization: Bearer <token>" (or

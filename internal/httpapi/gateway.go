@@ -320,7 +320,7 @@ func (h *Gateway) Routes() []Route {
 	}
 	for _, m := range gateway.Methods {
 		routes = append(routes, Route{
-			Pattern: m + " /v1/gateway/{integration}/{path...}", Action: "proxy", Resource: integrationRes, DataPlane: true,
+			Pattern: m + " " + gatewayPattern, Action: "proxy", Resource: integrationRes, DataPlane: true,
 			Raw: h.serveProxy, OwnBodyLimit: true, AdmitsItself: true,
 			Summary: "Call the integration's upstream at {path} with its credential injected; streams both ways.",
 		})
