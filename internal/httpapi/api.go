@@ -93,7 +93,8 @@ type Limits interface {
 	Authorized(ctx context.Context, c *Caller, src netip.Addr) (ratelimit.Decision, error)
 }
 
-// Authorizer decides whether a caller may perform action on resource.
+// Authorizer decides whether a caller may perform action on resource; the
+// reason explains a refusal (it may be empty when allowed).
 type Authorizer interface {
 	Decide(c *Caller, action, resource string) (allowed bool, reason string)
 }
