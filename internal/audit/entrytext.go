@@ -1,0 +1,359 @@
+package audit
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// The entry text: how audit_log stores every field of a row except seq,
+// time, principal and hash (which have columns of their own). It is a JSON
+// array of 12 values, always in this order:
+//
+//	[request_id, auth_method, accessor_hmac, action, resource, environment,
+//	 source_addr, user_agent, outcome, status, latency_us, detail]
+//
+// status and latency_us are JSON integers (int64); the others are JSON
+// strings; detail is the row's detail JSON text carried as a string (""
+// when there is none).
+//
+// appendEntryText writes it compact, escaping only '"', '\' and the control
+// characters (\b \t \n \f \r, the others as \u00xx): byte for byte what
+// SQLite's json_array and PostgreSQL's to_json produce, so the rows that
+// migration 0018 converted read exactly like the ones the log writes.
+//
+// The text is not what is hashed: the hash covers the values it decodes to
+// (encoding.go). decodeEntryText therefore accepts any JSON spelling of the
+// values (whitespace, other escapes) and refuses anything else — another
+// shape, other types, invalid UTF-8, a lone surrogate, an integer out of
+// range, trailing data — with an error that Verify reports as tampering.
+
+// entryTextFields is how many values the entry text holds.
+const entryTextFields = 12
+
+// entryTextNames names the values, for errors.
+var entryTextNames = [entryTextFields]string{"request_id", "auth_method", "accessor_hmac", "action",
+	"resource", "environment", "source_addr", "user_agent", "outcome", "status", "latency_us", "detail"}
+
+// appendEntryText appends r's entry text to b.
+func (r *row) appendEntryText(b []byte) []byte {
+	b = append(b, '[')
+	for _, s := range [...]string{r.requestID, r.authMethod, r.accessor, r.action, r.resource,
+		r.environment, r.sourceAddr, r.userAgent, r.outcome} {
+		b = appendTextString(b, s)
+		b = append(b, ',')
+	}
+	b = strconv.AppendInt(b, r.status, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, r.latencyUS, 10)
+	b = append(b, ',')
+	b = appendTextString(b, r.detail)
+	return append(b, ']')
+}
+
+// entryTextSize is an upper bound of len(appendEntryText) for r when no
+// character needs escaping, for sizing buffers.
+func (r *row) entryTextSize() int {
+	return len(r.requestID) + len(r.authMethod) + len(r.accessor) + len(r.action) +
+		len(r.resource) + len(r.environment) + len(r.sourceAddr) + len(r.userAgent) +
+		len(r.outcome) + len(r.detail) + 2*20 + 2*10 + 11 + 2
+}
+
+// appendTextString appends s as a JSON string, escaped as SQLite and
+// PostgreSQL escape (see above). s is valid UTF-8 (clean made it so).
+func appendTextString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\f':
+			b = append(b, '\\', 'f')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// entryTextError is a stored entry text that does not decode.
+type entryTextError struct {
+	at   int    // byte offset
+	elem int    // value index, -1 outside the values
+	what string // what was wrong
+}
+
+func (e *entryTextError) Error() string {
+	if e.elem >= 0 {
+		return fmt.Sprintf("malformed entry text: byte %d (%s): %s", e.at, entryTextNames[e.elem], e.what)
+	}
+	return fmt.Sprintf("malformed entry text: byte %d: %s", e.at, e.what)
+}
+
+// decodeEntryText sets r's fields from its stored entry text s (seq,
+// time, principal, the hashes are left alone). Strings without escapes
+// share s's memory. On error r may be partly set.
+func (r *row) decodeEntryText(s string) error {
+	d := textDecoder{s: s, elem: -1}
+	d.ws()
+	if !d.consume('[') {
+		return d.err("want '['")
+	}
+	strs := [...]*string{&r.requestID, &r.authMethod, &r.accessor, &r.action, &r.resource,
+		&r.environment, &r.sourceAddr, &r.userAgent, &r.outcome}
+	for i := range entryTextFields {
+		d.elem = i
+		d.ws()
+		if i > 0 {
+			if !d.consume(',') {
+				if d.peek() == ']' {
+					return d.err(fmt.Sprintf("the array ends after %d values, want %d", i, entryTextFields))
+				}
+				return d.err("want ','")
+			}
+			d.ws()
+		}
+		var err error
+		switch {
+		case i < len(strs):
+			*strs[i], err = d.str()
+		case i == 9:
+			r.status, err = d.int()
+		case i == 10:
+			r.latencyUS, err = d.int()
+		default:
+			r.detail, err = d.str()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	d.elem = -1
+	d.ws()
+	if !d.consume(']') {
+		if d.peek() == ',' {
+			return d.err(fmt.Sprintf("the array has more than %d values", entryTextFields))
+		}
+		return d.err("want ']'")
+	}
+	d.ws()
+	if d.i != len(d.s) {
+		return d.err("data after the array")
+	}
+	return nil
+}
+
+// textDecoder reads one entry text; elem is the value being read.
+type textDecoder struct {
+	s    string
+	i    int
+	elem int
+}
+
+func (d *textDecoder) err(what string) error {
+	return &entryTextError{at: d.i, elem: d.elem, what: what}
+}
+
+// ws skips JSON whitespace.
+func (d *textDecoder) ws() {
+	for d.i < len(d.s) {
+		switch d.s[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next byte, 0 at the end.
+func (d *textDecoder) peek() byte {
+	if d.i < len(d.s) {
+		return d.s[d.i]
+	}
+	return 0
+}
+
+func (d *textDecoder) consume(c byte) bool {
+	if d.i < len(d.s) && d.s[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// int reads a JSON integer (no fraction, no exponent) that fits int64.
+func (d *textDecoder) int() (int64, error) {
+	start := d.i
+	d.consume('-')
+	switch c := d.peek(); {
+	case c == '0':
+		d.i++
+	case c >= '1' && c <= '9':
+		for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
+			d.i++
+		}
+	default:
+		d.i = start
+		return 0, d.err("want an integer")
+	}
+	if c := d.peek(); c == '.' || c == 'e' || c == 'E' || (c >= '0' && c <= '9') {
+		d.i = start
+		return 0, d.err("want an integer (no fraction, exponent or leading zero)")
+	}
+	n, err := strconv.ParseInt(d.s[start:d.i], 10, 64)
+	if err != nil {
+		d.i = start
+		return 0, d.err("integer out of range")
+	}
+	return n, nil
+}
+
+// str reads a JSON string. Without escapes the result is a substring of
+// d.s; with them it is built in one allocation.
+func (d *textDecoder) str() (string, error) {
+	if !d.consume('"') {
+		return "", d.err("want a string")
+	}
+	start := d.i
+	var b strings.Builder
+	escaped := false
+	for d.i < len(d.s) {
+		c := d.s[d.i]
+		switch {
+		case c == '"':
+			v := d.s[start:d.i]
+			if escaped {
+				b.WriteString(v)
+				v = b.String()
+			}
+			d.i++
+			return v, nil
+		case c == '\\':
+			if !escaped {
+				// Decoding never lengthens: size the builder for the
+				// rest of the string as written.
+				escaped = true
+				b.Grow(d.i - start + quotedLen(d.s[d.i:]))
+			}
+			b.WriteString(d.s[start:d.i])
+			if err := d.escape(&b); err != nil {
+				return "", err
+			}
+			start = d.i
+		case c < 0x20:
+			return "", d.err("control character in a string")
+		case c < utf8.RuneSelf:
+			d.i++
+		default:
+			r, n := utf8.DecodeRuneInString(d.s[d.i:])
+			if r == utf8.RuneError && n == 1 {
+				return "", d.err("invalid UTF-8")
+			}
+			d.i += n
+		}
+	}
+	return "", d.err("unterminated string")
+}
+
+// quotedLen is the length of the JSON string body at the start of s, up to
+// its closing quote (all of s when there is none).
+func quotedLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return len(s)
+}
+
+// escape decodes the escape at d.i (a backslash) onto b.
+func (d *textDecoder) escape(b *strings.Builder) error {
+	if d.i+1 >= len(d.s) {
+		return d.err("unterminated escape")
+	}
+	c := d.s[d.i+1]
+	switch c {
+	case '"', '\\', '/':
+		b.WriteByte(c)
+	case 'b':
+		b.WriteByte('\b')
+	case 'f':
+		b.WriteByte('\f')
+	case 'n':
+		b.WriteByte('\n')
+	case 'r':
+		b.WriteByte('\r')
+	case 't':
+		b.WriteByte('\t')
+	case 'u':
+		r1, ok := d.hex4(d.i + 2)
+		if !ok {
+			return d.err(`want four hex digits after \u`)
+		}
+		if !utf16.IsSurrogate(r1) {
+			d.i += 6
+			b.WriteRune(r1)
+			return nil
+		}
+		r2, ok := d.hex4(d.i + 8)
+		if !ok || d.s[d.i+6] != '\\' || d.s[d.i+7] != 'u' {
+			return d.err("lone UTF-16 surrogate")
+		}
+		r := utf16.DecodeRune(r1, r2)
+		if r == utf8.RuneError {
+			return d.err("lone UTF-16 surrogate")
+		}
+		d.i += 12
+		b.WriteRune(r)
+		return nil
+	default:
+		return d.err("invalid escape")
+	}
+	d.i += 2
+	return nil
+}
+
+// hex4 reads four hex digits at i.
+func (d *textDecoder) hex4(i int) (rune, bool) {
+	if i < 0 || i+4 > len(d.s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(d.s[i : i+4]) {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
