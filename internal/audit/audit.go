@@ -11,6 +11,14 @@
 // change anywhere in an entry, a gap, a reordering or an insertion breaks the
 // chain at a seq that Verify names.
 //
+// Storage. One row of audit_log per entry: seq, time, principal, the entry
+// text (every other field, as one compact JSON array: entrytext.go) and
+// hash. prev_hash is not stored: it is the hash of the row before (or the
+// prune anchor's), which Verify carries along its walk and List reads with
+// a join. The hash covers the field values the text decodes to, so the
+// text's spelling is free (migration 0018 converted older rows with the
+// databases' JSON functions) and a text that does not decode is tampering.
+//
 // Checkpoints. Every Options.CheckpointEvery entries, and at Close, the log
 // signs (seq, hash, time) with the barrier's Ed25519 audit key (Signer). An
 // attacker with write access to the database can recompute hashes but not

@@ -97,12 +97,12 @@ func rawExec(t testing.TB, st storage.Store, q string, args ...any) {
 	}
 }
 
-// rawRow reads one stored entry.
+// rawRow reads one stored entry, its prev hash as List finds it.
 func rawRow(t testing.TB, st storage.Store, seq int64) row {
 	t.Helper()
 	var r row
 	err := st.Read(t.Context(), func(tx storage.Tx) error {
-		rows, err := tx.Query(t.Context(), `SELECT `+entryColumns+` FROM audit_entries WHERE seq = $1`, seq)
+		rows, err := tx.Query(t.Context(), selectWithPrev+` WHERE a.seq = $1`, seq)
 		if err != nil {
 			return err
 		}
@@ -110,12 +110,24 @@ func rawRow(t testing.TB, st storage.Store, seq int64) row {
 		if !rows.Next() {
 			return fmt.Errorf("entry %d not found", seq)
 		}
-		return scanRow(rows, &r)
+		var text string
+		if err := scanStored(rows, &r, &text, &r.prevHash); err != nil {
+			return err
+		}
+		return r.decodeEntryText(text)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// rawUpdate stores r's time, principal, entry text and hash at r.seq, as
+// someone editing the database would.
+func rawUpdate(t testing.TB, st storage.Store, r *row) {
+	t.Helper()
+	rawExec(t, st, `UPDATE audit_log SET time = $1, principal = $2, entry = $3, hash = $4 WHERE seq = $5`,
+		r.time, r.principal, string(r.appendEntryText(nil)), r.hash, r.seq)
 }
 
 // insertRaw inserts r as is.

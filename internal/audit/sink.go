@@ -34,9 +34,11 @@ const (
 )
 
 // expected is an entry this Log wrote that the tailer has not seen yet.
+// prev is its prev hash, which audit_log does not store.
 type expected struct {
 	at     time.Time
 	fromTx bool
+	prev   []byte
 }
 
 type sinkFeed struct {
@@ -78,7 +80,7 @@ func (s *sinkFeed) expect(rows []*row, fromTx bool) {
 	now := time.Now()
 	s.mu.Lock()
 	for _, r := range rows {
-		s.mine[[HashSize]byte(r.hash)] = expected{at: now, fromTx: fromTx}
+		s.mine[[HashSize]byte(r.hash)] = expected{at: now, fromTx: fromTx, prev: r.prevHash}
 		if fromTx {
 			s.txs++
 		}
@@ -167,21 +169,25 @@ func (s *sinkFeed) catchUp() {
 }
 
 func (s *sinkFeed) readPage(ctx context.Context) (int, error) {
-	var page []row
+	type stored struct {
+		r    row
+		text string
+	}
+	var page []stored
 	err := s.l.st.Read(ctx, func(tx storage.Tx) error {
 		page = page[:0]
-		rows, err := tx.Query(ctx, `SELECT `+entryColumns+` FROM audit_entries WHERE seq > $1 ORDER BY seq LIMIT $2`,
+		rows, err := tx.Query(ctx, `SELECT `+logColumns+` FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`,
 			s.cursor, sinkPage)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var r row
-			if err := scanRow(rows, &r); err != nil {
+			var st stored
+			if err := scanStored(rows, &st.r, &st.text, nil); err != nil {
 				return err
 			}
-			page = append(page, r)
+			page = append(page, st)
 		}
 		return rows.Err()
 	})
@@ -189,7 +195,7 @@ func (s *sinkFeed) readPage(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for i := range page {
-		r := &page[i]
+		r := &page[i].r
 		s.cursor = r.seq
 		if len(r.hash) != HashSize {
 			continue
@@ -204,13 +210,20 @@ func (s *sinkFeed) readPage(ctx context.Context) (int, error) {
 		}
 		s.mu.Unlock()
 		if ok {
-			s.forward(r)
+			r.prevHash = x.prev
+			s.forward(r, page[i].text)
 		}
 	}
 	return len(page), nil
 }
 
-func (s *sinkFeed) forward(r *row) {
+// forward decodes r's entry text and queues its JSON line. A text that does
+// not decode (edited in the database) is reported and skipped.
+func (s *sinkFeed) forward(r *row, text string) {
+	if err := r.decodeEntryText(text); err != nil {
+		s.report(fmt.Errorf("audit: sink: entry %d: %w", r.seq, err))
+		return
+	}
 	d, err := decodeDetail(r.detail)
 	if err != nil {
 		s.report(fmt.Errorf("audit: sink: entry %d: %w", r.seq, err))

@@ -8,14 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// entryColumns are audit_entries' columns in row/scan order.
-const entryColumns = `seq, time, request_id, principal, auth_method, accessor_hmac, action, resource,
-	environment, source_addr, user_agent, outcome, status, latency_us, detail, prev_hash, hash`
+// logColumns are audit_log's columns, in scanStored's order.
+const logColumns = `seq, time, principal, entry, hash`
 
 // head is the audit_head row.
 type head struct {
@@ -90,15 +88,19 @@ func (l *Log) writeRows(ctx context.Context, tx storage.Tx, rows []*row) error {
 	return nil
 }
 
-// insertRows inserts rows. On PostgreSQL the whole batch travels as one
-// array parameter per column (unnest), so the statement is one round trip
-// whatever the batch size. On SQLite it is a multi-row VALUES statement of
-// up to sqliteChunk rows, whose text depends only on the row count, so the
-// store's statement cache keeps each size prepared. Measured on the 2-core
-// machine (CPU per entry, batches of 64, synchronous=FULL, commit
-// included): 11.9 µs prepared against 17–20 µs for the earlier single
-// statement over jsonb_each (parsed on every batch, then a JSON lookup
-// per value) and 13.5 µs for one prepared INSERT per row.
+// insertRows inserts rows: seq, time, principal, the entry text and hash
+// (prev_hash is the previous row's hash, not stored). On PostgreSQL the
+// whole batch travels as one array parameter per column (unnest), so the
+// statement is one round trip whatever the batch size. On SQLite it is a
+// multi-row VALUES statement of up to sqliteChunk rows, whose text depends
+// only on the row count, so the store's statement cache keeps each size
+// prepared. The entry texts of a batch are encoded into one string.
+//
+// Measured on the 2-core machine with the seventeen columns of
+// audit_entries (CPU per entry, batches of 64, synchronous=FULL, commit
+// included): 11.9 µs prepared against 17–20 µs for one statement over
+// jsonb_each (parsed on every batch, then a JSON lookup per value) and
+// 13.5 µs for one prepared INSERT per row.
 //
 // Most of what remains is the pages a batch dirties, each written to the
 // WAL at commit: the principal index adds one page per distinct principal
@@ -107,22 +109,26 @@ func insertRows(ctx context.Context, tx storage.Tx, rows []*row) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	texts := entryTexts(rows)
 	var err error
 	switch tx.Backend() {
 	case storage.Postgres:
-		_, err = tx.Exec(ctx, insertPostgres, pgColumns(rows)...)
+		n := len(rows)
+		seq, tm, principal, hash := make([]int64, n), make([]int64, n), make([]string, n), make([][]byte, n)
+		for i, r := range rows {
+			seq[i], tm[i], principal[i], hash[i] = r.seq, r.time, r.principal, r.hash
+		}
+		_, err = tx.Exec(ctx, insertPostgres, seq, tm, principal, texts, hash)
 	default:
-		args := make([]any, 0, min(len(rows), sqliteChunk)*entryColumnCount)
-		for rest := rows; len(rest) > 0 && err == nil; {
-			n := min(len(rest), sqliteChunk)
+		args := make([]any, 0, min(len(rows), sqliteChunk)*logColumnCount)
+		for done := 0; done < len(rows) && err == nil; {
+			n := min(len(rows)-done, sqliteChunk)
 			args = args[:0]
-			for _, r := range rest[:n] {
-				args = append(args, r.seq, r.time, r.requestID, r.principal, r.authMethod, r.accessor,
-					r.action, r.resource, r.environment, r.sourceAddr, r.userAgent, r.outcome,
-					r.status, r.latencyUS, r.detail, r.prevHash, r.hash)
+			for i, r := range rows[done : done+n] {
+				args = append(args, r.seq, r.time, r.principal, texts[done+i], r.hash)
 			}
 			_, err = tx.Exec(ctx, sqliteInsert(n), args...)
-			rest = rest[n:]
+			done += n
 		}
 	}
 	if err != nil {
@@ -131,28 +137,51 @@ func insertRows(ctx context.Context, tx storage.Tx, rows []*row) error {
 	return nil
 }
 
+// entryTexts returns the entry texts of rows, slices of one string (one
+// allocation for the batch, not one per row).
+func entryTexts(rows []*row) []string {
+	size := 0
+	for _, r := range rows {
+		size += r.entryTextSize()
+	}
+	b := make([]byte, 0, size)
+	texts := make([]string, len(rows))
+	ends := make([]int, len(rows))
+	for i, r := range rows {
+		b = r.appendEntryText(b)
+		ends[i] = len(b)
+	}
+	all := string(b)
+	start := 0
+	for i, end := range ends {
+		texts[i] = all[start:end]
+		start = end
+	}
+	return texts
+}
+
 const (
-	entryColumnCount = 17
-	// sqliteChunk rows per SQLite INSERT: 32 × 17 = 544 parameters, well
+	logColumnCount = 5
+	// sqliteChunk rows per SQLite INSERT: 32 × 5 = 160 parameters, well
 	// under SQLite's limit (32766), and at most 32 distinct texts cached.
 	sqliteChunk = 32
 )
 
 // sqliteInserts[n-1] is the INSERT of n rows. Its parameters are
 // anonymous (?), not $n: SQLite finds the name of a numbered parameter by
-// a linear search, which made binding 544 of them quadratic (a third of
-// the batch's CPU).
+// a linear search, which made binding the 544 of the seventeen-column row
+// quadratic (a third of the batch's CPU).
 var sqliteInserts = func() (q [sqliteChunk]string) {
 	var b strings.Builder
 	for n := 1; n <= sqliteChunk; n++ {
 		b.Reset()
-		b.WriteString("INSERT INTO audit_entries (" + entryColumns + ") VALUES ")
+		b.WriteString("INSERT INTO audit_log (" + logColumns + ") VALUES ")
 		for i := range n {
 			if i > 0 {
 				b.WriteByte(',')
 			}
 			b.WriteByte('(')
-			for j := range entryColumnCount {
+			for j := range logColumnCount {
 				if j > 0 {
 					b.WriteByte(',')
 				}
@@ -167,14 +196,14 @@ var sqliteInserts = func() (q [sqliteChunk]string) {
 
 func sqliteInsert(n int) string { return sqliteInserts[n-1] }
 
-const insertPostgres = `INSERT INTO audit_entries (` + entryColumns + `)
-	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-		$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[],
-		$14::bigint[], $15::text[], $16::bytea[], $17::bytea[])`
+const insertPostgres = `INSERT INTO audit_log (` + logColumns + `)
+	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bytea[])`
 
-// appendJSONString appends s as a JSON string. s is valid UTF-8 (clean
-// made it so), which JSON carries as is; only '"', '\\' and control
-// characters are escaped.
+// appendJSONString appends s as a JSON string, for the detail text. s is
+// valid UTF-8 (clean made it so), which JSON carries as is; only '"', '\\'
+// and control characters are escaped. (The entry text escapes with
+// appendTextString, which spells some control characters shorter; the
+// detail text keeps this spelling because it is hashed as stored.)
 func appendJSONString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
@@ -195,27 +224,6 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
-}
-
-// pgColumns returns rows as one slice per column, for unnest.
-func pgColumns(rows []*row) []any {
-	n := len(rows)
-	seq, tm, status, lat := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	var text [11][]string
-	for i := range text {
-		text[i] = make([]string, n)
-	}
-	prev, hash := make([][]byte, n), make([][]byte, n)
-	for i, r := range rows {
-		seq[i], tm[i], status[i], lat[i] = r.seq, r.time, r.status, r.latencyUS
-		for j, s := range [...]string{r.requestID, r.principal, r.authMethod, r.accessor, r.action,
-			r.resource, r.environment, r.sourceAddr, r.userAgent, r.outcome, r.detail} {
-			text[j][i] = s
-		}
-		prev[i], hash[i] = r.prevHash, r.hash
-	}
-	return []any{seq, tm, text[0], text[1], text[2], text[3], text[4], text[5], text[6], text[7],
-		text[8], text[9], status, lat, text[10], prev, hash}
 }
 
 // finalCheckpoint signs the chain head unless a checkpoint already covers it.
@@ -243,12 +251,22 @@ func (l *Log) finalCheckpoint(ctx context.Context) error {
 	return nil
 }
 
-// scanRow reads one audit_entries row selected with entryColumns.
-func scanRow(rows *sql.Rows, r *row) error {
-	return rows.Scan(&r.seq, &r.time, &r.requestID, &r.principal, &r.authMethod, &r.accessor,
-		&r.action, &r.resource, &r.environment, &r.sourceAddr, &r.userAgent, &r.outcome,
-		&r.status, &r.latencyUS, &r.detail, &r.prevHash, &r.hash)
+// scanStored reads one row selected with logColumns (followed by the prev
+// hash when prev is not nil) into r, and its entry text into text, which
+// the caller decodes (r.decodeEntryText).
+func scanStored(rows *sql.Rows, r *row, text *string, prev *[]byte) error {
+	if prev != nil {
+		return rows.Scan(&r.seq, &r.time, &r.principal, text, &r.hash, prev)
+	}
+	return rows.Scan(&r.seq, &r.time, &r.principal, text, &r.hash)
 }
+
+// selectWithPrev selects logColumns of audit_log a and the prev hash: the
+// hash of entry seq-1, or the prune anchor's when seq-1 is the anchor
+// (NULL when neither exists, in a log that does not verify).
+const selectWithPrev = `SELECT a.seq, a.time, a.principal, a.entry, a.hash,
+	coalesce(p.hash, (SELECT hash FROM audit_anchor WHERE id = 1 AND seq = a.seq - 1))
+	FROM audit_log a LEFT JOIN audit_log p ON p.seq = a.seq - 1`
 
 // List limits.
 const (
@@ -274,7 +292,19 @@ type Filter struct {
 	Limit int
 }
 
-// List returns the entries matching f in ascending seq order.
+// listPage is how many rows List reads per query while it filters on
+// values inside the entry text, which only Go can read.
+const listPage = 500
+
+// List returns the entries matching f in ascending seq order. An entry
+// whose predecessor is missing (a log that does not verify) has a nil
+// PrevHash; an entry whose stored text does not decode is an error
+// wrapping ErrTampered.
+//
+// Seq, time and principal are filtered in SQL (principal through the
+// (principal, seq) index); resource and outcome, which live in the entry
+// text, in Go, reading page after page until limit entries match. A filter
+// on time alone walks seq from AfterSeq: there is no index on time.
 func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -282,60 +312,88 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 	}
 	limit = min(limit, MaxListLimit)
 	var q strings.Builder
-	q.WriteString("SELECT " + entryColumns + " FROM audit_entries WHERE seq > $1")
+	q.WriteString(selectWithPrev + " WHERE a.seq > $1")
 	args := []any{f.AfterSeq}
-	add := func(cond string, vals ...any) {
-		for _, v := range vals {
-			args = append(args, v)
-			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
-		}
-		q.WriteString(" AND " + cond)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		q.WriteString(" AND " + strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1))
 	}
 	if !f.Since.IsZero() {
-		add("time >= ?", f.Since.UnixNano())
+		add("a.time >= ?", f.Since.UnixNano())
 	}
 	if !f.Until.IsZero() {
-		add("time < ?", f.Until.UnixNano())
+		add("a.time < ?", f.Until.UnixNano())
 	}
 	if f.Principal != "" {
-		add("principal = ?", f.Principal)
+		add("a.principal = ?", f.Principal)
 	}
-	if f.ResourcePrefix != "" {
-		// substr counts characters on both backends; LIKE would need
-		// escaping and is case-insensitive on SQLite.
-		add("substr(resource, 1, ?) = ?", utf8.RuneCountInString(f.ResourcePrefix), f.ResourcePrefix)
+	inGo := f.ResourcePrefix != "" || f.Outcome != ""
+	page := limit
+	if inGo {
+		page = max(limit, listPage)
 	}
-	if f.Outcome != "" {
-		add("outcome = ?", f.Outcome)
-	}
-	args = append(args, limit)
-	q.WriteString(" ORDER BY seq LIMIT $" + strconv.Itoa(len(args)))
+	args = append(args, page)
+	q.WriteString(" ORDER BY a.seq LIMIT $" + strconv.Itoa(len(args)))
 
 	var out []Entry
 	err := l.st.Read(ctx, func(tx storage.Tx) error {
 		out = out[:0]
-		rows, err := tx.Query(ctx, q.String(), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var r row
-			if err := scanRow(rows, &r); err != nil {
+		for after := f.AfterSeq; ; {
+			args[0] = after
+			n, err := l.listPage(ctx, tx, q.String(), args, func(r *row) (bool, error) {
+				after = r.seq
+				if !f.matchesText(r) {
+					return true, nil
+				}
+				d, err := decodeDetail(r.detail)
+				if err != nil {
+					return false, fmt.Errorf("%w: entry %d: %w", ErrTampered, r.seq, err)
+				}
+				out = append(out, r.entry(d))
+				return len(out) < limit, nil
+			})
+			if err != nil || len(out) == limit || n < page {
 				return err
 			}
-			d, err := decodeDetail(r.detail)
-			if err != nil {
-				return fmt.Errorf("%w: entry %d: %w", ErrTampered, r.seq, err)
-			}
-			out = append(out, r.entry(d))
 		}
-		return rows.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit: list: %w", err)
 	}
 	return out, nil
+}
+
+// matchesText reports whether r passes f's filters on values inside the
+// entry text.
+func (f *Filter) matchesText(r *row) bool {
+	return (f.Outcome == "" || r.outcome == f.Outcome) && strings.HasPrefix(r.resource, f.ResourcePrefix)
+}
+
+// listPage runs one List query and hands each row to fn until fn returns
+// false or an error; it returns how many rows it read.
+func (l *Log) listPage(ctx context.Context, tx storage.Tx, q string, args []any, fn func(*row) (bool, error)) (int, error) {
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+		var r row
+		var text string
+		if err := scanStored(rows, &r, &text, &r.prevHash); err != nil {
+			return n, err
+		}
+		if err := r.decodeEntryText(text); err != nil {
+			return n, fmt.Errorf("%w: entry %d: %w", ErrTampered, r.seq, err)
+		}
+		more, err := fn(&r)
+		if err != nil || !more {
+			return n, err
+		}
+	}
+	return n, rows.Err()
 }
 
 // Prune deletes the oldest entries — the longest prefix of the chain whose
@@ -355,8 +413,13 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 		if err != nil {
 			return err
 		}
+		// The cut: the first entry not older than before. time is not
+		// monotonic along seq (an entry carries its request's start time
+		// and is appended when the request ends), so this walks seq,
+		// reading about as many rows as are deleted; there is no time
+		// index to maintain on every append.
 		var last int64
-		err = tx.QueryRow(ctx, `SELECT seq FROM audit_entries WHERE time >= $1 ORDER BY seq LIMIT 1`,
+		err = tx.QueryRow(ctx, `SELECT seq FROM audit_log WHERE time >= $1 ORDER BY seq LIMIT 1`,
 			before.UnixNano()).Scan(&last)
 		switch {
 		case err == nil:
@@ -364,7 +427,7 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 		case errors.Is(err, sql.ErrNoRows):
 			// Every entry is older: prune them all.
 			var max sql.NullInt64
-			if err := tx.QueryRow(ctx, `SELECT max(seq) FROM audit_entries`).Scan(&max); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT max(seq) FROM audit_log`).Scan(&max); err != nil {
 				return err
 			}
 			last = max.Int64
@@ -375,7 +438,7 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 			return nil
 		}
 		var hash []byte
-		err = tx.QueryRow(ctx, `SELECT hash FROM audit_entries WHERE seq = $1`, last).Scan(&hash)
+		err = tx.QueryRow(ctx, `SELECT hash FROM audit_log WHERE seq = $1`, last).Scan(&hash)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: entry %d is missing", ErrTampered, last)
 		}
@@ -387,7 +450,7 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 		if err != nil {
 			return fmt.Errorf("sign anchor: %w", err)
 		}
-		res, err := tx.Exec(ctx, `DELETE FROM audit_entries WHERE seq <= $1`, last)
+		res, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE seq <= $1`, last)
 		if err != nil {
 			return err
 		}

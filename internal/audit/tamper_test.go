@@ -25,39 +25,79 @@ func TestTamperDetected(t *testing.T) {
 				r := rawRow(t, st, 17)
 				b := []byte(r.resource)
 				b[len(b)-1] ^= 1
-				rawExec(t, st, `UPDATE audit_entries SET resource = $1 WHERE seq = 17`, string(b))
+				r.resource = string(b)
+				rawUpdate(t, st, &r)
 			},
-			firstBad: 17, problem: "entry 17: hash does not match its content",
+			firstBad: 17, problem: "entry 17: hash does not match its content chained to entry 16",
 		},
 		{
 			name: "status",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `UPDATE audit_entries SET status = 403 WHERE seq = 17`)
+				r := rawRow(t, st, 17)
+				r.status = 403
+				rawUpdate(t, st, &r)
 			},
-			firstBad: 17, problem: "entry 17: hash does not match its content",
+			firstBad: 17, problem: "entry 17: hash does not match its content chained to entry 16",
 		},
 		{
 			name: "time",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `UPDATE audit_entries SET time = time + 1 WHERE seq = 17`)
+				rawExec(t, st, `UPDATE audit_log SET time = time + 1 WHERE seq = 17`)
 			},
-			firstBad: 17, problem: "entry 17: hash does not match its content",
+			firstBad: 17, problem: "entry 17: hash does not match its content chained to entry 16",
 		},
 		{
 			name: "detail",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `UPDATE audit_entries SET detail = '{"version": "17"}' WHERE seq = 17`)
+				r := rawRow(t, st, 17)
+				r.detail = `{"version": "17"}` // same map, other text
+				rawUpdate(t, st, &r)
 			},
-			firstBad: 17, problem: "entry 17: hash does not match its content",
+			firstBad: 17, problem: "entry 17: hash does not match its content chained to entry 16",
+		},
+		{
+			name: "a field changed inside the entry text",
+			tamper: func(t *testing.T, st storage.Store) {
+				rawExec(t, st, `UPDATE audit_log SET entry = replace(entry, '"read"', '"write"') WHERE seq = 17`)
+			},
+			firstBad: 17, problem: "entry 17: hash does not match its content chained to entry 16",
+		},
+		{
+			name: "entry text cut short",
+			tamper: func(t *testing.T, st storage.Store) {
+				rawExec(t, st, `UPDATE audit_log SET entry = '["req-17"]' WHERE seq = 17`)
+			},
+			firstBad: 17, problem: "entry 17: malformed entry text: byte 9 (auth_method): the array ends after 1 values, want 12",
+		},
+		{
+			name: "entry text with a value of the wrong type",
+			tamper: func(t *testing.T, st storage.Store) {
+				rawExec(t, st, `UPDATE audit_log SET entry = replace(entry, ',200,', ',"200",') WHERE seq = 17`)
+			},
+			firstBad: 17, problem: "entry 17: malformed entry text: byte 128 (status): want an integer",
+		},
+		{
+			name: "entry text followed by more",
+			tamper: func(t *testing.T, st storage.Store) {
+				rawExec(t, st, `UPDATE audit_log SET entry = entry || '[]' WHERE seq = 17`)
+			},
+			firstBad: 17, problem: "entry 17: malformed entry text: byte 159: data after the array",
+		},
+		{
+			name: "entry text not JSON",
+			tamper: func(t *testing.T, st storage.Store) {
+				rawExec(t, st, `UPDATE audit_log SET entry = 'req-17' WHERE seq = 17`)
+			},
+			firstBad: 17, problem: "entry 17: malformed entry text: byte 0: want '['",
 		},
 		{
 			name: "one byte of the stored hash",
 			tamper: func(t *testing.T, st storage.Store) {
 				r := rawRow(t, st, 17)
 				r.hash[0] ^= 0x80
-				rawExec(t, st, `UPDATE audit_entries SET hash = $1 WHERE seq = 17`, r.hash)
+				rawExec(t, st, `UPDATE audit_log SET hash = $1 WHERE seq = 17`, r.hash)
 			},
-			firstBad: 17, problem: "entry 17: hash does not match its content",
+			firstBad: 17, problem: "entry 17: hash does not match its content chained to entry 16",
 		},
 		{
 			name: "entry rehashed after an edit",
@@ -65,28 +105,28 @@ func TestTamperDetected(t *testing.T) {
 				r := rawRow(t, st, 17)
 				r.outcome = OutcomeDenied
 				r.hash, _ = r.computeHash(r.prevHash, nil)
-				rawExec(t, st, `UPDATE audit_entries SET outcome = $1, hash = $2 WHERE seq = 17`, r.outcome, r.hash)
+				rawUpdate(t, st, &r)
 			},
-			firstBad: 18, problem: "entry 18: prev_hash does not chain to entry 17",
+			firstBad: 18, problem: "entry 18: hash does not match its content chained to entry 17",
 		},
 		{
 			name:     "deleted entry",
-			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_entries WHERE seq = 20`) },
+			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_log WHERE seq = 20`) },
 			firstBad: 20, problem: "entry 20 missing (seq jumps from 19 to 21)",
 		},
 		{
 			name:     "deleted first entry",
-			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_entries WHERE seq = 1`) },
+			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_log WHERE seq = 1`) },
 			firstBad: 1, problem: "entry 1 missing (the log starts at 2)",
 		},
 		{
 			name: "swapped entries",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `UPDATE audit_entries SET seq = -1 WHERE seq = 30`)
-				rawExec(t, st, `UPDATE audit_entries SET seq = 30 WHERE seq = 31`)
-				rawExec(t, st, `UPDATE audit_entries SET seq = 31 WHERE seq = -1`)
+				rawExec(t, st, `UPDATE audit_log SET seq = -1 WHERE seq = 30`)
+				rawExec(t, st, `UPDATE audit_log SET seq = 30 WHERE seq = 31`)
+				rawExec(t, st, `UPDATE audit_log SET seq = 31 WHERE seq = -1`)
 			},
-			firstBad: 30, problem: "entry 30: hash does not match its content",
+			firstBad: 30, problem: "entry 30: hash does not match its content chained to entry 29",
 		},
 		{
 			name: "forged entry after the head",
@@ -103,8 +143,8 @@ func TestTamperDetected(t *testing.T) {
 			name: "forged entry inserted in the middle",
 			tamper: func(t *testing.T, st storage.Store) {
 				// Shift 26..50 up by one and put a well-formed entry at 26.
-				rawExec(t, st, `UPDATE audit_entries SET seq = -seq WHERE seq >= 26`)
-				rawExec(t, st, `UPDATE audit_entries SET seq = 1 - seq WHERE seq < 0`)
+				rawExec(t, st, `UPDATE audit_log SET seq = -seq WHERE seq >= 26`)
+				rawExec(t, st, `UPDATE audit_log SET seq = 1 - seq WHERE seq < 0`)
 				rawExec(t, st, `UPDATE audit_head SET seq = 51`)
 				prev := rawRow(t, st, 25)
 				f := prev
@@ -112,7 +152,7 @@ func TestTamperDetected(t *testing.T) {
 				f.hash, _ = f.computeHash(f.prevHash, nil)
 				insertRaw(t, st, &f)
 			},
-			firstBad: 27, problem: "entry 27: hash does not match its content",
+			firstBad: 27, problem: "entry 27: hash does not match its content chained to entry 26",
 		},
 		{
 			name: "chain rewritten from an entry on",
@@ -128,8 +168,7 @@ func TestTamperDetected(t *testing.T) {
 					r.prevHash = prev
 					r.hash, _ = r.computeHash(prev, nil)
 					prev = r.hash
-					rawExec(t, st, `UPDATE audit_entries SET principal = $1, prev_hash = $2, hash = $3 WHERE seq = $4`,
-						r.principal, r.prevHash, r.hash, seq)
+					rawUpdate(t, st, &r)
 				}
 				rawExec(t, st, `UPDATE audit_head SET hash = $1`, prev)
 			},
@@ -153,24 +192,24 @@ func TestTamperDetected(t *testing.T) {
 			name: "tail truncated",
 			tamper: func(t *testing.T, st storage.Store) {
 				r := rawRow(t, st, 44)
-				rawExec(t, st, `DELETE FROM audit_entries WHERE seq > 44`)
+				rawExec(t, st, `DELETE FROM audit_log WHERE seq > 44`)
 				rawExec(t, st, `UPDATE audit_head SET seq = 44, hash = $1`, r.hash)
 			},
 			firstBad: 45, problem: "checkpoint at 50: entry 45 is missing (the log ends at 44)",
 		},
 		{
 			name:     "tail truncated, head left",
-			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_entries WHERE seq > 48`) },
+			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_log WHERE seq > 48`) },
 			firstBad: 49, problem: "checkpoint at 50: entry 49 is missing (the log ends at 48)",
 		},
 		{
 			name: "first problem wins",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `DELETE FROM audit_entries WHERE seq = 40`)
+				rawExec(t, st, `DELETE FROM audit_log WHERE seq = 40`)
 				rawExec(t, st, `UPDATE audit_checkpoints SET signature = $1 WHERE seq = 30`, make([]byte, 64))
-				rawExec(t, st, `UPDATE audit_entries SET principal = 'x' WHERE seq = 12`)
+				rawExec(t, st, `UPDATE audit_log SET principal = 'x' WHERE seq = 12`)
 			},
-			firstBad: 12, problem: "entry 12: hash does not match its content",
+			firstBad: 12, problem: "entry 12: hash does not match its content chained to entry 11",
 		},
 	}
 	storagetest.Each(t, func(t *testing.T, st storage.Store) {
@@ -200,7 +239,7 @@ func TestTamperDetected(t *testing.T) {
 // resetLog empties the audit tables by raw SQL.
 func resetLog(t *testing.T, st storage.Store) {
 	t.Helper()
-	rawExec(t, st, `DELETE FROM audit_entries`)
+	rawExec(t, st, `DELETE FROM audit_log`)
 	rawExec(t, st, `DELETE FROM audit_checkpoints`)
 	rawExec(t, st, `UPDATE audit_head SET seq = 0, hash = $1, checkpoint_seq = 0`, zeroHash)
 }

@@ -47,18 +47,19 @@ func (l *Log) Verify(ctx context.Context) (*VerifyResult, error) {
 		if err := v.load(ctx, tx); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT `+entryColumns+` FROM audit_entries ORDER BY seq`)
+		rows, err := tx.Query(ctx, `SELECT `+logColumns+` FROM audit_log ORDER BY seq`)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		var r row
+		var text string
 		for !v.failed() && rows.Next() {
 			r = row{}
-			if err := scanRow(rows, &r); err != nil {
+			if err := scanStored(rows, &r, &text, nil); err != nil {
 				return err
 			}
-			v.entry(&r)
+			v.entry(&r, r.decodeEntryText(text))
 		}
 		if err := rows.Err(); err != nil {
 			return err
@@ -166,8 +167,10 @@ func (v *verifier) load(ctx context.Context, tx storage.Tx) error {
 	return rows.Err()
 }
 
-// entry checks one entry, in ascending seq order.
-func (v *verifier) entry(r *row) {
+// entry checks one entry, in ascending seq order; textErr is what
+// decoding its entry text returned. Its prev hash is the hash of the entry
+// before (or the anchor's), which the walk carries: it is not stored.
+func (v *verifier) entry(r *row, textErr error) {
 	switch {
 	case r.seq <= v.anchorSeq:
 		v.fail(r.seq, "entry %d: lies at or before the prune anchor (entry %d)", r.seq, v.anchorSeq)
@@ -183,18 +186,20 @@ func (v *verifier) entry(r *row) {
 	case v.headOK && r.seq > v.head.seq:
 		v.fail(r.seq, "entry %d: lies beyond the chain head (entry %d)", r.seq, v.head.seq)
 		return
-	}
-	var sum []byte
-	sum, v.buf = r.computeHash(r.prevHash, v.buf)
-	if !bytes.Equal(sum, r.hash) {
-		v.fail(r.seq, "entry %d: hash does not match its content", r.seq)
+	case textErr != nil:
+		v.fail(r.seq, "entry %d: %v", r.seq, textErr)
 		return
 	}
-	if !bytes.Equal(r.prevHash, v.prev) {
+	var sum []byte
+	sum, v.buf = r.computeHash(v.prev, v.buf)
+	if !bytes.Equal(sum, r.hash) {
+		// The entry was changed, or its stored hash, or the entry before
+		// it was rewritten with a recomputed hash: without a stored
+		// prev_hash these look alike.
 		if r.seq == v.anchorSeq+1 {
-			v.fail(r.seq, "entry %d: prev_hash does not chain to %s", r.seq, v.anchorName)
+			v.fail(r.seq, "entry %d: hash does not match its content chained to %s", r.seq, v.anchorName)
 		} else {
-			v.fail(r.seq, "entry %d: prev_hash does not chain to entry %d", r.seq, r.seq-1)
+			v.fail(r.seq, "entry %d: hash does not match its content chained to entry %d", r.seq, r.seq-1)
 		}
 		return
 	}

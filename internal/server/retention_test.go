@@ -25,7 +25,7 @@ func TestAuditFileAndRetention(t *testing.T) {
 	// Age the first entries past the retention, then run the job.
 	ctx := t.Context()
 	r.node.Store().Write(ctx, func(tx storage.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE audit_entries SET time = 1 WHERE seq <= 2`)
+		_, err := tx.Exec(ctx, `UPDATE audit_log SET time = 1 WHERE seq <= 2`)
 		return err
 	})
 	// Prune deletes them and leaves a remainder that verifies from its
