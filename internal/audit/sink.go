@@ -183,11 +183,11 @@ func (s *sinkFeed) readPage(ctx context.Context) (int, error) {
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var st stored
-			if err := scanStored(rows, &st.r, &st.text, nil); err != nil {
+			var p stored
+			if err := scanStored(rows, &p.r, &p.text, nil); err != nil {
 				return err
 			}
-			page = append(page, st)
+			page = append(page, p)
 		}
 		return rows.Err()
 	})
