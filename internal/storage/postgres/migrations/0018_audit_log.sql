@@ -1,4 +1,4 @@
--- Audit entries in five columns (issue: audit-compact): audit_log replaces
+-- Audit entries in five columns: audit_log replaces
 -- audit_entries. Appending an entry writes one narrow row and one index
 -- entry instead of seventeen columns and two indexes.
 --
