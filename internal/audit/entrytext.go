@@ -62,38 +62,8 @@ func (r *row) entryTextSize() int {
 }
 
 // appendTextString appends s as a JSON string, escaped as SQLite and
-// PostgreSQL escape (see above). s is valid UTF-8 (clean made it so).
-func appendTextString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\r':
-			b = append(b, '\\', 'r')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// PostgreSQL escape (see above): the short escapes for \b \t \n \f \r.
+func appendTextString(b []byte, s string) []byte { return appendQuoted(b, s, true) }
 
 // entryTextError is a stored entry text that does not decode.
 type entryTextError struct {

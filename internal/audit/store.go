@@ -207,12 +207,15 @@ func sqliteInsert(n int) string { return sqliteInserts[n-1] }
 const insertPostgres = `INSERT INTO audit_log (` + logColumns + `)
 	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bytea[])`
 
-// appendJSONString appends s as a JSON string, for the detail text. s is
-// valid UTF-8 (clean made it so), which JSON carries as is; only '"', '\\'
-// and control characters are escaped. (The entry text escapes with
-// appendTextString, which spells some control characters shorter; the
-// detail text keeps this spelling because it is hashed as stored.)
-func appendJSONString(b []byte, s string) []byte {
+// appendJSONString appends s as a JSON string, for the detail text: every
+// control character as \u00xx. (The entry text spells some of them shorter;
+// the detail text keeps this spelling because it is hashed as stored.)
+func appendJSONString(b []byte, s string) []byte { return appendQuoted(b, s, false) }
+
+// appendQuoted appends s as a JSON string. s is valid UTF-8 (clean made it
+// so), which JSON carries as is; only '"', '\\' and control characters are
+// escaped, the latter as \b \t \n \f \r when short, else as \u00xx.
+func appendQuoted(b []byte, s string, short bool) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
@@ -222,9 +225,11 @@ func appendJSONString(b []byte, s string) []byte {
 			continue
 		}
 		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
+		switch {
+		case c == '"' || c == '\\':
 			b = append(b, '\\', c)
+		case short && shortEscape[c] != 0:
+			b = append(b, '\\', shortEscape[c])
 		default:
 			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 		}
@@ -233,6 +238,10 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// shortEscape is the letter of JSON's two-character escape of a control
+// character, 0 when it has none.
+var shortEscape = [0x20]byte{'\b': 'b', '\t': 't', '\n': 'n', '\f': 'f', '\r': 'r'}
 
 // finalCheckpoint signs the chain head unless a checkpoint already covers it.
 func (l *Log) finalCheckpoint(ctx context.Context) error {
