@@ -357,7 +357,7 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 		out = out[:0]
 		for after := f.AfterSeq; ; {
 			args[0] = after
-			n, err := l.listPage(ctx, tx, q.String(), args, func(r *row) (bool, error) {
+			n, err := scanPage(ctx, tx, q.String(), args, func(r *row) (bool, error) {
 				after = r.seq
 				if !f.matchesText(r) {
 					return true, nil
@@ -386,9 +386,9 @@ func (f *Filter) matchesText(r *row) bool {
 	return (f.Outcome == "" || r.outcome == f.Outcome) && strings.HasPrefix(r.resource, f.ResourcePrefix)
 }
 
-// listPage runs one List query and hands each row to fn until fn returns
+// scanPage runs one List query and hands each row to fn until fn returns
 // false or an error; it returns how many rows it read.
-func (l *Log) listPage(ctx context.Context, tx storage.Tx, q string, args []any, fn func(*row) (bool, error)) (int, error) {
+func scanPage(ctx context.Context, tx storage.Tx, q string, args []any, fn func(*row) (bool, error)) (int, error) {
 	rows, err := tx.Query(ctx, q, args...)
 	if err != nil {
 		return 0, err
