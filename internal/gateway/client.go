@@ -26,8 +26,9 @@ import (
 // request and response between them over channels; for small calls that
 // bookkeeping cost more CPU than the whole of the rest of the proxy. This
 // client keeps only what a proxy needs: HTTP/1.1 (no HTTP/2, no proxies,
-// no compression, no redirects), the response parsed by net/http's own
-// http.ReadResponse, bounded response heads, one retry of a body-less
+// no compression, no redirects), the response head parsed by net/http's
+// own http.ReadResponse unless it is of the simple kind fastResponse
+// reads (response.go), bounded response heads, one retry of a body-less
 // request on a fresh connection when a pooled one turns out to be closed.
 type client struct {
 	dialer      *net.Dialer
@@ -191,7 +192,16 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) 
 	var resp *http.Response
 	var err error
 	for {
-		resp, err = http.ReadResponse(pc.br, headRequests[req.method])
+		// The common answer is read by fastResponse once its head is in
+		// the buffer (the first read brings it); anything else, and any
+		// read error, by http.ReadResponse.
+		var fast bool
+		if _, perr := pc.br.Peek(1); perr == nil {
+			resp, fast = fastResponse(pc.br, headRequests[req.method])
+		}
+		if !fast {
+			resp, err = http.ReadResponse(pc.br, headRequests[req.method])
+		}
 		if err == nil && (resp.StatusCode < 100 || resp.StatusCode > 599) {
 			resp.Body.Close()
 			err = fmt.Errorf("the upstream answered with status %d", resp.StatusCode)

@@ -1,0 +1,186 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// fastResponse reads the upstream's answer head when it is the common,
+// simple kind and already wholly in br's buffer: "HTTP/1.1", a final
+// status whose answer has a body, a body framed by one Content-Length,
+// CRLF line ends, header fields without folding or control bytes, and no
+// Transfer-Encoding, Trailer or "Connection: close". It returns what
+// http.ReadResponse would for the same bytes (held to it by
+// FuzzFastResponse) and consumes the same bytes. Anything else returns
+// ok false with br untouched, for http.ReadResponse.
+//
+// It exists for its cost: on a small proxied call http.ReadResponse
+// (textproto's header reader, a string per value, its transfer reader)
+// was 6% of keyward's CPU. Here a head is one string, the header keys and
+// values are slices of it, and the values share one backing array.
+func fastResponse(br *bufio.Reader, req *http.Request) (resp *http.Response, ok bool) {
+	if req.Method == http.MethodHead {
+		return nil, false // no body whatever Content-Length says
+	}
+	buf, _ := br.Peek(br.Buffered())
+	end := bytes.Index(buf, []byte("\r\n\r\n"))
+	if end < 0 {
+		return nil, false
+	}
+	head := buf[:end+2] // each line ends in CRLF
+	nl := bytes.IndexByte(head, '\n')
+	if nl < 1 || head[nl-1] != '\r' {
+		return nil, false
+	}
+	line := head[:nl-1]
+	// "HTTP/1.1 200" or "HTTP/1.1 200 reason"
+	if len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || len(line) > 12 && line[12] != ' ' {
+		return nil, false
+	}
+	code := 0
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return nil, false
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified {
+		return nil, false
+	}
+	for _, c := range line[12:] {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return nil, false
+		}
+	}
+	fields := head[nl+1:]
+	n := bytes.Count(fields, []byte("\n"))
+	if n > 100 || bytes.Count(fields, []byte("\r")) != n || bytes.Count(fields, []byte("\r\n")) != n {
+		return nil, false // bare CR or LF
+	}
+	s := string(head) // the one copy: keys and values are slices of it
+	h := make(http.Header, n)
+	strs := make([]string, n)
+	length := int64(-1)
+	for rest := s[nl+1:]; rest != ""; {
+		i := strings.IndexByte(rest, '\n')
+		kv := rest[:i-1]
+		rest = rest[i+1:]
+		colon := strings.IndexByte(kv, ':')
+		if colon <= 0 {
+			return nil, false
+		}
+		k, v := kv[:colon], trimOWS(kv[colon+1:])
+		for j := 0; j < len(k); j++ {
+			if !tokenByte(k[j]) {
+				return nil, false
+			}
+		}
+		for j := 0; j < len(v); j++ {
+			if c := v[j]; c < ' ' && c != '\t' || c == 0x7f {
+				return nil, false
+			}
+		}
+		k = textproto.CanonicalMIMEHeaderKey(k) // k itself when already canonical
+		switch k {
+		case "Transfer-Encoding", "Trailer", "Pragma":
+			return nil, false // framing left to ReadResponse; Pragma: it may add Cache-Control
+		case "Connection":
+			if hasCloseToken(v) {
+				return nil, false // ReadResponse then removes the field
+			}
+		case "Content-Length":
+			if length >= 0 || v == "" || len(v) > 18 {
+				return nil, false
+			}
+			length = 0
+			for j := 0; j < len(v); j++ {
+				if v[j] < '0' || v[j] > '9' {
+					return nil, false
+				}
+				length = length*10 + int64(v[j]-'0')
+			}
+		}
+		if vv := h[k]; vv == nil {
+			vv, strs = strs[:1:1], strs[1:]
+			vv[0] = v
+			h[k] = vv
+		} else {
+			h[k] = append(vv, v)
+		}
+	}
+	if length < 0 {
+		return nil, false // ends with the connection: rare, left to ReadResponse
+	}
+	resp = &http.Response{
+		Status: s[9 : nl-1], StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, ContentLength: length, Request: req, Body: http.NoBody,
+	}
+	br.Discard(end + 4)
+	if length > 0 {
+		resp.Body = &lengthBody{r: br, n: length}
+	}
+	return resp, true
+}
+
+// trimOWS trims spaces and tabs at both ends, as textproto does to values.
+func trimOWS(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// tokenByte reports whether c may be in a header name (RFC 9110's tchar).
+func tokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// hasCloseToken reports whether a Connection value lists "close", read as
+// net/http reads it (comma-separated tokens, any case, spaces around).
+func hasCloseToken(v string) bool {
+	for f := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(trimOWS(f), "close") {
+			return true
+		}
+	}
+	return false
+}
+
+// lengthBody is a response body of n bytes: like net/http's, it returns
+// io.EOF with its last bytes, so a reader learns the end without another
+// call, and io.ErrUnexpectedEOF when the connection ends before it.
+type lengthBody struct {
+	r *bufio.Reader
+	n int64
+}
+
+func (b *lengthBody) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n -= int64(n)
+	switch {
+	case b.n == 0:
+		return n, io.EOF
+	case err == io.EOF:
+		return n, io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (b *lengthBody) Close() error { return nil }
