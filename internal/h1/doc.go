@@ -14,16 +14,25 @@
 //
 // # What is not hand-written
 //
-// Parsing untrusted bytes is net/http's: a request (line, headers, body
-// framing: Content-Length, chunked, their conflicts) is read by
-// http.ReadRequest, the same code net/http's server runs. This package adds
-// the checks net/http's server makes after it (the HTTP version, exactly one
-// valid Host, valid header names and values) and the connection's life:
-// keep-alive, timeouts, Expect: 100-continue, the framing of the answer,
-// draining an unread body, Hijack for WebSocket sessions, graceful
-// shutdown. A differential fuzz test holds it to net/http's server: for any
-// byte stream both answer the same requests with the same statuses and see
-// the same request (FuzzDifferential).
+// Parsing untrusted bytes is net/http's, with one exception. A request
+// (line, headers, body framing: Content-Length, chunked, their conflicts)
+// is read by http.ReadRequest, the same code net/http's server runs. The
+// exception is the simple head without a body that most gateway calls send
+// (fast.go): an origin-form target, HTTP/1.1, CRLF line ends, at most 64
+// plain field lines, no Transfer-Encoding, no Content-Length but "0", at
+// most one Host. Such a head, once buffered whole, is parsed by hand into
+// the request http.ReadRequest would give, consuming the same bytes; a
+// differential fuzz test holds the two together (FuzzFastRequest). Any
+// other head goes, untouched, to http.ReadRequest.
+//
+// This package adds the checks net/http's server makes after parsing (the
+// HTTP version, exactly one valid Host, valid header names and values),
+// whichever parsed the head, and the connection's life: keep-alive,
+// timeouts, Expect: 100-continue, the framing of the answer, draining an
+// unread body, Hijack for WebSocket sessions, graceful shutdown. A
+// differential fuzz test holds it to net/http's server: for any byte stream
+// both answer the same requests with the same statuses and see the same
+// request (FuzzDifferential).
 //
 // # Differences from net/http's server
 //

@@ -432,8 +432,9 @@ func (e statusError) Error() string { return fmt.Sprintf("%d %s", e.code, e.reas
 
 var errHeadTooLarge = statusError{http.StatusRequestHeaderFieldsTooLarge, ""}
 
-// readRequest reads a request's head with http.ReadRequest and makes the
-// checks net/http's server makes after it.
+// readRequest reads a request's head, a simple one by hand (fast.go), any
+// other with http.ReadRequest, and makes the checks net/http's server makes
+// after it (of either).
 func (c *conn) readRequest(lastPOST bool) (*http.Request, error) {
 	s := c.srv
 	t0 := time.Now()
@@ -446,12 +447,16 @@ func (c *conn) readRequest(lastPOST bool) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.ReadRequest(c.br)
-	if err != nil {
-		if c.lr.N <= 0 {
-			return nil, errHeadTooLarge
+	// the simple head, when buffered whole, is read by hand (fast.go);
+	// any other by http.ReadRequest
+	req := readSimpleRequest(c.br)
+	if req == nil {
+		if req, err = http.ReadRequest(c.br); err != nil {
+			if c.lr.N <= 0 {
+				return nil, errHeadTooLarge
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	if !(req.ProtoMajor == 1 || req.ProtoMajor == 2 && req.ProtoMinor == 0 && req.Method == "PRI" && req.RequestURI == "*") {
 		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}

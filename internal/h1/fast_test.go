@@ -1,0 +1,251 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// simpleHeads are heads the fast path must take: the gateway's, and
+// simple variations.
+var simpleHeads = []string{
+	"GET /v1/gateway/up/v1/ping HTTP/1.1\r\nHost: 127.0.0.1:19485\r\nUser-Agent: x\r\nAuthorization: Bearer kw_0123456789abcdef0123456789abcdef\r\nAccept-Encoding: gzip\r\n\r\n",
+	"GET /v1/gateway/up/v1/ping HTTP/1.1\r\nHost: 127.0.0.1:19485\r\nUser-Agent: Go-http-client/1.1\r\nAuthorization: Bearer kw_x\r\nAccept-Encoding: gzip\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET / HTTP/1.1\r\n\r\n",
+	"DELETE /v1/secrets/a?version=3 HTTP/1.1\r\nhost: a\r\nuser-agent: curl/8.0\r\naccept: */*\r\n\r\n",
+	"GET /x HTTP/1.1\r\nHost: a\r\nX-Dup: 1\r\nx-dup: 2\r\nX-DUP:3\r\nOther: o\r\n\r\n",
+	"POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+	"POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length:   0  \r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, CLOSE\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nConnection: \tclose\t\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nCache-Control: max-age=0\r\n\r\n",
+	"GET /a/../b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /%2e%2e/x HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /a%2Fb?q=1&r=%20#frag HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET //x HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /?q=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost:\r\nX-Empty:\r\nX-Space:   \r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX-Obs: caf\xc3\xa9 \xff\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX-Tab:\tin\tside\t\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nweird_!#$%&'*+.^`|~: v\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", // refused later, by checkHost
+	"PRI / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET / HTTP/1.1\r\n" + strings.Repeat("X-Many: v\r\n", maxFastLines-1) + "Host: a\r\n\r\n",
+}
+
+// otherHeads are heads the fast path must leave to http.ReadRequest.
+var otherHeads = []string{
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+	"GET / HTTP/1.1\nHost: a\n\n",
+	"GET / HTTP/1.1\r\nHost: a\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+	"GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX: 1\x00\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r2\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX : 1\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\n: 1\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\n", // not whole
+	"GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+	"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+	"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://other/ HTTP/1.1\r\nHost: a\r\n\r\n",
+	"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+	"get / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET / HTTP/1.1 \r\nHost: a\r\n\r\n",
+	"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET / HTTP/1.1\r\n" + strings.Repeat("X-Many: v\r\n", maxFastLines) + "Host: a\r\n\r\n",
+}
+
+// buffered is a bufio.Reader of raw whose buffer holds raw[:split] only
+// (all of raw when split is out of range), as a connection's does when
+// the rest has not come yet.
+func buffered(raw []byte, split int) *bufio.Reader {
+	raw = bytes.Clone(raw) // http.ReadRequest changes the bytes it reads
+	if split <= 0 || split > len(raw) {
+		split = len(raw)
+	}
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(raw[:split]), bytes.NewReader(raw[split:])), max(len(raw), 16))
+	br.Peek(1)
+	return br
+}
+
+// checkFast reads raw (buffered up to split) by the fast path and, when it
+// takes it, by http.ReadRequest, and reports whether it took it; t fails
+// when the two differ.
+func checkFast(t *testing.T, raw []byte, split int) bool {
+	t.Helper()
+	brFast := buffered(raw, split)
+	inBuffer := brFast.Buffered()
+	fast := readSimpleRequest(brFast)
+	if fast == nil {
+		if brFast.Buffered() != inBuffer {
+			t.Fatalf("%s: not taken, but %d bytes consumed", short(raw), inBuffer-brFast.Buffered())
+		}
+		return false
+	}
+	brStd := buffered(raw, 0)
+	std, err := http.ReadRequest(brStd)
+	if err != nil {
+		t.Fatalf("%s: the fast path took a head http.ReadRequest refuses: %v", short(raw), err)
+	}
+	restFast, _ := io.ReadAll(brFast)
+	restStd, _ := io.ReadAll(brStd)
+	if !bytes.Equal(restFast, restStd) {
+		t.Fatalf("%s: the fast path leaves %q, http.ReadRequest %q", short(raw), restFast, restStd)
+	}
+	if d := requestDiff(fast, std); d != "" {
+		t.Fatalf("%s: %s", short(raw), d)
+	}
+	checkValuesApart(t, raw, fast.Header)
+	return true
+}
+
+// short quotes raw, up to 200 bytes of it, for a failure's message.
+func short[T string | []byte](raw T) string {
+	if len(raw) > 200 {
+		return fmt.Sprintf("%q... (%d bytes)", raw[:200], len(raw))
+	}
+	return fmt.Sprintf("%q", raw)
+}
+
+// requestDiff reports how the fast path's request differs from
+// http.ReadRequest's.
+func requestDiff(fast, std *http.Request) string {
+	type pair struct {
+		name      string
+		fast, std any
+	}
+	fu, su := fast.URL, std.URL
+	for _, p := range []pair{
+		{"Method", fast.Method, std.Method},
+		{"URL", fu.String(), su.String()},
+		{"URL.Scheme", fu.Scheme, su.Scheme},
+		{"URL.Opaque", fu.Opaque, su.Opaque},
+		{"URL.User", fu.User, su.User},
+		{"URL.Host", fu.Host, su.Host},
+		{"URL.Path", fu.Path, su.Path},
+		{"URL.RawPath", fu.RawPath, su.RawPath},
+		{"URL.OmitHost", fu.OmitHost, su.OmitHost},
+		{"URL.ForceQuery", fu.ForceQuery, su.ForceQuery},
+		{"URL.RawQuery", fu.RawQuery, su.RawQuery},
+		{"URL.Fragment", fu.Fragment, su.Fragment},
+		{"URL.RawFragment", fu.RawFragment, su.RawFragment},
+		{"Proto", fast.Proto, std.Proto},
+		{"ProtoMajor", fast.ProtoMajor, std.ProtoMajor},
+		{"ProtoMinor", fast.ProtoMinor, std.ProtoMinor},
+		{"Header", fast.Header, std.Header},
+		{"Host", fast.Host, std.Host},
+		{"RequestURI", fast.RequestURI, std.RequestURI},
+		{"ContentLength", fast.ContentLength, std.ContentLength},
+		{"TransferEncoding", fast.TransferEncoding, std.TransferEncoding},
+		{"Close", fast.Close, std.Close},
+		{"Trailer", fast.Trailer, std.Trailer},
+		{"Body is NoBody", fast.Body == http.NoBody, std.Body == http.NoBody},
+	} {
+		if !reflect.DeepEqual(p.fast, p.std) {
+			return fmt.Sprintf("%s: fast %#v, http.ReadRequest %#v", p.name, p.fast, p.std)
+		}
+	}
+	// and every other field, exported or not (Form, ctx, ...)
+	if !reflect.DeepEqual(fast, std) {
+		return fmt.Sprintf("requests differ:\nfast %#v\nhttp.ReadRequest %#v", fast, std)
+	}
+	return ""
+}
+
+// checkValuesApart: an append to one key's values (which a handler may
+// make) changes no other key's.
+func checkValuesApart(t *testing.T, raw []byte, h http.Header) {
+	t.Helper()
+	before := h.Clone()
+	for k, vs := range h {
+		_ = append(vs, "appended")
+		if !reflect.DeepEqual(h, before) {
+			t.Fatalf("%s: an append to %s's values changed the header: %q", short(raw), k, h)
+		}
+	}
+}
+
+func TestFastRequest(t *testing.T) {
+	for _, raw := range simpleHeads {
+		if !checkFast(t, []byte(raw), 0) {
+			t.Errorf("%s: the fast path did not take it", short(raw))
+		}
+	}
+	for _, raw := range otherHeads {
+		if checkFast(t, []byte(raw), 0) {
+			t.Errorf("%s: the fast path took it", short(raw))
+		}
+	}
+	// a head not yet buffered whole is http.ReadRequest's, which reads on
+	raw := simpleHeads[0]
+	for split := 1; split < len(raw); split++ {
+		if checkFast(t, []byte(raw), split) {
+			t.Fatalf("taken with %d of %d bytes buffered", split, len(raw))
+		}
+	}
+}
+
+// FuzzFastRequest holds the fast path to http.ReadRequest: for any bytes,
+// of which any prefix is buffered, a head the fast path takes is one
+// http.ReadRequest reads to an equal request, consuming as many bytes.
+func FuzzFastRequest(f *testing.F) {
+	for _, raw := range simpleHeads {
+		f.Add([]byte(raw), 0)
+	}
+	for _, raw := range otherHeads {
+		f.Add([]byte(raw), 0)
+	}
+	for _, raw := range requests {
+		f.Add([]byte(raw), 0)
+	}
+	f.Add([]byte(simpleHeads[0]), 40)
+	f.Fuzz(func(t *testing.T, raw []byte, split int) {
+		checkFast(t, raw, split)
+	})
+}
+
+// gatewayHead is a request as the gateway benchmark sends it.
+const gatewayHead = "GET /v1/gateway/up/v1/ping HTTP/1.1\r\nHost: 127.0.0.1:19485\r\nUser-Agent: Go-http-client/1.1\r\nAuthorization: Bearer kw_0123456789abcdef0123456789abcdef\r\nAccept-Encoding: gzip\r\n\r\n"
+
+func BenchmarkReadRequest(b *testing.B) {
+	run := func(b *testing.B, read func(*bufio.Reader) (*http.Request, error)) {
+		src := strings.NewReader(gatewayHead)
+		br := bufio.NewReaderSize(src, readBufferSize)
+		b.ReportAllocs()
+		for b.Loop() {
+			src.Reset(gatewayHead)
+			br.Reset(src)
+			br.Peek(len(gatewayHead))
+			req, err := read(br)
+			if err != nil || req.Host != "127.0.0.1:19485" || br.Buffered() != 0 {
+				b.Fatal(req, err)
+			}
+		}
+	}
+	b.Run("fast", func(b *testing.B) {
+		run(b, func(br *bufio.Reader) (*http.Request, error) {
+			if req := readSimpleRequest(br); req != nil {
+				return req, nil
+			}
+			return nil, fmt.Errorf("not taken")
+		})
+	})
+	b.Run("readrequest", func(b *testing.B) { run(b, http.ReadRequest) })
+}
