@@ -258,7 +258,11 @@ func TestInitUnsealSealFlow(t *testing.T) {
 	if code := call(t, "POST", r.url+"/v1/sys/seal", "", nil, &e); code != 401 {
 		t.Fatalf("seal without token = %d", code)
 	}
-	bad := ir.RootToken[:len(ir.RootToken)-1] + "x"
+	last := "x"
+	if strings.HasSuffix(ir.RootToken, last) { // one token in 62 ends in x
+		last = "y"
+	}
+	bad := ir.RootToken[:len(ir.RootToken)-1] + last
 	if code := call(t, "POST", r.url+"/v1/sys/seal", bad, nil, &e); code != 401 {
 		t.Fatalf("seal with bad-checksum token = %d", code)
 	}
