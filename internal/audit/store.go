@@ -320,8 +320,10 @@ const listPage = 500
 //
 // Seq, time and principal are filtered in SQL (principal through the
 // (principal, seq) index); resource and outcome, which live in the entry
-// text, in Go, reading page after page until limit entries match. A filter
-// on time alone walks seq from AfterSeq: there is no index on time.
+// text, in Go, reading page after page until limit entries match. There
+// is no index on time: a filter on Since starts its walk at the last
+// checkpoint signed before Since (sinceStart), one on Until alone walks seq
+// from AfterSeq.
 func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -355,7 +357,15 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 	var out []Entry
 	err := l.st.Read(ctx, func(tx storage.Tx) error {
 		out = out[:0]
-		for after := f.AfterSeq; ; {
+		after := f.AfterSeq
+		if !f.Since.IsZero() {
+			start, err := sinceStart(ctx, tx, f.Since)
+			if err != nil {
+				return err
+			}
+			after = max(after, start)
+		}
+		for {
 			args[0] = after
 			n, err := scanPage(ctx, tx, q.String(), args, func(r *row) (bool, error) {
 				after = r.seq
@@ -378,6 +388,30 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 		return nil, fmt.Errorf("audit: list: %w", err)
 	}
 	return out, nil
+}
+
+// clockSlack is how far apart the clocks of nodes sharing a log may be for
+// List's Since to find every entry (sinceStart). Other checks already need
+// them closer: a DPoP proof's iat window, a token's expiry.
+const clockSlack = 2 * time.Minute
+
+// sinceStart returns a seq at or before which no entry is stamped at or
+// after since, so List's walk can start after it: the last checkpoint
+// signed before since, less clockSlack (0 when there is none). An entry's
+// time is fixed before the transaction that gives it its seq, and a
+// checkpoint is signed in the transaction of the entry it covers, after
+// its time was fixed; so every entry up to a checkpoint is stamped before
+// the checkpoint was signed, give or take the skew of two nodes' clocks.
+// Checkpoints come every Options.CheckpointEvery entries: the walk reads at
+// most those, and those of clockSlack, before since.
+func sinceStart(ctx context.Context, tx storage.Tx, since time.Time) (int64, error) {
+	var seq int64
+	err := tx.QueryRow(ctx, `SELECT seq FROM audit_checkpoints WHERE time <= $1 ORDER BY seq DESC LIMIT 1`,
+		since.Add(-clockSlack).UnixNano()).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return seq, err
 }
 
 // matchesText reports whether r passes f's filters on values inside the

@@ -214,3 +214,73 @@ func TestSinkSkipsMalformedEntryText(t *testing.T) {
 		}
 	})
 }
+
+// A filter on Since starts its walk at the last checkpoint signed
+// clockSlack before it, and still finds every entry at or after Since,
+// also one stamped by a node whose clock runs ahead (within the slack).
+func TestListSinceStartsAtCheckpoint(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		base := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+		now := base
+		l := openLog(t, st, newSigner(t), Options{CheckpointEvery: 10, Now: func() time.Time { return now }})
+		var all []Entry
+		for k := range 100 { // batch k: seqs 10k+1..10k+10 at base+k min, a checkpoint at 10k+10
+			now = base.Add(time.Duration(k) * time.Minute)
+			es := make([]*Entry, 10)
+			for i := range es {
+				es[i] = testEntry(10*k + i + 1)
+			}
+			if k == 49 {
+				// another node's clock, 90 s ahead of the signer's
+				es[3].Time = base.Add(50*time.Minute + 30*time.Second)
+			}
+			all = append(all, appendBatch(t, l, es)...)
+		}
+		since := base.Add(50 * time.Minute)
+		err := st.Read(t.Context(), func(tx storage.Tx) error {
+			for _, c := range []struct {
+				since time.Time
+				want  int64
+			}{
+				{since, 490},                        // batch 48's checkpoint, signed at since-2min
+				{since.Add(time.Nanosecond), 490},   // not batch 49's (since-1min)
+				{base.Add(time.Minute), 0},          // before any checkpoint
+				{base.Add(200 * time.Minute), 1000}, // after the last
+				{base.Add(2*time.Minute + 1), 10},   // batch 0's, signed at base
+			} {
+				got, err := sinceStart(t.Context(), tx, c.since)
+				if err != nil {
+					return err
+				}
+				if got != c.want {
+					t.Errorf("sinceStart(base+%s) = %d, want %d", c.since.Sub(base), got, c.want)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []Filter{
+			{Since: since, Limit: MaxListLimit},
+			{Since: since, Limit: 3},
+			{Since: since, Until: since.Add(10 * time.Minute)},
+			{Since: since, AfterSeq: 700, Limit: 20},
+			{Since: since, Principal: "user-1", Limit: 20},
+			{Since: since, Outcome: OutcomeAllowed, Limit: 20},
+			{Since: base, Limit: 20},
+		} {
+			got, err := l.List(t.Context(), f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := filterEntries(all, f); !reflect.DeepEqual(got, want) {
+				t.Errorf("List(%+v) = %v, want %v", f, seqsOf(got), seqsOf(want))
+			}
+		}
+		got, err := l.List(t.Context(), Filter{Since: since, Limit: 1})
+		if err != nil || len(got) != 1 || got[0].Seq != 494 {
+			t.Fatalf("the first entry at or after since = %v, %v; want seq 494 (stamped ahead)", seqsOf(got), err)
+		}
+	})
+}
