@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -198,6 +199,17 @@ func (s *Service) invalidate(name string) {
 	delete(s.cache, name)
 	s.gen++
 	s.mu.Unlock()
+}
+
+// Limits returns the integration's rates: over all its calls, and per
+// caller (zero when unset). A call that reaches the upstream otherwise
+// than through the proxy (an operator's check) counts against them too.
+func (s *Service) Limits(ctx context.Context, name string) (rate, callerRate ratelimit.Limit, err error) {
+	c, err := s.lookup(ctx, name)
+	if err != nil {
+		return rate, callerRate, err
+	}
+	return c.rate, c.callerRate, nil
 }
 
 // lookup returns the compiled integration, from memory when it is there.

@@ -263,7 +263,7 @@ func (h *Gateway) Routes() []Route {
 		},
 		{
 			Pattern: "POST /v1/integrations/{name}/check", Action: "write", Resource: integrationRes,
-			Summary: "Try an integration for its operator: its settings, its secret (for OAuth 2.0, a fresh token), a connection to the upstream and, with {\"path\"}, a GET of that path with the credential, of which only the status is reported. 200 with {\"ok\", \"steps\"} either way; needs write on the integration.",
+			Summary: "Try an integration for its operator: its settings, its secret (for OAuth 2.0, a fresh token), a connection to the upstream and, with {\"path\"}, a GET of that path with the credential, of which only the status is reported. 200 with {\"ok\", \"steps\"} either way; needs write on the integration. With a path it spends the integration's rate limits like a proxied call (429 past them).",
 			Handle: func(r *http.Request) (int, any, error) {
 				var in struct {
 					Path string `json:"path"`
@@ -276,10 +276,25 @@ func (h *Gateway) Routes() []Route {
 				if in.Path != "" && !strings.HasPrefix(in.Path, "/") {
 					return 0, nil, Invalid("path: want an absolute path below the upstream, e.g. /v1/me")
 				}
-				if _, err := h.Svc.Get(r.Context(), r.PathValue("name")); err != nil {
+				name := r.PathValue("name")
+				if _, err := h.Svc.Get(r.Context(), name); err != nil {
 					return 0, nil, err // 404 for an unknown integration
 				}
-				return http.StatusOK, h.Proxy.Check(r.Context(), r.PathValue("name"), in.Path), nil
+				if in.Path != "" && h.Limiter != nil {
+					// The request step is a call to the upstream: it spends
+					// the integration's rates as a proxied call does, so a
+					// check loop cannot exhaust the upstream's quota.
+					rate, callerRate, err := h.Svc.Limits(r.Context(), name)
+					if err != nil {
+						return 0, nil, err
+					}
+					d, err := h.Limiter.Allow(r, name, rate, callerRate)
+					if err != nil {
+						return 0, nil, err
+					}
+					state(r.Context()).noteRate(d)
+				}
+				return http.StatusOK, h.Proxy.Check(r.Context(), name, in.Path), nil
 			},
 		},
 		{

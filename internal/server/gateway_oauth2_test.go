@@ -127,4 +127,42 @@ func TestIntegrationCheckRoute(t *testing.T) {
 	if c := call(t, "POST", u+"/v1/integrations/maps/check", app, nil, nil); c != 403 {
 		t.Fatalf("check with proxy only = %d, want 403", c)
 	}
+
+	// A check that calls the upstream spends the integration's rate like
+	// a proxied call; one without a path does not call it and is not
+	// counted.
+	if c := call(t, "PUT", u+"/v1/integrations/maps", root, map[string]any{"upstream": up.URL, "secret": "pay/prod/maps-key",
+		"inject": "header:Authorization=Bearer {{secret}}", "allow_private": true, "rate": "2/h"}, nil); c != 200 {
+		t.Fatalf("update = %d", c)
+	}
+	for i := range 3 {
+		if c := call(t, "POST", u+"/v1/integrations/maps/check", root, nil, nil); c != 200 {
+			t.Fatalf("check %d without a path = %d, want 200", i, c)
+		}
+	}
+	res := gatewayCall(t, u+"/v1/gateway/maps/geocode/json", "Bearer "+app, "")
+	if res.status != 200 || res.header.Get("RateLimit-Remaining") != "1" {
+		t.Fatalf("proxied call = %d, RateLimit-Remaining %q; want 200 and 1", res.status, res.header.Get("RateLimit-Remaining"))
+	}
+	code, _ = raw(t, "POST", u+"/v1/integrations/maps/check", root, "application/json", `{"path":"/geocode/json"}`)
+	if code != 200 {
+		t.Fatalf("check with the last call of the hour = %d, want 200", code)
+	}
+	before, _, _ := up.calls()
+	req, _ := http.NewRequest("POST", u+"/v1/integrations/maps/check", strings.NewReader(`{"path":"/geocode/json"}`))
+	req.Header.Set("Authorization", "Bearer "+root)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("check over the rate = %d, Retry-After %q; want 429 with it", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if after, _, _ := up.calls(); len(after) != len(before) {
+		t.Fatalf("a refused check reached the upstream (%d calls, then %d)", len(before), len(after))
+	}
+	if res := gatewayCall(t, u+"/v1/gateway/maps/geocode/json", "Bearer "+app, ""); res.status != 429 {
+		t.Fatalf("proxied call after the checks = %d, want 429", res.status)
+	}
 }
