@@ -183,7 +183,12 @@ func isTimeout(err error) bool {
 // exchange writes req on pc and reads the response head.
 func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) (*http.Response, error) {
 	pc.conn.SetDeadline(req.deadline)
-	stop := context.AfterFunc(ctx, func() { pc.conn.SetDeadline(time.Unix(1, 0)) })
+	// A caller that goes away cuts the connection. A context that cannot
+	// end (keyward's own HTTP/1.1 server gives those) needs no watch.
+	stop := unwatched
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { pc.conn.SetDeadline(time.Unix(1, 0)) })
+	}
 	if err := writeRequest(pc.bw, req); err != nil {
 		stop()
 		return nil, err
@@ -234,6 +239,9 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) 
 	resp.Body = b
 	return resp, nil
 }
+
+// unwatched is the stop of a watch never set: nothing cut the connection.
+func unwatched() bool { return true }
 
 // keepAliveUntil reads "timeout=N" of a Keep-Alive header: the upstream
 // closes idle connections after N seconds, so one is not reused after N-1.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -251,5 +252,33 @@ func TestClientCutAfterTheEndSparesThePooledConnection(t *testing.T) {
 	}
 	if n := cc.count(); n != 1 {
 		t.Fatalf("%d connections, want 1", n)
+	}
+}
+
+// A caller whose context ends (it went away) cuts the upstream call at
+// once, long before the integration's timeout; a context that cannot end
+// is not watched, and its connection still goes back to the pool
+// (TestClientReusesConnections).
+func TestClientCallerGoesAway(t *testing.T) {
+	h := newHarness(t)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	srv, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+	})
+	defer close(release)
+	h.integration(t, Integration{Name: "api", Upstream: srv.URL, AllowPrivate: true, Timeout: Duration(30 * time.Second)})
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	start := time.Now()
+	_, _, err := h.call(t, httptest.NewRequest("GET", "/v1/gateway/api/slow", nil).WithContext(ctx))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("call = %v, want the caller's context.Canceled", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the call ended after %s: the caller's end did not cut it", d)
 	}
 }

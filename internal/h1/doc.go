@@ -39,13 +39,14 @@
 //   - HTTP/1.x only. On TLS, a client that negotiates h2 (ALPN) is handed,
 //     after the handshake, to a net/http server with the same handler
 //     (Server.H2).
-//   - A request's context is the connection's: it is cancelled when the
-//     connection ends, not when the handler returns (which costs a context
-//     and its cancellation per request), nor when the client goes away
-//     while the handler runs (there is no background read). The gateway
-//     bounds every upstream call with the integration's timeout, and a
-//     write to a departed client fails. A handler must not leave work
-//     behind that only its request's end would stop.
+//   - A request's context is never cancelled (its Done is nil): with no
+//     background read, nothing could notice a client that goes away while
+//     the handler runs, and a context per request, or one per connection
+//     ended after its last handler, would cost callers that watch it (the
+//     gateway's upstream client skips its watch for a context that cannot
+//     end). The gateway bounds every upstream call with the integration's
+//     timeout, and a write to a departed client fails. A handler must not
+//     leave work behind that waits for its request's context to end.
 //   - No Content-Type sniffing: an answer without Content-Type goes
 //     without one.
 //   - No h2c, no 1xx other than 100 Continue and through Hijack, no

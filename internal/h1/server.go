@@ -312,9 +312,9 @@ func (c *conn) serve() {
 			return
 		}
 	}
-	var cancel context.CancelFunc
-	c.ctx, cancel = context.WithCancel(context.WithValue(context.Background(), http.LocalAddrContextKey, c.rwc.LocalAddr()))
-	defer cancel()
+	// never cancelled (doc.go): nothing here could notice a client that
+	// goes away while a handler runs
+	c.ctx = context.WithValue(context.Background(), http.LocalAddrContextKey, c.rwc.LocalAddr())
 	c.lr = io.LimitedReader{R: c.rwc, N: s.headReadLimit()}
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.lr)

@@ -997,23 +997,22 @@ func TestTLS(t *testing.T) {
 	})
 }
 
-// A request's context is its connection's (doc.go): live while the
-// handler runs, ended when the connection ends; it carries the addresses,
+// A request's context is never cancelled (doc.go), neither while the
+// handler runs nor when its connection ends; it carries the addresses,
 // and the request its TLS state.
 func TestRequestContext(t *testing.T) {
 	type seen struct {
 		remote, local string
 		errDuring     error
 		done          <-chan struct{}
+		ctx           context.Context
 	}
 	got := make(chan seen, 2)
 	cert, pool := newCert(t)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		done := make(chan struct{})
-		go func() { <-ctx.Done(); close(done) }()
 		local, _ := ctx.Value(http.LocalAddrContextKey).(net.Addr)
-		s := seen{remote: r.RemoteAddr, errDuring: ctx.Err(), done: done}
+		s := seen{remote: r.RemoteAddr, errDuring: ctx.Err(), done: ctx.Done(), ctx: ctx}
 		if local != nil {
 			s.local = local.String()
 		}
@@ -1021,12 +1020,12 @@ func TestRequestContext(t *testing.T) {
 		fmt.Fprintf(w, "tls=%v", r.TLS != nil)
 	})
 	// check checks what the handler saw of a request on c, and returns
-	// its context's Done
-	check := func(t *testing.T, c net.Conn, body string, wantTLS bool) <-chan struct{} {
+	// its context
+	check := func(t *testing.T, c net.Conn, body string, wantTLS bool) context.Context {
 		t.Helper()
 		s := <-got
-		if s.errDuring != nil {
-			t.Errorf("the context was done during the handler: %v", s.errDuring)
+		if s.errDuring != nil || s.done != nil {
+			t.Errorf("the context can end (Done %v) or ended during the handler (%v)", s.done, s.errDuring)
 		}
 		if s.remote != c.LocalAddr().String() || s.local != c.RemoteAddr().String() {
 			t.Errorf("RemoteAddr %q, local %q; want %s, %s", s.remote, s.local, c.LocalAddr(), c.RemoteAddr())
@@ -1034,21 +1033,36 @@ func TestRequestContext(t *testing.T) {
 		if body != fmt.Sprintf("tls=%v", wantTLS) {
 			t.Errorf("answer %q", body)
 		}
-		return s.done
+		return s.ctx
 	}
 
 	t.Run("the client ends the connection", func(t *testing.T) {
-		addr, _ := serveTest(t, &Server{Handler: h})
+		srv := &Server{Handler: h}
+		addr, _ := serveTest(t, srv)
 		c := dial(t, addr)
-		var dones []<-chan struct{}
+		var ctxs []context.Context
 		for range 2 {
 			c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 			_, body := c.answer("GET")
-			dones = append(dones, check(t, c.c, body, false))
+			ctxs = append(ctxs, check(t, c.c, body, false))
 		}
 		c.c.Close()
-		for _, done := range dones {
-			waitFor(t, done, "the request's context to end with its connection")
+		// the server has let the connection go
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			srv.mu.Lock()
+			n := len(srv.conns)
+			srv.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the server still holds the closed connection")
+			}
+		}
+		for _, ctx := range ctxs {
+			if ctx.Err() != nil {
+				t.Errorf("a request's context ended with its connection: %v", ctx.Err())
+			}
 		}
 	})
 	t.Run("the server ends the connection, TLS", func(t *testing.T) {
@@ -1065,7 +1079,9 @@ func TestRequestContext(t *testing.T) {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
-		waitFor(t, check(t, tc, string(body), true), "the request's context to end with its connection")
+		if ctx := check(t, tc, string(body), true); ctx.Err() != nil {
+			t.Errorf("a request's context ended: %v", ctx.Err())
+		}
 	})
 }
 
