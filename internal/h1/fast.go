@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strings"
 )
 
 // The simple request head, parsed without net/textproto.
@@ -303,7 +304,9 @@ func parseSimpleHead(b []byte) (*http.Request, int) {
 func valueHasToken(v, token string) bool {
 	for {
 		elem, rest, more := cutByte(v, ',')
-		if asciiLowerEqualString(trimOWS(elem), token) {
+		// of equal byte length, EqualFold folds ASCII only (a non-ASCII
+		// letter takes two bytes or more)
+		if e := trimOWS(elem); len(e) == len(token) && strings.EqualFold(e, token) {
 			return true
 		}
 		if !more {
@@ -330,21 +333,4 @@ func trimOWS(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// asciiLowerEqualString reports whether s, ASCII lower-cased, is lower.
-func asciiLowerEqualString(s, lower string) bool {
-	if len(s) != len(lower) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
