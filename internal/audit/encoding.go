@@ -167,14 +167,19 @@ func encodeDetail(d map[string]string) (string, map[string]string, error) {
 		}
 		m["_truncated"] = fmt.Sprint(len(keys) - MaxDetailKeys)
 	}
-	keys := make([]string, 0, len(m))
+	var small [8]string // a gateway call's detail fits: no allocation
+	keys := small[:0]
 	size := 2
 	for k, v := range m {
 		keys = append(keys, k)
 		size += len(k) + len(v) + 6
 	}
 	slices.Sort(keys)
-	b := make([]byte, 0, size)
+	var stack [512]byte // the text is built here and copied once, into its string
+	b := stack[:0]
+	if size > len(stack) {
+		b = make([]byte, 0, size)
+	}
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
