@@ -439,7 +439,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.rawBody = r.Body
-	r.Body = http.MaxBytesReader(w, r.Body, a.deps.MaxBodyBytes)
+	if r.Body != http.NoBody { // nothing to bound (most gateway calls)
+		r.Body = http.MaxBytesReader(w, r.Body, a.deps.MaxBodyBytes)
+	}
 	rec := &s.rec
 	rec.ResponseWriter = w
 	defer func() {
