@@ -176,6 +176,11 @@ func writeReport(w io.Writer, sums []summary) {
 		if runs[n] != nil {
 			fmt.Fprintf(w, "; nginx adds p50 %s, p99 %s; gateway throughput = %.0f%% of nginx's",
 				us(med(n, p50)-med(d, p50)), us(med(n, p99)-med(d, p99)), 100*med(g, rps)/med(n, rps))
+			// The steadier figure when the machine is noisy: throughput
+			// swings with how the cores are shared, CPU a call much less.
+			if gc, nc := med(g, cpu), med(n, cpu); gc > 0 && nc > 0 {
+				fmt.Fprintf(w, "; gateway CPU a call = %.2f× nginx's", gc/nc)
+			}
 		}
 		fmt.Fprintln(w, ".")
 	}

@@ -28,7 +28,9 @@ func TestWriteReport(t *testing.T) {
 		"| goproxy | 64 | 1 | 12500 | 3.00 ms | 8.00 ms | 55 µs | 0 |\n",
 		"| rawproxy | 64 | 1 | 17000 | 2.50 ms | 7.00 ms | 33 µs | 1 |\n",
 		"| rawproxy | 1 | 1 | 6000 | 160 µs | 400 µs | 0 µs | 0 |\n",
-		"\nAt 64 connection(s): the gateway adds p50 3.40 ms, p99 4.90 ms to a direct call; nginx adds p50 1.00 ms, p99 1.00 ms; gateway throughput = 60% of nginx's.\n",
+		"\nAt 64 connection(s): the gateway adds p50 3.40 ms, p99 4.90 ms to a direct call; nginx adds p50 1.00 ms, p99 1.00 ms; gateway throughput = 60% of nginx's; gateway CPU a call = 2.83× nginx's.\n",
+		// No CPU figures at 1 connection: no ratio.
+		"\nAt 1 connection(s): the gateway adds p50 180 µs, p99 800 µs to a direct call; nginx adds p50 70 µs, p99 150 µs; gateway throughput = 50% of nginx's.\n",
 		"\nAt 64 connection(s): goproxy throughput = 62% of nginx's; rawproxy throughput = 85% of nginx's.\n",
 		// No goproxy run at 1 connection: only rawproxy's figure.
 		"\nAt 1 connection(s): rawproxy throughput = 75% of nginx's.\n",
