@@ -14,7 +14,7 @@ import (
 // simpleHeads are heads the fast path must take: the gateway's, and
 // simple variations.
 var simpleHeads = []string{
-	"GET /v1/gateway/up/v1/ping HTTP/1.1\r\nHost: 127.0.0.1:19485\r\nUser-Agent: x\r\nAuthorization: Bearer kw_0123456789abcdef0123456789abcdef\r\nAccept-Encoding: gzip\r\n\r\n",
+	"GET /v1/gateway/up/v1/ping HTTP/1.1\r\nHost: 127.0.0.1:19485\r\nUser-Agent: x\r\nAuthorization: Bearer kw_0123456789abcdef0123456789abcdef\r\nAccept-Encoding: gzip\r\n\r\n", // keyward:allow (test fixture)
 	"GET /v1/gateway/up/v1/ping HTTP/1.1\r\nHost: 127.0.0.1:19485\r\nUser-Agent: Go-http-client/1.1\r\nAuthorization: Bearer kw_x\r\nAccept-Encoding: gzip\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
 	"GET / HTTP/1.1\r\n\r\n",
@@ -222,7 +222,7 @@ func FuzzFastRequest(f *testing.F) {
 }
 
 // gatewayHead is a request as the gateway benchmark sends it.
-const gatewayHead = "GET /v1/gateway/up/v1/ping HTTP/1.1\r\nHost: 127.0.0.1:19485\r\nUser-Agent: Go-http-client/1.1\r\nAuthorization: Bearer kw_0123456789abcdef0123456789abcdef\r\nAccept-Encoding: gzip\r\n\r\n"
+const gatewayHead = "GET /v1/gateway/up/v1/ping HTTP/1.1\r\nHost: 127.0.0.1:19485\r\nUser-Agent: Go-http-client/1.1\r\nAuthorization: Bearer kw_0123456789abcdef0123456789abcdef\r\nAccept-Encoding: gzip\r\n\r\n" // keyward:allow (test fixture)
 
 func BenchmarkReadRequest(b *testing.B) {
 	run := func(b *testing.B, read func(*bufio.Reader) (*http.Request, error)) {
