@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -168,5 +172,109 @@ func BenchmarkReadResponse(b *testing.B) {
 				io.Copy(io.Discard, resp.Body)
 			}
 		})
+	}
+}
+
+// rawUpstream serves answers, in order, to the requests of every
+// connection it accepts (an answer may be several, for a connection the
+// test expects to be reused); after an answer marked close it closes the
+// connection. It counts connections and records each request's
+// Authorization header.
+func rawUpstream(t *testing.T, answers []rawAnswer) (url string, conns func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	n, next := 0, 0
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			n++
+			mu.Unlock()
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					mu.Lock()
+					if next >= len(answers) {
+						mu.Unlock()
+						return
+					}
+					a := answers[next]
+					next++
+					mu.Unlock()
+					if req.Header.Get("Authorization") != "Bearer "+testKey {
+						io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+						continue
+					}
+					io.WriteString(c, a.raw)
+					if a.close {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+type rawAnswer struct {
+	raw   string
+	close bool // the upstream closes the connection after it
+}
+
+// Through the proxy, answers read by hand and answers left to
+// http.ReadResponse alternate on one connection: each call gets its own
+// status and body, the connection is kept while the framing allows and
+// dropped when it does not.
+func TestProxyMixesFastAndFallbackAnswers(t *testing.T) {
+	url, conns := rawUpstream(t, []rawAnswer{
+		{raw: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"},                         // by hand
+		{raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"},                         // ReadResponse
+		{raw: "HTTP/1.1 204 No Content\r\n\r\n"},                                                                    // ReadResponse
+		{raw: "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nnew"}, // 1xx, then by hand
+		{raw: "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nlast", close: true},                 // ReadResponse; then closed
+		{raw: "HTTP/1.1 404 Not Found\r\ncontent-length: 7\r\nx-a: 1\r\nX-A: 2\r\n\r\nmissing"},                     // by hand, a new connection
+		{raw: "HTTP/1.1 200 OK\r\nX-Until: close\r\n\r\nuntil the end", close: true},                                // no length: ReadResponse
+	})
+	h := newHarness(t)
+	h.integration(t, Integration{Name: "raw", Upstream: url, AllowPrivate: true})
+	for i, want := range []struct {
+		code       int
+		body, xa   string
+		connsAfter int
+	}{
+		{200, "hi", "", 1}, {200, "abc", "", 1}, {204, "", "", 1}, {201, "new", "", 1},
+		{200, "last", "", 1}, {404, "missing", "1,2", 2}, {200, "until the end", "", 2},
+	} {
+		w, _, err := h.call(t, httptest.NewRequest("GET", "/v1/gateway/raw/x", nil))
+		if err != nil || w.Code != want.code || w.Body.String() != want.body {
+			t.Fatalf("call %d: %v %d %q; want %d %q", i, err, w.Code, w.Body, want.code, want.body)
+		}
+		if got := strings.Join(w.Header().Values("X-A"), ","); got != want.xa {
+			t.Errorf("call %d: X-A %q, want %q", i, got, want.xa)
+		}
+		if strings.Contains(fmt.Sprint(w.Header()), testKey) {
+			t.Fatalf("call %d: the key reached the caller", i)
+		}
+		if n := conns(); n != want.connsAfter {
+			t.Errorf("after call %d: %d upstream connections, want %d", i, n, want.connsAfter)
+		}
 	}
 }
