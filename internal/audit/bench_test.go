@@ -114,21 +114,24 @@ func benchWriteBatch(b *testing.B, st storage.Store) {
 }
 
 // BenchmarkListSince measures List of the newest 100 entries by time
-// ("keyward audit list --since 1h") in a SQLite log of 100,000 entries:
-// without an index on time, the first page walks seq from the start
-// (18 ms on the 2-core machine). audit_entries' time index did not help
-// here: SQLite's planner walked the rowid for ORDER BY seq LIMIT anyway
-// (25 ms, wider rows).
+// ("keyward audit list --since 1h") in a SQLite log of 100,000 entries,
+// one a second. There is no index on time: the walk starts at the last
+// checkpoint signed two minutes before since (sinceStart), 1.0 ms on the
+// 2-core machine, against 26 ms walking seq from the start. audit_entries'
+// time index did not help here: SQLite's planner walked the rowid for
+// ORDER BY seq LIMIT anyway (25 ms, wider rows).
 func BenchmarkListSince(b *testing.B) {
 	st := storagetest.OpenSQLite(b, storage.Options{})
-	l := openLog(b, st, newSigner(b), Options{})
-	const total, batch = 100_000, DefaultMaxBatch
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0 // the log's clock, which signs the checkpoints, keeps up with the entries
+	l := openLog(b, st, newSigner(b), Options{Now: func() time.Time { return now }})
+	const total, batch = 100_000, DefaultMaxBatch
 	for done := 0; done < total; done += batch {
 		rows := make([]*row, 0, batch)
 		for i := done; i < min(done+batch, total); i++ {
 			e := testEntry(i)
 			e.Time = t0.Add(time.Duration(i) * time.Second)
+			now = e.Time
 			r, _, err := l.prepare(e)
 			if err != nil {
 				b.Fatal(err)
