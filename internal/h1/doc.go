@@ -27,7 +27,9 @@
 //
 // This package adds the checks net/http's server makes after parsing (the
 // HTTP version, exactly one valid Host, valid header names and values),
-// whichever parsed the head, and the connection's life: keep-alive,
+// whichever parsed the head (a simple head's names and values are valid by
+// its parser's construction, which FuzzFastRequest also checks, so their
+// check is skipped), and the connection's life: keep-alive,
 // timeouts, Expect: 100-continue, the framing of the answer, draining an
 // unread body, Hijack for WebSocket sessions, graceful shutdown. A
 // differential fuzz test holds it to net/http's server: for any byte stream

@@ -113,6 +113,14 @@ func checkFast(t *testing.T, raw []byte, split int) bool {
 		t.Fatalf("%s: %s", short(raw), d)
 	}
 	checkValuesApart(t, raw, fast.Header)
+	// readRequest skips its field checks for a head read here: they
+	// must hold for every head the fast path takes
+	if err := checkFields(fast.Header); err != nil {
+		t.Fatalf("%s: the fast path took a field readRequest must refuse: %v", short(raw), err)
+	}
+	if fast.ProtoMajor != 1 {
+		t.Fatalf("%s: the fast path took HTTP/%d", short(raw), fast.ProtoMajor)
+	}
 	return true
 }
 
