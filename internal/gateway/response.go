@@ -60,7 +60,7 @@ func fastResponse(br *bufio.Reader, req *http.Request) (resp *http.Response, ok 
 	}
 	fields := head[nl+1:]
 	n := bytes.Count(fields, []byte("\n"))
-	if n > 100 || bytes.Count(fields, []byte("\r")) != n || bytes.Count(fields, []byte("\r\n")) != n {
+	if n > maxFastFields || bytes.Count(fields, []byte("\r")) != n || bytes.Count(fields, []byte("\r\n")) != n {
 		return nil, false // bare CR or LF
 	}
 	s := string(head) // the one copy: keys and values are slices of it
@@ -141,6 +141,10 @@ type fastAnswer struct {
 	strs [8]string
 }
 
+// maxFastFields: an answer head with more field lines goes to
+// http.ReadResponse.
+const maxFastFields = 100
+
 // trimOWS trims spaces and tabs at both ends, as textproto does to values.
 func trimOWS(s string) string {
 	for s != "" && (s[0] == ' ' || s[0] == '\t') {
@@ -150,15 +154,6 @@ func trimOWS(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// tokenByte reports whether c may be in a header name (RFC 9110's tchar).
-func tokenByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // hasCloseToken reports whether a Connection value lists "close", read as
