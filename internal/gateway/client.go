@@ -102,7 +102,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 type upstreamRequest struct {
 	method, scheme, host string // host: the Host header
 	addr                 string // host:port to dial
-	key                  string // scheme://addr when known beforehand (poolKey)
 	target               string // escaped path and query
 	header               requestHeader
 	body                 io.Reader
@@ -112,14 +111,6 @@ type upstreamRequest struct {
 	// on a new connection, which is never pooled; on 101 the caller takes
 	// it over (client.upgrade).
 	upgrade bool
-}
-
-// poolKey names the pool of connections the request may use.
-func (r *upstreamRequest) poolKey() string {
-	if r.key != "" {
-		return r.key
-	}
-	return r.scheme + "://" + r.addr
 }
 
 // replayable requests can be sent again on a fresh connection.
@@ -138,7 +129,7 @@ var headRequests = func() map[string]*http.Request {
 // roundTrip sends req and returns the response whose body must be closed.
 // ctx is the caller's: when it ends, the connection is cut.
 func (c *client) roundTrip(ctx context.Context, req *upstreamRequest) (*http.Response, error) {
-	key := req.poolKey()
+	key := req.scheme + "://" + req.addr
 	for attempt := 0; ; attempt++ {
 		pc, reused := c.get(key, req.replayable())
 		if pc == nil {
@@ -168,7 +159,7 @@ func (c *client) roundTrip(ctx context.Context, req *upstreamRequest) (*http.Res
 // close; otherwise the response, as roundTrip would, and no connection
 // (its body closes the connection when done).
 func (c *client) upgrade(ctx context.Context, req *upstreamRequest) (*http.Response, *pconn, error) {
-	pc, err := c.dial(ctx, req.poolKey(), req)
+	pc, err := c.dial(ctx, req.scheme+"://"+req.addr, req)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -125,7 +125,6 @@ type compiled struct {
 	scheme              string
 	host                string // the Host header: name, and port unless the scheme's default
 	addr                string // what is dialled: name:port
-	poolKey             string // scheme://addr: the client's pool of connections to it
 	basePath, baseRaw   string // decoded and escaped base path, no trailing slash
 	project, env, spath string
 	inject              Inject
@@ -341,7 +340,6 @@ func (c *compiled) parseUpstream(in *Integration) error {
 		return invalid("upstream path: %v", err)
 	}
 	c.scheme, c.host, c.addr = e.scheme, e.host, e.addr
-	c.poolKey = c.scheme + "://" + c.addr
 	c.baseRaw = strings.TrimSuffix(base.Escaped, "/")
 	c.basePath = ""
 	for _, seg := range base.Segs {
