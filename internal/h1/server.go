@@ -581,8 +581,10 @@ func (c *conn) serveRequest(req *http.Request) bool {
 		c.bw.Flush()
 		return false
 	}
-	req = req.WithContext(c.ctx)
-	w.req = req
+	// The request is h1's own (readRequest made it): its context is set
+	// in place, by a copy the compiler keeps on the stack, where
+	// req.WithContext would allocate a second request for every call.
+	*req = *req.WithContext(c.ctx)
 	if req.RequestURI == "*" && req.Method == http.MethodOptions {
 		optionsStar(w, req) // as net/http's server
 	} else {

@@ -328,6 +328,10 @@ type reqState struct {
 	// rec and idHeader live here to save the request two allocations.
 	rec      statusRecorder
 	idHeader [1]string
+	// integration is the name a gateway call gives, when the edge's
+	// dispatch found its route (gatewayRouteOf) rather than the mux, which
+	// sets it as a path value; IntegrationOf reads either.
+	integration string
 }
 
 func state(ctx context.Context) *reqState {
@@ -464,11 +468,22 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if name, rt, ok := a.gatewayRouteOf(r); ok {
 		r.Pattern = rt.pattern
-		r.SetPathValue("integration", name)
+		s.integration = name // not SetPathValue: two allocations a call
 		rt.h.ServeHTTP(rec, r)
 		return
 	}
 	a.mux.ServeHTTP(rec, r)
+}
+
+// IntegrationOf is the integration a request of a gateway route (the
+// pattern's {integration}) names: the edge's dispatch (gatewayRouteOf)
+// records it in the request's state, the mux as a path value. Handlers of
+// such routes read it here, not with r.PathValue.
+func IntegrationOf(r *http.Request) string {
+	if s, _ := r.Context().Value(keyRequest).(*reqState); s != nil && s.integration != "" {
+		return s.integration
+	}
+	return r.PathValue("integration")
 }
 
 // gatewayPattern is the path of the gateway's routes.

@@ -16,7 +16,7 @@ import (
 func dispatchAPI(t *testing.T, extra ...Route) *API {
 	t.Helper()
 	report := func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s|%s", r.Pattern, r.PathValue("integration"))
+		fmt.Fprintf(w, "%s|%s", r.Pattern, IntegrationOf(r))
 	}
 	var routes []Route
 	for _, m := range gateway.Methods {

@@ -149,7 +149,7 @@ func IntegrationResource(name string) string { return "integrations/" + name }
 func integrationRes(r *http.Request) (string, error) {
 	name := r.PathValue("name")
 	if name == "" {
-		name = r.PathValue("integration")
+		name = IntegrationOf(r)
 	}
 	if err := gateway.ValidateName(name); err != nil {
 		return "", err
@@ -364,7 +364,7 @@ func (h *Gateway) init() {
 func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	h.init()
 	ctx := r.Context()
-	name := r.PathValue("integration")
+	name := IntegrationOf(r)
 	if h.AuditHealthy != nil {
 		if err := h.AuditHealthy(); err != nil {
 			h.Log.Error("audit log unhealthy; refusing a gateway call", "request_id", RequestID(ctx), "err", err)

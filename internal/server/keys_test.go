@@ -219,7 +219,7 @@ func gatewayStub(t *testing.T, n *Node) string {
 		}(),
 	}, []httpapi.Route{{
 		Pattern: "GET /v1/gateway/{integration}/{path...}", Action: "proxy",
-		Resource: func(r *http.Request) (string, error) { return "integrations/" + r.PathValue("integration"), nil },
+		Resource: func(r *http.Request) (string, error) { return "integrations/" + httpapi.IntegrationOf(r), nil },
 		Handle: func(r *http.Request) (int, any, error) {
 			return 200, map[string]string{"principal": httpapi.CallerFrom(r.Context()).Principal}, nil
 		},
