@@ -12,6 +12,7 @@ func TestWriteReport(t *testing.T) {
 		{Label: "gateway", Conns: 64, RPS: 12000, P50: 4400, P99: 9900, CPU: 82, Non2xx: 2},
 		{Label: "gateway", Conns: 64, RPS: 13000, P50: 4800, P99: 9950, CPU: 84},
 		{Label: "nginx", Conns: 64, RPS: 20000, P50: 2000, P99: 6000, CPU: 29},
+		{Label: "nginx-log", Conns: 64, RPS: 16000, P50: 2400, P99: 7000, CPU: 40},
 		{Label: "goproxy", Conns: 64, RPS: 12500, P50: 3000, P99: 8000, CPU: 55},
 		{Label: "rawproxy", Conns: 64, RPS: 17000, P50: 2500, P99: 7000, CPU: 33, Errors: 1},
 		{Label: "direct", Conns: 1, RPS: 12000, P50: 70, P99: 200},
@@ -32,12 +33,17 @@ func TestWriteReport(t *testing.T) {
 		// No CPU figures at 1 connection: no ratio.
 		"\nAt 1 connection(s): the gateway adds p50 180 µs, p99 800 µs to a direct call; nginx adds p50 70 µs, p99 150 µs; gateway throughput = 50% of nginx's.\n",
 		"\nAt 64 connection(s): goproxy throughput = 62% of nginx's; rawproxy throughput = 85% of nginx's.\n",
+		// Against nginx logging each call: 16000/20000, 12000/16000, 82/40.
+		"\nAt 64 connection(s): nginx writing an access-log line per call does 80% of its throughput without; the gateway does 75% of nginx-log's; gateway CPU a call = 2.05× nginx-log's.\n",
 		// No goproxy run at 1 connection: only rawproxy's figure.
 		"\nAt 1 connection(s): rawproxy throughput = 75% of nginx's.\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q; got:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "At 1 connection(s): nginx writing") {
+		t.Errorf("report compares with nginx-log at 1 connection without a run:\n%s", out)
 	}
 	if strings.Contains(out, "At 1 connection(s): goproxy") {
 		t.Errorf("report gives goproxy's throughput at 1 connection without a run:\n%s", out)

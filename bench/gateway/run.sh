@@ -22,6 +22,11 @@
 #                HTTP/1.1 parser that replaces the Authorization header
 #   (f) gateway-nethttp: the same gateway in a second keyward started with
 #                --http-server net/http (Go's server): the engine's effect
+#   (g) nginx-log: the same nginx on a second port that writes an access-log
+#                line per call (the default combined format, unbuffered, as
+#                Debian's default site does): the reference closest to the
+#                gateway's own record of each call. The aim is measured
+#                against (c), nginx without a log.
 # (d) and (e) are references, to tell how much of the gateway's cost is Go's
 # net/http and how much keyward's own work; they run with keyward's GOGC
 # (400), and their callers send the keyward token, which the upstream
@@ -58,6 +63,7 @@ PORT_STD=${PORT_STD:-19486} # a second keyward on net/http's server
 PORT_NGINX=${PORT_NGINX:-19482}
 PORT_GOPROXY=${PORT_GOPROXY:-19483}
 PORT_RAW=${PORT_RAW:-19484}
+PORT_NGINXLOG=${PORT_NGINXLOG:-19487} # nginx with an access log
 KEY=bench-upstream-key-0123456789abcdef # keyward:allow (test fixture)
 work=$(mktemp -d)
 pids=()
@@ -158,12 +164,23 @@ http {
       proxy_set_header Authorization "Bearer $KEY";
     }
   }
+  server {
+    listen 127.0.0.1:$PORT_NGINXLOG;
+    access_log $work/nginx/logs/access.log;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer $KEY";
+    }
+  }
 }
 EOF
 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 ngpid=$!
 pids+=($ngpid)
 wait_http "http://127.0.0.1:$PORT_NGINX/healthz"
+wait_http "http://127.0.0.1:$PORT_NGINXLOG/healthz"
 ngpids="$ngpid,$(pgrep -P "$ngpid" | paste -sd, -)"
 
 # The two reference proxies, with keyward's default GOGC (internal/server).
@@ -184,6 +201,7 @@ direct="http://127.0.0.1:$PORT_UP/v1/ping"
 gateway="http://127.0.0.1:$PORT_DP/v1/gateway/up/v1/ping"
 gateway_std="http://127.0.0.1:$PORT_STD/v1/gateway/up/v1/ping" # the same gateway on net/http's server
 nginx="http://127.0.0.1:$PORT_NGINX/v1/ping"
+nginxlog="http://127.0.0.1:$PORT_NGINXLOG/v1/ping"
 goproxy="http://127.0.0.1:$PORT_GOPROXY/v1/ping"
 rawproxy="http://127.0.0.1:$PORT_RAW/v1/ping"
 [ -n "${ONLY1:-}" ] && ROUNDS=0
@@ -203,6 +221,8 @@ for r in $(seq "$ROUNDS"); do
   fi
   load gateway-nethttp "$gateway_std" "$tokstd" "$CONNS" "$DUR" "$stdpid"
   load nginx "$nginx" "$KEY" "$CONNS" "$DUR" "$ngpids"
+  load nginx-log "$nginxlog" "$KEY" "$CONNS" "$DUR" "$ngpids"
+  : >"$work/nginx/logs/access.log" # nginx keeps appending to the emptied file
   load goproxy "$goproxy" "$tok" "$CONNS" "$DUR" "$gppid"
   load rawproxy "$rawproxy" "$tok" "$CONNS" "$DUR" "$rppid"
 done
