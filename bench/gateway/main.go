@@ -183,6 +183,16 @@ func writeReport(w io.Writer, sums []summary) {
 			}
 		}
 		fmt.Fprintln(w, ".")
+		// Round by round: each ratio compares runs seconds apart, so the
+		// spread shows how much of a median's distance to the aim is the
+		// machine's drift.
+		if rg, rn := runs[g], runs[n]; len(rg) > 1 && len(rg) == len(rn) {
+			var parts []string
+			for i := range rg {
+				parts = append(parts, fmt.Sprintf("%.0f%%", 100*rg[i].RPS/rn[i].RPS))
+			}
+			fmt.Fprintf(w, "\nAt %s connection(s), round by round: gateway throughput = %s of nginx's in the same round.\n", c, strings.Join(parts, ", "))
+		}
 	}
 	// nginx writing an access-log line per call: the reference closest to
 	// the gateway's own record of every call (not the aim's, which is

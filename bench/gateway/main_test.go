@@ -12,6 +12,8 @@ func TestWriteReport(t *testing.T) {
 		{Label: "gateway", Conns: 64, RPS: 12000, P50: 4400, P99: 9900, CPU: 82, Non2xx: 2},
 		{Label: "gateway", Conns: 64, RPS: 13000, P50: 4800, P99: 9950, CPU: 84},
 		{Label: "nginx", Conns: 64, RPS: 20000, P50: 2000, P99: 6000, CPU: 29},
+		{Label: "nginx", Conns: 64, RPS: 19000, P50: 2000, P99: 6000, CPU: 29},
+		{Label: "nginx", Conns: 64, RPS: 21000, P50: 2000, P99: 6000, CPU: 29},
 		{Label: "nginx-log", Conns: 64, RPS: 16000, P50: 2400, P99: 7000, CPU: 40},
 		{Label: "goproxy", Conns: 64, RPS: 12500, P50: 3000, P99: 8000, CPU: 55},
 		{Label: "rawproxy", Conns: 64, RPS: 17000, P50: 2500, P99: 7000, CPU: 33, Errors: 1},
@@ -30,6 +32,9 @@ func TestWriteReport(t *testing.T) {
 		"| rawproxy | 64 | 1 | 17000 | 2.50 ms | 7.00 ms | 33 µs | 1 |\n",
 		"| rawproxy | 1 | 1 | 6000 | 160 µs | 400 µs | 0 µs | 0 |\n",
 		"\nAt 64 connection(s): the gateway adds p50 3.40 ms, p99 4.90 ms to a direct call; nginx adds p50 1.00 ms, p99 1.00 ms; gateway throughput = 60% of nginx's; gateway CPU a call = 2.83× nginx's.\n",
+		// Each round's gateway against the same round's nginx:
+		// 11000/20000, 12000/19000, 13000/21000.
+		"\nAt 64 connection(s), round by round: gateway throughput = 55%, 63%, 62% of nginx's in the same round.\n",
 		// No CPU figures at 1 connection: no ratio.
 		"\nAt 1 connection(s): the gateway adds p50 180 µs, p99 800 µs to a direct call; nginx adds p50 70 µs, p99 150 µs; gateway throughput = 50% of nginx's.\n",
 		"\nAt 64 connection(s): goproxy throughput = 62% of nginx's; rawproxy throughput = 85% of nginx's.\n",
@@ -44,6 +49,9 @@ func TestWriteReport(t *testing.T) {
 	}
 	if strings.Contains(out, "At 1 connection(s): nginx writing") {
 		t.Errorf("report compares with nginx-log at 1 connection without a run:\n%s", out)
+	}
+	if strings.Contains(out, "At 1 connection(s), round by round") {
+		t.Errorf("report gives round-by-round ratios of single rounds:\n%s", out)
 	}
 	if strings.Contains(out, "At 1 connection(s): goproxy") {
 		t.Errorf("report gives goproxy's throughput at 1 connection without a run:\n%s", out)
