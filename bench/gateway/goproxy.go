@@ -20,7 +20,7 @@ import (
 // connections to the upstream, no proxy from the environment, no
 // compression, no HTTP/2.
 func goproxy(args []string) {
-	addr, up, key := proxyFlags("goproxy", "127.0.0.1:19483", args)
+	addr, up, key := proxyFlags("goproxy", "127.0.0.1:19483", args, nil)
 	auth := "Bearer " + key
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -64,11 +64,15 @@ func (b *bufferPool) Put(v []byte) { b.p.Put(v) }
 // loopback only, and returns the upstream's URL; it exits on a bad argument.
 // proxyFlags parses a reference proxy's flags: its listen address, the
 // upstream's URL and the key to inject (both addresses on loopback).
-func proxyFlags(cmd, defaultAddr string, args []string) (addr string, up *url.URL, key string) {
+// more, when not nil, defines further flags on the set before parsing.
+func proxyFlags(cmd, defaultAddr string, args []string, more func(*flag.FlagSet)) (addr string, up *url.URL, key string) {
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	a := fs.String("addr", defaultAddr, "listen address (loopback)")
 	upstreamURL := fs.String("upstream", "http://127.0.0.1:18380", "the upstream's base URL (loopback)")
 	k := fs.String("key", "", "the credential to inject")
+	if more != nil {
+		more(fs)
+	}
 	fs.Parse(args)
 	return *a, loopbackUpstream(cmd, *a, *upstreamURL), *k
 }

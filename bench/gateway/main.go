@@ -18,12 +18,19 @@
 //	    the bench's requests with the key injected (see rawproxy.go; not a
 //	    product HTTP implementation).
 //
+//	gateway rawproxy -audit DIR ...
+//	    the same, appending keyward's audit entry of every call to an audit
+//	    log in DIR (internal/audit on SQLite, as the gateway does): the
+//	    target rawproxy-audit, the floor of a Go proxy that keeps keyward's
+//	    record of each call.
+//
 //	gateway report direct.json gateway.json nginx.json ...
 //	    reads httpload -json summaries (label direct, gateway, nginx, goproxy,
-//	    rawproxy; several rounds each) and prints the medians over rounds as a
-//	    Markdown table with what the gateway adds to calling the upstream
-//	    directly and the throughput of the gateway and of the two reference
-//	    proxies against nginx's.
+//	    rawproxy, rawproxy-audit, ...; several rounds each) and prints the
+//	    medians over rounds as a Markdown table with what the gateway adds to
+//	    calling the upstream directly, the throughput of the gateway and of
+//	    the reference proxies against nginx's, and the gateway's CPU a call
+//	    split into rawproxy's, the audit entry's and the rest.
 package main
 
 import (
@@ -165,7 +172,7 @@ func writeReport(w io.Writer, sums []summary) {
 		label, conns, _ := strings.Cut(k, " c=")
 		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s | %s | %d |\n", label, conns, len(runs[k]), med(k, rps), us(med(k, p50)), us(med(k, p99)), us(med(k, cpu)), bad)
 	}
-	fmt.Fprintln(w, "\n\\* CPU time of the process in the middle per request: keyward; nginx (master and workers); the proxy for goproxy and rawproxy; the upstream for direct calls.")
+	fmt.Fprintln(w, "\n\\* CPU time of the process in the middle per request: keyward; nginx (master and workers); the proxy for goproxy, rawproxy and rawproxy-audit; the upstream for direct calls.")
 	for _, c := range []string{"64", "1"} {
 		d, g, n := "direct c="+c, "gateway c="+c, "nginx c="+c
 		if runs[d] == nil || runs[g] == nil {
@@ -216,7 +223,7 @@ func writeReport(w io.Writer, sums []summary) {
 			continue
 		}
 		var parts []string
-		for _, ref := range []string{"gateway-nethttp", "goproxy", "rawproxy"} {
+		for _, ref := range []string{"gateway-nethttp", "goproxy", "rawproxy", "rawproxy-audit"} {
 			if k := ref + " c=" + c; runs[k] != nil {
 				parts = append(parts, fmt.Sprintf("%s throughput = %.0f%% of nginx's", ref, 100*med(k, rps)/med(n, rps)))
 			}
@@ -224,6 +231,17 @@ func writeReport(w io.Writer, sums []summary) {
 		if parts != nil {
 			fmt.Fprintf(w, "\nAt %s connection(s): %s.\n", c, strings.Join(parts, "; "))
 		}
+	}
+	// Where the gateway's CPU a call goes, from three targets of the same
+	// run: the floor of a Go proxy, that floor plus keyward's audit entry
+	// of each call, and the gateway.
+	for _, c := range []string{"64", "1"} {
+		r, ra, g := med("rawproxy c="+c, cpu), med("rawproxy-audit c="+c, cpu), med("gateway c="+c, cpu)
+		if r <= 0 || ra <= 0 || g <= 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\nAt %s connection(s), CPU a call: rawproxy %s; with keyward's audit entry of each call (rawproxy-audit) %s, i.e. %s for the entry; the gateway %s, i.e. %s for the rest of what keyward does.\n",
+			c, us(r), us(ra), us(ra-r), us(g), us(g-ra))
 	}
 }
 

@@ -17,6 +17,7 @@ func TestWriteReport(t *testing.T) {
 		{Label: "nginx-log", Conns: 64, RPS: 16000, P50: 2400, P99: 7000, CPU: 40},
 		{Label: "goproxy", Conns: 64, RPS: 12500, P50: 3000, P99: 8000, CPU: 55},
 		{Label: "rawproxy", Conns: 64, RPS: 17000, P50: 2500, P99: 7000, CPU: 33, Errors: 1},
+		{Label: "rawproxy-audit", Conns: 64, RPS: 14000, P50: 2900, P99: 7500, CPU: 45},
 		{Label: "direct", Conns: 1, RPS: 12000, P50: 70, P99: 200},
 		{Label: "gateway", Conns: 1, RPS: 4000, P50: 250, P99: 1000},
 		{Label: "nginx", Conns: 1, RPS: 8000, P50: 140, P99: 350},
@@ -37,7 +38,9 @@ func TestWriteReport(t *testing.T) {
 		"\nAt 64 connection(s), round by round: gateway throughput = 55%, 63%, 62% of nginx's in the same round.\n",
 		// No CPU figures at 1 connection: no ratio.
 		"\nAt 1 connection(s): the gateway adds p50 180 µs, p99 800 µs to a direct call; nginx adds p50 70 µs, p99 150 µs; gateway throughput = 50% of nginx's.\n",
-		"\nAt 64 connection(s): goproxy throughput = 62% of nginx's; rawproxy throughput = 85% of nginx's.\n",
+		"\nAt 64 connection(s): goproxy throughput = 62% of nginx's; rawproxy throughput = 85% of nginx's; rawproxy-audit throughput = 70% of nginx's.\n",
+		// The gateway's 82 µs: rawproxy's 33, the entry's 45-33, the rest 82-45.
+		"\nAt 64 connection(s), CPU a call: rawproxy 33 µs; with keyward's audit entry of each call (rawproxy-audit) 45 µs, i.e. 12 µs for the entry; the gateway 82 µs, i.e. 37 µs for the rest of what keyward does.\n",
 		// Against nginx logging each call: 16000/20000, 12000/16000, 82/40.
 		"\nAt 64 connection(s): nginx writing an access-log line per call does 80% of its throughput without; the gateway does 75% of nginx-log's; gateway CPU a call = 2.05× nginx-log's.\n",
 		// No goproxy run at 1 connection: only rawproxy's figure.
@@ -52,6 +55,9 @@ func TestWriteReport(t *testing.T) {
 	}
 	if strings.Contains(out, "At 1 connection(s), round by round") {
 		t.Errorf("report gives round-by-round ratios of single rounds:\n%s", out)
+	}
+	if strings.Contains(out, "At 1 connection(s), CPU a call") {
+		t.Errorf("report splits the CPU a call at 1 connection without a rawproxy-audit run:\n%s", out)
 	}
 	if strings.Contains(out, "At 1 connection(s): goproxy") {
 		t.Errorf("report gives goproxy's throughput at 1 connection without a run:\n%s", out)

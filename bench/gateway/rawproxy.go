@@ -3,12 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"strconv"
+	"time"
 )
 
 // rawproxy is a reference target: the floor of a proxy written in Go on
@@ -26,26 +29,41 @@ import (
 // Each client connection has one goroutine and, from its first request on,
 // one keep-alive connection to the upstream. Every request's Authorization
 // header is replaced by the key.
+//
+// With -audit DIR it also appends keyward's audit entry of each call to an
+// audit log in DIR (rawaudit.go): the target rawproxy-audit.
 func rawproxy(args []string) {
-	addr, up, key := proxyFlags("rawproxy", "127.0.0.1:19484", args)
-	ln, err := net.Listen("tcp", addr)
+	var auditDir string
+	addr, up, key := proxyFlags("rawproxy", "127.0.0.1:19484", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&auditDir, "audit", "", "append keyward's audit entry of every call to an audit log in this directory")
+	})
+	var calls *callLog
+	var err error
+	if auditDir != "" {
+		calls, err = openCallLog(context.Background(), auditDir)
+	}
+	var ln net.Listener
 	if err == nil {
-		err = serveRawListener(ln, up.Host, "Bearer "+key)
+		ln, err = net.Listen("tcp", addr)
+	}
+	if err == nil {
+		err = serveRawListener(ln, up.Host, "Bearer "+key, calls)
 	}
 	fmt.Fprintln(os.Stderr, "rawproxy:", err)
 	os.Exit(1)
 }
 
 // serveRawListener serves every connection ln accepts, injecting
-// "Authorization: auth"; it returns when Accept fails.
-func serveRawListener(ln net.Listener, upAddr, auth string) error {
+// "Authorization: auth" and recording each call in calls (when not nil);
+// it returns when Accept fails.
+func serveRawListener(ln net.Listener, upAddr, auth string, calls *callLog) error {
 	authLine := []byte("Authorization: " + auth + "\r\n")
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return err
 		}
-		go serveRaw(c, upAddr, authLine)
+		go serveRaw(c, upAddr, authLine, calls)
 	}
 }
 
@@ -59,7 +77,7 @@ const (
 var errRefused = errors.New("rawproxy: not handled")
 
 // serveRaw forwards the requests of one client connection, one at a time.
-func serveRaw(c net.Conn, upAddr string, authLine []byte) {
+func serveRaw(c net.Conn, upAddr string, authLine []byte, calls *callLog) {
 	defer c.Close()
 	cr, cw := bufio.NewReaderSize(c, rawBufSize), bufio.NewWriterSize(c, rawBufSize)
 	var up net.Conn
@@ -81,6 +99,10 @@ func serveRaw(c net.Conn, upAddr string, authLine []byte) {
 				return
 			}
 			ur, uw = bufio.NewReaderSize(up, rawBufSize), bufio.NewWriterSize(up, rawBufSize)
+		}
+		var start time.Time
+		if calls != nil {
+			start = time.Now()
 		}
 		err := copyHead(uw, cr, authLine, &req)
 		if err != nil || !bytes.HasSuffix(req.start, []byte(" "+httpVersion)) {
@@ -112,6 +134,10 @@ func serveRaw(c net.Conn, upAddr string, authLine []byte) {
 		}
 		if err := cw.Flush(); err != nil {
 			return
+		}
+		if calls != nil {
+			status, _ := strconv.Atoi(string(resp.start[len(httpVersion)+1 : len(httpVersion)+4]))
+			calls.record(start, req.start, status, req.length, resp.length)
 		}
 		if req.close || resp.close {
 			return

@@ -27,6 +27,12 @@
 #                Debian's default site does): the reference closest to the
 #                gateway's own record of each call. The aim is measured
 #                against (c), nginx without a log.
+#   (h) rawproxy-audit: rawproxy (e) that also appends keyward's audit entry
+#                of every call to an audit log (internal/audit on SQLite, as
+#                the gateway does; rawproxy -audit): the floor of a Go proxy
+#                that keeps keyward's record of each call. The report splits
+#                the gateway's CPU a call into rawproxy's, the entry's
+#                (h - e) and the rest of what keyward does (b - h).
 # (d) and (e) are references, to tell how much of the gateway's cost is Go's
 # net/http and how much keyward's own work; they run with keyward's GOGC
 # (400), and their callers send the keyward token, which the upstream
@@ -34,7 +40,7 @@
 #
 # The upstream is bench/gateway's tiny Go API, which answers 401 to any
 # request without the key, so every 2xx proves the injection worked.
-# The five targets are measured in ROUNDS interleaved rounds of DUR each
+# The targets are measured in ROUNDS interleaved rounds of DUR each
 # at CONNS connections (and once at 1 connection for the unloaded latency);
 # the report gives medians over rounds, and the CPU time per request of the
 # process in the middle (keyward, nginx's master and workers, the goproxy or
@@ -64,6 +70,7 @@ PORT_NGINX=${PORT_NGINX:-19482}
 PORT_GOPROXY=${PORT_GOPROXY:-19483}
 PORT_RAW=${PORT_RAW:-19484}
 PORT_NGINXLOG=${PORT_NGINXLOG:-19487} # nginx with an access log
+PORT_RAWAUDIT=${PORT_RAWAUDIT:-19488} # rawproxy with keyward's audit log
 KEY=bench-upstream-key-0123456789abcdef # keyward:allow (test fixture)
 work=$(mktemp -d)
 pids=()
@@ -190,8 +197,13 @@ pids+=($gppid)
 GOGC=400 "$work/gw" rawproxy -addr "127.0.0.1:$PORT_RAW" -upstream "http://127.0.0.1:$PORT_UP" -key "$KEY" 2>"$work/rawproxy.log" &
 rppid=$!
 pids+=($rppid)
+mkdir -p "$work/rawaudit"
+GOGC=400 "$work/gw" rawproxy -addr "127.0.0.1:$PORT_RAWAUDIT" -upstream "http://127.0.0.1:$PORT_UP" -key "$KEY" -audit "$work/rawaudit" 2>"$work/rawproxy-audit.log" &
+rapid=$!
+pids+=($rapid)
 wait_http "http://127.0.0.1:$PORT_GOPROXY/healthz"
 wait_http "http://127.0.0.1:$PORT_RAW/healthz"
+wait_http "http://127.0.0.1:$PORT_RAWAUDIT/healthz"
 
 load() { # label url auth conns dur pids
   "$work/httpload" -json -label "$1" -url "$2" -H "Authorization: Bearer $3" -c "$4" -d "$5" -pids "$6" >>"$work/results.json" || {
@@ -204,6 +216,7 @@ nginx="http://127.0.0.1:$PORT_NGINX/v1/ping"
 nginxlog="http://127.0.0.1:$PORT_NGINXLOG/v1/ping"
 goproxy="http://127.0.0.1:$PORT_GOPROXY/v1/ping"
 rawproxy="http://127.0.0.1:$PORT_RAW/v1/ping"
+rawaudit="http://127.0.0.1:$PORT_RAWAUDIT/v1/ping"
 [ -n "${ONLY1:-}" ] && ROUNDS=0
 for r in $(seq "$ROUNDS"); do
   echo "# round $r/$ROUNDS at $CONNS connections, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -225,6 +238,7 @@ for r in $(seq "$ROUNDS"); do
   : >"$work/nginx/logs/access.log" # nginx keeps appending to the emptied file
   load goproxy "$goproxy" "$tok" "$CONNS" "$DUR" "$gppid"
   load rawproxy "$rawproxy" "$tok" "$CONNS" "$DUR" "$rppid"
+  load rawproxy-audit "$rawaudit" "$tok" "$CONNS" "$DUR" "$rapid"
 done
 echo "# 1 connection"
 load direct "$direct" "$KEY" 1 "$DUR" "$uppid"
@@ -236,6 +250,6 @@ echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 "$work/gw" report "$work/results.json"
 if [ -s "$work/upstream.log" ]; then echo; echo "upstream complaints:"; cat "$work/upstream.log"; fi
-for p in goproxy rawproxy; do
+for p in goproxy rawproxy rawproxy-audit; do
   if [ -s "$work/$p.log" ]; then echo; echo "$p's log:"; cat "$work/$p.log"; fi
 done
