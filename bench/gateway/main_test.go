@@ -39,8 +39,8 @@ func TestWriteReport(t *testing.T) {
 		// No CPU figures at 1 connection: no ratio.
 		"\nAt 1 connection(s): the gateway adds p50 180 µs, p99 800 µs to a direct call; nginx adds p50 70 µs, p99 150 µs; gateway throughput = 50% of nginx's.\n",
 		"\nAt 64 connection(s): goproxy throughput = 62% of nginx's; rawproxy throughput = 85% of nginx's; rawproxy-audit throughput = 70% of nginx's.\n",
-		// The gateway's 82 µs: rawproxy's 33, the entry's 45-33, the rest 82-45.
-		"\nAt 64 connection(s), CPU a call: rawproxy 33 µs; with keyward's audit entry of each call (rawproxy-audit) 45 µs, i.e. 12 µs for the entry; the gateway 82 µs, i.e. 37 µs for the rest of what keyward does.\n",
+		// 45-33 and 82-45.
+		"\nAt 64 connection(s), CPU a call: rawproxy 33 µs; rawproxy-audit 45 µs (+12 µs: keyward's audit entry of each call on the Go floor); the gateway 82 µs (+37 µs over rawproxy-audit).\n",
 		// Against nginx logging each call: 16000/20000, 12000/16000, 82/40.
 		"\nAt 64 connection(s): nginx writing an access-log line per call does 80% of its throughput without; the gateway does 75% of nginx-log's; gateway CPU a call = 2.05× nginx-log's.\n",
 		// No goproxy run at 1 connection: only rawproxy's figure.

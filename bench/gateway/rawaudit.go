@@ -23,10 +23,9 @@ import (
 // group-committed, durable before the batch's callback), with an entry of
 // the same shape (request id, action, resource, method, path, status,
 // latency, bytes). rawproxy-audit is then the floor of a Go proxy that
-// keeps keyward's record of each call: the distance from rawproxy to it is
-// what that record costs, the distance from it to the gateway is
-// everything else keyward does (token, policy, limits, usage, net/http's
-// types, its HTTP handling).
+// keeps keyward's record of each call, a second reference between rawproxy
+// and the gateway (what the entry adds to the gateway itself is not
+// necessarily what it adds to rawproxy: bench/README.md).
 type callLog struct {
 	log   *audit.Log
 	store storage.Store

@@ -30,9 +30,8 @@
 #   (h) rawproxy-audit: rawproxy (e) that also appends keyward's audit entry
 #                of every call to an audit log (internal/audit on SQLite, as
 #                the gateway does; rawproxy -audit): the floor of a Go proxy
-#                that keeps keyward's record of each call. The report splits
-#                the gateway's CPU a call into rawproxy's, the entry's
-#                (h - e) and the rest of what keyward does (b - h).
+#                that keeps keyward's record of each call. The report gives
+#                the gateway's CPU a call against (e)'s and (h)'s.
 # (d) and (e) are references, to tell how much of the gateway's cost is Go's
 # net/http and how much keyward's own work; they run with keyward's GOGC
 # (400), and their callers send the keyward token, which the upstream
