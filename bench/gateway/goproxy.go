@@ -60,8 +60,6 @@ type bufferPool struct{ p sync.Pool }
 func (b *bufferPool) Get() []byte  { return b.p.Get().([]byte) }
 func (b *bufferPool) Put(v []byte) { b.p.Put(v) }
 
-// loopbackUpstream checks that a reference proxy listens on and forwards to
-// loopback only, and returns the upstream's URL; it exits on a bad argument.
 // proxyFlags parses a reference proxy's flags: its listen address, the
 // upstream's URL and the key to inject (both addresses on loopback).
 // more, when not nil, defines further flags on the set before parsing.
@@ -77,6 +75,8 @@ func proxyFlags(cmd, defaultAddr string, args []string, more func(*flag.FlagSet)
 	return *a, loopbackUpstream(cmd, *a, *upstreamURL), *k
 }
 
+// loopbackUpstream checks that a reference proxy listens on and forwards to
+// loopback only, and returns the upstream's URL; it exits on a bad argument.
 func loopbackUpstream(cmd, addr, upstream string) *url.URL {
 	u, err := url.Parse(upstream)
 	if err != nil || u.Scheme != "http" || u.Port() == "" || !strings.HasPrefix(addr, "127.") || !strings.HasPrefix(u.Hostname(), "127.") {
