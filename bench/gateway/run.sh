@@ -52,6 +52,10 @@
 #   PROFILE=1 bash bench/gateway/run.sh        # CPU profile of keyward in round 1
 #   STORAGE=postgres://... bash bench/gateway/run.sh  # keyward on PostgreSQL (an empty database)
 #
+# Every proxied call leaves an audit entry (about 340 bytes on disk) in the
+# logs of the two keyward nodes and of rawproxy-audit: 3 rounds of 10 s
+# need about 1 GB free in the temporary directory (TMPDIR), removed at exit.
+#
 # nginx is installed with apt-get when missing (it needs root then). It runs
 # in the foreground from a temporary prefix with its own config; nothing
 # outside a temporary directory is touched, and every process started here
