@@ -31,7 +31,9 @@
 #                of every call to an audit log (internal/audit on SQLite, as
 #                the gateway does; rawproxy -audit): the floor of a Go proxy
 #                that keeps keyward's record of each call. The report gives
-#                the gateway's CPU a call against (e)'s and (h)'s.
+#                the gateway's CPU a call against (e)'s and (h)'s. (h)
+#                writes to SQLite even when STORAGE puts keyward on
+#                PostgreSQL.
 # (d) and (e) are references, to tell how much of the gateway's cost is Go's
 # net/http and how much keyward's own work; they run with keyward's GOGC
 # (400), and their callers send the keyward token, which the upstream
