@@ -60,11 +60,9 @@ func (c *callLog) Close() error {
 }
 
 // record queues the entry of one call: start line "METHOD TARGET
-// HTTP/1.1", the upstream's status, the body sizes.
-func (c *callLog) record(start time.Time, startLine []byte, status int, in, out int64) {
-	if c == nil {
-		return
-	}
+// HTTP/1.1", the upstream's status code (three digits), the body sizes.
+func (c *callLog) record(start time.Time, startLine []byte, code string, in, out int64) {
+	status, _ := strconv.Atoi(code)
 	method, target := "", ""
 	if i := bytes.IndexByte(startLine, ' '); i > 0 {
 		method = string(startLine[:i])
@@ -111,9 +109,5 @@ type edSigner struct{ priv ed25519.PrivateKey }
 func (s edSigner) SignAudit(msg []byte) ([]byte, error) { return ed25519.Sign(s.priv, msg), nil }
 
 func (s edSigner) AuditPublicKey() (ed25519.PublicKey, error) {
-	pub, ok := s.priv.Public().(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("rawproxy: not an ed25519 key")
-	}
-	return pub, nil
+	return s.priv.Public().(ed25519.PublicKey), nil
 }

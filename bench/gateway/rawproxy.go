@@ -121,7 +121,8 @@ func serveRaw(c net.Conn, upAddr string, authLine []byte, calls *callLog) {
 		if err != nil || !bytes.HasPrefix(resp.start, []byte(httpVersion+" ")) || len(resp.start) < len(httpVersion)+4 {
 			return
 		}
-		switch code := string(resp.start[len(httpVersion)+1 : len(httpVersion)+4]); {
+		code := string(resp.start[len(httpVersion)+1 : len(httpVersion)+4])
+		switch {
 		case code[0] == '1':
 			return
 		case code == "204" || code == "304" || bytes.HasPrefix(req.start, []byte("HEAD ")):
@@ -136,8 +137,7 @@ func serveRaw(c net.Conn, upAddr string, authLine []byte, calls *callLog) {
 			return
 		}
 		if calls != nil {
-			status, _ := strconv.Atoi(string(resp.start[len(httpVersion)+1 : len(httpVersion)+4]))
-			calls.record(start, req.start, status, req.length, resp.length)
+			calls.record(start, req.start, code, req.length, resp.length)
 		}
 		if req.close || resp.close {
 			return
