@@ -21,7 +21,9 @@ func newUsageCmd(env *Env) *cobra.Command {
 		Long: `Show how credentials and integrations were used: requests per subject
 and response status, summed over the period (or per minute with
 --per-minute). Subjects are API key ids, token accessors and integration
-names; counts reach storage every few seconds. Needs read on sys/usage.`,
+names. Each node writes its counts to storage every 10 seconds (and at
+shutdown), so the calls of the last few seconds may not show yet. Needs
+read on sys/usage.`,
 		Example: `  keyward usage --since 24h
   keyward usage --kind integration --subject maps --per-minute --since 15m
   keyward usage --kind key -o json`,
@@ -58,7 +60,9 @@ names; counts reach storage every few seconds. Needs read on sys/usage.`,
 				rows = sumUsage(rows)
 			}
 			if len(rows) == 0 && !asJSON {
-				fmt.Fprintln(env.Stderr, "No usage in this period.")
+				// Counts reach storage every monitor.DefaultFlushEvery: a
+				// caller who just made a call would otherwise wonder.
+				fmt.Fprintln(env.Stderr, "No usage in this period. Nodes write their counts every 10 seconds: the last few seconds' calls may not show yet.")
 			}
 			if perMinute {
 				return printList(env.Stdout, asJSON, rows, "MINUTE\tKIND\tSUBJECT\tSTATUS\tCOUNT", func(r client.UsageRow) string {

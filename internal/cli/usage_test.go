@@ -45,3 +45,21 @@ func TestUsageSumsAndFilters(t *testing.T) {
 		}
 	}
 }
+
+// With no usage in the period the CLI says so, and why the last seconds'
+// calls may be missing, on stderr; -o json stays an empty list.
+func TestUsageEmpty(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.mux.HandleFunc("GET /v1/usage", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"usage":[]}`)
+	})
+	r := h.must("", "usage")
+	if !strings.Contains(r.stderr, "No usage in this period") || !strings.Contains(r.stderr, "every 10 seconds") {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+	r = h.must("", "usage", "-o", "json")
+	if strings.TrimSpace(r.stdout) != "[]" || r.stderr != "" {
+		t.Errorf("json: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+}
