@@ -113,7 +113,10 @@ var commands = []func(*Env) *cobra.Command{
 func Run(env *Env, args []string, extra ...*cobra.Command) int {
 	root := NewRoot(env, extra...)
 	root.SetArgs(args)
-	err := root.Execute()
+	err := unknownSubcommand(root, args)
+	if err == nil {
+		err = root.Execute()
+	}
 	if err == nil {
 		return ExitOK
 	}
@@ -133,6 +136,35 @@ func Run(env *Env, args []string, extra ...*cobra.Command) int {
 		return ExitUsage
 	}
 	return ExitFailure
+}
+
+// unknownSubcommand refuses an unknown subcommand of a command that only
+// groups others ("keyward token lst"), as cobra does for the root's: cobra
+// itself would print the group's help and exit 0, which a script takes for
+// success. nil when args name a command (or only a group, whose help
+// cobra then prints).
+func unknownSubcommand(root *cobra.Command, args []string) error {
+	c, rest, err := root.Find(args)
+	if err != nil || c == root || !c.HasSubCommands() || c.Runnable() {
+		return nil
+	}
+	// A group's flags are the global ones (strings): parsing them here and
+	// again in Execute leaves the same values.
+	if c.ParseFlags(rest) != nil {
+		return nil // cobra reports the flag error (or shows --help)
+	}
+	pos := c.Flags().Args()
+	if len(pos) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", pos[0], c.CommandPath())
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's default, which it sets only on the root
+	}
+	if s := c.SuggestionsFor(pos[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return usageError{fmt.Errorf("%s\nRun '%s --help' for usage.", msg, c.CommandPath())}
 }
 
 // isCobraUsage recognises cobra's own argument errors ("unknown command",

@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// A command that only groups others refuses an unknown subcommand (exit 2,
+// the group named, a suggestion when one is close) instead of printing its
+// help and exiting 0; alone, or with --help, it still shows its help.
+func TestUnknownSubcommand(t *testing.T) {
+	h := newHarness(t)
+	var groups []*cobra.Command
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			if sub.HasSubCommands() && !sub.Runnable() {
+				groups = append(groups, sub)
+			}
+			walk(sub)
+		}
+	}
+	walk(NewRoot(&Env{}))
+	if len(groups) < 5 {
+		t.Fatalf("found %d group commands; the walk is broken", len(groups))
+	}
+	for _, g := range groups {
+		path := strings.Fields(g.CommandPath())[1:] // without "keyward"
+		r := h.run("", append(path, "no-such-command")...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, `unknown command "no-such-command" for "`+g.CommandPath()+`"`) {
+			t.Errorf("%s no-such-command: exit %d, stderr %q", g.CommandPath(), r.code, r.stderr)
+		}
+		if r.stdout != "" {
+			t.Errorf("%s no-such-command printed %q", g.CommandPath(), r.stdout)
+		}
+		if r := h.run("", path...); r.code != ExitOK || !strings.Contains(r.stdout, "Available Commands") {
+			t.Errorf("%s alone: exit %d, stdout %q", g.CommandPath(), r.code, r.stdout)
+		}
+	}
+	// Flags before the unknown name are skipped; a close name is suggested.
+	r := h.run("", "token", "--addr", "http://127.0.0.1:1", "renw")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, `unknown command "renw"`) || !strings.Contains(r.stderr, "Did you mean this?\n\trenew") {
+		t.Errorf("token --addr X renw: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := h.run("", "token", "list", "--help"); r.code != ExitOK || !strings.Contains(r.stdout, "Available Commands") {
+		t.Errorf("token list --help: exit %d, stdout %q", r.code, r.stdout)
+	}
+	// Real subcommands and their arguments are untouched.
+	if r := h.run("", "secret", "get"); r.code != ExitUsage || strings.Contains(r.stderr, "unknown command") {
+		t.Errorf("secret get (no path): exit %d, stderr %q", r.code, r.stderr)
+	}
+}
