@@ -227,13 +227,18 @@ func secretSetCmd(env *Env, g *globals) *cobra.Command {
 	var value, fromFile, description, owner, rotation string
 	var tags []string
 	var cas int
+	var allowEmpty bool
 	cmd := &cobra.Command{
 		Use:   "set PROJECT/ENV/PATH",
 		Short: "Write a secret (value from stdin, --from-file, or a hidden prompt)",
 		Long: `Write a new version of a secret. The value is read from standard input when
 it is not a terminal, from --from-file, or from a hidden prompt. A value on the
 command line (--value) ends up in shell history and process listings: it needs
-the explicit flag and prints a warning.`,
+the explicit flag and prints a warning.
+
+An empty value read from standard input, a file or the prompt is refused
+(an unset variable piped in would otherwise replace a good secret with
+nothing): write one on purpose with --allow-empty, or --value "".`,
 		Example: `  printf %s "$DB_PASSWORD" | keyward secret set payments/staging/db/password
   keyward secret set payments/prod/tls/key --from-file key.pem
   keyward secret set -p payments -e dev api_key --cas 0`,
@@ -265,6 +270,9 @@ the explicit flag and prints a warning.`,
 				if err != nil {
 					return err
 				}
+			}
+			if v == "" && !allowEmpty && !cmd.Flags().Changed("value") {
+				return Usagef("the value is empty (nothing on standard input, in the file or at the prompt); nothing was written. To store an empty value on purpose, add --allow-empty")
 			}
 			opts := client.PutSecretOptions{}
 			if cmd.Flags().Changed("cas") {
@@ -302,6 +310,7 @@ the explicit flag and prints a warning.`,
 	af.register(cmd)
 	cmd.Flags().StringVar(&value, "value", "", "the value itself (visible in shell history: avoid)")
 	cmd.Flags().StringVar(&fromFile, "from-file", "", "read the value from a file")
+	cmd.Flags().BoolVar(&allowEmpty, "allow-empty", false, "store an empty value read from standard input, a file or the prompt (refused otherwise)")
 	cmd.Flags().IntVar(&cas, "cas", 0, "check-and-set: the version you expect to be current (0: must not exist)")
 	cmd.Flags().StringVar(&description, "description", "", "metadata: description")
 	cmd.Flags().StringVar(&owner, "owner", "", "metadata: owner")

@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -89,5 +91,33 @@ func TestUsageErrors(t *testing.T) {
 		if code := Run(env, args); code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d (stderr %q)", args, code, ExitUsage, stderr.String())
 		}
+	}
+}
+
+// An empty value from stdin or a file is refused before anything is sent
+// (exit 2); --allow-empty or an explicit --value "" writes it.
+func TestSecretSetEmpty(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("PUT /v1/projects/pay/envs/dev/secrets/{path...}", 200, `{"path":"k","version":3}`)
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"secret", "set", "pay/dev/k"}, {"secret", "set", "pay/dev/k", "--from-file", empty}} {
+		r := h.run("", args...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "the value is empty") || !strings.Contains(r.stderr, "--allow-empty") {
+			t.Errorf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+	if n := len(h.fake.requests("PUT /v1/projects/pay/envs/dev/secrets/k")); n != 0 {
+		t.Fatalf("%d writes sent for an empty value", n)
+	}
+	h.must("", "secret", "set", "pay/dev/k", "--allow-empty")
+	h.must("", "secret", "set", "pay/dev/k", "--value", "")
+	h.must("x", "secret", "set", "pay/dev/k")
+	puts := h.fake.requests("PUT /v1/projects/pay/envs/dev/secrets/k")
+	if len(puts) != 3 || !strings.Contains(puts[0].Body, `"value":""`) || !strings.Contains(puts[2].Body, `"value":"x"`) {
+		t.Fatalf("writes = %+v", puts)
 	}
 }
