@@ -53,6 +53,9 @@ func (a *addrFlags) resolve(env *Env, arg string, needPath bool) (addr, error) {
 		}
 	}
 	if p == "" || e == "" {
+		if arg == "" && !needPath { // a whole environment: run, export
+			return addr{}, Usagef("name the environment with -p PROJECT -e ENV (or $KEYWARD_PROJECT and $KEYWARD_ENV)")
+		}
 		return addr{}, Usagef("name the secret as PROJECT/ENV/PATH, or give -p PROJECT -e ENV")
 	}
 	if needPath && arg == "" {
@@ -575,7 +578,12 @@ through unchanged (keyward replaces itself with COMMAND). A command that does
 not exist exits 127.`,
 		Example: `  keyward run -p payments -e staging -- ./server
   keyward run -p payments -e prod --path db -- psql`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return Usagef("name the command to run after --: keyward run -p PROJECT -e ENV -- COMMAND [ARGS...]")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := af.resolve(env, "", false)
 			if err != nil {

@@ -94,6 +94,27 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// run and export name what is missing: the environment, or the command.
+func TestRunExportMissing(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--", "env"}, "name the environment with -p PROJECT -e ENV"},
+		{[]string{"export"}, "name the environment with -p PROJECT -e ENV"},
+		{[]string{"run", "-p", "pay", "-e", "dev"}, "name the command to run after --"},
+		{[]string{"secret", "get", "justapath"}, "name the secret as PROJECT/ENV/PATH"},
+	}
+	for _, c := range cases {
+		var stdout, stderr bytes.Buffer
+		env := &Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" },
+			Exec: func(string, []string, []string) error { t.Fatal("exec called"); return nil }}
+		if code := Run(env, c.args); code != ExitUsage || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}
+
 // An empty value from stdin or a file is refused before anything is sent
 // (exit 2); --allow-empty or an explicit --value "" writes it.
 func TestSecretSetEmpty(t *testing.T) {
