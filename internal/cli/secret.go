@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -523,6 +524,9 @@ func secretDestroyCmd(env *Env, g *globals) *cobra.Command {
 			if !all && len(versions) == 0 {
 				return Usagef("give --versions N,M or --all")
 			}
+			if all && len(versions) > 0 {
+				return Usagef("give --versions N,M or --all, not both")
+			}
 			c, err := g.newClient(env)
 			if err != nil {
 				return err
@@ -530,7 +534,19 @@ func secretDestroyCmd(env *Env, g *globals) *cobra.Command {
 			if err := c.DestroySecret(cmd.Context(), a.project, a.env, a.path, versions...); err != nil {
 				return err
 			}
-			fmt.Fprintf(env.Stdout, "Destroyed %s/%s/%s\n", a.project, a.env, a.path)
+			if all {
+				fmt.Fprintf(env.Stdout, "Destroyed every version of %s/%s/%s\n", a.project, a.env, a.path)
+				return nil
+			}
+			vs := make([]string, len(versions))
+			for i, v := range versions {
+				vs[i] = strconv.Itoa(v)
+			}
+			noun := "version"
+			if len(vs) > 1 {
+				noun = "versions"
+			}
+			fmt.Fprintf(env.Stdout, "Destroyed %s %s of %s/%s/%s\n", noun, strings.Join(vs, ", "), a.project, a.env, a.path)
 			return nil
 		},
 	}

@@ -142,3 +142,30 @@ func TestSecretSetEmpty(t *testing.T) {
 		t.Fatalf("writes = %+v", puts)
 	}
 }
+
+// destroy says which versions went; --all with --versions is refused
+// (it would destroy only the versions named).
+func TestSecretDestroy(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("POST /v1/projects/pay/envs/dev/destroy/{path...}", 204, "")
+	if r := h.must("", "secret", "destroy", "pay/dev/k", "--versions", "1,3"); r.stdout != "Destroyed versions 1, 3 of pay/dev/k\n" {
+		t.Errorf("stdout = %q", r.stdout)
+	}
+	if r := h.must("", "secret", "destroy", "pay/dev/k", "--versions", "2"); r.stdout != "Destroyed version 2 of pay/dev/k\n" {
+		t.Errorf("stdout = %q", r.stdout)
+	}
+	if r := h.must("", "secret", "destroy", "pay/dev/k", "--all"); r.stdout != "Destroyed every version of pay/dev/k\n" {
+		t.Errorf("stdout = %q", r.stdout)
+	}
+	got := h.fake.requests("POST /v1/projects/pay/envs/dev/destroy/k")
+	if len(got) != 3 || !strings.Contains(got[0].Body, `"versions":[1,3]`) || !strings.Contains(got[2].Body, `"versions":[]`) {
+		t.Fatalf("requests = %+v", got)
+	}
+	if r := h.run("", "secret", "destroy", "pay/dev/k", "--all", "--versions", "1"); r.code != ExitUsage || !strings.Contains(r.stderr, "not both") {
+		t.Errorf("--all --versions: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if n := len(h.fake.requests("POST /v1/projects/pay/envs/dev/destroy/k")); n != 3 {
+		t.Errorf("%d requests after the refused call, want 3", n)
+	}
+}
