@@ -32,6 +32,9 @@ type IssuedToken struct {
 	Principal string     `json:"principal"`
 	// Rate is the token's own rate limit ("100/min"); empty: none.
 	Rate string `json:"rate,omitempty"`
+	// Warnings name what the caller may not have meant, such as a policy
+	// that does not exist; the token was issued anyway.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // TokenInfo describes a token; it never carries the token itself.

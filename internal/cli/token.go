@@ -101,6 +101,9 @@ inherit its parent's meta.`,
 			if err != nil {
 				return err
 			}
+			for _, w := range it.Warnings {
+				fmt.Fprintf(env.Stderr, "Warning: %s\n", w)
+			}
 			if asJSON {
 				return printJSON(env.Stdout, it)
 			}

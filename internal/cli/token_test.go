@@ -209,3 +209,21 @@ func TestTokenIntrospect(t *testing.T) {
 		t.Errorf("token as an argument: exit %d, want 2", r.code)
 	}
 }
+
+// The server's warnings (a policy that does not exist) go to stderr, in
+// text and JSON output alike; stdout keeps only the token's description.
+func TestTokenCreateWarnings(t *testing.T) {
+	h := newHarness(t, "kwt_parent", "kwt_issuedtokenvalue")
+	h.vars["KEYWARD_TOKEN"] = "kwt_parent"
+	h.fake.handle("POST /v1/auth/token/create", 200, strings.Replace(issuedJSON, `}`, `,"warnings":["policy \"reeders\" does not exist: the token gets nothing from it until a policy of that name is created"]}`, 1))
+	for _, args := range [][]string{{"token", "create", "--policy", "reeders"}, {"token", "create", "--policy", "reeders", "-o", "json"}} {
+		r := h.must("", args...)
+		if !strings.Contains(r.stderr, `Warning: policy "reeders" does not exist`) {
+			t.Errorf("%v: stderr %q", args, r.stderr)
+		}
+		asJSON := args[len(args)-1] == "json"
+		if strings.Contains(r.stdout, `"warnings"`) != asJSON || !asJSON && strings.Contains(r.stdout, "does not exist") {
+			t.Errorf("%v: stdout %q", args, r.stdout) // the JSON keeps the field; text leaves it to stderr
+		}
+	}
+}

@@ -16,6 +16,10 @@ import (
 type Tokens struct {
 	Svc   *token.Service
 	Audit Auditor
+	// PolicyKnown, when set, tells whether a policy of that name exists
+	// (on this node); a token created with a policy that does not gets a
+	// warning in the answer. nil: no warnings.
+	PolicyKnown func(name string) bool
 }
 
 // MapTokenErrors registers the token package's errors.
@@ -94,6 +98,9 @@ type IssuedToken struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	Principal string     `json:"principal"`
 	Rate      string     `json:"rate,omitempty"`
+	// Warnings name what the caller may not have meant (a policy that
+	// does not exist); the token was issued anyway.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // NewIssuedToken is the response for a freshly issued token.
@@ -169,6 +176,22 @@ func (t *Tokens) done(r *http.Request) {
 	}
 }
 
+// unknownPolicies warns of each policy named in a request that does not
+// exist: legal (policy as code may create it later), but a typo would
+// leave the token granting nothing from it.
+func (t *Tokens) unknownPolicies(names []string) []string {
+	if t.PolicyKnown == nil {
+		return nil
+	}
+	var out []string
+	for _, n := range names {
+		if !t.PolicyKnown(n) {
+			out = append(out, fmt.Sprintf("policy %q does not exist: the token gets nothing from it until a policy of that name is created", truncate(n, 64)))
+		}
+	}
+	return out
+}
+
 func selfToken(r *http.Request) (*token.Token, error) {
 	c := CallerFrom(r.Context())
 	if c == nil || c.Token == nil {
@@ -225,7 +248,9 @@ func (t *Tokens) Routes() []Route {
 					return 0, nil, err
 				}
 				t.done(r)
-				return http.StatusOK, NewIssuedToken(plain, tok), nil
+				out := NewIssuedToken(plain, tok)
+				out.Warnings = t.unknownPolicies(in.Policies)
+				return http.StatusOK, out, nil
 			},
 		},
 		{

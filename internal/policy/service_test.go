@@ -141,6 +141,9 @@ func TestService(t *testing.T) {
 		if !slices.Equal(other.Set().Names(), []string{"admins", "ci", RootName}) || !other.Set().Decide([]string{"admins"}, "admin", "sys/x").Allowed {
 			t.Fatalf("Load: %v", other.Set().Names())
 		}
+		if set := other.Set(); !set.Has("ci") || !set.Has(RootName) || set.Has("cj") || set.Has("") {
+			t.Fatalf("Has: ci %v, root %v, cj %v", set.Has("ci"), set.Has(RootName), set.Has("cj"))
+		}
 
 		// Delete.
 		if err := svc.Delete(ctx, "admins", audit.fn); err != nil {

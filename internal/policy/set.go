@@ -187,6 +187,12 @@ func (s *Set) Get(name string) (*Policy, bool) {
 	return s.policies[id].Clone(), true
 }
 
+// Has reports whether the Set holds a policy of that name (root included).
+func (s *Set) Has(name string) bool {
+	_, ok := s.ids[name]
+	return ok
+}
+
 // Names returns the names of the Set's policies, sorted, root included.
 func (s *Set) Names() []string {
 	return slices.Clone(s.names)

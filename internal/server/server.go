@@ -202,7 +202,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 
 	routes := httpapi.SysRoutes(n.sys, n.metrics)
 	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz, Audit: aud}).Routes()...)
-	routes = append(routes, (&httpapi.Tokens{Svc: n.tokens, Audit: aud}).Routes()...)
+	routes = append(routes, (&httpapi.Tokens{Svc: n.tokens, Audit: aud, PolicyKnown: func(name string) bool { return n.policies.Set().Has(name) }}).Routes()...)
 	routes = append(routes, (&httpapi.Identity{Mgr: n.identity, Tokens: n.tokens, Audit: aud, Authz: authz, Cursors: barrierCursors{n.barrier}}).Routes()...)
 	routes = append(routes, (&httpapi.Policies{Svc: n.policies, Tokens: n.tokens, Authz: authz, Audit: aud,
 		Changed: func(ctx context.Context, tx storage.Tx, name string) error {

@@ -1,0 +1,45 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+// A token created with a policy that does not exist is issued (policy as
+// code may create it later) with a warning naming it; known policies, and
+// a child inheriting its parent's, give none. A policy created afterwards
+// then applies to the token.
+func TestTokenCreateWarnsOfUnknownPolicy(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	if c, out := raw(t, "PUT", u+"/v1/policies/readers", root, "application/yaml",
+		"name: readers\nrules:\n  - resources: [\"projects\"]\n    allow: [list]\n"); c != 200 {
+		t.Fatalf("put policy = %d %v", c, out)
+	}
+	c, out := raw(t, "POST", u+"/v1/auth/token/create", root, "application/json", `{"policies":["readers","reeders"],"ttl":"10m"}`)
+	if c != 200 {
+		t.Fatalf("create = %d %v", c, out)
+	}
+	ws, _ := out["warnings"].([]any)
+	if len(ws) != 1 || !strings.Contains(ws[0].(string), `policy "reeders" does not exist`) {
+		t.Fatalf("warnings = %v, want one naming reeders", out["warnings"])
+	}
+	typo := out["token"].(string)
+	if c, out := raw(t, "POST", u+"/v1/auth/token/create", root, "application/json", `{"policies":["readers"],"ttl":"10m"}`); c != 200 || out["warnings"] != nil {
+		t.Fatalf("known policy: %d, warnings %v", c, out["warnings"])
+	}
+	if c, out := raw(t, "POST", u+"/v1/auth/token/create", typo, "application/json", `{"ttl":"5m"}`); c != 200 || out["warnings"] != nil {
+		t.Fatalf("child inheriting: %d, warnings %v", c, out["warnings"])
+	}
+	// Once "reeders" exists, the token holds it.
+	if c, _ := raw(t, "GET", u+"/v1/identities/users", typo, "", ""); c != 403 {
+		t.Fatalf("before the policy: list users = %d, want 403", c)
+	}
+	if c, out := raw(t, "PUT", u+"/v1/policies/reeders", root, "application/yaml",
+		"name: reeders\nrules:\n  - resources: [\"identities/users\"]\n    allow: [list]\n"); c != 200 {
+		t.Fatalf("put policy = %d %v", c, out)
+	}
+	if c, out := raw(t, "GET", u+"/v1/identities/users", typo, "", ""); c != 200 {
+		t.Fatalf("after the policy: list users = %d %v", c, out)
+	}
+}
