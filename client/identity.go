@@ -19,6 +19,9 @@ type User struct {
 	TOTPEnrolled bool      `json:"totp_enrolled"`
 	CreatedAt    time.Time `json:"created_at,omitzero"`
 	UpdatedAt    time.Time `json:"updated_at,omitzero"`
+	// Warnings are set by CreateUser: a policy that does not exist (the
+	// user was created anyway).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // CreateUserRequest describes a new user. TokenTTL and TokenMaxTTL are Go
@@ -73,6 +76,9 @@ type ServiceCredentials struct {
 	// PreviousValidUntil is set by RotateServiceSecret: when the replaced
 	// secret stops working.
 	PreviousValidUntil *time.Time `json:"previous_valid_until,omitempty"`
+	// Warnings are set by CreateService: a policy that does not exist (the
+	// account was created anyway).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Issuer is a trusted JWT issuer (workload identity) and the rules that

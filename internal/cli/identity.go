@@ -115,6 +115,7 @@ twice without echo on a terminal, else read as one line of standard input.`,
 			if err != nil {
 				return err
 			}
+			printWarnings(env, u.Warnings)
 			if asJSON {
 				return printJSON(env.Stdout, u)
 			}
@@ -303,6 +304,7 @@ keyward login --service --client-id ID.`,
 			if err != nil {
 				return err
 			}
+			printWarnings(env, sc.Warnings)
 			if asJSON {
 				return printJSON(env.Stdout, sc)
 			}

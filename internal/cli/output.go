@@ -113,6 +113,14 @@ func printList[T any](w io.Writer, asJSON bool, items []T, header string, row fu
 	return tw.Flush()
 }
 
+// printWarnings prints the server's warnings on stderr, in text and JSON
+// output alike.
+func printWarnings(env *Env, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(env.Stderr, "Warning: %s\n", w)
+	}
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -101,9 +101,7 @@ inherit its parent's meta.`,
 			if err != nil {
 				return err
 			}
-			for _, w := range it.Warnings {
-				fmt.Fprintf(env.Stderr, "Warning: %s\n", w)
-			}
+			printWarnings(env, it.Warnings)
 			if asJSON {
 				return printJSON(env.Stdout, it)
 			}

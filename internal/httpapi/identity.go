@@ -24,6 +24,9 @@ type Identity struct {
 	// Cursors, when set, seals list cursors: a page's last name may be one
 	// the caller may not read, so it must not travel in clear.
 	Cursors Cursors
+	// PolicyKnown, when set, tells whether a policy exists: creating a user
+	// or service account with one that does not answers with a warning.
+	PolicyKnown func(name string) bool
 }
 
 // Cursors seals and opens list cursors (the server uses the barrier, so a
@@ -111,6 +114,8 @@ type UserDoc struct {
 	Disabled     bool      `json:"disabled"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// Warnings, on creation only: a policy that does not exist.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func durString(d time.Duration) string {
@@ -286,7 +291,9 @@ func (h *Identity) Routes() []Route {
 					return 0, nil, err
 				}
 				h.done(r)
-				return http.StatusCreated, userDoc(u), nil
+				doc := userDoc(u)
+				doc.Warnings = UnknownPolicies(h.PolicyKnown, in.Policies, "user")
+				return http.StatusCreated, doc, nil
 			},
 		},
 		{
@@ -391,7 +398,11 @@ func (h *Identity) Routes() []Route {
 					return 0, nil, err
 				}
 				h.done(r)
-				return http.StatusCreated, map[string]any{"service": serviceDoc(svc), "client_id": svc.ClientID, "client_secret": secret}, nil
+				out := map[string]any{"service": serviceDoc(svc), "client_id": svc.ClientID, "client_secret": secret}
+				if ws := UnknownPolicies(h.PolicyKnown, in.Policies, "service account"); ws != nil {
+					out["warnings"] = ws
+				}
+				return http.StatusCreated, out, nil
 			},
 		},
 		{

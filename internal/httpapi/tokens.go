@@ -176,17 +176,18 @@ func (t *Tokens) done(r *http.Request) {
 	}
 }
 
-// unknownPolicies warns of each policy named in a request that does not
-// exist: legal (policy as code may create it later), but a typo would
-// leave the token granting nothing from it.
-func (t *Tokens) unknownPolicies(names []string) []string {
-	if t.PolicyKnown == nil {
+// UnknownPolicies warns of each policy in names that does not exist
+// (known: nil gives no warnings). Naming one is legal — policy as code may
+// create it later — but a typo would leave the holder (a "token", a
+// "user", a "service account") granted nothing by it.
+func UnknownPolicies(known func(string) bool, names []string, holder string) []string {
+	if known == nil {
 		return nil
 	}
 	var out []string
 	for _, n := range names {
-		if !t.PolicyKnown(n) {
-			out = append(out, fmt.Sprintf("policy %q does not exist: the token gets nothing from it until a policy of that name is created", truncate(n, 64)))
+		if !known(n) {
+			out = append(out, fmt.Sprintf("policy %q does not exist: the %s gets nothing from it until a policy of that name is created", truncate(n, 64), holder))
 		}
 	}
 	return out
@@ -249,7 +250,7 @@ func (t *Tokens) Routes() []Route {
 				}
 				t.done(r)
 				out := NewIssuedToken(plain, tok)
-				out.Warnings = t.unknownPolicies(in.Policies)
+				out.Warnings = UnknownPolicies(t.PolicyKnown, in.Policies, "token")
 				return http.StatusOK, out, nil
 			},
 		},

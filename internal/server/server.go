@@ -200,10 +200,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	publicURL, _ := cfg.ParsedPublicURL()     // checked by cfg.Validate
 	corsOrigins, _ := cfg.ParsedCORSOrigins() // checked by cfg.Validate
 
+	// What a token, user or service account is created with is checked
+	// against this node's policies, for a warning only.
+	policyKnown := func(name string) bool { return n.policies.Set().Has(name) }
 	routes := httpapi.SysRoutes(n.sys, n.metrics)
 	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz, Audit: aud}).Routes()...)
-	routes = append(routes, (&httpapi.Tokens{Svc: n.tokens, Audit: aud, PolicyKnown: func(name string) bool { return n.policies.Set().Has(name) }}).Routes()...)
-	routes = append(routes, (&httpapi.Identity{Mgr: n.identity, Tokens: n.tokens, Audit: aud, Authz: authz, Cursors: barrierCursors{n.barrier}}).Routes()...)
+	routes = append(routes, (&httpapi.Tokens{Svc: n.tokens, Audit: aud, PolicyKnown: policyKnown}).Routes()...)
+	routes = append(routes, (&httpapi.Identity{Mgr: n.identity, Tokens: n.tokens, Audit: aud, Authz: authz, Cursors: barrierCursors{n.barrier}, PolicyKnown: policyKnown}).Routes()...)
 	routes = append(routes, (&httpapi.Policies{Svc: n.policies, Tokens: n.tokens, Authz: authz, Audit: aud,
 		Changed: func(ctx context.Context, tx storage.Tx, name string) error {
 			return events.Append(ctx, tx, eventPolicyChange, name)

@@ -5,11 +5,12 @@ import (
 	"testing"
 )
 
-// A token created with a policy that does not exist is issued (policy as
+// A token, user or service account created with a policy that does not
+// exist is issued (policy as
 // code may create it later) with a warning naming it; known policies, and
 // a child inheriting its parent's, give none. A policy created afterwards
 // then applies to the token.
-func TestTokenCreateWarnsOfUnknownPolicy(t *testing.T) {
+func TestCreateWarnsOfUnknownPolicy(t *testing.T) {
 	r, root := devNode(t)
 	u := r.url
 	if c, out := raw(t, "PUT", u+"/v1/policies/readers", root, "application/yaml",
@@ -41,5 +42,22 @@ func TestTokenCreateWarnsOfUnknownPolicy(t *testing.T) {
 	}
 	if c, out := raw(t, "GET", u+"/v1/identities/users", typo, "", ""); c != 200 {
 		t.Fatalf("after the policy: list users = %d %v", c, out)
+	}
+
+	// Users and service accounts: the same warning, on creation only.
+	c, out = raw(t, "POST", u+"/v1/identities/users", root, "application/json",
+		`{"name":"alice","password":"correct horse battery","policies":["readers","writers"]}`)
+	if ws, _ := out["warnings"].([]any); c != 201 || len(ws) != 1 || !strings.Contains(ws[0].(string), `policy "writers" does not exist: the user`) {
+		t.Fatalf("create user = %d %v", c, out)
+	}
+	if c, out := raw(t, "GET", u+"/v1/identities/users/alice", root, "", ""); c != 200 || out["warnings"] != nil {
+		t.Fatalf("get user = %d %v (warnings only on creation)", c, out)
+	}
+	c, out = raw(t, "POST", u+"/v1/identities/services", root, "application/json", `{"name":"ci","policies":["ci-deploy"]}`)
+	if ws, _ := out["warnings"].([]any); c != 201 || len(ws) != 1 || !strings.Contains(ws[0].(string), `policy "ci-deploy" does not exist: the service account`) {
+		t.Fatalf("create service = %d %v", c, out)
+	}
+	if c, out := raw(t, "POST", u+"/v1/identities/services", root, "application/json", `{"name":"ci2","policies":["readers"]}`); c != 201 || out["warnings"] != nil {
+		t.Fatalf("create service with a known policy = %d %v", c, out)
 	}
 }
