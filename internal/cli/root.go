@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 
+	"github.com/keyward/keyward/client"
 	"github.com/spf13/cobra"
 )
 
@@ -128,6 +130,9 @@ func Run(env *Env, args []string, extra ...*cobra.Command) int {
 		return ee.Code
 	}
 	fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+	if h := tokenHint(err); h != "" {
+		fmt.Fprintln(env.Stderr, h)
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		return ExitUsage
@@ -136,6 +141,22 @@ func Run(env *Env, args []string, extra ...*cobra.Command) int {
 		return ExitUsage
 	}
 	return ExitFailure
+}
+
+// tokenHint says what to do when the server refused the CLI's token, or
+// got none: the server's message speaks of HTTP headers, not of the CLI.
+func tokenHint(err error) string {
+	var e *client.Error
+	if !errors.As(err, &e) || e.Status != http.StatusUnauthorized || e.Code != "unauthenticated" {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(e.Message, "missing bearer token"):
+		return "Hint: no token: run 'keyward login', or set KEYWARD_TOKEN."
+	case e.Message == "token is invalid or expired", e.Message == "token is malformed":
+		return "Hint: the token in KEYWARD_TOKEN or saved by 'keyward login' was refused: log in again, or set another."
+	}
+	return ""
 }
 
 // unknownSubcommand refuses an unknown subcommand of a command that only

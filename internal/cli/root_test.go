@@ -52,3 +52,33 @@ func TestUnknownSubcommand(t *testing.T) {
 		t.Errorf("secret get (no path): exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// A refused or missing token gets a hint in CLI terms; other 401s (a
+// failed login) and other errors get none.
+func TestTokenHint(t *testing.T) {
+	h := newHarness(t)
+	h.fake.handle("GET /v1/projects", 401, `{"error":{"code":"unauthenticated","message":"missing bearer token (Authorization: Bearer <token>)"}}`)
+	if r := h.run("", "project", "list"); r.code != ExitFailure || !strings.Contains(r.stderr, "Hint: no token: run 'keyward login', or set KEYWARD_TOKEN.") {
+		t.Errorf("no token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	h = newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("GET /v1/projects", 401, `{"error":{"code":"unauthenticated","message":"token is invalid or expired"}}`)
+	if r := h.run("", "project", "list"); !strings.Contains(r.stderr, "Hint: the token in KEYWARD_TOKEN or saved by 'keyward login' was refused") {
+		t.Errorf("refused token: stderr %q", r.stderr)
+	}
+	h.fake.handle("POST /v1/auth/password/login", 401, `{"error":{"code":"unauthenticated","message":"login failed: invalid credentials"}}`)
+	if r := h.run("wrong\n", "login", "bob", "--password-stdin", "--no-save"); r.code != ExitFailure || strings.Contains(r.stderr, "Hint") {
+		t.Errorf("failed login: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if n := len(h.fake.requests("POST /v1/auth/password/login")); n != 1 {
+		t.Errorf("%d login requests, want 1", n)
+	}
+	h.fake.handle("GET /v1/policies", 403, `{"error":{"code":"permission_denied","message":"permission denied: list on policies"}}`)
+	if r := h.run("", "policy", "list"); strings.Contains(r.stderr, "Hint") {
+		t.Errorf("403: stderr %q", r.stderr)
+	}
+	if n := len(h.fake.requests("GET /v1/policies")); n != 1 {
+		t.Errorf("%d policy list requests, want 1", n)
+	}
+}
