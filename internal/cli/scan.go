@@ -335,12 +335,23 @@ func runScan(ctx context.Context, env *Env, fl *scanFlags, args []string) (int, 
 			fmt.Fprintf(env.Stderr, "wrote %d findings to the baseline %s\n", len(all), fl.writeBaseline)
 		}
 		col.warnCapped(env.Stderr)
+		if plan.mode == "staged" && len(findings) > 0 && fl.writeBaseline == "" {
+			// The pre-commit hook's path: the commit is about to be
+			// refused, so say what to do about it.
+			fmt.Fprintln(env.Stderr, stagedAdvice)
+		}
 	}
 	if len(findings) > 0 && fl.writeBaseline == "" {
 		return scanExitFindings, nil
 	}
 	return scanExitClean, nil
 }
+
+// stagedAdvice follows findings in staged changes (the pre-commit hook).
+const stagedAdvice = `The commit is refused: the staged changes hold a secret. Remove it (and
+rotate it if it was ever pushed or shared). For a false positive, add a
+"keyward:allow" comment on its line, or its path to .keywardignore.
+git commit --no-verify skips this check once.`
 
 // runSource feeds the chosen source through the engine into col.
 func runSource(ctx context.Context, env *Env, plan scanPlan, fl *scanFlags, eng *lazyEngine, col *collector) (source.Stats, error) {

@@ -269,6 +269,13 @@ func TestScanGitAndStaged(t *testing.T) {
 	if fs := jsonFindings(t, out); code != 1 || len(fs) != 1 || fs[0].File != "new.env" || fs[0].Commit != "" {
 		t.Fatalf("staged: %d %+v", code, fs)
 	}
+	// Without -q the refusal says what to do; a history scan does not.
+	if code, _, errOut := runCLI(t, "", "scan", "--staged", repo); code != 1 || !strings.Contains(errOut, "The commit is refused") || !strings.Contains(errOut, "keyward:allow") {
+		t.Fatalf("staged advice: %d %q", code, errOut)
+	}
+	if _, _, errOut := runCLI(t, "", "scan", "--git", repo); strings.Contains(errOut, "The commit is refused") {
+		t.Fatalf("advice on a history scan: %q", errOut)
+	}
 }
 
 func TestParseSize(t *testing.T) {
