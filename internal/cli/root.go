@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward/client"
+	kwversion "github.com/keyward/keyward/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -80,7 +81,9 @@ secret scanner (keyward scan) for code, git history and logs.
 The client reads KEYWARD_ADDR (default http://127.0.0.1:8270) and KEYWARD_TOKEN.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       kwversion.String(), // --version, as "keyward version" prints it
 	}
+	root.SetVersionTemplate("keyward {{.Version}}\n")
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	kwversion "github.com/keyward/keyward/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -80,5 +81,14 @@ func TestTokenHint(t *testing.T) {
 	}
 	if n := len(h.fake.requests("GET /v1/policies")); n != 1 {
 		t.Errorf("%d policy list requests, want 1", n)
+	}
+}
+
+// keyward --version prints what "keyward version" does.
+func TestVersionFlag(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("", "--version")
+	if r.code != ExitOK || r.stdout != "keyward "+kwversion.String()+"\n" {
+		t.Fatalf("--version: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
