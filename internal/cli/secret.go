@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -651,18 +653,27 @@ not exist exits 127.`,
 func newExportCmd(env *Env) *cobra.Command {
 	g := &globals{}
 	var af addrFlags
-	var folder, format string
+	var folder, format, outFile string
 	cmd := &cobra.Command{
 		Use:   "export -p PROJECT -e ENV --format dotenv|json|yaml",
 		Short: "Print an environment's secrets as a dotenv, JSON or YAML file",
 		Long: `Print the secrets of an environment for tools that need a file. The output
-holds secret values: write it to a file with mode 0600, never commit it, and
-prefer 'keyward run' where the tool can read its environment.`,
+holds secret values: never commit it, and prefer 'keyward run' where the tool
+can read its environment. --output-file writes the file readable by you
+alone (mode 0600, replaced whole, never half-written); a shell redirection
+would leave it readable by others under the usual umask.`,
+		Example: `  keyward export -p payments -e dev --output-file .env.local
+  keyward export -p payments -e dev --format json | jq .`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := af.resolve(env, "", false)
 			if err != nil {
 				return err
+			}
+			switch format {
+			case "dotenv", "json", "yaml":
+			default:
+				return Usagef("--format %q: want dotenv, json or yaml", format)
 			}
 			c, err := g.newClient(env)
 			if err != nil {
@@ -676,14 +687,62 @@ prefer 'keyward run' where the tool can read its environment.`,
 			for _, s := range skipped {
 				fmt.Fprintf(env.Stderr, "keyward export: warning: skipping %q: not a valid variable name\n", s)
 			}
-			return writeExport(env.Stdout, format, vars)
+			if outFile == "" {
+				return writeExport(env.Stdout, format, vars)
+			}
+			var buf bytes.Buffer
+			if err := writeExport(&buf, format, vars); err != nil {
+				return err
+			}
+			err = writePrivateFile(outFile, buf.Bytes())
+			clear(buf.Bytes())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stderr, "Wrote %d secrets to %s (mode 0600)\n", len(vars), outFile)
+			return nil
 		},
 	}
 	addGlobals(cmd, g)
 	af.register(cmd)
 	cmd.Flags().StringVar(&folder, "path", "", "only the secrets below this folder")
 	cmd.Flags().StringVar(&format, "format", "dotenv", "dotenv, json or yaml")
+	cmd.Flags().StringVar(&outFile, "output-file", "", "write to this file, mode 0600, instead of standard output")
 	return cmd
+}
+
+// writePrivateFile replaces path with data, readable and writable by the
+// owner alone: written to a temporary file in the same directory (created
+// 0600), synced, then renamed over path, so a crash never leaves a partial
+// file and a file that was readable by others is not reused.
+func writePrivateFile(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("--output-file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(0o600); err != nil { // CreateTemp's mode, made explicit
+		tmp.Close()
+		return fmt.Errorf("--output-file: %w", err)
+	}
+	if _, err = tmp.Write(data); err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--output-file: writing %s: %w", tmp.Name(), err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("--output-file: %w", err)
+	}
+	return nil
 }
 
 func writeExport(w io.Writer, format string, vars map[string]string) error {

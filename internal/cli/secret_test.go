@@ -169,3 +169,39 @@ func TestSecretDestroy(t *testing.T) {
 		t.Errorf("%d requests after the refused call, want 3", n)
 	}
 }
+
+// export --output-file writes the file with mode 0600, replacing one that
+// was readable by others; a bad --format is refused before any request.
+func TestExportOutputFile(t *testing.T) {
+	h := newHarness(t, "s3cret-value")
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("GET /v1/projects/pay/envs/dev/folder", 200, `{"secrets":{"DB_PASSWORD":"s3cret-value","api/TOKEN":"t"}}`)
+	out := filepath.Join(t.TempDir(), ".env.local")
+	if err := os.WriteFile(out, []byte("OLD=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := h.must("", "export", "-p", "pay", "-e", "dev", "--output-file", out)
+	if r.stdout != "" || !strings.Contains(r.stderr, "Wrote 2 secrets to "+out+" (mode 0600)") {
+		t.Errorf("stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	fi, err := os.Stat(out)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "DB_PASSWORD=\"s3cret-value\"\nTOKEN=\"t\"\n" {
+		t.Errorf("file = %q", b)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*.tmp-*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	n := len(h.fake.requests("GET /v1/projects/pay/envs/dev/folder"))
+	if r := h.run("", "export", "-p", "pay", "-e", "dev", "--format", "xml"); r.code != ExitUsage || !strings.Contains(r.stderr, `--format "xml"`) {
+		t.Errorf("--format xml: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := h.run("", "export", "-p", "pay", "-e", "dev", "--output-file", filepath.Join(t.TempDir(), "no", "such", "dir", "f")); r.code != ExitFailure || !strings.Contains(r.stderr, "--output-file") {
+		t.Errorf("missing directory: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got := len(h.fake.requests("GET /v1/projects/pay/envs/dev/folder")); got != n+1 {
+		t.Errorf("requests: %d after the refused format, want %d (only the missing directory's)", got, n+1)
+	}
+}
