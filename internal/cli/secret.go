@@ -561,23 +561,73 @@ func secretDestroyCmd(env *Env, g *globals) *cobra.Command {
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // secretsAsEnv maps secret paths to variable names (the last segment),
-// returning the names that were skipped.
-func secretsAsEnv(values map[string]string) (vars map[string]string, skipped []string) {
+// returning the paths skipped (not a valid name) and the paths shadowed:
+// when two paths give one name (db/PASSWORD, db/replica/PASSWORD), the
+// shallower wins, then the first in byte order, whatever order the server
+// listed them in. shadowed[i] is {the path not used, the path used}.
+func secretsAsEnv(values map[string]string) (vars map[string]string, skipped []string, shadowed [][2]string) {
 	vars = map[string]string{}
 	keys := make([]string, 0, len(values))
 	for k := range values {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sort.Slice(keys, func(i, j int) bool {
+		if di, dj := strings.Count(keys[i], "/"), strings.Count(keys[j], "/"); di != dj {
+			return di < dj
+		}
+		return keys[i] < keys[j]
+	})
+	from := map[string]string{} // variable name -> the path it came from
 	for _, k := range keys {
 		name := k[strings.LastIndexByte(k, '/')+1:]
 		if !envNameRE.MatchString(name) {
 			skipped = append(skipped, k)
 			continue
 		}
+		if winner, taken := from[name]; taken {
+			shadowed = append(shadowed, [2]string{k, winner})
+			continue
+		}
+		from[name] = k
 		vars[name] = values[k]
 	}
-	return vars, skipped
+	sort.Strings(skipped)
+	return vars, skipped, shadowed
+}
+
+// warnEnvNames reports what secretsAsEnv left out, prefixed with the
+// command's name.
+func warnEnvNames(env *Env, cmd string, skipped []string, shadowed [][2]string) {
+	for _, s := range skipped {
+		fmt.Fprintf(env.Stderr, "keyward %s: warning: skipping %q: not a valid environment variable name\n", cmd, s)
+	}
+	for _, s := range shadowed {
+		name := s[0][strings.LastIndexByte(s[0], '/')+1:]
+		fmt.Fprintf(env.Stderr, "keyward %s: warning: skipping %q: $%s comes from %q\n", cmd, s[0], name, s[1])
+	}
+}
+
+// mergeEnv is base (the process's environment) with vars set: a variable
+// of base that a secret also sets is dropped, so the command sees one
+// value, the secret's (with both, C's getenv and Go read the first, shells
+// and Python the last).
+func mergeEnv(base []string, vars map[string]string) []string {
+	out := make([]string, 0, len(base)+len(vars))
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, set := vars[k]; !set {
+			out = append(out, kv)
+		}
+	}
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		out = append(out, k+"="+vars[k])
+	}
+	return out
 }
 
 func newRunCmd(env *Env) *cobra.Command {
@@ -620,14 +670,9 @@ not exist exits 127.`,
 			if err != nil {
 				return err
 			}
-			vars, skipped := secretsAsEnv(values)
-			for _, s := range skipped {
-				fmt.Fprintf(env.Stderr, "keyward run: warning: skipping %q: not a valid environment variable name\n", s)
-			}
-			environ := os.Environ()
-			for k, v := range vars {
-				environ = append(environ, k+"="+v)
-			}
+			vars, skipped, shadowed := secretsAsEnv(values)
+			warnEnvNames(env, "run", skipped, shadowed)
+			environ := mergeEnv(os.Environ(), vars)
 			if env.Exec == nil {
 				return errors.New("keyward run: exec is not available")
 			}
@@ -683,10 +728,8 @@ would leave it readable by others under the usual umask.`,
 			if err != nil {
 				return err
 			}
-			vars, skipped := secretsAsEnv(values)
-			for _, s := range skipped {
-				fmt.Fprintf(env.Stderr, "keyward export: warning: skipping %q: not a valid variable name\n", s)
-			}
+			vars, skipped, shadowed := secretsAsEnv(values)
+			warnEnvNames(env, "export", skipped, shadowed)
 			if outFile == "" {
 				return writeExport(env.Stdout, format, vars)
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -37,14 +38,60 @@ func TestResolveAddr(t *testing.T) {
 }
 
 func TestSecretsAsEnv(t *testing.T) {
-	vars, skipped := secretsAsEnv(map[string]string{
+	vars, skipped, shadowed := secretsAsEnv(map[string]string{
 		"DB_PASSWORD": "a", "api/STRIPE_KEY": "b", "bad-name": "c", "x/1abc": "d", "tls.key": "e", "_ok": "f",
+		// Three paths give $TOKEN: the shallowest wins, then byte order.
+		"z/TOKEN": "z", "a/TOKEN": "a", "TOKEN": "top", "a/b/DB_PASSWORD": "deep",
 	})
-	if len(vars) != 3 || vars["DB_PASSWORD"] != "a" || vars["STRIPE_KEY"] != "b" || vars["_ok"] != "f" {
+	if len(vars) != 4 || vars["DB_PASSWORD"] != "a" || vars["STRIPE_KEY"] != "b" || vars["_ok"] != "f" || vars["TOKEN"] != "top" {
 		t.Fatalf("vars = %v", vars)
 	}
 	if strings.Join(skipped, ",") != "bad-name,tls.key,x/1abc" {
 		t.Fatalf("skipped = %v", skipped)
+	}
+	want := [][2]string{{"a/TOKEN", "TOKEN"}, {"z/TOKEN", "TOKEN"}, {"a/b/DB_PASSWORD", "DB_PASSWORD"}}
+	if !slices.Equal(shadowed, want) {
+		t.Fatalf("shadowed = %v, want %v", shadowed, want)
+	}
+}
+
+// The command sees each variable once, the secret's value, whatever the
+// environment held before (with both, programs disagree on which they read).
+func TestMergeEnv(t *testing.T) {
+	got := mergeEnv([]string{"PATH=/bin", "DB_PASSWORD=old", "HOME=/h", "DB_PASSWORD=older", "EMPTY="}, map[string]string{"DB_PASSWORD": "new", "TOKEN": "t"})
+	want := []string{"PATH=/bin", "HOME=/h", "EMPTY=", "DB_PASSWORD=new", "TOKEN=t"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("mergeEnv = %q, want %q", got, want)
+	}
+}
+
+// keyward run hands the command the merged environment and warns of
+// secrets it left out.
+func TestRunEnvironment(t *testing.T) {
+	t.Setenv("KW_TEST_SHADOWED", "from-the-shell")
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("GET /v1/projects/pay/envs/dev/folder", 200, `{"secrets":{"KW_TEST_SHADOWED":"from-keyward","db/KW_TEST_SHADOWED":"deeper","bad-name":"x"}}`)
+	var got []string
+	var stdout, stderr bytes.Buffer
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return h.vars[k] },
+		Exec: func(_ string, _ []string, environ []string) error { got = environ; return &ExitError{Code: 0} }}
+	if code := Run(env, []string{"run", "-p", "pay", "-e", "dev", "--", "true"}); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	var vals []string
+	for _, kv := range got {
+		if k, v, _ := strings.Cut(kv, "="); k == "KW_TEST_SHADOWED" {
+			vals = append(vals, v)
+		}
+	}
+	if !slices.Equal(vals, []string{"from-keyward"}) {
+		t.Fatalf("KW_TEST_SHADOWED in the command's environment: %q", vals)
+	}
+	for _, w := range []string{`skipping "bad-name": not a valid environment variable name`, `skipping "db/KW_TEST_SHADOWED": $KW_TEST_SHADOWED comes from "KW_TEST_SHADOWED"`} {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("stderr lacks %q: %q", w, stderr.String())
+		}
 	}
 }
 
