@@ -140,6 +140,13 @@ func Run(env *Env, args []string, extra ...*cobra.Command) int {
 	if errors.As(err, &ue) {
 		return ExitUsage
 	}
+	if errors.As(err, new(*client.Error)) {
+		// Whatever the server refused, a value it found invalid
+		// included, is a failure (1); 2 is for how the command was
+		// called, which the CLI itself checks. (cobra's and the server's
+		// messages can both say "invalid argument".)
+		return ExitFailure
+	}
 	if isCobraUsage(err) {
 		return ExitUsage
 	}

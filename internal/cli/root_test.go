@@ -92,3 +92,20 @@ func TestVersionFlag(t *testing.T) {
 		t.Fatalf("--version: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// Whatever the server refuses exits 1, whether or not its message says
+// "invalid argument"; 2 stays for a command called wrongly.
+func TestServerRefusalExitsOne(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("POST /v1/projects", 400, `{"error":{"code":"invalid_argument","message":"invalid argument: project name \"A\": use lowercase letters, digits and '-' (not first)"}}`)
+	h.fake.handle("POST /v1/sys/unseal", 400, `{"error":{"code":"invalid_argument","message":"the share is malformed (not a keyward unseal share)"}}`)
+	for _, args := range [][]string{{"project", "create", "A"}, {"operator", "unseal"}} {
+		if r := h.run("not-a-share\n", args...); r.code != ExitFailure || !strings.Contains(r.stderr, "invalid_argument") {
+			t.Errorf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+	if r := h.run("", "project", "create"); r.code != ExitUsage {
+		t.Errorf("project create without a name: exit %d", r.code)
+	}
+}

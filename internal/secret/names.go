@@ -86,10 +86,9 @@ func validateSegment(s string) error {
 	if len(s) > MaxSegmentBytes {
 		return fmt.Errorf("segment longer than %d bytes", MaxSegmentBytes)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("character %q is not allowed (use letters, digits, '.', '_', '-')", rune(c))
+	for _, r := range s { // valid UTF-8: ValidatePath checked it
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("character %q is not allowed (use ASCII letters, digits, '.', '_', '-')", r)
 		}
 	}
 	return nil

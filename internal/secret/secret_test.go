@@ -322,6 +322,25 @@ func TestCiphertextBoundToRow(t *testing.T) {
 	})
 }
 
+// A refused character is named as the character it is, not as one byte of
+// its UTF-8 form.
+func TestValidatePathNamesTheCharacter(t *testing.T) {
+	for path, want := range map[string]string{
+		"ü":       `character 'ü' is not allowed`,
+		"a/b c":   `character ' ' is not allowed`,
+		"db/密码":   `character '密' is not allowed`,
+		"x\x7fy": `character '\x7f' is not allowed`,
+	} {
+		err := ValidatePath(path)
+		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("ValidatePath(%q) = %v, want %s", path, err, want)
+		}
+	}
+	if err := ValidatePath("a/\xc3"); err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+		t.Errorf("invalid UTF-8: %v", err)
+	}
+}
+
 func FuzzValidatePath(f *testing.F) {
 	for _, s := range []string{"a/b", "..", "a//b", "x.y_z-1", "a/\x00"} {
 		f.Add(s)
