@@ -326,9 +326,9 @@ func TestCiphertextBoundToRow(t *testing.T) {
 // its UTF-8 form.
 func TestValidatePathNamesTheCharacter(t *testing.T) {
 	for path, want := range map[string]string{
-		"ü":       `character 'ü' is not allowed`,
-		"a/b c":   `character ' ' is not allowed`,
-		"db/密码":   `character '密' is not allowed`,
+		"ü":      `character 'ü' is not allowed`,
+		"a/b c":  `character ' ' is not allowed`,
+		"db/密码":  `character '密' is not allowed`,
 		"x\x7fy": `character '\x7f' is not allowed`,
 	} {
 		err := ValidatePath(path)
