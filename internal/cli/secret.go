@@ -607,6 +607,20 @@ func warnEnvNames(env *Env, cmd string, skipped []string, shadowed [][2]string) 
 	}
 }
 
+// warnNoSecrets says so when a folder held no secret at all: a mistyped
+// --path or environment would otherwise go unnoticed until the command
+// misses its settings.
+func warnNoSecrets(env *Env, cmd string, a addr, folder string, n int) {
+	if n > 0 {
+		return
+	}
+	where := a.project + "/" + a.env
+	if folder != "" {
+		where += "/" + strings.Trim(folder, "/")
+	}
+	fmt.Fprintf(env.Stderr, "keyward %s: warning: no secrets in %s (or none you may read)\n", cmd, where)
+}
+
 // mergeEnv is base (the process's environment) with vars set: a variable
 // of base that a secret also sets is dropped, so the command sees one
 // value, the secret's (with both, C's getenv and Go read the first, shells
@@ -640,7 +654,10 @@ func newRunCmd(env *Env) *cobra.Command {
 		Short: "Run a command with secrets as environment variables",
 		Long: `Run COMMAND with the secrets of an environment (or of one folder) as
 environment variables, each named after the last segment of its path.
-Segments that are not valid variable names are skipped with a warning.
+Segments that are not valid variable names are skipped with a warning; when
+two paths give one name the shallower wins (then byte order), with a
+warning; a secret replaces a variable of the same name already set. An
+environment or folder without any secret you may read gets a warning too.
 keyward prints nothing else: COMMAND's output, exit code and signals pass
 through unchanged (keyward replaces itself with COMMAND). A command that does
 not exist exits 127.`,
@@ -672,6 +689,7 @@ not exist exits 127.`,
 			}
 			vars, skipped, shadowed := secretsAsEnv(values)
 			warnEnvNames(env, "run", skipped, shadowed)
+			warnNoSecrets(env, "run", a, folder, len(values))
 			environ := mergeEnv(os.Environ(), vars)
 			if env.Exec == nil {
 				return errors.New("keyward run: exec is not available")
@@ -730,6 +748,7 @@ would leave it readable by others under the usual umask.`,
 			}
 			vars, skipped, shadowed := secretsAsEnv(values)
 			warnEnvNames(env, "export", skipped, shadowed)
+			warnNoSecrets(env, "export", a, folder, len(values))
 			if outFile == "" {
 				return writeExport(env.Stdout, format, vars)
 			}

@@ -252,3 +252,29 @@ func TestExportOutputFile(t *testing.T) {
 		t.Errorf("requests: %d after the refused format, want %d (only the missing directory's)", got, n+1)
 	}
 }
+
+// run and export warn when the folder held no secret (a mistyped --path or
+// environment), and still do their work.
+func TestNoSecretsWarning(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("GET /v1/projects/pay/envs/dev/folder", 200, `{"secrets":{}}`)
+	ran := false
+	var stdout, stderr bytes.Buffer
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return h.vars[k] },
+		Exec: func(string, []string, []string) error { ran = true; return &ExitError{Code: 0} }}
+	if code := Run(env, []string{"run", "-p", "pay", "-e", "dev", "--path", "dbb/", "--", "true"}); code != 0 || !ran {
+		t.Fatalf("run: exit %d, ran %v", code, ran)
+	}
+	if !strings.Contains(stderr.String(), "keyward run: warning: no secrets in pay/dev/dbb") {
+		t.Errorf("run stderr = %q", stderr.String())
+	}
+	r := h.must("", "export", "-p", "pay", "-e", "dev")
+	if !strings.Contains(r.stderr, "keyward export: warning: no secrets in pay/dev ") {
+		t.Errorf("export stderr = %q", r.stderr)
+	}
+	h.fake.handle("GET /v1/projects/pay/envs/prod/folder", 200, `{"secrets":{"A":"1"}}`)
+	if r := h.must("", "export", "-p", "pay", "-e", "prod"); strings.Contains(r.stderr, "no secrets") {
+		t.Errorf("warned with a secret: %q", r.stderr)
+	}
+}
