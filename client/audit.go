@@ -37,6 +37,12 @@ type AuditFilter struct {
 	Outcome string
 	// After continues a listing: entries with a sequence number above it.
 	After int64
+	// Before keeps entries with a sequence number below it (0: no bound).
+	Before int64
+	// Newest asks for the newest Limit entries instead of the oldest (the
+	// page is still oldest first); ListAudit's next is then the Before of
+	// the page of older entries.
+	Newest bool
 	// Limit caps one page (0: the server's default).
 	Limit int
 }
@@ -61,6 +67,12 @@ func (f AuditFilter) query() url.Values {
 	if f.After > 0 {
 		q.Set("after", strconv.FormatInt(f.After, 10))
 	}
+	if f.Before > 0 {
+		q.Set("before", strconv.FormatInt(f.Before, 10))
+	}
+	if f.Newest {
+		q.Set("newest", "true")
+	}
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
@@ -68,14 +80,19 @@ func (f AuditFilter) query() url.Values {
 }
 
 // ListAudit reads one page of audit entries, oldest first. next is the
-// After of the following page, 0 when there is none.
+// After of the following page (with f.Newest, the Before of the page of
+// older entries), 0 when there is none.
 func (c *Client) ListAudit(ctx context.Context, f AuditFilter) (entries []AuditEntry, next int64, err error) {
 	var r struct {
 		Entries []AuditEntry `json:"entries"`
 		Next    int64        `json:"next"`
+		Older   int64        `json:"older"`
 	}
 	if _, err := c.do(ctx, http.MethodGet, "/v1/audit", f.query(), nil, &r); err != nil {
 		return nil, 0, err
+	}
+	if f.Newest {
+		return r.Entries, r.Older, nil
 	}
 	return r.Entries, r.Next, nil
 }

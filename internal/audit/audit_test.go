@@ -397,6 +397,13 @@ func TestList(t *testing.T) {
 			{"after seq", Filter{AfterSeq: 27}, "28 29 30"},
 			{"limit", Filter{Limit: 3}, "1 2 3"},
 			{"combined", Filter{Principal: "user-0", Outcome: OutcomeDenied, Since: t0.Add(16 * time.Minute)}, "30"},
+			{"newest", Filter{Newest: true, Limit: 3}, "28 29 30"},
+			{"newest since/until", Filter{Newest: true, Since: t0.Add(10 * time.Minute), Until: t0.Add(13 * time.Minute), Limit: 2}, "11 12"},
+			{"newest principal", Filter{Newest: true, Principal: "user-1", Limit: 3}, "22 25 28"},
+			{"newest before", Filter{Newest: true, Principal: "user-1", Limit: 3, BeforeSeq: 22}, "13 16 19"},
+			{"newest outcome", Filter{Newest: true, Outcome: OutcomeDenied, Limit: 2, BeforeSeq: 26}, "20 25"},
+			{"newest, fewer than the limit", Filter{Newest: true, AfterSeq: 27}, "28 29 30"},
+			{"before, ascending", Filter{BeforeSeq: 4}, "1 2 3"},
 		} {
 			if got := seqs(c.f); got != c.want {
 				t.Errorf("%s: List = [%s], want [%s]", c.name, got, c.want)

@@ -209,11 +209,14 @@ func filterEntries(es []Entry, f Filter) []Entry {
 	var out []Entry
 	for _, e := range es {
 		if (f.Principal == "" || e.Principal == f.Principal) && (f.Outcome == "" || e.Outcome == f.Outcome) &&
-			strings.HasPrefix(e.Resource, f.ResourcePrefix) && e.Seq > f.AfterSeq &&
+			strings.HasPrefix(e.Resource, f.ResourcePrefix) && e.Seq > f.AfterSeq && (f.BeforeSeq == 0 || e.Seq < f.BeforeSeq) &&
 			(f.Since.IsZero() || !e.Time.Before(f.Since)) && (f.Until.IsZero() || e.Time.Before(f.Until)) &&
-			len(out) < limit {
+			(f.Newest || len(out) < limit) {
 			out = append(out, e)
 		}
+	}
+	if f.Newest && len(out) > limit {
+		out = out[len(out)-limit:] // the newest, still in ascending order
 	}
 	return out
 }

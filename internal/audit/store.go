@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -304,6 +306,12 @@ type Filter struct {
 	// AfterSeq returns only entries with a greater seq (for paging: pass
 	// the last seq of the previous page).
 	AfterSeq int64
+	// BeforeSeq, when above 0, returns only entries with a smaller seq
+	// (for paging back with Newest: pass the first seq of the page).
+	BeforeSeq int64
+	// Newest returns the newest Limit matching entries instead of the
+	// oldest, still in ascending seq order (a page reads like a tail).
+	Newest bool
 	// Limit caps the entries returned: DefaultListLimit when 0, at most
 	// MaxListLimit.
 	Limit int
@@ -313,7 +321,8 @@ type Filter struct {
 // values inside the entry text, which only Go can read.
 const listPage = 500
 
-// List returns the entries matching f in ascending seq order. An entry
+// List returns the entries matching f in ascending seq order: the oldest
+// Limit of them, or with f.Newest the newest (walking seq downwards). An entry
 // whose predecessor is missing (a log that does not verify) has a nil
 // PrevHash; an entry whose stored text does not decode is an error
 // wrapping ErrTampered.
@@ -331,8 +340,18 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 	}
 	limit = min(limit, MaxListLimit)
 	var q strings.Builder
+	// $1 is where the walk is: the lower bound going up, the upper going
+	// down (Newest), which then keeps the lower bound in $2.
 	q.WriteString(selectWithPrev + " WHERE a.seq > $1")
 	args := []any{f.AfterSeq}
+	if f.Newest {
+		q.Reset()
+		q.WriteString(selectWithPrev + " WHERE a.seq < $1 AND a.seq > $2")
+		args = []any{int64(0), f.AfterSeq}
+	} else if f.BeforeSeq > 0 {
+		args = append(args, f.BeforeSeq)
+		q.WriteString(" AND a.seq < $2")
+	}
 	add := func(cond string, v any) {
 		args = append(args, v)
 		q.WriteString(" AND " + strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1))
@@ -352,7 +371,11 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 		page = max(limit, listPage)
 	}
 	args = append(args, page)
-	q.WriteString(" ORDER BY a.seq LIMIT $" + strconv.Itoa(len(args)))
+	if f.Newest {
+		q.WriteString(" ORDER BY a.seq DESC LIMIT $" + strconv.Itoa(len(args)))
+	} else {
+		q.WriteString(" ORDER BY a.seq LIMIT $" + strconv.Itoa(len(args)))
+	}
 
 	var out []Entry
 	err := l.st.Read(ctx, func(tx storage.Tx) error {
@@ -365,10 +388,18 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 			}
 			after = max(after, start)
 		}
+		at := after // where the walk is: going up, the last seq read
+		if f.Newest {
+			args[1] = after // the lower bound
+			at = int64(math.MaxInt64)
+			if f.BeforeSeq > 0 {
+				at = f.BeforeSeq
+			}
+		}
 		for {
-			args[0] = after
+			args[0] = at
 			n, err := scanPage(ctx, tx, q.String(), args, func(r *row) (bool, error) {
-				after = r.seq
+				at = r.seq
 				if !f.matchesText(r) {
 					return true, nil
 				}
@@ -386,6 +417,9 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit: list: %w", err)
+	}
+	if f.Newest {
+		slices.Reverse(out)
 	}
 	return out, nil
 }

@@ -68,6 +68,14 @@ func TestListPagesThroughTextFilters(t *testing.T) {
 			{ResourcePrefix: "nothing/", Limit: 3},                // no match: every page
 			{Outcome: OutcomeDenied, ResourcePrefix: "rare/"},     // both: none
 			{Principal: "user-2", Limit: 600, AfterSeq: listPage}, // SQL only
+			// The newest, walking seq downwards.
+			{Newest: true, Limit: 7},
+			{Newest: true, Outcome: OutcomeDenied, Limit: 5},                 // Go filter, across pages
+			{Newest: true, Outcome: OutcomeDenied, Limit: 5, BeforeSeq: 970}, // paging back
+			{Newest: true, ResourcePrefix: "rare/"},                          // every page, all 3
+			{Newest: true, Principal: "user-1", Limit: 4, AfterSeq: 1400},    // both bounds
+			{Newest: true, ResourcePrefix: "nothing/", Limit: 3},             // no match
+			{Outcome: OutcomeDenied, BeforeSeq: 300},                         // ascending, bounded above
 		} {
 			got, err := l.List(t.Context(), f)
 			if err != nil {

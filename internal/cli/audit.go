@@ -54,13 +54,19 @@ func auditListCmd(env *Env, g *globals) *cobra.Command {
 	var since, until string
 	var f client.AuditFilter
 	var all bool
+	var last int
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List audit entries, oldest first",
 		Long: `List audit entries, oldest first, filtered by time, principal, resource
 prefix and outcome. One page of --limit entries is shown; --all follows the
-pages to the end, and --after SEQ starts after an entry.`,
+pages to the end, and --after SEQ starts after an entry.
+
+--last N shows the newest N matching entries instead (still oldest first,
+like tail); --before SEQ then pages back to older ones.`,
 		Example: `  keyward audit list --since 1h --outcome denied
+  keyward audit list --last 20
+  keyward audit list --last 50 --principal service:ci --before 1042
   keyward audit list --principal user:alice --resource projects/payments/ --all -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -85,6 +91,20 @@ pages to the end, and --after SEQ starts after an entry.`,
 			}
 			if f.After < 0 {
 				return Usagef("--after must not be negative")
+			}
+			if f.Before < 0 {
+				return Usagef("--before must not be negative")
+			}
+			if cmd.Flags().Changed("last") {
+				switch {
+				case last < 1 || last > 1000:
+					return Usagef("--last %d: want 1 to 1000", last)
+				case all:
+					return Usagef("--last shows one page of the newest entries; --all follows pages from the oldest: give one")
+				case cmd.Flags().Changed("limit"):
+					return Usagef("--last sets the page size: drop --limit")
+				}
+				f.Newest, f.Limit = true, last
 			}
 			c, err := g.newClient(env)
 			if err != nil {
@@ -116,7 +136,10 @@ pages to the end, and --after SEQ starts after an entry.`,
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			if !all && next != 0 {
+			switch {
+			case f.Newest && next != 0:
+				fmt.Fprintf(env.Stderr, "Older entries exist: --last %d --before %d.\n", last, next)
+			case !all && next != 0:
 				fmt.Fprintf(env.Stderr, "More entries follow: --all, or --after %d.\n", next)
 			}
 			return nil
@@ -131,6 +154,8 @@ pages to the end, and --after SEQ starts after an entry.`,
 	fl.IntVar(&f.Limit, "limit", 100, "entries per page (1 to 1000)")
 	fl.Int64Var(&f.After, "after", 0, "start after the entry with this sequence number")
 	fl.BoolVar(&all, "all", false, "follow the pages to the last entry")
+	fl.IntVar(&last, "last", 0, "show the newest N matching entries (1 to 1000) instead of the oldest")
+	fl.Int64Var(&f.Before, "before", 0, "only entries before the one with this sequence number (to page back with --last)")
 	return cmd
 }
 

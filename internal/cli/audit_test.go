@@ -105,6 +105,64 @@ func TestAuditList(t *testing.T) {
 	}
 }
 
+// --last N asks for the newest N (newest=true, limit N), prints them as
+// served (oldest first) and names the --before of older ones.
+func TestAuditListLast(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_admin"
+	// 9 entries; the newest limit of those below "before", oldest first.
+	h.fake.mux.HandleFunc("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Get("newest") != "true" {
+			http.Error(w, "want newest", http.StatusBadRequest)
+			return
+		}
+		before, _ := strconv.Atoi(q.Get("before"))
+		if before == 0 {
+			before = 10
+		}
+		limit, _ := strconv.Atoi(q.Get("limit"))
+		var es []map[string]any
+		for seq := max(1, before-limit); seq < before; seq++ {
+			es = append(es, map[string]any{"seq": seq, "time": "2030-01-01T00:00:00Z", "principal": "user:alice", "action": "read",
+				"resource": fmt.Sprintf("r%d", seq), "outcome": "allowed", "status": 200})
+		}
+		older := 0
+		if len(es) == limit && es[0]["seq"].(int) > 1 {
+			older = es[0]["seq"].(int)
+		}
+		json.NewEncoder(w).Encode(map[string]any{"entries": es, "next": 0, "older": older})
+	})
+	r := h.must("", "audit", "list", "--last", "3")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[1], "7 ") || !strings.HasPrefix(lines[3], "9 ") {
+		t.Errorf("--last 3:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "Older entries exist: --last 3 --before 7.") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	r = h.must("", "audit", "list", "--last", "3", "--before", "3", "-o", "json")
+	var es []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &es); err != nil || len(es) != 2 || es[0]["seq"] != 1.0 || strings.Contains(r.stderr, "Older") {
+		t.Errorf("--before 3: %s %q %v", r.stdout, r.stderr, err)
+	}
+	q, _ := url.ParseQuery(h.fake.requests("GET /v1/audit")[1].Query)
+	if q.Get("before") != "3" || q.Get("limit") != "3" || q.Get("newest") != "true" {
+		t.Errorf("query %v", q)
+	}
+	for _, args := range [][]string{
+		{"audit", "list", "--last", "0"},
+		{"audit", "list", "--last", "1001"},
+		{"audit", "list", "--last", "5", "--all"},
+		{"audit", "list", "--last", "5", "--limit", "10"},
+		{"audit", "list", "--before", "-2"},
+	} {
+		if r := h.run("", args...); r.code != ExitUsage {
+			t.Errorf("%v: exit %d, want 2 (%q)", args, r.code, r.stderr)
+		}
+	}
+}
+
 func TestParseTimeFlag(t *testing.T) {
 	now := time.Date(2030, 6, 15, 12, 0, 0, 0, time.UTC)
 	cases := map[string]time.Time{

@@ -33,7 +33,7 @@ func (h *AuditAPI) Routes() []Route {
 	return []Route{
 		{
 			Pattern: "GET /v1/audit", Action: "read", Resource: static("sys/audit"),
-			Summary: "List audit entries: since, until, principal, resource_prefix, outcome, after (seq), limit.",
+			Summary: "List audit entries, oldest first: since, until, principal, resource_prefix, outcome, after (seq), before (seq), limit; next is the after of the following page. newest=true: the newest limit entries (still oldest first in the page); older is then the before of the page of older ones.",
 			Handle: func(r *http.Request) (int, any, error) {
 				q := r.URL.Query()
 				var f audit.Filter
@@ -55,6 +55,18 @@ func (h *AuditAPI) Routes() []Route {
 						return 0, nil, Invalid("after: want a sequence number")
 					}
 				}
+				if s := q.Get("before"); s != "" {
+					if f.BeforeSeq, err = strconv.ParseInt(s, 10, 64); err != nil || f.BeforeSeq < 1 {
+						return 0, nil, Invalid("before: want a sequence number above 0")
+					}
+				}
+				switch q.Get("newest") {
+				case "", "false":
+				case "true":
+					f.Newest = true
+				default:
+					return 0, nil, Invalid("newest: want true or false")
+				}
 				if s := q.Get("limit"); s != "" {
 					if f.Limit, err = strconv.Atoi(s); err != nil || f.Limit < 1 || f.Limit > audit.MaxListLimit {
 						return 0, nil, Invalid("limit: want 1 to %d", audit.MaxListLimit)
@@ -68,14 +80,22 @@ func (h *AuditAPI) Routes() []Route {
 				if limit == 0 {
 					limit = audit.DefaultListLimit
 				}
-				var next int64
+				var next, older int64
 				if len(es) == limit {
-					next = es[len(es)-1].Seq
+					if f.Newest {
+						older = es[0].Seq
+					} else {
+						next = es[len(es)-1].Seq
+					}
 				}
 				if es == nil {
 					es = []audit.Entry{}
 				}
-				return http.StatusOK, map[string]any{"entries": es, "next": next}, nil
+				out := map[string]any{"entries": es, "next": next}
+				if f.Newest {
+					out["older"] = older
+				}
+				return http.StatusOK, out, nil
 			},
 		},
 		{
