@@ -42,6 +42,9 @@ type IssuedKey struct {
 	KeyInfo
 	// Previous is the rotated key (rotate only), valid until its GraceUntil.
 	Previous *KeyInfo `json:"previous,omitempty"`
+	// Warnings are set by CreateKey: scopes that match no integration (the
+	// key was created anyway).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // CreateKeyRequest describes a key to create.

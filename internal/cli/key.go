@@ -151,6 +151,7 @@ the quota) at the start of each UTC day or month.`,
 			if err != nil {
 				return err
 			}
+			printWarnings(env, k.Warnings)
 			if asJSON {
 				return printJSON(env.Stdout, k)
 			}

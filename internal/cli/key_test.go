@@ -164,3 +164,16 @@ func TestKeyVerifyReadsStdin(t *testing.T) {
 		t.Errorf("key as an argument: exit %d %q", r.code, r.stderr)
 	}
 }
+
+// key create prints the server's warnings (a scope matching no
+// integration) on stderr.
+func TestKeyCreateWarnings(t *testing.T) {
+	h := newHarness(t, testKey)
+	h.vars["KEYWARD_TOKEN"] = "kwt_caller"
+	h.fake.handle("POST /v1/projects/shop/envs/prod/keys", 201, strings.TrimSuffix(issuedKeyJSON, "}")+
+		`,"warnings":["scope \"integrations/mapz\" matches no integration: the key can call nothing through it until one of that name is created"]}`)
+	r := h.must("", "key", "create", "-p", "shop", "-e", "prod", "--name", "acme", "--scope", "integrations/mapz")
+	if !strings.Contains(r.stderr, `Warning: scope "integrations/mapz" matches no integration`) || strings.Contains(r.stdout, "Warning") {
+		t.Errorf("stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+}

@@ -22,6 +22,10 @@ type Keys struct {
 	Authz Authorizer
 	Audit Auditor // nil: changes are audited by the edge after the fact
 	Now   func() time.Time
+	// ScopeWarnings, when set, names each of a new key's scopes that
+	// matches no integration (a typo most likely); the key is created
+	// anyway and the answer carries the warnings.
+	ScopeWarnings func(ctx context.Context, scopes []string) []string
 }
 
 // MapKeyErrors registers the apikey package's errors.
@@ -96,6 +100,8 @@ type IssuedKey struct {
 	*KeyInfo
 	// Previous is the rotated key, valid until its grace_until.
 	Previous *KeyInfo `json:"previous,omitempty"`
+	// Warnings, on creation: scopes that match no integration.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // CreateKeyRequest is the body of POST .../keys.
@@ -272,7 +278,11 @@ func (h *Keys) Routes() []Route {
 					return 0, nil, err
 				}
 				h.done(r)
-				return http.StatusCreated, &IssuedKey{Key: plain, KeyInfo: NewKeyInfo(k, h.now())}, nil
+				out := &IssuedKey{Key: plain, KeyInfo: NewKeyInfo(k, h.now())}
+				if h.ScopeWarnings != nil {
+					out.Warnings = h.ScopeWarnings(r.Context(), req.Scopes)
+				}
+				return http.StatusCreated, out, nil
 			},
 		},
 		{

@@ -8,6 +8,7 @@ import (
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/gateway"
 	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/policy"
 	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/secret"
 )
@@ -91,4 +92,28 @@ func (l *integrationLimiter) Allow(r *http.Request, name string, rate, callerRat
 		}
 	}
 	return applied, nil
+}
+
+// scopeWarnings names each of a new API key's scopes that matches no
+// integration: the key could proxy nothing through it (a typo, or an
+// integration not created yet). A failed listing gives no warnings.
+func (n *Node) scopeWarnings(ctx context.Context, scopes []string) []string {
+	ins, err := n.integrations.List(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range scopes {
+		matched := false
+		for _, in := range ins {
+			if policy.MatchPattern(s, httpapi.IntegrationResource(in.Name)) {
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			out = append(out, fmt.Sprintf("scope %q matches no integration: the key can call nothing through it until one of that name is created", s))
+		}
+	}
+	return out
 }

@@ -61,3 +61,27 @@ func TestCreateWarnsOfUnknownPolicy(t *testing.T) {
 		t.Fatalf("create service with a known policy = %d %v", c, out)
 	}
 }
+
+// A client API key created with a scope that matches no integration is
+// created, with a warning naming the scope; scopes that match one (by
+// name or pattern) give none.
+func TestKeyCreateWarnsOfUnmatchedScope(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "pay"}, nil)
+	call(t, "PUT", u+"/v1/projects/pay/envs/prod/secrets/maps-key", root, map[string]string{"value": mapsKey}, nil)
+	if c := call(t, "POST", u+"/v1/integrations", root, map[string]any{"name": "maps", "upstream": "http://127.0.0.1:1", "secret": "pay/prod/maps-key",
+		"inject": "header:Authorization=Bearer {{secret}}", "allow_private": true}, nil); c != 201 {
+		t.Fatalf("create integration = %d", c)
+	}
+	c, out := raw(t, "POST", u+"/v1/projects/pay/envs/prod/keys", root, "application/json",
+		`{"name":"acme","scopes":["integrations/maps","integrations/m*","integrations/mapz"]}`)
+	ws, _ := out["warnings"].([]any)
+	if c != 201 || len(ws) != 1 || !strings.Contains(ws[0].(string), `scope "integrations/mapz" matches no integration`) {
+		t.Fatalf("create key = %d, warnings %v", c, out["warnings"])
+	}
+	if c, out := raw(t, "POST", u+"/v1/projects/pay/envs/prod/keys", root, "application/json",
+		`{"name":"ok","scopes":["integrations/**"]}`); c != 201 || out["warnings"] != nil {
+		t.Fatalf("create key with a matching pattern = %d, warnings %v", c, out["warnings"])
+	}
+}

@@ -214,7 +214,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
 	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage}).Routes()...)
 	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop}).Routes()...)
-	routes = append(routes, (&httpapi.Keys{Svc: n.apikeys, Authz: authz, Audit: aud}).Routes()...)
+	routes = append(routes, (&httpapi.Keys{Svc: n.apikeys, Authz: authz, Audit: aud, ScopeWarnings: n.scopeWarnings}).Routes()...)
 	routes = append(routes, n.gatewayRoutes(authz, aud, errs)...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
 	deps := httpapi.Deps{
