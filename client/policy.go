@@ -25,17 +25,20 @@ type PolicyRule struct {
 // Explanation says why a token may or may not do an action on a resource.
 type Explanation struct {
 	Allowed bool `json:"allowed"`
-	// Policy and Rule (1-based) name the deciding rule; empty and 0 for a
-	// default deny.
+	// Policy and Rule (the index of the rule in the policy, from 0) name
+	// the deciding rule; empty and -1 for a default deny.
 	Policy string `json:"policy,omitempty"`
-	Rule   int    `json:"rule,omitempty"`
+	Rule   int    `json:"rule"`
 	// Effect is "allow", "deny" or "default-deny".
 	Effect string `json:"effect"`
 	// Reason is a sentence for people.
 	Reason string `json:"reason"`
-	// Principal and Policies are the token's.
+	// Principal and Policies are the token's (Policies only, for
+	// ExplainPolicies).
 	Principal string   `json:"principal,omitempty"`
 	Policies  []string `json:"policies"`
+	// Warnings name policies that do not exist (ExplainPolicies).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func policyPath(name string) string { return "/v1/policies/" + url.PathEscape(name) }
@@ -83,7 +86,16 @@ func (c *Client) DeletePolicy(ctx context.Context, name string) error {
 // ExplainPolicy asks whether the token with accessor may do action on
 // resource, and which policy rule decides it.
 func (c *Client) ExplainPolicy(ctx context.Context, accessor, action, resource string) (*Explanation, error) {
-	body := map[string]string{"accessor": accessor, "action": action, "resource": resource}
+	return c.explain(ctx, map[string]any{"accessor": accessor, "action": action, "resource": resource})
+}
+
+// ExplainPolicies asks whether a caller holding policies (a token not yet
+// issued, say) may do action on resource, and which rule decides it.
+func (c *Client) ExplainPolicies(ctx context.Context, policies []string, action, resource string) (*Explanation, error) {
+	return c.explain(ctx, map[string]any{"policies": policies, "action": action, "resource": resource})
+}
+
+func (c *Client) explain(ctx context.Context, body map[string]any) (*Explanation, error) {
 	var e Explanation
 	if _, err := c.do(ctx, http.MethodPost, "/v1/policies/explain", nil, body, &e); err != nil {
 		return nil, err

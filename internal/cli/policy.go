@@ -375,49 +375,75 @@ func policyGetCmd(env *Env, g *globals) *cobra.Command {
 	}
 }
 
+// verdictLine is "allowed: …" or "denied: …" with the server's reason,
+// which may already begin with the verdict.
+func verdictLine(e *client.Explanation) string {
+	verdict := "denied"
+	if e.Allowed {
+		verdict = "allowed"
+	}
+	switch {
+	case e.Reason == "" || e.Reason == verdict:
+		return verdict
+	case strings.HasPrefix(e.Reason, verdict):
+		return e.Reason
+	}
+	return verdict + ": " + e.Reason
+}
+
 func policyExplainCmd(env *Env, g *globals) *cobra.Command {
 	var accessor, action, resource string
+	var policies []string
 	cmd := &cobra.Command{
-		Use:   "explain --token ACCESSOR --action ACTION --resource RESOURCE",
-		Short: "Say whether a token may do an action on a resource, and which rule decides",
+		Use:   "explain (--token ACCESSOR | --policy NAME...) --action ACTION --resource RESOURCE",
+		Short: "Say whether a token (or a set of policies) may do an action on a resource, and which rule decides",
 		Long: `Explain the decision keyward makes for the token with an accessor (see keyward
-token lookup), an action (read, list, write, delete, rotate, proxy, issue,
-admin) and a resource path: allowed or denied, and the policy and rule that
-decide it. Exits 0 either way; -o json for scripts.`,
-		Example: `  keyward policy explain --token 3f2a9c0d1b --action read --resource projects/payments/envs/prod/secrets/db/password`,
-		Args:    cobra.NoArgs,
+token lookup), or for a caller holding the policies named with --policy
+(before any token has them), an action (read, list, write, delete, rotate,
+proxy, issue, admin) and a resource path: allowed or denied, and the policy
+and rule that decide it. Exits 0 either way; -o json for scripts.`,
+		Example: `  keyward policy explain --token 3f2a9c0d1b --action read --resource projects/payments/envs/prod/secrets/db/password
+  keyward policy explain --policy payments-ci --action write --resource projects/payments/envs/prod/secrets/x`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := g.json()
 			if err != nil {
 				return err
 			}
-			if accessor == "" || action == "" || resource == "" {
-				return Usagef("give --token ACCESSOR, --action ACTION and --resource RESOURCE")
+			if (accessor == "") == (len(policies) == 0) || action == "" || resource == "" {
+				return Usagef("give --token ACCESSOR or --policy NAME (not both), --action ACTION and --resource RESOURCE")
 			}
 			c, err := g.newClient(env)
 			if err != nil {
 				return err
 			}
-			e, err := c.ExplainPolicy(cmd.Context(), accessor, action, resource)
+			var e *client.Explanation
+			if accessor != "" {
+				e, err = c.ExplainPolicy(cmd.Context(), accessor, action, resource)
+			} else {
+				e, err = c.ExplainPolicies(cmd.Context(), policies, action, resource)
+			}
 			if err != nil {
 				return err
 			}
+			printWarnings(env, e.Warnings)
 			if asJSON {
 				return printJSON(env.Stdout, e)
 			}
-			verdict := "denied"
-			if e.Allowed {
-				verdict = "allowed"
-			}
-			fmt.Fprintf(env.Stdout, "%s: %s\n", verdict, e.Reason)
+			fmt.Fprintln(env.Stdout, verdictLine(e))
 			if e.Policy != "" {
 				fmt.Fprintf(env.Stdout, "decided by: policy %q rule %d (%s)\n", e.Policy, e.Rule, e.Effect)
 			}
-			fmt.Fprintf(env.Stdout, "token policies: %s\n", listOrNone(e.Policies))
+			holder := "token policies"
+			if accessor == "" {
+				holder = "policies"
+			}
+			fmt.Fprintf(env.Stdout, "%s: %s\n", holder, listOrNone(e.Policies))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&accessor, "token", "", "the accessor of the token (not the token itself)")
+	cmd.Flags().StringArrayVar(&policies, "policy", nil, "instead of --token: a policy the caller holds (repeatable)")
 	cmd.Flags().StringVar(&action, "action", "", "the action: read, list, write, delete, rotate, proxy, issue or admin")
 	cmd.Flags().StringVar(&resource, "resource", "", "the resource path, e.g. projects/p/envs/prod/secrets/db/password")
 	return cmd

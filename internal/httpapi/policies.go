@@ -140,31 +140,51 @@ func (h *Policies) Routes() []Route {
 		},
 		{
 			Pattern: "POST /v1/policies/explain", Action: "read", Resource: static("sys/policies"),
-			Summary: "Explain the decision for a token (by accessor), an action and a resource: which rule decided.",
+			Summary: "Explain the decision for a token (\"accessor\") or a set of policies (\"policies\", e.g. before issuing any token), an action and a resource: which rule decided.",
 			Handle: func(r *http.Request) (int, any, error) {
 				var in struct {
-					Accessor string `json:"accessor"`
-					Action   string `json:"action"`
-					Resource string `json:"resource"`
+					Accessor string   `json:"accessor"`
+					Policies []string `json:"policies"`
+					Action   string   `json:"action"`
+					Resource string   `json:"resource"`
 				}
 				if err := decode(r, &in); err != nil {
 					return 0, nil, err
 				}
-				if in.Accessor == "" || in.Action == "" || in.Resource == "" {
-					return 0, nil, Invalid("accessor, action and resource are required")
+				if (in.Accessor == "") == (len(in.Policies) == 0) || in.Action == "" || in.Resource == "" {
+					return 0, nil, Invalid("give accessor or policies (not both), action and resource")
 				}
-				t, err := h.Tokens.Lookup(r.Context(), in.Accessor)
-				if err != nil {
-					return 0, nil, err
+				var c *Caller
+				var warnings []string
+				if in.Accessor != "" {
+					t, err := h.Tokens.Lookup(r.Context(), in.Accessor)
+					if err != nil {
+						return 0, nil, err
+					}
+					c = &Caller{Principal: t.Principal, Policies: t.Policies, BoundEnvs: t.BoundEnvs, Token: t}
+				} else {
+					if len(in.Policies) > 64 {
+						return 0, nil, Invalid("policies: at most 64")
+					}
+					c = &Caller{Policies: in.Policies}
+					warnings = UnknownPolicies(h.Svc.Set().Has, in.Policies, "caller")
 				}
-				c := &Caller{Principal: t.Principal, Policies: t.Policies, BoundEnvs: t.BoundEnvs, Token: t}
 				allowed, reason := h.Authz.Decide(c, in.Action, in.Resource)
-				out := map[string]any{"allowed": allowed, "reason": reason, "policies": t.Policies, "principal": t.Principal}
+				out := map[string]any{"allowed": allowed, "reason": reason, "policies": c.Policies, "principal": c.Principal}
 				if ex, ok := h.Authz.(interface {
 					Explain(c *Caller, action, resource string) policy.Decision
 				}); ok {
 					d := ex.Explain(c, in.Action, in.Resource)
 					out["policy"], out["rule"], out["effect"] = d.Policy, d.Rule, d.Effect
+					if allowed && reason == "" {
+						out["reason"] = d.String() // Decide leaves it empty when allowed
+					}
+				}
+				if allowed && out["reason"] == "" {
+					out["reason"] = "allowed"
+				}
+				if warnings != nil {
+					out["warnings"] = warnings
 				}
 				return http.StatusOK, out, nil
 			},

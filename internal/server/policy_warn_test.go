@@ -85,3 +85,35 @@ func TestKeyCreateWarnsOfUnmatchedScope(t *testing.T) {
 		t.Fatalf("create key with a matching pattern = %d, warnings %v", c, out["warnings"])
 	}
 }
+
+// POST /v1/policies/explain takes a set of policies instead of a token's
+// accessor: the decision, its rule and a reason even when allowed; an
+// unknown policy is warned of; accessor and policies together, or neither,
+// are refused.
+func TestExplainPolicies(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	if c, out := raw(t, "PUT", u+"/v1/policies/ci", root, "application/yaml",
+		"name: ci\nrules:\n  - resources: [\"projects/pay/**\"]\n    allow: [read]\n  - resources: [\"projects/pay/envs/prod/**\"]\n    deny: [\"*\"]\n"); c != 200 {
+		t.Fatalf("put policy = %d %v", c, out)
+	}
+	explain := func(body string) (int, map[string]any) {
+		t.Helper()
+		return raw(t, "POST", u+"/v1/policies/explain", root, "application/json", body)
+	}
+	c, out := explain(`{"policies":["ci"],"action":"read","resource":"projects/pay/envs/dev/secrets/x"}`)
+	if c != 200 || out["allowed"] != true || out["reason"] != `allowed by policy "ci" rule 0` || out["rule"] != 0.0 || out["warnings"] != nil {
+		t.Fatalf("allowed: %d %v", c, out)
+	}
+	c, out = explain(`{"policies":["ci","cii"],"action":"read","resource":"projects/pay/envs/prod/secrets/x"}`)
+	ws, _ := out["warnings"].([]any)
+	if c != 200 || out["allowed"] != false || out["effect"] != "deny" || out["rule"] != 1.0 || len(ws) != 1 || !strings.Contains(ws[0].(string), `"cii"`) {
+		t.Fatalf("denied: %d %v", c, out)
+	}
+	for _, body := range []string{`{"action":"read","resource":"a"}`, `{"accessor":"x","policies":["ci"],"action":"read","resource":"a"}`,
+		`{"policies":["ci"],"resource":"a"}`} {
+		if c, out := explain(body); c != 400 {
+			t.Errorf("%s = %d %v, want 400", body, c, out)
+		}
+	}
+}
