@@ -342,6 +342,13 @@ func secretGetCmd(env *Env, g *globals) *cobra.Command {
 				return err
 			}
 			s, err := c.GetSecret(cmd.Context(), a.project, a.env, a.path, version)
+			if client.IsCode(err, "not_found") && version == 0 {
+				// A folder is not a secret: say so rather than "not found".
+				if es, lerr := c.ListSecrets(cmd.Context(), a.project, a.env, a.path+"/", false); lerr == nil && len(es) > 0 {
+					return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%s/%s/%s is a folder, not a secret: keyward secret list %s/%s/%s",
+						a.project, a.env, a.path, a.project, a.env, a.path)}
+				}
+			}
 			if err != nil {
 				return err
 			}

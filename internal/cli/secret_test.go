@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -276,5 +278,28 @@ func TestNoSecretsWarning(t *testing.T) {
 	h.fake.handle("GET /v1/projects/pay/envs/prod/folder", 200, `{"secrets":{"A":"1"}}`)
 	if r := h.must("", "export", "-p", "pay", "-e", "prod"); strings.Contains(r.stderr, "no secrets") {
 		t.Errorf("warned with a secret: %q", r.stderr)
+	}
+}
+
+// secret get on a folder says it is one, with the command that lists it; a
+// path that is neither keeps the server's "not found".
+func TestSecretGetFolder(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("GET /v1/projects/pay/envs/dev/secrets/{path...}", 404, `{"error":{"code":"not_found","message":"secret not found"}}`)
+	h.fake.mux.HandleFunc("GET /v1/projects/pay/envs/dev/secrets", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("prefix") == "db/" {
+			io.WriteString(w, `{"secrets":[{"path":"db/host","version":1}]}`)
+			return
+		}
+		io.WriteString(w, `{"secrets":[]}`)
+	})
+	r := h.run("", "secret", "get", "pay/dev/db")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "pay/dev/db is a folder, not a secret: keyward secret list pay/dev/db") {
+		t.Errorf("folder: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = h.run("", "secret", "get", "pay/dev/nope")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "secret not found") || strings.Contains(r.stderr, "folder") {
+		t.Errorf("missing: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
