@@ -72,9 +72,7 @@ rules:
   - resources: ["identities/users/alice"]
     allow: [read]
 `
-	if c, out := raw(t, "PUT", u+"/v1/policies/alice-admin", root, "application/yaml", doc); c != 200 {
-		t.Fatalf("put policy = %d %v", c, out)
-	}
+	putPolicy(t, u, root, doc)
 	var tok struct{ Token string }
 	if c := call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"policies": []string{"alice-admin"}, "ttl": "5m"}, &tok); c != 200 && c != 201 {
 		t.Fatalf("token = %d", c)

@@ -31,9 +31,7 @@ func TestIdentityListPages(t *testing.T) {
 			t.Fatalf("create service %s = %d %v", n, c, out)
 		}
 	}
-	if c, out := raw(t, "PUT", u+"/v1/policies/see-some", root, "application/yaml", seeSomePolicy); c != 200 {
-		t.Fatalf("put policy = %d %v", c, out)
-	}
+	putPolicy(t, u, root, seeSomePolicy)
 	var some struct{ Token string }
 	if c := call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"policies": []string{"see-some"}, "ttl": "10m"}, &some); c != 200 {
 		t.Fatalf("token = %d", c)

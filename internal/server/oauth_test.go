@@ -76,9 +76,7 @@ rules:
 // trusted issuer mapping the field-staff group to it.
 func setUpMobile(t *testing.T, u, root string, idp *oidcIssuer) {
 	t.Helper()
-	if c, out := raw(t, "PUT", u+"/v1/policies/maps-proxy", root, "application/yaml", mapsPolicy); c != 200 {
-		t.Fatalf("put policy = %d %v", c, out)
-	}
+	putPolicy(t, u, root, mapsPolicy)
 	issuer := map[string]any{
 		"issuer_url": idp.srv.URL, "audiences": []string{"maps-app"}, "jwks_url": idp.srv.URL + "/jwks",
 		"algorithms": []string{"ES256"}, "bound_claims": map[string][]string{"email_verified": {"true"}},

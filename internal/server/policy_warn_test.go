@@ -6,17 +6,13 @@ import (
 )
 
 // A token, user or service account created with a policy that does not
-// exist is issued (policy as
-// code may create it later) with a warning naming it; known policies, and
-// a child inheriting its parent's, give none. A policy created afterwards
-// then applies to the token.
+// exist is issued (policy as code may create it later) with a warning
+// naming it; known policies, and a child inheriting its parent's, give
+// none. A policy created afterwards then applies to the token.
 func TestCreateWarnsOfUnknownPolicy(t *testing.T) {
 	r, root := devNode(t)
 	u := r.url
-	if c, out := raw(t, "PUT", u+"/v1/policies/readers", root, "application/yaml",
-		"name: readers\nrules:\n  - resources: [\"projects\"]\n    allow: [list]\n"); c != 200 {
-		t.Fatalf("put policy = %d %v", c, out)
-	}
+	putPolicy(t, u, root, "name: readers\nrules:\n  - resources: [\"projects\"]\n    allow: [list]\n")
 	c, out := raw(t, "POST", u+"/v1/auth/token/create", root, "application/json", `{"policies":["readers","reeders"],"ttl":"10m"}`)
 	if c != 200 {
 		t.Fatalf("create = %d %v", c, out)
@@ -36,10 +32,7 @@ func TestCreateWarnsOfUnknownPolicy(t *testing.T) {
 	if c, _ := raw(t, "GET", u+"/v1/identities/users", typo, "", ""); c != 403 {
 		t.Fatalf("before the policy: list users = %d, want 403", c)
 	}
-	if c, out := raw(t, "PUT", u+"/v1/policies/reeders", root, "application/yaml",
-		"name: reeders\nrules:\n  - resources: [\"identities/users\"]\n    allow: [list]\n"); c != 200 {
-		t.Fatalf("put policy = %d %v", c, out)
-	}
+	putPolicy(t, u, root, "name: reeders\nrules:\n  - resources: [\"identities/users\"]\n    allow: [list]\n")
 	if c, out := raw(t, "GET", u+"/v1/identities/users", typo, "", ""); c != 200 {
 		t.Fatalf("after the policy: list users = %d %v", c, out)
 	}
@@ -93,10 +86,7 @@ func TestKeyCreateWarnsOfUnmatchedScope(t *testing.T) {
 func TestExplainPolicies(t *testing.T) {
 	r, root := devNode(t)
 	u := r.url
-	if c, out := raw(t, "PUT", u+"/v1/policies/ci", root, "application/yaml",
-		"name: ci\nrules:\n  - resources: [\"projects/pay/**\"]\n    allow: [read]\n  - resources: [\"projects/pay/envs/prod/**\"]\n    deny: [\"*\"]\n"); c != 200 {
-		t.Fatalf("put policy = %d %v", c, out)
-	}
+	putPolicy(t, u, root, "name: ci\nrules:\n  - resources: [\"projects/pay/**\"]\n    allow: [read]\n  - resources: [\"projects/pay/envs/prod/**\"]\n    deny: [\"*\"]\n")
 	explain := func(body string) (int, map[string]any) {
 		t.Helper()
 		return raw(t, "POST", u+"/v1/policies/explain", root, "application/json", body)
@@ -115,5 +105,21 @@ func TestExplainPolicies(t *testing.T) {
 		if c, out := explain(body); c != 400 {
 			t.Errorf("%s = %d %v, want 400", body, c, out)
 		}
+	}
+}
+
+// putPolicy stores a policy document (YAML; its name is in it) and fails the
+// test unless it is accepted.
+func putPolicy(t *testing.T, u, token, doc string) {
+	t.Helper()
+	name := ""
+	for _, line := range strings.Split(doc, "\n") {
+		if n, ok := strings.CutPrefix(line, "name: "); ok {
+			name = strings.TrimSpace(n)
+			break
+		}
+	}
+	if c, out := raw(t, "PUT", u+"/v1/policies/"+name, token, "application/yaml", doc); c != 200 {
+		t.Fatalf("put policy %s = %d %v", name, c, out)
 	}
 }

@@ -12,10 +12,7 @@ import (
 func TestTokenCreateMeta(t *testing.T) {
 	r, root := devNode(t)
 	u := r.url
-	if c, out := raw(t, "PUT", u+"/v1/policies/introspector", root, "application/yaml",
-		"name: introspector\nrules:\n  - resources: [\"sys/introspect\", \"auth/tokens\", \"auth/tokens/**\"]\n    allow: [\"*\"]\n"); c != 200 {
-		t.Fatalf("put policy = %d %v", c, out)
-	}
+	putPolicy(t, u, root, "name: introspector\nrules:\n  - resources: [\"sys/introspect\", \"auth/tokens\", \"auth/tokens/**\"]\n    allow: [\"*\"]\n")
 	var tok struct{ Token, Accessor string }
 	body := `{"policies":["introspector"],"ttl":"10m","meta":{"team":"payments","ticket.id":"OPS-142","client_id":"bank-app"}}`
 	if c, out := raw(t, "POST", u+"/v1/auth/token/create", root, "application/json", body); c != 200 {
