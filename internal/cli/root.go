@@ -133,7 +133,7 @@ func Run(env *Env, args []string, extra ...*cobra.Command) int {
 		return ee.Code
 	}
 	fmt.Fprintf(env.Stderr, "Error: %v\n", err)
-	if h := tokenHint(err); h != "" {
+	if h := tokenHint(env, args, err); h != "" {
 		fmt.Fprintln(env.Stderr, h)
 	}
 	var ue usageError
@@ -153,20 +153,20 @@ func Run(env *Env, args []string, extra ...*cobra.Command) int {
 	return ExitFailure
 }
 
-// tokenHint says what to do when the server refused the CLI's token, or
-// got none: the server's message speaks of HTTP headers, not of the CLI.
-func tokenHint(err error) string {
+// tokenHint says what to do when the server answered 401 to a command
+// other than login: the server's message speaks of HTTP headers, not of
+// the CLI. Whether the CLI sent a token tells the two cases apart.
+func tokenHint(env *Env, args []string, err error) string {
 	var e *client.Error
-	if !errors.As(err, &e) || e.Status != http.StatusUnauthorized || e.Code != "unauthenticated" {
+	if !errors.As(err, &e) || e.Status != http.StatusUnauthorized || len(args) > 0 && args[0] == "login" {
 		return ""
 	}
-	switch {
-	case strings.HasPrefix(e.Message, "missing bearer token"):
-		return "Hint: no token: run 'keyward login', or set KEYWARD_TOKEN."
-	case e.Message == "token is invalid or expired", e.Message == "token is malformed":
-		return "Hint: the token in KEYWARD_TOKEN or saved by 'keyward login' was refused: log in again, or set another."
+	if env.Getenv("KEYWARD_TOKEN") == "" {
+		if _, serr := os.Stat(tokenPath(env)); serr != nil {
+			return "Hint: no token: run 'keyward login', or set KEYWARD_TOKEN."
+		}
 	}
-	return ""
+	return "Hint: the token in use (KEYWARD_TOKEN, or the one 'keyward login' saved) was refused: log in again, or set another."
 }
 
 // unknownSubcommand refuses an unknown subcommand of a command that only

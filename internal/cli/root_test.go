@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -62,10 +64,22 @@ func TestTokenHint(t *testing.T) {
 	if r := h.run("", "project", "list"); r.code != ExitFailure || !strings.Contains(r.stderr, "Hint: no token: run 'keyward login', or set KEYWARD_TOKEN.") {
 		t.Errorf("no token: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// A token saved by login (none in the environment) counts as one sent.
+	saved := filepath.Join(h.vars["HOME"], ".config", "keyward", "token")
+	if err := os.MkdirAll(filepath.Dir(saved), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(saved, []byte("kwt_saved\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.fake.handle("GET /v1/policies", 401, `{"error":{"code":"unauthenticated","message":"token is invalid or expired"}}`)
+	if r := h.run("", "policy", "list"); !strings.Contains(r.stderr, "was refused: log in again") {
+		t.Errorf("refused saved token: stderr %q", r.stderr)
+	}
 	h = newHarness(t)
 	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
 	h.fake.handle("GET /v1/projects", 401, `{"error":{"code":"unauthenticated","message":"token is invalid or expired"}}`)
-	if r := h.run("", "project", "list"); !strings.Contains(r.stderr, "Hint: the token in KEYWARD_TOKEN or saved by 'keyward login' was refused") {
+	if r := h.run("", "project", "list"); !strings.Contains(r.stderr, "Hint: the token in use (KEYWARD_TOKEN, or the one 'keyward login' saved) was refused") {
 		t.Errorf("refused token: stderr %q", r.stderr)
 	}
 	h.fake.handle("POST /v1/auth/password/login", 401, `{"error":{"code":"unauthenticated","message":"login failed: invalid credentials"}}`)
