@@ -279,12 +279,17 @@ func tokenRenewCmd(env *Env, g *globals) *cobra.Command {
 
 func tokenRevokeCmd(env *Env, g *globals) *cobra.Command {
 	var accessor string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "revoke [--accessor ACCESSOR]",
 		Short: "Revoke a token and every token created from it",
 		Long: `Revoke the current token, or the token with an accessor, together with all
 the tokens created from it. The revocation is in force on every node within
-a second. To revoke the saved token and delete its file, use keyward logout.`,
+a second. To revoke the saved token and delete its file, use keyward logout.
+
+A token holding the root policy is revoked only with --force: revoking the
+root token from 'keyward operator init' (and every token made from it) can
+leave no one able to administer keyward. Create another admin token first.`,
 		Example: `  keyward token revoke --accessor 3f2a9c0d1b
   KEYWARD_TOKEN=$CHILD keyward token revoke`,
 		Args: cobra.NoArgs,
@@ -292,6 +297,21 @@ a second. To revoke the saved token and delete its file, use keyward logout.`,
 			asJSON, c, err := g.setup(env)
 			if err != nil {
 				return err
+			}
+			if !force {
+				var info *client.TokenInfo
+				if accessor != "" {
+					info, err = c.LookupAccessor(cmd.Context(), accessor)
+				} else {
+					info, err = c.LookupSelf(cmd.Context())
+				}
+				if err != nil {
+					return err
+				}
+				if slices.Contains(info.Policies, "root") {
+					return &ExitError{Code: ExitFailure, Err: fmt.Errorf("token %s holds the root policy: revoking it (and the tokens made from it) may leave no one able to administer keyward; "+
+						"create another admin token first, then add --force", info.Accessor)}
+				}
 			}
 			var n int
 			if accessor != "" {
@@ -310,6 +330,7 @@ a second. To revoke the saved token and delete its file, use keyward logout.`,
 		},
 	}
 	cmd.Flags().StringVar(&accessor, "accessor", "", "the accessor of the token to revoke (default: the current token)")
+	cmd.Flags().BoolVar(&force, "force", false, "revoke a token that holds the root policy too")
 	return cmd
 }
 

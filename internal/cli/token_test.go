@@ -227,3 +227,30 @@ func TestTokenCreateWarnings(t *testing.T) {
 		}
 	}
 }
+
+// A token holding the root policy is revoked only with --force, by accessor
+// or as the current token; nothing is revoked without it.
+func TestTokenRevokeRootNeedsForce(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_root"
+	rootInfo := `{"accessor":"accroot","principal":"root","auth_method":"root","policies":["root"],"created_at":"2030-01-01T00:00:00Z"}`
+	h.fake.handle("GET /v1/auth/token/lookup-self", 200, rootInfo)
+	h.fake.handle("GET /v1/auth/token/accessors/{acc}", 200, rootInfo)
+	h.fake.handle("POST /v1/auth/token/revoke-self", 200, `{"revoked":7}`)
+	h.fake.handle("DELETE /v1/auth/token/accessors/{acc}", 200, `{"revoked":7}`)
+	for _, args := range [][]string{{"token", "revoke"}, {"token", "revoke", "--accessor", "accroot"}} {
+		r := h.run("", args...)
+		if r.code != ExitFailure || !strings.Contains(r.stderr, "token accroot holds the root policy") || !strings.Contains(r.stderr, "--force") {
+			t.Errorf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+	if n := len(h.fake.requests("POST /v1/auth/token/revoke-self")) + len(h.fake.requests("DELETE /v1/auth/token/accessors/accroot")); n != 0 {
+		t.Fatalf("%d revocations sent without --force", n)
+	}
+	if r := h.must("", "token", "revoke", "--force"); !strings.Contains(r.stdout, "Revoked 7 tokens") {
+		t.Errorf("--force: %q", r.stdout)
+	}
+	if n := len(h.fake.requests("GET /v1/auth/token/lookup-self")); n != 1 {
+		t.Errorf("--force looked the token up (%d lookups), want none", n-1)
+	}
+}
