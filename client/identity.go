@@ -96,6 +96,9 @@ type Issuer struct {
 	TokenTTL     Duration            `json:"token_ttl,omitzero"`
 	TokenMaxTTL  Duration            `json:"token_max_ttl,omitzero"`
 	SubjectClaim string              `json:"subject_claim,omitempty"`
+	// Warnings are set by PutIssuer: policies (of Policies or PolicyMap)
+	// that do not exist; the issuer was saved anyway.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ClaimPolicy grants Policies to tokens whose Claim matches Value (a glob).

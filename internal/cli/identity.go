@@ -601,6 +601,7 @@ subject_claim.`,
 			if err != nil {
 				return err
 			}
+			printWarnings(env, is.Warnings)
 			if asJSON {
 				return printJSON(env.Stdout, is)
 			}

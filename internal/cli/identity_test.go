@@ -279,16 +279,16 @@ func TestListFailsOnARepeatedCursor(t *testing.T) {
 func TestIdentityCreateWarnings(t *testing.T) {
 	h := newHarness(t, "correct-horse", "kws_firstsecret")
 	h.vars["KEYWARD_TOKEN"] = "kwt_admin"
-	warn := `"warnings":["policy \"opps\" does not exist: the user gets nothing from it until a policy of that name is created"]`
+	warn := `"warnings":["policy \"opps\" does not exist: it grants the user nothing until a policy of that name is created"]`
 	h.fake.handle("POST /v1/identities/users", 201, strings.Replace(userJSON, `{`, `{`+warn+`,`, 1))
 	h.fake.handle("POST /v1/identities/services", 201, `{"service":`+serviceJSON+`,"client_id":"kwsvc-0123456789abcdef","client_secret":"kws_firstsecret",`+
 		strings.Replace(warn, "the user", "the service account", 1)+`}`)
 	r := h.must("correct-horse\n", "user", "create", "alice", "--policy", "opps", "--password-stdin")
-	if !strings.Contains(r.stderr, `Warning: policy "opps" does not exist: the user`) || strings.Contains(r.stdout, "Warning") {
+	if !strings.Contains(r.stderr, `Warning: policy "opps" does not exist: it grants the user nothing`) || strings.Contains(r.stdout, "Warning") {
 		t.Errorf("user create: stdout %q, stderr %q", r.stdout, r.stderr)
 	}
 	r = h.must("", "service", "create", "ci", "--policy", "opps", "-o", "json")
-	if !strings.Contains(r.stderr, `Warning: policy "opps" does not exist: the service account`) {
+	if !strings.Contains(r.stderr, `Warning: policy "opps" does not exist: it grants the service account nothing`) {
 		t.Errorf("service create: stderr %q", r.stderr)
 	}
 }

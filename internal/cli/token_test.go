@@ -215,7 +215,7 @@ func TestTokenIntrospect(t *testing.T) {
 func TestTokenCreateWarnings(t *testing.T) {
 	h := newHarness(t, "kwt_parent", "kwt_issuedtokenvalue")
 	h.vars["KEYWARD_TOKEN"] = "kwt_parent"
-	h.fake.handle("POST /v1/auth/token/create", 200, strings.Replace(issuedJSON, `}`, `,"warnings":["policy \"reeders\" does not exist: the token gets nothing from it until a policy of that name is created"]}`, 1))
+	h.fake.handle("POST /v1/auth/token/create", 200, strings.Replace(issuedJSON, `}`, `,"warnings":["policy \"reeders\" does not exist: it grants the token nothing until a policy of that name is created"]}`, 1))
 	for _, args := range [][]string{{"token", "create", "--policy", "reeders"}, {"token", "create", "--policy", "reeders", "-o", "json"}} {
 		r := h.must("", args...)
 		if !strings.Contains(r.stderr, `Warning: policy "reeders" does not exist`) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -503,7 +504,16 @@ func (h *Identity) Routes() []Route {
 					return 0, nil, err
 				}
 				h.done(r)
-				return http.StatusOK, issuerDoc(iss), nil
+				names := slices.Clone(in.Policies)
+				for _, m := range in.PolicyMap {
+					names = append(names, m.Policies...)
+				}
+				slices.Sort(names)
+				out := struct {
+					IssuerDoc
+					Warnings []string `json:"warnings,omitempty"`
+				}{issuerDoc(iss), UnknownPolicies(h.PolicyKnown, slices.Compact(names), "issuer's tokens")}
+				return http.StatusOK, out, nil
 			},
 		},
 		{

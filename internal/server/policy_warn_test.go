@@ -40,14 +40,14 @@ func TestCreateWarnsOfUnknownPolicy(t *testing.T) {
 	// Users and service accounts: the same warning, on creation only.
 	c, out = raw(t, "POST", u+"/v1/identities/users", root, "application/json",
 		`{"name":"alice","password":"correct horse battery","policies":["readers","writers"]}`)
-	if ws, _ := out["warnings"].([]any); c != 201 || len(ws) != 1 || !strings.Contains(ws[0].(string), `policy "writers" does not exist: the user`) {
+	if ws, _ := out["warnings"].([]any); c != 201 || len(ws) != 1 || !strings.Contains(ws[0].(string), `policy "writers" does not exist: it grants the user nothing`) {
 		t.Fatalf("create user = %d %v", c, out)
 	}
 	if c, out := raw(t, "GET", u+"/v1/identities/users/alice", root, "", ""); c != 200 || out["warnings"] != nil {
 		t.Fatalf("get user = %d %v (warnings only on creation)", c, out)
 	}
 	c, out = raw(t, "POST", u+"/v1/identities/services", root, "application/json", `{"name":"ci","policies":["ci-deploy"]}`)
-	if ws, _ := out["warnings"].([]any); c != 201 || len(ws) != 1 || !strings.Contains(ws[0].(string), `policy "ci-deploy" does not exist: the service account`) {
+	if ws, _ := out["warnings"].([]any); c != 201 || len(ws) != 1 || !strings.Contains(ws[0].(string), `policy "ci-deploy" does not exist: it grants the service account nothing`) {
 		t.Fatalf("create service = %d %v", c, out)
 	}
 	if c, out := raw(t, "POST", u+"/v1/identities/services", root, "application/json", `{"name":"ci2","policies":["readers"]}`); c != 201 || out["warnings"] != nil {
@@ -121,5 +121,31 @@ func putPolicy(t *testing.T, u, token, doc string) {
 	}
 	if c, out := raw(t, "PUT", u+"/v1/policies/"+name, token, "application/yaml", doc); c != 200 {
 		t.Fatalf("put policy %s = %d %v", name, c, out)
+	}
+}
+
+// A JWT issuer naming policies that do not exist (in policies or its
+// policy map) is saved, with a warning for each missing policy.
+func TestIssuerPutWarnsOfUnknownPolicy(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	putPolicy(t, u, root, "name: deploy\nrules:\n  - resources: [\"projects\"]\n    allow: [list]\n")
+	issuer := map[string]any{
+		"issuer_url": "https://idp.example.com", "audiences": []string{"keyward"}, "jwks_url": "https://idp.example.com/jwks",
+		"bound_claims": map[string][]string{"sub": {"*"}}, "policies": []string{"deploy", "reed"},
+		"policy_map": []map[string]any{{"claim": "ref", "value": "main", "policies": []string{"deploy", "reed", "ship"}}},
+	}
+	var out map[string]any
+	if c := call(t, "PUT", u+"/v1/auth/jwt/issuers/ci", root, issuer, &out); c != 200 {
+		t.Fatalf("put issuer = %d %v", c, out)
+	}
+	ws, _ := out["warnings"].([]any)
+	if len(ws) != 2 || !strings.Contains(ws[0].(string), `policy "reed" does not exist: it grants the issuer's tokens nothing`) ||
+		!strings.Contains(ws[1].(string), `policy "ship"`) || out["issuer_url"] != "https://idp.example.com" {
+		t.Fatalf("put issuer answer = %v", out)
+	}
+	out = nil
+	if c := call(t, "GET", u+"/v1/auth/jwt/issuers/ci", root, nil, &out); c != 200 || out["warnings"] != nil {
+		t.Fatalf("get issuer = %d %v (warnings only when saved)", c, out)
 	}
 }
