@@ -223,8 +223,8 @@ func TestSecretDestroy(t *testing.T) {
 // was readable by others; a bad --format is refused before any request.
 func TestExportOutputFile(t *testing.T) {
 	h := newHarness(t, "s3cret-value")
-	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
-	h.fake.handle("GET /v1/projects/pay/envs/dev/folder", 200, `{"secrets":{"DB_PASSWORD":"s3cret-value","api/TOKEN":"t"}}`)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x"                                                                                        // keyward:allow (test fixture)
+	h.fake.handle("GET /v1/projects/pay/envs/dev/folder", 200, `{"secrets":{"DB_PASSWORD":"s3cret-value","api/TOKEN":"t"}}`) // keyward:allow (test fixture)
 	out := filepath.Join(t.TempDir(), ".env.local")
 	if err := os.WriteFile(out, []byte("OLD=1\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -237,7 +237,7 @@ func TestExportOutputFile(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("mode = %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
-	if b, _ := os.ReadFile(out); string(b) != "DB_PASSWORD=\"s3cret-value\"\nTOKEN=\"t\"\n" {
+	if b, _ := os.ReadFile(out); string(b) != "DB_PASSWORD=\"s3cret-value\"\nTOKEN=\"t\"\n" { // keyward:allow (test fixture)
 		t.Errorf("file = %q", b)
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*.tmp-*")); len(left) != 0 {
