@@ -223,7 +223,8 @@ func TestSecretDestroy(t *testing.T) {
 // was readable by others; a bad --format is refused before any request.
 func TestExportOutputFile(t *testing.T) {
 	h := newHarness(t, "s3cret-value")
-	h.vars["KEYWARD_TOKEN"] = "kwt_x"                                                                                        // keyward:allow (test fixture)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	// The value is a fixture, not a secret.
 	h.fake.handle("GET /v1/projects/pay/envs/dev/folder", 200, `{"secrets":{"DB_PASSWORD":"s3cret-value","api/TOKEN":"t"}}`) // keyward:allow (test fixture)
 	out := filepath.Join(t.TempDir(), ".env.local")
 	if err := os.WriteFile(out, []byte("OLD=1\n"), 0o644); err != nil {
