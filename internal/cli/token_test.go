@@ -254,3 +254,15 @@ func TestTokenRevokeRootNeedsForce(t *testing.T) {
 		t.Errorf("--force looked the token up (%d lookups), want none", n-1)
 	}
 }
+
+// A caller that may revoke a token but not read it still revokes it: the
+// root guard needs the lookup, and skips when it is refused.
+func TestTokenRevokeWithoutRead(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_ops"
+	h.fake.handle("GET /v1/auth/token/accessors/{acc}", 403, `{"error":{"code":"permission_denied","message":"permission denied: read on auth/tokens/acc9"}}`)
+	h.fake.handle("DELETE /v1/auth/token/accessors/{acc}", 200, `{"revoked":1}`)
+	if r := h.must("", "token", "revoke", "--accessor", "acc9"); !strings.Contains(r.stdout, "Revoked 1 token") {
+		t.Errorf("revoke: %q", r.stdout)
+	}
+}
