@@ -130,8 +130,12 @@ unseals when the threshold is reached.`,
 func newOperatorSealCmd(env *Env, g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "seal",
-		Short: "Seal the server: wipe its keys from memory (root token)",
-		Args:  cobra.NoArgs,
+		Short: "Seal the server: wipe its keys from memory (needs admin on sys/seal)",
+		Long: `Seal the server: its keys are wiped from memory at once and nothing but
+health and unseal is served until enough unseal shares are submitted again.
+Needs a token allowed admin on sys/seal (the root token is). In dev mode,
+keyward operator unseal < DATA/dev-unseal.key, or a restart, unseals it.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.newClient(env)
 			if err != nil {
