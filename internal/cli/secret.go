@@ -272,6 +272,11 @@ nothing): write one on purpose with --allow-empty, or --value "".`,
 					var b []byte
 					b, err = io.ReadAll(io.LimitReader(env.Stdin, 1<<20))
 					v = string(b)
+					if line, ok := strings.CutSuffix(v, "\n"); ok && line != "" && !strings.ContainsAny(line, "\r\n") {
+						// One line and its end: echo's, most likely, which
+						// keyward run would hand over as part of the value.
+						io.WriteString(env.Stderr, "Warning: the value ends with a newline (echo adds one); it is stored as given. printf %s leaves it out.\n")
+					}
 				}
 				if err != nil {
 					return err

@@ -304,3 +304,24 @@ func TestSecretGetFolder(t *testing.T) {
 		t.Errorf("missing: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// A one-line value from stdin that ends with a newline (echo's) is stored
+// as given, with a warning; a value without one, or of several lines (a
+// PEM file), gets none.
+func TestSecretSetTrailingNewline(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("PUT /v1/projects/pay/envs/dev/secrets/{path...}", 200, `{"path":"k","version":1}`)
+	r := h.must("hunter2\n", "secret", "set", "pay/dev/k")
+	if !strings.Contains(r.stderr, "Warning: the value ends with a newline") {
+		t.Errorf("echo'd value: stderr %q", r.stderr)
+	}
+	if b := h.fake.requests("PUT /v1/projects/pay/envs/dev/secrets/k")[0].Body; !strings.Contains(b, `"value":"hunter2\n"`) {
+		t.Errorf("value not stored as given: %s", b)
+	}
+	for _, in := range []string{"hunter2", "-----BEGIN KEY-----\nabc\n-----END KEY-----\n"} {
+		if r := h.must(in, "secret", "set", "pay/dev/k"); strings.Contains(r.stderr, "newline") {
+			t.Errorf("%q: stderr %q", in, r.stderr)
+		}
+	}
+}
