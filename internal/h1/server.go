@@ -298,6 +298,13 @@ func (c *conn) serve() {
 		}
 		if err := tc.Handshake(); err != nil {
 			s.logger().Debug("h1: TLS handshake failed", "remote", c.remote, "err", err)
+			var re tls.RecordHeaderError
+			if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+				// plain HTTP to a TLS address: say so, as net/http does,
+				// rather than end the connection without a word
+				re.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+				io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			}
 			return
 		}
 		tc.SetDeadline(time.Time{})
@@ -369,7 +376,16 @@ func (c *conn) awaitRequest() bool {
 		// a new connection stays new, which Shutdown closes after 5 s,
 		// until its first byte comes
 		c.setReadDeadline(time.Now(), s.headerTimeout())
-		if _, err := c.br.Peek(1); err != nil {
+		b, err := c.br.Peek(1)
+		if err != nil {
+			return false
+		}
+		if b[0] == 0x16 && c.tls == nil {
+			// a TLS handshake record (https:// to a plain-HTTP address),
+			// which holds no line end to wait for: answer at once, in
+			// plain text, which the client's TLS stack reports as not
+			// TLS, instead of after the header timeout
+			c.replyError(statusError{http.StatusBadRequest, "the client sent a TLS handshake to a plain-HTTP address"})
 			return false
 		}
 	} else if st != stateNew && c.br.Buffered() < 4 {
@@ -429,6 +445,16 @@ type statusError struct {
 }
 
 func (e statusError) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
+
+// looksLikeHTTP reports whether a TLS record header (its first five bytes)
+// is the start of an HTTP/1 request instead (net/http's test).
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO", "DELET", "PATCH", "CONNE", "TRACE":
+		return true
+	}
+	return false
+}
 
 var errHeadTooLarge = statusError{http.StatusRequestHeaderFieldsTooLarge, ""}
 

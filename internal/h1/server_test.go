@@ -1403,3 +1403,40 @@ func TestWriteStallTimeout(t *testing.T) {
 		t.Fatalf("the handler's write to a client that stopped reading = %v, want a timeout", err)
 	}
 }
+
+// A client speaking the wrong protocol is told at once: TLS to a plain
+// address gets a plain-text 400 (its TLS stack reports "not TLS") instead of
+// a wait for the header timeout; plain HTTP to a TLS address gets net/http's
+// 400 instead of a closed connection.
+func TestWrongProtocolIsAnswered(t *testing.T) {
+	cert, pool := newCert(t)
+	t.Run("TLS to plain", func(t *testing.T) {
+		addr, _ := serveTest(t, &Server{Handler: protoHandler, ReadHeaderTimeout: time.Minute})
+		start := time.Now()
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool})
+		if err == nil {
+			conn.Close()
+			t.Fatal("TLS handshake with a plain-HTTP server succeeded")
+		}
+		if !strings.Contains(err.Error(), "does not look like a TLS handshake") || time.Since(start) > 3*time.Second {
+			t.Fatalf("after %v: %v", time.Since(start), err)
+		}
+		c := dial(t, addr) // the same bytes by hand: the answer names the mistake
+		c.send("\x16\x03\x01\x00\x05hello")
+		if line, _ := c.br.ReadString('\n'); !strings.HasPrefix(line, "HTTP/1.1 400 Bad Request: the client sent a TLS handshake to a plain-HTTP address") {
+			t.Fatalf("answer %q", line)
+		}
+	})
+	t.Run("plain to TLS", func(t *testing.T) {
+		addr, _ := serveTest(t, &Server{Handler: protoHandler, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}})
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "Client sent an HTTP request to an HTTPS server") {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+	})
+}
