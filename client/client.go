@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultAddress is where a local keyward listens by default.
@@ -112,6 +113,9 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Code == "" {
+		if e.Message != "" && e.Message != http.StatusText(e.Status) {
+			return fmt.Sprintf("keyward: HTTP %d: %s", e.Status, e.Message)
+		}
 		return fmt.Sprintf("keyward: HTTP %d", e.Status)
 	}
 	return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
@@ -250,7 +254,7 @@ func (c *Client) do1(ctx context.Context, method, path string, query url.Values,
 			oe.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 			return resp.StatusCode, &oe
 		}
-		return resp.StatusCode, &Error{Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
+		return resp.StatusCode, &Error{Status: resp.StatusCode, Message: plainMessage(data, resp.StatusCode)}
 	}
 	if out != nil && len(data) > 0 {
 		if raw, isRaw := out.(*[]byte); isRaw {
@@ -262,6 +266,23 @@ func (c *Client) do1(ctx context.Context, method, path string, query url.Values,
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// plainMessage is the message of an error answer that is not keyward's
+// JSON (from a proxy in front, or a server speaking TLS where plain HTTP was
+// sent): its body when that is one short line of plain text, else the
+// status text.
+func plainMessage(body []byte, status int) string {
+	s := strings.TrimSpace(string(body))
+	if s == "" || len(s) > 200 || !utf8.ValidString(s) || strings.ContainsAny(s, "<>{}\r\n") {
+		return http.StatusText(status)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return http.StatusText(status)
+		}
+	}
+	return s
 }
 
 func unwrapURLError(err error) error {
