@@ -257,6 +257,12 @@ func FuzzDifferential(f *testing.F) {
 	}
 	p := newPair(f, modal)
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) > 0 && raw[0] == 0x16 {
+			// On purpose: h1 answers a TLS handshake on a plain address
+			// at once (TestWrongProtocolIsAnswered); net/http waits for a
+			// request line that never comes.
+			t.Skip()
+		}
 		if d := differ(t, p, raw); d != "" {
 			t.Errorf("%q:\n%s", raw, d)
 		}
