@@ -105,8 +105,8 @@ func (in *lineInput) newPassword(fromStdin bool) (string, error) {
 	return pw, nil
 }
 
-// saveToken writes the token file atomically: a temporary file (mode 0600)
-// in the same directory (mode 0700), synced, then renamed over the old one.
+// saveToken writes the token file (mode 0600) atomically in its directory
+// (mode 0700).
 func saveToken(env *Env, tok string) (string, error) {
 	path := tokenPath(env)
 	dir := filepath.Dir(path)
@@ -116,39 +116,45 @@ func saveToken(env *Env, tok string) (string, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return "", fmt.Errorf("saving the token: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".token-*")
-	if err != nil {
+	if err := writePrivateFile(path, []byte(tok+"\n")); err != nil {
 		return "", fmt.Errorf("saving the token: %w", err)
+	}
+	return path, nil
+}
+
+// writePrivateFile replaces path with data, readable and writable by the
+// owner alone: a temporary file in the same directory (mode 0600), synced,
+// then renamed over path, so a crash never leaves a partial file and a file
+// others could read is not reused.
+func writePrivateFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
 	}
 	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return "", fmt.Errorf("saving the token: %w", err)
+	err = f.Chmod(0o600) // CreateTemp's mode, whatever the platform
+	if err == nil {
+		_, err = f.Write(data)
 	}
-	if _, err := io.WriteString(f, tok+"\n"); err != nil {
-		return "", fmt.Errorf("saving the token: %w", err)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("saving the token: %w", err)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("saving the token: %w", err)
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("saving the token: %w", err)
+	if err != nil {
+		os.Remove(tmp)
+		return err
 	}
-	ok = true
 	if d, err := os.Open(dir); err == nil {
 		d.Sync() // make the rename durable where the platform allows
 		d.Close()
 	}
-	return path, nil
+	return nil
 }
 
 // savedToken returns the token in the token file, "" when there is none.

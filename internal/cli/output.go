@@ -54,9 +54,7 @@ func (g *globals) newClient(env *Env) (*client.Client, error) {
 	}
 	token := env.Getenv("KEYWARD_TOKEN")
 	if token == "" {
-		if b, err := os.ReadFile(tokenPath(env)); err == nil {
-			token = strings.TrimSpace(string(b))
-		}
+		token = savedToken(env)
 	}
 	return client.New(client.Config{Address: addr, Token: token, UserAgent: "keyward-cli"})
 }

@@ -161,10 +161,8 @@ func tokenHint(env *Env, args []string, err error) string {
 	if !errors.As(err, &e) || e.Status != http.StatusUnauthorized || len(args) > 0 && args[0] == "login" {
 		return ""
 	}
-	if env.Getenv("KEYWARD_TOKEN") == "" {
-		if _, serr := os.Stat(tokenPath(env)); serr != nil {
-			return "Hint: no token: run 'keyward login', or set KEYWARD_TOKEN."
-		}
+	if env.Getenv("KEYWARD_TOKEN") == "" && savedToken(env) == "" { // newClient's choice
+		return "Hint: no token: run 'keyward login', or set KEYWARD_TOKEN."
 	}
 	return "Hint: the token in use (KEYWARD_TOKEN, or the one 'keyward login' saved) was refused: log in again, or set another."
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -745,10 +744,8 @@ would leave it readable by others under the usual umask.`,
 			if err != nil {
 				return err
 			}
-			switch format {
-			case "dotenv", "json", "yaml":
-			default:
-				return Usagef("--format %q: want dotenv, json or yaml", format)
+			if err := writeExport(io.Discard, format, nil); err != nil {
+				return err // an unknown --format, refused before the request
 			}
 			c, err := g.newClient(env)
 			if err != nil {
@@ -771,7 +768,7 @@ would leave it readable by others under the usual umask.`,
 			err = writePrivateFile(outFile, buf.Bytes())
 			clear(buf.Bytes())
 			if err != nil {
-				return err
+				return fmt.Errorf("--output-file: %w", err)
 			}
 			fmt.Fprintf(env.Stderr, "Wrote %d secrets to %s (mode 0600)\n", len(vars), outFile)
 			return nil
@@ -783,40 +780,6 @@ would leave it readable by others under the usual umask.`,
 	cmd.Flags().StringVar(&format, "format", "dotenv", "dotenv, json or yaml")
 	cmd.Flags().StringVar(&outFile, "output-file", "", "write to this file, mode 0600, instead of standard output")
 	return cmd
-}
-
-// writePrivateFile replaces path with data, readable and writable by the
-// owner alone: written to a temporary file in the same directory (created
-// 0600), synced, then renamed over path, so a crash never leaves a partial
-// file and a file that was readable by others is not reused.
-func writePrivateFile(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("--output-file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(0o600); err != nil { // CreateTemp's mode, made explicit
-		tmp.Close()
-		return fmt.Errorf("--output-file: %w", err)
-	}
-	if _, err = tmp.Write(data); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("--output-file: writing %s: %w", tmp.Name(), err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("--output-file: %w", err)
-	}
-	return nil
 }
 
 func writeExport(w io.Writer, format string, vars map[string]string) error {
