@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -170,19 +171,20 @@ func (h *Policies) Routes() []Route {
 					warnings = UnknownPolicies(h.Svc.Set().Has, in.Policies, "caller")
 				}
 				allowed, reason := h.Authz.Decide(c, in.Action, in.Resource)
-				out := map[string]any{"allowed": allowed, "reason": reason, "policies": c.Policies, "principal": c.Principal}
+				out := map[string]any{"allowed": allowed, "policies": c.Policies, "principal": c.Principal}
 				if ex, ok := h.Authz.(interface {
 					Explain(c *Caller, action, resource string) policy.Decision
 				}); ok {
 					d := ex.Explain(c, in.Action, in.Resource)
 					out["policy"], out["rule"], out["effect"] = d.Policy, d.Rule, d.Effect
-					if allowed && reason == "" {
-						out["reason"] = d.String() // Decide leaves it empty when allowed
+					if allowed {
+						reason = d.String() // Decide gives none when it allows
 					}
 				}
-				if allowed && out["reason"] == "" {
-					out["reason"] = "allowed"
+				if reason == "" {
+					reason = "allowed"
 				}
+				out["reason"] = reason
 				if warnings != nil {
 					out["warnings"] = warnings
 				}
@@ -190,4 +192,21 @@ func (h *Policies) Routes() []Route {
 			},
 		},
 	}
+}
+
+// UnknownPolicies warns of each policy in names that does not exist
+// (known: nil gives no warnings). Naming one is legal — policy as code may
+// create it later — but a typo would leave the holder (a "token", a
+// "user", a "service account", "issuer's tokens") granted nothing by it.
+func UnknownPolicies(known func(string) bool, names []string, holder string) []string {
+	if known == nil {
+		return nil
+	}
+	var out []string
+	for _, n := range names {
+		if !known(n) {
+			out = append(out, fmt.Sprintf("policy %q does not exist: it grants the %s nothing until a policy of that name is created", truncate(n, 64), holder))
+		}
+	}
+	return out
 }

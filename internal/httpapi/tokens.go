@@ -176,23 +176,6 @@ func (t *Tokens) done(r *http.Request) {
 	}
 }
 
-// UnknownPolicies warns of each policy in names that does not exist
-// (known: nil gives no warnings). Naming one is legal — policy as code may
-// create it later — but a typo would leave the holder (a "token", a
-// "user", a "service account", "issuer's tokens") granted nothing by it.
-func UnknownPolicies(known func(string) bool, names []string, holder string) []string {
-	if known == nil {
-		return nil
-	}
-	var out []string
-	for _, n := range names {
-		if !known(n) {
-			out = append(out, fmt.Sprintf("policy %q does not exist: it grants the %s nothing until a policy of that name is created", truncate(n, 64), holder))
-		}
-	}
-	return out
-}
-
 func selfToken(r *http.Request) (*token.Token, error) {
 	c := CallerFrom(r.Context())
 	if c == nil || c.Token == nil {

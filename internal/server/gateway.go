@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/gateway"
@@ -104,14 +105,8 @@ func (n *Node) scopeWarnings(ctx context.Context, scopes []string) []string {
 	}
 	var out []string
 	for _, s := range scopes {
-		matched := false
-		for _, in := range ins {
-			if policy.MatchPattern(s, httpapi.IntegrationResource(in.Name)) {
-				matched = true
-				break
-			}
-		}
-		if !matched {
+		matches := func(in gateway.Integration) bool { return policy.MatchPattern(s, httpapi.IntegrationResource(in.Name)) }
+		if !slices.ContainsFunc(ins, matches) {
 			out = append(out, fmt.Sprintf("scope %q matches no integration: the key can call nothing through it until one of that name is created", s))
 		}
 	}
