@@ -339,19 +339,20 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 		limit = DefaultListLimit
 	}
 	limit = min(limit, MaxListLimit)
-	var q strings.Builder
-	// $1 is where the walk is: the lower bound going up, the upper going
-	// down (Newest), which then keeps the lower bound in $2.
-	q.WriteString(selectWithPrev + " WHERE a.seq > $1")
-	args := []any{f.AfterSeq}
-	if f.Newest {
-		q.Reset()
-		q.WriteString(selectWithPrev + " WHERE a.seq < $1 AND a.seq > $2")
-		args = []any{int64(0), f.AfterSeq}
-	} else if f.BeforeSeq > 0 {
+	// $1 is where the walk is: the lower bound going up; going down
+	// (Newest), the upper bound, and $2 the lower. Both are set per page.
+	where, order := " WHERE a.seq > $1", " ORDER BY a.seq"
+	args := []any{int64(0)}
+	switch {
+	case f.Newest:
+		where, order = " WHERE a.seq < $1 AND a.seq > $2", " ORDER BY a.seq DESC"
+		args = append(args, int64(0))
+	case f.BeforeSeq > 0:
+		where += " AND a.seq < $2"
 		args = append(args, f.BeforeSeq)
-		q.WriteString(" AND a.seq < $2")
 	}
+	var q strings.Builder
+	q.WriteString(selectWithPrev + where)
 	add := func(cond string, v any) {
 		args = append(args, v)
 		q.WriteString(" AND " + strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1))
@@ -371,11 +372,7 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 		page = max(limit, listPage)
 	}
 	args = append(args, page)
-	if f.Newest {
-		q.WriteString(" ORDER BY a.seq DESC LIMIT $" + strconv.Itoa(len(args)))
-	} else {
-		q.WriteString(" ORDER BY a.seq LIMIT $" + strconv.Itoa(len(args)))
-	}
+	q.WriteString(order + " LIMIT $" + strconv.Itoa(len(args)))
 
 	var out []Entry
 	err := l.st.Read(ctx, func(tx storage.Tx) error {
