@@ -85,6 +85,24 @@ func (d *DB) Write(ctx context.Context, fn func(Tx) error) error {
 	return d.run(ctx, "write", d.cfg.Writer, d.writer, d.cfg.WriteOptions, fn)
 }
 
+// Exec implements Store.
+func (d *DB) Exec(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
+	defer d.observe("write", time.Now(), &err)
+	if d.closed.Load() {
+		return nil, errClosed
+	}
+	if s := d.writer.get(query); s != nil {
+		res, err = s.ExecContext(ctx, args...)
+	} else {
+		res, err = d.cfg.Writer.ExecContext(ctx, query, args...)
+		d.writer.prepareWanted(ctx)
+	}
+	if err != nil {
+		return nil, d.translate(err)
+	}
+	return res, nil
+}
+
 // CachedStatements is how many statement texts are kept prepared (0 when
 // the backend does not cache).
 func (d *DB) CachedStatements() int {

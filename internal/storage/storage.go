@@ -91,6 +91,11 @@ type Store interface {
 	// under READ COMMITTED, so code that needs a total order locks a row
 	// (see Tx.LockForUpdate).
 	Write(ctx context.Context, fn func(Tx) error) error
+	// Exec runs one statement as a write of its own (autocommit): for a
+	// single statement, what Write does in one round trip to PostgreSQL
+	// instead of three (BEGIN, the statement, COMMIT). Errors are
+	// translated as in Tx.
+	Exec(ctx context.Context, query string, args ...any) (sql.Result, error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	// Close releases connections; in-flight transactions finish first.

@@ -157,6 +157,36 @@ func Conformance(t *testing.T, s storage.Store) {
 		}
 	})
 
+	t.Run("Exec", func(t *testing.T) {
+		ins := `INSERT INTO sys (key, value, updated_at) VALUES ($1, $2, $3)`
+		for i := range 2 { // the second time, a cached statement where the backend caches
+			k := key("exec-" + strconv.Itoa(i))
+			res, err := s.Exec(ctx, ins, k, []byte("v"), 1)
+			if err != nil {
+				t.Fatalf("Exec insert: %v", err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				t.Fatalf("RowsAffected = %d, %v; want 1", n, err)
+			}
+			if got := get(t, s, k); string(got) != "v" {
+				t.Fatalf("value after Exec = %q", got)
+			}
+		}
+		if _, err := s.Exec(ctx, ins, key("exec-0"), []byte("w"), 2); !errors.Is(err, storage.ErrConflict) {
+			t.Errorf("Exec duplicate insert: %v, want ErrConflict", err)
+		}
+		res, err := s.Exec(ctx, `UPDATE sys SET value = $1 WHERE key = $2 AND updated_at > $3`, []byte("x"), key("exec-0"), 5)
+		if err != nil {
+			t.Fatalf("Exec update: %v", err)
+		}
+		if n, _ := res.RowsAffected(); n != 0 {
+			t.Errorf("an update matching no row affected %d", n)
+		}
+		if got := get(t, s, key("exec-0")); string(got) != "v" {
+			t.Errorf("value = %q, want v", got)
+		}
+	})
+
 	t.Run("InsertSys", func(t *testing.T) {
 		mustWrite(t, s, func(tx storage.Tx) error {
 			return storage.InsertSys(ctx, tx, key("init"), []byte("one"))
