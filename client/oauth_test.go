@@ -29,13 +29,13 @@ func TestES256ProverMakesProofsKeywardAccepts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := v.Verify(p, dpop.Expect{Method: "GET", URL: "https://keyward.example/v1/gateway/maps/geocode", AccessToken: tok, JKT: jkt})
+	got, err := v.Verify(context.Background(), p, dpop.Expect{Method: "GET", URL: "https://keyward.example/v1/gateway/maps/geocode", AccessToken: tok, JKT: jkt})
 	if err != nil || got.JKT != jkt {
 		t.Fatalf("verify = %+v, %v", got, err)
 	}
 	// A token request: no ath.
 	p, _ = prove("POST", "https://keyward.example/v1/oauth/token", "", "")
-	if got, err := v.Verify(p, dpop.Expect{Method: "POST", URL: "https://keyward.example/v1/oauth/token"}); err != nil || got.ATH != "" {
+	if got, err := v.Verify(context.Background(), p, dpop.Expect{Method: "POST", URL: "https://keyward.example/v1/oauth/token"}); err != nil || got.ATH != "" {
 		t.Fatalf("token request proof = %+v, %v", got, err)
 	}
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -74,7 +74,7 @@ func TestExchangeBindsAndCallsCarryProofs(t *testing.T) {
 		t.Fatalf("exchange request = %+v", last)
 	}
 	v := dpop.NewVerifier(dpop.Options{})
-	if _, err := v.Verify(proofs[0], dpop.Expect{Method: "POST", URL: srvURL + "/v1/oauth/token"}); err != nil {
+	if _, err := v.Verify(context.Background(), proofs[0], dpop.Expect{Method: "POST", URL: srvURL + "/v1/oauth/token"}); err != nil {
 		t.Fatalf("exchange proof: %v", err)
 	}
 	// Calls with the bound token use the DPoP scheme and a fresh proof.
@@ -84,7 +84,7 @@ func TestExchangeBindsAndCallsCarryProofs(t *testing.T) {
 	if f.last().Auth != "DPoP kwt_bound" {
 		t.Fatalf("Authorization = %q", f.last().Auth)
 	}
-	if _, err := v.Verify(proofs[1], dpop.Expect{Method: "GET", URL: srvURL + "/v1/auth/token/lookup-self", AccessToken: "kwt_bound"}); err != nil {
+	if _, err := v.Verify(context.Background(), proofs[1], dpop.Expect{Method: "GET", URL: srvURL + "/v1/auth/token/lookup-self", AccessToken: "kwt_bound"}); err != nil {
 		t.Fatalf("call proof: %v", err)
 	}
 }

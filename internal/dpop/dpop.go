@@ -17,11 +17,15 @@
 //   - has not been seen before: its (key thumbprint, jti) goes into a replay
 //     cache that remembers it for as long as the iat window could accept it.
 //
-// The replay cache is in memory and per node: with N keyward nodes behind a
-// load balancer that does not pin a client to one node, a captured proof
-// could be replayed at most once on each other node, and only within the iat
-// window, for the same method and URL and with the same token (which an
-// attacker able to capture the proof also holds). With Options.Nonces a
+// The replay cache is in memory, per node. With Options.Shared every
+// accepted proof is also claimed in a store the nodes of a cluster share
+// (keyward's database on PostgreSQL), so a proof accepted by one node is
+// refused by all; a proof is claimed only after every other check passed,
+// and a store that cannot be written refuses the proof (ErrUnavailable)
+// rather than skip the check. Without it, with N nodes behind a load
+// balancer that does not pin a client to one node, a captured proof could be
+// replayed at most once on each other node, within the iat window, for the
+// same method and URL and with the same token. With Options.Nonces a
 // proof must also carry a current server-provided nonce (RFC 9449 §8,
 // nonce.go), so it can be made only while it can be used.
 //
@@ -32,6 +36,7 @@ package dpop
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -90,6 +95,10 @@ var (
 	// ErrBusy: the replay cache is full, so no new proof can be accepted
 	// until old entries age out. A server answers 503 and the client retries.
 	ErrBusy = errors.New("DPoP replay cache is full")
+	// ErrUnavailable: the shared replay store (Options.Shared) could not
+	// record the proof, so it is refused; a server answers 503 and the
+	// client retries with a new proof. The wrapped cause is for the log.
+	ErrUnavailable = errors.New("DPoP replay store unavailable")
 )
 
 func invalid(reason string) error { return fmt.Errorf("%w: %s", ErrInvalid, reason) }
@@ -420,7 +429,23 @@ type Options struct {
 	// Nonces, when set, makes every proof carry a current server nonce
 	// (RFC 9449 §8); a proof without one fails with ErrUseNonce.
 	Nonces *Nonces
+	// Shared, when set, is where proofs accepted here are claimed for every
+	// node sharing it: a proof another node accepted is refused as replayed.
+	Shared ReplayStore
 }
+
+// ReplayStore records accepted proofs for the nodes of a cluster.
+type ReplayStore interface {
+	// Claim records key until expires and reports whether it was new: false
+	// when it was claimed before and that record has not expired. It must
+	// be atomic across the nodes sharing the store.
+	Claim(ctx context.Context, key [16]byte, expires time.Time) (bool, error)
+}
+
+// SharedClockSkew is how far apart the clocks of nodes sharing a
+// ReplayStore may be: a claim outlives the last moment its proof's iat
+// window ends on this node's clock by this much.
+const SharedClockSkew = time.Minute
 
 // Verifier checks proofs against requests and remembers the ones it
 // accepted. It is safe for concurrent use.
@@ -483,8 +508,9 @@ type Expect struct {
 }
 
 // Verify checks proof against want and, when it passes, records it so that
-// it is never accepted again (on this node).
-func (v *Verifier) Verify(proof string, want Expect) (*Proof, error) {
+// it is never accepted again: on this node, and with Options.Shared on every
+// node sharing the store. ctx bounds the shared claim.
+func (v *Verifier) Verify(ctx context.Context, proof string, want Expect) (*Proof, error) {
 	p, err := parse(proof, v.opts.Algorithms, v.keys)
 	if err != nil {
 		return nil, err
@@ -518,11 +544,24 @@ func (v *Verifier) Verify(proof string, want Expect) (*Proof, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, ErrUseNonce)
 	}
 	// Last, so that only a proof that passed every check takes a slot.
-	switch v.replay.add(replayKey(p.JKT, p.JTI), now) {
+	k := replayKey(p.JKT, p.JTI)
+	switch v.replay.add(k, now) {
 	case replayed:
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, ErrReplayed)
 	case full:
 		return nil, ErrBusy
+	}
+	if v.opts.Shared != nil {
+		// The proof can be accepted anywhere until its iat window ends:
+		// iat+Window, on the clock of a node up to SharedClockSkew behind.
+		fresh, err := v.opts.Shared.Claim(ctx, k, p.IssuedAt.Add(v.opts.Window+SharedClockSkew))
+		if err != nil {
+			v.replay.remove(k) // not accepted: the client may send it again
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if !fresh {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, ErrReplayed)
+		}
 	}
 	return p, nil
 }
@@ -586,6 +625,14 @@ func (c *replayCache) add(k [16]byte, now time.Time) addResult {
 	}
 	c.cur[k] = struct{}{}
 	return added
+}
+
+// remove forgets k (a proof that was not accepted after all).
+func (c *replayCache) remove(k [16]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.cur, k)
+	delete(c.prev, k)
 }
 
 // len returns the number of keys held.

@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -34,7 +35,7 @@ const (
 func TestRFC9449Example(t *testing.T) {
 	now := time.Unix(rfcIAT, 0)
 	v := NewVerifier(Options{Now: func() time.Time { return now }})
-	p, err := v.Verify(rfcProof, Expect{Method: "POST", URL: "https://server.example.com/token"})
+	p, err := v.Verify(context.Background(), rfcProof, Expect{Method: "POST", URL: "https://server.example.com/token"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestRFC9449Example(t *testing.T) {
 		t.Fatalf("parsed %+v", p)
 	}
 	// The same proof again is a replay.
-	if _, err := v.Verify(rfcProof, Expect{Method: "POST", URL: "https://server.example.com/token"}); !errors.Is(err, ErrReplayed) || !errors.Is(err, ErrInvalid) {
+	if _, err := v.Verify(context.Background(), rfcProof, Expect{Method: "POST", URL: "https://server.example.com/token"}); !errors.Is(err, ErrReplayed) || !errors.Is(err, ErrInvalid) {
 		t.Fatalf("replay: %v", err)
 	}
 }
@@ -154,7 +155,7 @@ func TestVerify(t *testing.T) {
 	now := clk.now()
 
 	good := mustProof(t, key, "GET", testURL, testToken, now)
-	p, err := v.Verify(good, want)
+	p, err := v.Verify(context.Background(), good, want)
 	if err != nil {
 		t.Fatalf("good proof: %v", err)
 	}
@@ -165,7 +166,7 @@ func TestVerify(t *testing.T) {
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
 	edWant := want
 	edWant.JKT = jktOf(t, edKey)
-	if _, err := v.Verify(mustProof(t, edKey, "GET", testURL, testToken, now), edWant); err != nil {
+	if _, err := v.Verify(context.Background(), mustProof(t, edKey, "GET", testURL, testToken, now), edWant); err != nil {
 		t.Fatalf("EdDSA proof: %v", err)
 	}
 
@@ -210,7 +211,7 @@ func TestVerify(t *testing.T) {
 			want, "crit"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := v.Verify(tc.proof, tc.want)
+			_, err := v.Verify(context.Background(), tc.proof, tc.want)
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.reason) {
 				t.Fatalf("err = %v, want ErrInvalid naming %q", err, tc.reason)
 			}
@@ -222,18 +223,18 @@ func TestVerify(t *testing.T) {
 
 	// A hand-built proof that is right in every way passes: the raw helper
 	// is not what made the cases above fail.
-	if _, err := v.Verify(raw(t, hdr(), claims(), es256(key)), want); err != nil {
+	if _, err := v.Verify(context.Background(), raw(t, hdr(), claims(), es256(key)), want); err != nil {
 		t.Fatalf("hand-built proof: %v", err)
 	}
 	// Within the window either way.
-	if _, err := v.Verify(mustProof(t, key, "GET", testURL, testToken, now.Add(-59*time.Second)), want); err != nil {
+	if _, err := v.Verify(context.Background(), mustProof(t, key, "GET", testURL, testToken, now.Add(-59*time.Second)), want); err != nil {
 		t.Fatalf("59 s old: %v", err)
 	}
-	if _, err := v.Verify(mustProof(t, key, "GET", testURL, testToken, now.Add(59*time.Second)), want); err != nil {
+	if _, err := v.Verify(context.Background(), mustProof(t, key, "GET", testURL, testToken, now.Add(59*time.Second)), want); err != nil {
 		t.Fatalf("59 s ahead: %v", err)
 	}
 	// A token request: no token, no ath, any key.
-	if _, err := v.Verify(mustProof(t, other, "POST", "https://keyward.example/v1/oauth/token", "", now), Expect{Method: "POST", URL: "https://keyward.example/v1/oauth/token"}); err != nil {
+	if _, err := v.Verify(context.Background(), mustProof(t, other, "POST", "https://keyward.example/v1/oauth/token", "", now), Expect{Method: "POST", URL: "https://keyward.example/v1/oauth/token"}); err != nil {
 		t.Fatalf("token request proof: %v", err)
 	}
 }
@@ -241,7 +242,7 @@ func TestVerify(t *testing.T) {
 func TestAlgorithmAllowList(t *testing.T) {
 	v := NewVerifier(Options{Algorithms: []string{"EdDSA"}})
 	key := newKey(t)
-	_, err := v.Verify(mustProof(t, key, "GET", testURL, "", time.Now()), Expect{Method: "GET", URL: testURL})
+	_, err := v.Verify(context.Background(), mustProof(t, key, "GET", testURL, "", time.Now()), Expect{Method: "GET", URL: testURL})
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "alg") {
 		t.Fatalf("ES256 with an EdDSA-only verifier: %v", err)
 	}
@@ -332,7 +333,7 @@ func TestKeyCache(t *testing.T) {
 	keys := []*ecdsa.PrivateKey{newKey(t), newKey(t), newKey(t)}
 	for round := range 2 {
 		for i, k := range keys {
-			p, err := v.Verify(mustProof(t, k, "GET", testURL, "", now), Expect{Method: "GET", URL: testURL})
+			p, err := v.Verify(context.Background(), mustProof(t, k, "GET", testURL, "", now), Expect{Method: "GET", URL: testURL})
 			if err != nil || p.JKT != jktOf(t, k) {
 				t.Fatalf("round %d key %d: %+v, %v", round, i, p, err)
 			}
@@ -345,7 +346,7 @@ func TestKeyCache(t *testing.T) {
 	k := keys[2]
 	p := raw(t, map[string]any{"typ": "dpop+jwt", "alg": "ES384", "jwk": pubJWK(k)},
 		map[string]any{"jti": "x", "htm": "GET", "htu": testURL, "iat": now.Unix()}, es256(k))
-	if _, err := v.Verify(p, Expect{Method: "GET", URL: testURL}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not a key for alg") {
+	if _, err := v.Verify(context.Background(), p, Expect{Method: "GET", URL: testURL}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not a key for alg") {
 		t.Fatalf("ES384 header with a cached P-256 key: %v", err)
 	}
 	// A jwk with private material is refused, and not cached.
@@ -354,7 +355,7 @@ func TestKeyCache(t *testing.T) {
 	clear(v.keys.m)
 	p = raw(t, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk},
 		map[string]any{"jti": "y", "htm": "GET", "htu": testURL, "iat": now.Unix()}, es256(k))
-	if _, err := v.Verify(p, Expect{Method: "GET", URL: testURL}); !errors.Is(err, ErrInvalid) {
+	if _, err := v.Verify(context.Background(), p, Expect{Method: "GET", URL: testURL}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("private jwk: %v", err)
 	}
 	if len(v.keys.m) != 0 {
@@ -430,15 +431,15 @@ func TestReplayCacheFullIsBusy(t *testing.T) {
 	key := newKey(t)
 	want := Expect{Method: "GET", URL: testURL}
 	for i := range 2 {
-		if _, err := v.Verify(mustProof(t, key, "GET", testURL, "", clk.now()), want); err != nil {
+		if _, err := v.Verify(context.Background(), mustProof(t, key, "GET", testURL, "", clk.now()), want); err != nil {
 			t.Fatalf("proof %d: %v", i, err)
 		}
 	}
-	if _, err := v.Verify(mustProof(t, key, "GET", testURL, "", clk.now()), want); !errors.Is(err, ErrBusy) {
+	if _, err := v.Verify(context.Background(), mustProof(t, key, "GET", testURL, "", clk.now()), want); !errors.Is(err, ErrBusy) {
 		t.Fatalf("third proof: %v, want ErrBusy", err)
 	}
 	clk.add(5 * time.Minute)
-	if _, err := v.Verify(mustProof(t, key, "GET", testURL, "", clk.now()), want); err != nil {
+	if _, err := v.Verify(context.Background(), mustProof(t, key, "GET", testURL, "", clk.now()), want); err != nil {
 		t.Fatalf("after the entries aged out: %v", err)
 	}
 }
@@ -452,7 +453,7 @@ func TestConcurrentVerifyAcceptsEachProofOnce(t *testing.T) {
 	ok := 0
 	for range 16 {
 		wg.Go(func() {
-			if _, err := v.Verify(proof, Expect{Method: "GET", URL: testURL}); err == nil {
+			if _, err := v.Verify(context.Background(), proof, Expect{Method: "GET", URL: testURL}); err == nil {
 				mu.Lock()
 				ok++
 				mu.Unlock()
@@ -522,7 +523,7 @@ func BenchmarkVerify(b *testing.B) {
 	want := Expect{Method: "GET", URL: testURL, AccessToken: testToken, JKT: jkt}
 	b.ResetTimer()
 	for i := range b.N {
-		if _, err := v.Verify(proofs[i], want); err != nil {
+		if _, err := v.Verify(context.Background(), proofs[i], want); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -540,7 +541,7 @@ func TestKeyCacheKeepsOnlyVerifiedOrdinaryKeys(t *testing.T) {
 		return map[string]any{"jti": jti, "htm": "GET", "htu": testURL, "iat": now.Unix()}
 	}
 	forged := raw(t, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": pubJWK(k)}, claims("a"), nil)
-	if _, err := v.Verify(forged, Expect{Method: "GET", URL: testURL}); !errors.Is(err, ErrInvalid) {
+	if _, err := v.Verify(context.Background(), forged, Expect{Method: "GET", URL: testURL}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("unsigned proof: %v", err)
 	}
 	if n := len(v.keys.m); n != 0 {
@@ -549,16 +550,85 @@ func TestKeyCacheKeepsOnlyVerifiedOrdinaryKeys(t *testing.T) {
 	padded := pubJWK(k)
 	padded["x-pad"] = strings.Repeat("a", 4000)
 	p := raw(t, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": padded}, claims("b"), es256(k))
-	if _, err := v.Verify(p, Expect{Method: "GET", URL: testURL}); err != nil {
+	if _, err := v.Verify(context.Background(), p, Expect{Method: "GET", URL: testURL}); err != nil {
 		t.Fatalf("padded jwk: %v", err)
 	}
 	if n := len(v.keys.m); n != 0 {
 		t.Fatalf("a 4 KB jwk was cached (%d keys)", n)
 	}
-	if _, err := v.Verify(mustProof(t, k, "GET", testURL, "", now), Expect{Method: "GET", URL: testURL}); err != nil {
+	if _, err := v.Verify(context.Background(), mustProof(t, k, "GET", testURL, "", now), Expect{Method: "GET", URL: testURL}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(v.keys.m); n != 1 {
 		t.Fatalf("%d cached keys after a good proof, want 1", n)
+	}
+}
+
+// memStore is a ReplayStore in memory, shared by verifiers standing for
+// the nodes of a cluster; fail makes the next claims fail.
+type memStore struct {
+	mu      sync.Mutex
+	claims  map[[16]byte]time.Time
+	now     func() time.Time
+	fail    error
+	expires []time.Time
+}
+
+func (s *memStore) Claim(_ context.Context, key [16]byte, expires time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return false, s.fail
+	}
+	s.expires = append(s.expires, expires)
+	if e, ok := s.claims[key]; ok && e.After(s.now()) {
+		return false, nil
+	}
+	s.claims[key] = expires
+	return true, nil
+}
+
+// A proof one node accepted is refused by another sharing the store; a
+// store that fails refuses the proof without burning it on this node.
+func TestSharedReplayStore(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	store := &memStore{claims: map[[16]byte]time.Time{}, now: clk.now}
+	a := NewVerifier(Options{Now: clk.now, Shared: store})
+	b := NewVerifier(Options{Now: clk.now, Shared: store})
+	key := newKey(t)
+	want := Expect{Method: "GET", URL: testURL}
+	ctx := context.Background()
+
+	iat := clk.now().Add(-10 * time.Second)
+	p := mustProof(t, key, "GET", testURL, "", iat)
+	if _, err := a.Verify(ctx, p, want); err != nil {
+		t.Fatalf("node a: %v", err)
+	}
+	if _, err := b.Verify(ctx, p, want); !errors.Is(err, ErrReplayed) || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("the same proof on node b: %v, want ErrReplayed", err)
+	}
+	if got, want := store.expires[0], iat.Add(DefaultWindow+SharedClockSkew); !got.Equal(want) {
+		t.Fatalf("claimed until %v, want iat+window+skew %v", got, want)
+	}
+	// A proof that fails another check never reaches the store.
+	n := len(store.expires)
+	if _, err := b.Verify(ctx, mustProof(t, key, "POST", testURL, "", clk.now()), want); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("wrong method: %v", err)
+	}
+	if len(store.expires) != n {
+		t.Fatal("a proof refused by its checks was claimed")
+	}
+
+	store.fail = errors.New("database unreachable")
+	q := mustProof(t, key, "GET", testURL, "", clk.now())
+	if _, err := a.Verify(ctx, q, want); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalid) {
+		t.Fatalf("store failing: %v, want ErrUnavailable", err)
+	}
+	store.fail = nil
+	if _, err := a.Verify(ctx, q, want); err != nil {
+		t.Fatalf("the same proof once the store is back: %v", err)
+	}
+	if _, err := a.Verify(ctx, q, want); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("and again: %v, want ErrReplayed", err)
 	}
 }

@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
@@ -68,17 +69,17 @@ func TestVerifyRequiresNonce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := v.Verify(p, want); !errors.Is(err, ErrUseNonce) || !errors.Is(err, ErrInvalid) {
+		if _, err := v.Verify(context.Background(), p, want); !errors.Is(err, ErrUseNonce) || !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s nonce: %v, want ErrUseNonce", name, err)
 		}
 	}
 	p, _ := NewProofWithNonce(key, "GET", testURL, testToken, cur, c.now())
-	got, err := v.Verify(p, want)
+	got, err := v.Verify(context.Background(), p, want)
 	if err != nil || got.Nonce != cur {
 		t.Fatalf("current nonce: %+v, %v", got, err)
 	}
 	// Without nonces required, a nonce in a proof is ignored.
-	if _, err := NewVerifier(Options{Now: c.now}).Verify(p, want); err != nil {
+	if _, err := NewVerifier(Options{Now: c.now}).Verify(context.Background(), p, want); err != nil {
 		t.Fatalf("nonce not required: %v", err)
 	}
 	if _, ok := NewVerifier(Options{}).Nonce(); ok {

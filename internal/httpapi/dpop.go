@@ -46,13 +46,16 @@ func (a *API) checkDPoP(r *http.Request, c *Caller, tok string, dpopScheme bool)
 	if len(proofs) != 1 {
 		return refuse("invalid_dpop_proof", "exactly one DPoP proof header is required")
 	}
-	_, err := a.deps.DPoP.Verify(proofs[0], dpop.Expect{Method: r.Method, URL: RequestURL(r), AccessToken: tok, JKT: c.JKT})
+	_, err := a.deps.DPoP.Verify(ctx, proofs[0], dpop.Expect{Method: r.Method, URL: RequestURL(r), AccessToken: tok, JKT: c.JKT})
 	switch {
 	case errors.Is(err, dpop.ErrUseNonce):
 		return refuse("use_dpop_nonce", "a fresh server nonce is required: sign a new proof with the nonce of the DPoP-Nonce header")
 	case errors.Is(err, dpop.ErrBusy):
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 5 * time.Second,
 			Message: "too many DPoP proofs in flight; retry shortly", Err: err}
+	case errors.Is(err, dpop.ErrUnavailable):
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: time.Second,
+			Message: "the DPoP proof could not be recorded against replay; retry shortly with a new proof"}
 	case errors.Is(err, dpop.ErrInvalid):
 		return refuse("invalid_dpop_proof", err.Error())
 	case err != nil: // the request's own URL did not parse (a bad Host)

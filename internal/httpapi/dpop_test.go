@@ -38,7 +38,9 @@ func (f dpopAuth) Authenticate(_ context.Context, bearer string, _ netip.Addr) (
 	return nil, errors.New("bad token")
 }
 
-func dpopAPI(t *testing.T, jkt string, publicURL *url.URL, proxies []netip.Prefix) (*API, *fakeAudit) {
+// dpopAPI serves two routes needing a token, with v (nil: a verifier with
+// the defaults) checking DPoP proofs.
+func dpopAPI(t *testing.T, v *dpop.Verifier, jkt string, publicURL *url.URL, proxies []netip.Prefix) (*API, *fakeAudit) {
 	t.Helper()
 	audit := &fakeAudit{}
 	routes := []Route{
@@ -48,7 +50,10 @@ func dpopAPI(t *testing.T, jkt string, publicURL *url.URL, proxies []netip.Prefi
 		{Pattern: "POST /v1/gateway/{integration}/{path...}", AnyToken: true, Action: "proxy", Resource: static("integrations/maps"),
 			Raw: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }},
 	}
-	return New(Deps{Auth: dpopAuth{jkt: jkt}, Authz: fakeAuthz{}, Audit: audit, DPoP: dpop.NewVerifier(dpop.Options{}),
+	if v == nil {
+		v = dpop.NewVerifier(dpop.Options{})
+	}
+	return New(Deps{Auth: dpopAuth{jkt: jkt}, Authz: fakeAuthz{}, Audit: audit, DPoP: v,
 		PublicURL: publicURL, TrustedProxies: proxies}, routes), audit
 }
 
@@ -56,7 +61,7 @@ func TestDPoPAtTheEdge(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	jkt, _ := dpop.Thumbprint(jose.JSONWebKey{Key: &key.PublicKey})
-	api, audit := dpopAPI(t, jkt, nil, nil)
+	api, audit := dpopAPI(t, nil, jkt, nil, nil)
 	const base = "http://keyward.test"
 
 	proof := func(k *ecdsa.PrivateKey, method, u, tok string, at time.Time) string {
@@ -171,7 +176,7 @@ func TestRequestURL(t *testing.T) {
 		"public URL wins":        {pub: pub, proxies: proxy, remote: "10.1.2.3:1234", xfp: "http", want: "https://keyward.example.com/kw/v1/self"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			api, _ := dpopAPI(t, "", tc.pub, tc.proxies)
+			api, _ := dpopAPI(t, nil, "", tc.pub, tc.proxies)
 			r := httptest.NewRequest("GET", "http://keyward.test/v1/self?q=1", nil)
 			r.RemoteAddr = tc.remote
 			if tc.tls {
@@ -211,4 +216,34 @@ func FuzzOAuthForm(f *testing.F) {
 			}
 		}
 	})
+}
+
+// failingStore is a shared replay store that cannot be written.
+type failingStore struct{}
+
+func (failingStore) Claim(context.Context, [16]byte, time.Time) (bool, error) {
+	return false, errors.New("pq: connection refused to 10.1.2.3")
+}
+
+// When the cluster's replay store cannot record a proof, the call is
+// refused with 503 and Retry-After, without the store's error.
+func TestDPoPReplayStoreDown(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jkt, _ := dpop.Thumbprint(jose.JSONWebKey{Key: &key.PublicKey})
+	api, _ := dpopAPI(t, dpop.NewVerifier(dpop.Options{Shared: failingStore{}}), jkt, nil, nil)
+	p, err := dpop.NewProof(key, "GET", "http://keyward.test/v1/self", boundTok, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "http://keyward.test/v1/self", nil)
+	r.Header.Set("Authorization", "DPoP "+boundTok)
+	r.Header.Set("DPoP", p)
+	w := httptest.NewRecorder()
+	api.ServeHTTP(w, r)
+	if w.Code != 503 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "could not be recorded") {
+		t.Fatalf("= %d (Retry-After %q) %s; want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if strings.Contains(w.Body.String(), "10.1.2.3") {
+		t.Fatalf("the answer quotes the store's error: %s", w.Body)
+	}
 }

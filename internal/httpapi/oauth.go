@@ -289,7 +289,7 @@ func (o *OAuth) exchange(r *http.Request) (int, any, *OAuthError) {
 		if o.DPoP == nil {
 			return 0, nil, oauthErr(http.StatusBadRequest, "invalid_dpop_proof", "this server does not accept DPoP proofs")
 		}
-		proof, err := o.DPoP.Verify(proofs[0], dpop.Expect{Method: r.Method, URL: RequestURL(r)})
+		proof, err := o.DPoP.Verify(ctx, proofs[0], dpop.Expect{Method: r.Method, URL: RequestURL(r)})
 		switch {
 		case errors.Is(err, dpop.ErrUseNonce):
 			// RFC 9449 §8: the client retries with this nonce.
@@ -299,6 +299,10 @@ func (o *OAuth) exchange(r *http.Request) (int, any, *OAuthError) {
 		case errors.Is(err, dpop.ErrBusy):
 			e := oauthErr(http.StatusServiceUnavailable, "temporarily_unavailable", "too many DPoP proofs in flight; retry shortly")
 			e.retryAfter = 5 * time.Second
+			return 0, nil, e
+		case errors.Is(err, dpop.ErrUnavailable):
+			e := oauthErr(http.StatusServiceUnavailable, "temporarily_unavailable", "the DPoP proof could not be recorded against replay; retry shortly with a new proof")
+			e.retryAfter = time.Second
 			return 0, nil, e
 		case err != nil:
 			return 0, nil, oauthErr(http.StatusBadRequest, "invalid_dpop_proof", "%s", dpopReason(err))

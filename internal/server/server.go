@@ -189,8 +189,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	go n.apikeys.Run(bg, func(err error) { log.Warn("recording API key last uses failed", "err", err) })
 
 	// One DPoP verifier (and so one replay cache) for the edge and the
-	// token endpoint: a proof is accepted once on this node, wherever.
+	// token endpoint: a proof is accepted once on this node, wherever; on
+	// PostgreSQL, once in the whole cluster sharing the database.
 	dopts := dpop.Options{}
+	if n.store.Backend() == storage.Postgres {
+		shared := sharedReplay{st: n.store, log: log, now: time.Now}
+		dopts.Shared = shared
+		go shared.sweepEvery(bg, time.Minute)
+	}
 	if cfg.DPoPNonce {
 		// Stateless nonces under the barrier's MAC key: every node of the
 		// cluster issues and accepts the same ones.

@@ -81,7 +81,13 @@ func start(t *testing.T, cfg config.Config, logw io.Writer) *running {
 		logw = io.Discard
 	}
 	log := slog.New(redact.NewHandler(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	node, err := New(t.Context(), cfg, Options{Log: log, Banner: logw})
+	return startOpts(t, cfg, Options{Log: log, Banner: logw})
+}
+
+// startOpts is start with the node's Options given.
+func startOpts(t *testing.T, cfg config.Config, opts Options) *running {
+	t.Helper()
+	node, err := New(t.Context(), cfg, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
