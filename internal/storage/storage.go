@@ -33,6 +33,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"time"
 )
 
@@ -100,6 +101,17 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases connections; in-flight transactions finish first.
 	Close() error
+}
+
+// Snapshotter is a Store that can copy its whole database to a file: the
+// SQLite backend. A PostgreSQL database is backed up with PostgreSQL's tools.
+type Snapshotter interface {
+	// Snapshot writes a consistent copy of the database, as it was at one
+	// moment, to a new temporary file beside it (mode 0600, in the data
+	// directory) and returns it open for reading, at its start. The caller
+	// closes it and removes it (os.Remove(f.Name())). Writes go on while it
+	// is made.
+	Snapshot(ctx context.Context) (*os.File, error)
 }
 
 // Tx is one transaction. Query texts use $1..$n placeholders on both backends.

@@ -170,6 +170,45 @@ func Open(ctx context.Context, path string, opts storage.Options) (*Store, error
 	return s, nil
 }
 
+// Snapshot implements storage.Snapshotter with VACUUM INTO, through a
+// connection of its own (the readers are query_only, which VACUUM INTO
+// refuses; the writer must stay free): it reads one snapshot of the
+// database (WAL included) while writes go on, and writes it compacted,
+// without free pages, so deleted rows' leftovers are not copied. The copy
+// is an ordinary SQLite database (rollback journal); opened as a keyward
+// data file it is switched to WAL like any other.
+func (s *Store) Snapshot(ctx context.Context) (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Dir(s.path), ".keyward-snapshot-*.db")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: snapshot: %w", unwrapPath(err))
+	}
+	name := f.Name()
+	f.Close() // empty and 0600: VACUUM INTO fills it and keeps its mode
+	fail := func(err error) (*os.File, error) {
+		os.Remove(name)
+		return nil, fmt.Errorf("sqlite: snapshot: %w", err)
+	}
+	db, err := sql.Open("sqlite", dsn(s.path, url.Values{
+		"_busy_timeout": {strconv.Itoa(busyTimeoutMS)},
+		"_pragma":       {"trusted_schema(0)"},
+	}))
+	if err != nil {
+		return fail(err)
+	}
+	db.SetMaxOpenConns(1)
+	_, err = db.ExecContext(ctx, "VACUUM INTO ?", name)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if f, err = os.Open(name); err != nil {
+		return fail(unwrapPath(err))
+	}
+	return f, nil
+}
+
 // dsn builds a modernc DSN as a file: URI, so that any path (even one with
 // '?' or '#') is passed to SQLite intact.
 func dsn(path string, q url.Values) string {

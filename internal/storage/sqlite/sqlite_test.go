@@ -326,3 +326,46 @@ func TestRawContains(t *testing.T) {
 		t.Error("written value not found after Close")
 	}
 }
+
+// A snapshot holds what was committed when it was made (including what is
+// still in the WAL), not what came after; it is 0600, beside the database,
+// and opens as a keyward database of its own.
+func TestSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, filepath.Join(dir, "keyward.db"))
+	put(t, s, "before", "in the snapshot")
+	f, err := s.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	f.Close()
+	put(t, s, "after", "not in it")
+	if filepath.Dir(f.Name()) != dir {
+		t.Errorf("snapshot at %s, want it in the data directory %s", f.Name(), dir)
+	}
+	fi, err := os.Stat(f.Name())
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("snapshot mode: %v, %v; want 0600", fi.Mode(), err)
+	}
+	restored := filepath.Join(t.TempDir(), "keyward.db")
+	if err := os.Rename(f.Name(), restored); err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, restored)
+	get := func(k string) (string, error) {
+		var v []byte
+		err := r.Read(t.Context(), func(tx storage.Tx) error {
+			var err error
+			v, err = storage.GetSys(t.Context(), tx, k)
+			return err
+		})
+		return string(v), err
+	}
+	if v, err := get("before"); err != nil || v != "in the snapshot" {
+		t.Errorf("before = %q, %v", v, err)
+	}
+	if _, err := get("after"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a write after the snapshot is in it: %v", err)
+	}
+}
