@@ -690,6 +690,9 @@ func (s *reqState) setRateHeaders(h http.Header) {
 // finish audits the request and writes the response.
 func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status int, body any, err error) {
 	s := state(r.Context())
+	if st, ok := body.(*Stream); ok {
+		defer st.Body.Close()
+	}
 	var herr *Error
 	if err != nil {
 		herr = a.deps.Errors.Translate(err)
@@ -725,6 +728,10 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 	}
 	if status == http.StatusNoContent || body == nil {
 		w.WriteHeader(status)
+		return
+	}
+	if st, ok := body.(*Stream); ok {
+		st.send(w, status)
 		return
 	}
 	writeJSON(w, status, body)
