@@ -235,6 +235,13 @@ func (c *Client) do1(ctx context.Context, method, path string, query url.Values,
 			ok = true
 		}
 	}
+	if dl, isDL := out.(*download); isDL && ok {
+		dl.header = resp.Header
+		if _, err := io.Copy(dl.w, resp.Body); err != nil {
+			return resp.StatusCode, fmt.Errorf("client: reading response: %w", err)
+		}
+		return resp.StatusCode, nil
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return resp.StatusCode, fmt.Errorf("client: reading response: %w", err)
@@ -266,6 +273,13 @@ func (c *Client) do1(ctx context.Context, method, path string, query url.Values,
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// download is do's out for an answer that is not JSON: its body is copied
+// to w (unbounded) and its headers kept.
+type download struct {
+	w      io.Writer
+	header http.Header
 }
 
 // plainMessage is the message of an error answer that is not keyward's

@@ -127,6 +127,15 @@ func saveToken(env *Env, tok string) (string, error) {
 // then renamed over path, so a crash never leaves a partial file and a file
 // others could read is not reused.
 func writePrivateFile(path string, data []byte) error {
+	return writePrivateFileFrom(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writePrivateFileFrom is writePrivateFile with the content written by
+// write, streamed; when write fails, path is left as it was.
+func writePrivateFileFrom(path string, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -135,7 +144,7 @@ func writePrivateFile(path string, data []byte) error {
 	tmp := f.Name()
 	err = f.Chmod(0o600) // CreateTemp's mode, whatever the platform
 	if err == nil {
-		_, err = f.Write(data)
+		err = write(f)
 	}
 	if err == nil {
 		err = f.Sync()

@@ -2,7 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/keyward/keyward/client"
 
 	"github.com/spf13/cobra"
 )
@@ -11,7 +17,7 @@ func newOperatorCmd(env *Env) *cobra.Command {
 	g := &globals{}
 	cmd := &cobra.Command{
 		Use:   "operator",
-		Short: "Initialise, unseal, seal and rotate a keyward server",
+		Short: "Initialise, unseal, seal, rotate and back up a keyward server",
 		Long: `Operator commands manage the server's barrier.
 
 A new server is initialised once with 'keyward operator init', which prints the
@@ -21,7 +27,7 @@ run once per share until the threshold is reached.`,
 	}
 	addGlobals(cmd, g)
 	cmd.AddCommand(newOperatorInitCmd(env, g), newOperatorUnsealCmd(env, g), newOperatorSealCmd(env, g),
-		newOperatorRotateCmd(env, g), newOperatorStatusCmd(env, g))
+		newOperatorRotateCmd(env, g), newOperatorStatusCmd(env, g), newOperatorBackupCmd(env, g))
 	return cmd
 }
 
@@ -207,4 +213,75 @@ func newOperatorStatusCmd(env *Env, g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newOperatorBackupCmd(env *Env, g *globals) *cobra.Command {
+	var force, quiet bool
+	cmd := &cobra.Command{
+		Use:   "backup FILE",
+		Short: "Download a consistent copy of the server's database (needs admin on sys/backup)",
+		Long: `Download a consistent copy of the server's SQLite database, made while it
+keeps serving, to FILE: mode 0600, written whole or not at all, and checked
+against the SHA-256 the server sent (also in the audit entry of the
+download). -o json prints the file, its size and its SHA-256.
+
+The copy holds what the database holds: secrets encrypted under the keyring,
+the keyring sealed under the root key, hashes of tokens and API keys, and the
+audit log. It opens only with the unseal keys: keep them apart from backups.
+To restore, stop the server, put the file in its data directory as
+keyward.db (no keyward.db-wal or keyward.db-shm beside it), start it and
+unseal (docs/operations.md, "Backup and restore").
+
+A server on PostgreSQL refuses: back it up with PostgreSQL's own tools.`,
+		Example: `  keyward operator backup /backups/keyward-$(date +%F).db`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			output := args[0]
+			if _, err := os.Lstat(output); err == nil && !force {
+				return fmt.Errorf("%s exists; choose another name or pass --force to replace it", output)
+			}
+			asJSON, c, err := g.setup(env)
+			if err != nil {
+				return err
+			}
+			var got atomic.Int64
+			prog := startProgress(env, quiet || asJSON, func(elapsed time.Duration) string {
+				if n := got.Load(); n > 0 {
+					return fmt.Sprintf("downloading the backup… %.1f MB, %s", float64(n)/1e6, elapsed.Round(time.Second))
+				}
+				return fmt.Sprintf("the server is copying its database… %s", elapsed.Round(time.Second))
+			})
+			var info *client.BackupInfo
+			err = writePrivateFileFrom(output, func(w io.Writer) error {
+				var err error
+				info, err = c.Backup(cmd.Context(), &countWriter{w: w, n: &got})
+				return err
+			})
+			prog.stop()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(env.Stdout, map[string]any{"file": output, "bytes": info.Bytes, "sha256": info.SHA256})
+			}
+			fmt.Fprintf(env.Stdout, "Backup written to %s (%d bytes, SHA-256 %s)\n", output, info.Bytes, info.SHA256)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&force, "force", false, "replace FILE when it exists")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress on standard error")
+	return cmd
+}
+
+// countWriter counts what goes through it into n (read by a progress line).
+type countWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }

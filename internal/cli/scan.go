@@ -280,7 +280,9 @@ func runScan(ctx context.Context, env *Env, fl *scanFlags, args []string) (int, 
 	}
 
 	col := &collector{maxPerFile: fl.maxPerFile}
-	prog := startProgress(env, fl.quiet, col)
+	prog := startProgress(env, fl.quiet, func(elapsed time.Duration) string {
+		return fmt.Sprintf("scanning… %.1f MB, %d findings, %s", float64(col.bytes.Load())/1e6, col.count.Load(), elapsed.Round(time.Second))
+	})
 	st, err := runSource(ctx, env, plan, fl, eng, col)
 	prog.stop()
 	if _, engErr := eng.get(); engErr != nil {
@@ -574,14 +576,16 @@ func version() string {
 	return ""
 }
 
-// progress writes a status line to a terminal's standard error while a scan
-// that has run for over a second goes on.
+// progress writes a status line to a terminal's standard error while work
+// that has run for over a second goes on (a scan, a backup's download).
 type progress struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 }
 
-func startProgress(env *Env, quiet bool, col *collector) *progress {
+// startProgress shows line(elapsed) every 250 ms from the first second on,
+// unless quiet or standard error is not a terminal; stop clears it.
+func startProgress(env *Env, quiet bool, line func(elapsed time.Duration) string) *progress {
 	p := &progress{done: make(chan struct{})}
 	if quiet || !isTerminal(env.Stderr) {
 		return p
@@ -598,8 +602,7 @@ func startProgress(env *Env, quiet bool, col *collector) *progress {
 		tick := time.NewTicker(250 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			fmt.Fprintf(env.Stderr, "\r\x1b[Kscanning… %.1f MB, %d findings, %s",
-				float64(col.bytes.Load())/1e6, col.count.Load(), time.Since(start).Round(time.Second))
+			fmt.Fprint(env.Stderr, "\r\x1b[K"+line(time.Since(start)))
 			select {
 			case <-p.done:
 				fmt.Fprint(env.Stderr, "\r\x1b[K")
