@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/internal/redact"
 	"github.com/keyward/keyward/internal/server"
+	"github.com/keyward/keyward/internal/storage/sqlite"
 	"github.com/keyward/keyward/internal/version"
 	"github.com/spf13/cobra"
 )
@@ -74,6 +77,59 @@ keys are wiped from memory and storage is closed.`,
 		},
 	}
 	config.RegisterFlags(cmd.Flags())
+	cmd.AddCommand(newRestoreCmd(env))
+	return cmd
+}
+
+func newRestoreCmd(env *cli.Env) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "restore FILE",
+		Short: "Replace a stopped server's database with a backup (keyward operator backup)",
+		Long: `Replace the SQLite database of a stopped server with a backup made by
+'keyward operator backup'. The data directory comes from --data, $KEYWARD_DATA
+or the config file, as for 'keyward server'.
+
+The backup is checked first: SQLite must find it intact, and it must hold a
+keyward schema no newer than this keyward's, of a server that was
+initialised. The database in the way is renamed keyward.db.pre-restore-TIME,
+never deleted, and the backup is copied in whole or not at all (mode 0600).
+
+A server that is running (or crashed) has keyward.db-wal and keyward.db-shm
+beside its database; restore refuses then, since SQLite would apply that WAL
+to the restored file. Stop the server first. If it crashed, start and stop it
+once, or pass --force to set those files aside too.
+
+Then start the server and unseal it with the unseal keys of the backup (in
+dev mode, the dev-unseal.key it was made with). See docs/operations.md,
+"Backup and restore".`,
+		Example: `  keyward server restore --data /var/lib/keyward /backups/keyward-2026-12-06.db`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(cmd.Flags(), env.Getenv)
+			if err != nil {
+				return cli.Usagef("%v", err)
+			}
+			if cfg.IsPostgres() {
+				return errors.New("this server stores its data in PostgreSQL: restore it with PostgreSQL's own tools (see docs/operations.md)")
+			}
+			db := filepath.Join(cfg.DataDir, server.DatabaseFile)
+			res, err := sqlite.Restore(cmd.Context(), args[0], db, force)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "Restored %s from %s (schema migration %d).\n", db, args[0], res.Migration)
+			for _, p := range res.SetAside {
+				fmt.Fprintf(env.Stdout, "Set aside: %s\n", p)
+			}
+			fmt.Fprintln(env.Stdout, "Start the server and unseal it with the unseal keys of the backup.")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.String("data", config.Defaults().DataDir, "data directory of the server to restore")
+	f.String("config", "", "config file (TOML) naming the data directory")
+	f.BoolVar(&force, "force", false, "also set aside a keyward.db-wal and keyward.db-shm left by a crashed server")
 	return cmd
 }
 

@@ -228,9 +228,9 @@ download). -o json prints the file, its size and its SHA-256.
 The copy holds what the database holds: secrets encrypted under the keyring,
 the keyring sealed under the root key, hashes of tokens and API keys, and the
 audit log. It opens only with the unseal keys: keep them apart from backups.
-To restore, stop the server, put the file in its data directory as
-keyward.db (no keyward.db-wal or keyward.db-shm beside it), start it and
-unseal (docs/operations.md, "Backup and restore").
+To restore, stop the server, run 'keyward server restore --data DIR FILE'
+on its machine, start it and unseal (docs/operations.md, "Backup and
+restore").
 
 A server on PostgreSQL refuses: back it up with PostgreSQL's own tools.`,
 		Example: `  keyward operator backup /backups/keyward-$(date +%F).db`,

@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	case cfg.IsPostgres():
 		n.store, err = postgres.Open(ctx, cfg.Storage, sopts)
 	default:
-		n.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "keyward.db"), sopts)
+		n.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile), sopts)
 	}
 	if err != nil {
 		return nil, err
@@ -539,6 +539,9 @@ func (n *Node) httpServer(h http.Handler, tlsConf *tls.Config) *http.Server {
 		TLSConfig:         tlsConf,
 	}
 }
+
+// DatabaseFile is the SQLite database's name in the data directory.
+const DatabaseFile = "keyward.db"
 
 // prepareDataDir creates the data directory (0700) and checks that it is
 // writable, so a bad --data fails at start with a clear message.
