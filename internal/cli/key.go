@@ -166,7 +166,7 @@ the quota) at the start of each UTC day or month.`,
 	f.StringVar(&req.Owner, "owner", "", "who the key is for (a partner, a customer id); returned by verify")
 	f.StringArrayVar(&req.Scopes, "scope", nil, "a resource the key may proxy to, e.g. integrations/maps (repeatable, required)")
 	f.StringVar(&req.TTL, "ttl", "", "lifetime, e.g. 90d, 2w, 12h (default: never expires)")
-	f.StringVar(&req.Rate, "rate", "", "rate limit per node, e.g. 100/min (default: none)")
+	f.StringVar(&req.Rate, "rate", "", "rate limit, e.g. 100/min (default: none)")
 	f.Int64Var(&req.Quota, "quota", 0, "number of uses in all (default: unlimited)")
 	f.StringVar(&req.Refill, "refill", "", "reset the quota daily or monthly (UTC)")
 	f.Int64Var(&req.RefillAmount, "refill-amount", 0, "what a refill resets the quota to (default: --quota)")
@@ -456,7 +456,7 @@ func printKeyInfo(w io.Writer, k *client.KeyInfo) {
 	line("Scopes", listOrNone(k.Scopes))
 	line("Expires", expiry(k.ExpiresAt))
 	if k.Rate != "" {
-		line("Rate limit", k.Rate+" per node")
+		line("Rate limit", k.Rate)
 	}
 	if k.Quota > 0 {
 		q := fmt.Sprintf("%d", k.Quota)

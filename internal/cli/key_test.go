@@ -25,7 +25,7 @@ func TestKeyCreate(t *testing.T) {
 	r := h.must("", "key", "create", "-p", "shop", "-e", "prod", "--name", "acme", "--scope", "integrations/maps", "--ttl", "90d",
 		"--rate", "100/min", "--quota", "10000", "--refill", "monthly", "--cidr", "10.0.0.0/8", "--meta", `{"team":"x"}`, "--owner", "acme-corp")
 	for _, want := range []string{"Key:          " + testKey, "ID:           key_AAAAAAAAAAAAAAAAAAAA", "shop/prod (live key)",
-		"Rate limit:   100/min per node", "Quota:        10000 of 10000 left, refilled monthly to 10000", `Meta:         {"team":"x"}`} {
+		"Rate limit:   100/min", "Quota:        10000 of 10000 left, refilled monthly to 10000", `Meta:         {"team":"x"}`} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 		}

@@ -112,7 +112,7 @@ inherit its parent's meta.`,
 			fmt.Fprintf(w, "Policies:   %s\n", listOrNone(it.Policies))
 			fmt.Fprintf(w, "Expires:    %s\n", expiry(it.ExpiresAt))
 			if it.Rate != "" {
-				fmt.Fprintf(w, "Rate limit: %s per node\n", it.Rate)
+				fmt.Fprintf(w, "Rate limit: %s\n", it.Rate)
 			}
 			fmt.Fprintln(env.Stderr, "The token is shown once: hand it over now. Its accessor names it later.")
 			return nil
@@ -169,7 +169,7 @@ func printTokenInfo(w io.Writer, ti *client.TokenInfo) {
 		line("Uses", fmt.Sprintf("%d of %d", ti.Uses, ti.MaxUses))
 	}
 	if ti.Rate != "" {
-		line("Rate limit", ti.Rate+" per node")
+		line("Rate limit", ti.Rate)
 	}
 	if len(ti.BoundEnvs) > 0 {
 		line("Bound envs", strings.Join(ti.BoundEnvs, ", "))
@@ -395,7 +395,7 @@ sys/introspect.`,
 				line("Bound key", in.Cnf.JKT)
 			}
 			if in.Rate != "" {
-				line("Rate limit", in.Rate+" per node")
+				line("Rate limit", in.Rate)
 			}
 			return nil
 		},

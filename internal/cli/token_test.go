@@ -15,7 +15,7 @@ func TestTokenCreate(t *testing.T) {
 	r := h.must("", "token", "create", "--policy", "dev", "--policy", "ops", "--ttl", "10m", "--max-ttl", "1h",
 		"--bound-env", "staging", "--bound-cidr", "10.0.0.0/8", "--max-uses", "3", "--rate", "100/min")
 	for _, want := range []string{"Token:      kwt_issuedtokenvalue", "Accessor:   acc123", "Policies:   dev, ops", "Expires:    2099-01-01T00:00:00Z",
-		"Rate limit: 100/min per node"} {
+		"Rate limit: 100/min"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 		}
@@ -114,7 +114,7 @@ func TestTokenLookupRenewRevoke(t *testing.T) {
 
 	r := h.must("", "token", "lookup")
 	for _, want := range []string{"Accessor:     acc123", "Principal:    user:alice", "Policies:     dev", "TTL:          15m0s", "Renewable:    yes", "Uses:         2 of 5", "Bound CIDRs:  10.0.0.0/8",
-		"Rate limit:   60/min per node", "Meta:         client_id=kwsvc-1\n              team=payments\n"} {
+		"Rate limit:   60/min", "Meta:         client_id=kwsvc-1\n              team=payments\n"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("lookup lacks %q:\n%s", want, r.stdout)
 		}
@@ -190,7 +190,7 @@ func TestTokenIntrospect(t *testing.T) {
 	h.fake.handle("POST /v1/oauth/introspect", 200, `{"active":true,"scope":"maps-proxy","token_type":"DPoP","sub":"jwt:corp/alice","exp":4070908800,"client_id":"maps-ios","cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},"rate":"100/min"}`)
 	r := h.must("kwt_presented\n", "token", "introspect")
 	for _, want := range []string{"Active:     yes", "Subject:    jwt:corp/alice", "Policies:   maps-proxy", "Type:       DPoP", "Expires:    2099-01-01T00:00:00Z", "Bound key:  0ZcOCORZNYy",
-		"Rate limit: 100/min per node"} {
+		"Rate limit: 100/min"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 		}

@@ -52,7 +52,7 @@ type TokenInfo struct {
 	RevokedAt    *time.Time        `json:"revoked_at,omitempty"`
 	// Cnf names the client key a DPoP-bound token is bound to.
 	Cnf *Confirmation `json:"cnf,omitempty"`
-	// Rate is the token's own rate limit ("100/min"), counted on each node.
+	// Rate is the token's own rate limit ("100/min"), counted on each node and shared by the nodes of a cluster.
 	Rate string `json:"rate,omitempty"`
 }
 

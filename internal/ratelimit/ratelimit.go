@@ -16,9 +16,13 @@
 //     shard that reaches its share of MaxKeys first drops such idle keys; if
 //     every key is busy it drops an arbitrary eighth of them, which hands
 //     those keys a fresh budget (counted in Stats.Forced).
-//   - State is per process. With N keyward nodes behind a load balancer a key
-//     may make up to N times its rate; quotas, which need exactness, are
-//     counted in storage instead (internal/apikey).
+//   - State is per process. Nodes that share their spending make a
+//     cluster-wide limit: Drain hands over what this limiter admitted since
+//     the last Drain, and Debit charges a key for what other nodes admitted
+//     (internal/server does this through the database on PostgreSQL), so
+//     the cluster admits the limit plus at most what each node admits
+//     between two exchanges. Quotas, which need exactness, are counted in
+//     storage instead (internal/apikey).
 //
 // The package imports no keyward package; any package may import it.
 package ratelimit
@@ -204,9 +208,17 @@ func Strictest(a, b Decision) Decision {
 const numShards = 64
 
 type shard struct {
-	mu  sync.Mutex
-	tat map[string]int64 // nanoseconds since Limiter.epoch
-	_   [64 - 16]byte    // keep shards on separate cache lines
+	mu    sync.Mutex
+	tat   map[string]cell
+	dirty []string      // keys admitted since the last Drain (Options.Share)
+	_     [64 - 40]byte // keep shards on separate cache lines
+}
+
+// cell is a key's state.
+type cell struct {
+	tat   int64 // theoretical arrival time, nanoseconds since Limiter.epoch
+	t     int64 // emission interval of the limit last applied, nanoseconds
+	spent int64 // admissions since the last Drain
 }
 
 // Options tune a Limiter.
@@ -215,6 +227,9 @@ type Options struct {
 	MaxKeys int
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Share counts admissions for Drain. Set it only when something calls
+	// Drain regularly: a key with admissions not yet drained is kept.
+	Share bool
 }
 
 // Limiter limits many keys independently. It is safe for concurrent use.
@@ -224,6 +239,7 @@ type Limiter struct {
 	now      func() time.Time
 	epoch    time.Time
 	perShard int
+	share    int64 // 1 with Options.Share: what an admission adds to spent
 
 	statsMu sync.Mutex
 	forced  int64
@@ -238,9 +254,12 @@ func New(opts Options) *Limiter {
 		opts.Now = time.Now
 	}
 	l := &Limiter{seed: maphash.MakeSeed(), now: opts.Now, perShard: max(opts.MaxKeys/numShards, 1)}
+	if opts.Share {
+		l.share = 1
+	}
 	l.epoch = l.now()
 	for i := range l.shards {
-		l.shards[i].tat = map[string]int64{}
+		l.shards[i].tat = map[string]cell{}
 	}
 	return l
 }
@@ -289,10 +308,8 @@ func (l *Limiter) take(key string, lim Limit, at time.Time, consume bool) Decisi
 	now := l.since(at)
 	sh := l.shard(key)
 	sh.mu.Lock()
-	tat, known := sh.tat[key]
-	if tat < now {
-		tat = now
-	}
+	c, known := sh.tat[key]
+	tat := max(c.tat, now)
 	next := tat + t
 	diff := next - now
 	if diff > tau {
@@ -305,7 +322,10 @@ func (l *Limiter) take(key string, lim Limit, at time.Time, consume bool) Decisi
 		if !known && len(sh.tat) >= l.perShard {
 			l.evict(sh, now)
 		}
-		sh.tat[key] = next
+		if l.share != 0 && c.spent == 0 {
+			sh.dirty = append(sh.dirty, key)
+		}
+		sh.tat[key] = cell{tat: next, t: t, spent: c.spent + l.share}
 	} else {
 		diff = tat - now // nothing consumed: report the state as it is
 	}
@@ -316,10 +336,14 @@ func (l *Limiter) take(key string, lim Limit, at time.Time, consume bool) Decisi
 	return d
 }
 
+// idle reports whether c is fully replenished at now and has nothing left
+// to Drain: dropping it loses nothing.
+func (c cell) idle(now int64) bool { return c.tat <= now && c.spent == 0 }
+
 // evict makes room in a full shard; sh.mu is held.
 func (l *Limiter) evict(sh *shard, now int64) {
-	for k, tat := range sh.tat {
-		if tat <= now {
+	for k, c := range sh.tat {
+		if c.idle(now) {
 			delete(sh.tat, k)
 		}
 	}
@@ -345,13 +369,71 @@ func (l *Limiter) Sweep() {
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
-		for k, tat := range sh.tat {
-			if tat <= now {
+		for k, c := range sh.tat {
+			if c.idle(now) {
 				delete(sh.tat, k)
 			}
 		}
 		sh.mu.Unlock()
 	}
+}
+
+// Spent is what a limiter admitted for one key since the last Drain.
+type Spent struct {
+	Key string
+	// Interval is the time one request takes of the key's limit (its
+	// period divided by its count), as last applied.
+	Interval time.Duration
+	N        int64
+}
+
+// Drain returns what was admitted since the last Drain, key by key, and
+// starts counting afresh (nothing unless Options.Share).
+func (l *Limiter) Drain() []Spent {
+	var out []Spent
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		for _, k := range sh.dirty {
+			if c, ok := sh.tat[k]; ok && c.spent > 0 {
+				out = append(out, Spent{Key: k, Interval: time.Duration(c.t), N: c.spent})
+				c.spent = 0
+				sh.tat[k] = c
+			}
+		}
+		clear(sh.dirty)
+		sh.dirty = sh.dirty[:0]
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+// Debit charges key n requests of interval each that were admitted
+// elsewhere (by another node), as though admitted here now: the key's
+// next admissions wait for them. They are not counted for Drain.
+func (l *Limiter) Debit(key string, interval time.Duration, n int64) {
+	if n <= 0 || interval <= 0 {
+		return
+	}
+	now := l.since(l.now())
+	// Capped so that no amount of remote spending can overflow the
+	// arrival time: a key is never held back more than MaxPeriod.
+	add := int64(MaxPeriod)
+	if n < add/int64(interval) {
+		add = n * int64(interval)
+	}
+	sh := l.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c, known := sh.tat[key]
+	if !known && len(sh.tat) >= l.perShard {
+		l.evict(sh, now)
+	}
+	c.tat = min(max(c.tat, now)+add, now+int64(MaxPeriod))
+	if c.t == 0 {
+		c.t = int64(interval)
+	}
+	sh.tat[key] = c
 }
 
 // Stats describes the limiter's memory.

@@ -297,3 +297,92 @@ func TestStrictest(t *testing.T) {
 		}
 	}
 }
+
+// Two limiters that exchange what they admitted (Drain on one, Debit on the
+// other, as two nodes do through storage) admit the limit between them.
+func TestDrainAndDebitShareALimit(t *testing.T) {
+	a, ca := newLimiter(Options{Share: true})
+	b, cb := newLimiter(Options{Share: true})
+	lim := Limit{Count: 100, Period: time.Minute}
+	exchange := func() {
+		for _, s := range a.Drain() {
+			b.Debit(s.Key, s.Interval, s.N)
+		}
+		for _, s := range b.Drain() {
+			a.Debit(s.Key, s.Interval, s.N)
+		}
+	}
+	admit := func(l *Limiter, n int) int {
+		ok := 0
+		for range n {
+			if l.Allow("k", lim).Allowed {
+				ok++
+			}
+		}
+		return ok
+	}
+	if got := admit(a, 60); got != 60 {
+		t.Fatalf("a admitted %d of 60", got)
+	}
+	exchange()
+	if d := b.Peek("k", lim); d.Remaining != 40 {
+		t.Fatalf("b after the exchange: %+v, want 40 remaining", d)
+	}
+	if got := admit(b, 60); got != 40 {
+		t.Fatalf("b admitted %d, want the 40 left", got)
+	}
+	exchange()
+	if got := admit(a, 10); got != 0 {
+		t.Fatalf("a admitted %d after b spent the rest", got)
+	}
+	// Drained spending is not handed over twice, and a debit is not
+	// handed back.
+	if s := a.Drain(); len(s) != 0 {
+		t.Fatalf("a drained %+v with nothing admitted since", s)
+	}
+	// Time replenishes both, one request every 600 ms.
+	ca.Add(6 * time.Second)
+	cb.Add(6 * time.Second)
+	if got := admit(a, 20); got != 10 {
+		t.Fatalf("a admitted %d after 6 s, want 10", got)
+	}
+}
+
+// A limiter without Share drains nothing and keeps no key for it; Debit
+// never overflows, however much is charged.
+func TestDrainOffAndDebitBounds(t *testing.T) {
+	l, _ := newLimiter(Options{})
+	lim := Limit{Count: 10, Period: time.Second}
+	l.Allow("k", lim)
+	if s := l.Drain(); len(s) != 0 {
+		t.Fatalf("Drain without Share = %+v", s)
+	}
+	l.Debit("k", 100*time.Millisecond, 1<<62)
+	d := l.Peek("k", lim)
+	if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > MaxPeriod {
+		t.Fatalf("after a huge debit: %+v", d)
+	}
+	l.Debit("other", 0, 5)  // no interval: ignored
+	l.Debit("other", time.Second, -1)
+	if !l.Allow("other", lim).Allowed {
+		t.Fatal("a meaningless debit held a key back")
+	}
+}
+
+// BenchmarkAllowShared is Allow with Options.Share (each key's first
+// admission after a Drain is noted), drained every 10,000 calls.
+func BenchmarkAllowShared(b *testing.B) {
+	l := New(Options{Share: true})
+	lim := Limit{Count: 1_000_000, Period: time.Second}
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = "key-" + strconv.Itoa(i)
+	}
+	i := 0
+	for b.Loop() {
+		l.Allow(keys[i%len(keys)], lim)
+		if i++; i%10_000 == 0 {
+			l.Drain()
+		}
+	}
+}

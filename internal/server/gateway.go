@@ -71,7 +71,7 @@ func (n *Node) closeGateway() {
 // integrationLimiter enforces an integration's rate (all calls through it)
 // and caller rate (the calls of each token or API key) before a call is
 // forwarded. It shares the node's limiter with tokens and API keys
-// (distinct key spaces); limits are per node.
+// (distinct key spaces), shared with the other nodes on PostgreSQL.
 type integrationLimiter struct{ lim *ratelimit.Limiter }
 
 func (l *integrationLimiter) Allow(r *http.Request, name string, rate, callerRate ratelimit.Limit) (ratelimit.Decision, error) {

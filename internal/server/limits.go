@@ -22,8 +22,9 @@ const (
 )
 
 // credentialLimits applies the limits of the credential a request was made
-// with (httpapi.Limits). Rates are counted in the node's limiter, so they
-// are per node; quotas in storage, so they are exact.
+// with (httpapi.Limits). Rates are counted in the node's limiter (shared
+// with the other nodes on PostgreSQL, ratesync.go); quotas in storage, so
+// they are exact.
 type credentialLimits struct {
 	keys *apikey.Service
 	lim  *ratelimit.Limiter

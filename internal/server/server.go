@@ -52,8 +52,8 @@ type Node struct {
 	tokens  *token.Service
 	apikeys *apikey.Service
 	// keyLimiter counts the rates of API keys, tokens and integrations on
-	// this node, in distinct key spaces (per node: with N nodes a key may
-	// make up to N times its rate).
+	// this node, in distinct key spaces; on PostgreSQL it also charges what
+	// the other nodes admitted (ratesync.go).
 	keyLimiter *ratelimit.Limiter
 	policies   *policy.Service
 	identity   *identity.Manager
@@ -158,7 +158,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	n.startGateway()
 	n.tokens = token.New(n.store, n.barrier, token.Options{MaxTTL: identity.MaxTokenTTL})
 	n.tokens.OnFill = func(t *token.Token) { t.Ext = callerOf(t) }
-	n.keyLimiter = ratelimit.New(ratelimit.Options{})
+	// On PostgreSQL the nodes share what their limiters admit (ratesync.go).
+	n.keyLimiter = ratelimit.New(ratelimit.Options{Share: n.store.Backend() == storage.Postgres})
 	n.apikeys = apikey.New(n.store, n.barrier, apikey.Options{EnvExists: n.envExists, Limiter: n.keyLimiter})
 	n.apikeys.OnFill = func(k *apikey.Key) { k.Ext = keyCallerOf(k) }
 	n.identity = identity.New(n.store, n.barrier, n.barrier, identity.Options{
@@ -186,6 +187,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		n.usage.Run(bg, monitor.DefaultFlushEvery, func(err error) { log.Warn("writing usage counts failed", "err", err) })
 	}()
 	go n.housekeeping(bg, time.Hour)
+	if n.store.Backend() == storage.Postgres {
+		go newRateSync(n.store, n.keyLimiter, log).run(bg)
+	}
 	go n.apikeys.Run(bg, func(err error) { log.Warn("recording API key last uses failed", "err", err) })
 
 	// One DPoP verifier (and so one replay cache) for the edge and the

@@ -1,0 +1,123 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/ratelimit"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/storagetest"
+)
+
+// Nodes that exchange their spending through rate_spend admit a limit
+// between them; a node that starts later does not charge history.
+func TestRateSyncSharesSpending(t *testing.T) {
+	url, schema := storagetest.PostgresSchema(t)
+	st, err := postgres.Open(t.Context(), url, storage.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := t.Context()
+	node := func() *rateSync {
+		return newRateSync(st, ratelimit.New(ratelimit.Options{Share: true}), slog.New(slog.DiscardHandler))
+	}
+	a, b := node(), node()
+	lim := ratelimit.Limit{Count: 100, Period: time.Minute}
+	const key = limitIntegration + "maps" // a NUL byte inside, as real keys have
+	admit := func(r *rateSync, k string, n int) int {
+		ok := 0
+		for range n {
+			if r.lim.Allow(k, lim).Allowed {
+				ok++
+			}
+		}
+		return ok
+	}
+	step := func(rs ...*rateSync) {
+		t.Helper()
+		for _, r := range rs {
+			if err := r.step(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := admit(a, key, 60); got != 60 {
+		t.Fatalf("a admitted %d", got)
+	}
+	step(a, b)
+	if d := b.lim.Peek(key, lim); d.Remaining != 40 {
+		t.Fatalf("b after the exchange: %d remaining, want 40", d.Remaining)
+	}
+	if got := admit(b, key, 60); got != 40 {
+		t.Fatalf("b admitted %d, want 40", got)
+	}
+	step(b, a)
+	if got := admit(a, key, 5); got != 0 {
+		t.Fatalf("a admitted %d after b spent the rest", got)
+	}
+	step(a, b, a, b) // nothing new: nothing charged twice
+	if d := b.lim.Peek(key, lim); d.Remaining != 0 || d.Reset > time.Minute+time.Second {
+		t.Fatalf("b after idle exchanges: %+v", d)
+	}
+
+	// A node started now treats the rows already there as history.
+	c := node()
+	step(c)
+	if d := c.lim.Peek(key, lim); d.Remaining != 100 {
+		t.Fatalf("a late node charged history: %d remaining", d.Remaining)
+	}
+	// ... but what a node admits after it started is charged.
+	admit(a, "token\x00other", 1)
+	step(a, c)
+	if d := c.lim.Peek("token\x00other", lim); d.Remaining != 99 {
+		t.Fatalf("c after a's new spending: %d remaining, want 99", d.Remaining)
+	}
+
+	// Rows idle for ten minutes are swept.
+	later := time.Now().Add(rateSpendIdle + time.Minute)
+	a.now = func() time.Time { return later }
+	if err := a.tidy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	st.Read(ctx, func(tx storage.Tx) error { return tx.QueryRow(ctx, `SELECT count(*) FROM rate_spend`).Scan(&rows) })
+	if rows != 0 {
+		t.Fatalf("%d rows left after tidying", rows)
+	}
+}
+
+// Two running nodes on one database: a token's rate holds across them.
+func TestTokenRateHoldsAcrossNodes(t *testing.T) {
+	a, b := twoPostgresNodes(t, "")
+	var tok struct {
+		Token, Accessor string
+	}
+	if c := call(t, "POST", a.url+"/v1/auth/token/create", a.node.DevRootToken(), map[string]any{"policies": []string{"default"}, "rate": "10/min"}, &tok); c != 200 {
+		t.Fatalf("token create = %d", c)
+	}
+	lookup := func(u string) int { return call(t, "GET", u+"/v1/auth/token/lookup-self", tok.Token, nil, nil) }
+	for i := range 6 {
+		if c := lookup(a.url); c != http.StatusOK {
+			t.Fatalf("call %d on a = %d", i, c)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.node.keyLimiter.Peek(limitToken+tok.Accessor, ratelimit.Limit{Count: 10, Period: time.Minute}).Remaining > 4 {
+		if time.Now().After(deadline) {
+			t.Fatal("node b never learnt of node a's calls")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	codes := ""
+	for range 5 {
+		codes += fmt.Sprint(lookup(b.url), " ")
+	}
+	if codes != "200 200 200 200 429 " {
+		t.Fatalf("calls on b = %s, want four 200 then 429", codes)
+	}
+}
