@@ -362,7 +362,7 @@ func TestDrainOffAndDebitBounds(t *testing.T) {
 	if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > MaxPeriod {
 		t.Fatalf("after a huge debit: %+v", d)
 	}
-	l.Debit("other", 0, 5)  // no interval: ignored
+	l.Debit("other", 0, 5) // no interval: ignored
 	l.Debit("other", time.Second, -1)
 	if !l.Allow("other", lim).Allowed {
 		t.Fatal("a meaningless debit held a key back")
