@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -11,56 +12,64 @@ import (
 )
 
 // rateSync makes the node's rate limits hold for the cluster on PostgreSQL:
-// every SyncEvery it adds what its limiter admitted to its rows of
+// every rateSyncEvery it adds what its limiter admitted to its rows of
 // rate_spend and charges its limiter for what the other nodes added to
 // theirs since it last looked. Between two exchanges each node admits on its
 // own, so N nodes together admit a limit plus at most what each admits in
-// one interval (and, at the start of a burst, each node's burst).
+// one interval (and, at the start of a burst, each node's burst). Rows are
+// stamped with the database's clock, so the nodes' clocks do not matter.
 type rateSync struct {
-	st      storage.Store
-	lim     *ratelimit.Limiter
-	log     *slog.Logger
-	now     func() time.Time
-	node    string    // this process's id in rate_spend
-	started time.Time // rows created before this are history, not spending
+	st   storage.Store
+	lim  *ratelimit.Limiter
+	log  *slog.Logger
+	node string // this process's id in rate_spend
 
-	seen     map[spendKey]seenSpend // the other nodes' rows, as last read
-	lastRead time.Time
+	seen map[spendKey]seenSpend // the other nodes' rows, as last read
+	// started is the database's clock when this node started: a row
+	// created before is history, not spending to charge, when first read.
+	started int64
+	newest  int64 // the latest updated stamp read
 }
 
 type spendKey struct{ node, key string }
 
 // spendRow is one row of rate_spend, read.
 type spendRow struct {
-	k                        spendKey
-	interval, total, created int64
+	k                                 spendKey
+	interval, total, created, updated int64
 }
 
-type seenSpend struct {
-	total, created int64
-	at             time.Time // when last read changed: entries idle 10 min are forgotten
-}
+type seenSpend struct{ total, created, updated int64 }
 
 const (
 	// rateSyncEvery is how often spending is exchanged.
 	rateSyncEvery = 250 * time.Millisecond
-	// rateSyncSlack re-reads rows updated this long before the last read:
-	// the writers' clocks and commits lag. Totals make re-reading harmless.
+	// rateSyncSlack re-reads rows stamped this long before the newest one
+	// read: a row is stamped before its transaction commits. Totals make
+	// re-reading harmless.
 	rateSyncSlack = 5 * time.Second
 	// rateSpendIdle: rows (and remembered rows) not updated for this long
 	// are dropped; their keys' limits have long been replenished.
 	rateSpendIdle = 10 * time.Minute
 )
 
-func newRateSync(st storage.Store, lim *ratelimit.Limiter, log *slog.Logger) *rateSync {
-	now := time.Now()
-	return &rateSync{st: st, lim: lim, log: log, now: time.Now, node: rand.Text()[:16], started: now,
-		seen: map[spendKey]seenSpend{}, lastRead: now.Add(-rateSyncSlack)}
+// newRateSync reads the database's clock, which marks what is history.
+func newRateSync(ctx context.Context, st storage.Store, lim *ratelimit.Limiter, log *slog.Logger) (*rateSync, error) {
+	r := &rateSync{st: st, lim: lim, log: log, node: rand.Text()[:16], seen: map[spendKey]seenSpend{}}
+	err := st.Read(ctx, func(tx storage.Tx) error { return tx.QueryRow(ctx, `SELECT `+dbNow).Scan(&r.started) })
+	if err != nil {
+		return nil, fmt.Errorf("reading the database's clock: %w", err)
+	}
+	r.newest = r.started
+	return r, nil
 }
+
+// dbNow is the database's clock in unix nanoseconds (PostgreSQL).
+const dbNow = `(extract(epoch from clock_timestamp()) * 1000000000)::bigint`
 
 // publishSpend adds a batch of admissions to this node's rows.
 const publishSpend = `INSERT INTO rate_spend (node, key, interval_ns, total, created, updated)
-	SELECT $1, k, i, n, $2, $2 FROM unnest($3::bytea[], $4::bigint[], $5::bigint[]) AS u(k, i, n)
+	SELECT $1, k, i, n, ` + dbNow + `, ` + dbNow + ` FROM unnest($2::bytea[], $3::bigint[], $4::bigint[]) AS u(k, i, n)
 	ON CONFLICT (node, key) DO UPDATE SET total = rate_spend.total + excluded.total,
 		interval_ns = excluded.interval_ns, updated = excluded.updated`
 
@@ -73,66 +82,67 @@ func (r *rateSync) step(ctx context.Context) error {
 		for i, s := range spent {
 			keys[i], intervals[i], counts[i] = []byte(s.Key), int64(s.Interval), s.N
 		}
-		if _, err := r.st.Exec(ctx, publishSpend, r.node, r.now().UnixNano(), keys, intervals, counts); err != nil {
+		if _, err := r.st.Exec(ctx, publishSpend, r.node, keys, intervals, counts); err != nil {
 			// Not handed over: the others undercount this interval, as
 			// they would have without sharing. Not retried (it would
 			// charge late).
 			return err
 		}
 	}
-	readAt := r.now()
-	var changed []spendRow
+	var rows []spendRow
 	err := r.st.Read(ctx, func(tx storage.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT node, key, interval_ns, total, created FROM rate_spend WHERE updated >= $1 AND node <> $2`,
-			r.lastRead.Add(-rateSyncSlack).UnixNano(), r.node)
+		q, err := tx.Query(ctx, `SELECT node, key, interval_ns, total, created, updated FROM rate_spend WHERE updated >= $1 AND node <> $2`,
+			r.newest-int64(rateSyncSlack), r.node)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var node string
+		defer q.Close()
+		for q.Next() {
+			var row spendRow
 			var key []byte
-			var interval, total, created int64
-			if err := rows.Scan(&node, &key, &interval, &total, &created); err != nil {
+			if err := q.Scan(&row.k.node, &key, &row.interval, &row.total, &row.created, &row.updated); err != nil {
 				return err
 			}
-			changed = append(changed, spendRow{spendKey{node, string(key)}, interval, total, created})
+			row.k.key = string(key)
+			rows = append(rows, row)
 		}
-		return rows.Err()
+		return q.Err()
 	})
 	if err != nil {
 		return err
 	}
-	r.lastRead = readAt
-	for _, c := range changed {
-		prev, known := r.seen[c.k]
+	for _, row := range rows {
+		r.newest = max(r.newest, row.updated)
+		prev, known := r.seen[row.k]
 		var n int64
 		switch {
-		case known && prev.created == c.created:
-			n = c.total - prev.total // re-read rows give 0
-		case c.created >= r.started.UnixNano():
-			n = c.total // a row new since this node started: all of it is new spending
+		case known && prev.created == row.created:
+			n = row.total - prev.total // a re-read row gives 0
+		case known || row.created >= r.started:
+			n = row.total // a row created since this node started: all of it is new
 		}
-		if !known || n != 0 || prev.created != c.created {
-			r.seen[c.k] = seenSpend{total: c.total, created: c.created, at: readAt}
-		}
+		r.seen[row.k] = seenSpend{total: row.total, created: row.created, updated: row.updated}
 		if n > 0 {
-			r.lim.Debit(c.k.key, time.Duration(c.interval), n)
+			r.lim.Debit(row.k.key, time.Duration(row.interval), n)
 		}
 	}
 	return nil
 }
 
-// tidy forgets rows idle for rateSpendIdle, here and in storage.
+// tidy deletes the rows idle for rateSpendIdle, then forgets them here
+// (in that order: a row forgotten but left would be charged whole when
+// next updated).
 func (r *rateSync) tidy(ctx context.Context) error {
-	cut := r.now().Add(-rateSpendIdle)
+	if _, err := r.st.Exec(ctx, `DELETE FROM rate_spend WHERE updated < `+dbNow+` - $1`, int64(rateSpendIdle)); err != nil {
+		return err
+	}
+	cut := r.newest - int64(rateSpendIdle)
 	for k, s := range r.seen {
-		if s.at.Before(cut) {
+		if s.updated < cut {
 			delete(r.seen, k)
 		}
 	}
-	_, err := r.st.Exec(ctx, `DELETE FROM rate_spend WHERE updated < $1`, cut.UnixNano())
-	return err
+	return nil
 }
 
 // run exchanges spending every rateSyncEvery until ctx ends, and tidies
@@ -140,7 +150,7 @@ func (r *rateSync) tidy(ctx context.Context) error {
 func (r *rateSync) run(ctx context.Context) {
 	t := time.NewTicker(rateSyncEvery)
 	defer t.Stop()
-	lastTidy := r.now()
+	lastTidy := time.Now()
 	failing := false
 	for {
 		select {
@@ -149,8 +159,8 @@ func (r *rateSync) run(ctx context.Context) {
 		case <-t.C:
 		}
 		err := r.step(ctx)
-		if err == nil && r.now().Sub(lastTidy) >= time.Minute {
-			lastTidy = r.now()
+		if err == nil && time.Since(lastTidy) >= time.Minute {
+			lastTidy = time.Now()
 			err = r.tidy(ctx)
 		}
 		switch {

@@ -24,7 +24,11 @@ func TestRateSyncSharesSpending(t *testing.T) {
 	defer st.Close()
 	ctx := t.Context()
 	node := func() *rateSync {
-		return newRateSync(st, ratelimit.New(ratelimit.Options{Share: true}), slog.New(slog.DiscardHandler))
+		r, err := newRateSync(ctx, st, ratelimit.New(ratelimit.Options{Share: true}), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
 	a, b := node(), node()
 	lim := ratelimit.Limit{Count: 100, Period: time.Minute}
@@ -78,16 +82,27 @@ func TestRateSyncSharesSpending(t *testing.T) {
 		t.Fatalf("c after a's new spending: %d remaining, want 99", d.Remaining)
 	}
 
-	// Rows idle for ten minutes are swept.
-	later := time.Now().Add(rateSpendIdle + time.Minute)
-	a.now = func() time.Time { return later }
-	if err := a.tidy(ctx); err != nil {
+	// Rows idle for ten minutes are swept; a row created again after that
+	// is charged whole.
+	if _, err := st.Exec(ctx, `UPDATE rate_spend SET updated = updated - $1 WHERE key = $2`, int64(rateSpendIdle+time.Minute), []byte(key)); err != nil {
 		t.Fatal(err)
 	}
-	var rows int
-	st.Read(ctx, func(tx storage.Tx) error { return tx.QueryRow(ctx, `SELECT count(*) FROM rate_spend`).Scan(&rows) })
-	if rows != 0 {
-		t.Fatalf("%d rows left after tidying", rows)
+	if err := c.tidy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int) {
+		st.Read(ctx, func(tx storage.Tx) error { return tx.QueryRow(ctx, `SELECT count(*) FROM rate_spend`).Scan(&n) })
+		return n
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d rows left after tidying, want the one still in use", n)
+	}
+	c.lim.Allow(key, lim) // c's own budget for key: 99 left
+	d := node()
+	d.lim.Allow(key, lim)
+	step(d, c) // d's row for key is new: c charges it whole
+	if got := c.lim.Peek(key, lim).Remaining; got != 98 {
+		t.Fatalf("c after d's new row: %d remaining, want 98", got)
 	}
 }
 

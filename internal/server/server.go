@@ -160,6 +160,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	n.tokens.OnFill = func(t *token.Token) { t.Ext = callerOf(t) }
 	// On PostgreSQL the nodes share what their limiters admit (ratesync.go).
 	n.keyLimiter = ratelimit.New(ratelimit.Options{Share: n.store.Backend() == storage.Postgres})
+	var rs *rateSync
+	if n.store.Backend() == storage.Postgres {
+		if rs, err = newRateSync(ctx, n.store, n.keyLimiter, log); err != nil {
+			n.closeEarly()
+			return nil, err
+		}
+	}
 	n.apikeys = apikey.New(n.store, n.barrier, apikey.Options{EnvExists: n.envExists, Limiter: n.keyLimiter})
 	n.apikeys.OnFill = func(k *apikey.Key) { k.Ext = keyCallerOf(k) }
 	n.identity = identity.New(n.store, n.barrier, n.barrier, identity.Options{
@@ -187,8 +194,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		n.usage.Run(bg, monitor.DefaultFlushEvery, func(err error) { log.Warn("writing usage counts failed", "err", err) })
 	}()
 	go n.housekeeping(bg, time.Hour)
-	if n.store.Backend() == storage.Postgres {
-		go newRateSync(n.store, n.keyLimiter, log).run(bg)
+	if rs != nil {
+		go rs.run(bg)
 	}
 	go n.apikeys.Run(bg, func(err error) { log.Warn("recording API key last uses failed", "err", err) })
 
