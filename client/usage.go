@@ -53,3 +53,35 @@ func (c *Client) Usage(ctx context.Context, f UsageFilter) ([]UsageRow, error) {
 	}
 	return r.Usage, nil
 }
+
+// Alert is an anomaly credential monitoring detected.
+type Alert struct {
+	ID          int64     `json:"id"`
+	Time        time.Time `json:"time"`
+	Kind        string    `json:"kind"`         // spike or refusals
+	SubjectKind string    `json:"subject_kind"` // key or token
+	Subject     string    `json:"subject"`      // key id or token accessor
+	Minute      time.Time `json:"minute"`
+	Count       int64     `json:"count"`
+	Baseline    float64   `json:"baseline"`
+	Response    string    `json:"response"` // alert, revoked, or why revoking failed
+}
+
+// Alerts lists the anomalies detected since since (zero: the last 24
+// hours), newest first, at most limit (0: the server's maximum).
+func (c *Client) Alerts(ctx context.Context, since time.Time, limit int) ([]Alert, error) {
+	q := url.Values{}
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var r struct {
+		Alerts []Alert `json:"alerts"`
+	}
+	if _, err := c.do(ctx, http.MethodGet, "/v1/alerts", q, nil, &r); err != nil {
+		return nil, err
+	}
+	return r.Alerts, nil
+}

@@ -212,3 +212,12 @@ func (s *Service) Tidy(ctx context.Context, keep time.Duration) (int64, error) {
 	})
 	return n, err
 }
+
+// ByID returns key id, whatever its project and environment (for the
+// server's own use, such as revoking a key credential monitoring flagged).
+func (s *Service) ByID(ctx context.Context, id string) (*Key, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	return s.loadID(ctx, id)
+}

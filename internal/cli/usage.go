@@ -108,3 +108,62 @@ func sumUsage(rows []client.UsageRow) []client.UsageRow {
 	})
 	return out
 }
+
+func newAlertsCmd(env *Env) *cobra.Command {
+	g := &globals{}
+	var since string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "alerts",
+		Short: "Show anomalies detected in the use of API keys and tokens",
+		Long: `Show what credential monitoring detected, newest first. Every minute the
+server compares each API key's and token's requests with its own past:
+
+  spike     at least 600 requests in a minute and ten times its average
+            minute over the hour before (a leaked key put to work, a
+            runaway client)
+  refusals  at least 30 refusals (403) in a minute, half its requests or
+            more (a credential probing what else it may reach)
+
+Each detection is audited (principal system:monitor, action alert) and
+counted in keyward_alerts_total. With the server setting anomaly_revoke
+(--anomaly-revoke spike,refusals) the credential is also revoked; the
+RESPONSE column says which. Needs read on sys/alerts.`,
+		Example: `  keyward alerts
+  keyward alerts --since 7d -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			from, err := parseTimeFlag("since", since, time.Now())
+			if err != nil {
+				return err
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			alerts, err := c.Alerts(cmd.Context(), from, limit)
+			if err != nil {
+				return err
+			}
+			if len(alerts) == 0 && !asJSON {
+				fmt.Fprintln(env.Stderr, "No anomalies detected in this period.")
+			}
+			return printList(env.Stdout, asJSON, alerts, "TIME\tANOMALY\tCREDENTIAL\tCOUNT\tUSUAL\tRESPONSE", func(a client.Alert) string {
+				usual := "-"
+				if a.Kind == "spike" {
+					usual = fmt.Sprintf("%.1f/min", a.Baseline)
+				}
+				return fmt.Sprintf("%s\t%s\t%s %s\t%d\t%s\t%s", a.Time.UTC().Format(time.RFC3339), a.Kind, a.SubjectKind, a.Subject, a.Count, usual, a.Response)
+			})
+		},
+	}
+	addGlobals(cmd, g)
+	fl := cmd.Flags()
+	fl.StringVar(&since, "since", "24h", "from this time: a duration before now (24h, 7d) or an RFC 3339 time")
+	fl.IntVar(&limit, "limit", 0, "at most this many alerts (default: the server's cap, 1000)")
+	return cmd
+}

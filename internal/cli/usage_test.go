@@ -63,3 +63,32 @@ func TestUsageEmpty(t *testing.T) {
 		t.Errorf("json: stdout %q, stderr %q", r.stdout, r.stderr)
 	}
 }
+
+func TestAlerts(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	var queries []string
+	h.fake.mux.HandleFunc("GET /v1/alerts", func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.RawQuery)
+		io.WriteString(w, `{"alerts":[
+{"id":2,"time":"2030-01-01T10:02:20Z","kind":"refusals","subject_kind":"token","subject":"acc1","minute":"2030-01-01T10:01:00Z","count":41,"baseline":0,"response":"revoked"},
+{"id":1,"time":"2030-01-01T09:00:20Z","kind":"spike","subject_kind":"key","subject":"key_abc","minute":"2030-01-01T08:59:00Z","count":900,"baseline":12.5,"response":"alert"}]}`)
+	})
+	r := h.must("", "alerts", "--since", "7d")
+	for _, want := range []string{"refusals  token acc1", "revoked", "spike     key key_abc", "12.5/min", "alert"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if len(queries) != 1 || !strings.Contains(queries[0], "since=") {
+		t.Errorf("queries = %q", queries)
+	}
+	r = h.must("", "alerts", "-o", "json")
+	var out []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out) != 2 || out[0]["response"] != "revoked" {
+		t.Fatalf("json = %v %q", err, r.stdout)
+	}
+	if r := h.run("", "alerts", "--since", "last week"); r.code != 2 {
+		t.Errorf("bad --since: exit %d, want 2", r.code)
+	}
+}

@@ -66,7 +66,17 @@ type Config struct {
 	// server (HTTPServerKeyward, the default; internal/h1) or Go's
 	// (HTTPServerNetHTTP), kept as a way back.
 	HTTPServer string `toml:"http_server"`
+	// AnomalyRevoke names the anomalies (AnomalySpike, AnomalyRefusals)
+	// whose credential is revoked when detected; the others are recorded
+	// and audited only.
+	AnomalyRevoke []string `toml:"anomaly_revoke"`
 }
+
+// Anomaly kinds AnomalyRevoke may name (internal/monitor's detections).
+const (
+	AnomalySpike    = "spike"
+	AnomalyRefusals = "refusals"
+)
 
 // The HTTP servers a node can serve its listeners with.
 const (
@@ -133,6 +143,10 @@ func settings() []setting {
 				return fmt.Errorf("want a duration such as 2160h, got %q", v)
 			}
 			c.AuditRetention = d
+			return nil
+		}},
+		{flag: "anomaly-revoke", env: "KEYWARD_ANOMALY_REVOKE", usage: "revoke the credential when these anomalies are detected, comma-separated: spike, refusals (default: record and audit only)", apply: func(c *Config, v string) error {
+			c.AnomalyRevoke = strings.Split(v, ",")
 			return nil
 		}},
 		boolean("log-json", "KEYWARD_LOG_JSON", "write JSON log lines", func(c *Config) *bool { return &c.LogJSON }),
@@ -268,6 +282,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.ParsedCORSOrigins(); err != nil {
 		return err
+	}
+	for _, k := range c.AnomalyRevoke {
+		if k != AnomalySpike && k != AnomalyRefusals {
+			return fmt.Errorf("config: anomaly-revoke %q: want %q or %q", k, AnomalySpike, AnomalyRefusals)
+		}
 	}
 	return nil
 }

@@ -80,6 +80,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--gateway-listen", "127.0.0.1:8270"}, nil, "must differ from listen"},
 		{[]string{"--gateway-public-url", "https://gw.example.com"}, nil, "without gateway-listen"},
 		{nil, map[string]string{"KEYWARD_GATEWAY_LISTEN": "0.0.0.0:8443", "KEYWARD_GATEWAY_PUBLIC_URL": "gw.example.com"}, "gateway-public-url"},
+		{[]string{"--anomaly-revoke", "spike,everything"}, nil, `anomaly-revoke "everything"`},
 	}
 	for _, c := range cases {
 		_, err := load(t, c.args, c.env)
@@ -161,4 +162,14 @@ func FuzzLoadFile(f *testing.F) {
 		c := Defaults()
 		_ = loadFile(&c, p) // must not panic
 	})
+}
+
+func TestAnomalyRevoke(t *testing.T) {
+	c, err := load(t, []string{"--anomaly-revoke", "refusals"}, nil)
+	if err != nil || len(c.AnomalyRevoke) != 1 || c.AnomalyRevoke[0] != AnomalyRefusals {
+		t.Fatalf("--anomaly-revoke refusals: %v, %v", c.AnomalyRevoke, err)
+	}
+	if c, err := load(t, nil, nil); err != nil || len(c.AnomalyRevoke) != 0 {
+		t.Fatalf("default: %v, %v (want nothing revoked)", c.AnomalyRevoke, err)
+	}
 }

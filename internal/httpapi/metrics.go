@@ -20,6 +20,7 @@ type Metrics struct {
 	sealed   prometheus.GaugeFunc
 	usage    *prometheus.CounterVec
 	gateway  *prometheus.CounterVec
+	alerts   *prometheus.CounterVec
 
 	// Children of the vectors above, memoized: a lookup in
 	// client_golang hashes every label value and takes the vector's lock,
@@ -115,8 +116,11 @@ func NewMetrics(sealed func() bool) *Metrics {
 	m.gateway = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyward_integration_requests_total", Help: "Gateway calls by integration and status.",
 	}, []string{"integration", "status"})
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyward_alerts_total", Help: "Anomalies detected in credentials' use, by kind (spike, refusals) and response (alert, revoked, failed).",
+	}, []string{"kind", "response"})
 	m.requestsBy.vec, m.usageBy.vec, m.gatewayBy.vec, m.latencyBy.vec = m.requests, m.usage, m.gateway, m.latency
-	reg.MustRegister(m.requests, m.latency, m.storage, m.sealed, m.usage, m.gateway,
+	reg.MustRegister(m.requests, m.latency, m.storage, m.sealed, m.usage, m.gateway, m.alerts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -135,6 +139,12 @@ func (m *Metrics) ObserveUsage(kind, subject string, status int) {
 		return
 	}
 	m.usageBy.with(kind, status).Inc()
+}
+
+// ObserveAlert counts one anomaly detected; response is "alert", "revoked"
+// or "failed".
+func (m *Metrics) ObserveAlert(kind, response string) {
+	m.alerts.WithLabelValues(kind, response).Inc()
 }
 
 // ObserveStorage records one storage transaction; it matches storage.Observer.

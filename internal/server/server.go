@@ -55,15 +55,17 @@ type Node struct {
 	// this node, in distinct key spaces; on PostgreSQL it also charges what
 	// the other nodes admitted (ratesync.go).
 	keyLimiter *ratelimit.Limiter
-	policies   *policy.Service
-	identity   *identity.Manager
-	dpop       *dpop.Verifier
-	auditLog   *audit.Log
-	auditFile  *os.File
-	poller     *events.Poller
-	usage      *monitor.Usage
-	usageDone  chan struct{}      // closed when the usage flusher has stopped
-	stop       context.CancelFunc // stops background jobs
+	// detector looks for anomalies in credentials' use (alerts.go).
+	detector  *monitor.Detector
+	policies  *policy.Service
+	identity  *identity.Manager
+	dpop      *dpop.Verifier
+	auditLog  *audit.Log
+	auditFile *os.File
+	poller    *events.Poller
+	usage     *monitor.Usage
+	usageDone chan struct{}      // closed when the usage flusher has stopped
+	stop      context.CancelFunc // stops background jobs
 
 	// Set in dev mode once initialised and unsealed.
 	devRootToken string
@@ -197,6 +199,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if rs != nil {
 		go rs.run(bg)
 	}
+	n.detector = monitor.NewDetector(n.store, monitor.Rules{}, nil)
+	n.detector.Respond = n.respondToAlert
+	go n.detector.Run(bg, func(err error) { log.Warn("credential monitoring failed", "err", err) })
 	go n.apikeys.Run(bg, func(err error) { log.Warn("recording API key last uses failed", "err", err) })
 
 	// One DPoP verifier (and so one replay cache) for the edge and the
@@ -229,7 +234,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 			return events.Append(ctx, tx, eventPolicyChange, name)
 		}}).Routes()...)
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
-	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage}).Routes()...)
+	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage, Alerts: n.detector}).Routes()...)
 	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop}).Routes()...)
 	routes = append(routes, (&httpapi.Keys{Svc: n.apikeys, Authz: authz, Audit: aud, ScopeWarnings: n.scopeWarnings}).Routes()...)
 	routes = append(routes, n.gatewayRoutes(authz, aud, errs)...)

