@@ -53,17 +53,10 @@ func (s sharedReplay) sweep(ctx context.Context) (int64, error) {
 }
 
 // sweepEvery runs sweep every period until ctx ends.
-func (s sharedReplay) sweepEvery(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func (s sharedReplay) sweepEvery(ctx context.Context, period time.Duration) {
+	every(ctx, period, func() {
 		if _, err := s.sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("sweeping expired DPoP proof claims failed", "err", err)
 		}
-	}
+	})
 }

@@ -148,16 +148,9 @@ func (r *rateSync) tidy(ctx context.Context) error {
 // run exchanges spending every rateSyncEvery until ctx ends, and tidies
 // every minute. A failure is logged once until the exchange works again.
 func (r *rateSync) run(ctx context.Context) {
-	t := time.NewTicker(rateSyncEvery)
-	defer t.Stop()
 	lastTidy := time.Now()
 	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, rateSyncEvery, func() {
 		err := r.step(ctx)
 		if err == nil && time.Since(lastTidy) >= time.Minute {
 			lastTidy = time.Now()
@@ -171,5 +164,5 @@ func (r *rateSync) run(ctx context.Context) {
 			failing = false
 			r.log.Info("sharing rate-limit spending with the other nodes works again")
 		}
-	}
+	})
 }

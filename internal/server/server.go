@@ -356,8 +356,17 @@ func (n *Node) Close() error {
 // audit entries past their retention, events every node has seen, tokens
 // expired or revoked more than a day ago, API keys expired or revoked more
 // than apiKeyRetention ago.
-func (n *Node) housekeeping(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+func (n *Node) housekeeping(ctx context.Context, period time.Duration) {
+	every(ctx, period, func() {
+		if !n.barrier.Sealed() {
+			n.tidy(ctx)
+		}
+	})
+}
+
+// every calls fn every period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
@@ -365,10 +374,7 @@ func (n *Node) housekeeping(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		if n.barrier.Sealed() {
-			continue
-		}
-		n.tidy(ctx)
+		fn()
 	}
 }
 
