@@ -102,3 +102,36 @@ func (c *Client) explain(ctx context.Context, body map[string]any) (*Explanation
 	}
 	return &e, nil
 }
+
+// Holder holds a permission in an access review (see AccessReview).
+type Holder struct {
+	Kind      string   `json:"kind"` // user, service, issuer, tokens
+	Name      string   `json:"name"` // the user, service account, issuer, or the tokens' principal
+	Claim     string   `json:"claim,omitempty"`
+	Value     string   `json:"value,omitempty"`
+	Policies  []string `json:"policies"`
+	AllowedBy string   `json:"allowed_by"`
+	BoundEnvs []string `json:"bound_envs,omitempty"`
+	Count     int      `json:"count,omitempty"`
+	Disabled  bool     `json:"disabled,omitempty"`
+}
+
+// AccessReview answers who may do an action on a resource.
+type AccessReview struct {
+	Action    string   `json:"action"`
+	Resource  string   `json:"resource"`
+	Policies  []string `json:"policies"` // those that allow it on their own
+	Holders   []Holder `json:"holders"`
+	Truncated bool     `json:"truncated"`
+}
+
+// WhoCan asks who may do action on resource: the policies that allow it
+// and the users, service accounts, JWT issuers' mappings and live tokens
+// holding them (POST /v1/policies/who-can; needs read on sys/access).
+func (c *Client) WhoCan(ctx context.Context, action, resource string) (*AccessReview, error) {
+	var r AccessReview
+	if _, err := c.do(ctx, http.MethodPost, "/v1/policies/who-can", nil, map[string]string{"action": action, "resource": resource}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

@@ -195,8 +195,57 @@ Keep policies in version control and apply them with keyward policy apply.`,
 	cmd.AddCommand(policyApplyCmd(env, g), policyListCmd(env, g), policyGetCmd(env, g),
 		simpleNameCmd(env, g, "delete NAME", "Delete a policy: tokens naming it lose what it allowed at once", "  keyward policy delete payments-ci",
 			func(c *client.Client, cmd *cobra.Command, n string) error { return c.DeletePolicy(cmd.Context(), n) }, "deleted policy %s"),
-		policyExplainCmd(env, g))
+		policyExplainCmd(env, g), policyWhoCanCmd(env, g))
 	return cmd
+}
+
+func policyWhoCanCmd(env *Env, g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "who-can ACTION RESOURCE",
+		Short: "Access review: who may do an action on a resource, and through which policy",
+		Long: `List who may do ACTION (read, list, write, delete, rotate, proxy, issue,
+admin) on RESOURCE: the policies that allow it, then every user, service
+account, JWT issuer mapping and group of live tokens whose policies allow
+it, with the rule that decides. An explicit deny in a holder's policies, or
+a token bound to other environments, keeps it off the list; disabled users
+and service accounts are listed and marked. API keys are governed by their
+scopes instead (keyward key list). Needs read on sys/access.`,
+		Example: `  keyward policy who-can read projects/payments/envs/prod/secrets/db/password
+  keyward policy who-can admin sys/seal -o json`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, c, err := g.setup(env)
+			if err != nil {
+				return err
+			}
+			rev, err := c.WhoCan(cmd.Context(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(env.Stdout, rev)
+			}
+			fmt.Fprintf(env.Stdout, "Policies allowing %s on %s: %s\n\n", rev.Action, rev.Resource, listOrNone(rev.Policies))
+			err = printList(env.Stdout, false, rev.Holders, "KIND\tHOLDER\tPOLICIES\tDECIDED BY", func(h client.Holder) string {
+				name := h.Name
+				switch {
+				case h.Claim != "":
+					name += " (" + h.Claim + "=" + h.Value + ")"
+				case h.Kind == "issuer":
+					name += " (every token)"
+				case h.Kind == "tokens":
+					name += fmt.Sprintf(" (%d live)", h.Count)
+				case h.Disabled:
+					name += " (disabled)"
+				}
+				return fmt.Sprintf("%s\t%s\t%s\t%s", h.Kind, name, strings.Join(h.Policies, ","), h.AllowedBy)
+			})
+			if rev.Truncated {
+				fmt.Fprintln(env.Stderr, "warning: the review read only the first 10,000 users, service accounts and token groups of each kind")
+			}
+			return err
+		},
+	}
 }
 
 func policyApplyCmd(env *Env, g *globals) *cobra.Command {

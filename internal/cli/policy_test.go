@@ -317,3 +317,27 @@ func FuzzSplitPolicyDocuments(f *testing.F) {
 		}
 	})
 }
+
+func TestPolicyWhoCan(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("POST /v1/policies/who-can", 200, `{"action":"read","resource":"projects/shop/envs/prod/secrets/db","policies":["ops","root"],"holders":[
+{"kind":"user","name":"alice","policies":["ops"],"allowed_by":"allowed by policy \"ops\" rule 0"},
+{"kind":"service","name":"old-ci","policies":["ops"],"allowed_by":"allowed by policy \"ops\" rule 0","disabled":true},
+{"kind":"issuer","name":"github","claim":"repository","value":"acme/shop","policies":["ops"],"allowed_by":"allowed by policy \"ops\" rule 0"},
+{"kind":"tokens","name":"root","policies":["root"],"allowed_by":"allowed by policy \"root\" rule 0","count":1}],"truncated":false}`)
+	r := h.must("", "policy", "who-can", "read", "projects/shop/envs/prod/secrets/db")
+	for _, want := range []string{"Policies allowing read on projects/shop/envs/prod/secrets/db: ops, root", "user     alice", "old-ci (disabled)",
+		"github (repository=acme/shop)", "root (1 live)", `allowed by policy "root" rule 0`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	req := h.fake.requests("POST /v1/policies/who-can")
+	if len(req) != 1 || !strings.Contains(req[0].Body, `"action":"read"`) || !strings.Contains(req[0].Body, `"resource":"projects/shop/envs/prod/secrets/db"`) {
+		t.Fatalf("requests %+v", req)
+	}
+	if r := h.run("", "policy", "who-can", "read"); r.code != 2 {
+		t.Errorf("one argument: exit %d, want 2", r.code)
+	}
+}

@@ -233,6 +233,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Changed: func(ctx context.Context, tx storage.Tx, name string) error {
 			return events.Append(ctx, tx, eventPolicyChange, name)
 		}}).Routes()...)
+	routes = append(routes, (&httpapi.Review{Policies: n.policies, Identities: n.identity, Tokens: n.tokens, Authz: authz}).Routes()...)
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
 	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage, Alerts: n.detector}).Routes()...)
 	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop}).Routes()...)
