@@ -214,6 +214,27 @@ func newAccessor() string { return credential.RandomBase62(24) }
 // Issue creates a token and returns its plaintext, shown once. The token row
 // and the audit entry commit in one transaction: one storage write.
 func (s *Service) Issue(ctx context.Context, req Request, audit AuditFunc) (string, *Token, error) {
+	var plaintext string
+	var t *Token
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
+		var err error
+		if plaintext, t, err = s.IssueTx(ctx, tx, req); err != nil {
+			return err
+		}
+		if audit != nil {
+			return audit(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return plaintext, t, nil
+}
+
+// IssueTx is Issue inside the caller's write transaction: the token exists
+// once tx commits (and never if it rolls back).
+func (s *Service) IssueTx(ctx context.Context, tx storage.Tx, req Request) (string, *Token, error) {
 	t, err := s.plan(req)
 	if err != nil {
 		return "", nil, err
@@ -223,16 +244,7 @@ func (s *Service) Issue(ctx context.Context, req Request, audit AuditFunc) (stri
 	if err != nil {
 		return "", nil, err
 	}
-	err = s.store.Write(ctx, func(tx storage.Tx) error {
-		if err := s.insert(ctx, tx, hash, t); err != nil {
-			return err
-		}
-		if audit != nil {
-			return audit(ctx, tx)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.insert(ctx, tx, hash, t); err != nil {
 		return "", nil, err
 	}
 	t.AccessorHMAC = s.accessorHMAC(t.Accessor)
