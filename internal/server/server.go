@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/access"
 	"github.com/keyward/keyward/internal/apikey"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
@@ -132,6 +133,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	httpapi.MapPolicyErrors(errs)
 	httpapi.MapUsageErrors(errs)
 	httpapi.MapKeyErrors(errs)
+	httpapi.MapAccessErrors(errs)
 	httpapi.MapGatewayErrors(errs)
 
 	sink := opts.AuditSink
@@ -234,6 +236,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 			return events.Append(ctx, tx, eventPolicyChange, name)
 		}}).Routes()...)
 	routes = append(routes, (&httpapi.Review{Policies: n.policies, Identities: n.identity, Tokens: n.tokens, Authz: authz}).Routes()...)
+	routes = append(routes, (&httpapi.AccessRequests{Svc: access.New(n.store, nil), Tokens: n.tokens, Authz: authz, Audit: aud, PolicyKnown: policyKnown}).Routes()...)
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
 	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage, Alerts: n.detector}).Routes()...)
 	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop}).Routes()...)
