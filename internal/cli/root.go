@@ -108,7 +108,7 @@ var commands = []func(*Env) *cobra.Command{
 	newSecretCmd,
 	newRunCmd,
 	newExportCmd,
-	newLoginCmd, newLogoutCmd, newTokenCmd, newUserCmd, newServiceCmd, newIssuerCmd, newPolicyCmd, newAuditCmd, newUsageCmd, newAlertsCmd,
+	newLoginCmd, newLogoutCmd, newTokenCmd, newUserCmd, newServiceCmd, newIssuerCmd, newPolicyCmd, newAuditCmd, newUsageCmd, newAlertsCmd, newAccessCmd,
 	newKeyCmd, newIntegrationCmd,
 	newScanCmd, newHookCmd,
 }

@@ -102,20 +102,7 @@ inherit its parent's meta.`,
 				return err
 			}
 			printWarnings(env, it.Warnings)
-			if asJSON {
-				return printJSON(env.Stdout, it)
-			}
-			w := env.Stdout
-			fmt.Fprintf(w, "Token:      %s\n", it.Token)
-			fmt.Fprintf(w, "Accessor:   %s\n", it.Accessor)
-			fmt.Fprintf(w, "Principal:  %s\n", it.Principal)
-			fmt.Fprintf(w, "Policies:   %s\n", listOrNone(it.Policies))
-			fmt.Fprintf(w, "Expires:    %s\n", expiry(it.ExpiresAt))
-			if it.Rate != "" {
-				fmt.Fprintf(w, "Rate limit: %s\n", it.Rate)
-			}
-			fmt.Fprintln(env.Stderr, "The token is shown once: hand it over now. Its accessor names it later.")
-			return nil
+			return printIssuedToken(env, asJSON, it)
 		},
 	}
 	f := cmd.Flags()
@@ -401,4 +388,22 @@ sys/introspect.`,
 		},
 	}
 	return cmd
+}
+
+// printIssuedToken shows a token just issued (once: it is not kept).
+func printIssuedToken(env *Env, asJSON bool, it *client.IssuedToken) error {
+	if asJSON {
+		return printJSON(env.Stdout, it)
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "Token:      %s\n", it.Token)
+	fmt.Fprintf(w, "Accessor:   %s\n", it.Accessor)
+	fmt.Fprintf(w, "Principal:  %s\n", it.Principal)
+	fmt.Fprintf(w, "Policies:   %s\n", listOrNone(it.Policies))
+	fmt.Fprintf(w, "Expires:    %s\n", expiry(it.ExpiresAt))
+	if it.Rate != "" {
+		fmt.Fprintf(w, "Rate limit: %s\n", it.Rate)
+	}
+	fmt.Fprintln(env.Stderr, "The token is shown once: hand it over now. Its accessor names it later.")
+	return nil
 }
