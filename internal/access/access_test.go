@@ -43,7 +43,10 @@ func TestRequestLifecycle(t *testing.T) {
 			t.Fatalf("claim before approval: %v", err)
 		}
 		var audited []string
-		audit := func(_ context.Context, _ storage.Tx, r *Request) error { audited = append(audited, r.State); return nil }
+		audit := func(_ context.Context, _ storage.Tx, r *Request) error {
+			audited = append(audited, r.State)
+			return nil
+		}
 		if r, err = s.Decide(ctx, r.ID, "user:bob", true, "ok for the incident", audit); err != nil || r.State != Approved || r.DecidedBy != "user:bob" {
 			t.Fatalf("approve: %+v, %v", r, err)
 		}
