@@ -659,9 +659,10 @@ func newRunCmd(env *Env) *cobra.Command {
 	g := &globals{}
 	var af addrFlags
 	var folder string
-	var recursive bool
+	var recursive, watch bool
+	var interval, grace time.Duration
 	cmd := &cobra.Command{
-		Use:   "run -p PROJECT -e ENV [--path FOLDER] -- COMMAND [ARGS...]",
+		Use:   "run -p PROJECT -e ENV [--path FOLDER] [--watch] -- COMMAND [ARGS...]",
 		Short: "Run a command with secrets as environment variables",
 		Long: `Run COMMAND with the secrets of an environment (or of one folder) as
 environment variables, each named after the last segment of its path.
@@ -671,9 +672,19 @@ warning; a secret replaces a variable of the same name already set. An
 environment or folder without any secret you may read gets a warning too.
 keyward prints nothing else: COMMAND's output, exit code and signals pass
 through unchanged (keyward replaces itself with COMMAND). A command that does
-not exist exits 127.`,
+not exist exits 127.
+
+With --watch keyward stays as COMMAND's parent instead: every
+--watch-interval it checks the secrets' versions (a listing: no value is
+read), and when they changed it reads them again and restarts COMMAND with
+the new values (SIGTERM, then SIGKILL after --restart-grace), so a rotated
+secret reaches a service without anyone redeploying it. Signals keyward gets
+are passed to COMMAND; when COMMAND ends by itself keyward ends with its
+exit code. If the server cannot be reached, COMMAND goes on with the values
+it has.`,
 		Example: `  keyward run -p payments -e staging -- ./server
-  keyward run -p payments -e prod --path db -- psql`,
+  keyward run -p payments -e prod --path db -- psql
+  keyward run -p payments -e prod --watch -- ./server    # restarted when a secret changes`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return Usagef("name the command to run after --: keyward run -p PROJECT -e ENV -- COMMAND [ARGS...]")
@@ -702,6 +713,15 @@ not exist exits 127.`,
 			warnEnvNames(env, "run", skipped, shadowed)
 			warnNoSecrets(env, "run", a, folder, len(values))
 			environ := mergeEnv(os.Environ(), vars)
+			if watch {
+				if interval < time.Second {
+					return Usagef("--watch-interval %s: at least 1s", interval)
+				}
+				w := &watchRun{env: env, c: c, project: a.project, envName: a.env, folder: folder, recurse: recursive || folder == "",
+					argv: args, path: path, interval: interval, grace: grace}
+				w.stdout, w.stderr = outputs(env)
+				return w.run(cmd.Context(), environ)
+			}
 			if env.Exec == nil {
 				return errors.New("keyward run: exec is not available")
 			}
@@ -720,6 +740,9 @@ not exist exits 127.`,
 	af.register(cmd)
 	cmd.Flags().StringVar(&folder, "path", "", "only the secrets below this folder")
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "with --path: include sub-folders")
+	cmd.Flags().BoolVar(&watch, "watch", false, "stay as the command's parent and restart it when the secrets change")
+	cmd.Flags().DurationVar(&interval, "watch-interval", 10*time.Second, "with --watch: how often to check the secrets' versions")
+	cmd.Flags().DurationVar(&grace, "restart-grace", 10*time.Second, "with --watch: how long the command has to stop after SIGTERM before it is killed")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }

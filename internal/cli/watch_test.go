@@ -1,0 +1,53 @@
+//go:build unix
+
+package cli
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// keyward run --watch restarts the command with the new value when a
+// secret's version changes, and ends with the command's exit code.
+func TestRunWatchRestartsOnChange(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	var lists atomic.Int32
+	version := func() int {
+		if lists.Load() >= 2 {
+			return 2
+		}
+		return 1
+	}
+	h.fake.mux.HandleFunc("GET /v1/projects/shop/envs/prod/secrets", func(w http.ResponseWriter, r *http.Request) {
+		lists.Add(1)
+		fmt.Fprintf(w, `{"secrets":[{"name":"DB","version":%d}]}`, version())
+	})
+	h.fake.mux.HandleFunc("GET /v1/projects/shop/envs/prod/folder", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"secrets":{"DB":"%s"}}`, map[int]string{1: "one", 2: "two"}[version()])
+	})
+	// The first run waits to be stopped; the second exits 3 at once.
+	script := `echo "DB=$DB"; [ "$DB" = two ] && exit 3; exec sleep 30`
+	r := h.run("", "run", "-p", "shop", "-e", "prod", "--watch", "--watch-interval", "1s", "--restart-grace", "2s", "--", "sh", "-c", script)
+	if r.code != 3 {
+		t.Fatalf("exit %d, want the command's 3\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r.stdout != "DB=one\nDB=two\n" || !strings.Contains(r.stderr, "the secrets changed; restarting sh") {
+		t.Fatalf("stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	if got := len(h.fake.requests("GET /v1/projects/shop/envs/prod/folder")); got != 2 {
+		t.Fatalf("values read %d times, want 2 (at start, at the change)", got)
+	}
+}
+
+func TestRunWatchRefusesAShortInterval(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("GET /v1/projects/shop/envs/prod/folder", 200, `{"secrets":{"DB":"x"}}`)
+	if r := h.run("", "run", "-p", "shop", "-e", "prod", "--watch", "--watch-interval", "10ms", "--", "true"); r.code != ExitUsage {
+		t.Fatalf("exit %d, want %d: %q", r.code, ExitUsage, r.stderr)
+	}
+}
