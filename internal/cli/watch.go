@@ -137,7 +137,7 @@ func exitCode(err error) int {
 func (w *watchRun) run(ctx context.Context, environ []string) error {
 	seen, err := w.versions(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("--watch lists the secrets' versions, which needs list as well as read: %w", err)
 	}
 	cmd, done, err := w.start(environ)
 	if err != nil {

@@ -51,3 +51,17 @@ func TestRunWatchRefusesAShortInterval(t *testing.T) {
 		t.Fatalf("exit %d, want %d: %q", r.code, ExitUsage, r.stderr)
 	}
 }
+
+// Watching needs list: without it keyward says so and runs nothing.
+func TestRunWatchNeedsList(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	h.fake.handle("GET /v1/projects/shop/envs/prod/folder", 200, `{"secrets":{"DB":"x"}}`)
+	h.fake.mux.HandleFunc("GET /v1/projects/shop/envs/prod/secrets", func(w http.ResponseWriter, r *http.Request) {
+		apiError(w, 403, "permission_denied", "permission denied: list on projects/shop/envs/prod/secrets")
+	})
+	r := h.run("", "run", "-p", "shop", "-e", "prod", "--watch", "--", "sh", "-c", "echo ran")
+	if r.code != ExitFailure || strings.Contains(r.stdout, "ran") || !strings.Contains(r.stderr, "needs list as well as read") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
