@@ -77,6 +77,18 @@ type Integration struct {
 	CreatedBy string    `json:"created_by"`
 	UpdatedAt time.Time `json:"updated_at"`
 	UpdatedBy string    `json:"updated_by"`
+	// GatewayURL is where apps call the integration, when the server has a
+	// data-plane address of its own ("" otherwise: Client.GatewayURL).
+	GatewayURL string `json:"gateway_url,omitempty"`
+}
+
+// CallURL is where apps call the integration at path: its GatewayURL when
+// the server gave one, else below the client's own address.
+func (c *Client) CallURL(in *Integration, path string) string {
+	if in.GatewayURL != "" {
+		return in.GatewayURL + trimSlash(path)
+	}
+	return c.GatewayURL(in.Name, path)
 }
 
 func integrationPath(name string) string { return "/v1/integrations/" + url.PathEscape(name) }

@@ -24,7 +24,8 @@ integrations/NAME call the API through keyward at
 
   $KEYWARD_ADDR/v1/gateway/NAME/<path below the upstream>
 
-and never hold the key. Creating or changing an integration needs write on
+(or at the server's data-plane address, when it has one: create and get
+print where) and never hold the key. Creating or changing an integration needs write on
 integrations/NAME and read on its secret. See docs/gateway.md.`,
 	}
 	addGlobals(cmd, g)
@@ -308,7 +309,7 @@ methods. --timeout then bounds the handshake only.`,
 			if asJSON {
 				return printJSON(env.Stdout, in)
 			}
-			fmt.Fprintf(env.Stdout, "Created integration %s -> %s\nCall it at %s\n", in.Name, in.Upstream, c.GatewayURL(in.Name, "<path>"))
+			fmt.Fprintf(env.Stdout, "Created integration %s -> %s\nCall it at %s\n", in.Name, in.Upstream, c.CallURL(in, "<path>"))
 			return nil
 		},
 	}
@@ -379,7 +380,7 @@ func integrationGetCmd(env *Env, g *globals) *cobra.Command {
 			if asJSON {
 				return printJSON(env.Stdout, in)
 			}
-			printIntegration(env.Stdout, in, c.GatewayURL(in.Name, "<path>"))
+			printIntegration(env.Stdout, in, c.CallURL(in, "<path>"))
 			return nil
 		},
 	}

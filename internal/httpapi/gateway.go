@@ -52,8 +52,12 @@ type Gateway struct {
 	// Errors translates errors of the proxy route (which writes its own
 	// response); nil: a mapper with the gateway's errors.
 	Errors *ErrorMapper
-	Log    *slog.Logger
-	once   sync.Once
+	// DataPlaneURL, when set, returns the base URL apps call the gateway at
+	// when it differs from the API's (a separate data-plane address), for
+	// the gateway_url of integrations ("" when unknown).
+	DataPlaneURL func(r *http.Request) string
+	Log          *slog.Logger
+	once         sync.Once
 	// sessions counts WebSocket calls in flight: their connections are
 	// hijacked, so the HTTP server's shutdown does not wait for them.
 	sessMu   sync.Mutex
@@ -176,6 +180,23 @@ func createRes(r *http.Request) (string, error) {
 	return "integrations", nil
 }
 
+// IntegrationOut is an integration as the API shows it: with gateway_url,
+// where apps call it, when the server knows a data-plane address of its own.
+type IntegrationOut struct {
+	gateway.Integration
+	GatewayURL string `json:"gateway_url,omitempty"`
+}
+
+func (h *Gateway) out(r *http.Request, in gateway.Integration) IntegrationOut {
+	o := IntegrationOut{Integration: in}
+	if h.DataPlaneURL != nil {
+		if base := h.DataPlaneURL(r); base != "" {
+			o.GatewayURL = strings.TrimSuffix(base, "/") + "/v1/gateway/" + in.Name + "/"
+		}
+	}
+	return o
+}
+
 func (h *Gateway) auditFn(r *http.Request, status int) gateway.AuditFunc {
 	if h.Audit == nil {
 		return nil
@@ -229,7 +250,7 @@ func (h *Gateway) Routes() []Route {
 					return 0, nil, err
 				}
 				h.done(r)
-				return http.StatusCreated, out, nil
+				return http.StatusCreated, h.out(r, *out), nil
 			},
 		},
 		{
@@ -241,10 +262,10 @@ func (h *Gateway) Routes() []Route {
 					return 0, nil, err
 				}
 				c := CallerFrom(r.Context())
-				out := []gateway.Integration{}
+				out := []IntegrationOut{}
 				for _, in := range all {
 					if ok, _ := h.Authz.Decide(c, "list", IntegrationResource(in.Name)); ok {
-						out = append(out, in)
+						out = append(out, h.out(r, in))
 					}
 				}
 				return http.StatusOK, map[string]any{"integrations": out}, nil
@@ -258,7 +279,7 @@ func (h *Gateway) Routes() []Route {
 				if err != nil {
 					return 0, nil, err
 				}
-				return http.StatusOK, in, nil
+				return http.StatusOK, h.out(r, *in), nil
 			},
 		},
 		{
@@ -318,7 +339,7 @@ func (h *Gateway) Routes() []Route {
 					return 0, nil, err
 				}
 				h.done(r)
-				return http.StatusOK, out, nil
+				return http.StatusOK, h.out(r, *out), nil
 			},
 		},
 		{

@@ -34,9 +34,16 @@ func TestDataPlaneListener(t *testing.T) {
 	if c := call(t, "PUT", u+"/v1/projects/maps/envs/prod/secrets/k", root, map[string]string{"value": upKey}, nil); c != 200 && c != 201 {
 		t.Fatalf("put secret = %d", c)
 	}
+	var created struct {
+		GatewayURL string `json:"gateway_url"`
+	}
 	if c := call(t, "POST", u+"/v1/integrations", root, map[string]any{"name": "maps", "upstream": up.srv.URL,
-		"secret": "maps/prod/k", "inject": "header:Authorization=Bearer {{secret}}", "allow_private": true}, nil); c != 201 {
+		"secret": "maps/prod/k", "inject": "header:Authorization=Bearer {{secret}}", "allow_private": true}, &created); c != 201 {
 		t.Fatalf("create integration = %d", c)
+	}
+	// The API names the data-plane address apps call the integration at.
+	if created.GatewayURL != gw+"/v1/gateway/maps/" {
+		t.Fatalf("gateway_url = %q, want %q", created.GatewayURL, gw+"/v1/gateway/maps/")
 	}
 
 	// The management API is not there, whatever the token.
@@ -202,5 +209,30 @@ func TestHTTPServerSetting(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Where integrations say apps call them: gateway_public_url when set; the
+// data-plane listener's host and port, the request's host when the
+// listener is on every interface; nothing without a data-plane address.
+func TestDataPlaneURL(t *testing.T) {
+	for _, tc := range []struct {
+		publicURL, addr, host, tls, want string
+	}{
+		{"https://api.example.com", "0.0.0.0:8443", "10.0.0.5:8270", "", "https://api.example.com"},
+		{"", "0.0.0.0:8443", "keyward.internal:8270", "", "http://keyward.internal:8443"},
+		{"", "[::]:8443", "[fd00::5]:8270", "cert.pem", "https://[fd00::5]:8443"},
+		{"", "10.0.0.9:8443", "keyward.internal:8270", "", "http://10.0.0.9:8443"},
+		{"", "", "keyward.internal:8270", "", ""},
+	} {
+		n := &Node{}
+		n.cfg.GatewayPublicURL, n.cfg.TLSCert = tc.publicURL, tc.tls
+		if tc.addr != "" {
+			n.gatewayAddr.Store(&tc.addr)
+		}
+		r, _ := http.NewRequest("GET", "http://"+tc.host+"/v1/integrations", nil)
+		if got := n.dataPlaneURL(r); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc, got, tc.want)
+		}
 	}
 }

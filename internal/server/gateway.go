@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/gateway"
@@ -53,9 +56,38 @@ func (n *Node) gatewayRoutes(authz httpapi.Authorizer, aud httpapi.Auditor, errs
 	n.gatewayEdge = &httpapi.Gateway{
 		Svc: n.integrations, Proxy: n.proxy, Authz: authz, Audit: aud, Errors: errs, Log: n.log,
 		AuditHealthy: n.auditLog.Healthy, Usage: n.usage.Record,
-		Limiter: &integrationLimiter{lim: n.keyLimiter},
+		Limiter: &integrationLimiter{lim: n.keyLimiter}, DataPlaneURL: n.dataPlaneURL,
 	}
 	return n.gatewayEdge.Routes()
+}
+
+// dataPlaneURL is the base URL apps reach the gateway at, when the node has
+// a data-plane address of its own: gateway_public_url, or the data-plane
+// listener's address (its host when it names one, else the host the
+// request reached the API by). "" without one: apps use the API's address.
+func (n *Node) dataPlaneURL(r *http.Request) string {
+	if u, _ := n.cfg.ParsedGatewayPublicURL(); u != nil {
+		return u.String()
+	}
+	addr := n.gatewayAddr.Load()
+	if addr == nil {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(*addr)
+	if err != nil {
+		return ""
+	}
+	if ip, perr := netip.ParseAddr(host); host == "" || perr == nil && ip.IsUnspecified() {
+		if host, _, err = net.SplitHostPort(r.Host); err != nil {
+			host = r.Host
+		}
+		host = strings.Trim(host, "[]")
+	}
+	scheme := "http"
+	if n.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // closeGateway ends WebSocket sessions, waits for their audit entries and

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyward/keyward/internal/access"
@@ -57,16 +58,18 @@ type Node struct {
 	// the other nodes admitted (ratesync.go).
 	keyLimiter *ratelimit.Limiter
 	// detector looks for anomalies in credentials' use (alerts.go).
-	detector  *monitor.Detector
-	policies  *policy.Service
-	identity  *identity.Manager
-	dpop      *dpop.Verifier
-	auditLog  *audit.Log
-	auditFile *os.File
-	poller    *events.Poller
-	usage     *monitor.Usage
-	usageDone chan struct{}      // closed when the usage flusher has stopped
-	stop      context.CancelFunc // stops background jobs
+	detector *monitor.Detector
+	// gatewayAddr is the data-plane listener's address, once listening.
+	gatewayAddr atomic.Pointer[string]
+	policies    *policy.Service
+	identity    *identity.Manager
+	dpop        *dpop.Verifier
+	auditLog    *audit.Log
+	auditFile   *os.File
+	poller      *events.Poller
+	usage       *monitor.Usage
+	usageDone   chan struct{}      // closed when the usage flusher has stopped
+	stop        context.CancelFunc // stops background jobs
 
 	// Set in dev mode once initialised and unsealed.
 	devRootToken string
@@ -436,6 +439,8 @@ func (n *Node) Listen() (*Listeners, error) {
 			ls.Close()
 			return nil, err
 		}
+		addr := ls.Gateway.Addr().String()
+		n.gatewayAddr.Store(&addr)
 	}
 	return ls, nil
 }
