@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/device"
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/storage"
@@ -42,6 +43,8 @@ type OAuth struct {
 	Audit  Auditor
 	// DPoP is the edge's verifier (one replay cache for the whole node).
 	DPoP *dpop.Verifier
+	// Devices, when set, enables the device grant (GrantDevice).
+	Devices *device.Service
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -49,6 +52,9 @@ type OAuth struct {
 // OAuth identifiers (RFC 8693 §3, RFC 9449 §5).
 const (
 	GrantTokenExchange   = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// GrantDevice: an enrolled device, proving its key with the DPoP
+	// proof of the request, gets a token bound to that key.
+	GrantDevice = "urn:keyward:params:oauth:grant-type:device"
 	TokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
 	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
 	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
@@ -205,10 +211,15 @@ func (o *OAuth) exchange(r *http.Request) (int, any, *OAuthError) {
 	}
 	switch gt := f.Get("grant_type"); gt {
 	case GrantTokenExchange:
+	case GrantDevice:
+		if o.Devices == nil {
+			return 0, nil, oauthErr(http.StatusBadRequest, "unsupported_grant_type", "this server enrolls no devices")
+		}
+		return o.deviceGrant(r, f)
 	case "":
 		return 0, nil, oauthErr(http.StatusBadRequest, "invalid_request", "grant_type is required")
 	default:
-		return 0, nil, oauthErr(http.StatusBadRequest, "unsupported_grant_type", "grant_type must be %s", GrantTokenExchange)
+		return 0, nil, oauthErr(http.StatusBadRequest, "unsupported_grant_type", "grant_type must be %s or %s", GrantTokenExchange, GrantDevice)
 	}
 	subject := f.Get("subject_token")
 	if subject == "" {
@@ -289,26 +300,11 @@ func (o *OAuth) exchange(r *http.Request) (int, any, *OAuthError) {
 		if o.DPoP == nil {
 			return 0, nil, oauthErr(http.StatusBadRequest, "invalid_dpop_proof", "this server does not accept DPoP proofs")
 		}
-		proof, err := o.DPoP.Verify(ctx, proofs[0], dpop.Expect{Method: r.Method, URL: RequestURL(r)})
-		switch {
-		case errors.Is(err, dpop.ErrUseNonce):
-			// RFC 9449 §8: the client retries with this nonce.
-			e := oauthErr(http.StatusBadRequest, "use_dpop_nonce", "a fresh server nonce is required: sign a new proof with the nonce of the DPoP-Nonce header")
-			e.dpopNonce, _ = o.DPoP.Nonce()
-			return 0, nil, e
-		case errors.Is(err, dpop.ErrBusy):
-			e := oauthErr(http.StatusServiceUnavailable, "temporarily_unavailable", "too many DPoP proofs in flight; retry shortly")
-			e.retryAfter = 5 * time.Second
-			return 0, nil, e
-		case errors.Is(err, dpop.ErrUnavailable):
-			e := oauthErr(http.StatusServiceUnavailable, "temporarily_unavailable", "the DPoP proof could not be recorded against replay; retry shortly with a new proof")
-			e.retryAfter = time.Second
-			return 0, nil, e
-		case err != nil:
-			return 0, nil, oauthErr(http.StatusBadRequest, "invalid_dpop_proof", "%s", dpopReason(err))
+		proof, oe := o.checkProof(ctx, r, proofs[0])
+		if oe != nil {
+			return 0, nil, oe
 		}
 		jkt = proof.JKT
-		AddAuditDetail(ctx, "dpop", "bound")
 	}
 
 	meta := maps.Clone(p.Metadata)
@@ -319,16 +315,86 @@ func (o *OAuth) exchange(r *http.Request) (int, any, *OAuthError) {
 	if clientID != "" {
 		meta["client_id"] = clientID
 	}
+	return o.issue(r, token.Request{
+		Principal: p.ID(), AuthMethod: AuthMethodExchange, Policies: policies, TTL: ttl, MaxTTL: ttl,
+		BoundCIDRs: p.BoundCIDRs, Meta: meta, JKT: jkt,
+	})
+}
+
+// AuthMethodDevice names tokens issued to enrolled devices.
+const AuthMethodDevice = "device"
+
+// deviceGrant issues an enrolled device a token bound to its key: the
+// request's DPoP proof must be signed by the key the device enrolled with.
+func (o *OAuth) deviceGrant(r *http.Request, f url.Values) (int, any, *OAuthError) {
+	ctx := r.Context()
+	state(ctx).resource = "auth/oauth/token"
+	AddAuditDetail(ctx, "grant", "device")
+	id := f.Get("device_id")
+	if id == "" {
+		return 0, nil, oauthErr(http.StatusBadRequest, "invalid_request", "device_id is required")
+	}
+	proofs := r.Header.Values("DPoP")
+	if len(proofs) != 1 || o.DPoP == nil {
+		return 0, nil, oauthErr(http.StatusBadRequest, "invalid_dpop_proof", "exactly one DPoP proof, signed by the device's key, is required")
+	}
+	proof, oe := o.checkProof(ctx, r, proofs[0])
+	if oe != nil {
+		return 0, nil, oe
+	}
+	d, err := o.Devices.ForToken(ctx, id, proof.JKT)
+	switch {
+	case errors.Is(err, device.ErrDenied):
+		AddAuditDetail(ctx, "device_id", truncate(id, 64))
+		return 0, nil, oauthErr(http.StatusBadRequest, "invalid_grant", "unknown or disabled device, or the proof is not signed by its key")
+	case err != nil:
+		return 0, nil, o.serverError(ctx, err)
+	}
+	state(ctx).caller = &Caller{Principal: d.Principal(), AuthMethod: AuthMethodDevice}
+	AddAuditDetail(ctx, "device_id", d.ID)
+	return o.issue(r, token.Request{
+		Principal: d.Principal(), AuthMethod: AuthMethodDevice, Policies: d.Policies, TTL: MaxExchangeTTL, MaxTTL: MaxExchangeTTL,
+		Meta: map[string]string{"grant": "device", "device_id": d.ID, "enrollment_id": d.EnrollmentID}, JKT: proof.JKT,
+	})
+}
+
+// checkProof verifies a DPoP proof for the token endpoint (no access token
+// yet) and notes it in the audit entry.
+func (o *OAuth) checkProof(ctx context.Context, r *http.Request, proof string) (*dpop.Proof, *OAuthError) {
+	p, err := o.DPoP.Verify(ctx, proof, dpop.Expect{Method: r.Method, URL: RequestURL(r)})
+	switch {
+	case errors.Is(err, dpop.ErrUseNonce):
+		// RFC 9449 §8: the client retries with this nonce.
+		e := oauthErr(http.StatusBadRequest, "use_dpop_nonce", "a fresh server nonce is required: sign a new proof with the nonce of the DPoP-Nonce header")
+		e.dpopNonce, _ = o.DPoP.Nonce()
+		return nil, e
+	case errors.Is(err, dpop.ErrBusy):
+		e := oauthErr(http.StatusServiceUnavailable, "temporarily_unavailable", "too many DPoP proofs in flight; retry shortly")
+		e.retryAfter = 5 * time.Second
+		return nil, e
+	case errors.Is(err, dpop.ErrUnavailable):
+		e := oauthErr(http.StatusServiceUnavailable, "temporarily_unavailable", "the DPoP proof could not be recorded against replay; retry shortly with a new proof")
+		e.retryAfter = time.Second
+		return nil, e
+	case err != nil:
+		return nil, oauthErr(http.StatusBadRequest, "invalid_dpop_proof", "%s", dpopReason(err))
+	}
+	AddAuditDetail(ctx, "dpop", "bound")
+	return p, nil
+}
+
+// issue issues the token of a grant, with the request's audit entry in its
+// transaction, and answers with it.
+func (o *OAuth) issue(r *http.Request, req token.Request) (int, any, *OAuthError) {
+	ctx := r.Context()
+	now := o.now()
 	var audit token.AuditFunc
 	if o.Audit != nil {
 		audit = func(ctx context.Context, tx storage.Tx) error {
 			return o.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, http.StatusOK))
 		}
 	}
-	plain, t, err := o.Tokens.Issue(ctx, token.Request{
-		Principal: p.ID(), AuthMethod: AuthMethodExchange, Policies: policies, TTL: ttl, MaxTTL: ttl,
-		BoundCIDRs: p.BoundCIDRs, Meta: meta, JKT: jkt,
-	}, audit)
+	plain, t, err := o.Tokens.Issue(ctx, req, audit)
 	if err != nil {
 		if errors.Is(err, token.ErrSealed) || errors.Is(err, storage.ErrUnavailable) {
 			return 0, nil, oauthErr(http.StatusServiceUnavailable, "temporarily_unavailable", "keyward cannot issue tokens right now; retry later")
@@ -338,7 +404,7 @@ func (o *OAuth) exchange(r *http.Request) (int, any, *OAuthError) {
 	if o.Audit != nil {
 		MarkAudited(ctx)
 	}
-	c := s.caller
+	c := state(ctx).caller
 	c.Accessor, c.AccessorHMAC, c.Policies = t.Accessor, t.AccessorHMAC, t.Policies
 	return http.StatusOK, &TokenResponse{
 		AccessToken: plain, IssuedTokenType: TokenTypeAccessToken, TokenType: tokenType(t),

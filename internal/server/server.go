@@ -24,6 +24,7 @@ import (
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/device"
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/gateway"
@@ -137,6 +138,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	httpapi.MapUsageErrors(errs)
 	httpapi.MapKeyErrors(errs)
 	httpapi.MapAccessErrors(errs)
+	httpapi.MapDeviceErrors(errs)
 	httpapi.MapGatewayErrors(errs)
 
 	sink := opts.AuditSink
@@ -242,7 +244,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	routes = append(routes, (&httpapi.AccessRequests{Svc: access.New(n.store, nil), Tokens: n.tokens, Authz: authz, Audit: aud, PolicyKnown: policyKnown}).Routes()...)
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
 	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage, Alerts: n.detector}).Routes()...)
-	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop}).Routes()...)
+	devices := device.New(n.store, n.barrier, nil)
+	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop, Devices: devices}).Routes()...)
+	routes = append(routes, (&httpapi.Devices{Svc: devices, Tokens: n.tokens, DPoP: n.dpop, Audit: aud, PolicyKnown: policyKnown}).Routes()...)
 	routes = append(routes, (&httpapi.Keys{Svc: n.apikeys, Authz: authz, Audit: aud, ScopeWarnings: n.scopeWarnings}).Routes()...)
 	routes = append(routes, n.gatewayRoutes(authz, aud, errs)...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
