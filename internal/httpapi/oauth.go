@@ -51,10 +51,10 @@ type OAuth struct {
 
 // OAuth identifiers (RFC 8693 §3, RFC 9449 §5).
 const (
-	GrantTokenExchange   = "urn:ietf:params:oauth:grant-type:token-exchange"
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 	// GrantDevice: an enrolled device, proving its key with the DPoP
 	// proof of the request, gets a token bound to that key.
-	GrantDevice = "urn:keyward:params:oauth:grant-type:device"
+	GrantDevice          = "urn:keyward:params:oauth:grant-type:device"
 	TokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
 	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
 	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"

@@ -26,6 +26,9 @@ var openRoutes = []string{
 	// OAuth: token exchange is a login (an ID token in, a token out);
 	// revocation is authorised by holding the token it revokes (RFC 7009).
 	"POST /v1/oauth/token", "POST /v1/oauth/revoke",
+	// A device enrolls with a one-time code and a proof of its key: the
+	// code is its credential.
+	"POST /v1/devices/enroll",
 }
 
 // dataPlaneRoutes are the only routes of the data-plane listener
@@ -36,6 +39,7 @@ var dataPlaneRoutes = []string{
 	"GET /v1/sys/health",
 	"POST /v1/oauth/token", "POST /v1/oauth/revoke", "POST /v1/oauth/introspect",
 	"POST /v1/keys/verify",
+	"POST /v1/devices/enroll",
 }
 
 // concretePath fills a route pattern's wildcards.
