@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/audit"
 )
@@ -56,8 +57,16 @@ func TestBackupRestores(t *testing.T) {
 	if strings.Contains(string(body), "before-backup") {
 		t.Fatal("the backup holds a secret in the clear")
 	}
-	if left, _ := filepath.Glob(filepath.Join(dir, ".keyward-snapshot-*")); len(left) != 0 {
-		t.Fatalf("snapshot files left in the data directory: %v", left)
+	// The server removes its copy once sent (just after the client read
+	// the last byte).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		left, _ := filepath.Glob(filepath.Join(dir, ".keyward-snapshot-*"))
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("snapshot files left in the data directory: %v", left)
+		}
 	}
 	if c := call(t, "PUT", u+"/v1/projects/shop/envs/prod/secrets/db/password", root, map[string]string{"value": "after-backup"}, nil); c != 200 && c != 201 {
 		t.Fatalf("put = %d", c)
