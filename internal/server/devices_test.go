@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/dpop"
 )
 
@@ -121,5 +122,50 @@ func TestDeviceEnrollment(t *testing.T) {
 	}
 	if c := call(t, "GET", u+"/v1/devices/enrollments", root, nil, nil); c != 200 {
 		t.Fatalf("enrollments = %d", c)
+	}
+}
+
+// The Go client does a device's part: enroll with the prover's key, then
+// tokens bound to it; the operator's part: codes, listing, disabling.
+func TestGoClientDevice(t *testing.T) {
+	r, root := devNode(t)
+	putPolicy(t, r.url, root, "name: sensor\nrules:\n  - resources: [\"projects/iot/**\"]\n    allow: [read]\n")
+	ctx := t.Context()
+	admin, _ := client.New(client.Config{Address: r.url, Token: root})
+	code, e, err := admin.CreateEnrollment(ctx, "line-3", []string{"sensor"}, 1, "1h")
+	if err != nil || e.Remaining != 1 {
+		t.Fatalf("CreateEnrollment = %+v, %v", e, err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	prove, _ := client.NewES256Prover(key)
+	dev, _ := client.New(client.Config{Address: r.url, DPoP: prove})
+	id, err := dev.Enroll(ctx, code, "sensor-17")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dev.DeviceToken(ctx, id)
+	if err != nil || res.TokenType != "DPoP" {
+		t.Fatalf("DeviceToken = %+v, %v", res, err)
+	}
+	if info, err := dev.WithToken(res.AccessToken).LookupSelf(ctx); err != nil || info.Principal != "device:"+id {
+		t.Fatalf("lookup-self = %+v, %v", info, err)
+	}
+	if _, err := dev.Enroll(ctx, code, "sensor-18"); !client.IsCode(err, client.CodeUnauthenticated) {
+		t.Fatalf("a used-up code: %v", err)
+	}
+	if d, err := admin.SetDeviceDisabled(ctx, id, true); err != nil || d.DisabledAt.IsZero() {
+		t.Fatalf("disable = %+v, %v", d, err)
+	}
+	if _, err := dev.WithToken(res.AccessToken).LookupSelf(ctx); !client.IsCode(err, client.CodeUnauthenticated) {
+		t.Fatalf("after disable: %v", err)
+	}
+	if ds, err := admin.Devices(ctx, 0, ""); err != nil || len(ds) != 1 || ds[0].Name != "sensor-17" {
+		t.Fatalf("Devices = %+v, %v", ds, err)
+	}
+	if err := admin.DeleteDevice(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.GetDevice(ctx, id); !client.IsCode(err, "not_found") {
+		t.Fatalf("after delete: %v", err)
 	}
 }
