@@ -418,3 +418,54 @@ func TestBackupAndRestore(t *testing.T) {
 		t.Fatalf("restore of a missing file = %+v", r)
 	}
 }
+
+// A device's life from the shell: an operator makes a code, the device
+// enrolls with a key file and gets a key-bound token, the operator
+// disables it and it gets no more.
+func TestDeviceFromTheShell(t *testing.T) {
+	data := t.TempDir()
+	p := startServer(t, "--dev", "--data", data)
+	tok, err := os.ReadFile(filepath.Join(data, "root-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := []string{"KEYWARD_ADDR=" + p.addr, "KEYWARD_TOKEN=" + strings.TrimSpace(string(tok)), "XDG_CONFIG_HOME=" + t.TempDir()}
+	dev := []string{"KEYWARD_ADDR=" + p.addr, "KEYWARD_TOKEN=", "XDG_CONFIG_HOME=" + t.TempDir()}
+	pol := filepath.Join(t.TempDir(), "sensor.yaml")
+	os.WriteFile(pol, []byte("name: sensor\nrules:\n  - resources: [\"projects/iot/**\"]\n    allow: [read]\n"), 0o600)
+	if r := run(t, op, "", "policy", "apply", "-f", pol); r.code != 0 {
+		t.Fatalf("policy apply = %+v", r)
+	}
+	r := run(t, op, "", "device", "enrollment", "create", "--policy", "sensor", "--uses", "1", "-o", "json")
+	var made struct{ Code string }
+	if err := json.Unmarshal([]byte(r.stdout), &made); err != nil || !strings.HasPrefix(made.Code, "kwe_") {
+		t.Fatalf("enrollment create = %+v", r)
+	}
+	key := filepath.Join(t.TempDir(), "device.pem")
+	r = run(t, dev, "", "device", "enroll", made.Code, "--key", key, "--name", "sensor-1", "-o", "json")
+	var enrolled struct {
+		DeviceID string `json:"device_id"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &enrolled); err != nil || !strings.HasPrefix(enrolled.DeviceID, "dev_") || !strings.Contains(r.stderr, "made a new device key") {
+		t.Fatalf("enroll = %+v", r)
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("device key file: %v, %v", fi, err)
+	}
+	if r := run(t, dev, "", "device", "token", enrolled.DeviceID, "--key", key); r.code != 0 || !strings.Contains(r.stdout, "Type:       DPoP") {
+		t.Fatalf("device token = %+v", r)
+	}
+	if r := run(t, op, "", "device", "list"); r.code != 0 || !strings.Contains(r.stdout, "sensor-1") {
+		t.Fatalf("device list = %+v", r)
+	}
+	if r := run(t, op, "", "device", "disable", enrolled.DeviceID); r.code != 0 {
+		t.Fatalf("disable = %+v", r)
+	}
+	if r := run(t, dev, "", "device", "token", enrolled.DeviceID, "--key", key); r.code != 1 || !strings.Contains(r.stderr, "invalid_grant") {
+		t.Fatalf("token of a disabled device = %+v", r)
+	}
+	other := filepath.Join(t.TempDir(), "other.pem")
+	if r := run(t, dev, "", "device", "enroll", made.Code, "--key", other); r.code != 1 || !strings.Contains(r.stderr, "used up") {
+		t.Fatalf("a used-up code = %+v", r)
+	}
+}

@@ -59,6 +59,16 @@ func (g *globals) newClient(env *Env) (*client.Client, error) {
 	return client.New(client.Config{Address: addr, Token: token, UserAgent: "keyward-cli"})
 }
 
+// newProverClient is newClient without a token, signing DPoP proofs with
+// prove: a device's own requests.
+func (g *globals) newProverClient(env *Env, prove client.Prover) (*client.Client, error) {
+	addr := g.addr
+	if addr == "" {
+		addr = env.Getenv("KEYWARD_ADDR")
+	}
+	return client.New(client.Config{Address: addr, UserAgent: "keyward-cli", DPoP: prove})
+}
+
 // tokenPath is where keyward login saves the token.
 func tokenPath(env *Env) string {
 	dir := env.Getenv("XDG_CONFIG_HOME")
