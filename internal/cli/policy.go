@@ -205,10 +205,10 @@ func policyWhoCanCmd(env *Env, g *globals) *cobra.Command {
 		Short: "Access review: who may do an action on a resource, and through which policy",
 		Long: `List who may do ACTION (read, list, write, delete, rotate, proxy, issue,
 admin) on RESOURCE: the policies that allow it, then every user, service
-account, JWT issuer mapping and group of live tokens whose policies allow
-it, with the rule that decides. An explicit deny in a holder's policies, or
-a token bound to other environments, keeps it off the list; disabled users
-and service accounts are listed and marked. API keys are governed by their
+account, device, JWT issuer mapping and group of live tokens whose policies
+allow it, with the rule that decides. An explicit deny in a holder's
+policies, or a token bound to other environments, keeps it off the list;
+disabled users, service accounts and devices are listed and marked. API keys are governed by their
 scopes instead (keyward key list). Needs read on sys/access.`,
 		Example: `  keyward policy who-can read projects/payments/envs/prod/secrets/db/password
   keyward policy who-can admin sys/seal -o json`,

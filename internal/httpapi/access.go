@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/keyward/keyward/internal/device"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/policy"
 	"github.com/keyward/keyward/internal/token"
@@ -13,7 +14,7 @@ import (
 // service account, an issuer's tokens (those a claim mapping gives), or a
 // group of live tokens.
 type Holder struct {
-	Kind string `json:"kind"` // user, service, issuer, tokens
+	Kind string `json:"kind"` // user, service, device, issuer, tokens
 	// Name is the user's or service account's name, the issuer's name, or
 	// the tokens' principal.
 	Name string `json:"name"`
@@ -26,7 +27,7 @@ type Holder struct {
 	AllowedBy string   `json:"allowed_by"`
 	BoundEnvs []string `json:"bound_envs,omitempty"` // tokens: the environments they are bound to
 	Count     int      `json:"count,omitempty"`      // tokens: how many
-	Disabled  bool     `json:"disabled,omitempty"`   // users, services: disabled (holds it once enabled)
+	Disabled  bool     `json:"disabled,omitempty"`   // users, services, devices: disabled (holds it once enabled)
 }
 
 // AccessReview answers who may do an action on a resource.
@@ -49,6 +50,7 @@ type Review struct {
 	Policies   *policy.Service
 	Identities *identity.Manager
 	Tokens     *token.Service
+	Devices    *device.Service // nil: devices are not reviewed
 	Authz      Authorizer
 }
 
@@ -56,7 +58,7 @@ type Review struct {
 func (h *Review) Routes() []Route {
 	return []Route{{
 		Pattern: "POST /v1/policies/who-can", Action: "read", Resource: static("sys/access"),
-		Summary: "Access review: who may do {\"action\"} on {\"resource\"}: the policies that allow it, and the users, service accounts, JWT issuers' mappings and live tokens holding them, with the deciding rule. API keys are not listed (their scopes govern them).",
+		Summary: "Access review: who may do {\"action\"} on {\"resource\"}: the policies that allow it, and the users, service accounts, devices, JWT issuers' mappings and live tokens holding them, with the deciding rule. API keys are not listed (their scopes govern them).",
 		Handle: func(r *http.Request) (int, any, error) {
 			var in struct {
 				Action   string `json:"action"`
@@ -126,6 +128,26 @@ func (h *Review) review(ctx context.Context, action, resource string) (*AccessRe
 	rev.Truncated = rev.Truncated || more
 	for _, s := range services {
 		add(Holder{Kind: "service", Name: s.Name, Policies: s.Policies, Disabled: s.Disabled}, nil)
+	}
+	if h.Devices != nil {
+		devices, more, err := pages(func(cursor string) ([]*device.Device, string, error) {
+			ds, err := h.Devices.List(ctx, 1000, cursor)
+			if len(ds) < 1000 {
+				return ds, "", err
+			}
+			return ds, ds[len(ds)-1].ID, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		rev.Truncated = rev.Truncated || more
+		for _, d := range devices {
+			name := d.ID
+			if d.Name != "" {
+				name += " (" + d.Name + ")"
+			}
+			add(Holder{Kind: "device", Name: name, Policies: d.Policies, Disabled: !d.DisabledAt.IsZero()}, nil)
+		}
 	}
 	issuers, err := h.Identities.ListIssuers(ctx)
 	if err != nil {

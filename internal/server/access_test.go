@@ -3,6 +3,8 @@ package server
 import (
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/device"
 )
 
 // An access review names who may read a production secret: the users,
@@ -31,6 +33,15 @@ func TestWhoCan(t *testing.T) {
 		"policy_map": []map[string]any{{"claim": "repository", "value": "acme/shop", "policies": []string{"ops"}}, {"claim": "repository", "value": "acme/*", "policies": []string{"viewer"}}}}
 	if c := call(t, "PUT", u+"/v1/auth/jwt/issuers/github", root, issuer, nil); c != 200 {
 		t.Fatalf("issuer = %d", c)
+	}
+	devs := device.New(r.node.store, r.node.barrier, nil)
+	code, _, err := devs.CreateEnrollment(t.Context(), "", []string{"ops"}, 1, 0, "root", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := devs.Enroll(t.Context(), code, "thumbprint-of-a-key", "gate", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 	call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"policies": []string{"ops"}}, nil)
 	call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"policies": []string{"ops"}}, nil)
@@ -66,7 +77,7 @@ func TestWhoCan(t *testing.T) {
 			t.Errorf("root's unbound ops tokens: count %d, want 2 (the one bound to shop/dev cannot)", h.Count)
 		}
 	}
-	for _, want := range []string{"user alice", "service deployer", "issuer github repository=acme/shop", "tokens root ops", "tokens root root"} {
+	for _, want := range []string{"user alice", "service deployer", "device " + dev.ID + " (gate)", "issuer github repository=acme/shop", "tokens root ops", "tokens root root"} {
 		if !strings.HasPrefix(got[want], "allowed by policy") {
 			t.Errorf("%s: %q, want it listed with its rule (all: %v)", want, got[want], got)
 		}

@@ -240,11 +240,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Changed: func(ctx context.Context, tx storage.Tx, name string) error {
 			return events.Append(ctx, tx, eventPolicyChange, name)
 		}}).Routes()...)
-	routes = append(routes, (&httpapi.Review{Policies: n.policies, Identities: n.identity, Tokens: n.tokens, Authz: authz}).Routes()...)
+
 	routes = append(routes, (&httpapi.AccessRequests{Svc: access.New(n.store, nil), Tokens: n.tokens, Authz: authz, Audit: aud, PolicyKnown: policyKnown}).Routes()...)
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
 	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage, Alerts: n.detector}).Routes()...)
 	devices := device.New(n.store, n.barrier, nil)
+	routes = append(routes, (&httpapi.Review{Policies: n.policies, Identities: n.identity, Tokens: n.tokens, Devices: devices, Authz: authz}).Routes()...)
 	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop, Devices: devices}).Routes()...)
 	routes = append(routes, (&httpapi.Devices{Svc: devices, Tokens: n.tokens, DPoP: n.dpop, Audit: aud, PolicyKnown: policyKnown}).Routes()...)
 	routes = append(routes, (&httpapi.Keys{Svc: n.apikeys, Authz: authz, Audit: aud, ScopeWarnings: n.scopeWarnings}).Routes()...)
