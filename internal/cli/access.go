@@ -71,15 +71,7 @@ func accessListCmd(env *Env, g *globals) *cobra.Command {
 		Short: "List your requests and those you may decide",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			from, err := parseTimeFlag("since", since, time.Now())
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, from, c, err := g.setupSince(env, since)
 			if err != nil {
 				return err
 			}

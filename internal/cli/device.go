@@ -251,19 +251,26 @@ func deviceKey(env *Env, path string) (*ecdsa.PrivateKey, error) {
 	return k, nil
 }
 
-func deviceProverClient(env *Env, g *globals, keyPath string) (*client.Client, error) {
+// deviceSetup is setup for a device's own commands: the output format,
+// then a client signing DPoP proofs with the key in keyPath.
+func (g *globals) deviceSetup(env *Env, keyPath string) (bool, *client.Client, error) {
+	asJSON, err := g.json()
+	if err != nil {
+		return false, nil, err
+	}
 	if keyPath == "" {
-		return nil, Usagef("give --key FILE: the device's ECDSA P-256 key (made there when missing)")
+		return false, nil, Usagef("give --key FILE: the device's ECDSA P-256 key (made there when missing)")
 	}
 	k, err := deviceKey(env, keyPath)
 	if err != nil {
-		return nil, err
+		return false, nil, err
 	}
 	prove, err := client.NewES256Prover(k)
 	if err != nil {
-		return nil, err
+		return false, nil, err
 	}
-	return g.newProverClient(env, prove)
+	c, err := g.newProverClient(env, prove)
+	return asJSON, c, err
 }
 
 func deviceEnrollCmd(env *Env, g *globals) *cobra.Command {
@@ -273,11 +280,7 @@ func deviceEnrollCmd(env *Env, g *globals) *cobra.Command {
 		Short: "Enroll this device with a code, under the key in FILE (made when missing)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := deviceProverClient(env, g, keyPath)
+			asJSON, c, err := g.deviceSetup(env, keyPath)
 			if err != nil {
 				return err
 			}
@@ -305,11 +308,7 @@ func deviceTokenCmd(env *Env, g *globals) *cobra.Command {
 		Short: "Get a token bound to the device's key (its calls then need a DPoP proof each)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := deviceProverClient(env, g, keyPath)
+			asJSON, c, err := g.deviceSetup(env, keyPath)
 			if err != nil {
 				return err
 			}

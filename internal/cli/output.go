@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/keyward/keyward/client"
 	"github.com/spf13/cobra"
@@ -43,6 +44,19 @@ func (g *globals) setup(env *Env) (asJSON bool, c *client.Client, err error) {
 	}
 	c, err = g.newClient(env)
 	return asJSON, c, err
+}
+
+// setupSince is setup for a command with a --since flag: the output
+// format, the time since names, then the client.
+func (g *globals) setupSince(env *Env, since string) (asJSON bool, from time.Time, c *client.Client, err error) {
+	if asJSON, err = g.json(); err != nil {
+		return false, from, nil, err
+	}
+	if from, err = parseTimeFlag("since", since, time.Now()); err != nil {
+		return false, from, nil, err
+	}
+	c, err = g.newClient(env)
+	return asJSON, from, c, err
 }
 
 // newClient builds an API client from flags and the environment. The token

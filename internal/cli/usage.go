@@ -133,15 +133,7 @@ RESPONSE column says which. Needs read on sys/alerts.`,
   keyward alerts --since 7d -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			from, err := parseTimeFlag("since", since, time.Now())
-			if err != nil {
-				return err
-			}
-			c, err := g.newClient(env)
+			asJSON, from, c, err := g.setupSince(env, since)
 			if err != nil {
 				return err
 			}
