@@ -41,6 +41,13 @@ type Config struct {
 	// AuditFile, when set, receives every audit entry as a JSON line,
 	// appended asynchronously (for log shippers).
 	AuditFile string `toml:"audit_file"`
+	// AuditWebhook, when set, receives every audit entry, as JSON lines in
+	// signed batches (a SIEM's collector): https, or http on loopback.
+	AuditWebhook string `toml:"audit_webhook"`
+	// AuditWebhookSecret signs the webhook's requests (at least 16
+	// characters). It is read from KEYWARD_AUDIT_WEBHOOK_SECRET or the
+	// file, never from a flag (a command line is visible to every user).
+	AuditWebhookSecret string `toml:"audit_webhook_secret"`
 	// PublicURL is the base URL clients reach this server by (e.g.
 	// https://keyward.example.com), when a proxy or load balancer in front
 	// terminates TLS or rewrites Host. DPoP proofs name the URL the client
@@ -137,6 +144,7 @@ func settings() []setting {
 			return nil
 		}},
 		{flag: "audit-file", env: "KEYWARD_AUDIT_FILE", usage: "also append every audit entry to this file as JSON lines", apply: str(func(c *Config) *string { return &c.AuditFile })},
+		{flag: "audit-webhook", env: "KEYWARD_AUDIT_WEBHOOK", usage: "also POST every audit entry to this URL, as signed JSON lines (https; needs $KEYWARD_AUDIT_WEBHOOK_SECRET)", apply: str(func(c *Config) *string { return &c.AuditWebhook })},
 		{flag: "audit-retention", env: "KEYWARD_AUDIT_RETENTION", usage: "delete audit entries older than this (e.g. 2160h); 0 keeps all", apply: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 {
@@ -188,6 +196,9 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 				return c, fmt.Errorf("config: $%s: %w", s.env, err)
 			}
 		}
+	}
+	if v := getenv("KEYWARD_AUDIT_WEBHOOK_SECRET"); v != "" {
+		c.AuditWebhookSecret = v
 	}
 	for _, s := range settings() {
 		f := fs.Lookup(s.flag)
@@ -282,6 +293,16 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.ParsedCORSOrigins(); err != nil {
 		return err
+	}
+	if c.AuditWebhook != "" {
+		u, err := url.Parse(c.AuditWebhook)
+		local := err == nil && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1" || u.Hostname() == "::1")
+		if err != nil || u.Host == "" || u.User != nil || !(u.Scheme == "https" || u.Scheme == "http" && local) {
+			return errors.New("config: audit-webhook: want an https:// URL (http only for localhost)")
+		}
+		if len(c.AuditWebhookSecret) < 16 {
+			return errors.New("config: audit-webhook needs a signing secret of at least 16 characters in $KEYWARD_AUDIT_WEBHOOK_SECRET (or audit_webhook_secret in the config file)")
+		}
 	}
 	for _, k := range c.AnomalyRevoke {
 		if k != AnomalySpike && k != AnomalyRefusals {

@@ -81,6 +81,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--gateway-public-url", "https://gw.example.com"}, nil, "without gateway-listen"},
 		{nil, map[string]string{"KEYWARD_GATEWAY_LISTEN": "0.0.0.0:8443", "KEYWARD_GATEWAY_PUBLIC_URL": "gw.example.com"}, "gateway-public-url"},
 		{[]string{"--anomaly-revoke", "spike,everything"}, nil, `anomaly-revoke "everything"`},
+		{[]string{"--audit-webhook", "http://siem.example.com/collect"}, map[string]string{"KEYWARD_AUDIT_WEBHOOK_SECRET": "0123456789abcdef"}, "audit-webhook: want an https://"},
+		{[]string{"--audit-webhook", "https://siem.example.com/collect"}, nil, "KEYWARD_AUDIT_WEBHOOK_SECRET"},
+		{[]string{"--audit-webhook", "https://siem.example.com/collect"}, map[string]string{"KEYWARD_AUDIT_WEBHOOK_SECRET": "short"}, "at least 16"},
 	}
 	for _, c := range cases {
 		_, err := load(t, c.args, c.env)
@@ -171,5 +174,17 @@ func TestAnomalyRevoke(t *testing.T) {
 	}
 	if c, err := load(t, nil, nil); err != nil || len(c.AnomalyRevoke) != 0 {
 		t.Fatalf("default: %v, %v (want nothing revoked)", c.AnomalyRevoke, err)
+	}
+}
+
+func TestAuditWebhook(t *testing.T) {
+	c, err := load(t, []string{"--audit-webhook", "https://siem.example.com/collect"}, map[string]string{"KEYWARD_AUDIT_WEBHOOK_SECRET": "0123456789abcdef"})
+	if err != nil || c.AuditWebhook != "https://siem.example.com/collect" || c.AuditWebhookSecret != "0123456789abcdef" {
+		t.Fatalf("%+v, %v", c, err)
+	}
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if fs.Lookup("audit-webhook-secret") != nil {
+		t.Error("the webhook secret can be given as a flag (visible in ps)")
 	}
 }

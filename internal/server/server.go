@@ -67,10 +67,12 @@ type Node struct {
 	dpop        *dpop.Verifier
 	auditLog    *audit.Log
 	auditFile   *os.File
-	poller      *events.Poller
-	usage       *monitor.Usage
-	usageDone   chan struct{}      // closed when the usage flusher has stopped
-	stop        context.CancelFunc // stops background jobs
+	// auditWebhook posts audit entries to a collector (audit_webhook).
+	auditWebhook *audit.Webhook
+	poller       *events.Poller
+	usage        *monitor.Usage
+	usageDone    chan struct{}      // closed when the usage flusher has stopped
+	stop         context.CancelFunc // stops background jobs
 
 	// Set in dev mode once initialised and unsealed.
 	devRootToken string
@@ -151,10 +153,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		n.auditFile = f
 		sink = f
 	}
+	if cfg.AuditWebhook != "" {
+		n.auditWebhook = audit.NewWebhook(cfg.AuditWebhook, []byte(cfg.AuditWebhookSecret), nil, func(err error) {
+			log.Warn("audit webhook failed", "err", err)
+		})
+		sink = fanOut(sink, n.auditWebhook)
+	}
 	n.auditLog, err = audit.Open(ctx, n.store, n.barrier, audit.Options{Sink: sink, OnSinkError: func(err error) {
 		log.Warn("audit sink failed", "err", err)
 	}})
 	if err != nil {
+		if n.auditWebhook != nil {
+			n.auditWebhook.Close()
+		}
 		n.store.Close()
 		return nil, fmt.Errorf("opening the audit log: %w", err)
 	}
@@ -317,7 +328,31 @@ const eventPolicyChange = "policy.change"
 // closeEarly releases what New opened when New fails.
 func (n *Node) closeEarly() {
 	n.auditLog.Close()
+	if n.auditWebhook != nil {
+		n.auditWebhook.Close()
+	}
 	n.store.Close()
+}
+
+// fanOut writes each audit line to every sink that is set; one failing
+// does not keep the line from the others.
+func fanOut(a, b io.Writer) io.Writer {
+	if a == nil {
+		return b
+	}
+	return sinks{a, b}
+}
+
+type sinks []io.Writer
+
+func (s sinks) Write(p []byte) (int, error) {
+	var errs []error
+	for _, w := range s {
+		if _, err := w.Write(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(p), errors.Join(errs...)
 }
 
 // handleEvent applies a change made on another node (or this one) to the
@@ -357,6 +392,11 @@ func (n *Node) Close() error {
 	n.proxy.Purge() // cached secret values leave memory with the keys
 	if n.auditFile != nil {
 		n.auditFile.Close()
+	}
+	if n.auditWebhook != nil {
+		if err := n.auditWebhook.Close(); err != nil {
+			n.log.Warn("audit webhook at shutdown", "err", err)
+		}
 	}
 	if err := n.store.Close(); err != nil {
 		return err
