@@ -259,6 +259,31 @@ func (s *Service) RevokeEnrollment(ctx context.Context, id string, audit AuditFu
 	})
 }
 
+// CheckCode reports whether code is live (ErrCode when not), without
+// spending a use: callers check it before they spend anything else on a
+// request (a DPoP replay-cache slot).
+func (s *Service) CheckCode(ctx context.Context, code string) error {
+	if credential.ParseType(code, credential.Enrollment) != nil {
+		return ErrCode
+	}
+	hash, err := s.codeHash(code)
+	if err != nil {
+		return err
+	}
+	var one int
+	err = s.st.Read(ctx, func(tx storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT 1 FROM device_enrollments WHERE code_hash = $1 AND remaining > 0 AND revoked_at = 0 AND expires_at > $2`,
+			hash, s.now().UnixNano()).Scan(&one)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrCode
+	}
+	if err != nil {
+		return fmt.Errorf("device: check code: %w", err)
+	}
+	return nil
+}
+
 // Enroll registers a device holding the key of thumbprint jkt (which the
 // caller checked with a DPoP proof) with code, spending one of its uses.
 func (s *Service) Enroll(ctx context.Context, code, jkt, name string, audit func(ctx context.Context, tx storage.Tx, d *Device) error) (*Device, error) {

@@ -40,6 +40,9 @@ func TestEnrollment(t *testing.T) {
 		if storagetest.RawContains(t, st, []byte(code)) {
 			t.Fatal("the enrollment code is stored in the clear")
 		}
+		if err := s.CheckCode(ctx, code); err != nil {
+			t.Fatalf("CheckCode of a live code: %v", err)
+		}
 		d1, err := s.Enroll(ctx, code, "jkt-one", "kitchen", nil)
 		if err != nil || d1.EnrollmentID != e.ID || d1.Policies[0] != "thermostat" || d1.Principal() != "device:"+d1.ID {
 			t.Fatalf("enroll 1: %+v, %v", d1, err)
@@ -49,6 +52,9 @@ func TestEnrollment(t *testing.T) {
 		}
 		if _, err := s.Enroll(ctx, code, "jkt-two", "", nil); err != nil {
 			t.Fatalf("enroll 2: %v", err)
+		}
+		if err := s.CheckCode(ctx, code); !errors.Is(err, ErrCode) {
+			t.Fatalf("CheckCode of a used-up code: %v", err)
 		}
 		if _, err := s.Enroll(ctx, code, "jkt-three", "", nil); !errors.Is(err, ErrCode) {
 			t.Fatalf("a third device on a code for two: %v", err)

@@ -133,6 +133,11 @@ func (h *Devices) Routes() []Route {
 				if err := decode(r, &in); err != nil {
 					return 0, nil, err
 				}
+				// The code first: a proof is checked (and takes a replay-cache
+				// slot) only for a caller holding a live code.
+				if err := h.Svc.CheckCode(r.Context(), in.Code); err != nil {
+					return 0, nil, err
+				}
 				proofs := r.Header.Values("DPoP")
 				if len(proofs) != 1 || h.DPoP == nil {
 					return 0, nil, Invalid("exactly one DPoP proof header, signed by the device's key, is required")

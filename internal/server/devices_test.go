@@ -46,9 +46,9 @@ func TestDeviceEnrollment(t *testing.T) {
 		}
 		return p
 	}
-	enroll := func(k *ecdsa.PrivateKey, p, name string) (int, map[string]any) {
+	enrollWith := func(code, p, name string) (int, map[string]any) {
 		t.Helper()
-		b, _ := json.Marshal(map[string]string{"code": made.Code, "name": name})
+		b, _ := json.Marshal(map[string]string{"code": code, "name": name})
 		req, _ := http.NewRequest("POST", u+"/v1/devices/enroll", bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
 		if p != "" {
@@ -56,6 +56,10 @@ func TestDeviceEnrollment(t *testing.T) {
 		}
 		res := send(t, req)
 		return res.status, res.body
+	}
+	enroll := func(_ *ecdsa.PrivateKey, p, name string) (int, map[string]any) {
+		t.Helper()
+		return enrollWith(made.Code, p, name)
 	}
 	tokenFor := func(k *ecdsa.PrivateKey, id string) oauthResp {
 		t.Helper()
@@ -65,6 +69,11 @@ func TestDeviceEnrollment(t *testing.T) {
 
 	key := newKey()
 	first := proof(key, "POST", u+"/v1/devices/enroll", "")
+	// A wrong code is refused before the proof is looked at: the proof is
+	// not spent, and works with the right code.
+	if c, _ := enrollWith("kwe_"+strings.Repeat("A", 46), first, "kitchen"); c != 401 {
+		t.Fatalf("a wrong code = %d, want 401", c)
+	}
 	code, body := enroll(key, first, "kitchen")
 	id, _ := body["device_id"].(string)
 	if code != 201 || !strings.HasPrefix(id, "dev_") {
