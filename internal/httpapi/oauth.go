@@ -334,6 +334,17 @@ func (o *OAuth) deviceGrant(r *http.Request, f url.Values) (int, any, *OAuthErro
 	if id == "" {
 		return 0, nil, oauthErr(http.StatusBadRequest, "invalid_request", "device_id is required")
 	}
+	refused := func() (int, any, *OAuthError) {
+		AddAuditDetail(ctx, "device_id", truncate(id, 64))
+		return 0, nil, oauthErr(http.StatusBadRequest, "invalid_grant", "unknown or disabled device, or the proof is not signed by its key")
+	}
+	// The device first: a proof is checked (and takes a replay-cache slot)
+	// only for an enrolled, enabled device.
+	if d, err := o.Devices.Get(ctx, id); errors.Is(err, device.ErrNotFound) || err == nil && !d.DisabledAt.IsZero() {
+		return refused()
+	} else if err != nil {
+		return 0, nil, o.serverError(ctx, err)
+	}
 	proofs := r.Header.Values("DPoP")
 	if len(proofs) != 1 || o.DPoP == nil {
 		return 0, nil, oauthErr(http.StatusBadRequest, "invalid_dpop_proof", "exactly one DPoP proof, signed by the device's key, is required")
@@ -345,8 +356,7 @@ func (o *OAuth) deviceGrant(r *http.Request, f url.Values) (int, any, *OAuthErro
 	d, err := o.Devices.ForToken(ctx, id, proof.JKT)
 	switch {
 	case errors.Is(err, device.ErrDenied):
-		AddAuditDetail(ctx, "device_id", truncate(id, 64))
-		return 0, nil, oauthErr(http.StatusBadRequest, "invalid_grant", "unknown or disabled device, or the proof is not signed by its key")
+		return refused()
 	case err != nil:
 		return 0, nil, o.serverError(ctx, err)
 	}
