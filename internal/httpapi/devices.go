@@ -148,7 +148,7 @@ func (h *Devices) Routes() []Route {
 					return 0, nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: time.Second,
 						Message: "the DPoP proof could not be recorded against replay; retry shortly with a new proof"}
 				case err != nil:
-					return 0, nil, Invalid("DPoP proof: %s", dpopReason(err))
+					return 0, nil, Invalid("%s", dpopReason(err))
 				}
 				d, err := h.Svc.Enroll(r.Context(), in.Code, p.JKT, in.Name, func(ctx context.Context, tx storage.Tx, d *device.Device) error {
 					AddAuditDetail(ctx, "device_id", d.ID)

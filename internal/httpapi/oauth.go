@@ -432,6 +432,9 @@ func (o *OAuth) serverError(_ context.Context, err error) *OAuthError {
 func dpopReason(err error) string {
 	msg := err.Error()
 	if r, ok := strings.CutPrefix(msg, dpop.ErrInvalid.Error()+": "); ok {
+		if strings.HasPrefix(r, "DPoP proof") {
+			return r // "DPoP proof replayed"
+		}
 		return "DPoP proof: " + r
 	}
 	return "the DPoP proof cannot be checked against this request"
