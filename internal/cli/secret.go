@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -374,16 +375,26 @@ func secretGetCmd(env *Env, g *globals) *cobra.Command {
 func secretListCmd(env *Env, g *globals) *cobra.Command {
 	var af addrFlags
 	var recursive bool
+	var unchanged string
 	cmd := &cobra.Command{
 		Use:   "list PROJECT/ENV[/PREFIX]",
 		Short: "List secret names (never values)",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `List secret names, their current version and when it was written (never
+values). With --unchanged-for 90d only the secrets not written for that long
+are listed, with a count on stderr: the ones that were never rotated.`,
+		Example: `  keyward secret list payments/prod -r
+  keyward secret list payments/prod -r --unchanged-for 90d     # due for rotation`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			arg := ""
 			if len(args) == 1 {
 				arg = args[0]
 			}
 			a, err := af.resolve(env, arg, false)
+			if err != nil {
+				return err
+			}
+			cutoff, err := parseTimeFlag("unchanged-for", unchanged, time.Now())
 			if err != nil {
 				return err
 			}
@@ -394,6 +405,10 @@ func secretListCmd(env *Env, g *globals) *cobra.Command {
 			es, err := c.ListSecrets(cmd.Context(), a.project, a.env, a.path, recursive)
 			if err != nil {
 				return err
+			}
+			if unchanged != "" {
+				es = slices.DeleteFunc(es, func(e client.SecretEntry) bool { return e.Folder || !e.UpdatedAt.Before(cutoff) })
+				fmt.Fprintf(env.Stderr, "%d secret(s) unchanged for %s%s\n", len(es), unchanged, map[bool]string{true: " (add -r for sub-folders)", false: ""}[!recursive])
 			}
 			if ok, _ := g.json(); ok {
 				return printJSON(env.Stdout, es)
@@ -411,6 +426,7 @@ func secretListCmd(env *Env, g *globals) *cobra.Command {
 	}
 	af.register(cmd)
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "list every depth")
+	cmd.Flags().StringVar(&unchanged, "unchanged-for", "", "only secrets not written for this long (90d, 2160h) or since a time")
 	return cmd
 }
 

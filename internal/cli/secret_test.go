@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestResolveAddr(t *testing.T) {
@@ -323,5 +324,22 @@ func TestSecretSetTrailingNewline(t *testing.T) {
 		if r := h.must(in, "secret", "set", "pay/dev/k"); strings.Contains(r.stderr, "newline") {
 			t.Errorf("%q: stderr %q", in, r.stderr)
 		}
+	}
+}
+
+// --unchanged-for lists the secrets not written for that long (folders
+// left out), with a count on stderr.
+func TestSecretListUnchangedFor(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_x" // keyward:allow (test fixture)
+	old := time.Now().Add(-200 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	recent := time.Now().Add(-24 * time.Hour).UTC().Format(time.RFC3339)
+	h.fake.handle("GET /v1/projects/shop/envs/prod/secrets", 200, `{"secrets":[{"name":"db","folder":true},{"name":"db/password","version":1,"updated_at":"`+old+`"},{"name":"API_KEY","version":7,"updated_at":"`+recent+`"}]}`)
+	r := h.must("", "secret", "list", "shop/prod", "-r", "--unchanged-for", "90d")
+	if !strings.Contains(r.stdout, "db/password") || strings.Contains(r.stdout, "API_KEY") || strings.Contains(r.stdout, "db  ") || !strings.Contains(r.stderr, "1 secret(s) unchanged for 90d") {
+		t.Fatalf("stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	if r := h.run("", "secret", "list", "shop/prod", "--unchanged-for", "a while"); r.code != ExitUsage {
+		t.Fatalf("a bad --unchanged-for: exit %d", r.code)
 	}
 }
