@@ -378,7 +378,7 @@ func AuditEventFor(ctx context.Context, r *http.Request, status int) *AuditEvent
 	s := state(ctx)
 	return &AuditEvent{
 		Time: s.start.UTC(), RequestID: s.id, Caller: s.caller, Action: s.action, Resource: s.resource,
-		SourceAddr: s.src.String(), UserAgent: r.UserAgent(), Outcome: s.outcomeOf(status), Status: status,
+		SourceAddr: s.src.String(), UserAgent: s.ua, Outcome: s.outcomeOf(status), Status: status,
 		Latency: time.Since(s.start), Detail: s.detail, Environment: s.env,
 	}
 }
