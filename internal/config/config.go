@@ -77,6 +77,11 @@ type Config struct {
 	// whose credential is revoked when detected; the others are recorded
 	// and audited only.
 	AnomalyRevoke []string `toml:"anomaly_revoke"`
+	// AnomalySpikeMin, AnomalySpikeFactor and AnomalyRefusalsMin tune the
+	// detection (0: internal/monitor's defaults, 600, 10 and 30).
+	AnomalySpikeMin    int64   `toml:"anomaly_spike_min"`
+	AnomalySpikeFactor float64 `toml:"anomaly_spike_factor"`
+	AnomalyRefusalsMin int64   `toml:"anomaly_refusals_min"`
 }
 
 // Anomaly kinds AnomalyRevoke may name (internal/monitor's detections).
@@ -155,6 +160,30 @@ func settings() []setting {
 		}},
 		{flag: "anomaly-revoke", env: "KEYWARD_ANOMALY_REVOKE", usage: "revoke the credential when these anomalies are detected, comma-separated: spike, refusals (default: record and audit only)", apply: func(c *Config, v string) error {
 			c.AnomalyRevoke = strings.Split(v, ",")
+			return nil
+		}},
+		{flag: "anomaly-spike-min", env: "KEYWARD_ANOMALY_SPIKE_MIN", usage: "a spike is at least this many requests of a credential in a minute (default 600)", apply: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 {
+				return fmt.Errorf("want a whole number of requests of 1 or more, got %q", v)
+			}
+			c.AnomalySpikeMin = n
+			return nil
+		}},
+		{flag: "anomaly-spike-factor", env: "KEYWARD_ANOMALY_SPIKE_FACTOR", usage: "... and at least this many times the credential's average minute over the hour before (default 10)", apply: func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 1 || f > 1e6 {
+				return fmt.Errorf("want a factor from 1 to 1000000, got %q", v)
+			}
+			c.AnomalySpikeFactor = f
+			return nil
+		}},
+		{flag: "anomaly-refusals-min", env: "KEYWARD_ANOMALY_REFUSALS_MIN", usage: "refusals are at least this many 403s of a credential in a minute (default 30)", apply: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 {
+				return fmt.Errorf("want a whole number of refusals of 1 or more, got %q", v)
+			}
+			c.AnomalyRefusalsMin = n
 			return nil
 		}},
 		boolean("log-json", "KEYWARD_LOG_JSON", "write JSON log lines", func(c *Config) *bool { return &c.LogJSON }),
@@ -303,6 +332,9 @@ func (c Config) Validate() error {
 		if len(c.AuditWebhookSecret) < 16 {
 			return errors.New("config: audit-webhook needs a signing secret of at least 16 characters in $KEYWARD_AUDIT_WEBHOOK_SECRET (or audit_webhook_secret in the config file)")
 		}
+	}
+	if c.AnomalySpikeMin < 0 || c.AnomalyRefusalsMin < 0 || c.AnomalySpikeFactor < 0 || c.AnomalySpikeFactor > 0 && c.AnomalySpikeFactor < 1 {
+		return errors.New("config: anomaly_spike_min and anomaly_refusals_min must be positive, anomaly_spike_factor at least 1")
 	}
 	for _, k := range c.AnomalyRevoke {
 		if k != AnomalySpike && k != AnomalyRefusals {

@@ -81,6 +81,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--gateway-public-url", "https://gw.example.com"}, nil, "without gateway-listen"},
 		{nil, map[string]string{"KEYWARD_GATEWAY_LISTEN": "0.0.0.0:8443", "KEYWARD_GATEWAY_PUBLIC_URL": "gw.example.com"}, "gateway-public-url"},
 		{[]string{"--anomaly-revoke", "spike,everything"}, nil, `anomaly-revoke "everything"`},
+		{[]string{"--anomaly-spike-min", "0"}, nil, "anomaly-spike-min"},
+		{nil, map[string]string{"KEYWARD_ANOMALY_SPIKE_FACTOR": "0.5"}, "KEYWARD_ANOMALY_SPIKE_FACTOR"},
+		{[]string{"--anomaly-refusals-min", "many"}, nil, "anomaly-refusals-min"},
 		{[]string{"--audit-webhook", "http://siem.example.com/collect"}, map[string]string{"KEYWARD_AUDIT_WEBHOOK_SECRET": "0123456789abcdef"}, "audit-webhook: want an https://"},
 		{[]string{"--audit-webhook", "https://siem.example.com/collect"}, nil, "KEYWARD_AUDIT_WEBHOOK_SECRET"},
 		{[]string{"--audit-webhook", "https://siem.example.com/collect"}, map[string]string{"KEYWARD_AUDIT_WEBHOOK_SECRET": "short"}, "at least 16"},
@@ -171,6 +174,10 @@ func TestAnomalyRevoke(t *testing.T) {
 	c, err := load(t, []string{"--anomaly-revoke", "refusals"}, nil)
 	if err != nil || len(c.AnomalyRevoke) != 1 || c.AnomalyRevoke[0] != AnomalyRefusals {
 		t.Fatalf("--anomaly-revoke refusals: %v, %v", c.AnomalyRevoke, err)
+	}
+	c, err = load(t, []string{"--anomaly-spike-min", "100", "--anomaly-spike-factor", "4.5", "--anomaly-refusals-min", "5"}, nil)
+	if err != nil || c.AnomalySpikeMin != 100 || c.AnomalySpikeFactor != 4.5 || c.AnomalyRefusalsMin != 5 {
+		t.Fatalf("thresholds: %+v, %v", c, err)
 	}
 	if c, err := load(t, nil, nil); err != nil || len(c.AnomalyRevoke) != 0 {
 		t.Fatalf("default: %v, %v (want nothing revoked)", c.AnomalyRevoke, err)

@@ -86,3 +86,21 @@ func TestSpikeIsRecordedOnly(t *testing.T) {
 		t.Fatalf("audit: %+v", entries)
 	}
 }
+
+// The thresholds are settings: with anomaly_refusals_min = 5, five refusals
+// in a minute are an anomaly.
+func TestAnomalyThresholdsAreSettings(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Dev = true
+	cfg.AnomalyRefusalsMin = 5
+	r := start(t, cfg, nil)
+	m := time.Now().Unix() / 60
+	for range 5 {
+		r.node.usage.Record(monitor.KindToken, "acc-probe", 403)
+	}
+	r.node.usage.Flush(t.Context())
+	alerts, err := r.node.detector.Evaluate(t.Context(), m)
+	if err != nil || len(alerts) != 1 || alerts[0].Kind != monitor.AlertRefusals || alerts[0].Count != 5 {
+		t.Fatalf("alerts = %+v, %v", alerts, err)
+	}
+}

@@ -217,7 +217,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if rs != nil {
 		go rs.run(bg)
 	}
-	n.detector = monitor.NewDetector(n.store, monitor.Rules{}, nil)
+	n.detector = monitor.NewDetector(n.store, monitor.Rules{
+		SpikeMin: cfg.AnomalySpikeMin, SpikeFactor: cfg.AnomalySpikeFactor, RefusalsMin: cfg.AnomalyRefusalsMin,
+	}, nil)
 	n.detector.Respond = n.respondToAlert
 	go n.detector.Run(bg, func(err error) { log.Warn("credential monitoring failed", "err", err) })
 	go n.apikeys.Run(bg, func(err error) { log.Warn("recording API key last uses failed", "err", err) })
