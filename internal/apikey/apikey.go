@@ -258,6 +258,10 @@ type Options struct {
 	CacheSize int // default 100,000 keys
 	// FlushInterval is how often last-use times are written (default 5s).
 	FlushInterval time.Duration
+	// OnNewNetwork, when set, hears of a key used from a source network
+	// (NetworkOf) it was not used from in the last NetworkMemory, when it
+	// had been used from another one: called after the flush that saw it.
+	OnNewNetwork func(keyID, network string, at time.Time)
 	// Limiter counts rates (default: a new one).
 	Limiter *ratelimit.Limiter
 	// EnvExists reports whether project/env exists (ErrEnvNotFound, or an

@@ -862,3 +862,52 @@ func TestQuotaUsesAreGroupCommitted(t *testing.T) {
 		t.Fatalf("after a failed commit: %+v %v (the failed use must not count)", res, err)
 	}
 }
+
+// A key used from a network it was not used from (in NetworkMemory), after
+// another one, is reported once; its first network and known ones are not.
+func TestNewNetworkIsReported(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		c := &clock{t: time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)}
+		var got []string
+		s := New(st, &fakeMAC{}, Options{Now: c.Now, OnNewNetwork: func(id, network string, _ time.Time) { got = append(got, network) }})
+		plain, _ := create(t, s, CreateRequest{})
+		use := func(addr string) {
+			t.Helper()
+			c.Add(time.Second)
+			if _, _, err := s.Verify(t.Context(), plain, netip.MustParseAddr(addr)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		use("10.1.2.3")   // the first network: not an anomaly
+		use("10.1.2.200") // the same /24
+		use("198.51.100.7")
+		use("10.1.2.3") // known
+		use("2001:db8:aa::1")
+		use("2001:db8:aa:ff::2") // the same /48
+		if want := "198.51.100.0/24,2001:db8:aa::/48"; strings.Join(got, ",") != want {
+			t.Fatalf("reported %v, want %s", got, want)
+		}
+		// After NetworkMemory without use the key has no history: its next
+		// network is a first one again, and the one after it is new.
+		c.Add(NetworkMemory + time.Hour)
+		use("10.1.2.3")
+		if len(got) != 2 {
+			t.Fatalf("a first network after a long pause was reported: %v", got)
+		}
+		use("198.51.100.9")
+		if len(got) != 3 || got[2] != "198.51.100.0/24" {
+			t.Fatalf("after NetworkMemory: %v", got)
+		}
+	})
+}
+
+func TestNetworkOf(t *testing.T) {
+	for in, want := range map[string]string{"10.1.2.3": "10.1.2.0/24", "::ffff:10.1.2.3": "10.1.2.0/24", "2001:db8:aa:bb::1": "2001:db8:aa::/48", "": "", "nope": ""} {
+		if got := NetworkOf(in); got != want {
+			t.Errorf("NetworkOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

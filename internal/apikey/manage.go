@@ -207,6 +207,11 @@ func (s *Service) Tidy(ctx context.Context, keep time.Duration) (int64, error) {
 		if err != nil {
 			return err
 		}
+		// Networks forgotten, and those of keys gone.
+		if _, err := tx.Exec(ctx, `DELETE FROM api_key_networks WHERE last_seen < $1
+			OR NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = api_key_networks.key_id)`, s.opts.Now().Add(-NetworkMemory).UnixNano()); err != nil {
+			return err
+		}
 		n, err = res.RowsAffected()
 		return err
 	})

@@ -408,10 +408,27 @@ func (s *Service) Flush(ctx context.Context) error {
 		}
 		rows = append(rows, r)
 	}
+	type seen struct{ id, network string }
+	var fresh []seen
 	err := s.store.Write(ctx, func(tx storage.Tx) error {
+		fresh = fresh[:0]
 		for _, r := range rows {
 			if _, err := tx.Exec(ctx, `UPDATE api_keys SET last_used_at = $1, last_used_addr = $2 WHERE id = $3 AND last_used_at < $1`, r.at, r.addr, r.id); err != nil {
 				return err
+			}
+			if s.opts.OnNewNetwork == nil {
+				continue
+			}
+			network := NetworkOf(r.addr)
+			if network == "" {
+				continue
+			}
+			isNew, hadOthers, err := recordNetwork(ctx, tx, r.id, network, r.at)
+			if err != nil {
+				return err
+			}
+			if isNew && hadOthers {
+				fresh = append(fresh, seen{r.id, network})
 			}
 		}
 		return nil
@@ -421,8 +438,58 @@ func (s *Service) Flush(ctx context.Context) error {
 		for _, k := range batch {
 			s.recordRequeue(k)
 		}
+		return err
 	}
-	return err
+	for _, f := range fresh {
+		s.opts.OnNewNetwork(f.id, f.network, s.opts.Now())
+	}
+	return nil
+}
+
+// NetworkMemory is how long a key's source network is remembered: one
+// unused for longer is new again.
+const NetworkMemory = 30 * 24 * time.Hour
+
+// NetworkOf is the network an address is judged by: its IPv4 /24 or its
+// IPv6 /48 ("" for no valid address).
+func NetworkOf(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return ""
+	}
+	a = a.Unmap()
+	bits := 48
+	if a.Is4() {
+		bits = 24
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return ""
+	}
+	return p.String()
+}
+
+// recordNetwork notes that key id was used from network at at; isNew when
+// it had not been (in NetworkMemory), hadOthers when other networks were.
+func recordNetwork(ctx context.Context, tx storage.Tx, id, network string, at int64) (isNew, hadOthers bool, err error) {
+	res, err := tx.Exec(ctx, `UPDATE api_key_networks SET last_seen = $1 WHERE key_id = $2 AND network = $3 AND last_seen >= $4`,
+		at, id, network, at-int64(NetworkMemory))
+	if err != nil {
+		return false, false, err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return false, false, nil
+	}
+	var others int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM api_key_networks WHERE key_id = $1 AND network <> $2 AND last_seen >= $3`,
+		id, network, at-int64(NetworkMemory)).Scan(&others); err != nil {
+		return false, false, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO api_key_networks (key_id, network, first_seen, last_seen) VALUES ($1, $2, $3, $3)
+		ON CONFLICT (key_id, network) DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen`, id, network, at); err != nil {
+		return false, false, err
+	}
+	return true, others > 0, nil
 }
 
 func (s *Service) recordRequeue(k *Key) {
