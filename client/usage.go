@@ -58,13 +58,14 @@ func (c *Client) Usage(ctx context.Context, f UsageFilter) ([]UsageRow, error) {
 type Alert struct {
 	ID          int64     `json:"id"`
 	Time        time.Time `json:"time"`
-	Kind        string    `json:"kind"`         // spike or refusals
+	Kind        string    `json:"kind"`         // spike, refusals or new_network
 	SubjectKind string    `json:"subject_kind"` // key or token
 	Subject     string    `json:"subject"`      // key id or token accessor
 	Minute      time.Time `json:"minute"`
 	Count       int64     `json:"count"`
 	Baseline    float64   `json:"baseline"`
-	Response    string    `json:"response"` // alert, revoked, or why revoking failed
+	Detail      string    `json:"detail,omitempty"` // new_network: the network
+	Response    string    `json:"response"`         // alert, revoked, or why revoking failed
 }
 
 // Alerts lists the anomalies detected since since (zero: the last 24

@@ -124,10 +124,13 @@ server compares each API key's and token's requests with its own past:
             runaway client)
   refusals  at least 30 refusals (403) in a minute, half its requests or
             more (a credential probing what else it may reach)
+  new_network
+            an API key used from a network (IPv4 /24, IPv6 /48) it was not
+            used from in 30 days, when it had been used from another
 
 Each detection is audited (principal system:monitor, action alert) and
 counted in keyward_alerts_total. With the server setting anomaly_revoke
-(--anomaly-revoke spike,refusals) the credential is also revoked; the
+(--anomaly-revoke spike,refusals,new_network) the credential is also revoked; the
 RESPONSE column says which. Needs read on sys/alerts.`,
 		Example: `  keyward alerts
   keyward alerts --since 7d -o json`,
@@ -144,12 +147,15 @@ RESPONSE column says which. Needs read on sys/alerts.`,
 			if len(alerts) == 0 && !asJSON {
 				fmt.Fprintln(env.Stderr, "No anomalies detected in this period.")
 			}
-			return printList(env.Stdout, asJSON, alerts, "TIME\tANOMALY\tCREDENTIAL\tCOUNT\tUSUAL\tRESPONSE", func(a client.Alert) string {
-				usual := "-"
-				if a.Kind == "spike" {
-					usual = fmt.Sprintf("%.1f/min", a.Baseline)
+			return printList(env.Stdout, asJSON, alerts, "TIME\tANOMALY\tCREDENTIAL\tCOUNT\tDETAIL\tRESPONSE", func(a client.Alert) string {
+				detail := "-"
+				switch {
+				case a.Kind == "spike":
+					detail = fmt.Sprintf("usual %.1f/min", a.Baseline)
+				case a.Detail != "":
+					detail = "from " + a.Detail
 				}
-				return fmt.Sprintf("%s\t%s\t%s %s\t%d\t%s\t%s", a.Time.UTC().Format(time.RFC3339), a.Kind, a.SubjectKind, a.Subject, a.Count, usual, a.Response)
+				return fmt.Sprintf("%s\t%s\t%s %s\t%d\t%s\t%s", a.Time.UTC().Format(time.RFC3339), a.Kind, a.SubjectKind, a.Subject, a.Count, detail, a.Response)
 			})
 		},
 	}

@@ -72,10 +72,11 @@ func TestAlerts(t *testing.T) {
 		queries = append(queries, r.URL.RawQuery)
 		io.WriteString(w, `{"alerts":[
 {"id":2,"time":"2030-01-01T10:02:20Z","kind":"refusals","subject_kind":"token","subject":"acc1","minute":"2030-01-01T10:01:00Z","count":41,"baseline":0,"response":"revoked"},
-{"id":1,"time":"2030-01-01T09:00:20Z","kind":"spike","subject_kind":"key","subject":"key_abc","minute":"2030-01-01T08:59:00Z","count":900,"baseline":12.5,"response":"alert"}]}`)
+{"id":1,"time":"2030-01-01T09:00:20Z","kind":"spike","subject_kind":"key","subject":"key_abc","minute":"2030-01-01T08:59:00Z","count":900,"baseline":12.5,"response":"alert"},
+{"id":3,"time":"2030-01-01T08:00:20Z","kind":"new_network","subject_kind":"key","subject":"key_abc","minute":"2030-01-01T08:00:00Z","count":1,"baseline":0,"detail":"198.51.100.0/24","response":"alert"}]}`)
 	})
 	r := h.must("", "alerts", "--since", "7d")
-	for _, want := range []string{"refusals  token acc1", "revoked", "spike     key key_abc", "12.5/min", "alert"} {
+	for _, want := range []string{"refusals     token acc1", "revoked", "spike        key key_abc", "usual 12.5/min", "alert", "from 198.51.100.0/24"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
@@ -85,7 +86,7 @@ func TestAlerts(t *testing.T) {
 	}
 	r = h.must("", "alerts", "-o", "json")
 	var out []map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out) != 2 || out[0]["response"] != "revoked" {
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out) != 3 || out[0]["response"] != "revoked" {
 		t.Fatalf("json = %v %q", err, r.stdout)
 	}
 	if r := h.run("", "alerts", "--since", "last week"); r.code != 2 {

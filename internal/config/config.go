@@ -86,8 +86,9 @@ type Config struct {
 
 // Anomaly kinds AnomalyRevoke may name (internal/monitor's detections).
 const (
-	AnomalySpike    = "spike"
-	AnomalyRefusals = "refusals"
+	AnomalySpike      = "spike"
+	AnomalyRefusals   = "refusals"
+	AnomalyNewNetwork = "new_network"
 )
 
 // The HTTP servers a node can serve its listeners with.
@@ -158,7 +159,7 @@ func settings() []setting {
 			c.AuditRetention = d
 			return nil
 		}},
-		{flag: "anomaly-revoke", env: "KEYWARD_ANOMALY_REVOKE", usage: "revoke the credential when these anomalies are detected, comma-separated: spike, refusals (default: record and audit only)", apply: func(c *Config, v string) error {
+		{flag: "anomaly-revoke", env: "KEYWARD_ANOMALY_REVOKE", usage: "revoke the credential when these anomalies are detected, comma-separated: spike, refusals, new_network (default: record and audit only)", apply: func(c *Config, v string) error {
 			c.AnomalyRevoke = strings.Split(v, ",")
 			return nil
 		}},
@@ -337,8 +338,8 @@ func (c Config) Validate() error {
 		return errors.New("config: anomaly_spike_min and anomaly_refusals_min must be positive, anomaly_spike_factor at least 1")
 	}
 	for _, k := range c.AnomalyRevoke {
-		if k != AnomalySpike && k != AnomalyRefusals {
-			return fmt.Errorf("config: anomaly-revoke %q: want %q or %q", k, AnomalySpike, AnomalyRefusals)
+		if k != AnomalySpike && k != AnomalyRefusals && k != AnomalyNewNetwork {
+			return fmt.Errorf("config: anomaly-revoke %q: want %q, %q or %q", k, AnomalySpike, AnomalyRefusals, AnomalyNewNetwork)
 		}
 	}
 	return nil

@@ -18,6 +18,10 @@ const (
 	// AlertRefusals: a credential was refused (403) many times in a
 	// minute, most of its requests (probing what else it may reach).
 	AlertRefusals = "refusals"
+	// AlertNewNetwork: an API key was used from a source network it was
+	// not used from in the last 30 days, when it had been used from
+	// another (reported by internal/apikey as it records last uses).
+	AlertNewNetwork = "new_network"
 )
 
 // Responses recorded with an alert.
@@ -38,7 +42,9 @@ type Alert struct {
 	// Baseline is, for a spike, the credential's average requests a
 	// minute over the hour before.
 	Baseline float64 `json:"baseline"`
-	Response string  `json:"response"` // ResponseAlert, ResponseRevoked, or why revoking failed
+	// Detail is what else the anomaly names (new_network: the network).
+	Detail   string `json:"detail,omitempty"`
+	Response string `json:"response"` // ResponseAlert, ResponseRevoked, or why revoking failed
 }
 
 // Rules are the thresholds of detection. Zero fields take the defaults.
@@ -154,35 +160,47 @@ func (d *Detector) Evaluate(ctx context.Context, m int64) ([]*Alert, error) {
 	var out []*Alert
 	for _, a := range found {
 		a.Minute = time.Unix(m*60, 0).UTC()
-		a.Time = d.now().UTC()
-		a.Response = ResponseAlert
-		fresh, err := d.record(ctx, a)
+		fresh, err := d.Report(ctx, a)
 		if err != nil {
 			return out, err
 		}
-		if !fresh {
-			continue // another node recorded it
+		if fresh {
+			out = append(out, a)
 		}
-		if d.Respond != nil {
-			if r := d.Respond(ctx, a); r != a.Response {
-				a.Response = r
-				if _, err := d.st.Exec(ctx, `UPDATE alerts SET response = $1 WHERE id = $2`, r, a.ID); err != nil {
-					return out, fmt.Errorf("monitor: recording the response to alert %d: %w", a.ID, err)
-				}
-			}
-		}
-		out = append(out, a)
 	}
 	return out, nil
+}
+
+// Report records a (its Minute set; Time and Response are filled in) and,
+// unless it was recorded before (by another node), responds to it. It
+// reports whether it was new. Evaluate reports what it finds through it;
+// so do other detectors (internal/apikey's new networks).
+func (d *Detector) Report(ctx context.Context, a *Alert) (bool, error) {
+	a.Minute = a.Minute.Truncate(time.Minute).UTC()
+	a.Time = d.now().UTC()
+	a.Response = ResponseAlert
+	fresh, err := d.record(ctx, a)
+	if err != nil || !fresh {
+		return false, err
+	}
+	if d.Respond != nil {
+		if r := d.Respond(ctx, a); r != a.Response {
+			a.Response = r
+			if _, err := d.st.Exec(ctx, `UPDATE alerts SET response = $1 WHERE id = $2`, r, a.ID); err != nil {
+				return true, fmt.Errorf("monitor: recording the response to alert %d: %w", a.ID, err)
+			}
+		}
+	}
+	return true, nil
 }
 
 // record inserts a unless its detection is recorded already.
 func (d *Detector) record(ctx context.Context, a *Alert) (bool, error) {
 	err := d.st.Write(ctx, func(tx storage.Tx) error {
-		return tx.QueryRow(ctx, `INSERT INTO alerts (time, kind, subject_kind, subject, minute, count, baseline, response)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		return tx.QueryRow(ctx, `INSERT INTO alerts (time, kind, subject_kind, subject, minute, count, baseline, response, detail)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (kind, subject_kind, subject, minute) DO NOTHING RETURNING id`,
-			a.Time.UnixNano(), a.Kind, a.SubjectKind, a.Subject, a.Minute.Unix()/60, a.Count, a.Baseline, a.Response).Scan(&a.ID)
+			a.Time.UnixNano(), a.Kind, a.SubjectKind, a.Subject, a.Minute.Unix()/60, a.Count, a.Baseline, a.Response, a.Detail).Scan(&a.ID)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
@@ -244,7 +262,7 @@ func (d *Detector) Alerts(ctx context.Context, f AlertFilter) ([]Alert, error) {
 	}
 	out := []Alert{}
 	err := d.st.Read(ctx, func(tx storage.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, time, kind, subject_kind, subject, minute, count, baseline, response
+		rows, err := tx.Query(ctx, `SELECT id, time, kind, subject_kind, subject, minute, count, baseline, response, detail
 			FROM alerts WHERE time >= $1 ORDER BY time DESC, id DESC LIMIT $2`, f.Since.UnixNano(), f.Limit)
 		if err != nil {
 			return err
@@ -253,7 +271,7 @@ func (d *Detector) Alerts(ctx context.Context, f AlertFilter) ([]Alert, error) {
 		for rows.Next() {
 			var a Alert
 			var at, minute int64
-			if err := rows.Scan(&a.ID, &at, &a.Kind, &a.SubjectKind, &a.Subject, &minute, &a.Count, &a.Baseline, &a.Response); err != nil {
+			if err := rows.Scan(&a.ID, &at, &a.Kind, &a.SubjectKind, &a.Subject, &minute, &a.Count, &a.Baseline, &a.Response, &a.Detail); err != nil {
 				return err
 			}
 			a.Time, a.Minute = time.Unix(0, at).UTC(), time.Unix(minute*60, 0).UTC()

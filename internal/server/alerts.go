@@ -33,6 +33,9 @@ func (n *Node) respondToAlert(ctx context.Context, a *monitor.Alert) string {
 	if a.Kind == monitor.AlertSpike {
 		e.Detail["baseline"] = strconv.FormatFloat(a.Baseline, 'f', 1, 64)
 	}
+	if a.Detail != "" {
+		e.Detail["network"] = a.Detail
+	}
 	response := monitor.ResponseAlert
 	revoke := slices.Contains(n.cfg.AnomalyRevoke, a.Kind)
 	var err error
@@ -79,8 +82,22 @@ func (n *Node) respondToAlert(ctx context.Context, a *monitor.Alert) string {
 	}
 	n.metrics.ObserveAlert(a.Kind, metric)
 	n.log.Warn("credential anomaly detected", "anomaly", a.Kind, "credential", a.SubjectKind, "id", a.Subject,
-		"minute", a.Minute.Format(time.RFC3339), "count", a.Count, "baseline", a.Baseline, "response", response)
+		"minute", a.Minute.Format(time.RFC3339), "count", a.Count, "baseline", a.Baseline, "detail", a.Detail, "response", response)
 	return response
+}
+
+// newKeyNetwork reports an API key used from a network new to it
+// (apikey.Options.OnNewNetwork) as a new_network anomaly.
+func (n *Node) newKeyNetwork(keyID, network string, at time.Time) {
+	if n.detector == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := &monitor.Alert{Kind: monitor.AlertNewNetwork, SubjectKind: monitor.KindKey, Subject: keyID, Minute: at, Count: 1, Detail: network}
+	if _, err := n.detector.Report(ctx, a); err != nil {
+		n.log.Warn("recording a new network of an API key failed", "key_id", keyID, "err", err)
+	}
 }
 
 // alertError says briefly why a revocation failed, for the alert record.

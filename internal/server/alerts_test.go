@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -102,5 +103,37 @@ func TestAnomalyThresholdsAreSettings(t *testing.T) {
 	alerts, err := r.node.detector.Evaluate(t.Context(), m)
 	if err != nil || len(alerts) != 1 || alerts[0].Kind != monitor.AlertRefusals || alerts[0].Count != 5 {
 		t.Fatalf("alerts = %+v, %v", alerts, err)
+	}
+}
+
+// An API key used from a new network is an anomaly; with anomaly_revoke =
+// ["new_network"] the key is revoked.
+func TestNewNetworkRevokesAKey(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Dev = true
+	cfg.AnomalyRevoke = []string{"new_network"}
+	r := start(t, cfg, nil)
+	root, u := r.node.DevRootToken(), r.url
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "shop"}, nil)
+	k := createKey(t, u, root, "shop", "prod", map[string]any{"name": "partner", "scopes": []string{"integrations/maps"}})
+	ctx := t.Context()
+	use := func(addr string) {
+		t.Helper()
+		if _, _, err := r.node.apikeys.Verify(ctx, k.Key, netip.MustParseAddr(addr)); err != nil {
+			t.Fatalf("use from %s: %v", addr, err)
+		}
+		if err := r.node.apikeys.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	use("203.0.113.10")
+	use("203.0.113.99") // the same /24
+	use("198.51.100.7")
+	alerts, err := r.node.detector.Alerts(ctx, monitor.AlertFilter{})
+	if err != nil || len(alerts) != 1 || alerts[0].Kind != monitor.AlertNewNetwork || alerts[0].Detail != "198.51.100.0/24" || alerts[0].Response != monitor.ResponseRevoked {
+		t.Fatalf("alerts = %+v, %v", alerts, err)
+	}
+	if _, _, err := r.node.apikeys.Verify(ctx, k.Key, netip.MustParseAddr("203.0.113.10")); err == nil {
+		t.Fatal("the flagged key still verifies")
 	}
 }

@@ -187,7 +187,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.apikeys = apikey.New(n.store, n.barrier, apikey.Options{EnvExists: n.envExists, Limiter: n.keyLimiter})
+	n.apikeys = apikey.New(n.store, n.barrier, apikey.Options{EnvExists: n.envExists, Limiter: n.keyLimiter, OnNewNetwork: n.newKeyNetwork})
 	n.apikeys.OnFill = func(k *apikey.Key) { k.Ext = keyCallerOf(k) }
 	n.identity = identity.New(n.store, n.barrier, n.barrier, identity.Options{
 		Audit: n.identityAudit, OnLockout: n.auditLockout,
