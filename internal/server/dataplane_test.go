@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/config"
-	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/h1"
 )
 
@@ -72,14 +71,7 @@ func TestDataPlaneListener(t *testing.T) {
 	idp := newOIDCIssuer(t)
 	setUpMobile(t, u, root, idp)
 	device, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	proof := func(method, target, tok string) string {
-		t.Helper()
-		p, err := dpop.NewProof(device, method, target, tok, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	proof := func(method, target, tok string) string { return mustProof(t, device, method, target, tok) }
 	ex := post(t, gw+"/v1/oauth/token", exchangeForm(idp.idToken(t, "alice", 10*time.Minute, nil)), "", proof("POST", gw+"/v1/oauth/token", ""))
 	at, _ := ex.body["access_token"].(string)
 	if ex.status != 200 || at == "" {

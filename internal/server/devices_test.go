@@ -10,10 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/keyward/keyward/client"
-	"github.com/keyward/keyward/internal/dpop"
 )
 
 // Device enrollment end to end: an operator makes a code for two devices;
@@ -39,12 +37,7 @@ func TestDeviceEnrollment(t *testing.T) {
 		return k
 	}
 	proof := func(k *ecdsa.PrivateKey, method, target, tok string) string {
-		t.Helper()
-		p, err := dpop.NewProof(k, method, target, tok, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return mustProof(t, k, method, target, tok)
 	}
 	enrollWith := func(code, p, name string) (int, map[string]any) {
 		t.Helper()

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/storagetest"
@@ -49,13 +48,7 @@ func TestDPoPProofReplayedOnAnotherNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	device, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	proof := func() string {
-		p, err := dpop.NewProof(device, "POST", public+"/v1/oauth/token", "", time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	proof := func() string { return mustProof(t, device, "POST", public+"/v1/oauth/token", "") }
 	form := exchangeForm(idp.idToken(t, "alice", 10*time.Minute, nil))
 
 	p := proof()
@@ -85,11 +78,7 @@ func TestDPoPProofReplayedOnAnotherNode(t *testing.T) {
 		t.Fatalf("exchange with the claims table gone = %d %v", res.status, res.body)
 	}
 	self := public + "/v1/auth/token/lookup-self"
-	p2, err := dpop.NewProof(device, "GET", self, at, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	res = withProof(t, "GET", a.url+"/v1/auth/token/lookup-self", "DPoP", at, p2)
+	res = withProof(t, "GET", a.url+"/v1/auth/token/lookup-self", "DPoP", at, mustProof(t, device, "GET", self, at))
 	if res.status != 503 || res.header.Get("Retry-After") == "" {
 		t.Fatalf("a DPoP call with the claims table gone = %d %v", res.status, res.body)
 	}

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/keyward/keyward/internal/dpop"
 )
 
 // upstream is a third-party API on loopback that records the credential
@@ -75,12 +73,7 @@ func TestMobileGatewayEndToEnd(t *testing.T) {
 	thief, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tokenURL := u + "/v1/oauth/token"
 	proof := func(k *ecdsa.PrivateKey, method, target, tok string) string {
-		t.Helper()
-		p, err := dpop.NewProof(k, method, target, tok, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return mustProof(t, k, method, target, tok)
 	}
 	ex := post(t, tokenURL, exchangeForm(idp.idToken(t, "alice", 10*time.Minute, nil)), "", proof(device, "POST", tokenURL, ""))
 	at, _ := ex.body["access_token"].(string)

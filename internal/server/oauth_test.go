@@ -319,8 +319,8 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		"no policy": {form(func(f url.Values) {
 			f.Set("subject_token", idp.idToken(t, "carol", 10*time.Minute, map[string]any{"groups": []string{"office"}}))
 		}), "", 400, "invalid_grant"},
-		"proof for another URL": {exchangeForm(good), mustProof(t, device, "POST", u+"/v1/oauth/revoke"), 400, "invalid_dpop_proof"},
-		"proof with GET":        {exchangeForm(good), mustProof(t, device, "GET", tokenURL), 400, "invalid_dpop_proof"},
+		"proof for another URL": {exchangeForm(good), mustProof(t, device, "POST", u+"/v1/oauth/revoke", ""), 400, "invalid_dpop_proof"},
+		"proof with GET":        {exchangeForm(good), mustProof(t, device, "GET", tokenURL, ""), 400, "invalid_dpop_proof"},
 		"junk proof":            {exchangeForm(good), "not.a.proof", 400, "invalid_dpop_proof"},
 	} {
 		res := post(t, tokenURL, tc.form, "", tc.proof)
@@ -360,9 +360,11 @@ func TestTokenExchangeRefusals(t *testing.T) {
 	}
 }
 
-func mustProof(t *testing.T, k *ecdsa.PrivateKey, method, target string) string {
+// mustProof signs a DPoP proof with k for method and target, accompanying
+// tok ("" for a token request).
+func mustProof(t *testing.T, k *ecdsa.PrivateKey, method, target, tok string) string {
 	t.Helper()
-	p, err := dpop.NewProof(k, method, target, "", time.Now())
+	p, err := dpop.NewProof(k, method, target, tok, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
