@@ -374,7 +374,7 @@ func MarkAudited(ctx context.Context) { state(ctx).audited = true }
 
 // AuditEventFor builds the audit entry of the request in ctx as it stands,
 // for handlers that append it inside their own transaction.
-func AuditEventFor(ctx context.Context, r *http.Request, status int) *AuditEvent {
+func AuditEventFor(ctx context.Context, status int) *AuditEvent {
 	s := state(ctx)
 	return &AuditEvent{
 		Time: s.start.UTC(), RequestID: s.id, Caller: s.caller, Action: s.action, Resource: s.resource,
@@ -707,7 +707,7 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, rt Route, status in
 		status = http.StatusOK
 	}
 	if a.deps.Audit != nil && !rt.NoAudit && !s.audited {
-		ev := AuditEventFor(r.Context(), r, status)
+		ev := AuditEventFor(r.Context(), status)
 		if aerr := a.audit(r.Context(), rt, ev); aerr != nil {
 			a.deps.Log.Error("audit append failed; refusing the response", "request_id", s.id, "err", aerr)
 			herr = Errorf(http.StatusServiceUnavailable, CodeUnavailable, "the audit log cannot be written; request refused")

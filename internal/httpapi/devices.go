@@ -34,12 +34,12 @@ func MapDeviceErrors(m *ErrorMapper) {
 	m.Map(device.ErrSealed, http.StatusServiceUnavailable, CodeSealed, "keyward is sealed")
 }
 
-func (h *Devices) auditFn(r *http.Request, status int) device.AuditFunc {
+func (h *Devices) auditFn(status int) device.AuditFunc {
 	if h.Audit == nil {
 		return nil
 	}
 	return func(ctx context.Context, tx storage.Tx) error {
-		return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, status))
+		return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, status))
 	}
 }
 
@@ -58,7 +58,7 @@ func deviceRes(r *http.Request) (string, error) {
 func (h *Devices) setDisabled(disabled bool) func(r *http.Request) (int, any, error) {
 	return func(r *http.Request) (int, any, error) {
 		id := r.PathValue("id")
-		d, err := h.Svc.SetDisabled(r.Context(), id, disabled, h.auditFn(r, http.StatusOK))
+		d, err := h.Svc.SetDisabled(r.Context(), id, disabled, h.auditFn(http.StatusOK))
 		if err != nil {
 			return 0, nil, err
 		}
@@ -92,7 +92,7 @@ func (h *Devices) Routes() []Route {
 				if err != nil {
 					return 0, nil, err
 				}
-				code, e, err := h.Svc.CreateEnrollment(r.Context(), in.Label, in.Policies, in.Uses, ttl, caller(r), h.PolicyKnown, h.auditFn(r, http.StatusCreated))
+				code, e, err := h.Svc.CreateEnrollment(r.Context(), in.Label, in.Policies, in.Uses, ttl, caller(r), h.PolicyKnown, h.auditFn(http.StatusCreated))
 				if err != nil {
 					return 0, nil, err
 				}
@@ -115,7 +115,7 @@ func (h *Devices) Routes() []Route {
 			Pattern: "DELETE /v1/devices/enrollments/{id}", Action: "delete", Resource: static("identities/devices"),
 			Summary: "Revoke an enrollment code; devices enrolled with it stay.",
 			Handle: func(r *http.Request) (int, any, error) {
-				if err := h.Svc.RevokeEnrollment(r.Context(), r.PathValue("id"), h.auditFn(r, http.StatusNoContent)); err != nil {
+				if err := h.Svc.RevokeEnrollment(r.Context(), r.PathValue("id"), h.auditFn(http.StatusNoContent)); err != nil {
 					return 0, nil, err
 				}
 				h.done(r)
@@ -156,7 +156,7 @@ func (h *Devices) Routes() []Route {
 					if h.Audit == nil {
 						return nil
 					}
-					return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, http.StatusCreated))
+					return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, http.StatusCreated))
 				})
 				if err != nil {
 					return 0, nil, err
@@ -211,7 +211,7 @@ func (h *Devices) Routes() []Route {
 			Summary: "Delete a device and revoke its tokens (its key may enroll again, with a new code).",
 			Handle: func(r *http.Request) (int, any, error) {
 				id := r.PathValue("id")
-				if err := h.Svc.Delete(r.Context(), id, h.auditFn(r, http.StatusNoContent)); err != nil {
+				if err := h.Svc.Delete(r.Context(), id, h.auditFn(http.StatusNoContent)); err != nil {
 					return 0, nil, err
 				}
 				h.done(r)

@@ -197,12 +197,12 @@ func (h *Gateway) out(r *http.Request, in gateway.Integration) IntegrationOut {
 	return o
 }
 
-func (h *Gateway) auditFn(r *http.Request, status int) gateway.AuditFunc {
+func (h *Gateway) auditFn(status int) gateway.AuditFunc {
 	if h.Audit == nil {
 		return nil
 	}
 	return func(ctx context.Context, tx storage.Tx) error {
-		return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, status))
+		return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, status))
 	}
 }
 
@@ -245,7 +245,7 @@ func (h *Gateway) Routes() []Route {
 				if err := h.checkSecret(r, in.Secret); err != nil {
 					return 0, nil, err
 				}
-				out, err := h.Svc.Create(r.Context(), in.integration(), caller(r), h.auditFn(r, http.StatusCreated))
+				out, err := h.Svc.Create(r.Context(), in.integration(), caller(r), h.auditFn(http.StatusCreated))
 				if err != nil {
 					return 0, nil, err
 				}
@@ -334,7 +334,7 @@ func (h *Gateway) Routes() []Route {
 				if err := h.checkSecret(r, in.Secret); err != nil {
 					return 0, nil, err
 				}
-				out, err := h.Svc.Update(r.Context(), in.integration(), caller(r), h.auditFn(r, http.StatusOK))
+				out, err := h.Svc.Update(r.Context(), in.integration(), caller(r), h.auditFn(http.StatusOK))
 				if err != nil {
 					return 0, nil, err
 				}
@@ -346,7 +346,7 @@ func (h *Gateway) Routes() []Route {
 			Pattern: "DELETE /v1/integrations/{name}", Action: "delete", Resource: integrationRes,
 			Summary: "Delete an integration; calls through it stop at once.",
 			Handle: func(r *http.Request) (int, any, error) {
-				if err := h.Svc.Delete(r.Context(), r.PathValue("name"), h.auditFn(r, http.StatusNoContent)); err != nil {
+				if err := h.Svc.Delete(r.Context(), r.PathValue("name"), h.auditFn(http.StatusNoContent)); err != nil {
 					return 0, nil, err
 				}
 				h.done(r)
@@ -460,7 +460,7 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	if call.SessionEnded != "" {
 		AddAuditDetail(ctx, "ended_by", call.SessionEnded)
 	}
-	h.audit(AuditEventFor(ctx, r, status))
+	h.audit(AuditEventFor(ctx, status))
 	if err != nil && call.Wrote {
 		// Abort the connection: a body cut short must not look whole.
 		panic(http.ErrAbortHandler)

@@ -79,7 +79,7 @@ func (h *Identity) issue(r *http.Request, p *identity.Principal) (int, any, erro
 	var audit token.AuditFunc
 	if h.Audit != nil {
 		audit = func(ctx context.Context, tx storage.Tx) error {
-			return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, http.StatusOK))
+			return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, http.StatusOK))
 		}
 	}
 	plain, t, err := h.Tokens.Issue(ctx, token.Request{

@@ -223,13 +223,13 @@ func keyRes(r *http.Request) (string, error) {
 	return apikey.Resource(p, e, id), nil
 }
 
-func (h *Keys) auditFn(r *http.Request, status int) apikey.AuditFunc {
+func (h *Keys) auditFn(status int) apikey.AuditFunc {
 	if h.Audit == nil {
 		return nil
 	}
 	return func(ctx context.Context, tx storage.Tx, id string) error {
 		AddAuditDetail(ctx, "key_id", id)
-		return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, status))
+		return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, status))
 	}
 }
 
@@ -273,7 +273,7 @@ func (h *Keys) Routes() []Route {
 					return 0, nil, err
 				}
 				req.Project, req.Env, req.CreatedBy = p, e, caller(r)
-				plain, k, err := h.Svc.Create(r.Context(), req, h.auditFn(r, http.StatusCreated))
+				plain, k, err := h.Svc.Create(r.Context(), req, h.auditFn(http.StatusCreated))
 				if err != nil {
 					return 0, nil, err
 				}
@@ -343,7 +343,7 @@ func (h *Keys) Routes() []Route {
 				if err := decodeOptional(r, &struct{}{}); err != nil {
 					return 0, nil, err
 				}
-				k, err := h.Svc.Revoke(r.Context(), p, e, id, h.auditFn(r, http.StatusOK))
+				k, err := h.Svc.Revoke(r.Context(), p, e, id, h.auditFn(http.StatusOK))
 				if err != nil {
 					return 0, nil, err
 				}
@@ -371,7 +371,7 @@ func (h *Keys) Routes() []Route {
 					grace = g
 				}
 				AddAuditDetail(r.Context(), "grace", grace.String())
-				plain, next, old, err := h.Svc.Rotate(r.Context(), p, e, id, grace, caller(r), h.auditFn(r, http.StatusOK))
+				plain, next, old, err := h.Svc.Rotate(r.Context(), p, e, id, grace, caller(r), h.auditFn(http.StatusOK))
 				if err != nil {
 					return 0, nil, err
 				}

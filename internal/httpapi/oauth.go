@@ -401,7 +401,7 @@ func (o *OAuth) issue(r *http.Request, req token.Request) (int, any, *OAuthError
 	var audit token.AuditFunc
 	if o.Audit != nil {
 		audit = func(ctx context.Context, tx storage.Tx) error {
-			return o.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, http.StatusOK))
+			return o.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, http.StatusOK))
 		}
 	}
 	plain, t, err := o.Tokens.Issue(ctx, req, audit)
@@ -502,7 +502,7 @@ func (o *OAuth) revoke(r *http.Request) (int, *OAuthError) {
 	var audit token.AuditFunc
 	if o.Audit != nil {
 		audit = func(ctx context.Context, tx storage.Tx) error {
-			return o.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, http.StatusOK))
+			return o.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, http.StatusOK))
 		}
 	}
 	AddAuditDetail(ctx, "result", "revoked")

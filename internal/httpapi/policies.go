@@ -55,7 +55,7 @@ func (h *Policies) auditFn(r *http.Request, status int) policy.AuditFunc {
 		if h.Audit == nil {
 			return nil
 		}
-		return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, status))
+		return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, status))
 	}
 }
 

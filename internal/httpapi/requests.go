@@ -56,14 +56,14 @@ func (h *AccessRequests) visible(c *Caller, r *access.Request) bool {
 	return c.Principal == r.Requester || ok
 }
 
-func (h *AccessRequests) auditFn(r *http.Request, status int) access.AuditFunc {
+func (h *AccessRequests) auditFn(status int) access.AuditFunc {
 	if h.Audit == nil {
 		return nil
 	}
 	return func(ctx context.Context, tx storage.Tx, req *access.Request) error {
 		AddAuditDetail(ctx, "request_id", req.ID)
 		AddAuditDetail(ctx, "state", req.State)
-		return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, status))
+		return h.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, status))
 	}
 }
 
@@ -108,7 +108,7 @@ func (h *AccessRequests) Routes() []Route {
 				return 0, nil, Errorf(http.StatusForbidden, CodePermissionDenied,
 					"permission denied: deciding a request for policy %q needs admin on %s", p, policyResource(p))
 			}
-			out, err := h.Svc.Decide(r.Context(), req.ID, c.Principal, approve, in.Note, h.auditFn(r, http.StatusOK))
+			out, err := h.Svc.Decide(r.Context(), req.ID, c.Principal, approve, in.Note, h.auditFn(http.StatusOK))
 			if err != nil {
 				return 0, nil, err
 			}
@@ -133,7 +133,7 @@ func (h *AccessRequests) Routes() []Route {
 				if err != nil {
 					return 0, nil, err
 				}
-				out, err := h.Svc.Create(r.Context(), caller(r), in.Policies, ttl, in.Reason, h.PolicyKnown, h.auditFn(r, http.StatusCreated))
+				out, err := h.Svc.Create(r.Context(), caller(r), in.Policies, ttl, in.Reason, h.PolicyKnown, h.auditFn(http.StatusCreated))
 				if err != nil {
 					return 0, nil, err
 				}
@@ -210,7 +210,7 @@ func (h *AccessRequests) Routes() []Route {
 						return "", err
 					}
 					return tok.Accessor, nil
-				}, h.auditFn(r, http.StatusOK))
+				}, h.auditFn(http.StatusOK))
 				if err != nil {
 					return 0, nil, err
 				}

@@ -96,12 +96,12 @@ func folderRes(r *http.Request) (string, error) {
 }
 
 // auditFn returns the in-transaction audit hook of a change.
-func (s *Secrets) auditFn(r *http.Request, status int) secret.AuditFunc {
+func (s *Secrets) auditFn(status int) secret.AuditFunc {
 	if s.Audit == nil {
 		return nil
 	}
 	return func(ctx context.Context, tx storage.Tx, _ int) error {
-		return s.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, status))
+		return s.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, status))
 	}
 }
 
@@ -160,7 +160,7 @@ func (s *Secrets) Routes() []Route {
 					return 0, nil, err
 				}
 				AddAuditDetail(r.Context(), "project", in.Name)
-				p, err := s.Svc.CreateProject(r.Context(), in.Name, caller(r), s.auditFn(r, http.StatusCreated))
+				p, err := s.Svc.CreateProject(r.Context(), in.Name, caller(r), s.auditFn(http.StatusCreated))
 				if err != nil {
 					return 0, nil, err
 				}
@@ -205,7 +205,7 @@ func (s *Secrets) Routes() []Route {
 					return 0, nil, err
 				}
 				AddAuditDetail(r.Context(), "env", in.Name)
-				e, err := s.Svc.CreateEnv(r.Context(), p, in.Name, s.auditFn(r, http.StatusCreated))
+				e, err := s.Svc.CreateEnv(r.Context(), p, in.Name, s.auditFn(http.StatusCreated))
 				if err != nil {
 					return 0, nil, err
 				}
@@ -308,7 +308,7 @@ func (s *Secrets) Routes() []Route {
 			Summary: "Soft-delete a secret (undelete restores it).",
 			Handle: func(r *http.Request) (int, any, error) {
 				p, e, path, _ := pathValues(r)
-				if err := s.Svc.Delete(r.Context(), p, e, path, caller(r), s.auditFn(r, http.StatusNoContent)); err != nil {
+				if err := s.Svc.Delete(r.Context(), p, e, path, caller(r), s.auditFn(http.StatusNoContent)); err != nil {
 					return 0, nil, err
 				}
 				s.done(r)
@@ -320,7 +320,7 @@ func (s *Secrets) Routes() []Route {
 			Summary: "Restore a soft-deleted secret.",
 			Handle: func(r *http.Request) (int, any, error) {
 				p, e, path, _ := pathValues(r)
-				if err := s.Svc.Undelete(r.Context(), p, e, path, caller(r), s.auditFn(r, http.StatusNoContent)); err != nil {
+				if err := s.Svc.Undelete(r.Context(), p, e, path, caller(r), s.auditFn(http.StatusNoContent)); err != nil {
 					return 0, nil, err
 				}
 				s.done(r)
@@ -339,7 +339,7 @@ func (s *Secrets) Routes() []Route {
 					return 0, nil, err
 				}
 				AddAuditDetail(r.Context(), "versions", joinInts(in.Versions))
-				if err := s.Svc.Destroy(r.Context(), p, e, path, in.Versions, s.auditFn(r, http.StatusNoContent)); err != nil {
+				if err := s.Svc.Destroy(r.Context(), p, e, path, in.Versions, s.auditFn(http.StatusNoContent)); err != nil {
 					return 0, nil, err
 				}
 				s.done(r)
@@ -434,7 +434,7 @@ func (s *Secrets) versionAudit(r *http.Request, status int) secret.AuditFunc {
 	}
 	return func(ctx context.Context, tx storage.Tx, version int) error {
 		AddAuditDetail(ctx, "version", strconv.Itoa(version))
-		return s.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, status))
+		return s.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, status))
 	}
 }
 

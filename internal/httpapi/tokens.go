@@ -161,12 +161,12 @@ func ParseCIDRs(field string, in []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func (t *Tokens) auditFn(r *http.Request, status int) token.AuditFunc {
+func (t *Tokens) auditFn(status int) token.AuditFunc {
 	if t.Audit == nil {
 		return nil
 	}
 	return func(ctx context.Context, tx storage.Tx) error {
-		return t.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, r, status))
+		return t.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, status))
 	}
 }
 
@@ -227,7 +227,7 @@ func (t *Tokens) Routes() []Route {
 					Parent: parent, Principal: parent.Principal, AuthMethod: "token", Policies: in.Policies,
 					TTL: ttl, MaxTTL: maxTTL, BoundEnvs: in.BoundEnvs, BoundCIDRs: cidrs, MaxUses: in.MaxUses, Meta: in.Meta,
 					Rate: rate,
-				}, t.auditFn(r, http.StatusOK))
+				}, t.auditFn(http.StatusOK))
 				if err != nil {
 					return 0, nil, err
 				}
@@ -305,7 +305,7 @@ func (t *Tokens) renew(r *http.Request, accessor string) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	tok, err := t.Svc.Renew(r.Context(), accessor, inc, t.auditFn(r, http.StatusOK))
+	tok, err := t.Svc.Renew(r.Context(), accessor, inc, t.auditFn(http.StatusOK))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -314,7 +314,7 @@ func (t *Tokens) renew(r *http.Request, accessor string) (int, any, error) {
 }
 
 func (t *Tokens) revoke(r *http.Request, accessor string) (int, any, error) {
-	n, err := t.Svc.Revoke(r.Context(), accessor, t.auditFn(r, http.StatusOK))
+	n, err := t.Svc.Revoke(r.Context(), accessor, t.auditFn(http.StatusOK))
 	if err != nil {
 		return 0, nil, err
 	}
