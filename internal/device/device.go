@@ -16,7 +16,7 @@
 //     once. A code's uses are spent atomically: exactly Uses devices enroll.
 //   - A key enrolls one device (the thumbprint is unique).
 //   - Proofs are checked by the caller (internal/httpapi, with the node's
-//     DPoP verifier); this package compares thumbprints in constant time.
+//     DPoP verifier); Device.HoldsKey compares thumbprints in constant time.
 //
 // It imports internal/storage and internal/credential only.
 package device
@@ -54,9 +54,7 @@ var (
 	ErrCode = errors.New("device: the enrollment code is invalid, expired, revoked or used up")
 	// ErrKeyEnrolled: the key already belongs to an enrolled device.
 	ErrKeyEnrolled = errors.New("device: this key is already enrolled")
-	// ErrDisabled: the device is disabled, or the key is not the device's.
-	ErrDenied = errors.New("device: unknown device, disabled device, or not its key")
-	ErrSealed = errors.New("device: keyward is sealed")
+	ErrSealed      = errors.New("device: keyward is sealed")
 )
 
 // MACer hashes enrollment codes (the barrier); nil result: sealed.
@@ -447,18 +445,11 @@ func (s *Service) Delete(ctx context.Context, id string, audit AuditFunc) error 
 	})
 }
 
-// ForToken returns device id when it may get a token with the key of
-// thumbprint jkt: it exists, is enabled, and the key is its own.
-func (s *Service) ForToken(ctx context.Context, id, jkt string) (*Device, error) {
-	d, err := s.Get(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, ErrDenied
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !d.DisabledAt.IsZero() || subtle.ConstantTimeCompare([]byte(d.JKT), []byte(jkt)) != 1 {
-		return nil, ErrDenied
-	}
-	return d, nil
+// Enabled reports whether d may get tokens.
+func (d *Device) Enabled() bool { return d.DisabledAt.IsZero() }
+
+// HoldsKey reports, in constant time, whether jkt is the thumbprint of d's
+// key (the key of a DPoP proof it sent).
+func (d *Device) HoldsKey(jkt string) bool {
+	return subtle.ConstantTimeCompare([]byte(d.JKT), []byte(jkt)) == 1
 }

@@ -59,17 +59,14 @@ func TestEnrollment(t *testing.T) {
 		if _, err := s.Enroll(ctx, code, "jkt-three", "", nil); !errors.Is(err, ErrCode) {
 			t.Fatalf("a third device on a code for two: %v", err)
 		}
-		if _, err := s.ForToken(ctx, d1.ID, "jkt-one"); err != nil {
-			t.Fatalf("ForToken: %v", err)
-		}
-		if _, err := s.ForToken(ctx, d1.ID, "jkt-two"); !errors.Is(err, ErrDenied) {
-			t.Fatalf("ForToken with another device's key: %v", err)
+		if d, err := s.Get(ctx, d1.ID); err != nil || !d.Enabled() || !d.HoldsKey("jkt-one") || d.HoldsKey("jkt-two") || d.HoldsKey("") {
+			t.Fatalf("Get = %+v, %v: want it enabled, holding jkt-one only", d, err)
 		}
 		if _, err := s.SetDisabled(ctx, d1.ID, true, nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.ForToken(ctx, d1.ID, "jkt-one"); !errors.Is(err, ErrDenied) {
-			t.Fatalf("ForToken disabled: %v", err)
+		if d, _ := s.Get(ctx, d1.ID); d.Enabled() {
+			t.Fatal("disabled device is enabled")
 		}
 		if d, _ := s.SetDisabled(ctx, d1.ID, false, nil); !d.DisabledAt.IsZero() {
 			t.Fatalf("enabled again: %+v", d)
@@ -77,8 +74,8 @@ func TestEnrollment(t *testing.T) {
 		if err := s.Delete(ctx, d1.ID, nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.ForToken(ctx, d1.ID, "jkt-one"); !errors.Is(err, ErrDenied) {
-			t.Fatalf("ForToken deleted: %v", err)
+		if _, err := s.Get(ctx, d1.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get deleted: %v", err)
 		}
 		if list, err := s.List(ctx, 10, ""); err != nil || len(list) != 1 {
 			t.Fatalf("List = %v, %v", list, err)

@@ -340,9 +340,11 @@ func (o *OAuth) deviceGrant(r *http.Request, f url.Values) (int, any, *OAuthErro
 	}
 	// The device first: a proof is checked (and takes a replay-cache slot)
 	// only for an enrolled, enabled device.
-	if d, err := o.Devices.Get(ctx, id); errors.Is(err, device.ErrNotFound) || err == nil && !d.DisabledAt.IsZero() {
+	d, err := o.Devices.Get(ctx, id)
+	switch {
+	case errors.Is(err, device.ErrNotFound) || err == nil && !d.Enabled():
 		return refused()
-	} else if err != nil {
+	case err != nil:
 		return 0, nil, o.serverError(ctx, err)
 	}
 	proofs := r.Header.Values("DPoP")
@@ -353,12 +355,8 @@ func (o *OAuth) deviceGrant(r *http.Request, f url.Values) (int, any, *OAuthErro
 	if oe != nil {
 		return 0, nil, oe
 	}
-	d, err := o.Devices.ForToken(ctx, id, proof.JKT)
-	switch {
-	case errors.Is(err, device.ErrDenied):
+	if !d.HoldsKey(proof.JKT) {
 		return refused()
-	case err != nil:
-		return 0, nil, o.serverError(ctx, err)
 	}
 	state(ctx).caller = &Caller{Principal: d.Principal(), AuthMethod: AuthMethodDevice}
 	AddAuditDetail(ctx, "device_id", d.ID)
