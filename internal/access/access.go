@@ -15,12 +15,12 @@
 // The package stores requests; it does not decide who may approve (the
 // caller checks the decider's policies) nor issue tokens (Claim hands the
 // request over inside the transaction that marks it issued, and the caller
-// issues the token there). It imports internal/storage only.
+// issues the token there). It imports internal/storage and
+// internal/credential (for its ids) only.
 package access
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -30,6 +30,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -155,7 +156,7 @@ func (s *Service) Create(ctx context.Context, requester string, policies []strin
 			return nil, invalid("policies: %q does not exist", p)
 		}
 	}
-	r := &Request{ID: "acr_" + strings.ToLower(rand.Text()[:20]), Requester: requester, Policies: policies, TTL: ttl,
+	r := &Request{ID: "acr_" + credential.RandomBase62(24), Requester: requester, Policies: policies, TTL: ttl,
 		Reason: reason, State: Pending, CreatedAt: s.now().UTC()}
 	pol, _ := json.Marshal(policies)
 	err := s.st.Write(ctx, func(tx storage.Tx) error {

@@ -9,5 +9,5 @@ import (
 // Arrows point down: access requests are stored through internal/storage;
 // who may decide and how a token is made are the server's.
 func TestImports(t *testing.T) {
-	deptest.Check(t, ".", deptest.OnlyKeyward("internal/storage"))
+	deptest.Check(t, ".", deptest.OnlyKeyward("internal/storage", "internal/credential"))
 }
