@@ -81,23 +81,26 @@ func (h *Review) Routes() []Route {
 
 func (h *Review) review(ctx context.Context, action, resource string) (*AccessReview, error) {
 	rev := &AccessReview{Action: action, Resource: resource, Policies: []string{}, Holders: []Holder{}}
-	// decide fills hd's AllowedBy and adds it when its policies allow.
-	add := func(hd Holder, boundEnvs []string) {
-		c := &Caller{Principal: hd.Name, Policies: hd.Policies, BoundEnvs: boundEnvs}
+	// decide says whether c may, and by which rule when the authorizer
+	// can tell: one decision a holder.
+	decide := func(c *Caller) (bool, string) {
+		if ex, ok := h.Authz.(Explainer); ok {
+			d := ex.Explain(c, action, resource)
+			return d.Allowed, d.String()
+		}
 		ok, _ := h.Authz.Decide(c, action, resource)
-		if !ok {
-			return
+		return ok, "allowed"
+	}
+	// add lists hd when its policies allow.
+	add := func(hd Holder, boundEnvs []string) {
+		ok, by := decide(&Caller{Principal: hd.Name, Policies: hd.Policies, BoundEnvs: boundEnvs})
+		if ok {
+			hd.AllowedBy = by
+			rev.Holders = append(rev.Holders, hd)
 		}
-		hd.AllowedBy = "allowed"
-		if ex, isEx := h.Authz.(interface {
-			Explain(c *Caller, action, resource string) policy.Decision
-		}); isEx {
-			hd.AllowedBy = ex.Explain(c, action, resource).String()
-		}
-		rev.Holders = append(rev.Holders, hd)
 	}
 	for _, name := range h.Policies.Set().Names() {
-		if ok, _ := h.Authz.Decide(&Caller{Policies: []string{name}}, action, resource); ok {
+		if ok, _ := decide(&Caller{Policies: []string{name}}); ok {
 			rev.Policies = append(rev.Policies, name)
 		}
 	}

@@ -172,9 +172,7 @@ func (h *Policies) Routes() []Route {
 				}
 				allowed, reason := h.Authz.Decide(c, in.Action, in.Resource)
 				out := map[string]any{"allowed": allowed, "policies": c.Policies, "principal": c.Principal}
-				if ex, ok := h.Authz.(interface {
-					Explain(c *Caller, action, resource string) policy.Decision
-				}); ok {
+				if ex, ok := h.Authz.(Explainer); ok {
 					d := ex.Explain(c, in.Action, in.Resource)
 					out["policy"], out["rule"], out["effect"] = d.Policy, d.Rule, d.Effect
 					if allowed {
@@ -192,6 +190,12 @@ func (h *Policies) Routes() []Route {
 			},
 		},
 	}
+}
+
+// Explainer is an Authorizer that can say which rule decides (the
+// server's policy authorizer is one).
+type Explainer interface {
+	Explain(c *Caller, action, resource string) policy.Decision
 }
 
 // UnknownPolicies warns of each policy in names that does not exist
