@@ -111,6 +111,8 @@ func Defaults() Config {
 }
 
 // setting ties a flag, an environment variable and a config field together.
+// A setting without a flag is read from the environment (and the file)
+// only: a secret, which a command line would show to every user.
 type setting struct {
 	flag, env, usage string
 	apply            func(c *Config, v string) error
@@ -151,6 +153,7 @@ func settings() []setting {
 		}},
 		{flag: "audit-file", env: "KEYWARD_AUDIT_FILE", usage: "also append every audit entry to this file as JSON lines", apply: str(func(c *Config) *string { return &c.AuditFile })},
 		{flag: "audit-webhook", env: "KEYWARD_AUDIT_WEBHOOK", usage: "also POST every audit entry to this URL, as signed JSON lines (https; needs $KEYWARD_AUDIT_WEBHOOK_SECRET)", apply: str(func(c *Config) *string { return &c.AuditWebhook })},
+		{env: "KEYWARD_AUDIT_WEBHOOK_SECRET", apply: str(func(c *Config) *string { return &c.AuditWebhookSecret })},
 		{flag: "audit-retention", env: "KEYWARD_AUDIT_RETENTION", usage: "delete audit entries older than this (e.g. 2160h); 0 keeps all", apply: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 {
@@ -197,6 +200,9 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	d := Defaults()
 	defaults := map[string]string{"listen": d.Listen, "data": d.DataDir, "storage": d.Storage, "log-level": d.LogLevel, "audit-retention": "0s", "http-server": d.HTTPServer}
 	for _, s := range settings() {
+		if s.flag == "" {
+			continue
+		}
 		usage := s.usage + " [$" + s.env + "]"
 		if s.isBool {
 			fs.Bool(s.flag, false, usage)
@@ -226,9 +232,6 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 				return c, fmt.Errorf("config: $%s: %w", s.env, err)
 			}
 		}
-	}
-	if v := getenv("KEYWARD_AUDIT_WEBHOOK_SECRET"); v != "" {
-		c.AuditWebhookSecret = v
 	}
 	for _, s := range settings() {
 		f := fs.Lookup(s.flag)
