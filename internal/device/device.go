@@ -431,12 +431,16 @@ func (s *Service) SetDisabled(ctx context.Context, id string, disabled bool, aud
 
 // Delete removes device id (its key may enroll again with a new code).
 func (s *Service) Delete(ctx context.Context, id string, audit AuditFunc) error {
-	if _, err := s.Get(ctx, id); err != nil {
-		return err
+	if !ValidID(id) {
+		return ErrNotFound
 	}
 	return s.st.Write(ctx, func(tx storage.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM devices WHERE id = $1`, id); err != nil {
+		res, err := tx.Exec(ctx, `DELETE FROM devices WHERE id = $1`, id)
+		if err != nil {
 			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
 		}
 		if audit != nil {
 			return audit(ctx, tx)

@@ -77,6 +77,9 @@ func TestEnrollment(t *testing.T) {
 		if _, err := s.Get(ctx, d1.ID); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Get deleted: %v", err)
 		}
+		if err := s.Delete(ctx, d1.ID, nil); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Delete again: %v", err)
+		}
 		if list, err := s.List(ctx, 10, ""); err != nil || len(list) != 1 {
 			t.Fatalf("List = %v, %v", list, err)
 		}
