@@ -18,7 +18,7 @@ import (
 )
 
 // raw sends body as is and returns the status and the decoded JSON object.
-func raw(t *testing.T, method, url, tok, contentType, body string) (int, map[string]any) {
+func raw(t testing.TB, method, url, tok, contentType, body string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {

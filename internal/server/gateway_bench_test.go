@@ -75,6 +75,9 @@ func startB(b *testing.B, cfg config.Config) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{node: node, url: "http://" + ln.API.Addr().String(), cancel: cancel, done: make(chan struct{})}
+	if ln.Gateway != nil {
+		r.gwURL = "http://" + ln.Gateway.Addr().String()
+	}
 	go func() {
 		r.err = node.Serve(ctx, ln)
 		close(r.done)
