@@ -104,8 +104,8 @@ func TestAppendAsyncHeldUntilSyncAppend(t *testing.T) {
 		}
 	}
 	time.Sleep(50 * time.Millisecond)
-	if n := res.count(); n != 0 || count(t, st, "audit_log") != 0 {
-		t.Fatalf("%d callbacks and %d rows before the delay: the entries were not held", n, count(t, st, "audit_log"))
+	if n := res.count(); n != 0 || storedEntries(t, st) != 0 {
+		t.Fatalf("%d callbacks and %d rows before the delay: the entries were not held", n, storedEntries(t, st))
 	}
 	e := testEntry(4)
 	if err := l.Append(t.Context(), e); err != nil {
@@ -151,7 +151,7 @@ func TestAppendAsyncWrittenAtClose(t *testing.T) {
 	if n := res.count(); n != 5 {
 		t.Fatalf("%d callbacks after Close, want 5", n)
 	}
-	if n := count(t, st, "audit_log"); n != 5 {
+	if n := storedEntries(t, st); n != 5 {
 		t.Fatalf("%d rows after Close, want 5", n)
 	}
 	if err := l.AppendAsync(testEntry(6), nil); !errors.Is(err, ErrClosed) {
@@ -221,7 +221,7 @@ func TestAppendAsyncQueueBound(t *testing.T) {
 	if called {
 		t.Error("the callback of a refused entry was called")
 	}
-	if n := count(t, st, "audit_log"); n != 4 {
+	if n := storedEntries(t, st); n != 4 {
 		t.Errorf("%d rows, want 4", n)
 	}
 }

@@ -11,13 +11,19 @@
 // change anywhere in an entry, a gap, a reordering or an insertion breaks the
 // chain at a seq that Verify names.
 //
-// Storage. One row of audit_log per entry: seq, time, principal, the entry
-// text (every other field, as one compact JSON array: entrytext.go) and
-// hash. prev_hash is not stored: it is the hash of the row before (or the
-// prune anchor's), which Verify carries along its walk and List reads with
-// a join. The hash covers the field values the text decodes to, so the
-// text's spelling is free (migration 0018 converted older rows with the
-// databases' JSON functions) and a text that does not decode is tampering.
+// Storage. Entries are stored in blocks: one row of audit_blocks holds up to
+// 64 consecutive entries (those one transaction wrote together), as the
+// seq of its last entry, its entry count, its latest time, the entries'
+// texts (every field but seq and hash, as one compact JSON array an entry:
+// entrytext.go) and their hashes side by side; audit_principals lists each
+// block's principals, for List by principal. A batch costs one row insert
+// per 64 entries instead of a row and an index entry per entry (less than
+// half the write's CPU). prev_hash is not stored: it is the hash of the
+// entry before (or the prune anchor's), which Verify carries along its
+// walk and List reads with a join. The hash covers the field values the
+// text decodes to, so the text's spelling is free (migrations 0018 and
+// 0025 converted older rows with the databases' JSON functions) and a text
+// that does not decode is tampering.
 //
 // Checkpoints. Every Options.CheckpointEvery entries, and at Close, the log
 // signs (seq, hash, time) with the barrier's Ed25519 audit key (Signer). An
@@ -26,7 +32,8 @@
 // still do undetected is cut or extend the tail after the last checkpoint
 // (and before the next), which bounds the window to CheckpointEvery entries.
 // Prune replaces a deleted prefix by a signed anchor (seq and hash of the last
-// deleted entry) from which Verify starts.
+// deleted entry) from which Verify starts; it deletes whole blocks, so an
+// entry older than the cut stays while its block holds a newer one.
 //
 // Ordering. The chain head (seq, hash) lives in the single row of audit_head.
 // Every append — a group-commit batch or AppendTx inside a caller's

@@ -59,7 +59,7 @@ func TestAppendWithDoneContextWritesNothing(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, st, "audit_log"); n != 0 {
+	if n := storedEntries(t, st); n != 0 {
 		t.Errorf("%d entries written for a cancelled Append", n)
 	}
 }
@@ -77,7 +77,7 @@ func TestAppendRejectsInvalid(t *testing.T) {
 			t.Errorf("Append(%+v) = %v, want ErrInvalid", e, err)
 		}
 	}
-	if n := count(t, st, "audit_log"); n != 0 {
+	if n := storedEntries(t, st); n != 0 {
 		t.Errorf("%d entries stored after invalid appends", n)
 	}
 }
@@ -161,7 +161,7 @@ func TestAppendTxRollback(t *testing.T) {
 		if !errors.Is(err, errAbort) {
 			t.Fatalf("Write = %v", err)
 		}
-		if n := count(t, st, "audit_log"); n != 3 {
+		if n := storedEntries(t, st); n != 3 {
 			t.Fatalf("%d entries after a rolled-back AppendTx, want 3", n)
 		}
 		if n := count(t, st, "audit_checkpoints"); n != 0 {
@@ -313,7 +313,7 @@ func TestCloseFinishesPendingAppends(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if n := count(t, st, "audit_log"); n != int64(ok) {
+	if n := storedEntries(t, st); n != int64(ok) {
 		t.Errorf("%d entries stored, %d appends succeeded", n, ok)
 	}
 	mustVerify(t, l, int64(ok))

@@ -60,9 +60,9 @@ const (
 var zeroHash = make([]byte, HashSize)
 
 // row is an entry as stored: detail is the stored JSON text and time is unix
-// nanoseconds. It is what the hash covers. audit_log keeps seq, time,
-// principal and hash in columns and the rest in the entry text
-// (entrytext.go); prevHash is the previous row's hash, not stored.
+// nanoseconds. It is what the hash covers. A block of audit_blocks holds
+// the entry text (entrytext.go) and hash of each of its entries, its seq
+// is its last entry's; prevHash is the previous entry's hash, not stored.
 type row struct {
 	seq                                        int64
 	time                                       int64

@@ -8,21 +8,24 @@ import (
 	"unicode/utf8"
 )
 
-// The entry text: how audit_log stores every field of a row except seq,
-// time, principal and hash (which have columns of their own). It is a JSON
-// array of 12 values, always in this order:
+// The entry text: how audit_blocks stores every field of an entry but its
+// seq and hash (the block's seq and hashes give those). It is a JSON array
+// of 14 values, always in this order:
 //
-//	[request_id, auth_method, accessor_hmac, action, resource, environment,
-//	 source_addr, user_agent, outcome, status, latency_us, detail]
+//	[time, principal, request_id, auth_method, accessor_hmac, action,
+//	 resource, environment, source_addr, user_agent, outcome, status,
+//	 latency_us, detail]
 //
-// status and latency_us are JSON integers (int64); the others are JSON
-// strings; detail is the row's detail JSON text carried as a string (""
-// when there is none).
+// time (unix nanoseconds), status and latency_us are JSON integers
+// (int64); the others are JSON strings; detail is the entry's detail JSON
+// text carried as a string ("" when there is none). A block's text is the
+// JSON array of its entries' texts, in seq order.
 //
 // appendEntryText writes it compact, escaping only '"', '\' and the control
 // characters (\b \t \n \f \r, the others as \u00xx): byte for byte what
-// SQLite's json_array and PostgreSQL's to_json produce, so the rows that
-// migration 0018 converted read exactly like the ones the log writes.
+// SQLite's json_array and json_quote and PostgreSQL's to_json produce, so
+// the rows that migrations 0018 and 0025 converted read exactly like the
+// ones the log writes.
 //
 // The text is not what is hashed: the hash covers the values it decodes to
 // (encoding.go). decodeEntryText therefore accepts any JSON spelling of the
@@ -31,16 +34,18 @@ import (
 // range, trailing data — with an error that Verify reports as tampering.
 
 // entryTextFields is how many values the entry text holds.
-const entryTextFields = 12
+const entryTextFields = 14
 
 // entryTextNames names the values, for errors.
-var entryTextNames = [entryTextFields]string{"request_id", "auth_method", "accessor_hmac", "action",
-	"resource", "environment", "source_addr", "user_agent", "outcome", "status", "latency_us", "detail"}
+var entryTextNames = [entryTextFields]string{"time", "principal", "request_id", "auth_method", "accessor_hmac",
+	"action", "resource", "environment", "source_addr", "user_agent", "outcome", "status", "latency_us", "detail"}
 
 // appendEntryText appends r's entry text to b.
 func (r *row) appendEntryText(b []byte) []byte {
 	b = append(b, '[')
-	for _, s := range [...]string{r.requestID, r.authMethod, r.accessor, r.action, r.resource,
+	b = strconv.AppendInt(b, r.time, 10)
+	b = append(b, ',')
+	for _, s := range [...]string{r.principal, r.requestID, r.authMethod, r.accessor, r.action, r.resource,
 		r.environment, r.sourceAddr, r.userAgent, r.outcome} {
 		b = appendTextString(b, s)
 		b = append(b, ',')
@@ -56,9 +61,21 @@ func (r *row) appendEntryText(b []byte) []byte {
 // entryTextSize is an upper bound of len(appendEntryText) for r when no
 // character needs escaping, for sizing buffers.
 func (r *row) entryTextSize() int {
-	return len(r.requestID) + len(r.authMethod) + len(r.accessor) + len(r.action) +
+	return len(r.principal) + len(r.requestID) + len(r.authMethod) + len(r.accessor) + len(r.action) +
 		len(r.resource) + len(r.environment) + len(r.sourceAddr) + len(r.userAgent) +
-		len(r.outcome) + len(r.detail) + 2*20 + 2*10 + 11 + 2
+		len(r.outcome) + len(r.detail) + 3*20 + 2*11 + 13 + 2
+}
+
+// appendBlockText appends the text of a block of rows to b.
+func appendBlockText(b []byte, rows []*row) []byte {
+	b = append(b, '[')
+	for i, r := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = r.appendEntryText(b)
+	}
+	return append(b, ']')
 }
 
 // appendTextString appends s as a JSON string, escaped as SQLite and
@@ -79,16 +96,55 @@ func (e *entryTextError) Error() string {
 	return fmt.Sprintf("malformed entry text: byte %d: %s", e.at, e.what)
 }
 
-// decodeEntryText sets r's fields from its stored entry text s (seq,
-// time, principal, the hashes are left alone). Strings without escapes
-// share s's memory. On error r may be partly set.
+// decodeEntryText sets r's fields from one entry text s (seq and the
+// hashes are left alone). Strings without escapes share s's memory. On
+// error r may be partly set.
 func (r *row) decodeEntryText(s string) error {
 	d := textDecoder{s: s, elem: -1}
+	if err := d.entry(r); err != nil {
+		return err
+	}
+	return d.end()
+}
+
+// decodeBlockText sets the fields of rows from the text of a block of
+// len(rows) entries, as decodeEntryText does for one.
+func decodeBlockText(s string, rows []row) error {
+	d := textDecoder{s: s, elem: -1}
+	d.ws()
+	if !d.consume('[') {
+		return d.err("want '[' (a block)")
+	}
+	for i := range rows {
+		d.ws()
+		if i > 0 && !d.consume(',') {
+			if d.peek() == ']' {
+				return d.err(fmt.Sprintf("the block ends after %d entries, want %d", i, len(rows)))
+			}
+			return d.err("want ',' between entries")
+		}
+		if err := d.entry(&rows[i]); err != nil {
+			return err
+		}
+	}
+	d.ws()
+	if !d.consume(']') {
+		if d.peek() == ',' {
+			return d.err(fmt.Sprintf("the block has more than %d entries", len(rows)))
+		}
+		return d.err("want ']' (the block's end)")
+	}
+	return d.end()
+}
+
+// entry reads one entry text into r.
+func (d *textDecoder) entry(r *row) error {
+	d.elem = -1
 	d.ws()
 	if !d.consume('[') {
 		return d.err("want '['")
 	}
-	strs := [...]*string{&r.requestID, &r.authMethod, &r.accessor, &r.action, &r.resource,
+	strs := [...]*string{&r.principal, &r.requestID, &r.authMethod, &r.accessor, &r.action, &r.resource,
 		&r.environment, &r.sourceAddr, &r.userAgent, &r.outcome}
 	for i := range entryTextFields {
 		d.elem = i
@@ -104,11 +160,13 @@ func (r *row) decodeEntryText(s string) error {
 		}
 		var err error
 		switch {
-		case i < len(strs):
-			*strs[i], err = d.str()
-		case i == 9:
+		case i == 0:
+			r.time, err = d.int()
+		case i <= len(strs):
+			*strs[i-1], err = d.str()
+		case i == 11:
 			r.status, err = d.int()
-		case i == 10:
+		case i == 12:
 			r.latencyUS, err = d.int()
 		default:
 			r.detail, err = d.str()
@@ -125,6 +183,11 @@ func (r *row) decodeEntryText(s string) error {
 		}
 		return d.err("want ']'")
 	}
+	return nil
+}
+
+// end checks that only whitespace is left.
+func (d *textDecoder) end() error {
 	d.ws()
 	if d.i != len(d.s) {
 		return d.err("data after the array")

@@ -102,19 +102,16 @@ func rawRow(t testing.TB, st storage.Store, seq int64) row {
 	t.Helper()
 	var r row
 	err := st.Read(t.Context(), func(tx storage.Tx) error {
-		rows, err := tx.Query(t.Context(), selectWithPrev+` WHERE a.seq = $1`, seq)
+		b, err := rawBlock(tx, seq, true)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		if !rows.Next() {
-			return fmt.Errorf("entry %d not found", seq)
-		}
-		var text string
-		if err := scanStored(rows, &r, &text, &r.prevHash); err != nil {
+		es, err := b.entries(nil)
+		if err != nil {
 			return err
 		}
-		return r.decodeEntryText(text)
+		r = es[seq-b.first()]
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -122,12 +119,61 @@ func rawRow(t testing.TB, st storage.Store, seq int64) row {
 	return r
 }
 
-// rawUpdate stores r's time, principal, entry text and hash at r.seq, as
-// someone editing the database would.
+// rawBlock reads the block holding entry seq.
+func rawBlock(tx storage.Tx, seq int64, withPrev bool) (*storedBlock, error) {
+	q := `SELECT ` + blockColumns + ` FROM audit_blocks a`
+	if withPrev {
+		q = selectWithPrev
+	}
+	rows, err := tx.Query(context.Background(), q+` WHERE a.seq >= $1 AND a.seq - a.n < $1 ORDER BY a.seq LIMIT 1`, seq)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, fmt.Errorf("entry %d not found", seq)
+	}
+	var b storedBlock
+	if err := scanBlock(rows, &b, withPrev); err != nil {
+		return nil, err
+	}
+	return &b, rows.Err()
+}
+
+// rawUpdate stores r (its time, principal, fields and hash) at r.seq in
+// its block, as someone editing the database would: the block's text,
+// hashes and latest time are rewritten, and r's principal listed.
 func rawUpdate(t testing.TB, st storage.Store, r *row) {
 	t.Helper()
-	rawExec(t, st, `UPDATE audit_log SET time = $1, principal = $2, entry = $3, hash = $4 WHERE seq = $5`,
-		r.time, r.principal, string(r.appendEntryText(nil)), r.hash, r.seq)
+	err := st.Write(t.Context(), func(tx storage.Tx) error {
+		b, err := rawBlock(tx, r.seq, false)
+		if err != nil {
+			return err
+		}
+		es, err := b.entries(nil)
+		if err != nil {
+			return err
+		}
+		es[r.seq-b.first()] = *r
+		rows := make([]*row, len(es))
+		var hashes []byte
+		tmax := es[0].time
+		for i := range es {
+			rows[i] = &es[i]
+			hashes = append(hashes, es[i].hash...)
+			tmax = max(tmax, es[i].time)
+		}
+		if _, err := tx.Exec(t.Context(), `UPDATE audit_blocks SET time_max = $1, entries = $2, hashes = $3 WHERE seq = $4`,
+			tmax, string(appendBlockText(nil, rows)), hashes, b.seq); err != nil {
+			return err
+		}
+		_, err = tx.Exec(t.Context(), `INSERT INTO audit_principals (principal, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+			r.principal, b.seq)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // insertRaw inserts r as is.
@@ -192,3 +238,16 @@ func newClock(t time.Time) *clock {
 func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
 func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
 func (c *clock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
+
+// storedEntries returns how many entries the blocks hold.
+func storedEntries(t testing.TB, st storage.Store) int64 {
+	t.Helper()
+	var n int64
+	err := st.Read(t.Context(), func(tx storage.Tx) error {
+		return tx.QueryRow(t.Context(), `SELECT coalesce(sum(n), 0) FROM audit_blocks`).Scan(&n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -24,8 +24,9 @@ const (
 	// sinkPoll is how often the tailer looks for committed AppendTx entries
 	// while some are outstanding (it cannot see the caller's commit).
 	sinkPoll = 100 * time.Millisecond
-	// sinkPage is how many entries one tailer query reads.
-	sinkPage = 512
+	// sinkPage is how many blocks (up to 64 entries each) one tailer query
+	// reads.
+	sinkPage = 16
 	// sinkForget is how long an expected entry is waited for before it is
 	// taken to have been rolled back.
 	sinkForget = 5 * time.Minute
@@ -34,7 +35,7 @@ const (
 )
 
 // expected is an entry this Log wrote that the tailer has not seen yet.
-// prev is its prev hash, which audit_log does not store.
+// prev is its prev hash, which audit_blocks holds only as the hash before.
 type expected struct {
 	at     time.Time
 	fromTx bool
@@ -169,61 +170,62 @@ func (s *sinkFeed) catchUp() {
 }
 
 func (s *sinkFeed) readPage(ctx context.Context) (int, error) {
-	type stored struct {
-		r    row
-		text string
-	}
-	var page []stored
+	var page []storedBlock
 	err := s.l.st.Read(ctx, func(tx storage.Tx) error {
 		page = page[:0]
-		rows, err := tx.Query(ctx, `SELECT `+logColumns+` FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`,
+		rows, err := tx.Query(ctx, `SELECT `+blockColumns+` FROM audit_blocks WHERE seq > $1 ORDER BY seq LIMIT $2`,
 			s.cursor, sinkPage)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var p stored
-			if err := scanStored(rows, &p.r, &p.text, nil); err != nil {
+			var b storedBlock
+			if err := scanBlock(rows, &b, false); err != nil {
 				return err
 			}
-			page = append(page, p)
+			page = append(page, b)
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return 0, err
 	}
+	var es []row
 	for i := range page {
-		r := &page[i].r
-		s.cursor = r.seq
-		if len(r.hash) != HashSize {
+		b := &page[i]
+		cursor := s.cursor
+		s.cursor = b.seq
+		if es, err = b.entries(es); err != nil {
+			s.report(fmt.Errorf("audit: sink: entry %d: %w", b.first(), err))
 			continue
 		}
-		s.mu.Lock()
-		x, ok := s.mine[[HashSize]byte(r.hash)]
-		if ok {
-			delete(s.mine, [HashSize]byte(r.hash))
-			if x.fromTx {
-				s.txs--
+		for j := range es {
+			r := &es[j]
+			if r.seq <= cursor {
+				continue
 			}
-		}
-		s.mu.Unlock()
-		if ok {
-			r.prevHash = x.prev
-			s.forward(r, page[i].text)
+			s.mu.Lock()
+			x, ok := s.mine[[HashSize]byte(r.hash)]
+			if ok {
+				delete(s.mine, [HashSize]byte(r.hash))
+				if x.fromTx {
+					s.txs--
+				}
+			}
+			s.mu.Unlock()
+			if ok {
+				r.prevHash = x.prev
+				s.forward(r)
+			}
 		}
 	}
 	return len(page), nil
 }
 
-// forward decodes r's entry text and queues its JSON line. A text that does
-// not decode (edited in the database) is reported and skipped.
-func (s *sinkFeed) forward(r *row, text string) {
-	if err := r.decodeEntryText(text); err != nil {
-		s.report(fmt.Errorf("audit: sink: entry %d: %w", r.seq, err))
-		return
-	}
+// forward queues r's JSON line. A detail that does not decode (edited in
+// the database) is reported and skipped.
+func (s *sinkFeed) forward(r *row) {
 	d, err := decodeDetail(r.detail)
 	if err != nil {
 		s.report(fmt.Errorf("audit: sink: entry %d: %w", r.seq, err))

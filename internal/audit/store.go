@@ -14,8 +14,13 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// logColumns are audit_log's columns, in scanStored's order.
-const logColumns = `seq, time, principal, entry, hash`
+// blockColumns are audit_blocks' columns, in scanBlock's order.
+const blockColumns = `seq, n, time_max, entries, hashes`
+
+// blockMax is the most entries a block holds. A reader relies on it to
+// find the block holding an entry by seq (the block's seq is its last
+// entry's, at most blockMax-1 above).
+const blockMax = 64
 
 // head is the audit_head row.
 type head struct {
@@ -90,54 +95,69 @@ func (l *Log) writeRows(ctx context.Context, tx storage.Tx, rows []*row) error {
 	return nil
 }
 
-// insertRows inserts rows: seq, time, principal, the entry text and hash
-// (prev_hash is the previous row's hash, not stored). On PostgreSQL the
-// whole batch travels as one array parameter per column (unnest), so the
-// statement is one round trip whatever the batch size. On SQLite it is a
-// multi-row VALUES statement of up to sqliteChunk rows, whose text depends
-// only on the row count, so the store's statement cache keeps each size
-// prepared. The entry texts of a batch are encoded into one string.
+// insertRows inserts rows (consecutive seqs) as blocks of up to blockMax
+// entries: seq (the last entry's), n, time_max, the entry texts as one
+// JSON array and the hashes side by side; and each block's principals
+// into audit_principals. On PostgreSQL each table's rows travel as one
+// array parameter per column (unnest): one round trip a table whatever
+// the batch size. On SQLite they are multi-row VALUES statements whose
+// text depends only on the row count, so the store's statement cache
+// keeps each size prepared.
 //
 // Measured on the 2-core machine (BenchmarkWriteBatch: one transaction of
-// 512 entries, synchronous=FULL, commit included; median of 5): 8.2 µs of
-// CPU and 7.8 allocations per entry for these five columns and one index,
-// against 13.5 µs and 18.6 for the seventeen columns and two indexes of
-// audit_entries (migration 0003). On PostgreSQL (wall time, the server's
-// work included): 12.6 µs per entry against 18.4 µs. An index on time
-// would add about 1 µs per entry on SQLite.
+// 512 entries, synchronous=FULL, commit included, CPU per entry): blocks
+// 2.5-2.8 µs against 4.3-5.9 µs for one row and one index entry per entry
+// (audit_log, migration 0018) with one principal, 5.6-6.2 µs with three.
+// A block's row is one B-tree insert (its text spilling to overflow
+// pages) where each entry was two.
 //
-// Earlier, measured on the 2-core machine with the seventeen columns of
-// audit_entries (CPU per entry, batches of 64, synchronous=FULL, commit
-// included): 11.9 µs prepared against 17–20 µs for one statement over
-// jsonb_each (parsed on every batch, then a JSON lookup per value) and
-// 13.5 µs for one prepared INSERT per row.
-//
-// Most of what remains is the pages a batch dirties, each written to the
-// WAL at commit: the principal index adds one page per distinct principal
-// in the batch (with 50 principals, over 3× the writes of no such index).
+// Earlier (audit_log, one row an entry): 8.2 µs of CPU and 7.8
+// allocations per entry for five columns and one index, against 13.5 µs
+// and 18.6 for the seventeen columns and two indexes of audit_entries
+// (migration 0003); prepared multi-row VALUES against 17-20 µs for one
+// statement over jsonb_each and 13.5 µs for one prepared INSERT per row.
 func insertRows(ctx context.Context, tx storage.Tx, rows []*row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	texts := entryTexts(rows)
+	blocks := makeBlocks(rows)
+	var principals []blockPrincipal
+	for i := range blocks {
+		principals = blocks[i].appendPrincipals(principals)
+	}
 	var err error
 	switch tx.Backend() {
 	case storage.Postgres:
-		n := len(rows)
-		seq, tm, principal, hash := make([]int64, n), make([]int64, n), make([]string, n), make([][]byte, n)
-		for i, r := range rows {
-			seq[i], tm[i], principal[i], hash[i] = r.seq, r.time, r.principal, r.hash
+		n := len(blocks)
+		seq, count, tmax, texts, hashes := make([]int64, n), make([]int64, n), make([]int64, n), make([]string, n), make([][]byte, n)
+		for i, b := range blocks {
+			seq[i], count[i], tmax[i], texts[i], hashes[i] = b.seq, int64(len(b.rows)), b.timeMax, b.text, b.hashes
 		}
-		_, err = tx.Exec(ctx, insertPostgres, seq, tm, principal, texts, hash)
-	default:
-		args := make([]any, 0, min(len(rows), sqliteChunk)*logColumnCount)
-		for done := 0; done < len(rows) && err == nil; {
-			n := min(len(rows)-done, sqliteChunk)
-			args = args[:0]
-			for i, r := range rows[done : done+n] {
-				args = append(args, r.seq, r.time, r.principal, texts[done+i], r.hash)
+		if _, err = tx.Exec(ctx, insertBlocksPostgres, seq, count, tmax, texts, hashes); err == nil {
+			names, seqs := make([]string, len(principals)), make([]int64, len(principals))
+			for i, p := range principals {
+				names[i], seqs[i] = p.principal, p.seq
 			}
-			_, err = tx.Exec(ctx, sqliteInsert(n), args...)
+			_, err = tx.Exec(ctx, insertPrincipalsPostgres, names, seqs)
+		}
+	default:
+		args := make([]any, 0, max(min(len(blocks), sqliteChunk)*blockColumnCount, min(len(principals), sqliteChunk)*2))
+		for done := 0; done < len(blocks) && err == nil; {
+			n := min(len(blocks)-done, sqliteChunk)
+			args = args[:0]
+			for _, b := range blocks[done : done+n] {
+				args = append(args, b.seq, int64(len(b.rows)), b.timeMax, b.text, b.hashes)
+			}
+			_, err = tx.Exec(ctx, sqliteInsertBlocks[n-1], args...)
+			done += n
+		}
+		for done := 0; done < len(principals) && err == nil; {
+			n := min(len(principals)-done, sqliteChunk)
+			args = args[:0]
+			for _, p := range principals[done : done+n] {
+				args = append(args, p.principal, p.seq)
+			}
+			_, err = tx.Exec(ctx, sqliteInsertPrincipals[n-1], args...)
 			done += n
 		}
 	}
@@ -147,51 +167,98 @@ func insertRows(ctx context.Context, tx storage.Tx, rows []*row) error {
 	return nil
 }
 
-// entryTexts returns the entry texts of rows, slices of one string (one
-// allocation for the batch, not one per row).
-func entryTexts(rows []*row) []string {
+// newBlock is a block being written.
+type newBlock struct {
+	rows    []*row
+	seq     int64 // the last entry's
+	timeMax int64
+	text    string
+	hashes  []byte
+}
+
+// blockPrincipal is a row of audit_principals.
+type blockPrincipal struct {
+	principal string
+	seq       int64
+}
+
+// makeBlocks cuts rows (seq and hashes set) into blocks of up to
+// blockMax, their texts slices of one string and their hashes of one
+// slice (an allocation each for the batch, not one a block).
+func makeBlocks(rows []*row) []newBlock {
+	blocks := make([]newBlock, 0, (len(rows)+blockMax-1)/blockMax)
 	size := 0
 	for _, r := range rows {
-		size += r.entryTextSize()
+		size += r.entryTextSize() + 1
 	}
-	b := make([]byte, 0, size)
-	texts := make([]string, len(rows))
-	ends := make([]int, len(rows))
-	for i, r := range rows {
-		b = r.appendEntryText(b)
-		ends[i] = len(b)
+	text := make([]byte, 0, size+2*cap(blocks))
+	hashes := make([]byte, 0, len(rows)*HashSize)
+	ends := make([]int, 0, cap(blocks))
+	for start := 0; start < len(rows); start += blockMax {
+		part := rows[start:min(start+blockMax, len(rows))]
+		b := newBlock{rows: part, seq: part[len(part)-1].seq, timeMax: part[0].time}
+		h := len(hashes)
+		for _, r := range part {
+			b.timeMax = max(b.timeMax, r.time)
+			hashes = append(hashes, r.hash...)
+		}
+		b.hashes = hashes[h:len(hashes):len(hashes)]
+		text = appendBlockText(text, part)
+		ends = append(ends, len(text))
+		blocks = append(blocks, b)
 	}
-	all := string(b)
-	start := 0
+	all := string(text)
+	from := 0
 	for i, end := range ends {
-		texts[i] = all[start:end]
-		start = end
+		blocks[i].text = all[from:end]
+		from = end
 	}
-	return texts
+	return blocks
+}
+
+// appendPrincipals appends b's distinct principals to ps.
+func (b *newBlock) appendPrincipals(ps []blockPrincipal) []blockPrincipal {
+	first := len(ps)
+next:
+	for _, r := range b.rows {
+		for _, p := range ps[first:] {
+			if p.principal == r.principal {
+				continue next
+			}
+		}
+		ps = append(ps, blockPrincipal{principal: r.principal, seq: b.seq})
+	}
+	return ps
 }
 
 const (
-	logColumnCount = 5
-	// sqliteChunk rows per SQLite INSERT: 32 × 5 = 160 parameters, well
-	// under SQLite's limit (32766), and at most 32 distinct texts cached.
+	blockColumnCount = 5
+	// sqliteChunk rows per SQLite INSERT: 32 blocks × 5 = 160 parameters,
+	// well under SQLite's limit (32766), and at most 32 distinct texts
+	// cached per table.
 	sqliteChunk = 32
 )
 
-// sqliteInserts[n-1] is the INSERT of n rows. Its parameters are
-// anonymous (?), not $n: SQLite finds the name of a numbered parameter by
-// a linear search, which made binding the 544 of the seventeen-column row
-// quadratic (a third of the batch's CPU).
-var sqliteInserts = func() (q [sqliteChunk]string) {
+// sqliteInsertBlocks[n-1] and sqliteInsertPrincipals[n-1] insert n rows.
+// Their parameters are anonymous (?), not $n: SQLite finds the name of a
+// numbered parameter by a linear search, which made binding hundreds of
+// them quadratic.
+var (
+	sqliteInsertBlocks     = sqliteInserts("audit_blocks ("+blockColumns+")", blockColumnCount)
+	sqliteInsertPrincipals = sqliteInserts("audit_principals (principal, seq)", 2)
+)
+
+func sqliteInserts(table string, columns int) (q [sqliteChunk]string) {
 	var b strings.Builder
 	for n := 1; n <= sqliteChunk; n++ {
 		b.Reset()
-		b.WriteString("INSERT INTO audit_log (" + logColumns + ") VALUES ")
+		b.WriteString("INSERT INTO " + table + " VALUES ")
 		for i := range n {
 			if i > 0 {
 				b.WriteByte(',')
 			}
 			b.WriteByte('(')
-			for j := range logColumnCount {
+			for j := range columns {
 				if j > 0 {
 					b.WriteByte(',')
 				}
@@ -202,12 +269,13 @@ var sqliteInserts = func() (q [sqliteChunk]string) {
 		q[n-1] = b.String()
 	}
 	return q
-}()
+}
 
-func sqliteInsert(n int) string { return sqliteInserts[n-1] }
-
-const insertPostgres = `INSERT INTO audit_log (` + logColumns + `)
-	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bytea[])`
+const (
+	insertBlocksPostgres = `INSERT INTO audit_blocks (` + blockColumns + `)
+	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bytea[])`
+	insertPrincipalsPostgres = `INSERT INTO audit_principals (principal, seq) SELECT * FROM unnest($1::text[], $2::bigint[])`
+)
 
 // appendJSONString appends s as a JSON string, for the detail text: every
 // control character as \u00xx. (The entry text spells some of them shorter;
@@ -270,22 +338,79 @@ func (l *Log) finalCheckpoint(ctx context.Context) error {
 	return nil
 }
 
-// scanStored reads one row selected with logColumns (followed by the prev
-// hash when prev is not nil) into r, and its entry text into text, which
-// the caller decodes (r.decodeEntryText).
-func scanStored(rows *sql.Rows, r *row, text *string, prev *[]byte) error {
-	if prev != nil {
-		return rows.Scan(&r.seq, &r.time, &r.principal, text, &r.hash, prev)
-	}
-	return rows.Scan(&r.seq, &r.time, &r.principal, text, &r.hash)
+// storedBlock is a row of audit_blocks as read.
+type storedBlock struct {
+	seq, n, timeMax int64
+	text            string
+	hashes          []byte
+	// prev is the hash the block's first entry chains to, when selected
+	// (selectWithPrev): the previous block's hashes (the last is the one)
+	// or the prune anchor's hash; nil when neither exists, in a log that
+	// does not verify.
+	prev []byte
 }
 
-// selectWithPrev selects logColumns of audit_log a and the prev hash: the
-// hash of entry seq-1, or the prune anchor's when seq-1 is the anchor
-// (NULL when neither exists, in a log that does not verify).
-const selectWithPrev = `SELECT a.seq, a.time, a.principal, a.entry, a.hash,
-	coalesce(p.hash, (SELECT hash FROM audit_anchor WHERE id = 1 AND seq = a.seq - 1))
-	FROM audit_log a LEFT JOIN audit_log p ON p.seq = a.seq - 1`
+// scanBlock reads one row selected with blockColumns (followed by the prev
+// hashes when withPrev) into b.
+func scanBlock(rows *sql.Rows, b *storedBlock, withPrev bool) error {
+	b.prev = nil
+	if withPrev {
+		return rows.Scan(&b.seq, &b.n, &b.timeMax, &b.text, &b.hashes, &b.prev)
+	}
+	return rows.Scan(&b.seq, &b.n, &b.timeMax, &b.text, &b.hashes)
+}
+
+// first is the seq of b's first entry (b.seq when n does not make sense).
+func (b *storedBlock) first() int64 {
+	if b.n < 1 || b.n > b.seq {
+		return b.seq
+	}
+	return b.seq - b.n + 1
+}
+
+// entries decodes b's entries into out (reused), with their seq, hash and
+// prev hash set. A block that does not decode (edited in the database) is
+// an error, which callers report as tampering at b.first().
+func (b *storedBlock) entries(out []row) ([]row, error) {
+	if b.n < 1 || b.n > b.seq || int64(len(b.hashes)) != b.n*HashSize {
+		return out[:0], fmt.Errorf("malformed block: %d entries ending at %d with %d bytes of hashes",
+			b.n, b.seq, len(b.hashes))
+	}
+	out = slices.Grow(out[:0], int(b.n))[:b.n]
+	clear(out)
+	if err := decodeBlockText(b.text, out); err != nil {
+		return out[:0], err
+	}
+	prev := b.prev
+	if len(prev) >= HashSize {
+		prev = prev[len(prev)-HashSize:]
+	} else {
+		prev = nil
+	}
+	for i := range out {
+		r := &out[i]
+		r.seq = b.seq - b.n + 1 + int64(i)
+		r.hash = b.hashes[i*HashSize : (i+1)*HashSize : (i+1)*HashSize]
+		r.prevHash = prev
+		prev = r.hash
+	}
+	return out, nil
+}
+
+// selectWithPrev selects blockColumns of audit_blocks a and the hash its
+// first entry chains to: the previous block's hashes, or the prune
+// anchor's hash when the anchor ends right before it (NULL when neither
+// exists, in a log that does not verify).
+const selectWithPrev = `SELECT a.seq, a.n, a.time_max, a.entries, a.hashes,
+	coalesce(p.hashes, (SELECT hash FROM audit_anchor WHERE id = 1 AND seq = a.seq - a.n))
+	FROM audit_blocks a LEFT JOIN audit_blocks p ON p.seq = a.seq - a.n`
+
+// selectWithPrevOf is selectWithPrev of the blocks holding entries of one
+// principal (x.principal), walked through audit_principals' key.
+const selectWithPrevOf = `SELECT a.seq, a.n, a.time_max, a.entries, a.hashes,
+	coalesce(p.hashes, (SELECT hash FROM audit_anchor WHERE id = 1 AND seq = a.seq - a.n))
+	FROM audit_principals x CROSS JOIN audit_blocks a LEFT JOIN audit_blocks p ON p.seq = a.seq - a.n
+	WHERE a.seq = x.seq AND`
 
 // List limits.
 const (
@@ -317,9 +442,9 @@ type Filter struct {
 	Limit int
 }
 
-// listPage is how many rows List reads per query while it filters on
-// values inside the entry text, which only Go can read.
-const listPage = 500
+// listPage is how many blocks List reads per query (up to 64 entries
+// each) while it filters entries in Go.
+const listPage = 16
 
 // List returns the entries matching f in ascending seq order: the oldest
 // Limit of them, or with f.Newest the newest (walking seq downwards). An entry
@@ -327,9 +452,9 @@ const listPage = 500
 // PrevHash; an entry whose stored text does not decode is an error
 // wrapping ErrTampered.
 //
-// Seq, time and principal are filtered in SQL (principal through the
-// (principal, seq) index); resource and outcome, which live in the entry
-// text, in Go, reading page after page until limit entries match. There
+// SQL picks the blocks: by seq, by principal (through audit_principals'
+// key) and by their latest time for Since; Go filters their entries on
+// every field, reading page after page until limit entries match. There
 // is no index on time: a filter on Since starts its walk at the last
 // checkpoint signed before Since (sinceStart), one on Until alone walks seq
 // from AfterSeq.
@@ -339,41 +464,6 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 		limit = DefaultListLimit
 	}
 	limit = min(limit, MaxListLimit)
-	// $1 is where the walk is: the lower bound going up; going down
-	// (Newest), the upper bound, and $2 the lower. Both are set per page.
-	where, order := " WHERE a.seq > $1", " ORDER BY a.seq"
-	args := []any{int64(0)}
-	switch {
-	case f.Newest:
-		where, order = " WHERE a.seq < $1 AND a.seq > $2", " ORDER BY a.seq DESC"
-		args = append(args, int64(0))
-	case f.BeforeSeq > 0:
-		where += " AND a.seq < $2"
-		args = append(args, f.BeforeSeq)
-	}
-	var q strings.Builder
-	q.WriteString(selectWithPrev + where)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		q.WriteString(" AND " + strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1))
-	}
-	if !f.Since.IsZero() {
-		add("a.time >= ?", f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		add("a.time < ?", f.Until.UnixNano())
-	}
-	if f.Principal != "" {
-		add("a.principal = ?", f.Principal)
-	}
-	inGo := f.ResourcePrefix != "" || f.Outcome != ""
-	page := limit
-	if inGo {
-		page = max(limit, listPage)
-	}
-	args = append(args, page)
-	q.WriteString(order + " LIMIT $" + strconv.Itoa(len(args)))
-
 	var out []Entry
 	err := l.st.Read(ctx, func(tx storage.Tx) error {
 		out = out[:0]
@@ -385,19 +475,23 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 			}
 			after = max(after, start)
 		}
-		at := after // where the walk is: going up, the last seq read
+		at := after // where the walk is: going up, the last block's seq
 		if f.Newest {
-			args[1] = after // the lower bound
-			at = int64(math.MaxInt64)
+			at = int64(math.MaxInt64) // going down, the last block's first seq
 			if f.BeforeSeq > 0 {
 				at = f.BeforeSeq
 			}
 		}
+		var buf []row
 		for {
-			args[0] = at
-			n, err := scanPage(ctx, tx, q.String(), args, func(r *row) (bool, error) {
-				at = r.seq
-				if !f.matchesText(r) {
+			q, args := f.listQuery(at, after)
+			n, err := scanPage(ctx, tx, q, args, &buf, f.Newest, func(b *storedBlock, r *row) (bool, error) {
+				if f.Newest {
+					at = b.first()
+				} else {
+					at = b.seq
+				}
+				if r.seq <= after || f.BeforeSeq > 0 && r.seq >= f.BeforeSeq || !f.matches(r) {
 					return true, nil
 				}
 				d, err := decodeDetail(r.detail)
@@ -407,7 +501,7 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 				out = append(out, r.entry(d))
 				return len(out) < limit, nil
 			})
-			if err != nil || len(out) == limit || n < page {
+			if err != nil || len(out) == limit || n < listPage {
 				return err
 			}
 		}
@@ -419,6 +513,56 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 		slices.Reverse(out)
 	}
 	return out, nil
+}
+
+// listQuery is List's query of the next page of blocks: going up, the
+// blocks after at; going down (Newest), those holding an entry below at.
+// Either way only blocks holding an entry after after, before f.BeforeSeq,
+// not older than f.Since and, when f.Principal is set, one of its entries.
+func (f *Filter) listQuery(at, after int64) (string, []any) {
+	var q strings.Builder
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	col := "a.seq"
+	if f.Principal != "" {
+		q.WriteString(selectWithPrevOf + " x.principal = " + arg(f.Principal) + " AND ")
+		col = "x.seq" // audit_principals' key: (principal, seq)
+	} else {
+		q.WriteString(selectWithPrev + " WHERE ")
+	}
+	// A block's seq is its last entry's; it holds an entry below s when
+	// its first entry is below s, i.e. seq-n < s-1, and then seq < s+blockMax-1.
+	below := func(s int64) {
+		q.WriteString(col + " < " + arg(satAdd(s, blockMax-1)) + " AND a.seq - a.n < " + arg(s-1))
+	}
+	order := " ORDER BY " + col
+	if f.Newest {
+		below(at)
+		q.WriteString(" AND " + col + " > " + arg(after))
+		order += " DESC"
+	} else {
+		q.WriteString(col + " > " + arg(at))
+		if f.BeforeSeq > 0 {
+			q.WriteString(" AND ")
+			below(f.BeforeSeq)
+		}
+	}
+	if !f.Since.IsZero() {
+		q.WriteString(" AND a.time_max >= " + arg(f.Since.UnixNano()))
+	}
+	q.WriteString(order + " LIMIT " + arg(listPage))
+	return q.String(), args
+}
+
+// satAdd is a+b (b >= 0), at most math.MaxInt64.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // clockSlack is how far apart the clocks of nodes sharing a log may be for
@@ -445,34 +589,47 @@ func sinceStart(ctx context.Context, tx storage.Tx, since time.Time) (int64, err
 	return seq, err
 }
 
-// matchesText reports whether r passes f's filters on values inside the
-// entry text.
-func (f *Filter) matchesText(r *row) bool {
-	return (f.Outcome == "" || r.outcome == f.Outcome) && strings.HasPrefix(r.resource, f.ResourcePrefix)
+// matches reports whether r passes f's filters on an entry's fields (seq
+// bounds aside).
+func (f *Filter) matches(r *row) bool {
+	return (f.Principal == "" || r.principal == f.Principal) &&
+		(f.Since.IsZero() || r.time >= f.Since.UnixNano()) &&
+		(f.Until.IsZero() || r.time < f.Until.UnixNano()) &&
+		(f.Outcome == "" || r.outcome == f.Outcome) && strings.HasPrefix(r.resource, f.ResourcePrefix)
 }
 
-// scanPage runs one List query and hands each row to fn until fn returns
-// false or an error; it returns how many rows it read.
-func scanPage(ctx context.Context, tx storage.Tx, q string, args []any, fn func(*row) (bool, error)) (int, error) {
+// scanPage runs one List query (selectWithPrev's columns) and hands each
+// entry of each block, in seq order (descending when down), to fn until fn
+// returns false or an error; it returns how many blocks it read. buf is
+// scratch space for a block's entries.
+func scanPage(ctx context.Context, tx storage.Tx, q string, args []any, buf *[]row, down bool,
+	fn func(*storedBlock, *row) (bool, error)) (int, error) {
 	rows, err := tx.Query(ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}
 	defer rows.Close()
 	n := 0
+	var b storedBlock
 	for rows.Next() {
 		n++
-		var r row
-		var text string
-		if err := scanStored(rows, &r, &text, &r.prevHash); err != nil {
+		if err := scanBlock(rows, &b, true); err != nil {
 			return n, err
 		}
-		if err := r.decodeEntryText(text); err != nil {
-			return n, fmt.Errorf("%w: entry %d: %w", ErrTampered, r.seq, err)
+		es, err := b.entries(*buf)
+		*buf = es
+		if err != nil {
+			return n, fmt.Errorf("%w: entry %d: %w", ErrTampered, b.first(), err)
 		}
-		more, err := fn(&r)
-		if err != nil || !more {
-			return n, err
+		for i := range es {
+			r := &es[i]
+			if down {
+				r = &es[len(es)-1-i]
+			}
+			more, err := fn(&b, r)
+			if err != nil || !more {
+				return n, err
+			}
 		}
 	}
 	return n, rows.Err()
@@ -495,55 +652,53 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 		if err != nil {
 			return err
 		}
-		// The cut: the first entry not older than before. time is not
-		// monotonic along seq (an entry carries its request's start time
-		// and is appended when the request ends), so this walks seq,
-		// reading about as many rows as are deleted; there is no time
-		// index to maintain on every append.
-		var last int64
-		err = tx.QueryRow(ctx, `SELECT seq FROM audit_log WHERE time >= $1 ORDER BY seq LIMIT 1`,
-			before.UnixNano()).Scan(&last)
+		// The cut: the first block holding an entry not older than
+		// before; the blocks before it go. time is not monotonic along
+		// seq (an entry carries its request's start time and is appended
+		// when the request ends), so this walks seq, reading about as
+		// many blocks as it deletes; there is no time index to maintain
+		// on every append. A block's older entries wait for the prune
+		// after its newest is old enough.
+		var cut int64
+		var last sql.NullInt64
+		var hashes []byte
+		err = tx.QueryRow(ctx, `SELECT seq FROM audit_blocks WHERE time_max >= $1 ORDER BY seq LIMIT 1`,
+			before.UnixNano()).Scan(&cut)
 		switch {
 		case err == nil:
-			last--
+			err = tx.QueryRow(ctx, `SELECT seq, hashes FROM audit_blocks WHERE seq < $1 ORDER BY seq DESC LIMIT 1`, cut).
+				Scan(&last, &hashes)
 		case errors.Is(err, sql.ErrNoRows):
 			// Every entry is older: prune them all.
-			var max sql.NullInt64
-			if err := tx.QueryRow(ctx, `SELECT max(seq) FROM audit_log`).Scan(&max); err != nil {
-				return err
-			}
-			last = max.Int64
-		default:
-			return err
+			err = tx.QueryRow(ctx, `SELECT seq, hashes FROM audit_blocks ORDER BY seq DESC LIMIT 1`).Scan(&last, &hashes)
 		}
-		if last <= anchorSeq {
+		if errors.Is(err, sql.ErrNoRows) || err == nil && last.Int64 <= anchorSeq {
 			return nil
-		}
-		var hash []byte
-		err = tx.QueryRow(ctx, `SELECT hash FROM audit_log WHERE seq = $1`, last).Scan(&hash)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: entry %d is missing", ErrTampered, last)
 		}
 		if err != nil {
 			return err
 		}
+		if len(hashes) < HashSize {
+			return fmt.Errorf("%w: the block ending at entry %d has no hash", ErrTampered, last.Int64)
+		}
+		hash := hashes[len(hashes)-HashSize:]
+		var n sql.NullInt64
+		if err := tx.QueryRow(ctx, `SELECT sum(n) FROM audit_blocks WHERE seq <= $1`, last.Int64).Scan(&n); err != nil {
+			return err
+		}
+		deleted = n.Int64
 		t := l.opts.Now().UnixNano()
-		sig, err := l.signer.SignAudit(anchorMessage(last, hash, t))
+		sig, err := l.signer.SignAudit(anchorMessage(last.Int64, hash, t))
 		if err != nil {
 			return fmt.Errorf("sign anchor: %w", err)
 		}
-		res, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE seq <= $1`, last)
-		if err != nil {
-			return err
-		}
-		if deleted, err = res.RowsAffected(); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM audit_checkpoints WHERE seq <= $1`, last); err != nil {
-			return err
+		for _, table := range []string{"audit_blocks", "audit_principals", "audit_checkpoints"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE seq <= $1`, last.Int64); err != nil {
+				return err
+			}
 		}
 		_, err = tx.Exec(ctx, `UPDATE audit_anchor SET seq = $1, hash = $2, signature = $3, time = $4 WHERE id = 1`,
-			last, hash, sig, t)
+			last.Int64, hash, sig, t)
 		return err
 	})
 	if err != nil {

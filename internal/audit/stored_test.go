@@ -129,7 +129,7 @@ func TestListPrevHash(t *testing.T) {
 		if !bytes.Equal(got[0].PrevHash, written[5].Hash) || !bytes.Equal(got[1].PrevHash, got[0].Hash) {
 			t.Errorf("prev hashes after prune: %x %x, want %x %x", got[0].PrevHash, got[1].PrevHash, written[5].Hash, got[0].Hash)
 		}
-		rawExec(t, st, `DELETE FROM audit_log WHERE seq = 7`)
+		rawExec(t, st, `DELETE FROM audit_blocks WHERE seq = 7`)
 		got, err = l.List(t.Context(), Filter{})
 		if err != nil || len(got) != 1 || got[0].Seq != 8 || got[0].PrevHash != nil {
 			t.Errorf("List with entry 7 deleted = %+v, %v; want entry 8 without a prev hash", got, err)
@@ -147,7 +147,7 @@ func TestRespelledEntryTextVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rawExec(t, st, `UPDATE audit_log SET entry = replace(replace(entry, ',', ' , '), '"read"', '"\u0072ead"') WHERE seq = 2`)
+		rawExec(t, st, `UPDATE audit_blocks SET entries = replace(replace(entries, ',', ' , '), '"read"', '"\u0072ead"') WHERE seq = 2`)
 		r := rawRow(t, st, 2)
 		if text := string(r.appendEntryText(nil)); strings.Contains(text, " , ") {
 			t.Fatalf("re-encoded text %s", text)
@@ -166,7 +166,7 @@ func TestListMalformedEntryText(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st storage.Store) {
 		l := openLog(t, st, newSigner(t), Options{})
 		appendN(t, l, 4)
-		rawExec(t, st, `UPDATE audit_log SET entry = '[]' WHERE seq = 3`)
+		rawExec(t, st, `UPDATE audit_blocks SET entries = '[[]]' WHERE seq = 3`)
 		for _, f := range []Filter{{}, {Outcome: OutcomeDenied}, {Principal: "user-0"}} {
 			_, err := l.List(t.Context(), f)
 			if !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), "entry 3: malformed entry text") {
@@ -201,7 +201,7 @@ func TestSinkSkipsMalformedEntryText(t *testing.T) {
 			if err := l.AppendTx(t.Context(), tx, bad); err != nil {
 				return err
 			}
-			_, err := tx.Exec(t.Context(), `UPDATE audit_log SET entry = '["x", 1]' WHERE seq = $1`, bad.Seq)
+			_, err := tx.Exec(t.Context(), `UPDATE audit_blocks SET entries = '[["x", 1]]' WHERE seq = $1`, bad.Seq)
 			return err
 		})
 		if err != nil {

@@ -42,7 +42,9 @@ func TestTamperDetected(t *testing.T) {
 		{
 			name: "time",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `UPDATE audit_log SET time = time + 1 WHERE seq = 17`)
+				r := rawRow(t, st, 17)
+				r.time++
+				rawUpdate(t, st, &r)
 			},
 			firstBad: 17, problem: "entry 17: hash does not match its content chained to entry 16",
 		},
@@ -58,44 +60,44 @@ func TestTamperDetected(t *testing.T) {
 		{
 			name: "a field changed inside the entry text",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `UPDATE audit_log SET entry = replace(entry, '"read"', '"write"') WHERE seq = 17`)
+				rawExec(t, st, `UPDATE audit_blocks SET entries = replace(entries, '"read"', '"write"') WHERE seq = 17`)
 			},
 			firstBad: 17, problem: "entry 17: hash does not match its content chained to entry 16",
 		},
 		{
 			name: "entry text cut short",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `UPDATE audit_log SET entry = '["req-17"]' WHERE seq = 17`)
+				rawExec(t, st, `UPDATE audit_blocks SET entries = '[[1,"app"]]' WHERE seq = 17`)
 			},
-			firstBad: 17, problem: "entry 17: malformed entry text: byte 9 (auth_method): the array ends after 1 values, want 12",
+			firstBad: 17, problem: "entry 17: malformed entry text: byte 9 (request_id): the array ends after 2 values, want 14",
 		},
 		{
 			name: "entry text with a value of the wrong type",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `UPDATE audit_log SET entry = replace(entry, ',200,', ',"200",') WHERE seq = 17`)
+				rawExec(t, st, `UPDATE audit_blocks SET entries = replace(entries, ',200,', ',"200",') WHERE seq = 17`)
 			},
-			firstBad: 17, problem: "entry 17: malformed entry text: byte 128 (status): want an integer",
+			firstBad: 17, problem: "entry 17: malformed entry text: byte 158 (status): want an integer",
 		},
 		{
 			name: "entry text followed by more",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `UPDATE audit_log SET entry = entry || '[]' WHERE seq = 17`)
+				rawExec(t, st, `UPDATE audit_blocks SET entries = entries || '[]' WHERE seq = 17`)
 			},
-			firstBad: 17, problem: "entry 17: malformed entry text: byte 159: data after the array",
+			firstBad: 17, problem: "entry 17: malformed entry text: byte 190: data after the array",
 		},
 		{
 			name: "entry text not JSON",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `UPDATE audit_log SET entry = 'req-17' WHERE seq = 17`)
+				rawExec(t, st, `UPDATE audit_blocks SET entries = 'req-17' WHERE seq = 17`)
 			},
-			firstBad: 17, problem: "entry 17: malformed entry text: byte 0: want '['",
+			firstBad: 17, problem: "entry 17: malformed entry text: byte 0: want '[' (a block)",
 		},
 		{
 			name: "one byte of the stored hash",
 			tamper: func(t *testing.T, st storage.Store) {
 				r := rawRow(t, st, 17)
 				r.hash[0] ^= 0x80
-				rawExec(t, st, `UPDATE audit_log SET hash = $1 WHERE seq = 17`, r.hash)
+				rawExec(t, st, `UPDATE audit_blocks SET hashes = $1 WHERE seq = 17`, r.hash)
 			},
 			firstBad: 17, problem: "entry 17: hash does not match its content chained to entry 16",
 		},
@@ -111,20 +113,20 @@ func TestTamperDetected(t *testing.T) {
 		},
 		{
 			name:     "deleted entry",
-			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_log WHERE seq = 20`) },
+			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_blocks WHERE seq = 20`) },
 			firstBad: 20, problem: "entry 20 missing (seq jumps from 19 to 21)",
 		},
 		{
 			name:     "deleted first entry",
-			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_log WHERE seq = 1`) },
+			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_blocks WHERE seq = 1`) },
 			firstBad: 1, problem: "entry 1 missing (the log starts at 2)",
 		},
 		{
 			name: "swapped entries",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `UPDATE audit_log SET seq = -1 WHERE seq = 30`)
-				rawExec(t, st, `UPDATE audit_log SET seq = 30 WHERE seq = 31`)
-				rawExec(t, st, `UPDATE audit_log SET seq = 31 WHERE seq = -1`)
+				rawExec(t, st, `UPDATE audit_blocks SET seq = -1 WHERE seq = 30`)
+				rawExec(t, st, `UPDATE audit_blocks SET seq = 30 WHERE seq = 31`)
+				rawExec(t, st, `UPDATE audit_blocks SET seq = 31 WHERE seq = -1`)
 			},
 			firstBad: 30, problem: "entry 30: hash does not match its content chained to entry 29",
 		},
@@ -143,8 +145,8 @@ func TestTamperDetected(t *testing.T) {
 			name: "forged entry inserted in the middle",
 			tamper: func(t *testing.T, st storage.Store) {
 				// Shift 26..50 up by one and put a well-formed entry at 26.
-				rawExec(t, st, `UPDATE audit_log SET seq = -seq WHERE seq >= 26`)
-				rawExec(t, st, `UPDATE audit_log SET seq = 1 - seq WHERE seq < 0`)
+				rawExec(t, st, `UPDATE audit_blocks SET seq = -seq WHERE seq >= 26`)
+				rawExec(t, st, `UPDATE audit_blocks SET seq = 1 - seq WHERE seq < 0`)
 				rawExec(t, st, `UPDATE audit_head SET seq = 51`)
 				prev := rawRow(t, st, 25)
 				f := prev
@@ -192,22 +194,24 @@ func TestTamperDetected(t *testing.T) {
 			name: "tail truncated",
 			tamper: func(t *testing.T, st storage.Store) {
 				r := rawRow(t, st, 44)
-				rawExec(t, st, `DELETE FROM audit_log WHERE seq > 44`)
+				rawExec(t, st, `DELETE FROM audit_blocks WHERE seq > 44`)
 				rawExec(t, st, `UPDATE audit_head SET seq = 44, hash = $1`, r.hash)
 			},
 			firstBad: 45, problem: "checkpoint at 50: entry 45 is missing (the log ends at 44)",
 		},
 		{
 			name:     "tail truncated, head left",
-			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_log WHERE seq > 48`) },
+			tamper:   func(t *testing.T, st storage.Store) { rawExec(t, st, `DELETE FROM audit_blocks WHERE seq > 48`) },
 			firstBad: 49, problem: "checkpoint at 50: entry 49 is missing (the log ends at 48)",
 		},
 		{
 			name: "first problem wins",
 			tamper: func(t *testing.T, st storage.Store) {
-				rawExec(t, st, `DELETE FROM audit_log WHERE seq = 40`)
+				rawExec(t, st, `DELETE FROM audit_blocks WHERE seq = 40`)
 				rawExec(t, st, `UPDATE audit_checkpoints SET signature = $1 WHERE seq = 30`, make([]byte, 64))
-				rawExec(t, st, `UPDATE audit_log SET principal = 'x' WHERE seq = 12`)
+				r := rawRow(t, st, 12)
+				r.principal = "x"
+				rawUpdate(t, st, &r)
 			},
 			firstBad: 12, problem: "entry 12: hash does not match its content chained to entry 11",
 		},
@@ -239,7 +243,8 @@ func TestTamperDetected(t *testing.T) {
 // resetLog empties the audit tables by raw SQL.
 func resetLog(t *testing.T, st storage.Store) {
 	t.Helper()
-	rawExec(t, st, `DELETE FROM audit_log`)
+	rawExec(t, st, `DELETE FROM audit_blocks`)
+	rawExec(t, st, `DELETE FROM audit_principals`)
 	rawExec(t, st, `DELETE FROM audit_checkpoints`)
 	rawExec(t, st, `UPDATE audit_head SET seq = 0, hash = $1, checkpoint_seq = 0`, zeroHash)
 }

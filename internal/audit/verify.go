@@ -47,19 +47,24 @@ func (l *Log) Verify(ctx context.Context) (*VerifyResult, error) {
 		if err := v.load(ctx, tx); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT `+logColumns+` FROM audit_log ORDER BY seq`)
+		rows, err := tx.Query(ctx, `SELECT `+blockColumns+` FROM audit_blocks ORDER BY seq`)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		var r row
-		var text string
+		var b storedBlock
+		var es []row
 		for !v.failed() && rows.Next() {
-			r = row{}
-			if err := scanStored(rows, &r, &text, nil); err != nil {
+			if err := scanBlock(rows, &b, false); err != nil {
 				return err
 			}
-			v.entry(&r, r.decodeEntryText(text))
+			if es, err = b.entries(es); err != nil {
+				v.entry(&row{seq: b.first()}, err)
+				continue
+			}
+			for i := 0; i < len(es) && !v.failed(); i++ {
+				v.entry(&es[i], nil)
+			}
 		}
 		if err := rows.Err(); err != nil {
 			return err
@@ -168,7 +173,8 @@ func (v *verifier) load(ctx context.Context, tx storage.Tx) error {
 }
 
 // entry checks one entry, in ascending seq order; textErr is what
-// decoding its entry text returned. Its prev hash is the hash of the entry
+// decoding its block returned (r then holds only the seq of the block's
+// first entry). Its prev hash is the hash of the entry
 // before (or the anchor's), which the walk carries: it is not stored.
 func (v *verifier) entry(r *row, textErr error) {
 	switch {

@@ -22,10 +22,11 @@ func TestAuditFileAndRetention(t *testing.T) {
 	for range 5 {
 		call(t, "GET", r.url+"/v1/auth/token/lookup-self", root, nil, nil)
 	}
-	// Age the first entries past the retention, then run the job.
+	// Age the first entries' blocks past the retention (Prune reads a
+	// block's latest time), then run the job.
 	ctx := t.Context()
 	r.node.Store().Write(ctx, func(tx storage.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE audit_log SET time = 1 WHERE seq <= 2`)
+		_, err := tx.Exec(ctx, `UPDATE audit_blocks SET time_max = 1 WHERE seq <= 2`)
 		return err
 	})
 	// Prune deletes them and leaves a remainder that verifies from its
