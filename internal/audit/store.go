@@ -61,10 +61,14 @@ func (l *Log) writeRows(ctx context.Context, tx storage.Tx, rows []*row) error {
 	}
 	var cps []checkpoint
 	every := int64(l.opts.CheckpointEvery)
+	hashes := make([]byte, 0, len(rows)*HashSize) // one allocation for the batch's
 	for _, r := range rows {
 		seq++
 		r.seq, r.prevHash = seq, prev
-		r.hash, buf = r.computeHash(prev, buf)
+		var sum [HashSize]byte
+		sum, buf = r.sum(prev, buf)
+		hashes = append(hashes, sum[:]...)
+		r.hash = hashes[len(hashes)-HashSize : len(hashes) : len(hashes)]
 		prev = r.hash
 		if seq-cpSeq >= every {
 			t := l.opts.Now().UnixNano()
@@ -635,8 +639,8 @@ func scanPage(ctx context.Context, tx storage.Tx, q string, args []any, buf *[]r
 	return n, rows.Err()
 }
 
-// Prune deletes the oldest entries — the longest prefix of the chain whose
-// entries are all older than before — and records a signed anchor (seq and
+// Prune deletes the oldest entries — the longest prefix of whole blocks
+// whose entries are all older than before — and records a signed anchor (seq and
 // hash of the last deleted entry) from which Verify starts, so the rest of
 // the chain stays verifiable. Checkpoints of deleted entries go too. It
 // returns how many entries were deleted. It needs the signer (unsealed).

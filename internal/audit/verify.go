@@ -196,9 +196,9 @@ func (v *verifier) entry(r *row, textErr error) {
 		v.fail(r.seq, "entry %d: %v", r.seq, textErr)
 		return
 	}
-	var sum []byte
-	sum, v.buf = r.computeHash(v.prev, v.buf)
-	if !bytes.Equal(sum, r.hash) {
+	var sum [HashSize]byte
+	sum, v.buf = r.sum(v.prev, v.buf)
+	if !bytes.Equal(sum[:], r.hash) {
 		// The entry was changed, or its stored hash, or the entry before
 		// it was rewritten with a recomputed hash: without a stored
 		// prev_hash these look alike.

@@ -98,8 +98,8 @@ func (a policyAuthz) AllowedBelow(c *httpapi.Caller, action, prefix string) bool
 // auditor writes the edge's audit events to the hash-chained log.
 type auditor struct{ log *audit.Log }
 
-func entryOf(e *httpapi.AuditEvent) *audit.Entry {
-	en := &audit.Entry{
+func entryOf(e *httpapi.AuditEvent) audit.Entry {
+	en := audit.Entry{
 		Time: e.Time, RequestID: e.RequestID, Action: e.Action, Resource: e.Resource, Environment: e.Environment,
 		SourceAddr: e.SourceAddr, UserAgent: e.UserAgent, Outcome: e.Outcome, Status: e.Status,
 		LatencyUS: e.Latency.Microseconds(), Detail: e.Detail,
@@ -111,16 +111,19 @@ func entryOf(e *httpapi.AuditEvent) *audit.Entry {
 }
 
 func (a auditor) AuditRequest(ctx context.Context, e *httpapi.AuditEvent) error {
-	return a.log.Append(ctx, entryOf(e))
+	en := entryOf(e)
+	return a.log.Append(ctx, &en)
 }
 
 // AuditRequestAsync queues the entry of a proxied call (httpapi.AsyncAuditor).
 func (a auditor) AuditRequestAsync(e *httpapi.AuditEvent, done func(error)) error {
-	return a.log.AppendAsync(entryOf(e), done)
+	en := entryOf(e) // on the stack: AppendAsync keeps a copy
+	return a.log.AppendAsync(&en, done)
 }
 
 func (a auditor) AuditTx(ctx context.Context, tx storage.Tx, e *httpapi.AuditEvent) error {
-	return a.log.AppendTx(ctx, tx, entryOf(e))
+	en := entryOf(e)
+	return a.log.AppendTx(ctx, tx, &en)
 }
 
 // identityAudit appends the entry of an identity change inside its
@@ -135,7 +138,8 @@ func (n *Node) identityAudit(ctx context.Context, tx storage.Tx, c identity.Chan
 	}
 	ev.Detail["op"] = c.Op
 	ev.Detail["identity"] = c.Kind + "/" + c.Name
-	return n.auditLog.AppendTx(ctx, tx, entryOf(ev))
+	en := entryOf(ev)
+	return n.auditLog.AppendTx(ctx, tx, &en)
 }
 
 // auditLockout records a login lockout (outside any request transaction).
