@@ -325,6 +325,9 @@ type reqState struct {
 	// rate is the strictest rate limit that applied to the request so far
 	// (zero Limit: none); the response carries it in RateLimit-* headers.
 	rate ratelimit.Decision
+	// srcText is src as text when the request's RemoteAddr already holds
+	// it (peer), else "".
+	srcText string
 	// rec and idHeader live here to save the request two allocations.
 	rec      statusRecorder
 	idHeader [1]string
@@ -378,9 +381,17 @@ func AuditEventFor(ctx context.Context, status int) *AuditEvent {
 	s := state(ctx)
 	return &AuditEvent{
 		Time: s.start.UTC(), RequestID: s.id, Caller: s.caller, Action: s.action, Resource: s.resource,
-		SourceAddr: s.src.String(), UserAgent: s.ua, Outcome: s.outcomeOf(status), Status: status,
+		SourceAddr: s.srcString(), UserAgent: s.ua, Outcome: s.outcomeOf(status), Status: status,
 		Latency: time.Since(s.start), Detail: s.detail, Environment: s.env,
 	}
+}
+
+// srcString is the client address as text.
+func (s *reqState) srcString() string {
+	if s.srcText != "" {
+		return s.srcText
+	}
+	return s.src.String()
 }
 
 // WillRespond records the status a handler answers with when its change
@@ -401,7 +412,7 @@ func AuditEventFromContext(ctx context.Context) *AuditEvent {
 	}
 	return &AuditEvent{
 		Time: s.start.UTC(), RequestID: s.id, Caller: s.caller, Action: s.action, Resource: s.resource,
-		SourceAddr: s.src.String(), UserAgent: s.ua, Outcome: s.outcomeOf(status), Status: status,
+		SourceAddr: s.srcString(), UserAgent: s.ua, Outcome: s.outcomeOf(status), Status: status,
 		Latency: time.Since(s.start), Detail: s.detail, Environment: s.env,
 	}
 }
@@ -426,7 +437,8 @@ func outcome(status int) string {
 // ServeHTTP runs the outer middleware: request id, panic recovery, body
 // limit, client address, security headers.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s := &reqState{api: a, id: newRequestID(), start: time.Now(), src: a.clientAddr(r), ua: r.UserAgent()}
+	s := &reqState{api: a, id: newRequestID(), start: time.Now(), ua: r.UserAgent()}
+	s.src, s.srcText = a.clientAddr(r)
 	h := w.Header()
 	s.idHeader[0] = s.id
 	h["X-Request-Id"] = s.idHeader[:]
@@ -849,30 +861,41 @@ func bearerToken(r *http.Request) (tok string, dpopScheme, ok bool) {
 	return "", false, false
 }
 
-func (a *API) clientAddr(r *http.Request) netip.Addr {
-	addr := peerAddr(r)
+func (a *API) clientAddr(r *http.Request) (netip.Addr, string) {
+	addr, text := peer(r)
 	if a.trustedProxy(addr) {
 		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
 			parts := strings.Split(xff, ",")
 			if fa, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-1])); err == nil {
-				return fa.Unmap()
+				return fa.Unmap(), ""
 			}
 		}
 	}
-	return addr
+	return addr, text
 }
 
 // peerAddr is the address of the TCP peer.
 func peerAddr(r *http.Request) netip.Addr {
+	addr, _ := peer(r)
+	return addr
+}
+
+// peer is the address of the TCP peer and, for an IPv4 address written
+// as its String would write it, that text (a substring of RemoteAddr, so
+// the audit entry of a call costs no formatting); "" otherwise.
+func peer(r *http.Request) (netip.Addr, string) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	addr, err := netip.ParseAddr(host)
 	if err != nil {
-		return netip.Addr{}
+		return netip.Addr{}, ""
 	}
-	return addr.Unmap()
+	if addr.Is4() { // dotted decimal, which ParseAddr accepts only in canonical form
+		return addr, host
+	}
+	return addr.Unmap(), ""
 }
 
 func (a *API) trustedProxy(addr netip.Addr) bool {

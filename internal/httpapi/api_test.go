@@ -224,3 +224,32 @@ func FuzzDecode(f *testing.F) {
 		_ = decode(r, &v) // must not panic
 	})
 }
+
+// The client address an audit entry records is the address's own text,
+// whether it was taken from RemoteAddr as written or formatted, from the
+// peer or, behind a trusted proxy, from X-Forwarded-For.
+func TestClientAddrText(t *testing.T) {
+	a := &API{deps: Deps{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
+	for _, c := range []struct{ remote, xff, want string }{
+		{"192.0.2.7:1234", "", "192.0.2.7"},
+		{"[::ffff:192.0.2.7]:1234", "", "192.0.2.7"},
+		{"[2001:db8::1]:443", "", "2001:db8::1"},
+		{"[2001:0db8:0::1]:443", "", "2001:db8::1"},
+		{"[fe80::1%eth0]:443", "", "fe80::1%eth0"},
+		{"10.1.2.3:80", "198.51.100.9", "198.51.100.9"},
+		{"10.1.2.3:80", "junk", "10.1.2.3"},
+		{"192.0.2.1:80", "198.51.100.9", "192.0.2.1"}, // not a trusted proxy
+		{"garbage", "", "invalid IP"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		var s reqState
+		s.src, s.srcText = a.clientAddr(r)
+		if got := s.srcString(); got != c.want || got != s.src.String() {
+			t.Errorf("RemoteAddr %q, X-Forwarded-For %q: source %q (address %s), want %q", c.remote, c.xff, got, s.src, c.want)
+		}
+	}
+}
