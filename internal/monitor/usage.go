@@ -245,3 +245,30 @@ func (u *Usage) Prune(ctx context.Context, before time.Time) (int64, error) {
 	})
 	return n, err
 }
+
+// LastSeen returns, for each subject of kind with stored counts, the start
+// of the last minute it was used in (as far back as storage keeps usage:
+// Prune drops older minutes). Counts still in memory are not included.
+func (u *Usage) LastSeen(ctx context.Context, kind string) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	err := u.st.Read(ctx, func(tx storage.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT subject, max(minute) FROM usage WHERE kind = $1 GROUP BY subject`, kind)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var subject string
+			var minute int64
+			if err := rows.Scan(&subject, &minute); err != nil {
+				return err
+			}
+			out[subject] = time.Unix(minute*60, 0).UTC()
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("monitor: last use of %ss: %w", kind, err)
+	}
+	return out, nil
+}

@@ -144,3 +144,33 @@ func BenchmarkRecord(b *testing.B) {
 		}
 	})
 }
+
+// LastSeen gives each subject of a kind the last minute with a stored count.
+func TestLastSeen(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		c := &clock{t: time.Date(2026, 11, 23, 10, 0, 30, 0, time.UTC)}
+		u := New(st, c.now)
+		u.Record(KindIntegration, "maps", 200)
+		u.Record(KindIntegration, "pay", 502)
+		u.Record(KindKey, "key_1", 200)
+		if err := u.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		c.add(90 * time.Minute)
+		u.Record(KindIntegration, "maps", 429)
+		if err := u.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := u.LastSeen(t.Context(), KindIntegration)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]time.Time{
+			"maps": time.Date(2026, 11, 23, 11, 30, 0, 0, time.UTC),
+			"pay":  time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC),
+		}
+		if len(got) != len(want) || !got["maps"].Equal(want["maps"]) || !got["pay"].Equal(want["pay"]) {
+			t.Errorf("LastSeen = %v, want %v", got, want)
+		}
+	})
+}

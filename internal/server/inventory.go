@@ -1,0 +1,152 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/device"
+	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/inventory"
+	"github.com/keyward/keyward/internal/monitor"
+)
+
+// inventorySources turn each domain's records into inventory items: every
+// client API key, service account, secret, integration and device.
+func (n *Node) inventorySources(devices *device.Service) []inventory.Source {
+	return []inventory.Source{
+		{Kind: inventory.KindKey, List: n.inventoryKeys},
+		{Kind: inventory.KindService, List: n.inventoryServices},
+		{Kind: inventory.KindSecret, List: n.inventorySecrets},
+		{Kind: inventory.KindIntegration, List: n.inventoryIntegrations},
+		{Kind: inventory.KindDevice, List: func(ctx context.Context) ([]inventory.Item, error) { return inventoryDevices(ctx, devices) }},
+	}
+}
+
+// eachEnv calls fn for every project/env.
+func (n *Node) eachEnv(ctx context.Context, fn func(project, env string) error) error {
+	projects, err := n.secrets.ListProjects(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range projects {
+		for _, e := range p.Envs {
+			if err := fn(p.Name, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (n *Node) inventoryKeys(ctx context.Context) ([]inventory.Item, error) {
+	now := time.Now()
+	var out []inventory.Item
+	err := n.eachEnv(ctx, func(project, env string) error {
+		for cursor := ""; ; {
+			keys, err := n.apikeys.List(ctx, project, env, 1000, cursor)
+			if err != nil || len(keys) == 0 {
+				return err
+			}
+			for _, k := range keys {
+				it := inventory.Item{
+					Kind: inventory.KindKey, ID: k.ID, Name: k.Name, Scope: project + "/" + env,
+					Owner: k.Owner, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt,
+					LastUsedAt: k.LastUsedAt, LastUsedFrom: k.LastUsedAddr, UseTracked: true, State: inventory.StateActive,
+				}
+				if it.Owner == "" {
+					it.Owner = k.CreatedBy
+				}
+				switch {
+				case !k.RevokedAt.IsZero() && !k.RevokedAt.After(now): // in a rotation's grace it still works
+					it.State = inventory.StateRevoked
+				case !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(now):
+					it.State = inventory.StateExpired
+				}
+				out = append(out, it)
+			}
+			cursor = keys[len(keys)-1].ID
+		}
+	})
+	return out, err
+}
+
+func (n *Node) inventoryServices(ctx context.Context) ([]inventory.Item, error) {
+	var out []inventory.Item
+	for cursor := ""; ; {
+		page, err := n.identity.ListServices(ctx, identity.MaxListLimit, cursor)
+		if err != nil || len(page) == 0 {
+			return out, err
+		}
+		for _, s := range page {
+			it := inventory.Item{
+				Kind: inventory.KindService, ID: s.Name, Scope: strings.Join(s.Policies, ","),
+				CreatedAt: s.CreatedAt, RotatedAt: s.SecretCreatedAt, State: inventory.StateActive,
+			}
+			if s.Disabled {
+				it.State = inventory.StateDisabled
+			}
+			out = append(out, it)
+		}
+		cursor = page[len(page)-1].Name
+	}
+}
+
+func (n *Node) inventorySecrets(ctx context.Context) ([]inventory.Item, error) {
+	var out []inventory.Item
+	err := n.eachEnv(ctx, func(project, env string) error {
+		entries, err := n.secrets.List(ctx, project, env, "", true)
+		for _, e := range entries {
+			if e.Folder {
+				continue
+			}
+			out = append(out, inventory.Item{
+				Kind: inventory.KindSecret, ID: project + "/" + env + "/" + e.Name, Scope: project + "/" + env,
+				RotatedAt: e.UpdatedAt, State: inventory.StateActive,
+			})
+		}
+		return err
+	})
+	return out, err
+}
+
+func (n *Node) inventoryIntegrations(ctx context.Context) ([]inventory.Item, error) {
+	ins, err := n.integrations.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	used, err := n.usage.LastSeen(ctx, monitor.KindIntegration)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]inventory.Item, 0, len(ins))
+	for _, in := range ins {
+		out = append(out, inventory.Item{
+			Kind: inventory.KindIntegration, ID: in.Name, Scope: in.Upstream, Secret: in.Secret,
+			Owner: in.CreatedBy, CreatedAt: in.CreatedAt, LastUsedAt: used[in.Name], UseTracked: true,
+			State: inventory.StateActive,
+		})
+	}
+	return out, nil
+}
+
+func inventoryDevices(ctx context.Context, devices *device.Service) ([]inventory.Item, error) {
+	var out []inventory.Item
+	for cursor := ""; ; {
+		page, err := devices.List(ctx, 1000, cursor)
+		if err != nil || len(page) == 0 {
+			return out, err
+		}
+		for _, d := range page {
+			it := inventory.Item{
+				Kind: inventory.KindDevice, ID: d.ID, Name: d.Name, Scope: strings.Join(d.Policies, ","),
+				CreatedAt: d.CreatedAt, State: inventory.StateActive,
+			}
+			if !d.DisabledAt.IsZero() {
+				it.State = inventory.StateDisabled
+			}
+			out = append(out, it)
+		}
+		cursor = page[len(page)-1].ID
+	}
+}
