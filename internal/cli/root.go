@@ -108,7 +108,7 @@ var commands = []func(*Env) *cobra.Command{
 	newSecretCmd,
 	newRunCmd,
 	newExportCmd,
-	newLoginCmd, newLogoutCmd, newTokenCmd, newUserCmd, newServiceCmd, newIssuerCmd, newPolicyCmd, newAuditCmd, newUsageCmd, newAlertsCmd, newAccessCmd, newDeviceCmd,
+	newLoginCmd, newLogoutCmd, newTokenCmd, newUserCmd, newServiceCmd, newIssuerCmd, newPolicyCmd, newAuditCmd, newUsageCmd, newAlertsCmd, newInventoryCmd, newAccessCmd, newDeviceCmd,
 	newKeyCmd, newIntegrationCmd,
 	newScanCmd, newHookCmd,
 }
