@@ -34,7 +34,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -138,9 +137,7 @@ func measure(dir string, name string, args ...string) result {
 	}
 	ps := cmd.ProcessState
 	r := result{wall: wall, cpu: ps.UserTime() + ps.SystemTime(), exit: ps.ExitCode()}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		r.rssKiB = ru.Maxrss // kilobytes on Linux
-	}
+	r.rssKiB = maxRSSKiB(ps)
 	return r
 }
 
