@@ -695,8 +695,9 @@ With --watch keyward stays as COMMAND's parent instead: every
 read), and when they changed it reads them again and restarts COMMAND with
 the new values (SIGTERM, then SIGKILL after --restart-grace), so a rotated
 secret reaches a service without anyone redeploying it. Signals keyward gets
-are passed to COMMAND; when COMMAND ends by itself keyward ends with its
-exit code. If the server cannot be reached, COMMAND goes on with the values
+are passed to COMMAND, except, on a terminal, Ctrl-C and Ctrl-\, which the
+terminal already sends to COMMAND (keyward does not send them twice); when
+COMMAND ends by itself keyward ends with its exit code. If the server cannot be reached, COMMAND goes on with the values
 it has.`,
 		Example: `  keyward run -p payments -e staging -- ./server
   keyward run -p payments -e prod --path db -- psql

@@ -21,7 +21,8 @@ import (
 // watchRun is keyward run --watch: it runs the command as a child, polls
 // the versions of the secrets it was given, and when they change fetches
 // them again and restarts the command with the new values (SIGTERM, then
-// SIGKILL after grace). Signals keyward receives go to the command; when
+// SIGKILL after grace). Signals keyward receives go to the command (but
+// a terminal's interrupt and quit, which reach it anyway: forwarded); when
 // the command ends by itself keyward ends with its exit code.
 type watchRun struct {
 	env      *Env
@@ -146,6 +147,7 @@ func (w *watchRun) run(ctx context.Context, environ []string) error {
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	interactive := isTerminal(w.env.Stdin)
 	defer signal.Stop(sigs)
 	tick := time.NewTicker(w.interval)
 	defer tick.Stop()
@@ -155,7 +157,9 @@ func (w *watchRun) run(ctx context.Context, environ []string) error {
 		case err := <-done:
 			return &ExitError{Code: exitCode(err)}
 		case s := <-sigs:
-			cmd.Process.Signal(s) // the command decides; keyward ends when it does
+			if forwarded(s, interactive) {
+				cmd.Process.Signal(s) // the command decides; keyward ends when it does
+			}
 		case <-tick.C:
 			now, err := w.versions(ctx)
 			if err == nil && now != seen {
@@ -184,4 +188,14 @@ func (w *watchRun) run(ctx context.Context, environ []string) error {
 			}
 		}
 	}
+}
+
+// forwarded reports whether keyward passes signal s on to the command.
+// On a terminal (interactive) the interrupt and quit keys signal the whole
+// foreground process group, the command included, so keyward does not
+// send them a second time: many programs take a second interrupt for
+// "quit now, skip the cleanup". Elsewhere (a supervisor, kill) every
+// signal is forwarded.
+func forwarded(s os.Signal, interactive bool) bool {
+	return !interactive || s != os.Interrupt && s != syscall.SIGQUIT
 }

@@ -5,8 +5,10 @@ package cli
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -63,5 +65,24 @@ func TestRunWatchNeedsList(t *testing.T) {
 	r := h.run("", "run", "-p", "shop", "-e", "prod", "--watch", "--", "sh", "-c", "echo ran")
 	if r.code != ExitFailure || strings.Contains(r.stdout, "ran") || !strings.Contains(r.stderr, "needs list as well as read") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// On a terminal, the interrupt and quit keys reach the command through its
+// process group: keyward does not send them a second time. Anything else,
+// and everything when keyward is not on a terminal, is forwarded.
+func TestRunWatchForwardsSignalsOnce(t *testing.T) {
+	for _, c := range []struct {
+		s           os.Signal
+		interactive bool
+		want        bool
+	}{
+		{os.Interrupt, true, false}, {syscall.SIGQUIT, true, false},
+		{syscall.SIGTERM, true, true}, {syscall.SIGHUP, true, true},
+		{os.Interrupt, false, true}, {syscall.SIGQUIT, false, true}, {syscall.SIGTERM, false, true},
+	} {
+		if got := forwarded(c.s, c.interactive); got != c.want {
+			t.Errorf("forwarded(%v, interactive %v) = %v, want %v", c.s, c.interactive, got, c.want)
+		}
 	}
 }
