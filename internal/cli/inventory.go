@@ -18,8 +18,11 @@ func newInventoryCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inventory",
 		Short: "List every long-lived credential: owner, scope, age, rotation, expiry, last use",
-		Long: `List what keyward holds and has issued that lives longer than a token:
+		Long: `List what keyward holds and has issued that lives long:
 
+  token        access tokens that may live longer than a day (root tokens,
+               tokens made with a long maximum), by accessor; owner their
+               principal, scope their policies; last use recorded
   key          client API keys (kwk_), by id; scope project/env; last use
                and address recorded
   service      service accounts, by name; scope their policies; ROTATED is
@@ -31,8 +34,8 @@ func newInventoryCmd(env *Env) *cobra.Command {
                days)
   device       enrolled devices, by id; scope their policies
 
-Only active ones are listed unless --inactive. --unused-for lists the keys
-and integrations nobody used for that long (never used counts from their
+Only active ones are listed unless --inactive. --unused-for lists the
+tokens, keys and integrations nobody used for that long (never used counts from their
 creation); --not-rotated-for the ones whose value is older; --expiring-within
 the ones that expire soon. Needs read on sys/inventory, which shows the
 names and dates of every credential (never a value).`,
@@ -57,9 +60,9 @@ names and dates of every credential (never a value).`,
 			}
 			for _, k := range kinds {
 				switch k {
-				case "key", "service", "secret", "integration", "device":
+				case "token", "key", "service", "secret", "integration", "device":
 				default:
-					return Usagef("--kind %q: want key, service, secret, integration or device", k)
+					return Usagef("--kind %q: want token, key, service, secret, integration or device", k)
 				}
 			}
 			c, err := g.newClient(env)
@@ -88,8 +91,8 @@ names and dates of every credential (never a value).`,
 	}
 	addGlobals(cmd, g)
 	fl := cmd.Flags()
-	fl.StringSliceVar(&kinds, "kind", nil, "only these kinds: key, service, secret, integration, device (comma-separated)")
-	fl.StringVar(&unused, "unused-for", "", "only keys and integrations not used for this long (90d, 36h)")
+	fl.StringSliceVar(&kinds, "kind", nil, "only these kinds: token, key, service, secret, integration, device (comma-separated)")
+	fl.StringVar(&unused, "unused-for", "", "only tokens, keys and integrations not used for this long (90d, 36h)")
 	fl.StringVar(&notRotated, "not-rotated-for", "", "only credentials whose value is older than this (180d)")
 	fl.StringVar(&expiring, "expiring-within", "", "only credentials that expire within this long (14d)")
 	fl.BoolVar(&inactive, "inactive", false, "also list disabled, revoked and expired credentials")

@@ -58,7 +58,7 @@ func TestInventory(t *testing.T) {
 		}
 	}
 	n := len(queries)
-	for _, args := range [][]string{{"inventory", "--kind", "token"}, {"inventory", "--unused-for", "a while"}, {"inventory", "--expiring-within", "-1h"}} {
+	for _, args := range [][]string{{"inventory", "--kind", "user"}, {"inventory", "--unused-for", "a while"}, {"inventory", "--expiring-within", "-1h"}} {
 		if r := h.run("", args...); r.code != 2 {
 			t.Errorf("%v: exit %d, want 2 (usage)", args, r.code)
 		}

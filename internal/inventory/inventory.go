@@ -5,10 +5,11 @@
 // exists, what nobody used for 90 days, what was never rotated and what
 // expires soon (keyward inventory, GET /v1/inventory).
 //
-// Access tokens are not listed: they live minutes to hours, and `keyward
-// policy who-can` answers who holds access now. The package owns the
-// model and the filters; the server turns each domain's records into
-// Items (Source).
+// Access tokens are listed only when they may live longer than a day (the
+// exceptions: root tokens, tokens made with a long maximum): the others
+// live minutes to hours, and `keyward policy who-can` answers who holds
+// them. The package owns the model and the filters; the server turns each
+// domain's records into Items (Source).
 package inventory
 
 import (
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -27,10 +29,14 @@ const (
 	KindSecret      = "secret"      // a stored secret, by project/env/path
 	KindIntegration = "integration" // a gateway integration (it holds a third-party key), by name
 	KindDevice      = "device"      // an enrolled device's key, by device id
+	KindToken       = "token"       // an access token that may live longer than LongLived, by accessor
 )
 
+// LongLived is how long a token must be able to live to be inventoried.
+const LongLived = 24 * time.Hour
+
 // Kinds lists every kind, in the order items are listed.
-var Kinds = []string{KindKey, KindService, KindSecret, KindIntegration, KindDevice}
+var Kinds = []string{KindToken, KindKey, KindService, KindSecret, KindIntegration, KindDevice}
 
 // States.
 const (
@@ -46,12 +52,13 @@ var ErrInvalid = errors.New("inventory: invalid filter")
 // Item is one credential.
 type Item struct {
 	Kind string `json:"kind"`
-	// ID names it within its kind: a key id, a service account's or
-	// integration's name, a secret's project/env/path, a device id.
+	// ID names it within its kind: a token's accessor, a key id, a
+	// service account's or integration's name, a secret's
+	// project/env/path, a device id.
 	ID   string `json:"id"`
 	Name string `json:"name,omitempty"`
 	// Scope is where it applies: project/env for keys and secrets, the
-	// policies of service accounts and devices, the upstream of an
+	// policies of tokens, service accounts and devices, the upstream of an
 	// integration.
 	Scope string `json:"scope,omitempty"`
 	// Owner is who it was issued to or created by.
@@ -101,7 +108,7 @@ type Filter struct {
 func (f *Filter) Check() error {
 	for _, k := range f.Kinds {
 		if !slices.Contains(Kinds, k) {
-			return fmt.Errorf("%w: kind %q (want %s, %s, %s, %s or %s)", ErrInvalid, k, KindKey, KindService, KindSecret, KindIntegration, KindDevice)
+			return fmt.Errorf("%w: kind %q (want %s)", ErrInvalid, k, strings.Join(Kinds, ", "))
 		}
 	}
 	for name, d := range map[string]time.Duration{"unused_for": f.UnusedFor, "not_rotated_for": f.NotRotatedFor, "expiring_within": f.ExpiringWithin} {

@@ -69,7 +69,7 @@ func TestBuildFilters(t *testing.T) {
 }
 
 func TestBuildRefusesBadFilters(t *testing.T) {
-	for _, f := range []Filter{{Kinds: []string{"token"}}, {UnusedFor: -time.Hour}, {ExpiringWithin: -1}} {
+	for _, f := range []Filter{{Kinds: []string{"user"}}, {UnusedFor: -time.Hour}, {ExpiringWithin: -1}} {
 		if _, err := Build(t.Context(), items(), f, now); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Build(%+v) = %v, want ErrInvalid", f, err)
 		}

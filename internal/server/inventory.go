@@ -12,9 +12,11 @@ import (
 )
 
 // inventorySources turn each domain's records into inventory items: every
-// client API key, service account, secret, integration and device.
+// long-lived token, client API key, service account, secret, integration
+// and device.
 func (n *Node) inventorySources(devices *device.Service) []inventory.Source {
 	return []inventory.Source{
+		{Kind: inventory.KindToken, List: n.inventoryTokens},
 		{Kind: inventory.KindKey, List: n.inventoryKeys},
 		{Kind: inventory.KindService, List: n.inventoryServices},
 		{Kind: inventory.KindSecret, List: n.inventorySecrets},
@@ -149,4 +151,28 @@ func inventoryDevices(ctx context.Context, devices *device.Service) ([]inventory
 		}
 		cursor = page[len(page)-1].ID
 	}
+}
+
+// maxInventoryTokens bounds the long-lived tokens listed: they are the
+// exception, and a node with more has a problem the list shows anyway.
+const maxInventoryTokens = 10000
+
+func (n *Node) inventoryTokens(ctx context.Context) ([]inventory.Item, error) {
+	toks, err := n.tokens.LongLived(ctx, inventory.LongLived, maxInventoryTokens)
+	if err != nil {
+		return nil, err
+	}
+	used, err := n.usage.LastSeen(ctx, monitor.KindToken)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]inventory.Item, 0, len(toks))
+	for _, t := range toks {
+		out = append(out, inventory.Item{
+			Kind: inventory.KindToken, ID: t.Accessor, Scope: strings.Join(t.Policies, ","), Owner: t.Principal,
+			CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: used[t.Accessor], UseTracked: true,
+			State: inventory.StateActive,
+		})
+	}
+	return out, nil
 }

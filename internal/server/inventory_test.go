@@ -80,7 +80,11 @@ func TestInventory(t *testing.T) {
 	for i, it := range inv.Items {
 		got[it.Kind+" "+it.ID] = i
 	}
-	for _, want := range []string{"key " + used.ID, "key " + unused.ID, "service deployer", "secret shop/prod/db/password",
+	var rootTok struct{ Accessor string }
+	if c := call(t, "GET", u+"/v1/auth/token/lookup-self", root, nil, &rootTok); c != 200 {
+		t.Fatalf("lookup-self = %d", c)
+	}
+	for _, want := range []string{"token " + rootTok.Accessor, "key " + used.ID, "key " + unused.ID, "service deployer", "secret shop/prod/db/password",
 		"secret shop/prod/maps/key", "integration maps"} {
 		if _, ok := got[want]; !ok {
 			t.Errorf("inventory lacks %s: %v", want, got)
@@ -95,6 +99,9 @@ func TestInventory(t *testing.T) {
 	}
 	if k := inv.Items[got["key "+unused.ID]]; k.LastUsedAt != "" || k.Owner == "" {
 		t.Errorf("unused key = %+v (want no last use, the creator as owner)", k)
+	}
+	if tk := inv.Items[got["token "+rootTok.Accessor]]; tk.Owner != "root" || tk.Scope != "root" || tk.LastUsedAt == "" {
+		t.Errorf("root token = %+v (the dev root token never expires: long-lived)", tk)
 	}
 	if in := inv.Items[got["integration maps"]]; in.Secret != "shop/prod/maps/key" || in.LastUsedAt == "" || in.Scope != up.srv.URL {
 		t.Errorf("integration = %+v", in)
@@ -142,7 +149,7 @@ func TestInventory(t *testing.T) {
 		t.Errorf("keys with inactive ones: %v", got)
 	}
 
-	for q, want := range map[string]string{"kind=token": "kind", "unused_for=soon": "unused_for",
+	for q, want := range map[string]string{"kind=user": "kind", "unused_for=soon": "unused_for",
 		"expiring_within=-1h": "expiring_within", "not_rotated_for=1y": "not_rotated_for", "inactive=yes": "inactive"} {
 		if c, out := raw(t, "GET", u+"/v1/inventory?"+q, root, "", ""); c != 400 || !strings.Contains(errMsg(out), want) {
 			t.Errorf("inventory?%s = %d %q, want 400 naming %q", q, c, errMsg(out), want)

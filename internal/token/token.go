@@ -997,3 +997,33 @@ func (s *Service) LiveHolders(ctx context.Context, limit int) ([]Holders, error)
 	}
 	return out, nil
 }
+
+// LongLived returns the live tokens (neither revoked nor expired) that can
+// live longer than life from their creation — no maximum, or a maximum
+// further than life — up to limit, by accessor: the exceptions to
+// short-lived tokens, for the inventory.
+func (s *Service) LongLived(ctx context.Context, life time.Duration, limit int) ([]*Token, error) {
+	var out []*Token
+	err := s.store.Read(ctx, func(tx storage.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, `SELECT `+columns+` FROM tokens
+			WHERE revoked_at = 0 AND (expires_at = 0 OR expires_at > $1) AND (max_expires_at = 0 OR max_expires_at - created_at > $2)
+			ORDER BY accessor LIMIT $3`, s.opts.Now().UnixNano(), int64(life), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			_, t, err := scanToken(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token: long-lived tokens: %w", err)
+	}
+	return out, nil
+}

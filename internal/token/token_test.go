@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -637,6 +638,44 @@ func TestChildMeta(t *testing.T) {
 		})
 		if n != 3 {
 			t.Errorf("%d tokens stored, want 3 (refused children stored nothing)", n)
+		}
+	})
+}
+
+// LongLived lists the live tokens that may outlive the given span, and
+// not the short-lived, revoked or expired ones.
+func TestLongLived(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		c := &clock{t: time.Now()}
+		s := New(st, &fakeMAC{}, Options{Now: c.Now, MaxTTL: 30 * 24 * time.Hour})
+		if _, _, err := s.Issue(t.Context(), Request{Principal: "user:alice", AuthMethod: "password", Policies: []string{"dev"}, MaxTTL: 8 * time.Hour}, nil); err != nil {
+			t.Fatal(err)
+		}
+		issue := func(ttl, maxTTL time.Duration) *Token {
+			t.Helper()
+			_, tok, err := s.Issue(t.Context(), Request{Principal: "service:ci", AuthMethod: "service", Policies: []string{"ci"}, TTL: ttl, MaxTTL: maxTTL}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}
+		long := issue(72*time.Hour, 720*time.Hour)
+		revoked := issue(72*time.Hour, 720*time.Hour)
+		if _, err := s.Revoke(t.Context(), revoked.Accessor, nil); err != nil {
+			t.Fatal(err)
+		}
+		soon := issue(time.Hour, 30*time.Hour) // long-lived, but it expires first
+		got, err := s.LongLived(t.Context(), 24*time.Hour, 100)
+		if err != nil || len(got) != 2 {
+			t.Fatalf("LongLived = %d tokens, %v; want 2", len(got), err)
+		}
+		accessors := []string{got[0].Accessor, got[1].Accessor}
+		if !slices.Contains(accessors, long.Accessor) || !slices.Contains(accessors, soon.Accessor) || got[0].Policies[0] != "ci" {
+			t.Errorf("LongLived = %v, want %s and %s", accessors, long.Accessor, soon.Accessor)
+		}
+		c.Add(2 * time.Hour)
+		if got, err := s.LongLived(t.Context(), 24*time.Hour, 100); err != nil || len(got) != 1 || got[0].Accessor != long.Accessor {
+			t.Errorf("after the shorter one expired: %d tokens, %v", len(got), err)
 		}
 	})
 }
