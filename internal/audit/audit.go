@@ -15,7 +15,8 @@
 // 64 consecutive entries (those one transaction wrote together), as the
 // seq of its last entry, its entry count, its latest time, the entries'
 // texts (every field but seq and hash, as one compact JSON array an entry:
-// entrytext.go) and their hashes side by side; audit_principals lists each
+// entrytext.go; a string equal to the entry before's is written null) and
+// their hashes side by side; audit_principals lists each
 // block's principals, for List by principal. A batch costs one row insert
 // per 64 entries instead of a row and an index entry per entry (less than
 // half the write's CPU). prev_hash is not stored: it is the hash of the

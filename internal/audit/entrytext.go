@@ -19,7 +19,8 @@ import (
 // time (unix nanoseconds), status and latency_us are JSON integers
 // (int64); the others are JSON strings; detail is the entry's detail JSON
 // text carried as a string ("" when there is none). A block's text is the
-// JSON array of its entries' texts, in seq order.
+// JSON array of its entries' texts, in seq order, where a string field
+// may be null: the same value as the entry before's in the block.
 //
 // appendEntryText writes it compact, escaping only '"', '\' and the control
 // characters (\b \t \n \f \r, the others as \u00xx): byte for byte what
@@ -41,21 +42,38 @@ var entryTextNames = [entryTextFields]string{"time", "principal", "request_id", 
 	"action", "resource", "environment", "source_addr", "user_agent", "outcome", "status", "latency_us", "detail"}
 
 // appendEntryText appends r's entry text to b.
-func (r *row) appendEntryText(b []byte) []byte {
+func (r *row) appendEntryText(b []byte) []byte { return r.appendEntryTextAfter(b, nil) }
+
+// appendEntryTextAfter appends r's entry text to b, writing null for each
+// string equal to the same field of prev, the entry before it in its
+// block (nil: none).
+func (r *row) appendEntryTextAfter(b []byte, prev *row) []byte {
 	b = append(b, '[')
 	b = strconv.AppendInt(b, r.time, 10)
 	b = append(b, ',')
-	for _, s := range [...]string{r.principal, r.requestID, r.authMethod, r.accessor, r.action, r.resource,
-		r.environment, r.sourceAddr, r.userAgent, r.outcome} {
-		b = appendTextString(b, s)
-		b = append(b, ',')
+	for i, s := range r.strs() {
+		if prev != nil && *prev.strs()[i] == *s {
+			b = append(b, "null"...)
+		} else {
+			b = appendTextString(b, *s)
+		}
+		if i < len(r.strs())-1 {
+			b = append(b, ',')
+		}
+		if i == 9 { // after outcome: the integers, then detail
+			b = strconv.AppendInt(b, r.status, 10)
+			b = append(b, ',')
+			b = strconv.AppendInt(b, r.latencyUS, 10)
+			b = append(b, ',')
+		}
 	}
-	b = strconv.AppendInt(b, r.status, 10)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, r.latencyUS, 10)
-	b = append(b, ',')
-	b = appendTextString(b, r.detail)
 	return append(b, ']')
+}
+
+// strs are r's string fields in entry text order (detail last).
+func (r *row) strs() [11]*string {
+	return [11]*string{&r.principal, &r.requestID, &r.authMethod, &r.accessor, &r.action, &r.resource,
+		&r.environment, &r.sourceAddr, &r.userAgent, &r.outcome, &r.detail}
 }
 
 // entryTextSize is an upper bound of len(appendEntryText) for r when no
@@ -66,14 +84,19 @@ func (r *row) entryTextSize() int {
 		len(r.outcome) + len(r.detail) + 3*20 + 2*11 + 13 + 2
 }
 
-// appendBlockText appends the text of a block of rows to b.
+// appendBlockText appends the text of a block of rows to b. A string
+// field equal to the entry before's is written null: a block's entries
+// often share their principal, accessor, action, resource, address and
+// client, and the log then stores them once.
 func appendBlockText(b []byte, rows []*row) []byte {
 	b = append(b, '[')
+	var prev *row
 	for i, r := range rows {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = r.appendEntryText(b)
+		b = r.appendEntryTextAfter(b, prev)
+		prev = r
 	}
 	return append(b, ']')
 }
@@ -101,7 +124,7 @@ func (e *entryTextError) Error() string {
 // error r may be partly set.
 func (r *row) decodeEntryText(s string) error {
 	d := textDecoder{s: s, elem: -1}
-	if err := d.entry(r); err != nil {
+	if err := d.entry(r, nil); err != nil {
 		return err
 	}
 	return d.end()
@@ -123,7 +146,11 @@ func decodeBlockText(s string, rows []row) error {
 			}
 			return d.err("want ',' between entries")
 		}
-		if err := d.entry(&rows[i]); err != nil {
+		var prev *row
+		if i > 0 {
+			prev = &rows[i-1]
+		}
+		if err := d.entry(&rows[i], prev); err != nil {
 			return err
 		}
 	}
@@ -137,15 +164,32 @@ func decodeBlockText(s string, rows []row) error {
 	return d.end()
 }
 
-// entry reads one entry text into r.
-func (d *textDecoder) entry(r *row) error {
+// entry reads one entry text into r; prev is the entry before it in its
+// block, whose string fields a null stands for (nil: null is refused).
+func (d *textDecoder) entry(r *row, prev *row) error {
 	d.elem = -1
 	d.ws()
 	if !d.consume('[') {
 		return d.err("want '['")
 	}
-	strs := [...]*string{&r.principal, &r.requestID, &r.authMethod, &r.accessor, &r.action, &r.resource,
-		&r.environment, &r.sourceAddr, &r.userAgent, &r.outcome}
+	strs := r.strs()
+	var prevStrs [11]*string
+	if prev != nil {
+		prevStrs = prev.strs()
+	}
+	str := func(j int) error {
+		if strings.HasPrefix(d.s[d.i:], "null") {
+			if prev == nil {
+				return d.err("null stands for the entry before's value; this entry has none")
+			}
+			d.i += 4
+			*strs[j] = *prevStrs[j]
+			return nil
+		}
+		v, err := d.str()
+		*strs[j] = v
+		return err
+	}
 	for i := range entryTextFields {
 		d.elem = i
 		d.ws()
@@ -162,14 +206,14 @@ func (d *textDecoder) entry(r *row) error {
 		switch {
 		case i == 0:
 			r.time, err = d.int()
-		case i <= len(strs):
-			*strs[i-1], err = d.str()
+		case i <= 10:
+			err = str(i - 1)
 		case i == 11:
 			r.status, err = d.int()
 		case i == 12:
 			r.latencyUS, err = d.int()
 		default:
-			r.detail, err = d.str()
+			err = str(10) // detail
 		}
 		if err != nil {
 			return err

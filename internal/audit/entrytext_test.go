@@ -81,9 +81,10 @@ func TestEntryTextRejects(t *testing.T) {
 		{`[1,"p","a" "b"]`, "byte 11 (auth_method): want ','"},
 		{`[1,"p","a",,"b"]`, "byte 11 (auth_method): want a string"},
 		{strings.Replace(valid, `1700000000123456789`, `"1700000000123456789"`, 1), "byte 1 (time): want an integer"},
-		{strings.Replace(valid, `"app:\"web\""`, `null`, 1), "(principal): want a string"},
+		{strings.Replace(valid, `"app:\"web\""`, `null`, 1), "(principal): null stands for the entry before's value; this entry has none"},
+		{strings.Replace(valid, `"app:\"web\""`, `nul`, 1), "(principal): want a string"},
 		{strings.Replace(valid, `"read"`, `7`, 1), "(action): want a string"},
-		{strings.Replace(valid, `"read"`, `null`, 1), "(action): want a string"},
+		{strings.Replace(valid, `"read"`, `null`, 1), "(action): null stands for the entry before's value; this entry has none"},
 		{strings.Replace(valid, `,200,`, `,"200",`, 1), "(status): want an integer"},
 		{strings.Replace(valid, `,200,`, `,200.0,`, 1), "(status): want an integer (no fraction, exponent or leading zero)"},
 		{strings.Replace(valid, `,200,`, `,2e2,`, 1), "(status): want an integer (no fraction, exponent or leading zero)"},
@@ -220,6 +221,11 @@ func TestBlockText(t *testing.T) {
 	if !json.Valid([]byte(text)) || !strings.HasPrefix(text, "[[1700000000123456789,") || !strings.HasSuffix(text, `""]]`) {
 		t.Fatalf("block text %s", text)
 	}
+	// The second entry repeats the first's fields but its principal and
+	// time: they are stored as null.
+	if got := strings.Count(text, "null"); got != 10+9 {
+		t.Errorf("%d nulls in %s, want 19 (10 for the second entry, 9 for the third)", got, text)
+	}
 	back := make([]row, 3)
 	if err := decodeBlockText(text, back); err != nil {
 		t.Fatal(err)
@@ -245,6 +251,7 @@ func TestBlockText(t *testing.T) {
 		{strings.Replace(text, "],[", "][", 1), 3, "want ',' between entries"},
 		{text + "x", 3, "data after the array"},
 		{strings.TrimSuffix(text, "]"), 3, "want ']' (the block's end)"},
+		{strings.Replace(text, `[1700000000123456789,"app:\"web\""`, `[1700000000123456789,null`, 1), 3, "(principal): null stands for the entry before's value"},
 	} {
 		err := decodeBlockText(c.text, make([]row, c.n))
 		if err == nil || !strings.Contains(err.Error(), c.err) {
@@ -255,13 +262,15 @@ func TestBlockText(t *testing.T) {
 
 // A block's text comes from the database too: whatever it holds, decoding
 // never panics, and a text it accepts for n entries is a JSON array of n
-// entry texts, each of which decodes alone to the same values.
+// entries (each an array of 14 values), whose values re-encode to a block
+// text that decodes to the same.
 func FuzzDecodeBlockText(f *testing.F) {
 	r0, r1 := textRow(), textRow()
 	r1.principal = "svc:ci"
 	f.Add(string(appendBlockText(nil, []*row{&r0, &r1})), 2)
 	f.Add(string(appendBlockText(nil, []*row{&r0})), 1)
 	f.Add(`[[0,"p","r","a","","","","","","","allowed",0,1,""]]`, 1)
+	f.Add(`[[0,"p","r","a","","","","","","","allowed",0,1,""],[1,null,"s",null,null,null,null,null,null,null,null,2,3,null]]`, 2)
 	f.Add(`[[],[]]`, 2)
 	f.Fuzz(func(t *testing.T, s string, n int) {
 		if n < 1 || n > blockMax {
@@ -271,15 +280,22 @@ func FuzzDecodeBlockText(f *testing.F) {
 		if err := decodeBlockText(s, rows); err != nil {
 			return
 		}
-		var entries []json.RawMessage
+		var entries [][]any
 		if err := json.Unmarshal([]byte(s), &entries); err != nil || len(entries) != n {
 			t.Fatalf("accepted %q for %d entries; encoding/json reads %d: %v", s, n, len(entries), err)
 		}
 		for i, e := range entries {
-			var alone row
-			if err := alone.decodeEntryText(string(e)); err != nil || !reflect.DeepEqual(alone, rows[i]) {
-				t.Fatalf("accepted %q: entry %d alone decodes to %+v, %v; in the block to %+v", s, i, alone, err, rows[i])
+			if len(e) != entryTextFields {
+				t.Fatalf("accepted %q: entry %d has %d values", s, i, len(e))
 			}
+		}
+		ptrs := make([]*row, n)
+		for i := range rows {
+			ptrs[i] = &rows[i]
+		}
+		again := make([]row, n)
+		if err := decodeBlockText(string(appendBlockText(nil, ptrs)), again); err != nil || !reflect.DeepEqual(again, rows) {
+			t.Fatalf("accepted %q: re-encoded, it decodes to %+v, %v", s, again, err)
 		}
 	})
 }

@@ -14,7 +14,8 @@
 --             values: [time, principal, request_id, auth_method,
 --             accessor_hmac, action, resource, environment, source_addr,
 --             user_agent, outcome, status, latency_us, detail]
---             (internal/audit entrytext.go)
+--             (internal/audit entrytext.go); a string value may be null:
+--             the same as the entry before's in the block
 --   hashes    the entries' hashes, 32 bytes each, in seq order
 --
 -- audit_principals lists, for List by principal, each principal of a
