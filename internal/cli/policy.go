@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/keyward/keyward/client"
@@ -283,6 +284,9 @@ are still applied, and the command exits 1.`,
 			results := []applyResult{}
 			failed := 0
 			report := func(r applyResult) {
+				if n, msg, ok := errorLine(r.Error); ok && r.Result == "error" {
+					r.Line, r.Error = n, msg // the line of the file the error is on
+				}
 				results = append(results, r)
 				if r.Result == "error" {
 					failed++
@@ -496,4 +500,19 @@ and rule that decide it. Exits 0 either way; -o json for scripts.`,
 	cmd.Flags().StringVar(&action, "action", "", "the action: read, list, write, delete, rotate, proxy, issue or admin")
 	cmd.Flags().StringVar(&resource, "resource", "", "the resource path, e.g. projects/p/envs/prod/secrets/db/password")
 	return cmd
+}
+
+// errorLine splits a "line N: what" error (the server's and policyName's,
+// N a line of the file) into N and what.
+func errorLine(msg string) (int, string, bool) {
+	rest, ok := strings.CutPrefix(msg, "line ")
+	if !ok {
+		return 0, "", false
+	}
+	num, what, ok := strings.Cut(rest, ": ")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil || n < 1 {
+		return 0, "", false
+	}
+	return n, what, true
 }

@@ -153,7 +153,7 @@ rules:
 		t.Errorf("stdout %q", r.stdout)
 	}
 	// The server names line 9 of the file, where "raed" is.
-	if !strings.Contains(r.stderr, file+":5: line 9: ") || !strings.Contains(r.stderr, "raed") || !strings.Contains(r.stderr, "1 of 2 policy documents failed") {
+	if !strings.Contains(r.stderr, file+":9: ") || strings.Contains(r.stderr, "line 9") || !strings.Contains(r.stderr, "raed") || !strings.Contains(r.stderr, "1 of 2 policy documents failed") {
 		t.Errorf("stderr %q", r.stderr)
 	}
 	if r := h.run("", "policy", "apply"); r.code != ExitUsage {
