@@ -157,10 +157,13 @@ func trimOWS(s string) string {
 }
 
 // hasCloseToken reports whether a Connection value lists "close", read as
-// net/http reads it (comma-separated tokens, any case, spaces around).
+// net/http reads it (comma-separated tokens, any ASCII case, spaces
+// around: "cloſe" is not "close").
 func hasCloseToken(v string) bool {
 	for f := range strings.SplitSeq(v, ",") {
-		if strings.EqualFold(trimOWS(f), "close") {
+		// Of equal byte length, EqualFold folds ASCII only (a non-ASCII
+		// letter takes two bytes or more).
+		if f = trimOWS(f); len(f) == len("close") && strings.EqualFold(f, "close") {
 			return true
 		}
 	}

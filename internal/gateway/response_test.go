@@ -278,3 +278,17 @@ func TestProxyMixesFastAndFallbackAnswers(t *testing.T) {
 		}
 	}
 }
+
+// A Connection value lists close as net/http reads it: among comma-separated
+// tokens, in any ASCII case, with spaces and tabs around; a Unicode
+// look-alike is not close.
+func TestHasCloseToken(t *testing.T) {
+	for v, want := range map[string]bool{
+		"close": true, "Close": true, " keep-alive ,\tCLOSE ": true, "upgrade, close": true,
+		"": false, "closed": false, "keep-alive": false, "clo se": false, "cloſe": false, "CLOſE": false, ",": false,
+	} {
+		if got := hasCloseToken(v); got != want {
+			t.Errorf("hasCloseToken(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
