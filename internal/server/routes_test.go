@@ -29,6 +29,9 @@ var openRoutes = []string{
 	// A device enrolls with a one-time code and a proof of its key: the
 	// code is its credential.
 	"POST /v1/devices/enroll",
+	// The dashboard's static files: no data; the page calls the API with
+	// the user's token.
+	"GET /ui/{file...}",
 }
 
 // dataPlaneRoutes are the only routes of the data-plane listener

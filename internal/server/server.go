@@ -39,6 +39,7 @@ import (
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/sqlite"
 	"github.com/keyward/keyward/internal/token"
+	"github.com/keyward/keyward/internal/web"
 )
 
 // Node is one running keyward server.
@@ -266,6 +267,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	routes = append(routes, (&httpapi.Keys{Svc: n.apikeys, Authz: authz, Audit: aud, ScopeWarnings: n.scopeWarnings}).Routes()...)
 	routes = append(routes, n.gatewayRoutes(authz, aud, errs)...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
+	routes = append(routes, httpapi.Route{
+		Pattern: "GET " + web.Prefix + "{file...}", Open: true, WhileSealed: true, NoAudit: true,
+		Summary: "The web dashboard (static files holding no data: in the browser it calls this API with a token the user pastes).",
+		Raw:     web.Handler().ServeHTTP,
+	})
 	deps := httpapi.Deps{
 		Log:          log,
 		Auth:         &tokenAuth{svc: n.tokens, keys: n.apikeys},
