@@ -64,6 +64,28 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("the token outlived sign-out: %v", got)
 	}
 
+	// A reviewer's token (the policy of docs/operations.md) reads the
+	// inventory; a token without it is told so.
+	if c, out := raw(t, "PUT", u+"/v1/policies/reviewer", root, "application/yaml",
+		"name: reviewer\nrules:\n  - resources: [sys/inventory, sys/alerts, sys/usage, sys/audit, sys/access]\n    allow: [read]\n"); c != 200 {
+		t.Fatalf("put policy = %d %v", c, out)
+	}
+	tokenFor := func(policy string) string {
+		var tok struct{ Token string }
+		if c := call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"ttl": "10m", "policies": []string{policy}}, &tok); c != 200 && c != 201 {
+			t.Fatalf("token for %s = %d", policy, c)
+		}
+		return tok.Token
+	}
+	wd.typeInto("#token", tokenFor("reviewer"))
+	wd.click("#signin-button")
+	wd.waitText("#inventory table", "shop/prod/maps-key")
+	wd.click("#signout")
+	wd.typeInto("#token", tokenFor("default"))
+	wd.click("#signin-button")
+	wd.waitText("#error", "Your token may not read this")
+	wd.click("#signout")
+
 	// A bad token is refused with the server's message.
 	wd.typeInto("#token", "kwt_notatoken")
 	wd.click("#signin-button")

@@ -144,6 +144,8 @@ async function signIn() {
 function signOut() {
   sessionStorage.removeItem(tokenKey);
   $("who").textContent = "";
+  for (const id of ["inventory-kind", "inventory-unused", "inventory-rotated", "inventory-expiring"]) $(id).value = "";
+  for (const r of document.querySelectorAll(".result")) r.replaceChildren(); // nothing of the last session stays
   $("signout").hidden = true;
   $("tabs").hidden = true;
   for (const s of document.querySelectorAll("section.tab")) s.hidden = true;
