@@ -20,9 +20,9 @@ func newInventoryCmd(env *Env) *cobra.Command {
 		Short: "List every long-lived credential: owner, scope, age, rotation, expiry, last use",
 		Long: `List what keyward holds and has issued that lives long:
 
-  token        access tokens that may live longer than a day (root tokens,
-               tokens made with a long maximum), by accessor; owner their
-               principal, scope their policies; last use recorded
+  token        access tokens set to live longer than a day (root tokens,
+               tokens issued or renewed for days), by accessor; owner
+               their principal, scope their policies; last use recorded
   key          client API keys (kwk_), by id; scope project/env; last use
                and address recorded
   service      service accounts, by name; scope their policies; ROTATED is

@@ -23,7 +23,7 @@ func MapInventoryErrors(m *ErrorMapper) {
 func (h *InventoryAPI) Routes() []Route {
 	return []Route{{
 		Pattern: "GET /v1/inventory", Action: "read", Resource: static("sys/inventory"),
-		Summary: "Every token that may live longer than a day, client API key, service account, secret, integration and device, with owner, scope, age, last rotation, expiry and last use (names and dates, never values): kind (comma-separated), unused_for, not_rotated_for, expiring_within (durations: 90d, 36h), inactive=true to list disabled, revoked and expired ones too.",
+		Summary: "Every token set to live longer than a day, client API key, service account, secret, integration and device, with owner, scope, age, last rotation, expiry and last use (names and dates, never values): kind (comma-separated), unused_for, not_rotated_for, expiring_within (durations: 90d, 36h), inactive=true to list disabled, revoked and expired ones too.",
 		Handle: func(r *http.Request) (int, any, error) {
 			q := r.URL.Query()
 			var f inventory.Filter

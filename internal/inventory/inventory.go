@@ -5,8 +5,8 @@
 // exists, what nobody used for 90 days, what was never rotated and what
 // expires soon (keyward inventory, GET /v1/inventory).
 //
-// Access tokens are listed only when they may live longer than a day (the
-// exceptions: root tokens, tokens made with a long maximum): the others
+// Access tokens are listed only when they are set to live longer than a
+// day (the exceptions: root tokens, tokens issued or renewed for days): the others
 // live minutes to hours, and `keyward policy who-can` answers who holds
 // them. The package owns the model and the filters; the server turns each
 // domain's records into Items (Source).
@@ -29,7 +29,7 @@ const (
 	KindSecret      = "secret"      // a stored secret, by project/env/path
 	KindIntegration = "integration" // a gateway integration (it holds a third-party key), by name
 	KindDevice      = "device"      // an enrolled device's key, by device id
-	KindToken       = "token"       // an access token that may live longer than LongLived, by accessor
+	KindToken       = "token"       // an access token set to live longer than LongLived, by accessor
 )
 
 // LongLived is how long a token must be able to live to be inventoried.

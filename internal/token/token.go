@@ -998,16 +998,16 @@ func (s *Service) LiveHolders(ctx context.Context, limit int) ([]Holders, error)
 	return out, nil
 }
 
-// LongLived returns the live tokens (neither revoked nor expired) that can
-// live longer than life from their creation — no maximum, or a maximum
-// further than life — up to limit, by accessor: the exceptions to
-// short-lived tokens, for the inventory.
+// LongLived returns the live tokens (neither revoked nor expired) set to
+// live longer than life from their creation — no expiry, or one further
+// than life, as issued or renewed — up to limit, by accessor: the
+// exceptions to short-lived tokens, for the inventory.
 func (s *Service) LongLived(ctx context.Context, life time.Duration, limit int) ([]*Token, error) {
 	var out []*Token
 	err := s.store.Read(ctx, func(tx storage.Tx) error {
 		out = out[:0]
 		rows, err := tx.Query(ctx, `SELECT `+columns+` FROM tokens
-			WHERE revoked_at = 0 AND (expires_at = 0 OR expires_at > $1) AND (max_expires_at = 0 OR max_expires_at - created_at > $2)
+			WHERE revoked_at = 0 AND (expires_at = 0 OR expires_at > $1 AND expires_at - created_at > $2)
 			ORDER BY accessor LIMIT $3`, s.opts.Now().UnixNano(), int64(life), limit)
 		if err != nil {
 			return err

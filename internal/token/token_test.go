@@ -642,15 +642,12 @@ func TestChildMeta(t *testing.T) {
 	})
 }
 
-// LongLived lists the live tokens that may outlive the given span, and
-// not the short-lived, revoked or expired ones.
+// LongLived lists the live tokens set to live longer than the given span,
+// as issued or renewed, and not the short-lived, revoked or expired ones.
 func TestLongLived(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st storage.Store) {
 		c := &clock{t: time.Now()}
 		s := New(st, &fakeMAC{}, Options{Now: c.Now, MaxTTL: 30 * 24 * time.Hour})
-		if _, _, err := s.Issue(t.Context(), Request{Principal: "user:alice", AuthMethod: "password", Policies: []string{"dev"}, MaxTTL: 8 * time.Hour}, nil); err != nil {
-			t.Fatal(err)
-		}
 		issue := func(ttl, maxTTL time.Duration) *Token {
 			t.Helper()
 			_, tok, err := s.Issue(t.Context(), Request{Principal: "service:ci", AuthMethod: "service", Policies: []string{"ci"}, TTL: ttl, MaxTTL: maxTTL}, nil)
@@ -659,23 +656,34 @@ func TestLongLived(t *testing.T) {
 			}
 			return tok
 		}
+		issue(15*time.Minute, 8*time.Hour) // the usual: minutes, renewable for hours
 		long := issue(72*time.Hour, 720*time.Hour)
 		revoked := issue(72*time.Hour, 720*time.Hour)
 		if _, err := s.Revoke(t.Context(), revoked.Accessor, nil); err != nil {
 			t.Fatal(err)
 		}
-		soon := issue(time.Hour, 30*time.Hour) // long-lived, but it expires first
-		got, err := s.LongLived(t.Context(), 24*time.Hour, 100)
-		if err != nil || len(got) != 2 {
-			t.Fatalf("LongLived = %d tokens, %v; want 2", len(got), err)
+		renewed := issue(20*time.Hour, 720*time.Hour) // a day only once renewed
+		accessors := func() []string {
+			t.Helper()
+			got, err := s.LongLived(t.Context(), 24*time.Hour, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, tok := range got {
+				out = append(out, tok.Accessor)
+			}
+			return out
 		}
-		accessors := []string{got[0].Accessor, got[1].Accessor}
-		if !slices.Contains(accessors, long.Accessor) || !slices.Contains(accessors, soon.Accessor) || got[0].Policies[0] != "ci" {
-			t.Errorf("LongLived = %v, want %s and %s", accessors, long.Accessor, soon.Accessor)
+		if got := accessors(); !slices.Equal(got, []string{long.Accessor}) {
+			t.Errorf("LongLived = %v, want only %s", got, long.Accessor)
 		}
-		c.Add(2 * time.Hour)
-		if got, err := s.LongLived(t.Context(), 24*time.Hour, 100); err != nil || len(got) != 1 || got[0].Accessor != long.Accessor {
-			t.Errorf("after the shorter one expired: %d tokens, %v", len(got), err)
+		c.Add(10 * time.Hour)
+		if _, err := s.Renew(t.Context(), renewed.Accessor, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := accessors(); len(got) != 2 || !slices.Contains(got, renewed.Accessor) {
+			t.Errorf("after a renewal past a day: %v, want %s and %s", got, long.Accessor, renewed.Accessor)
 		}
 	})
 }
