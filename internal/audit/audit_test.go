@@ -249,25 +249,7 @@ func TestCheckpoints(t *testing.T) {
 		}
 		signer.fail.Store(false)
 		appendN(t, l, 1) // 36: the overdue checkpoint
-		var seqs []int64
-		err := st.Read(t.Context(), func(tx storage.Tx) error {
-			rows, err := tx.Query(t.Context(), `SELECT seq FROM audit_checkpoints ORDER BY seq`)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var s int64
-				if err := rows.Scan(&s); err != nil {
-					return err
-				}
-				seqs = append(seqs, s)
-			}
-			return rows.Err()
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		seqs := int64s(t, st, `SELECT seq FROM audit_checkpoints ORDER BY seq`)
 		if fmt.Sprint(seqs) != "[10 20 36]" {
 			t.Errorf("checkpoints at %v, want [10 20 36]", seqs)
 		}

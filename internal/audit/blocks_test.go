@@ -48,26 +48,7 @@ func writeBlocks(t *testing.T, st storage.Store, l *Log, t0 time.Time, batches .
 // blockSizes returns the entry count of every stored block, in seq order.
 func blockSizes(t *testing.T, st storage.Store) []int64 {
 	t.Helper()
-	var out []int64
-	err := st.Read(t.Context(), func(tx storage.Tx) error {
-		rows, err := tx.Query(t.Context(), `SELECT n FROM audit_blocks ORDER BY seq`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var n int64
-			if err := rows.Scan(&n); err != nil {
-				return err
-			}
-			out = append(out, n)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return int64s(t, st, `SELECT n FROM audit_blocks ORDER BY seq`)
 }
 
 // A log stored in blocks of many entries reads as the entries: List

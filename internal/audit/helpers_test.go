@@ -251,3 +251,28 @@ func storedEntries(t testing.TB, st storage.Store) int64 {
 	}
 	return n
 }
+
+// int64s runs query, which selects one integer column, on st.
+func int64s(t testing.TB, st storage.Store, query string) []int64 {
+	t.Helper()
+	var out []int64
+	err := st.Read(t.Context(), func(tx storage.Tx) error {
+		rows, err := tx.Query(t.Context(), query)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n int64
+			if err := rows.Scan(&n); err != nil {
+				return err
+			}
+			out = append(out, n)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
