@@ -14,9 +14,10 @@ func TestInventory(t *testing.T) {
 	r, root := devNode(t)
 	u := r.url
 	const upKey = "inventory-upstream-key-4c1d" // keyward:allow (test fixture)
+	const dbValue = "s3cret-db-value-77"        // keyward:allow (test fixture)
 	up := newUpstream(t)
 	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "shop"}, nil)
-	for path, v := range map[string]string{"db/password": "s3cret-db-value-77", "maps/key": upKey} {
+	for path, v := range map[string]string{"db/password": dbValue, "maps/key": upKey} {
 		if c := call(t, "PUT", u+"/v1/projects/shop/envs/prod/secrets/"+path, root, map[string]string{"value": v}, nil); c != 200 && c != 201 {
 			t.Fatalf("put secret %s = %d", path, c)
 		}
@@ -70,7 +71,7 @@ func TestInventory(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("inventory = %d %s", resp.StatusCode, body)
 	}
-	if strings.Contains(body, "s3cret-db-value-77") || strings.Contains(body, upKey) || strings.Contains(body, used.Key) {
+	if strings.Contains(body, dbValue) || strings.Contains(body, upKey) || strings.Contains(body, used.Key) {
 		t.Fatal("the inventory shows a secret value or a key")
 	}
 	if c := call(t, "GET", u+"/v1/inventory", root, nil, &inv); c != 200 {
