@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The inventory lists every long-lived credential with its owner, scope,
@@ -41,11 +42,25 @@ func TestInventory(t *testing.T) {
 	if res := gatewayCall(t, u+"/v1/gateway/maps/v1/ping", "Bearer "+used.Key, ""); res.status != 200 {
 		t.Fatalf("gateway call with the key = %d", res.status)
 	}
-	if err := r.node.usage.Flush(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.node.apikeys.Flush(t.Context()); err != nil {
-		t.Fatal(err)
+	// The call's usage is counted after its answer went out: flush until
+	// it is stored.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err := r.node.usage.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.node.apikeys.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		seen, err := r.node.usage.LastSeen(t.Context(), "integration")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !seen["maps"].IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway call's usage was never stored")
+		}
 	}
 
 	var inv struct {
