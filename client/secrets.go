@@ -75,6 +75,8 @@ type SecretEntry struct {
 	Folder    bool      `json:"folder,omitempty"`
 	Version   int       `json:"version,omitempty"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	CreatedBy string    `json:"created_by,omitempty"`
 }
 
 // EnvDiff lists secret names per environment.

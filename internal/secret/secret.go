@@ -200,6 +200,8 @@ type Entry struct {
 	Folder    bool      `json:"folder,omitempty"`
 	Version   int       `json:"version,omitempty"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	CreatedBy string    `json:"created_by,omitempty"`
 }
 
 func newID() string {
@@ -746,17 +748,17 @@ func (s *Service) List(ctx context.Context, project, env, prefix string, recursi
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT path, current_version, updated_at FROM secrets WHERE env_id = $1 AND path >= $2 AND path < $3 AND deleted_at IS NULL ORDER BY path`, id, lo, hi)
+		rows, err := tx.Query(ctx, `SELECT path, current_version, updated_at, created_at, created_by FROM secrets WHERE env_id = $1 AND path >= $2 AND path < $3 AND deleted_at IS NULL ORDER BY path`, id, lo, hi)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		seen := map[string]bool{}
 		for rows.Next() {
-			var path string
+			var path, by string
 			var v int
-			var at int64
-			if err := rows.Scan(&path, &v, &at); err != nil {
+			var at, created int64
+			if err := rows.Scan(&path, &v, &at, &created, &by); err != nil {
 				return err
 			}
 			rel := strings.TrimPrefix(path, p)
@@ -770,7 +772,7 @@ func (s *Service) List(ctx context.Context, project, env, prefix string, recursi
 					continue
 				}
 			}
-			out = append(out, Entry{Name: rel, Version: v, UpdatedAt: fromNanos(at)})
+			out = append(out, Entry{Name: rel, Version: v, UpdatedAt: fromNanos(at), CreatedAt: fromNanos(created), CreatedBy: by})
 		}
 		return rows.Err()
 	})

@@ -104,7 +104,7 @@ func (n *Node) inventorySecrets(ctx context.Context) ([]inventory.Item, error) {
 			}
 			out = append(out, inventory.Item{
 				Kind: inventory.KindSecret, ID: project + "/" + env + "/" + e.Name, Scope: project + "/" + env,
-				RotatedAt: e.UpdatedAt, State: inventory.StateActive,
+				Owner: e.CreatedBy, CreatedAt: e.CreatedAt, RotatedAt: e.UpdatedAt, State: inventory.StateActive,
 			})
 		}
 		return err

@@ -122,7 +122,7 @@ func TestInventory(t *testing.T) {
 	if in := inv.Items[got["integration maps"]]; in.Secret != "shop/prod/maps/key" || in.LastUsedAt == "" || in.Scope != up.srv.URL {
 		t.Errorf("integration = %+v", in)
 	}
-	if s := inv.Items[got["secret shop/prod/db/password"]]; s.RotatedAt == "" || s.UseTracked {
+	if s := inv.Items[got["secret shop/prod/db/password"]]; s.RotatedAt == "" || s.CreatedAt == "" || s.Owner != "root" || s.UseTracked {
 		t.Errorf("secret = %+v", s)
 	}
 
