@@ -32,6 +32,9 @@ var openRoutes = []string{
 	// The dashboard's static files: no data; the page calls the API with
 	// the user's token.
 	"GET /ui/{file...}",
+	// A leak report revokes the credentials it carries: they are its
+	// authority, as for RFC 7009.
+	"POST /v1/leaks",
 }
 
 // dataPlaneRoutes are the only routes of the data-plane listener
@@ -43,6 +46,7 @@ var dataPlaneRoutes = []string{
 	"POST /v1/oauth/token", "POST /v1/oauth/revoke", "POST /v1/oauth/introspect",
 	"POST /v1/keys/verify",
 	"POST /v1/devices/enroll",
+	"POST /v1/leaks",
 }
 
 // concretePath fills a route pattern's wildcards.
