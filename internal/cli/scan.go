@@ -22,6 +22,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/scan"
 	"github.com/keyward/keyward/internal/scan/report"
 	"github.com/keyward/keyward/internal/scan/source"
@@ -49,6 +50,7 @@ type scanFlags struct {
 	baseline, writeBaseline     string
 	format, report              string
 	showSecrets, noColor, quiet bool
+	revoke                      bool
 	workers                     int
 	maxPerFile                  int
 }
@@ -130,6 +132,7 @@ See docs/scanning.md for the rules file format and CI recipes.`,
 	f.MarkHidden("output")
 	f.StringVar(&fl.report, "report", "", "write the report in --format to `FILE` (standard output then gets the text form)")
 	f.BoolVar(&fl.showSecrets, "show-secrets", false, "print full secrets instead of their first characters")
+	f.BoolVar(&fl.revoke, "revoke", false, "report the keyward tokens and API keys found to the server at KEYWARD_ADDR, which revokes them (POST /v1/leaks; no token needed)")
 	f.IntVar(&fl.workers, "workers", 0, "files scanned at once (default: number of CPUs)")
 	f.IntVar(&fl.maxPerFile, "max-findings-per-file", defaultMaxPerFile, "stop reporting a file (a commit's file with --git) after `N` findings; 0: no limit")
 	f.BoolVar(&fl.noColor, "no-color", false, "no colours in text output (also $NO_COLOR)")
@@ -310,6 +313,12 @@ func runScan(ctx context.Context, env *Env, fl *scanFlags, args []string) (int, 
 	findings := all
 	if fl.baseline != "" {
 		findings = slices.DeleteFunc(slices.Clone(all), base.Contains)
+	}
+
+	if fl.revoke {
+		if err := reportLeaks(ctx, env, findings); err != nil {
+			return scanExitError, err
+		}
 	}
 
 	opts := report.Options{ShowSecrets: fl.showSecrets, Version: version()}
@@ -617,4 +626,40 @@ func startProgress(env *Env, quiet bool, line func(elapsed time.Duration) string
 func (p *progress) stop() {
 	close(p.done)
 	p.wg.Wait()
+}
+
+// reportLeaks sends the keyward tokens and API keys among findings to the
+// server at KEYWARD_ADDR, which revokes them.
+func reportLeaks(ctx context.Context, env *Env, findings []scan.Finding) error {
+	var leaks []client.Leak
+	seen := map[string]bool{}
+	for _, f := range findings {
+		if f.Rule != "keyward-token" || seen[f.Secret] || !(strings.HasPrefix(f.Secret, "kwt_") || strings.HasPrefix(f.Secret, "kwk_")) {
+			continue
+		}
+		seen[f.Secret] = true
+		where := fmt.Sprintf("%s:%d", f.File, f.Line)
+		if f.Commit != "" {
+			where = f.Commit + ":" + where
+		}
+		leaks = append(leaks, client.Leak{Credential: f.Secret, Where: where})
+	}
+	if len(leaks) == 0 {
+		fmt.Fprintln(env.Stderr, "--revoke: no keyward token or API key among the findings")
+		return nil
+	}
+	addr := env.Getenv("KEYWARD_ADDR")
+	if addr == "" {
+		return Usagef("--revoke reports to the keyward server at KEYWARD_ADDR, which is not set")
+	}
+	c, err := client.New(client.Config{Address: addr, UserAgent: "keyward-cli"})
+	if err != nil {
+		return err
+	}
+	found, err := c.ReportLeaks(ctx, leaks)
+	if err != nil {
+		return fmt.Errorf("--revoke: reporting to %s: %w", addr, err)
+	}
+	fmt.Fprintf(env.Stderr, "--revoke: reported %d keyward credentials to %s; %d were its own and are revoked\n", len(leaks), addr, found)
+	return nil
 }

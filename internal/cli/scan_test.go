@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -367,5 +368,48 @@ func TestScanMaxFindingsPerFile(t *testing.T) {
 	_, out, _ = runCLI(t, many.String(), "scan", "-", "--max-findings-per-file", "3", "-o", "json", "-q")
 	if n := len(jsonFindings(t, out)); n != 3 {
 		t.Fatalf("stdin: %d findings, want 3", n)
+	}
+}
+
+// scan --revoke reports the keyward tokens and API keys it found to the
+// server, with where each was found, without a token, once each; other
+// findings stay local.
+func TestScanRevokeReportsKeywardCredentials(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	tok, key := credential.New(credential.AccessToken), credential.New(credential.APIKey)
+	write(t, dir, "a.env", "KEYWARD_TOKEN="+tok+"\nPARTNER_KEY="+key+"\nAGAIN="+tok+"\n")
+	write(t, dir, "b.txt", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n") // keyward:allow (test fixture)
+	var got []map[string]string
+	var auth []string
+	h.fake.mux.HandleFunc("POST /v1/leaks", func(w http.ResponseWriter, r *http.Request) {
+		auth = append(auth, r.Header.Get("Authorization"))
+		json.NewDecoder(r.Body).Decode(&got)
+		out := make([]map[string]string, len(got))
+		for i := range got {
+			out[i] = map[string]string{"label": "true_positive"}
+		}
+		out[len(out)-1]["label"] = "false_positive"
+		json.NewEncoder(w).Encode(out)
+	})
+	r := h.run("", "scan", "--revoke", dir)
+	if r.code != 1 {
+		t.Fatalf("exit %d (want 1: findings)\n%s", r.code, r.stderr)
+	}
+	if len(got) != 2 || got[0]["token"] != tok || got[1]["token"] != key || !strings.HasSuffix(got[0]["url"], "a.env:1") || got[0]["source"] != "keyward scan" {
+		t.Fatalf("reported %v", got)
+	}
+	if len(auth) != 1 || auth[0] != "" {
+		t.Errorf("Authorization sent: %q", auth)
+	}
+	if !strings.Contains(r.stderr, "reported 2 keyward credentials") || !strings.Contains(r.stderr, "1 were its own") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, tok) {
+		t.Error("the token was printed")
+	}
+	h.vars["KEYWARD_ADDR"] = ""
+	if r := h.run("", "scan", "--revoke", dir); r.code != 2 || !strings.Contains(r.stderr, "KEYWARD_ADDR") {
+		t.Errorf("--revoke without a server: exit %d %q", r.code, r.stderr)
 	}
 }
