@@ -157,7 +157,7 @@ func (h *Leaks) revoke(ctx context.Context, plain, source string) (found bool, e
 		if err != nil {
 			return false, err
 		}
-		s.caller = &Caller{Principal: "key:" + k.ID, AuthMethod: "apikey", Accessor: k.ID, AccessorHMAC: k.IDHMAC}
+		s.caller = &Caller{Principal: "apikey:" + k.ID, AuthMethod: "apikey", Accessor: k.ID, AccessorHMAC: k.IDHMAC}
 		resource := "projects/" + k.Project + "/envs/" + k.Env + "/keys/" + k.ID
 		if !k.RevokedAt.IsZero() && !k.RevokedAt.After(time.Now()) {
 			return true, h.auditNow(ctx, audit(resource, "already revoked"))
