@@ -72,6 +72,7 @@ stored next to the data (%s): anyone who can read that directory can read
 every secret. Do NOT use dev mode in production.
 
     Address:     %s%s
+    Dashboard:   %s/ui/ (paste the root token)
     Root token:  %s
     (also in %s)
 
@@ -81,7 +82,7 @@ Try:
     keyward operator rotate
     curl -s %s/v1/sys/health
 
-`, filepath.Join(n.cfg.DataDir, devKeyFile), addr, dataPlane, n.devRootToken, tokenPath, addr, tokenPath, addr)
+`, filepath.Join(n.cfg.DataDir, devKeyFile), addr, dataPlane, addr, n.devRootToken, tokenPath, addr, tokenPath, addr)
 }
 
 // writeFileAtomic writes data to path through a synced temp file and a rename.
