@@ -150,63 +150,77 @@ func clean(s string, max int) string {
 // reflection; decodeDetail reads either). Past
 // MaxDetailKeys the lexically largest keys are dropped and the key "_truncated"
 // records how many.
+//
+// A detail of up to 8 clean pairs (a gateway call's) is read from the map
+// once, sorted and written without another allocation than its text.
 func encodeDetail(d map[string]string) (string, map[string]string, error) {
 	if len(d) == 0 {
 		return "", nil, nil
 	}
+	var small [8]detailPair
+	pairs := small[:0]
+	asIs := len(d) <= len(small)
+	if asIs {
+		for k, v := range d {
+			if !isClean(k, MaxDetailBytes) || !isClean(v, MaxDetailBytes) {
+				asIs = false
+				break
+			}
+			pairs = append(pairs, detailPair{k, v})
+		}
+	}
 	m := d
-	if len(d) > MaxDetailKeys || !detailClean(d) {
+	if !asIs {
 		m = make(map[string]string, min(len(d), MaxDetailKeys+1))
 		for k, v := range d {
 			m[clean(k, MaxDetailBytes)] = clean(v, MaxDetailBytes)
 		}
-	}
-	if len(m) > MaxDetailKeys {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
+		if len(m) > MaxDetailKeys {
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys[MaxDetailKeys:] {
+				delete(m, k)
+			}
+			m["_truncated"] = fmt.Sprint(len(keys) - MaxDetailKeys)
 		}
-		slices.Sort(keys)
-		for _, k := range keys[MaxDetailKeys:] {
-			delete(m, k)
+		pairs = make([]detailPair, 0, len(m))
+		for k, v := range m {
+			pairs = append(pairs, detailPair{k, v})
 		}
-		m["_truncated"] = fmt.Sprint(len(keys) - MaxDetailKeys)
 	}
-	var small [8]string // a gateway call's detail fits: no allocation
-	keys := small[:0]
+	slices.SortFunc(pairs, func(a, b detailPair) int { return strings.Compare(a.k, b.k) })
 	size := 2
-	for k, v := range m {
-		keys = append(keys, k)
-		size += len(k) + len(v) + 6
+	for _, p := range pairs {
+		size += len(p.k) + len(p.v) + 6
 	}
-	slices.Sort(keys)
 	var stack [512]byte // the text is built here and copied once, into its string
 	b := stack[:0]
 	if size > len(stack) {
 		b = make([]byte, 0, size)
 	}
 	b = append(b, '{')
-	for i, k := range keys {
+	for i, p := range pairs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = appendJSONString(b, p.k)
 		b = append(b, ':')
-		b = appendJSONString(b, m[k])
+		b = appendJSONString(b, p.v)
 	}
 	b = append(b, '}')
 	return string(b), m, nil
 }
 
-// detailClean reports whether clean leaves every key and value of d as it
-// is, so d can be stored without a cleaned copy.
-func detailClean(d map[string]string) bool {
-	for k, v := range d {
-		if clean(k, MaxDetailBytes) != k || clean(v, MaxDetailBytes) != v {
-			return false
-		}
-	}
-	return true
+// detailPair is a detail's key and value.
+type detailPair struct{ k, v string }
+
+// isClean reports whether clean(s, max) is s: valid UTF-8 without NUL, at
+// most max bytes.
+func isClean(s string, max int) bool {
+	return len(s) <= max && strings.IndexByte(s, 0) < 0 && utf8.ValidString(s)
 }
 
 // decodeDetail parses a stored detail column. The text comes from the
