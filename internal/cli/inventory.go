@@ -26,7 +26,8 @@ func newInventoryCmd(env *Env) *cobra.Command {
   key          client API keys (kwk_), by id; scope project/env; last use
                and address recorded
   service      service accounts, by name; scope their policies; ROTATED is
-               when their current secret was issued
+               when their current secret was issued; last use is their
+               last login
   secret       stored secrets, by project/env/path; ROTATED is their last
                version (values are never shown)
   integration  gateway integrations, by name; scope their upstream; the
@@ -35,7 +36,7 @@ func newInventoryCmd(env *Env) *cobra.Command {
   device       enrolled devices, by id; scope their policies
 
 Only active ones are listed unless --inactive. --unused-for lists the
-tokens, keys and integrations nobody used for that long (never used counts from their
+tokens, keys, service accounts and integrations nobody used for that long (never used counts from their
 creation); --not-rotated-for the ones whose value is older; --expiring-within
 the ones that expire soon. Needs read on sys/inventory, which shows the
 names and dates of every credential (never a value).`,
@@ -92,7 +93,7 @@ names and dates of every credential (never a value).`,
 	addGlobals(cmd, g)
 	fl := cmd.Flags()
 	fl.StringSliceVar(&kinds, "kind", nil, "only these kinds: token, key, service, secret, integration, device (comma-separated)")
-	fl.StringVar(&unused, "unused-for", "", "only tokens, keys and integrations not used for this long (90d, 36h)")
+	fl.StringVar(&unused, "unused-for", "", "only tokens, keys, service accounts and integrations not used for this long (90d, 36h)")
 	fl.StringVar(&notRotated, "not-rotated-for", "", "only credentials whose value is older than this (180d)")
 	fl.StringVar(&expiring, "expiring-within", "", "only credentials that expire within this long (14d)")
 	fl.BoolVar(&inactive, "inactive", false, "also list disabled, revoked and expired credentials")

@@ -49,6 +49,8 @@ type ServiceAccount struct {
 	PreviousSecretExpiresAt time.Time `json:"previous_secret_expires_at,omitzero"`
 	CreatedAt               time.Time `json:"created_at"`
 	UpdatedAt               time.Time `json:"updated_at"`
+	// LastLoginAt is when it last logged in (to the minute), zero: never.
+	LastLoginAt time.Time `json:"last_login_at,omitzero"`
 }
 
 // ServiceOptions are the settings of a new service account.
@@ -70,7 +72,7 @@ type serviceRow struct {
 }
 
 const serviceColumns = `name, client_id, secret_hash, secret_created_at, prev_secret_hash, prev_expires_at,
-	policies, token_ttl, token_max_ttl, bound_cidrs, disabled_at, created_at, updated_at`
+	policies, token_ttl, token_max_ttl, bound_cidrs, disabled_at, created_at, updated_at, last_login_at`
 
 func scanService(sc interface{ Scan(...any) error }) (*serviceRow, error) {
 	var (
@@ -79,9 +81,10 @@ func scanService(sc interface{ Scan(...any) error }) (*serviceRow, error) {
 		ttl, maxTTL                 int64
 		disabled                    *int64
 		secretAt, created, updateAt int64
+		lastLogin                   int64
 	)
 	if err := sc.Scan(&r.Name, &r.ClientID, &r.secretHash, &secretAt, &r.prevHash, &r.prevExp,
-		&policies, &ttl, &maxTTL, &cidrs, &disabled, &created, &updateAt); err != nil {
+		&policies, &ttl, &maxTTL, &cidrs, &disabled, &created, &updateAt, &lastLogin); err != nil {
 		return nil, err
 	}
 	var err error
@@ -99,6 +102,9 @@ func scanService(sc interface{ Scan(...any) error }) (*serviceRow, error) {
 	r.SecretCreatedAt = time.Unix(0, secretAt).UTC()
 	r.PreviousSecretExpiresAt = timeOrZero(r.prevExp)
 	r.CreatedAt, r.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updateAt).UTC()
+	if lastLogin > 0 {
+		r.LastLoginAt = time.Unix(0, lastLogin).UTC()
+	}
 	return &r, nil
 }
 
@@ -375,6 +381,7 @@ func (m *Manager) ServiceLogin(ctx context.Context, clientID, clientSecret strin
 		return nil, m.fail(keys, ErrInvalidCredentials)
 	}
 	m.throttle.Success("principal:" + principalKey)
+	m.noteServiceLogin(ctx, r)
 	return &Principal{
 		Kind:        KindService,
 		Name:        r.Name,
@@ -401,4 +408,23 @@ func srcAllowed(cidrs []netip.Prefix, src netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// loginNoteEvery is how stale a service account's recorded last login may
+// get: a login within it of the last one recorded writes nothing.
+const loginNoteEvery = time.Minute
+
+// noteServiceLogin records r's login now, at most once a loginNoteEvery.
+// It is best effort: the login does not fail for it (the token it leads
+// to needs storage anyway).
+func (m *Manager) noteServiceLogin(ctx context.Context, r *serviceRow) {
+	now := m.now()
+	if now.Sub(r.LastLoginAt) < loginNoteEvery {
+		return
+	}
+	_ = m.store.Write(ctx, func(tx storage.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE identity_services SET last_login_at = $1 WHERE name = $2 AND last_login_at < $3`,
+			now.UnixNano(), r.Name, now.Add(-loginNoteEvery).UnixNano())
+		return err
+	})
 }

@@ -211,3 +211,50 @@ func otherChar(c byte) string {
 	}
 	return "A"
 }
+
+// A login is recorded as the account's last login, at most once a minute.
+func TestServiceLastLogin(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		e := newEnv(t, st)
+		ctx := t.Context()
+		svc, secret, err := e.m.CreateService(ctx, "ci", ServiceOptions{Policies: []string{"deploy"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := func() time.Time {
+			t.Helper()
+			got, err := e.m.GetService(ctx, "ci")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got.LastLoginAt
+		}
+		if !last().IsZero() {
+			t.Fatal("a new account has a last login")
+		}
+		login := func() {
+			t.Helper()
+			if _, err := e.m.ServiceLogin(ctx, svc.ClientID, secret, src1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		login()
+		first := e.clk.Now()
+		if got := last(); !got.Equal(first) {
+			t.Fatalf("last login %v, want %v", got, first)
+		}
+		e.clk.Advance(30 * time.Second)
+		login()
+		if got := last(); !got.Equal(first) {
+			t.Errorf("a login 30 s later wrote %v", got)
+		}
+		e.clk.Advance(time.Minute)
+		login()
+		if got := last(); !got.Equal(e.clk.Now()) {
+			t.Errorf("a login 90 s later: last login %v, want %v", got, e.clk.Now())
+		}
+		if _, err := e.m.ServiceLogin(ctx, svc.ClientID, "wrong", src1); err == nil {
+			t.Fatal("a wrong secret logged in")
+		}
+	})
+}

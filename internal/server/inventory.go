@@ -83,7 +83,8 @@ func (n *Node) inventoryServices(ctx context.Context) ([]inventory.Item, error) 
 		for _, s := range page {
 			it := inventory.Item{
 				Kind: inventory.KindService, ID: s.Name, Scope: strings.Join(s.Policies, ","),
-				CreatedAt: s.CreatedAt, RotatedAt: s.SecretCreatedAt, State: inventory.StateActive,
+				CreatedAt: s.CreatedAt, RotatedAt: s.SecretCreatedAt, LastUsedAt: s.LastLoginAt, UseTracked: true,
+				State: inventory.StateActive,
 			}
 			if s.Disabled {
 				it.State = inventory.StateDisabled

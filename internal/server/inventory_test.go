@@ -122,6 +122,9 @@ func TestInventory(t *testing.T) {
 	if in := inv.Items[got["integration maps"]]; in.Secret != "shop/prod/maps/key" || in.LastUsedAt == "" || in.Scope != up.srv.URL {
 		t.Errorf("integration = %+v", in)
 	}
+	if sv := inv.Items[got["service deployer"]]; !sv.UseTracked || sv.LastUsedAt != "" || sv.RotatedAt == "" {
+		t.Errorf("service = %+v (never logged in: use tracked, no last use)", sv)
+	}
 	if s := inv.Items[got["secret shop/prod/db/password"]]; s.RotatedAt == "" || s.CreatedAt == "" || s.Owner != "root" || s.UseTracked {
 		t.Errorf("secret = %+v", s)
 	}
