@@ -33,6 +33,7 @@ type Device struct {
 	EnrollmentID string    `json:"enrollment_id"`
 	CreatedAt    time.Time `json:"created_at"`
 	DisabledAt   time.Time `json:"disabled_at,omitzero"`
+	LastTokenAt  time.Time `json:"last_token_at,omitzero"` // to the minute
 }
 
 // CreateEnrollment makes an enrollment code for uses devices (0: 1) valid

@@ -33,10 +33,11 @@ func newInventoryCmd(env *Env) *cobra.Command {
   integration  gateway integrations, by name; scope their upstream; the
                secret they inject; last use from the usage counts (kept 30
                days)
-  device       enrolled devices, by id; scope their policies
+  device       enrolled devices, by id; scope their policies; last use is
+               their last token
 
-Only active ones are listed unless --inactive. --unused-for lists the
-tokens, keys, service accounts and integrations nobody used for that long (never used counts from their
+Only active ones are listed unless --inactive. --unused-for lists what
+nobody used for that long (secrets' use is not recorded) (never used counts from their
 creation); --not-rotated-for the ones whose value is older; --expiring-within
 the ones that expire soon. Needs read on sys/inventory, which shows the
 names and dates of every credential (never a value).`,
@@ -93,7 +94,7 @@ names and dates of every credential (never a value).`,
 	addGlobals(cmd, g)
 	fl := cmd.Flags()
 	fl.StringSliceVar(&kinds, "kind", nil, "only these kinds: token, key, service, secret, integration, device (comma-separated)")
-	fl.StringVar(&unused, "unused-for", "", "only tokens, keys, service accounts and integrations not used for this long (90d, 36h)")
+	fl.StringVar(&unused, "unused-for", "", "only credentials not used for this long (90d, 36h); secrets are left out")
 	fl.StringVar(&notRotated, "not-rotated-for", "", "only credentials whose value is older than this (180d)")
 	fl.StringVar(&expiring, "expiring-within", "", "only credentials that expire within this long (14d)")
 	fl.BoolVar(&inactive, "inactive", false, "also list disabled, revoked and expired credentials")

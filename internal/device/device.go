@@ -84,6 +84,8 @@ type Device struct {
 	EnrollmentID string    `json:"enrollment_id"`
 	CreatedAt    time.Time `json:"created_at"`
 	DisabledAt   time.Time `json:"disabled_at,omitzero"`
+	// LastTokenAt is when it last got a token (to the minute), zero: never.
+	LastTokenAt time.Time `json:"last_token_at,omitzero"`
 }
 
 // Principal is the device's principal in tokens and the audit log.
@@ -336,13 +338,13 @@ func (s *Service) Enroll(ctx context.Context, code, jkt, name string, audit func
 	return d, nil
 }
 
-const deviceColumns = `id, name, jkt, policies, enrollment_id, created_at, disabled_at`
+const deviceColumns = `id, name, jkt, policies, enrollment_id, created_at, disabled_at, last_token_at`
 
 func scanDevice(row interface{ Scan(...any) error }) (*Device, error) {
 	var d Device
 	var pol string
-	var created, disabled int64
-	if err := row.Scan(&d.ID, &d.Name, &d.JKT, &pol, &d.EnrollmentID, &created, &disabled); err != nil {
+	var created, disabled, lastToken int64
+	if err := row.Scan(&d.ID, &d.Name, &d.JKT, &pol, &d.EnrollmentID, &created, &disabled, &lastToken); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(pol), &d.Policies); err != nil {
@@ -351,6 +353,9 @@ func scanDevice(row interface{ Scan(...any) error }) (*Device, error) {
 	d.CreatedAt = time.Unix(0, created).UTC()
 	if disabled != 0 {
 		d.DisabledAt = time.Unix(0, disabled).UTC()
+	}
+	if lastToken != 0 {
+		d.LastTokenAt = time.Unix(0, lastToken).UTC()
 	}
 	return &d, nil
 }
@@ -456,4 +461,19 @@ func (d *Device) Enabled() bool { return d.DisabledAt.IsZero() }
 // key (the key of a DPoP proof it sent).
 func (d *Device) HoldsKey(jkt string) bool {
 	return subtle.ConstantTimeCompare([]byte(d.JKT), []byte(jkt)) == 1
+}
+
+// tokenNoteEvery is how stale a device's recorded last token may get.
+const tokenNoteEvery = time.Minute
+
+// NoteToken records, in the caller's transaction (the token's own), that
+// device d got a token at now; nothing when the record is fresher than
+// tokenNoteEvery.
+func NoteToken(ctx context.Context, tx storage.Tx, d *Device, now time.Time) error {
+	if now.Sub(d.LastTokenAt) < tokenNoteEvery {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE devices SET last_token_at = $1 WHERE id = $2 AND last_token_at < $3`,
+		now.UnixNano(), d.ID, now.Add(-tokenNoteEvery).UnixNano())
+	return err
 }

@@ -159,3 +159,42 @@ func TestConcurrentEnrollment(t *testing.T) {
 		}
 	})
 }
+
+// NoteToken records a device's last token in the caller's transaction, at
+// most once a minute.
+func TestNoteToken(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		ctx := t.Context()
+		now := time.Unix(1_800_000_000, 0).UTC()
+		s := New(st, testMAC{}, func() time.Time { return now })
+		code, _, err := s.CreateEnrollment(ctx, "b", []string{"p"}, 1, time.Hour, "user:ops", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.Enroll(ctx, code, "jkt", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		note := func(at time.Time) time.Time {
+			t.Helper()
+			cur, err := s.Get(ctx, d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Write(ctx, func(tx storage.Tx) error { return NoteToken(ctx, tx, cur, at) }); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := s.Get(ctx, d.ID)
+			return got.LastTokenAt
+		}
+		if got := note(now); !got.Equal(now) {
+			t.Fatalf("last token %v, want %v", got, now)
+		}
+		if got := note(now.Add(30 * time.Second)); !got.Equal(now) {
+			t.Errorf("a token 30 s later wrote %v", got)
+		}
+		if later := now.Add(2 * time.Minute); !note(later).Equal(later) {
+			t.Errorf("a token 2 min later was not recorded")
+		}
+	})
+}

@@ -318,7 +318,7 @@ func (o *OAuth) exchange(r *http.Request) (int, any, *OAuthError) {
 	return o.issue(r, token.Request{
 		Principal: p.ID(), AuthMethod: AuthMethodExchange, Policies: policies, TTL: ttl, MaxTTL: ttl,
 		BoundCIDRs: p.BoundCIDRs, Meta: meta, JKT: jkt,
-	})
+	}, nil)
 }
 
 // AuthMethodDevice names tokens issued to enrolled devices.
@@ -363,7 +363,7 @@ func (o *OAuth) deviceGrant(r *http.Request, f url.Values) (int, any, *OAuthErro
 	return o.issue(r, token.Request{
 		Principal: d.Principal(), AuthMethod: AuthMethodDevice, Policies: d.Policies, TTL: MaxExchangeTTL, MaxTTL: MaxExchangeTTL,
 		Meta: map[string]string{"grant": "device", "device_id": d.ID, "enrollment_id": d.EnrollmentID}, JKT: proof.JKT,
-	})
+	}, func(ctx context.Context, tx storage.Tx) error { return device.NoteToken(ctx, tx, d, o.now()) })
 }
 
 // checkProof verifies a DPoP proof for the token endpoint (no access token
@@ -391,14 +391,19 @@ func (o *OAuth) checkProof(ctx context.Context, r *http.Request, proof string) (
 	return p, nil
 }
 
-// issue issues the token of a grant, with the request's audit entry in its
-// transaction, and answers with it.
-func (o *OAuth) issue(r *http.Request, req token.Request) (int, any, *OAuthError) {
+// issue issues the token of a grant, with the request's audit entry (and
+// also, when set) in its transaction, and answers with it.
+func (o *OAuth) issue(r *http.Request, req token.Request, also token.AuditFunc) (int, any, *OAuthError) {
 	ctx := r.Context()
 	now := o.now()
-	var audit token.AuditFunc
+	audit := also
 	if o.Audit != nil {
 		audit = func(ctx context.Context, tx storage.Tx) error {
+			if also != nil {
+				if err := also(ctx, tx); err != nil {
+					return err
+				}
+			}
 			return o.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, http.StatusOK))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/client"
 )
@@ -151,6 +152,14 @@ func TestGoClientDevice(t *testing.T) {
 	}
 	if info, err := dev.WithToken(res.AccessToken).LookupSelf(ctx); err != nil || info.Principal != "device:"+id {
 		t.Fatalf("lookup-self = %+v, %v", info, err)
+	}
+	// The token is recorded as the device's last one, for the inventory.
+	if d, err := admin.GetDevice(ctx, id); err != nil || time.Since(d.LastTokenAt) > time.Minute {
+		t.Fatalf("device after a token = %+v, %v", d, err)
+	}
+	if items, err := admin.Inventory(ctx, client.InventoryFilter{Kinds: []string{"device"}}); err != nil || len(items) != 1 ||
+		!items[0].UseTracked || items[0].LastUsedAt.IsZero() {
+		t.Fatalf("device inventory = %+v, %v", items, err)
 	}
 	if _, err := dev.Enroll(ctx, code, "sensor-18"); !client.IsCode(err, client.CodeUnauthenticated) {
 		t.Fatalf("a used-up code: %v", err)

@@ -143,7 +143,7 @@ func inventoryDevices(ctx context.Context, devices *device.Service) ([]inventory
 		for _, d := range page {
 			it := inventory.Item{
 				Kind: inventory.KindDevice, ID: d.ID, Name: d.Name, Scope: strings.Join(d.Policies, ","),
-				CreatedAt: d.CreatedAt, State: inventory.StateActive,
+				CreatedAt: d.CreatedAt, LastUsedAt: d.LastTokenAt, UseTracked: true, State: inventory.StateActive,
 			}
 			if !d.DisabledAt.IsZero() {
 				it.State = inventory.StateDisabled
