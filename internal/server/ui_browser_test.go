@@ -86,6 +86,35 @@ func TestDashboardInBrowser(t *testing.T) {
 	wd.waitText("#error", "Your token may not read this")
 	wd.click("#signout")
 
+	// A user signs in with a password; the dashboard's token is revoked on
+	// sign-out, and a wrong password is refused.
+	if c := call(t, "POST", u+"/v1/identities/users", root, map[string]any{"name": "ana", "password": "correct horse battery", "policies": []string{"reviewer"}}, nil); c != 201 {
+		t.Fatalf("create user = %d", c)
+	}
+	wd.typeInto("#username", "ana")
+	wd.typeInto("#password", "wrong horse battery")
+	wd.click("#login-button")
+	wd.waitText("#error", "invalid")
+	wd.typeInto("#password", "correct horse battery")
+	wd.click("#login-button")
+	wd.waitText("#who", "Signed in as user:ana")
+	wd.waitText("#inventory table", "shop/prod/maps-key")
+	wd.click("#signout")
+	wd.waitVisible("#signin")
+	revoked := false
+	for deadline := time.Now().Add(5 * time.Second); !revoked && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var entries struct {
+			Entries []struct{ Action, Resource string }
+		}
+		call(t, "GET", u+"/v1/audit?principal=user:ana&newest=true&limit=20", root, nil, &entries)
+		for _, e := range entries.Entries {
+			revoked = revoked || e.Action == "delete" && e.Resource == "auth/tokens/self"
+		}
+	}
+	if !revoked {
+		t.Error("the dashboard's own token was not revoked at sign-out")
+	}
+
 	// A bad token is refused with the server's message.
 	wd.typeInto("#token", "kwt_notatoken")
 	wd.click("#signin-button")

@@ -4,6 +4,9 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -75,5 +78,25 @@ func TestNoInlineScriptOrStyle(t *testing.T) {
 	}
 	if !strings.Contains(string(js), "sessionStorage") || strings.Contains(string(js), "localStorage") || strings.Contains(string(js), "document.cookie") {
 		t.Error("app.js must keep the token in sessionStorage only")
+	}
+}
+
+// The script parses (when Node.js is here to say so; the browser test in
+// internal/server runs it for real).
+func TestScriptParses(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("no node to check the script's syntax")
+	}
+	js, err := fs.ReadFile(files, "ui/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "app.js")
+	if err := os.WriteFile(path, js, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(node, "--check", path).CombinedOutput(); err != nil {
+		t.Fatalf("app.js does not parse: %v\n%s", err, out)
 	}
 }

@@ -8,22 +8,27 @@ const $ = (id) => document.getElementById(id);
 
 function token() { return sessionStorage.getItem(tokenKey) || ""; }
 
-// api GETs path and returns the decoded JSON, or throws an Error carrying
-// keyward's error message.
-async function api(path) {
-  const resp = await fetch(path, {
-    headers: { "Authorization": "Bearer " + token(), "Accept": "application/json" },
-    credentials: "omit", cache: "no-store", redirect: "error",
-  });
-  let body = null;
-  try { body = await resp.json(); } catch (e) { /* not JSON */ }
+// api calls path (GET, or POST with body) and returns the decoded JSON, or
+// throws an Error carrying keyward's error message.
+async function api(path, body) {
+  const headers = { "Accept": "application/json" };
+  if (token()) headers["Authorization"] = "Bearer " + token();
+  const init = { headers, credentials: "omit", cache: "no-store", redirect: "error" };
+  if (body !== undefined) {
+    init.method = "POST";
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(path, init);
+  let out = null;
+  try { out = await resp.json(); } catch (e) { /* not JSON */ }
   if (!resp.ok) {
-    const msg = body && body.error && body.error.message ? body.error.message : resp.status + " " + resp.statusText;
+    const msg = out && out.error && out.error.message ? out.error.message : resp.status + " " + resp.statusText;
     const err = new Error(msg);
     err.status = resp.status;
     throw err;
   }
-  return body;
+  return out;
 }
 
 function showError(msg) {
@@ -137,11 +142,40 @@ async function signIn() {
   const t = $("token").value.trim();
   if (!t) { showError("Paste a token first."); return; }
   sessionStorage.setItem(tokenKey, t);
+  sessionStorage.removeItem(ownKey);
   $("token").value = "";
   await start();
 }
 
+// login gets a token with the user's password (and TOTP code), which the
+// dashboard owns: it revokes it on sign-out.
+async function login() {
+  showError("");
+  sessionStorage.removeItem(tokenKey);
+  const body = { username: $("username").value.trim(), password: $("password").value };
+  const totp = $("totp").value.trim();
+  if (totp) body.totp = totp;
+  $("password").value = "";
+  $("totp").value = "";
+  try {
+    const out = await api("/v1/auth/password/login", body);
+    sessionStorage.setItem(tokenKey, out.token);
+    sessionStorage.setItem(ownKey, "1");
+  } catch (e) {
+    showError(e.message);
+    return;
+  }
+  await start();
+}
+
+// ownKey marks a token the dashboard got by password, revoked on sign-out.
+const ownKey = "keyward-token-own";
+
 function signOut() {
+  if (token() && sessionStorage.getItem(ownKey)) {
+    api("/v1/auth/token/revoke-self", {}).catch(() => {}); // best effort: it expires anyway
+  }
+  sessionStorage.removeItem(ownKey);
   sessionStorage.removeItem(tokenKey);
   $("who").textContent = "";
   for (const id of ["inventory-kind", "inventory-unused", "inventory-rotated", "inventory-expiring"]) $(id).value = "";
@@ -170,6 +204,8 @@ async function start() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("signin-button").addEventListener("click", signIn);
+  $("login-button").addEventListener("click", login);
+  $("password").addEventListener("keydown", (e) => { if (e.key === "Enter") login(); });
   $("token").addEventListener("keydown", (e) => { if (e.key === "Enter") signIn(); });
   $("signout").addEventListener("click", signOut);
   $("inventory-load").addEventListener("click", () => show("inventory"));
