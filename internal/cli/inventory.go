@@ -86,7 +86,11 @@ names and dates of every credential (never a value).`,
 					if it.Secret != "" {
 						scope += " (" + it.Secret + ")"
 					}
-					return strings.Join([]string{it.Kind, it.ID, dash(scope), dash(it.Owner), ago(now, it.CreatedAt, ""),
+					id := it.ID
+					if it.Name != "" {
+						id += " (" + it.Name + ")"
+					}
+					return strings.Join([]string{it.Kind, id, dash(scope), dash(it.Owner), ago(now, it.CreatedAt, ""),
 						ago(now, it.RotatedAt, " ago"), until(now, it.ExpiresAt), lastUse(now, it), it.State}, "\t")
 				})
 		},

@@ -21,7 +21,7 @@ func TestInventory(t *testing.T) {
 	h.fake.mux.HandleFunc("GET /v1/inventory", func(w http.ResponseWriter, r *http.Request) {
 		queries = append(queries, r.URL.RawQuery)
 		fmt.Fprintf(w, `{"items":[
-{"kind":"key","id":"key_1","scope":"shop/prod","owner":"acme","created_at":%q,"expires_at":%q,"last_used_at":%q,"last_used_from":"192.0.2.7","use_tracked":true,"state":"active"},
+{"kind":"key","id":"key_1","name":"partner","scope":"shop/prod","owner":"acme","created_at":%q,"expires_at":%q,"last_used_at":%q,"last_used_from":"192.0.2.7","use_tracked":true,"state":"active"},
 {"kind":"key","id":"key_2","scope":"shop/prod","owner":"user:ana","created_at":%q,"use_tracked":true,"state":"active"},
 {"kind":"secret","id":"shop/prod/db","scope":"shop/prod","rotated_at":%q,"use_tracked":false,"state":"active"},
 {"kind":"integration","id":"maps","scope":"https://maps.example.com","secret":"shop/prod/maps-key","created_at":%q,"use_tracked":true,"state":"active"}]}`,
@@ -29,7 +29,7 @@ func TestInventory(t *testing.T) {
 	})
 	r := h.must("", "inventory")
 	for _, want := range []string{
-		"key_1", "400d", "in 12d", "3h ago from 192.0.2.7",
+		"key_1 (partner)", "400d", "in 12d", "3h ago from 192.0.2.7",
 		"key_2", "never",
 		"shop/prod/db", "200d ago",
 		"maps", "https://maps.example.com (shop/prod/maps-key)", "30m",
