@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/apikey"
 	"github.com/spf13/cobra"
 )
 
@@ -56,8 +57,8 @@ names and dates of every credential (never a value).`,
 				name, value string
 				d           *time.Duration
 			}{{"unused-for", unused, &f.UnusedFor}, {"not-rotated-for", notRotated, &f.NotRotatedFor}, {"expiring-within", expiring, &f.ExpiringWithin}} {
-				if *fl.d, err = parseSpanFlag(fl.name, fl.value); err != nil {
-					return err
+				if *fl.d, err = apikey.ParseDuration("--"+fl.name, fl.value); err != nil {
+					return Usagef("%s", strings.TrimPrefix(err.Error(), apikey.ErrInvalid.Error()+": "))
 				}
 			}
 			for _, k := range kinds {
@@ -103,22 +104,6 @@ names and dates of every credential (never a value).`,
 	fl.StringVar(&expiring, "expiring-within", "", "only credentials that expire within this long (14d)")
 	fl.BoolVar(&inactive, "inactive", false, "also list disabled, revoked and expired credentials")
 	return cmd
-}
-
-// parseSpanFlag reads a length of time: whole days (90d) or a Go duration
-// (36h).
-func parseSpanFlag(flag, s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		if n, err := strconv.Atoi(days); err == nil && n >= 0 && n <= 36500 {
-			return time.Duration(n) * 24 * time.Hour, nil
-		}
-	} else if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return d, nil
-	}
-	return 0, Usagef("--%s %q: want a length of time like 90d or 36h", flag, s)
 }
 
 // span writes d coarsely: days past two days, else hours, else minutes.

@@ -2,10 +2,10 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/apikey"
 	"github.com/keyward/keyward/internal/inventory"
 )
 
@@ -35,7 +35,7 @@ func (h *InventoryAPI) Routes() []Route {
 				name string
 				d    *time.Duration
 			}{{"unused_for", &f.UnusedFor}, {"not_rotated_for", &f.NotRotatedFor}, {"expiring_within", &f.ExpiringWithin}} {
-				if *p.d, err = parseSpan(p.name, q.Get(p.name)); err != nil {
+				if *p.d, err = apikey.ParseDuration(p.name, q.Get(p.name)); err != nil {
 					return 0, nil, err
 				}
 			}
@@ -53,19 +53,4 @@ func (h *InventoryAPI) Routes() []Route {
 			return http.StatusOK, map[string]any{"items": items}, nil
 		},
 	}}
-}
-
-// parseSpan reads a length of time: a Go duration (36h) or whole days (90d).
-func parseSpan(field, s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		if n, err := strconv.Atoi(days); err == nil && n >= 0 && n <= 100*365 {
-			return time.Duration(n) * 24 * time.Hour, nil
-		}
-	} else if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return d, nil
-	}
-	return 0, Invalid("%s: %q is not a length of time like 90d or 36h", field, s)
 }
