@@ -67,18 +67,23 @@ func (h *Leaks) Routes() []Route {
 			if err != nil {
 				return 0, nil, err
 			}
-			labels := make([]githubLabel, len(leaks))
+			var labels []githubLabel
 			revoked := 0
-			for i, l := range leaks {
+			for _, l := range leaks {
 				found, err := h.revoke(r.Context(), l.Token, truncate(l.URL, 512))
 				if err != nil {
 					return 0, nil, err
 				}
-				sum := sha256.Sum256([]byte(l.Token))
-				labels[i] = githubLabel{TokenHash: hex.EncodeToString(sum[:]), TokenType: l.Type, Label: "false_positive"}
 				if found {
-					labels[i].Label = "true_positive"
 					revoked++
+				}
+				if github {
+					sum := sha256.Sum256([]byte(l.Token))
+					label := githubLabel{TokenHash: hex.EncodeToString(sum[:]), TokenType: l.Type, Label: "false_positive"}
+					if found {
+						label.Label = "true_positive"
+					}
+					labels = append(labels, label)
 				}
 			}
 			if github {
@@ -130,25 +135,17 @@ func (h *Leaks) revoke(ctx context.Context, plain, source string) (found bool, e
 	}
 	switch {
 	case strings.HasPrefix(plain, "kwt_"):
-		t, err := h.Tokens.Find(ctx, plain)
-		if errors.Is(err, token.ErrInvalid) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		s.caller = &Caller{Principal: t.Principal, AuthMethod: t.AuthMethod, Accessor: t.Accessor, AccessorHMAC: t.AccessorHMAC, Policies: t.Policies}
-		resource := "auth/tokens/" + t.Accessor
-		if !t.RevokedAt.IsZero() {
-			return true, h.auditNow(ctx, audit(resource, "already revoked"))
-		}
-		_, err = h.Tokens.Revoke(ctx, t.Accessor, func(ctx context.Context, tx storage.Tx) error {
-			return h.auditTx(ctx, tx, audit(resource, "revoked"))
+		result, audited, err := revokeHeld(ctx, h.Tokens, plain, func(ctx context.Context, tx storage.Tx, result string) error {
+			return h.auditTx(ctx, tx, audit(s.resource, result))
 		})
-		if errors.Is(err, token.ErrNotFound) {
+		switch {
+		case err != nil || result == "unknown token":
+			return false, err
+		case audited:
+			MarkAudited(ctx)
 			return true, nil
 		}
-		return true, err
+		return true, h.auditNow(ctx, audit(s.resource, result))
 	case strings.HasPrefix(plain, "kwk_"):
 		k, err := h.Keys.Lookup(ctx, plain)
 		if errors.Is(err, apikey.ErrMalformed) || errors.Is(err, apikey.ErrNotFound) {
@@ -165,6 +162,9 @@ func (h *Leaks) revoke(ctx context.Context, plain, source string) (found bool, e
 		_, err = h.Keys.Revoke(ctx, k.Project, k.Env, k.ID, func(ctx context.Context, tx storage.Tx, _ string) error {
 			return h.auditTx(ctx, tx, audit(resource, "revoked"))
 		})
+		if err == nil && h.Audit != nil {
+			MarkAudited(ctx)
+		}
 		return true, err
 	}
 	return false, nil
@@ -174,7 +174,6 @@ func (h *Leaks) auditTx(ctx context.Context, tx storage.Tx, ev *AuditEvent) erro
 	if h.Audit == nil {
 		return nil
 	}
-	MarkAudited(ctx)
 	return h.Audit.AuditTx(ctx, tx, ev)
 }
 

@@ -486,39 +486,60 @@ func (o *OAuth) revoke(r *http.Request) (int, *OAuthError) {
 	if plain == "" {
 		return 0, oauthErr(http.StatusBadRequest, "invalid_request", "token is required")
 	}
-	t, err := o.Tokens.Find(ctx, plain)
+	var audit func(ctx context.Context, tx storage.Tx, result string) error
+	if o.Audit != nil {
+		audit = func(ctx context.Context, tx storage.Tx, result string) error {
+			AddAuditDetail(ctx, "result", result)
+			return o.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, http.StatusOK))
+		}
+	}
+	result, audited, err := revokeHeld(ctx, o.Tokens, plain, audit)
 	switch {
-	case errors.Is(err, token.ErrInvalid):
-		AddAuditDetail(ctx, "result", "unknown token")
-		return http.StatusOK, nil
 	case errors.Is(err, token.ErrSealed), errors.Is(err, storage.ErrUnavailable):
 		return 0, oauthErr(http.StatusServiceUnavailable, "temporarily_unavailable", "retry later")
 	case err != nil:
 		return 0, o.serverError(ctx, err)
+	case audited:
+		MarkAudited(ctx)
+	default:
+		AddAuditDetail(ctx, "result", result)
 	}
+	return http.StatusOK, nil
+}
+
+// revokeHeld revokes the access token plain names, and its children, on
+// the authority of holding it (RFC 7009 revocation, leak reports). The
+// request's caller and resource become the token's; audit, when set,
+// appends the entry of a revocation in its transaction, and audited
+// reports that it committed. result is "unknown token", "already
+// revoked" or "revoked".
+func revokeHeld(ctx context.Context, tokens *token.Service, plain string,
+	audit func(ctx context.Context, tx storage.Tx, result string) error) (result string, audited bool, err error) {
+	t, err := tokens.Find(ctx, plain)
+	if errors.Is(err, token.ErrInvalid) {
+		return "unknown token", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	s := state(ctx)
 	s.caller = &Caller{Principal: t.Principal, AuthMethod: t.AuthMethod, Accessor: t.Accessor, AccessorHMAC: t.AccessorHMAC, Policies: t.Policies}
 	s.resource = "auth/tokens/" + t.Accessor
 	if !t.RevokedAt.IsZero() {
-		AddAuditDetail(ctx, "result", "already revoked")
-		return http.StatusOK, nil
+		return "already revoked", false, nil
 	}
-	var audit token.AuditFunc
-	if o.Audit != nil {
-		audit = func(ctx context.Context, tx storage.Tx) error {
-			return o.Audit.AuditTx(ctx, tx, AuditEventFor(ctx, http.StatusOK))
-		}
+	var fn token.AuditFunc
+	ran := false
+	if audit != nil {
+		fn = func(ctx context.Context, tx storage.Tx) error { ran = true; return audit(ctx, tx, "revoked") }
 	}
-	AddAuditDetail(ctx, "result", "revoked")
-	if _, err := o.Tokens.Revoke(ctx, t.Accessor, audit); err != nil {
-		if errors.Is(err, token.ErrNotFound) { // tidied away meanwhile
-			return http.StatusOK, nil
-		}
-		return 0, o.serverError(ctx, err)
+	switch _, err := tokens.Revoke(ctx, t.Accessor, fn); {
+	case errors.Is(err, token.ErrNotFound): // tidied away meanwhile
+		return "revoked", false, nil
+	case err != nil:
+		return "", false, err
 	}
-	if o.Audit != nil {
-		MarkAudited(ctx)
-	}
-	return http.StatusOK, nil
+	return "revoked", ran, nil
 }
 
 // introspect serves RFC 7662 to a caller allowed read on sys/introspect:

@@ -254,6 +254,23 @@ func TestMobileAppFlow(t *testing.T) {
 			t.Fatalf("revoke %q = %d", tok, res.status)
 		}
 	}
+	// Each revocation is audited once, with what it found.
+	var trail struct {
+		Entries []struct {
+			Resource string
+			Detail   map[string]string
+		}
+	}
+	call(t, "GET", u+"/v1/audit?newest=true&limit=50", root, nil, &trail)
+	results := map[string]int{}
+	for _, e := range trail.Entries {
+		if r := e.Detail["result"]; r != "" && (e.Resource == "auth/oauth/revoke" || strings.HasPrefix(e.Resource, "auth/tokens/")) {
+			results[r]++
+		}
+	}
+	if results["revoked"] != 1 || results["already revoked"] != 1 || results["unknown token"] != 2 {
+		t.Errorf("revocations audited as %v, want one revoked, one already revoked, two unknown", results)
+	}
 
 	// Without a proof the exchange issues a Bearer token.
 	got = post(t, tokenURL, exchangeForm(idp.idToken(t, "bob", 2*time.Minute, nil)), "", "")
