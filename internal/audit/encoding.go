@@ -93,13 +93,7 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// computeHash returns SHA-256(prevHash ‖ canonical(r)); buf is scratch space.
-func (r *row) computeHash(prevHash []byte, buf []byte) ([]byte, []byte) {
-	sum, buf := r.sum(prevHash, buf)
-	return sum[:], buf
-}
-
-// sum is computeHash's hash as an array (which needs no allocation).
+// sum returns SHA-256(prevHash ‖ canonical(r)); buf is scratch space.
 func (r *row) sum(prevHash []byte, buf []byte) ([HashSize]byte, []byte) {
 	buf = append(buf[:0], prevHash...)
 	buf = r.canonical(buf)

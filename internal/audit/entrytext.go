@@ -22,14 +22,14 @@ import (
 // JSON array of its entries' texts, in seq order, where a string field
 // may be null: the same value as the entry before's in the block.
 //
-// appendEntryText writes it compact, escaping only '"', '\' and the control
+// appendBlockText writes it compact, escaping only '"', '\' and the control
 // characters (\b \t \n \f \r, the others as \u00xx): byte for byte what
 // SQLite's json_array and json_quote and PostgreSQL's to_json produce, so
 // the rows that migrations 0018 and 0025 converted read exactly like the
 // ones the log writes.
 //
 // The text is not what is hashed: the hash covers the values it decodes to
-// (encoding.go). decodeEntryText therefore accepts any JSON spelling of the
+// (encoding.go). decodeBlockText therefore accepts any JSON spelling of the
 // values (whitespace, other escapes) and refuses anything else — another
 // shape, other types, invalid UTF-8, a lone surrogate, an integer out of
 // range, trailing data — with an error that Verify reports as tampering.
@@ -40,9 +40,6 @@ const entryTextFields = 14
 // entryTextNames names the values, for errors.
 var entryTextNames = [entryTextFields]string{"time", "principal", "request_id", "auth_method", "accessor_hmac",
 	"action", "resource", "environment", "source_addr", "user_agent", "outcome", "status", "latency_us", "detail"}
-
-// appendEntryText appends r's entry text to b.
-func (r *row) appendEntryText(b []byte) []byte { return r.appendEntryTextAfter(b, nil) }
 
 // appendEntryTextAfter appends r's entry text to b, writing null for each
 // string equal to the same field of prev, the entry before it in its
@@ -76,7 +73,7 @@ func (r *row) strs() [11]*string {
 		&r.environment, &r.sourceAddr, &r.userAgent, &r.outcome, &r.detail}
 }
 
-// entryTextSize is an upper bound of len(appendEntryText) for r when no
+// entryTextSize is an upper bound of its entry text for r when no
 // character needs escaping, for sizing buffers.
 func (r *row) entryTextSize() int {
 	return len(r.principal) + len(r.requestID) + len(r.authMethod) + len(r.accessor) + len(r.action) +
@@ -119,19 +116,9 @@ func (e *entryTextError) Error() string {
 	return fmt.Sprintf("malformed entry text: byte %d: %s", e.at, e.what)
 }
 
-// decodeEntryText sets r's fields from one entry text s (seq and the
-// hashes are left alone). Strings without escapes share s's memory. On
-// error r may be partly set.
-func (r *row) decodeEntryText(s string) error {
-	d := textDecoder{s: s, elem: -1}
-	if err := d.entry(r, nil); err != nil {
-		return err
-	}
-	return d.end()
-}
-
 // decodeBlockText sets the fields of rows from the text of a block of
-// len(rows) entries, as decodeEntryText does for one.
+// len(rows) entries. Strings without escapes share s's memory. On error
+// rows may be partly set.
 func decodeBlockText(s string, rows []row) error {
 	d := textDecoder{s: s, elem: -1}
 	d.ws()

@@ -276,3 +276,23 @@ func int64s(t testing.TB, st storage.Store, query string) []int64 {
 	}
 	return out
 }
+
+// computeHash returns SHA-256(prevHash ‖ canonical(r)) as a slice, for
+// tests that forge or check one entry.
+func (r *row) computeHash(prevHash []byte, buf []byte) ([]byte, []byte) {
+	sum, buf := r.sum(prevHash, buf)
+	return sum[:], buf
+}
+
+// appendEntryText appends the text of r alone (no entry before it).
+func (r *row) appendEntryText(b []byte) []byte { return r.appendEntryTextAfter(b, nil) }
+
+// decodeEntryText sets r's fields from one entry text s alone (no null
+// for an entry before it), as a block of one is decoded.
+func (r *row) decodeEntryText(s string) error {
+	d := textDecoder{s: s, elem: -1}
+	if err := d.entry(r, nil); err != nil {
+		return err
+	}
+	return d.end()
+}
