@@ -73,7 +73,7 @@ func (r *row) strs() [11]*string {
 		&r.environment, &r.sourceAddr, &r.userAgent, &r.outcome, &r.detail}
 }
 
-// entryTextSize is an upper bound of its entry text for r when no
+// entryTextSize is an upper bound of the length of r's entry text when no
 // character needs escaping, for sizing buffers.
 func (r *row) entryTextSize() int {
 	return len(r.principal) + len(r.requestID) + len(r.authMethod) + len(r.accessor) + len(r.action) +
