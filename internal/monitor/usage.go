@@ -14,6 +14,7 @@ package monitor
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -246,26 +247,27 @@ func (u *Usage) Prune(ctx context.Context, before time.Time) (int64, error) {
 	return n, err
 }
 
-// LastSeen returns, for each subject of kind with stored counts, the start
-// of the last minute it was used in (as far back as storage keeps usage:
-// Prune drops older minutes). Counts still in memory are not included.
-func (u *Usage) LastSeen(ctx context.Context, kind string) (map[string]time.Time, error) {
-	out := map[string]time.Time{}
+// LastSeen returns, for each of subjects (of kind) with stored counts,
+// the start of the last minute it was used in (as far back as storage
+// keeps usage: Prune drops older minutes). Each is one indexed read of
+// its newest minute, in one read transaction. Counts still in memory are
+// not included.
+func (u *Usage) LastSeen(ctx context.Context, kind string, subjects []string) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(subjects))
 	err := u.st.Read(ctx, func(tx storage.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT subject, max(minute) FROM usage WHERE kind = $1 GROUP BY subject`, kind)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var subject string
+		for _, subject := range subjects {
 			var minute int64
-			if err := rows.Scan(&subject, &minute); err != nil {
+			err := tx.QueryRow(ctx, `SELECT minute FROM usage WHERE kind = $1 AND subject = $2 ORDER BY minute DESC LIMIT 1`,
+				kind, subject).Scan(&minute)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
 				return err
+			default:
+				out[subject] = time.Unix(minute*60, 0).UTC()
 			}
-			out[subject] = time.Unix(minute*60, 0).UTC()
 		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("monitor: last use of %ss: %w", kind, err)

@@ -118,7 +118,11 @@ func (n *Node) inventoryIntegrations(ctx context.Context) ([]inventory.Item, err
 	if err != nil {
 		return nil, err
 	}
-	used, err := n.usage.LastSeen(ctx, monitor.KindIntegration)
+	names := make([]string, len(ins))
+	for i, in := range ins {
+		names[i] = in.Name
+	}
+	used, err := n.usage.LastSeen(ctx, monitor.KindIntegration, names)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +167,11 @@ func (n *Node) inventoryTokens(ctx context.Context) ([]inventory.Item, error) {
 	if err != nil {
 		return nil, err
 	}
-	used, err := n.usage.LastSeen(ctx, monitor.KindToken)
+	accessors := make([]string, len(toks))
+	for i, t := range toks {
+		accessors[i] = t.Accessor
+	}
+	used, err := n.usage.LastSeen(ctx, monitor.KindToken, accessors)
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func TestInventory(t *testing.T) {
 		if err := r.node.apikeys.Flush(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		seen, err := r.node.usage.LastSeen(t.Context(), "integration")
+		seen, err := r.node.usage.LastSeen(t.Context(), "integration", []string{"maps"})
 		if err != nil {
 			t.Fatal(err)
 		}
