@@ -19,7 +19,9 @@ type Health struct {
 	Sealed      bool   `json:"sealed"`
 	Version     string `json:"version"`
 	Storage     string `json:"storage"`
-	Error       string `json:"error,omitempty"`
+	// Seal is what opens the root key at start: "shamir" or "pkcs11".
+	Seal  string `json:"seal,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // InitResult holds the unseal shares and the root token, shown once.
@@ -27,6 +29,10 @@ type InitResult struct {
 	Shares    []string `json:"shares"`
 	RootToken string   `json:"root_token"`
 	Threshold int      `json:"threshold"`
+	// Seal is "pkcs11" when an HSM wraps the root key: the server is then
+	// unsealed already (Sealed false) and the shares are recovery shares.
+	Seal   string `json:"seal,omitempty"`
+	Sealed bool   `json:"sealed"`
 }
 
 // UnsealProgress reports progress toward the unseal threshold.

@@ -277,6 +277,35 @@ func (b *Barrier) UnsealKey(root RootKey, sealedKeyring []byte) error {
 	return b.installLocked(append([]byte(nil), root.b...), sealedKeyring)
 }
 
+// UnsealRoot opens the keyring with a root key unwrapped by an HSM (auto
+// unseal). The barrier takes root: it is cleared when it does not open the
+// keyring, and by Seal otherwise.
+func (b *Barrier) UnsealRoot(root, sealedKeyring []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.kr != nil {
+		clear(root)
+		return ErrAlreadyUnsealed
+	}
+	return b.installLocked(root, sealedKeyring)
+}
+
+// WrapRoot hands the root key to wrap (an HSM's encryption) and returns
+// what wrap made. The key is lent for the call only: wrap must not keep it.
+func (k RootKey) WrapRoot(wrap func(root []byte) ([]byte, error)) ([]byte, error) {
+	return wrap(k.b)
+}
+
+// WrapRoot is RootKey.WrapRoot for the root key of an unsealed barrier.
+func (b *Barrier) WrapRoot(wrap func(root []byte) ([]byte, error)) ([]byte, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.kr == nil {
+		return nil, ErrSealed
+	}
+	return wrap(b.root)
+}
+
 func (b *Barrier) installLocked(root, sealedKeyring []byte) error {
 	kr, err := openKeyring(root, sealedKeyring)
 	if err != nil {

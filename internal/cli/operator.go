@@ -23,7 +23,11 @@ func newOperatorCmd(env *Env) *cobra.Command {
 A new server is initialised once with 'keyward operator init', which prints the
 unseal shares and the initial root token: store each share with a different
 person. After every restart the server is sealed; 'keyward operator unseal' is
-run once per share until the threshold is reached.`,
+run once per share until the threshold is reached.
+
+A server started with --seal pkcs11 keeps its root key wrapped by an AES key
+in an HSM and unseals itself at every start; its shares are recovery shares
+(docs/operations.md, "Auto unseal with an HSM").`,
 	}
 	addGlobals(cmd, g)
 	cmd.AddCommand(newOperatorInitCmd(env, g), newOperatorUnsealCmd(env, g), newOperatorSealCmd(env, g),
@@ -66,7 +70,12 @@ are printed once and never stored in plaintext: keep them safe.`,
 			fmt.Fprintf(w, "\nInitial root token: %s\n\n", res.RootToken)
 			fmt.Fprintf(w, "keyward is initialised with %d shares and a threshold of %d.\n", len(res.Shares), res.Threshold)
 			fmt.Fprintf(w, "These values are shown ONCE. Give each share to a different person.\n")
-			fmt.Fprintf(w, "The server is sealed: run 'keyward operator unseal' with %d shares.\n", res.Threshold)
+			if res.Sealed || res.Seal == "" || res.Seal == "shamir" {
+				fmt.Fprintf(w, "The server is sealed: run 'keyward operator unseal' with %d shares.\n", res.Threshold)
+			} else {
+				fmt.Fprintf(w, "The server is unsealed by its HSM (seal %s) and unseals itself at every start.\n", res.Seal)
+				fmt.Fprintf(w, "The shares are recovery shares: they unseal it when the HSM is unavailable\n(start it with --seal shamir, then 'keyward operator unseal').\n")
+			}
 			return nil
 		},
 	}
@@ -204,6 +213,9 @@ func newOperatorStatusCmd(env *Env, g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(env.Stdout, "Address:      %s\nInitialized:  %s\nSealed:       %s\nVersion:      %s\nStorage:      %s\n",
 				c.Address(), yes(h.Initialized), yes(h.Sealed), h.Version, h.Storage)
+			if h.Seal != "" {
+				fmt.Fprintf(env.Stdout, "Seal:         %s\n", h.Seal)
+			}
 			if h.Error != "" {
 				fmt.Fprintf(env.Stdout, "Error:        %s\n", h.Error)
 			}

@@ -82,7 +82,28 @@ type Config struct {
 	AnomalySpikeMin    int64   `toml:"anomaly_spike_min"`
 	AnomalySpikeFactor float64 `toml:"anomaly_spike_factor"`
 	AnomalyRefusalsMin int64   `toml:"anomaly_refusals_min"`
+
+	// Seal is what opens the root key at start: SealShamir (the default:
+	// operators submit their unseal shares) or SealPKCS11 (the node
+	// unseals itself with an AES key held in an HSM; the shares made at
+	// initialisation still unseal it, as recovery shares).
+	Seal string `toml:"seal"`
+	// PKCS11Lib, PKCS11Token and PKCS11Key name the module's shared
+	// library, the token's label and the AES key's label (made at
+	// initialisation when missing; default "keyward-root").
+	PKCS11Lib   string `toml:"pkcs11_lib"`
+	PKCS11Token string `toml:"pkcs11_token"`
+	PKCS11Key   string `toml:"pkcs11_key"`
+	// PKCS11Pin is the token's user PIN, read from KEYWARD_PKCS11_PIN or
+	// the file, never from a flag.
+	PKCS11Pin string `toml:"pkcs11_pin"`
 }
+
+// The seals a node can open its root key with.
+const (
+	SealShamir = "shamir"
+	SealPKCS11 = "pkcs11"
+)
 
 // Anomaly kinds AnomalyRevoke may name (internal/monitor's detections).
 const (
@@ -107,6 +128,8 @@ func Defaults() Config {
 		ShutdownTimeout: 30 * time.Second,
 		MaxBodyBytes:    1 << 20,
 		HTTPServer:      HTTPServerKeyward,
+		Seal:            SealShamir,
+		PKCS11Key:       "keyward-root",
 	}
 }
 
@@ -191,6 +214,11 @@ func settings() []setting {
 			return nil
 		}},
 		boolean("log-json", "KEYWARD_LOG_JSON", "write JSON log lines", func(c *Config) *bool { return &c.LogJSON }),
+		{flag: "seal", env: "KEYWARD_SEAL", usage: `what opens the root key at start: "shamir" (operators' unseal shares) or "pkcs11" (an AES key in an HSM; needs a build with -tags pkcs11)`, apply: str(func(c *Config) *string { return &c.Seal })},
+		{flag: "pkcs11-lib", env: "KEYWARD_PKCS11_LIB", usage: "with --seal pkcs11: the module's shared library (e.g. /usr/lib/softhsm/libsofthsm2.so)", apply: str(func(c *Config) *string { return &c.PKCS11Lib })},
+		{flag: "pkcs11-token", env: "KEYWARD_PKCS11_TOKEN", usage: "with --seal pkcs11: the token's label (its user PIN in $KEYWARD_PKCS11_PIN)", apply: str(func(c *Config) *string { return &c.PKCS11Token })},
+		{flag: "pkcs11-key", env: "KEYWARD_PKCS11_KEY", usage: "with --seal pkcs11: the label of the AES key that wraps the root key (made at init when missing)", apply: str(func(c *Config) *string { return &c.PKCS11Key })},
+		{env: "KEYWARD_PKCS11_PIN", apply: str(func(c *Config) *string { return &c.PKCS11Pin })},
 		{flag: "http-server", env: "KEYWARD_HTTP_SERVER", usage: `what serves HTTP/1.1: "keyward" (its own lean server) or "net/http" (Go's)`, apply: str(func(c *Config) *string { return &c.HTTPServer })},
 	}
 }
@@ -296,6 +324,18 @@ func (c Config) Validate() error {
 	case HTTPServerKeyward, HTTPServerNetHTTP:
 	default:
 		return fmt.Errorf("config: http-server %q: want %q or %q", c.HTTPServer, HTTPServerKeyward, HTTPServerNetHTTP)
+	}
+	switch c.Seal {
+	case SealShamir:
+	case SealPKCS11:
+		if c.Dev {
+			return errors.New("config: seal pkcs11 and dev do not go together: dev mode keeps its unseal key in a file")
+		}
+		if c.PKCS11Lib == "" || c.PKCS11Token == "" || c.PKCS11Key == "" {
+			return errors.New("config: seal pkcs11 needs pkcs11-lib (the module's library), pkcs11-token (the token's label) and pkcs11-key (the key's label)")
+		}
+	default:
+		return fmt.Errorf("config: seal %q: want %q or %q", c.Seal, SealShamir, SealPKCS11)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("config: shutdown_timeout must be positive")

@@ -195,3 +195,32 @@ func TestAuditWebhook(t *testing.T) {
 		t.Error("the webhook secret can be given as a flag (visible in ps)")
 	}
 }
+
+func TestSeal(t *testing.T) {
+	c, err := load(t, nil, nil)
+	if err != nil || c.Seal != SealShamir || c.PKCS11Key != "keyward-root" {
+		t.Fatalf("default seal = %q, key %q, %v", c.Seal, c.PKCS11Key, err)
+	}
+	c, err = load(t, []string{"--seal", "pkcs11", "--pkcs11-lib", "/usr/lib/softhsm/libsofthsm2.so", "--pkcs11-token", "kw"}, map[string]string{"KEYWARD_PKCS11_PIN": "1234"})
+	if err != nil || c.Seal != SealPKCS11 || c.PKCS11Token != "kw" || c.PKCS11Pin != "1234" {
+		t.Fatalf("%+v, %v", c, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--seal", "kms"}, `seal "kms"`},
+		{[]string{"--seal", "pkcs11", "--pkcs11-token", "kw"}, "pkcs11-lib"},
+		{[]string{"--seal", "pkcs11", "--pkcs11-lib", "/x.so"}, "pkcs11-token"},
+		{[]string{"--seal", "pkcs11", "--pkcs11-lib", "/x.so", "--pkcs11-token", "kw", "--dev"}, "dev"},
+	} {
+		if _, err := load(t, tc.args, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want it to name %q", tc.args, err, tc.want)
+		}
+	}
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if fs.Lookup("pkcs11-pin") != nil {
+		t.Error("the PIN can be given as a flag (visible in ps)")
+	}
+}

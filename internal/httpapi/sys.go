@@ -29,6 +29,10 @@ type InitResponse struct {
 	Shares    []string `json:"shares"`
 	RootToken string   `json:"root_token"`
 	Threshold int      `json:"threshold"`
+	// Seal is "pkcs11" when an HSM wraps the root key: the node is then
+	// unsealed already (Sealed false) and the shares are recovery shares.
+	Seal   string `json:"seal"`
+	Sealed bool   `json:"sealed"`
 }
 
 // UnsealRequest is the body of POST /v1/sys/unseal.
@@ -55,6 +59,9 @@ type HealthResponse struct {
 	Sealed      bool   `json:"sealed"`
 	Version     string `json:"version"`
 	Storage     string `json:"storage"`
+	// Seal is what opens the root key at start: "shamir" (unseal shares)
+	// or "pkcs11" (an HSM).
+	Seal string `json:"seal,omitempty"`
 	// Error says why a node that is unsealed is nonetheless not serving
 	// (audit log or storage failing).
 	Error string `json:"error,omitempty"`

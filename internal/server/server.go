@@ -34,6 +34,7 @@ import (
 	"github.com/keyward/keyward/internal/monitor"
 	"github.com/keyward/keyward/internal/policy"
 	"github.com/keyward/keyward/internal/ratelimit"
+	"github.com/keyward/keyward/internal/seal"
 	"github.com/keyward/keyward/internal/secret"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
@@ -95,6 +96,10 @@ type Options struct {
 	// AuditSink, when set, receives every audit entry as a JSON line,
 	// asynchronously.
 	AuditSink io.Writer
+	// Seal, when set, is used instead of opening the configured PKCS#11
+	// module (tests run the auto-unseal path with a software key this
+	// way). The node closes it.
+	Seal seal.Wrapper
 }
 
 // New opens storage, applies migrations, loads the seal state and builds the
@@ -126,7 +131,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.sys = &sys{store: n.store, barrier: n.barrier}
+	n.sys = &sys{store: n.store, barrier: n.barrier, log: log}
 	if err := n.sys.load(ctx); err != nil {
 		n.store.Close()
 		return nil, fmt.Errorf("reading seal state: %w", err)
@@ -298,17 +303,42 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		n.dataAPI = httpapi.New(deps, httpapi.DataPlaneRoutes(routes))
 	}
 
+	if n.sys.wrapper, err = openSeal(cfg, opts.Seal, n.sys.initialized && n.sys.wrapped != nil); err != nil {
+		n.Close()
+		return nil, err
+	}
 	if cfg.Dev {
 		if err := n.startDev(ctx, opts.Banner); err != nil {
 			n.Close()
 			return nil, err
 		}
 	}
+	if err := n.sys.autoUnseal(ctx); err != nil {
+		// Not fatal: the unseal shares still open the node, and the
+		// first unseal by shares stores a wrapped key that opens.
+		log.Error("auto unseal failed; the node stays sealed until unsealed with its shares", "seal", n.sys.wrapper.Type(), "err", err)
+	} else if n.sys.wrapper != nil && !n.barrier.Sealed() {
+		log.Info("unsealed by the HSM", "seal", n.sys.wrapper.Type())
+	}
 	log.Info("keyward node ready", "storage", n.store.Backend(), "initialized", n.sys.initialized, "sealed", n.barrier.Sealed())
 	return n, nil
 }
 
 func (n *Node) sealedOrUninitialized() bool { return n.barrier.Sealed() }
+
+// openSeal opens what wraps the root key: given (tests), the configured
+// PKCS#11 module, or nothing (Shamir shares only). The module's key is made
+// when missing unless a wrapped root key already exists (then a missing key
+// is a misconfiguration, not something to paper over with a new key).
+func openSeal(cfg config.Config, given seal.Wrapper, haveWrapped bool) (seal.Wrapper, error) {
+	if given != nil {
+		return given, nil
+	}
+	if cfg.Seal != config.SealPKCS11 {
+		return nil, nil
+	}
+	return seal.OpenPKCS11(seal.PKCS11Config{Lib: cfg.PKCS11Lib, Token: cfg.PKCS11Token, Pin: cfg.PKCS11Pin, Key: cfg.PKCS11Key, Create: !haveWrapped})
+}
 
 // Store returns the node's storage (tests inspect raw bytes through it).
 func (n *Node) Store() storage.Store { return n.store }
@@ -398,6 +428,11 @@ func (n *Node) Close() error {
 		aerr = nil
 	}
 	n.barrier.Seal()
+	if n.sys.wrapper != nil {
+		if err := n.sys.wrapper.Close(); err != nil {
+			n.log.Warn("closing the HSM session", "err", err)
+		}
+	}
 	n.tokens.Purge()
 	n.apikeys.Purge()
 	n.proxy.Purge() // cached secret values leave memory with the keys

@@ -147,6 +147,7 @@ type health struct {
 	Sealed      bool   `json:"sealed"`
 	Version     string `json:"version"`
 	Storage     string `json:"storage"`
+	Seal        string `json:"seal"`
 }
 
 type apiError struct {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
@@ -16,8 +17,10 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/seal"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/version"
 )
@@ -27,6 +30,9 @@ const (
 	sysKeyring    = "barrier/keyring"     // the keyring, sealed under the root key
 	sysSealConfig = "barrier/seal-config" // shares and threshold, JSON
 	sysRootToken  = "auth/root-token"     // HMAC of the root token
+	// sysWrappedRoot is the root key wrapped by an HSM's key (seal
+	// pkcs11), which lets the node unseal itself at start.
+	sysWrappedRoot = "barrier/root-wrapped"
 )
 
 // Errors of the operator surface.
@@ -34,6 +40,7 @@ var (
 	ErrAlreadyInitialized = errors.New("keyward is already initialized")
 	ErrNotInitialized     = errors.New("keyward is not initialized; run 'keyward operator init'")
 	ErrAlreadyUnsealed    = errors.New("keyward is already unsealed")
+	ErrNoWrappedRoot      = errors.New("the HSM holds no wrapped root key for this node yet; unseal it once with its shares ('keyward operator unseal') and it unseals itself from then on")
 )
 
 type sealConfig struct {
@@ -57,6 +64,11 @@ type sys struct {
 	onSeal func()
 	// healthErr reports a failing dependency (audit log) while unsealed.
 	healthErr func() error
+	// wrapper, when set (seal pkcs11), wraps the root key at init and at
+	// the first unseal by shares, and unwraps it at start.
+	wrapper seal.Wrapper
+	wrapped []byte // the stored wrapped root key; nil when none
+	log     *slog.Logger
 }
 
 // load reads the seal state from storage.
@@ -67,13 +79,19 @@ func (s *sys) load(ctx context.Context) error {
 }
 
 func (s *sys) loadLocked(ctx context.Context) error {
-	var keyring, cfg []byte
+	var keyring, cfg, wrapped []byte
 	err := s.store.Read(ctx, func(tx storage.Tx) error {
 		var err error
 		if keyring, err = storage.GetSys(ctx, tx, sysKeyring); err != nil {
 			return err
 		}
-		cfg, err = storage.GetSys(ctx, tx, sysSealConfig)
+		if cfg, err = storage.GetSys(ctx, tx, sysSealConfig); err != nil {
+			return err
+		}
+		wrapped, err = storage.GetSys(ctx, tx, sysWrappedRoot)
+		if errors.Is(err, storage.ErrNotFound) {
+			wrapped, err = nil, nil
+		}
 		return err
 	})
 	if errors.Is(err, storage.ErrNotFound) {
@@ -87,7 +105,7 @@ func (s *sys) loadLocked(ctx context.Context) error {
 	if err := json.Unmarshal(cfg, &sc); err != nil {
 		return fmt.Errorf("seal configuration is corrupt: %w", err)
 	}
-	s.initialized, s.cfg, s.keyring = true, sc, keyring
+	s.initialized, s.cfg, s.keyring, s.wrapped = true, sc, keyring, wrapped
 	return nil
 }
 
@@ -123,6 +141,12 @@ func (s *sys) initialize(ctx context.Context, shares, threshold int, beforeCommi
 	rootToken := credential.New(credential.AccessToken)
 	rootHash := tmp.MAC("token", []byte(rootToken))
 	tmp.Seal()
+	var wrapped []byte
+	if s.wrapper != nil {
+		if wrapped, err = res.RootKey.WrapRoot(s.wrapper.Wrap); err != nil {
+			return nil, fmt.Errorf("wrapping the root key with the %s seal: %w", s.wrapper.Type(), err)
+		}
+	}
 	sc := sealConfig{Shares: shares, Threshold: threshold, InitializedAt: time.Now().UTC()}
 	cfg, _ := json.Marshal(sc)
 	out := &initResult{shares: res.Shares, rootToken: rootToken, threshold: threshold}
@@ -135,7 +159,10 @@ func (s *sys) initialize(ctx context.Context, shares, threshold int, beforeCommi
 		for _, kv := range []struct {
 			k string
 			v []byte
-		}{{sysKeyring, res.Keyring}, {sysSealConfig, cfg}, {sysRootToken, rootHash}} {
+		}{{sysKeyring, res.Keyring}, {sysSealConfig, cfg}, {sysRootToken, rootHash}, {sysWrappedRoot, wrapped}} {
+			if kv.v == nil {
+				continue
+			}
 			if err := storage.InsertSys(ctx, tx, kv.k, kv.v); err != nil {
 				if errors.Is(err, storage.ErrConflict) {
 					return ErrAlreadyInitialized
@@ -148,7 +175,20 @@ func (s *sys) initialize(ctx context.Context, shares, threshold int, beforeCommi
 	if err != nil {
 		return nil, err
 	}
-	s.initialized, s.cfg, s.keyring = true, sc, res.Keyring
+	s.initialized, s.cfg, s.keyring, s.wrapped = true, sc, res.Keyring, wrapped
+	if wrapped != nil {
+		// A node with an HSM seal is unsealed from initialisation on, as
+		// it will be after every start.
+		if err := s.barrier.UnsealKey(res.RootKey, res.Keyring); err != nil {
+			return nil, err
+		}
+		if s.onUnseal != nil {
+			if err := s.onUnseal(ctx); err != nil {
+				s.barrier.Seal()
+				return nil, fmt.Errorf("initialized and unsealed, but starting services failed: %w", err)
+			}
+		}
+	}
 	return out, nil
 }
 
@@ -158,7 +198,11 @@ func (s *sys) Init(ctx context.Context, shares, threshold int) (*httpapi.InitRes
 	if err != nil {
 		return nil, err
 	}
-	return &httpapi.InitResponse{Shares: res.shares, RootToken: res.rootToken, Threshold: res.threshold}, nil
+	out := &httpapi.InitResponse{Shares: res.shares, RootToken: res.rootToken, Threshold: res.threshold, Seal: config.SealShamir, Sealed: s.barrier.Sealed()}
+	if s.wrapper != nil {
+		out.Seal = s.wrapper.Type()
+	}
+	return out, nil
 }
 
 // Unseal implements httpapi.Sys. An empty share resets the progress.
@@ -190,7 +234,68 @@ func (s *sys) Unseal(ctx context.Context, share string) (*httpapi.UnsealResponse
 			return nil, fmt.Errorf("unsealed, but starting services failed: %w", err)
 		}
 	}
+	if !p.Sealed {
+		s.storeWrappedLocked(ctx)
+	}
 	return &httpapi.UnsealResponse{Sealed: p.Sealed, Progress: p.Progress, Threshold: p.Threshold}, nil
+}
+
+// storeWrappedLocked gives an HSM-sealed node that was unsealed by shares
+// what it needs to unseal itself next time: the root key wrapped by the
+// HSM, unless the stored one already opens. This enables auto unseal on a
+// node initialised with shares only, and repairs a wrapped key that no
+// longer opens (another HSM key, a changed row). A failure is logged: the
+// node is unsealed either way.
+func (s *sys) storeWrappedLocked(ctx context.Context) {
+	if s.wrapper == nil {
+		return
+	}
+	if s.wrapped != nil {
+		if root, err := s.wrapper.Unwrap(s.wrapped); err == nil {
+			clear(root)
+			return
+		}
+	}
+	blob, err := s.barrier.WrapRoot(s.wrapper.Wrap)
+	if err == nil {
+		err = s.store.Write(ctx, func(tx storage.Tx) error {
+			return storage.PutSys(ctx, tx, sysWrappedRoot, blob)
+		})
+	}
+	if err != nil {
+		s.log.Error("storing the root key wrapped by the HSM failed; the node will need its unseal shares at the next start", "seal", s.wrapper.Type(), "err", err)
+		return
+	}
+	s.wrapped = blob
+	s.log.Info("root key wrapped by the HSM and stored: the node unseals itself from its next start", "seal", s.wrapper.Type())
+}
+
+// autoUnseal opens the barrier with the root key the HSM unwraps (seal
+// pkcs11). Without a wrapped key yet (a node initialised with shares only)
+// it reports ErrNoWrappedRoot; the first unseal by shares stores one.
+func (s *sys) autoUnseal(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wrapper == nil || !s.initialized || !s.barrier.Sealed() {
+		return nil
+	}
+	if s.wrapped == nil {
+		return ErrNoWrappedRoot
+	}
+	root, err := s.wrapper.Unwrap(s.wrapped)
+	if err != nil {
+		return err
+	}
+	if err := s.barrier.UnsealRoot(root, s.keyring); err != nil {
+		return fmt.Errorf("the HSM's root key does not open the keyring: %w", err)
+	}
+	if s.onUnseal != nil {
+		if err := s.onUnseal(ctx); err != nil {
+			s.barrier.Seal()
+			return fmt.Errorf("unsealed by the HSM, but starting services failed: %w", err)
+		}
+	}
+	return nil
 }
 
 // unsealWithShare is the dev-mode path: one share opens the barrier.
@@ -253,6 +358,10 @@ func (s *sys) Health(ctx context.Context) *httpapi.HealthResponse {
 		Sealed:      s.barrier.Sealed(),
 		Version:     version.String(),
 		Storage:     s.store.Backend(),
+		Seal:        config.SealShamir,
+	}
+	if s.wrapper != nil {
+		h.Seal = s.wrapper.Type()
 	}
 	if initialized && !h.Sealed {
 		if s.healthErr != nil {
