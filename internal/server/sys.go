@@ -178,15 +178,17 @@ func (s *sys) initialize(ctx context.Context, shares, threshold int, beforeCommi
 	s.initialized, s.cfg, s.keyring, s.wrapped = true, sc, res.Keyring, wrapped
 	if wrapped != nil {
 		// A node with an HSM seal is unsealed from initialisation on, as
-		// it will be after every start.
-		if err := s.barrier.UnsealKey(res.RootKey, res.Keyring); err != nil {
-			return nil, err
-		}
-		if s.onUnseal != nil {
-			if err := s.onUnseal(ctx); err != nil {
+		// it will be after every start. The initialisation has committed:
+		// its shares and root token are answered whatever happens here (a
+		// failure leaves the node sealed, as the answer says).
+		err := s.barrier.UnsealKey(res.RootKey, res.Keyring)
+		if err == nil && s.onUnseal != nil {
+			if err = s.onUnseal(ctx); err != nil {
 				s.barrier.Seal()
-				return nil, fmt.Errorf("initialized and unsealed, but starting services failed: %w", err)
 			}
+		}
+		if err != nil {
+			s.log.Error("initialized, but unsealing with the HSM's key failed; restart the node or unseal it with its shares", "err", err)
 		}
 	}
 	return out, nil
