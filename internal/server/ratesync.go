@@ -29,6 +29,11 @@ type rateSync struct {
 	// created before is history, not spending to charge, when first read.
 	started int64
 	newest  int64 // the latest updated stamp read
+
+	// unsent is spending a failed publish did not hand over, retried with
+	// the next exchange until rateCarryFor after the first failure.
+	unsent      []ratelimit.Spent
+	unsentSince time.Time
 }
 
 type spendKey struct{ node, key string }
@@ -51,6 +56,11 @@ const (
 	// rateSpendIdle: rows (and remembered rows) not updated for this long
 	// are dropped; their keys' limits have long been replenished.
 	rateSpendIdle = 10 * time.Minute
+	// rateCarryFor is how long spending a failed publish did not hand over
+	// is retried: charged that late, the others' limits wait a little
+	// longer than they should; beyond it the spending is dropped (the
+	// others then undercount it, as without sharing).
+	rateCarryFor = 2 * time.Second
 )
 
 // newRateSync reads the database's clock, which marks what is history.
@@ -75,7 +85,7 @@ const publishSpend = `INSERT INTO rate_spend (node, key, interval_ns, total, cre
 
 // step publishes this node's spending, then charges the others'.
 func (r *rateSync) step(ctx context.Context) error {
-	if spent := r.lim.Drain(); len(spent) > 0 {
+	if spent := r.withUnsent(r.lim.Drain()); len(spent) > 0 {
 		keys := make([][]byte, len(spent))
 		intervals := make([]int64, len(spent))
 		counts := make([]int64, len(spent))
@@ -83,11 +93,10 @@ func (r *rateSync) step(ctx context.Context) error {
 			keys[i], intervals[i], counts[i] = []byte(s.Key), int64(s.Interval), s.N
 		}
 		if _, err := r.st.Exec(ctx, publishSpend, r.node, keys, intervals, counts); err != nil {
-			// Not handed over: the others undercount this interval, as
-			// they would have without sharing. Not retried (it would
-			// charge late).
+			r.keepUnsent(spent, time.Now())
 			return err
 		}
+		r.unsent, r.unsentSince = nil, time.Time{}
 	}
 	var rows []spendRow
 	err := r.st.Read(ctx, func(tx storage.Tx) error {
@@ -127,6 +136,42 @@ func (r *rateSync) step(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// withUnsent adds the spending a failed publish left to spent, one entry a
+// key (its counts summed, the newest interval kept).
+func (r *rateSync) withUnsent(spent []ratelimit.Spent) []ratelimit.Spent {
+	if len(r.unsent) == 0 {
+		return spent
+	}
+	at := make(map[string]int, len(r.unsent))
+	out := append([]ratelimit.Spent(nil), r.unsent...)
+	for i, s := range out {
+		at[s.Key] = i
+	}
+	for _, s := range spent {
+		if i, ok := at[s.Key]; ok {
+			out[i].N += s.N
+			out[i].Interval = s.Interval
+			continue
+		}
+		at[s.Key] = len(out)
+		out = append(out, s)
+	}
+	return out
+}
+
+// keepUnsent keeps spent for the next exchange, unless what it carries has
+// waited rateCarryFor since the first failure: then it is dropped.
+func (r *rateSync) keepUnsent(spent []ratelimit.Spent, now time.Time) {
+	if r.unsentSince.IsZero() {
+		r.unsentSince = now
+	}
+	if now.Sub(r.unsentSince) > rateCarryFor {
+		r.unsent, r.unsentSince = nil, time.Time{}
+		return
+	}
+	r.unsent = spent
 }
 
 // tidy deletes the rows idle for rateSpendIdle, then forgets them here

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -134,5 +135,74 @@ func TestTokenRateHoldsAcrossNodes(t *testing.T) {
 	}
 	if codes != "200 200 200 200 429 " {
 		t.Fatalf("calls on b = %s, want four 200 then 429", codes)
+	}
+}
+
+// Spending a failed publish did not hand over goes with the next exchange,
+// summed with what came after; carried longer than rateCarryFor, dropped.
+func TestRateSyncRetriesAFailedPublish(t *testing.T) {
+	url, schema := storagetest.PostgresSchema(t)
+	st, err := postgres.Open(t.Context(), url, storage.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := t.Context()
+	node := func() *rateSync {
+		r, err := newRateSync(ctx, st, ratelimit.New(ratelimit.Options{Share: true}), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b := node(), node()
+	lim := ratelimit.Limit{Count: 100, Period: time.Minute}
+	const key = "token\x00carry"
+	admit := func(n int) {
+		for range n {
+			a.lim.Allow(key, lim)
+		}
+	}
+	admit(30)
+	dead, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := a.step(dead); err == nil {
+		t.Fatal("a publish with an ended context succeeded")
+	}
+	admit(10)
+	if err := a.step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := b.lim.Peek(key, lim); d.Remaining != 60 {
+		t.Fatalf("b after a's retried publish: %d remaining, want 60 (30 carried + 10)", d.Remaining)
+	}
+
+	// Carried too long: dropped, not charged late.
+	admit(5)
+	start := time.Now()
+	a.keepUnsent(a.withUnsent(a.lim.Drain()), start)
+	a.keepUnsent(a.unsent, start.Add(rateCarryFor+time.Millisecond))
+	if len(a.unsent) != 0 {
+		t.Fatalf("spending carried past rateCarryFor: %+v", a.unsent)
+	}
+}
+
+func TestRateSyncWithUnsentSumsByKey(t *testing.T) {
+	r := &rateSync{unsent: []ratelimit.Spent{{Key: "k1", Interval: time.Second, N: 3}, {Key: "k2", Interval: time.Second, N: 1}}}
+	got := r.withUnsent([]ratelimit.Spent{{Key: "k1", Interval: 2 * time.Second, N: 4}, {Key: "k3", Interval: time.Second, N: 2}})
+	want := map[string]ratelimit.Spent{"k1": {Key: "k1", Interval: 2 * time.Second, N: 7}, "k2": {Key: "k2", Interval: time.Second, N: 1}, "k3": {Key: "k3", Interval: time.Second, N: 2}}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for _, s := range got {
+		if want[s.Key] != s {
+			t.Errorf("%s: %+v, want %+v", s.Key, s, want[s.Key])
+		}
+	}
+	if r.unsent[0].N != 3 {
+		t.Fatal("withUnsent changed the carried entries in place")
 	}
 }
