@@ -48,6 +48,13 @@ type Config struct {
 	// characters). It is read from KEYWARD_AUDIT_WEBHOOK_SECRET or the
 	// file, never from a flag (a command line is visible to every user).
 	AuditWebhookSecret string `toml:"audit_webhook_secret"`
+	// AccessWebhook, when set, is told of every just-in-time access
+	// request asked for and decided (approvers' chat or paging tool), as
+	// signed JSON lines like the audit webhook's: https, or http on
+	// loopback. AccessWebhookSecret signs them (at least 16 characters;
+	// KEYWARD_ACCESS_WEBHOOK_SECRET or the file, never a flag).
+	AccessWebhook       string `toml:"access_webhook"`
+	AccessWebhookSecret string `toml:"access_webhook_secret"`
 	// PublicURL is the base URL clients reach this server by (e.g.
 	// https://keyward.example.com), when a proxy or load balancer in front
 	// terminates TLS or rewrites Host. DPoP proofs name the URL the client
@@ -177,6 +184,8 @@ func settings() []setting {
 		{flag: "audit-file", env: "KEYWARD_AUDIT_FILE", usage: "also append every audit entry to this file as JSON lines", apply: str(func(c *Config) *string { return &c.AuditFile })},
 		{flag: "audit-webhook", env: "KEYWARD_AUDIT_WEBHOOK", usage: "also POST every audit entry to this URL, as signed JSON lines (https; needs $KEYWARD_AUDIT_WEBHOOK_SECRET)", apply: str(func(c *Config) *string { return &c.AuditWebhook })},
 		{env: "KEYWARD_AUDIT_WEBHOOK_SECRET", apply: str(func(c *Config) *string { return &c.AuditWebhookSecret })},
+		{flag: "access-webhook", env: "KEYWARD_ACCESS_WEBHOOK", usage: "POST every access request asked for and decided to this URL, as signed JSON lines, so approvers hear of them (https; needs $KEYWARD_ACCESS_WEBHOOK_SECRET)", apply: str(func(c *Config) *string { return &c.AccessWebhook })},
+		{env: "KEYWARD_ACCESS_WEBHOOK_SECRET", apply: str(func(c *Config) *string { return &c.AccessWebhookSecret })},
 		{flag: "audit-retention", env: "KEYWARD_AUDIT_RETENTION", usage: "delete audit entries older than this (e.g. 2160h); 0 keeps all", apply: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 {
@@ -301,6 +310,23 @@ func (c Config) IsPostgres() bool {
 	return strings.HasPrefix(c.Storage, "postgres://") || strings.HasPrefix(c.Storage, "postgresql://")
 }
 
+// checkWebhook checks the KIND-webhook setting and its secret: an https://
+// URL (http only on loopback) signed with at least 16 characters.
+func checkWebhook(kind, raw, secret string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	local := err == nil && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1" || u.Hostname() == "::1")
+	if err != nil || u.Host == "" || u.User != nil || !(u.Scheme == "https" || u.Scheme == "http" && local) {
+		return fmt.Errorf("config: %s-webhook: want an https:// URL (http only for localhost)", kind)
+	}
+	if len(secret) < 16 {
+		return fmt.Errorf("config: %s-webhook needs a signing secret of at least 16 characters in $KEYWARD_%s_WEBHOOK_SECRET (or %s_webhook_secret in the config file)", kind, strings.ToUpper(kind), kind)
+	}
+	return nil
+}
+
 // Validate checks the configuration and names the first setting at fault.
 func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
@@ -367,15 +393,11 @@ func (c Config) Validate() error {
 	if _, err := c.ParsedCORSOrigins(); err != nil {
 		return err
 	}
-	if c.AuditWebhook != "" {
-		u, err := url.Parse(c.AuditWebhook)
-		local := err == nil && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1" || u.Hostname() == "::1")
-		if err != nil || u.Host == "" || u.User != nil || !(u.Scheme == "https" || u.Scheme == "http" && local) {
-			return errors.New("config: audit-webhook: want an https:// URL (http only for localhost)")
-		}
-		if len(c.AuditWebhookSecret) < 16 {
-			return errors.New("config: audit-webhook needs a signing secret of at least 16 characters in $KEYWARD_AUDIT_WEBHOOK_SECRET (or audit_webhook_secret in the config file)")
-		}
+	if err := checkWebhook("audit", c.AuditWebhook, c.AuditWebhookSecret); err != nil {
+		return err
+	}
+	if err := checkWebhook("access", c.AccessWebhook, c.AccessWebhookSecret); err != nil {
+		return err
 	}
 	if c.AnomalySpikeMin < 0 || c.AnomalyRefusalsMin < 0 || c.AnomalySpikeFactor < 0 || c.AnomalySpikeFactor > 0 && c.AnomalySpikeFactor < 1 {
 		return errors.New("config: anomaly_spike_min and anomaly_refusals_min must be positive, anomaly_spike_factor at least 1")

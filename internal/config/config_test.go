@@ -224,3 +224,27 @@ func TestSeal(t *testing.T) {
 		t.Error("the PIN can be given as a flag (visible in ps)")
 	}
 }
+
+func TestAccessWebhook(t *testing.T) {
+	c, err := load(t, []string{"--access-webhook", "https://chat.example.com/hooks/approvers"}, map[string]string{"KEYWARD_ACCESS_WEBHOOK_SECRET": "0123456789abcdef"}) // keyward:allow (test fixture)
+	if err != nil || c.AccessWebhook != "https://chat.example.com/hooks/approvers" || c.AccessWebhookSecret != "0123456789abcdef" {                                     // keyward:allow (test fixture)
+		t.Fatalf("%+v, %v", c, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--access-webhook", "http://chat.example.com/h"}, map[string]string{"KEYWARD_ACCESS_WEBHOOK_SECRET": "0123456789abcdef"}, "access-webhook: want an https:// URL"}, // keyward:allow (test fixture)
+		{[]string{"--access-webhook", "https://chat.example.com/h"}, nil, "KEYWARD_ACCESS_WEBHOOK_SECRET"},
+	} {
+		if _, err := load(t, tc.args, tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if fs.Lookup("access-webhook-secret") != nil {
+		t.Error("the access webhook's secret can be given as a flag (visible in ps)")
+	}
+}

@@ -22,6 +22,23 @@ type AccessRequests struct {
 	Audit  Auditor
 	// PolicyKnown says which policies exist (requests for others are refused).
 	PolicyKnown func(string) bool
+	// Notify, when set, hears of each request asked for, decided and
+	// exchanged, after its change committed (the access webhook).
+	Notify func(event string, req *access.Request)
+}
+
+// Access request events, as Notify and the access webhook name them.
+const (
+	EventAccessRequested = "access.requested"
+	EventAccessApproved  = "access.approved"
+	EventAccessDenied    = "access.denied"
+	EventAccessIssued    = "access.issued"
+)
+
+func (h *AccessRequests) notify(event string, req *access.Request) {
+	if h.Notify != nil && req != nil {
+		h.Notify(event, req)
+	}
 }
 
 // AuthMethodAccessRequest names tokens issued for an access request.
@@ -113,6 +130,11 @@ func (h *AccessRequests) Routes() []Route {
 				return 0, nil, err
 			}
 			h.done(r)
+			if approve {
+				h.notify(EventAccessApproved, out)
+			} else {
+				h.notify(EventAccessDenied, out)
+			}
 			return http.StatusOK, out, nil
 		}
 	}
@@ -138,6 +160,7 @@ func (h *AccessRequests) Routes() []Route {
 					return 0, nil, err
 				}
 				h.done(r)
+				h.notify(EventAccessRequested, out)
 				return http.StatusCreated, out, nil
 			},
 		},
@@ -199,7 +222,7 @@ func (h *AccessRequests) Routes() []Route {
 				c := CallerFrom(r.Context())
 				var plain string
 				var tok *token.Token
-				_, err := h.Svc.Claim(r.Context(), r.PathValue("id"), c.Principal, func(tx storage.Tx, req *access.Request) (string, error) {
+				claimed, err := h.Svc.Claim(r.Context(), r.PathValue("id"), c.Principal, func(tx storage.Tx, req *access.Request) (string, error) {
 					var err error
 					plain, tok, err = h.Tokens.IssueTx(r.Context(), tx, token.Request{
 						Principal: req.Requester, AuthMethod: AuthMethodAccessRequest, Policies: req.Policies,
@@ -215,6 +238,7 @@ func (h *AccessRequests) Routes() []Route {
 					return 0, nil, err
 				}
 				h.done(r)
+				h.notify(EventAccessIssued, claimed)
 				return http.StatusOK, NewIssuedToken(plain, tok), nil
 			},
 		},

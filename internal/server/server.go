@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,10 +72,12 @@ type Node struct {
 	auditFile   *os.File
 	// auditWebhook posts audit entries to a collector (audit_webhook).
 	auditWebhook *audit.Webhook
-	poller       *events.Poller
-	usage        *monitor.Usage
-	usageDone    chan struct{}      // closed when the usage flusher has stopped
-	stop         context.CancelFunc // stops background jobs
+	// accessWebhook tells approvers of access requests (access_webhook).
+	accessWebhook *audit.Webhook
+	poller        *events.Poller
+	usage         *monitor.Usage
+	usageDone     chan struct{}      // closed when the usage flusher has stopped
+	stop          context.CancelFunc // stops background jobs
 
 	// Set in dev mode once initialised and unsealed.
 	devRootToken string
@@ -261,7 +264,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 			return events.Append(ctx, tx, eventPolicyChange, name)
 		}}).Routes()...)
 
-	routes = append(routes, (&httpapi.AccessRequests{Svc: access.New(n.store, nil), Tokens: n.tokens, Authz: authz, Audit: aud, PolicyKnown: policyKnown}).Routes()...)
+	routes = append(routes, (&httpapi.AccessRequests{Svc: access.New(n.store, nil), Tokens: n.tokens, Authz: authz, Audit: aud, PolicyKnown: policyKnown, Notify: n.accessNotifier()}).Routes()...)
 	routes = append(routes, (&httpapi.AuditAPI{Log: n.auditLog}).Routes()...)
 	routes = append(routes, (&httpapi.UsageAPI{Usage: n.usage, Alerts: n.detector}).Routes()...)
 	devices := device.New(n.store, n.barrier, nil)
@@ -326,6 +329,37 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 
 func (n *Node) sealedOrUninitialized() bool { return n.barrier.Sealed() }
 
+// accessEvent is one line the access webhook posts.
+type accessEvent struct {
+	Event   string          `json:"event"`
+	Time    time.Time       `json:"time"`
+	Request *access.Request `json:"request"`
+}
+
+// accessNotifier starts the access webhook when one is configured and
+// returns what feeds it: a signed JSON line per access request asked for,
+// decided or exchanged, posted in the background (retried as the audit
+// webhook's are). Never a token: the exchanged token's accessor is left
+// out too.
+func (n *Node) accessNotifier() func(event string, req *access.Request) {
+	if n.cfg.AccessWebhook == "" {
+		return nil
+	}
+	n.accessWebhook = audit.NewWebhook(n.cfg.AccessWebhook, []byte(n.cfg.AccessWebhookSecret), nil, func(err error) {
+		n.log.Warn("access webhook failed", "err", err)
+	})
+	return func(event string, req *access.Request) {
+		r := *req
+		r.Accessor = ""
+		line, err := json.Marshal(accessEvent{Event: event, Time: time.Now().UTC(), Request: &r})
+		if err != nil {
+			n.log.Warn("access webhook: encoding an event", "event", event, "err", err)
+			return
+		}
+		n.accessWebhook.Write(append(line, '\n'))
+	}
+}
+
 // openSeal opens what wraps the root key: given (tests), the configured
 // PKCS#11 module, or nothing (Shamir shares only). The module's key is made
 // when missing unless a wrapped root key already exists (then a missing key
@@ -371,6 +405,9 @@ func (n *Node) closeEarly() {
 	n.auditLog.Close()
 	if n.auditWebhook != nil {
 		n.auditWebhook.Close()
+	}
+	if n.accessWebhook != nil {
+		n.accessWebhook.Close()
 	}
 	n.store.Close()
 }
@@ -442,6 +479,11 @@ func (n *Node) Close() error {
 	if n.auditWebhook != nil {
 		if err := n.auditWebhook.Close(); err != nil {
 			n.log.Warn("audit webhook at shutdown", "err", err)
+		}
+	}
+	if n.accessWebhook != nil {
+		if err := n.accessWebhook.Close(); err != nil {
+			n.log.Warn("access webhook at shutdown", "err", err)
 		}
 	}
 	if err := n.store.Close(); err != nil {

@@ -66,3 +66,93 @@ func TestAuditWebhookSink(t *testing.T) {
 		t.Fatalf("%d requests with a bad signature", bad)
 	}
 }
+
+// With access_webhook set, approvers' tools hear of each access request
+// asked for, decided and exchanged, in signed lines that never hold the
+// token or its accessor.
+func TestAccessWebhook(t *testing.T) {
+	const secret = "approvers-secret-0123456789"
+	var mu sync.Mutex
+	var bodies [][]byte
+	bad := 0
+	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ts, _ := strconv.ParseInt(r.Header.Get("X-Keyward-Timestamp"), 10, 64)
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get("X-Keyward-Signature") != audit.Sign([]byte(secret), ts, body) {
+			bad++
+		}
+		bodies = append(bodies, body)
+	}))
+	defer col.Close()
+	cfg := testConfig(t.TempDir())
+	cfg.Dev, cfg.Storage = true, "sqlite"
+	cfg.AccessWebhook, cfg.AccessWebhookSecret = col.URL+"/hook", secret
+	r := start(t, cfg, nil)
+	u, root := r.url, r.node.DevRootToken()
+	putPolicy(t, u, root, "name: prod-read\nrules:\n  - resources: [\"projects/shop/envs/prod/**\"]\n    allow: [read]\n")
+	putPolicy(t, u, root, "name: prod-approver\nrules:\n  - resources: [\"sys/access/policies/prod-*\"]\n    allow: [admin]\n")
+	if c := call(t, "POST", u+"/v1/identities/users", root, map[string]any{"name": "bob", "password": "correct horse battery", "policies": []string{"prod-approver"}}, nil); c != 201 {
+		t.Fatalf("user = %d", c)
+	}
+	var login struct{ Token string }
+	if c := call(t, "POST", u+"/v1/auth/password/login", "", map[string]string{"username": "bob", "password": "correct horse battery"}, &login); c != 200 {
+		t.Fatalf("login = %d", c)
+	}
+	var req struct{ ID string }
+	if c := call(t, "POST", u+"/v1/access/requests", root, map[string]any{"policies": []string{"prod-read"}, "ttl": "10m", "reason": "INC-9"}, &req); c != 201 {
+		t.Fatalf("request = %d", c)
+	}
+	if c := call(t, "POST", u+"/v1/access/requests/"+req.ID+"/approve", login.Token, map[string]string{"note": "ok"}, nil); c != 200 {
+		t.Fatalf("approve = %d", c)
+	}
+	var tok struct{ Token, Accessor string }
+	if c := call(t, "POST", u+"/v1/access/requests/"+req.ID+"/token", root, nil, &tok); c != 200 || tok.Token == "" {
+		t.Fatalf("token = %d", c)
+	}
+
+	type event struct {
+		Event   string
+		Request map[string]any
+	}
+	want := []string{"access.requested", "access.approved", "access.issued"}
+	var got []event
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		got = got[:0]
+		for _, b := range bodies {
+			if bytes.Contains(b, []byte(tok.Token)) || bytes.Contains(b, []byte(tok.Accessor)) {
+				t.Fatalf("the webhook was sent the token or its accessor: %s", b)
+			}
+			sc := bufio.NewScanner(bytes.NewReader(b))
+			for sc.Scan() {
+				var e event
+				if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+					t.Fatalf("a line that is not JSON: %q", sc.Bytes())
+				}
+				got = append(got, e)
+			}
+		}
+		mu.Unlock()
+		if len(got) >= len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events received: %+v, want %v", got, want)
+		}
+	}
+	for i, w := range want {
+		if got[i].Event != w || got[i].Request["id"] != req.ID {
+			t.Fatalf("event %d = %+v, want %s of %s", i, got[i], w, req.ID)
+		}
+	}
+	if got[0].Request["reason"] != "INC-9" || got[0].Request["state"] != "pending" || got[1].Request["decided_by"] != "user:bob" || got[1].Request["note"] != "ok" {
+		t.Fatalf("events lack the request's facts: %+v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if bad != 0 {
+		t.Fatalf("%d requests with a bad signature", bad)
+	}
+}
