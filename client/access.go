@@ -58,6 +58,16 @@ func (c *Client) AccessRequests(ctx context.Context, state string, since time.Ti
 	return r.Requests, nil
 }
 
+// AccessRequest reads request id (GET /v1/access/requests/{id}): the
+// caller's own, or one it may decide.
+func (c *Client) AccessRequest(ctx context.Context, id string) (*AccessRequest, error) {
+	var r AccessRequest
+	if _, err := c.do(ctx, http.MethodGet, "/v1/access/requests/"+url.PathEscape(id), nil, nil, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 // DecideAccess approves or denies request id with an optional note.
 func (c *Client) DecideAccess(ctx context.Context, id string, approve bool, note string) (*AccessRequest, error) {
 	verb := "/deny"

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -33,10 +34,23 @@ approval. A pending request expires after a day. Every step is audited.`,
 func accessRequestCmd(env *Env, g *globals) *cobra.Command {
 	var policies []string
 	var ttl, reason string
+	var wait bool
+	var waitFor time.Duration
 	cmd := &cobra.Command{
-		Use:   "request --policy NAME... --reason TEXT [--ttl 1h]",
+		Use:   "request --policy NAME... --reason TEXT [--ttl 1h] [--wait]",
 		Short: "Ask for policies for a while",
-		Args:  cobra.NoArgs,
+		Long: `Ask for policies for a while. An approver (someone allowed admin on
+sys/access/policies/NAME for each policy, never you) approves or denies it;
+then 'keyward access token ID' gives you the token, once.
+
+With --wait the command waits for the decision (up to --wait-timeout) and,
+once approved, prints the token at once, so a script can use it:
+
+  export KEYWARD_TOKEN=$(keyward access request --policy prod-read \
+      --reason "INC-42" --wait -o json | jq -r .token)
+
+A denied or expired request exits non-zero with the approver's note.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(policies) == 0 || strings.TrimSpace(reason) == "" {
 				return Usagef("give --policy NAME (repeatable) and --reason TEXT")
@@ -45,9 +59,15 @@ func accessRequestCmd(env *Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if wait && waitFor <= 0 {
+				return Usagef("--wait-timeout must be positive")
+			}
 			r, err := c.RequestAccess(cmd.Context(), policies, ttl, reason)
 			if err != nil {
 				return err
+			}
+			if wait {
+				return waitForAccess(cmd.Context(), env, c, asJSON, r, waitFor)
 			}
 			if asJSON {
 				return printJSON(env.Stdout, r)
@@ -61,7 +81,62 @@ func accessRequestCmd(env *Env, g *globals) *cobra.Command {
 	f.StringArrayVar(&policies, "policy", nil, "a policy to hold for a while (repeatable)")
 	f.StringVar(&ttl, "ttl", "", "how long the granted token lasts, 1m to 12h (default 1h)")
 	f.StringVar(&reason, "reason", "", "why: a ticket, an incident (required; the approver and the audit log see it)")
+	f.BoolVar(&wait, "wait", false, "wait for the decision and, once approved, print the token")
+	f.DurationVar(&waitFor, "wait-timeout", 15*time.Minute, "with --wait: how long to wait for a decision")
 	return cmd
+}
+
+// accessPollEvery is how often --wait reads the request's state.
+var accessPollEvery = 2 * time.Second
+
+// waitForAccess waits until r is decided, then takes and prints its token
+// (approved) or fails saying why (denied, expired, still pending at the
+// timeout). Progress goes to stderr: stdout holds only the token.
+func waitForAccess(ctx context.Context, env *Env, c *client.Client, asJSON bool, r *client.AccessRequest, timeout time.Duration) error {
+	fmt.Fprintf(env.Stderr, "Requested %s for %s: %s; waiting up to %s for an approver (keyward access approve %s)...\n",
+		strings.Join(r.Policies, ", "), shortDuration(r.TTL), r.ID, shortDuration(timeout.String()), r.ID)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(accessPollEvery)
+	defer tick.Stop()
+	for r.State == "pending" {
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("request %s is still pending after %s; once approved, run: keyward access token %s", r.ID, timeout, r.ID)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+		next, err := c.AccessRequest(ctx, r.ID)
+		if err != nil {
+			if ctx.Err() != nil {
+				continue // the timeout's message, above
+			}
+			return err
+		}
+		r = next
+	}
+	switch r.State {
+	case "approved":
+		fmt.Fprintf(env.Stderr, "Approved by %s%s.\n", r.DecidedBy, noteSuffix(r.Note))
+		it, err := c.AccessToken(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		return printIssuedToken(env, asJSON, it)
+	case "denied":
+		return fmt.Errorf("request %s was denied by %s%s", r.ID, r.DecidedBy, noteSuffix(r.Note))
+	default:
+		return fmt.Errorf("request %s is %s", r.ID, r.State)
+	}
+}
+
+func noteSuffix(note string) string {
+	if note == "" {
+		return ""
+	}
+	return ": " + oneLine(note, 200)
 }
 
 func accessListCmd(env *Env, g *globals) *cobra.Command {
