@@ -50,8 +50,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	wd.click("#inventory-load")
 	wd.waitText("#inventory .result", "No credential matches.")
 
+	for range 110 { // more than a page of the audit log
+		call(t, "GET", u+"/v1/projects", root, nil, nil)
+	}
 	wd.click(`button[data-tab="audit"]`)
-	wd.waitText("#audit table", "sys/inventory") // the dashboard's own reads are audited
+	wd.waitText("#audit-page", "(newest)")
+	wd.waitVisible("#audit-older")
+	wd.click("#audit-older")
+	wd.waitText("#audit-page", "(older page)")
+	wd.waitText("#audit table", "sys/inventory") // the dashboard's own reads, on the older page
+	wd.typeInto("#audit-principal", "user:nobody")
+	wd.click("#audit-load")
+	wd.waitText("#audit .result", "No entries.")
+	wd.typeInto("#audit-principal", "root")
+	wd.typeInto("#audit-resource", "sys/inventory")
+	wd.click("#audit-load")
+	wd.waitText("#audit table", "sys/inventory")
+	if got := wd.script(`return [...document.querySelectorAll("#audit tbody tr td:nth-child(5)")].every(td => td.textContent.startsWith("sys/inventory"))`); got != true {
+		t.Errorf("the resource filter did not reach the API: every row sys/inventory = %v", got)
+	}
 	if src := wd.get("source").(string); strings.Contains(src, value) {
 		t.Error("the page shows a secret value")
 	}

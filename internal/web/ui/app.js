@@ -114,9 +114,23 @@ const views = {
       ["Kind", (r) => r.kind], ["Subject", (r) => r.subject], ["Status", (r) => String(r.status)], ["Requests", (r) => String(r.count)],
     ], [...sums.values()], "No request in the last hour (nodes write their counts every 10 seconds).");
   },
-  async audit(section) {
-    const out = await api("/v1/audit?newest=true&limit=100");
+  // audit shows a page of the newest entries that match the filters, newest
+  // first; "Older entries" shows the page before it (the API's older
+  // cursor), until none is left.
+  async audit(section, before) {
+    const q = new URLSearchParams({ newest: "true", limit: "100" });
+    const add = (name, id) => { const v = $(id).value.trim(); if (v) q.set(name, v); };
+    add("principal", "audit-principal");
+    add("resource_prefix", "audit-resource");
+    add("outcome", "audit-outcome");
+    add("since", "audit-since");
+    if (before) q.set("before", before);
+    const out = await api("/v1/audit?" + q);
     const entries = (out.entries || []).slice().reverse();
+    auditOlder = out.older || "";
+    $("audit-older").hidden = !auditOlder || entries.length === 0;
+    $("audit-page").textContent = entries.length === 0 ? "" :
+      "Entries " + entries[entries.length - 1].seq + " to " + entries[0].seq + (before ? " (older page)" : " (newest)");
     table(section.querySelector(".result"), [
       ["Seq", (e) => String(e.seq)], ["Time", (e) => when(e.time)], ["Principal", (e) => e.principal || "-"],
       ["Action", (e) => e.action], ["Resource", (e) => e.resource || "-"], ["Outcome", (e) => e.outcome + " (" + e.status + ")"],
@@ -125,12 +139,12 @@ const views = {
   },
 };
 
-async function show(name) {
+async function show(name, arg) {
   showError("");
   for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
   for (const s of document.querySelectorAll("section.tab")) s.hidden = s.id !== name;
   try {
-    await views[name]($(name));
+    await views[name]($(name), arg);
   } catch (e) {
     showError(e.status === 403 ? "Your token may not read this: " + e.message : e.message);
     if (e.status === 401) signOut();
@@ -168,6 +182,9 @@ async function login() {
   await start();
 }
 
+// auditOlder is the cursor of the page older than the one shown.
+let auditOlder = "";
+
 // ownKey marks a token the dashboard got by password, revoked on sign-out.
 const ownKey = "keyward-token-own";
 
@@ -178,8 +195,12 @@ function signOut() {
   sessionStorage.removeItem(ownKey);
   sessionStorage.removeItem(tokenKey);
   $("who").textContent = "";
-  for (const id of ["inventory-kind", "inventory-unused", "inventory-rotated", "inventory-expiring"]) $(id).value = "";
+  for (const id of ["inventory-kind", "inventory-unused", "inventory-rotated", "inventory-expiring",
+    "audit-principal", "audit-resource", "audit-outcome", "audit-since"]) $(id).value = "";
   for (const r of document.querySelectorAll(".result")) r.replaceChildren(); // nothing of the last session stays
+  $("audit-page").textContent = "";
+  $("audit-older").hidden = true;
+  auditOlder = "";
   $("signout").hidden = true;
   $("tabs").hidden = true;
   for (const s of document.querySelectorAll("section.tab")) s.hidden = true;
@@ -209,6 +230,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("token").addEventListener("keydown", (e) => { if (e.key === "Enter") signIn(); });
   $("signout").addEventListener("click", signOut);
   $("inventory-load").addEventListener("click", () => show("inventory"));
+  $("audit-load").addEventListener("click", () => show("audit"));
+  $("audit-older").addEventListener("click", () => show("audit", auditOlder));
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => show(b.dataset.tab));
   start();
 });
