@@ -14,23 +14,30 @@ import (
 	"github.com/keyward/keyward/internal/storage/storagetest"
 )
 
-// Nodes that exchange their spending through rate_spend admit a limit
-// between them; a node that starts later does not charge history.
-func TestRateSyncSharesSpending(t *testing.T) {
+// rateSyncNodes opens a fresh PostgreSQL schema (closed at the test's end)
+// and returns it with a maker of nodes exchanging their spending through it.
+func rateSyncNodes(t *testing.T) (storage.Store, func() *rateSync) {
+	t.Helper()
 	url, schema := storagetest.PostgresSchema(t)
 	st, err := postgres.Open(t.Context(), url, storage.Options{Schema: schema})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	ctx := t.Context()
-	node := func() *rateSync {
-		r, err := newRateSync(ctx, st, ratelimit.New(ratelimit.Options{Share: true}), slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { st.Close() })
+	return st, func() *rateSync {
+		r, err := newRateSync(t.Context(), st, ratelimit.New(ratelimit.Options{Share: true}), slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
+}
+
+// Nodes that exchange their spending through rate_spend admit a limit
+// between them; a node that starts later does not charge history.
+func TestRateSyncSharesSpending(t *testing.T) {
+	st, node := rateSyncNodes(t)
+	ctx := t.Context()
 	a, b := node(), node()
 	lim := ratelimit.Limit{Count: 100, Period: time.Minute}
 	const key = limitIntegration + "maps" // a NUL byte inside, as real keys have
@@ -141,20 +148,8 @@ func TestTokenRateHoldsAcrossNodes(t *testing.T) {
 // Spending a failed publish did not hand over goes with the next exchange,
 // summed with what came after; carried longer than rateCarryFor, dropped.
 func TestRateSyncRetriesAFailedPublish(t *testing.T) {
-	url, schema := storagetest.PostgresSchema(t)
-	st, err := postgres.Open(t.Context(), url, storage.Options{Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	_, node := rateSyncNodes(t)
 	ctx := t.Context()
-	node := func() *rateSync {
-		r, err := newRateSync(ctx, st, ratelimit.New(ratelimit.Options{Share: true}), slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
 	a, b := node(), node()
 	lim := ratelimit.Limit{Count: 100, Period: time.Minute}
 	const key = "token\x00carry"

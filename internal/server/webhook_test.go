@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,52 +20,70 @@ import (
 // requests signed with the shared secret.
 func TestAuditWebhookSink(t *testing.T) {
 	const secret = "collector-secret-0123456789"
-	var mu sync.Mutex
-	var entries []audit.Entry
-	bad := 0
-	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		ts, _ := strconv.ParseInt(r.Header.Get("X-Keyward-Timestamp"), 10, 64)
-		mu.Lock()
-		defer mu.Unlock()
-		if r.Header.Get("X-Keyward-Signature") != audit.Sign([]byte(secret), ts, body) {
-			bad++
-		}
-		sc := bufio.NewScanner(bytes.NewReader(body))
-		for sc.Scan() {
-			var e audit.Entry
-			if json.Unmarshal(sc.Bytes(), &e) == nil {
-				entries = append(entries, e)
-			}
-		}
-	}))
-	defer col.Close()
+	col := newCollector(t, secret)
 	cfg := testConfig(t.TempDir())
 	cfg.Dev, cfg.Storage = true, "sqlite"
-	cfg.AuditWebhook, cfg.AuditWebhookSecret = col.URL+"/collect", secret
+	cfg.AuditWebhook, cfg.AuditWebhookSecret = col.url+"/collect", secret
 	r := start(t, cfg, nil)
 	if c := call(t, "POST", r.url+"/v1/projects", r.node.DevRootToken(), map[string]string{"name": "shop"}, nil); c != 201 {
 		t.Fatalf("create project = %d", c)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		mu.Lock()
-		found := false
-		for _, e := range entries {
-			found = found || e.Resource == "projects" && e.Detail["project"] == "shop" && e.Action == "write" && e.Status == 201
+		lines, bad := col.received()
+		if bad != 0 {
+			t.Fatalf("%d requests with a bad signature", bad)
 		}
-		mu.Unlock()
+		found := false
+		for _, l := range lines {
+			var e audit.Entry
+			if json.Unmarshal(l, &e) == nil {
+				found = found || e.Resource == "projects" && e.Detail["project"] == "shop" && e.Action == "write" && e.Status == 201
+			}
+		}
 		if found {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the project's audit entry never reached the collector: %+v", entries)
+			t.Fatalf("the project's audit entry never reached the collector: %d lines", len(lines))
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if bad != 0 {
-		t.Fatalf("%d requests with a bad signature", bad)
-	}
+}
+
+// collector is a webhook receiver that keeps the lines it is sent and
+// counts the requests whose signature does not check under secret.
+type collector struct {
+	url    string
+	secret []byte
+	mu     sync.Mutex
+	lines  [][]byte
+	bad    int
+}
+
+func newCollector(t *testing.T, secret string) *collector {
+	c := &collector{secret: []byte(secret)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ts, _ := strconv.ParseInt(r.Header.Get("X-Keyward-Timestamp"), 10, 64)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if r.Header.Get("X-Keyward-Signature") != audit.Sign(c.secret, ts, body) {
+			c.bad++
+		}
+		sc := bufio.NewScanner(bytes.NewReader(body))
+		for sc.Scan() {
+			c.lines = append(c.lines, bytes.Clone(sc.Bytes()))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c.url = srv.URL
+	return c
+}
+
+// received returns the lines so far and the count of badly signed requests.
+func (c *collector) received() ([][]byte, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.lines), c.bad
 }
 
 // With access_webhook set, approvers' tools hear of each access request
@@ -72,23 +91,10 @@ func TestAuditWebhookSink(t *testing.T) {
 // token or its accessor.
 func TestAccessWebhook(t *testing.T) {
 	const secret = "approvers-secret-0123456789"
-	var mu sync.Mutex
-	var bodies [][]byte
-	bad := 0
-	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		ts, _ := strconv.ParseInt(r.Header.Get("X-Keyward-Timestamp"), 10, 64)
-		mu.Lock()
-		defer mu.Unlock()
-		if r.Header.Get("X-Keyward-Signature") != audit.Sign([]byte(secret), ts, body) {
-			bad++
-		}
-		bodies = append(bodies, body)
-	}))
-	defer col.Close()
+	col := newCollector(t, secret)
 	cfg := testConfig(t.TempDir())
 	cfg.Dev, cfg.Storage = true, "sqlite"
-	cfg.AccessWebhook, cfg.AccessWebhookSecret = col.URL+"/hook", secret
+	cfg.AccessWebhook, cfg.AccessWebhookSecret = col.url+"/hook", secret
 	r := start(t, cfg, nil)
 	u, root := r.url, r.node.DevRootToken()
 	putPolicy(t, u, root, "name: prod-read\nrules:\n  - resources: [\"projects/shop/envs/prod/**\"]\n    allow: [read]\n")
@@ -119,22 +125,21 @@ func TestAccessWebhook(t *testing.T) {
 	want := []string{"access.requested", "access.approved", "access.issued"}
 	var got []event
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		mu.Lock()
-		got = got[:0]
-		for _, b := range bodies {
-			if bytes.Contains(b, []byte(tok.Token)) || bytes.Contains(b, []byte(tok.Accessor)) {
-				t.Fatalf("the webhook was sent the token or its accessor: %s", b)
-			}
-			sc := bufio.NewScanner(bytes.NewReader(b))
-			for sc.Scan() {
-				var e event
-				if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-					t.Fatalf("a line that is not JSON: %q", sc.Bytes())
-				}
-				got = append(got, e)
-			}
+		lines, bad := col.received()
+		if bad != 0 {
+			t.Fatalf("%d requests with a bad signature", bad)
 		}
-		mu.Unlock()
+		got = got[:0]
+		for _, l := range lines {
+			if bytes.Contains(l, []byte(tok.Token)) || bytes.Contains(l, []byte(tok.Accessor)) {
+				t.Fatalf("the webhook was sent the token or its accessor: %s", l)
+			}
+			var e event
+			if err := json.Unmarshal(l, &e); err != nil {
+				t.Fatalf("a line that is not JSON: %q", l)
+			}
+			got = append(got, e)
+		}
 		if len(got) >= len(want) {
 			break
 		}
@@ -149,10 +154,5 @@ func TestAccessWebhook(t *testing.T) {
 	}
 	if got[0].Request["reason"] != "INC-9" || got[0].Request["state"] != "pending" || got[1].Request["decided_by"] != "user:bob" || got[1].Request["note"] != "ok" {
 		t.Fatalf("events lack the request's facts: %+v", got)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if bad != 0 {
-		t.Fatalf("%d requests with a bad signature", bad)
 	}
 }
