@@ -11,7 +11,7 @@ import (
 // UsageRow is the number of requests of one subject in one minute with one
 // response status.
 type UsageRow struct {
-	Kind    string    `json:"kind"` // key, token or integration
+	Kind    string    `json:"kind"` // key, token, integration or secret
 	Subject string    `json:"subject"`
 	Minute  time.Time `json:"minute"`
 	Status  int       `json:"status"`

@@ -41,9 +41,9 @@ read on sys/usage.`,
 				return err
 			}
 			switch f.Kind {
-			case "", "key", "token", "integration":
+			case "", "key", "token", "integration", "secret":
 			default:
-				return Usagef("--kind %q: want key, token or integration", f.Kind)
+				return Usagef("--kind %q: want key, token, integration or secret", f.Kind)
 			}
 			if f.Subject != "" && f.Kind == "" {
 				return Usagef("--subject needs --kind")
@@ -78,8 +78,8 @@ read on sys/usage.`,
 	fl := cmd.Flags()
 	fl.StringVar(&since, "since", "1h", "from this time: a duration before now (1h, 7d) or an RFC 3339 time")
 	fl.StringVar(&until, "until", "", "before this time (same forms as --since)")
-	fl.StringVar(&f.Kind, "kind", "", "only this kind of subject: key, token or integration")
-	fl.StringVar(&f.Subject, "subject", "", "only this subject (a key id, token accessor or integration name; needs --kind)")
+	fl.StringVar(&f.Kind, "kind", "", "only this kind of subject: key, token, integration or secret (reads of its value)")
+	fl.StringVar(&f.Subject, "subject", "", "only this subject (a key id, token accessor, integration name or PROJECT/ENV/PATH of a secret; needs --kind)")
 	fl.BoolVar(&perMinute, "per-minute", false, "one row per minute instead of totals for the period")
 	fl.IntVar(&f.Limit, "limit", 0, "at most this many per-minute rows from the server (default: the server's cap)")
 	return cmd

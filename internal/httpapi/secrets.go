@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/monitor"
 	"github.com/keyward/keyward/internal/secret"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -17,6 +18,17 @@ type Secrets struct {
 	Svc   *secret.Service
 	Authz Authorizer
 	Audit Auditor // nil: changes are audited by the edge after the fact
+	// Usage, when set, counts each read of a secret's value (kind
+	// monitor.KindSecret, subject PROJECT/ENV/PATH), so the inventory can
+	// tell secrets nobody reads.
+	Usage func(kind, subject string, status int)
+}
+
+// noteRead counts a read of the value of secret path in project/env.
+func (s *Secrets) noteRead(project, env, path string) {
+	if s.Usage != nil {
+		s.Usage(monitor.KindSecret, project+"/"+env+"/"+path, http.StatusOK)
+	}
 }
 
 // MapSecretErrors registers the secret package's errors.
@@ -297,6 +309,7 @@ func (s *Secrets) Routes() []Route {
 					return 0, nil, err
 				}
 				AddAuditDetail(r.Context(), "version", strconv.Itoa(sec.ReadVersion))
+				s.noteRead(p, e, path)
 				return http.StatusOK, SecretValue{
 					Path: path, Value: string(sec.Value), Version: sec.ReadVersion, Current: sec.Version, Metadata: sec.Metadata,
 					CreatedAt: sec.CreatedAt, CreatedBy: sec.CreatedBy, UpdatedAt: sec.UpdatedAt, UpdatedBy: sec.UpdatedBy,
@@ -418,6 +431,7 @@ func (s *Secrets) Routes() []Route {
 				for rel, v := range values {
 					if allowed, _ := s.Authz.Decide(c, "read", SecretResource(p, e, prefix+rel)); allowed {
 						out[rel] = string(v)
+						s.noteRead(p, e, prefix+rel)
 					}
 				}
 				AddAuditDetail(r.Context(), "count", strconv.Itoa(len(out)))

@@ -29,6 +29,7 @@ const (
 	KindKey         = "key"         // a client API key, by key id
 	KindToken       = "token"       // an access token, by accessor
 	KindIntegration = "integration" // a gateway integration, by name
+	KindSecret      = "secret"      // a secret's value read, by project/env/path
 )
 
 // DefaultFlushEvery is how often Run writes counts to storage.
@@ -177,9 +178,9 @@ const MaxRows = 10000
 // memory (at most one flush interval) are not included.
 func (u *Usage) Query(ctx context.Context, f Filter) ([]Row, error) {
 	switch f.Kind {
-	case "", KindKey, KindToken, KindIntegration:
+	case "", KindKey, KindToken, KindIntegration, KindSecret:
 	default:
-		return nil, fmt.Errorf("%w: unknown kind %q (want key, token or integration)", ErrInvalid, f.Kind)
+		return nil, fmt.Errorf("%w: unknown kind %q (want key, token, integration or secret)", ErrInvalid, f.Kind)
 	}
 	if f.Subject != "" && f.Kind == "" {
 		return nil, fmt.Errorf("%w: a subject needs a kind", ErrInvalid)

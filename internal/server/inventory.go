@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/device"
+	"github.com/keyward/keyward/internal/gateway"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/inventory"
 	"github.com/keyward/keyward/internal/monitor"
@@ -95,6 +96,9 @@ func (n *Node) inventoryServices(ctx context.Context) ([]inventory.Item, error) 
 	}
 }
 
+// inventorySecrets lists every secret with its last use: the last read of
+// its value (the usage counts, kept 30 days), or the last gateway call of
+// an integration that injects it, whichever is later.
 func (n *Node) inventorySecrets(ctx context.Context) ([]inventory.Item, error) {
 	var out []inventory.Item
 	err := n.eachEnv(ctx, func(project, env string) error {
@@ -106,23 +110,71 @@ func (n *Node) inventorySecrets(ctx context.Context) ([]inventory.Item, error) {
 			out = append(out, inventory.Item{
 				Kind: inventory.KindSecret, ID: project + "/" + env + "/" + e.Name, Scope: project + "/" + env,
 				Owner: e.CreatedBy, CreatedAt: e.CreatedAt, RotatedAt: e.UpdatedAt, State: inventory.StateActive,
+				UseTracked: true,
 			})
 		}
 		return err
 	})
-	return out, err
-}
-
-func (n *Node) inventoryIntegrations(ctx context.Context) ([]inventory.Item, error) {
-	ins, err := n.integrations.List(ctx)
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	ids := make([]string, len(out))
+	for i, it := range out {
+		ids[i] = it.ID
+	}
+	read, err := n.usage.LastSeen(ctx, monitor.KindSecret, ids)
 	if err != nil {
 		return nil, err
+	}
+	injected, err := n.secretsInjected(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		it := &out[i]
+		it.LastUsedAt = read[it.ID]
+		if t := injected[it.ID]; t.After(it.LastUsedAt) {
+			it.LastUsedAt = t
+		}
+	}
+	return out, nil
+}
+
+// secretsInjected maps each secret an integration injects to the last
+// call through such an integration.
+func (n *Node) secretsInjected(ctx context.Context) (map[string]time.Time, error) {
+	ins, used, err := n.integrationsUsed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	for _, in := range ins {
+		if t := used[in.Name]; t.After(out[in.Secret]) {
+			out[in.Secret] = t
+		}
+	}
+	return out, nil
+}
+
+// integrationsUsed lists the integrations and the last call through each.
+func (n *Node) integrationsUsed(ctx context.Context) ([]gateway.Integration, map[string]time.Time, error) {
+	ins, err := n.integrations.List(ctx)
+	if err != nil || len(ins) == 0 {
+		return nil, nil, err
 	}
 	names := make([]string, len(ins))
 	for i, in := range ins {
 		names[i] = in.Name
 	}
 	used, err := n.usage.LastSeen(ctx, monitor.KindIntegration, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ins, used, nil
+}
+
+func (n *Node) inventoryIntegrations(ctx context.Context) ([]inventory.Item, error) {
+	ins, used, err := n.integrationsUsed(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ func TestInventory(t *testing.T) {
 	const dbValue = "s3cret-db-value-77"        // keyward:allow (test fixture)
 	up := newUpstream(t)
 	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "shop"}, nil)
-	for path, v := range map[string]string{"db/password": dbValue, "maps/key": upKey} {
+	for path, v := range map[string]string{"db/password": dbValue, "maps/key": upKey, "ci/old-token": "never-read-value-19"} { // keyward:allow (test fixture)
 		if c := call(t, "PUT", u+"/v1/projects/shop/envs/prod/secrets/"+path, root, map[string]string{"value": v}, nil); c != 200 && c != 201 {
 			t.Fatalf("put secret %s = %d", path, c)
 		}
@@ -38,6 +38,9 @@ func TestInventory(t *testing.T) {
 	}
 	if c := call(t, "POST", u+"/v1/identities/services", root, map[string]any{"name": "deployer", "policies": []string{"default"}}, nil); c != 201 {
 		t.Fatalf("create service = %d", c)
+	}
+	if c := call(t, "GET", u+"/v1/projects/shop/envs/prod/secrets/db/password", root, nil, nil); c != 200 {
+		t.Fatalf("read secret = %d", c)
 	}
 	if res := gatewayCall(t, u+"/v1/gateway/maps/v1/ping", "Bearer "+used.Key, ""); res.status != 200 {
 		t.Fatalf("gateway call with the key = %d", res.status)
@@ -101,7 +104,7 @@ func TestInventory(t *testing.T) {
 		t.Fatalf("lookup-self = %d", c)
 	}
 	for _, want := range []string{"token " + rootTok.Accessor, "key " + used.ID, "key " + unused.ID, "service deployer", "secret shop/prod/db/password",
-		"secret shop/prod/maps/key", "integration maps"} {
+		"secret shop/prod/maps/key", "secret shop/prod/ci/old-token", "integration maps"} {
 		if _, ok := got[want]; !ok {
 			t.Errorf("inventory lacks %s: %v", want, got)
 		}
@@ -125,8 +128,14 @@ func TestInventory(t *testing.T) {
 	if sv := inv.Items[got["service deployer"]]; !sv.UseTracked || sv.LastUsedAt != "" || sv.RotatedAt == "" {
 		t.Errorf("service = %+v (never logged in: use tracked, no last use)", sv)
 	}
-	if s := inv.Items[got["secret shop/prod/db/password"]]; s.RotatedAt == "" || s.CreatedAt == "" || s.Owner != "root" || s.UseTracked {
-		t.Errorf("secret = %+v", s)
+	if s := inv.Items[got["secret shop/prod/db/password"]]; s.RotatedAt == "" || s.CreatedAt == "" || s.Owner != "root" || !s.UseTracked || s.LastUsedAt == "" {
+		t.Errorf("secret read once = %+v (want its read as last use)", s)
+	}
+	if s := inv.Items[got["secret shop/prod/maps/key"]]; s.LastUsedAt == "" {
+		t.Errorf("secret an integration injects = %+v (want the gateway call as last use)", s)
+	}
+	if s := inv.Items[got["secret shop/prod/ci/old-token"]]; !s.UseTracked || s.LastUsedAt != "" {
+		t.Errorf("secret never read = %+v (want use tracked, no last use)", s)
 	}
 
 	// Filters.
@@ -154,7 +163,7 @@ func TestInventory(t *testing.T) {
 	if got := kinds("unused_for=1h"); len(got) != 0 {
 		t.Errorf("unused for an hour, right after creation: %v", got)
 	}
-	if got := kinds("not_rotated_for=0s&kind=secret"); len(got) != 2 {
+	if got := kinds("not_rotated_for=0s&kind=secret"); len(got) != 3 {
 		t.Errorf("secrets: %v", got)
 	}
 	// Revoked keys show only with inactive=true.

@@ -256,7 +256,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	// against this node's policies, for a warning only.
 	policyKnown := func(name string) bool { return n.policies.Set().Has(name) }
 	routes := httpapi.SysRoutes(n.sys, n.metrics)
-	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz, Audit: aud}).Routes()...)
+	routes = append(routes, (&httpapi.Secrets{Svc: n.secrets, Authz: authz, Audit: aud, Usage: n.usage.Record}).Routes()...)
 	routes = append(routes, (&httpapi.Tokens{Svc: n.tokens, Audit: aud, PolicyKnown: policyKnown}).Routes()...)
 	routes = append(routes, (&httpapi.Identity{Mgr: n.identity, Tokens: n.tokens, Audit: aud, Authz: authz, Cursors: barrierCursors{n.barrier}, PolicyKnown: policyKnown}).Routes()...)
 	routes = append(routes, (&httpapi.Policies{Svc: n.policies, Tokens: n.tokens, Authz: authz, Audit: aud,
