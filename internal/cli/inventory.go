@@ -30,7 +30,8 @@ func newInventoryCmd(env *Env) *cobra.Command {
                when their current secret was issued; last use is their
                last login
   secret       stored secrets, by project/env/path; ROTATED is their last
-               version (values are never shown)
+               version (values are never shown); last use is the last read
+               of the value or call of an integration injecting it
   integration  gateway integrations, by name; scope their upstream; the
                secret they inject; last use from the usage counts (kept 30
                days)
@@ -38,8 +39,7 @@ func newInventoryCmd(env *Env) *cobra.Command {
                their last token
 
 Only active ones are listed unless --inactive. --unused-for lists what
-nobody used for that long (secrets' use is not recorded) (never used counts from their
-creation); --not-rotated-for the ones whose value is older; --expiring-within
+nobody used for that long (never used counts from their creation); --not-rotated-for the ones whose value is older; --expiring-within
 the ones that expire soon. Needs read on sys/inventory, which shows the
 names and dates of every credential (never a value).`,
 		Example: `  keyward inventory

@@ -42,7 +42,7 @@ func TestInventory(t *testing.T) {
 	if len(lines) != 5 || !strings.HasPrefix(lines[0], "KIND") {
 		t.Fatalf("table:\n%s", r.stdout)
 	}
-	if f := strings.Fields(lines[3]); f[len(f)-2] != "-" { // a secret's use is not recorded
+	if f := strings.Fields(lines[3]); f[len(f)-2] != "-" { // an item whose use is not tracked
 		t.Errorf("secret's LAST USED = %q, want -", f[len(f)-2])
 	}
 
