@@ -253,6 +253,10 @@ type Options struct {
 	MaxConcurrentHashes int
 	// ThrottleMaxKeys bounds the throttle's memory (default 65536 keys).
 	ThrottleMaxKeys int
+	// OnError, when set, hears of failures of best-effort writes that do
+	// not fail the request (a service account's last login), so the
+	// server can log them.
+	OnError func(error)
 }
 
 // Manager authenticates users, service accounts and JWT workloads, and
@@ -263,6 +267,7 @@ type Manager struct {
 	mac           MACer
 	now           func() time.Time
 	audit         AuditFunc
+	onError       func(error)
 	throttle      *Throttle
 	http          *http.Client
 	totpIssuer    string
@@ -306,11 +311,12 @@ func New(st storage.Store, sealer Sealer, mac MACer, opts Options) *Manager {
 		opts.MaxConcurrentHashes = max(2, runtime.GOMAXPROCS(0))
 	}
 	return &Manager{
-		store:  st,
-		sealer: sealer,
-		mac:    mac,
-		now:    opts.Now,
-		audit:  opts.Audit,
+		store:   st,
+		sealer:  sealer,
+		mac:     mac,
+		now:     opts.Now,
+		audit:   opts.Audit,
+		onError: opts.OnError,
 		throttle: NewThrottle(ThrottleOptions{
 			Now:       opts.Now,
 			OnLockout: opts.OnLockout,

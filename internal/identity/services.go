@@ -422,9 +422,12 @@ func (m *Manager) noteServiceLogin(ctx context.Context, r *serviceRow) {
 	if now.Sub(r.LastLoginAt) < loginNoteEvery {
 		return
 	}
-	_ = m.store.Write(ctx, func(tx storage.Tx) error {
+	err := m.store.Write(ctx, func(tx storage.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE identity_services SET last_login_at = $1 WHERE name = $2 AND last_login_at < $3`,
 			now.UnixNano(), r.Name, now.Add(-loginNoteEvery).UnixNano())
 		return err
 	})
+	if err != nil && m.onError != nil {
+		m.onError(fmt.Errorf("identity: recording service account %q's last login: %w", r.Name, err))
+	}
 }

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"strings"
@@ -257,4 +258,32 @@ func TestServiceLastLogin(t *testing.T) {
 			t.Fatal("a wrong secret logged in")
 		}
 	})
+}
+
+// failingWrites is a store whose writes fail (reads work).
+type failingWrites struct{ storage.Store }
+
+func (failingWrites) Write(context.Context, func(storage.Tx) error) error {
+	return errors.New("disk full")
+}
+
+// A last login that cannot be recorded does not fail the login, and is
+// reported through OnError.
+func TestServiceLastLoginFailureReported(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	e := newEnv(t, st)
+	ctx := t.Context()
+	svc, secret, err := e.m.CreateService(ctx, "ci", ServiceOptions{Policies: []string{"deploy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reported []error
+	e.m.store = failingWrites{st}
+	e.m.onError = func(err error) { reported = append(reported, err) }
+	if _, err := e.m.ServiceLogin(ctx, svc.ClientID, secret, src1); err != nil {
+		t.Fatalf("login with a failing last-login write: %v", err)
+	}
+	if len(reported) != 1 || !strings.Contains(reported[0].Error(), `"ci"`) || !strings.Contains(reported[0].Error(), "disk full") {
+		t.Fatalf("reported %v, want one error naming the account and the cause", reported)
+	}
 }

@@ -201,6 +201,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	n.apikeys.OnFill = func(k *apikey.Key) { k.Ext = keyCallerOf(k) }
 	n.identity = identity.New(n.store, n.barrier, n.barrier, identity.Options{
 		Audit: n.identityAudit, OnLockout: n.auditLockout,
+		OnError: func(err error) { log.Warn("best-effort write failed", "err", err) },
 	})
 	n.sys.onUnseal = n.afterUnseal
 	n.sys.onSeal = n.afterSeal
