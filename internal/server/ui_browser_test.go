@@ -69,6 +69,19 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := wd.script(`return [...document.querySelectorAll("#audit tbody tr td:nth-child(5)")].every(td => td.textContent.startsWith("sys/inventory"))`); got != true {
 		t.Errorf("the resource filter did not reach the API: every row sys/inventory = %v", got)
 	}
+	// Access requests: the caller's own, pending ones first.
+	if c, out := raw(t, "PUT", u+"/v1/policies/ops-read", root, "application/yaml",
+		"name: ops-read\nrules:\n  - resources: [projects/shop/**]\n    allow: [read]\n"); c != 200 {
+		t.Fatalf("put policy = %d %v", c, out)
+	}
+	if c := call(t, "POST", u+"/v1/access/requests", root, map[string]any{"policies": []string{"ops-read"}, "ttl": "10m", "reason": "INC-77 from the dashboard test"}, nil); c != 201 {
+		t.Fatalf("access request = %d", c)
+	}
+	wd.click(`button[data-tab="access"]`)
+	wd.waitText("#access table", "INC-77 from the dashboard test")
+	wd.script(`document.getElementById("access-state").value = "denied"`)
+	wd.click("#access-load")
+	wd.waitText("#access .result", "No denied request.")
 	if src := wd.get("source").(string); strings.Contains(src, value) {
 		t.Error("the page shows a secret value")
 	}

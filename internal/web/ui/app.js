@@ -137,6 +137,18 @@ const views = {
       ["From", (e) => e.source_addr || "-"],
     ], entries, "No entries.");
   },
+  async access(section) {
+    const q = new URLSearchParams();
+    const state = $("access-state").value;
+    if (state) q.set("state", state);
+    const out = await api("/v1/access/requests?" + q);
+    table(section.querySelector(".result"), [
+      ["ID", (r) => r.id], ["State", (r) => r.state], ["Requester", (r) => r.requester],
+      ["Policies", (r) => (r.policies || []).join(", ")], ["For", (r) => r.ttl], ["Reason", (r) => r.reason],
+      ["Asked", (r) => ago(r.created_at)], ["Decided by", (r) => r.decided_by ? r.decided_by + (r.note ? ": " + r.note : "") : "-"],
+      ["Waits until", (r) => r.expires_at ? when(r.expires_at) : "-"],
+    ], out.requests, state ? "No " + state + " request." : "No request in the last 7 days.");
+  },
 };
 
 async function show(name, arg) {
@@ -197,6 +209,7 @@ function signOut() {
   $("who").textContent = "";
   for (const id of ["inventory-kind", "inventory-unused", "inventory-rotated", "inventory-expiring",
     "audit-principal", "audit-resource", "audit-outcome", "audit-since"]) $(id).value = "";
+  $("access-state").value = "pending";
   for (const r of document.querySelectorAll(".result")) r.replaceChildren(); // nothing of the last session stays
   $("audit-page").textContent = "";
   $("audit-older").hidden = true;
@@ -232,6 +245,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("inventory-load").addEventListener("click", () => show("inventory"));
   $("audit-load").addEventListener("click", () => show("audit"));
   $("audit-older").addEventListener("click", () => show("audit", auditOlder));
+  $("access-load").addEventListener("click", () => show("access"));
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => show(b.dataset.tab));
   start();
 });
