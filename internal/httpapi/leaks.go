@@ -25,6 +25,10 @@ type Leaks struct {
 	Tokens *token.Service
 	Keys   *apikey.Service
 	Audit  Auditor
+	// Admit, when set, is asked first with the client's address; an error
+	// (typically a 429 *Error) refuses the report before it is read. The
+	// route is open: this bounds what one address can make the node do.
+	Admit func(src string) error
 }
 
 // maxLeaks bounds the credentials of one report.
@@ -59,6 +63,11 @@ func (h *Leaks) Routes() []Route {
 		Pattern: "POST /v1/leaks", Open: true, Action: "delete", DataPlane: true,
 		Summary: `Report leaked credentials: {"credentials": ["kwt_…", "kwk_…"], "source": "where"} (or GitHub secret scanning's [{"token", "type", "url", "source"}]); each keyward token or API key among them is revoked (a token with its children) and audited. The credentials are the authority, as for RFC 7009. At most 100 a report.`,
 		Handle: func(r *http.Request) (int, any, error) {
+			if h.Admit != nil {
+				if err := h.Admit(state(r.Context()).srcString()); err != nil {
+					return 0, nil, err
+				}
+			}
 			var raw json.RawMessage
 			if err := decode(r, &raw); err != nil {
 				return 0, nil, err

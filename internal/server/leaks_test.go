@@ -113,3 +113,28 @@ func TestLeakReportRevokes(t *testing.T) {
 		t.Errorf("empty report = %d", c)
 	}
 }
+
+// Leak reports are open, so one address may send leakReportRate.Count a
+// minute; past that, 429 with Retry-After before the body is read.
+func TestLeakReportsRateLimited(t *testing.T) {
+	r, _ := devNode(t)
+	post := func() *http.Response {
+		t.Helper()
+		resp, err := http.Post(r.url+"/v1/leaks", "application/json", strings.NewReader(`{"credentials": ["kwt_notarealtokenatall"]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for i := range leakReportRate.Count {
+		if resp := post(); resp.StatusCode != 200 {
+			t.Fatalf("report %d = %d, want 200", i+1, resp.StatusCode)
+		}
+	}
+	resp := post()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("report past the limit = %d (Retry-After %q), want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}

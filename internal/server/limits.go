@@ -19,6 +19,7 @@ const (
 	limitToken             = "token\x00"
 	limitIntegration       = "integration\x00"
 	limitIntegrationCaller = "integration-caller\x00"
+	limitLeakReports       = "leaks\x00" // by client address
 )
 
 // credentialLimits applies the limits of the credential a request was made
@@ -80,4 +81,17 @@ func limited(d ratelimit.Decision, msg string) *httpapi.Error {
 	return &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
 		Message:    fmt.Sprintf("%s; retry after %ds", msg, max(int64((d.RetryAfter+time.Second-1)/time.Second), 1)),
 		RetryAfter: d.RetryAfter, Header: h}
+}
+
+// leakReportRate bounds the leak reports one client address may send (an
+// open route): 30 a minute, each of up to 100 credentials, is far beyond
+// what a scanner or GitHub's secret scanning sends.
+var leakReportRate = ratelimit.Limit{Count: 30, Period: time.Minute}
+
+// admitLeakReport spends one of src's leak reports, or refuses with 429.
+func (n *Node) admitLeakReport(src string) error {
+	if d := n.keyLimiter.Allow(limitLeakReports+src, leakReportRate); !d.Allowed {
+		return limited(d, "too many leak reports from this address")
+	}
+	return nil
 }

@@ -273,7 +273,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	routes = append(routes, (&httpapi.OAuth{Mgr: n.identity, Tokens: n.tokens, Audit: aud, DPoP: n.dpop, Devices: devices}).Routes()...)
 	routes = append(routes, (&httpapi.Devices{Svc: devices, Tokens: n.tokens, DPoP: n.dpop, Audit: aud, PolicyKnown: policyKnown}).Routes()...)
 	routes = append(routes, (&httpapi.InventoryAPI{Sources: n.inventorySources(devices)}).Routes()...)
-	routes = append(routes, (&httpapi.Leaks{Tokens: n.tokens, Keys: n.apikeys, Audit: aud}).Routes()...)
+	routes = append(routes, (&httpapi.Leaks{Tokens: n.tokens, Keys: n.apikeys, Audit: aud, Admit: n.admitLeakReport}).Routes()...)
 	routes = append(routes, (&httpapi.Keys{Svc: n.apikeys, Authz: authz, Audit: aud, ScopeWarnings: n.scopeWarnings}).Routes()...)
 	routes = append(routes, n.gatewayRoutes(authz, aud, errs)...)
 	routes = append(routes, httpapi.OpenAPIRoute(func() []httpapi.Route { return n.api.Routes() }))
