@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -180,10 +181,32 @@ func newEnvCmd(env *Env) *cobra.Command {
 			}
 			return nil
 		},
-	}, &cobra.Command{
+	}, envDiffCmd(env, g, proj))
+	return cmd
+}
+
+// envDiff is what `env diff` prints with -o json.
+type envDiff struct {
+	client.EnvDiff
+	// Differ, with --values, names the secrets both hold with other values;
+	// Unread those whose value could not be read in both (no read right).
+	Differ []string `json:"differ,omitempty"`
+	Unread []string `json:"unread,omitempty"`
+}
+
+func envDiffCmd(env *Env, g *globals, proj func() (string, error)) *cobra.Command {
+	var values, exitCode bool
+	cmd := &cobra.Command{
 		Use:   "diff ENV_A ENV_B",
-		Short: "Compare the secret names (never values) of two environments",
-		Args:  cobra.ExactArgs(2),
+		Short: "Compare the secret names of two environments (--values: and which values differ, never shown)",
+		Long: `Compare the secret names of two environments of a project: the ones only in
+one of them. With --values, the secrets both hold are also compared by value,
+here, and the ones that differ are named; values are never printed (reading
+them is audited, and needs read on each secret). With --exit-code the command
+exits 1 when the environments differ, as git diff --exit-code does (a CI gate).`,
+		Example: `  keyward env diff -p shop staging prod
+  keyward env diff -p shop staging prod --values --exit-code`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := proj()
 			if err != nil {
@@ -193,24 +216,74 @@ func newEnvCmd(env *Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := c.DiffEnvs(cmd.Context(), p, args[0], args[1])
+			names, err := c.DiffEnvs(cmd.Context(), p, args[0], args[1])
 			if err != nil {
 				return err
 			}
+			d := &envDiff{EnvDiff: *names}
+			if values {
+				var vals [2]map[string]string
+				for i, e := range args {
+					if vals[i], err = c.ReadFolder(cmd.Context(), p, e, "", true); err != nil {
+						return fmt.Errorf("reading %s's values: %w", e, err)
+					}
+				}
+				d.Differ, d.Unread = diffValues(d.Both, vals)
+			}
 			if ok, _ := g.json(); ok {
-				return printJSON(env.Stdout, d)
+				if err := printJSON(env.Stdout, d); err != nil {
+					return err
+				}
+			} else {
+				printEnvDiff(env, d, args[0], args[1], values)
 			}
-			for _, n := range d.OnlyA {
-				fmt.Fprintf(env.Stdout, "- %s (only in %s)\n", n, args[0])
+			if exitCode && len(d.OnlyA)+len(d.OnlyB)+len(d.Differ) > 0 {
+				return &ExitError{Code: ExitFailure}
 			}
-			for _, n := range d.OnlyB {
-				fmt.Fprintf(env.Stdout, "+ %s (only in %s)\n", n, args[1])
-			}
-			fmt.Fprintf(env.Stdout, "%d in both, %d only in %s, %d only in %s\n", len(d.Both), len(d.OnlyA), args[0], len(d.OnlyB), args[1])
 			return nil
 		},
-	})
+	}
+	cmd.Flags().BoolVar(&values, "values", false, "also name the secrets both hold whose values differ (never printed)")
+	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 1 when the environments differ")
 	return cmd
+}
+
+// diffValues names the secrets of both whose values differ, and those
+// whose value could not be read in both. Values are compared in constant
+// time and go nowhere else.
+func diffValues(both []string, vals [2]map[string]string) (differ, unread []string) {
+	for _, n := range both {
+		a, okA := vals[0][n]
+		b, okB := vals[1][n]
+		switch {
+		case !okA || !okB:
+			unread = append(unread, n)
+		case subtle.ConstantTimeCompare([]byte(a), []byte(b)) != 1:
+			differ = append(differ, n)
+		}
+	}
+	return differ, unread
+}
+
+func printEnvDiff(env *Env, d *envDiff, a, b string, values bool) {
+	w := env.Stdout
+	for _, n := range d.OnlyA {
+		fmt.Fprintf(w, "- %s (only in %s)\n", n, a)
+	}
+	for _, n := range d.OnlyB {
+		fmt.Fprintf(w, "+ %s (only in %s)\n", n, b)
+	}
+	for _, n := range d.Differ {
+		fmt.Fprintf(w, "~ %s (values differ)\n", n)
+	}
+	for _, n := range d.Unread {
+		fmt.Fprintf(w, "? %s (not compared: its value could not be read in both)\n", n)
+	}
+	both := fmt.Sprintf("%d in both", len(d.Both))
+	if values {
+		both += fmt.Sprintf(" (%d with other values)", len(d.Differ))
+	}
+	fmt.Fprintf(w, "%s, %d only in %s, %d only in %s\n", both, len(d.OnlyA), a, len(d.OnlyB), b)
 }
 
 func newSecretCmd(env *Env) *cobra.Command {
