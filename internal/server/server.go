@@ -659,7 +659,44 @@ func (s stdServer) Serve(ln net.Listener) error {
 	if s.TLSConfig != nil {
 		return s.Server.ServeTLS(ln, "", "")
 	}
-	return s.Server.Serve(ln)
+	return s.Server.Serve(tlsProbeListener{ln})
+}
+
+// tlsProbeListener answers a TLS handshake sent to a plain-HTTP address at
+// once, with a plain-text 400 its client's TLS stack reports as "not TLS",
+// as keyward's own server does; net/http's would wait for a line end that
+// a ClientHello does not hold until its header timeout.
+type tlsProbeListener struct{ net.Listener }
+
+func (l tlsProbeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &tlsProbeConn{Conn: c}, nil
+}
+
+type tlsProbeConn struct {
+	net.Conn
+	seen bool // the first byte was read and was not a TLS handshake's
+}
+
+// tlsToPlainAnswer is what a TLS handshake on a plain address is told.
+const tlsToPlainAnswer = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" +
+	"400 Bad Request: the client sent a TLS handshake to a plain-HTTP address"
+
+func (c *tlsProbeConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if !c.seen && n > 0 {
+		c.seen = true
+		if p[0] == 0x16 { // a TLS handshake record
+			c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			io.WriteString(c.Conn, tlsToPlainAnswer)
+			c.Conn.Close()
+			return 0, io.EOF
+		}
+	}
+	return n, err
 }
 
 // listenerServer is the server of one listener: h1 for HTTP/1.1 (a proxied

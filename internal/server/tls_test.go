@@ -1,8 +1,11 @@
 package server
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/internal/testtls"
 )
 
@@ -66,4 +70,42 @@ func TestTLSRequiresVersion12(t *testing.T) {
 		}
 	}
 	r.stop(t)
+}
+
+// A TLS client at a plain-HTTP address is told at once, on either HTTP
+// server: its TLS stack reports "not TLS" instead of waiting for the
+// header timeout, and the answer names the mistake.
+func TestTLSToPlainAnsweredAtOnce(t *testing.T) {
+	for _, engine := range []string{config.HTTPServerKeyward, config.HTTPServerNetHTTP} {
+		t.Run(engine, func(t *testing.T) {
+			cfg := testConfig(t.TempDir())
+			cfg.Dev, cfg.HTTPServer = true, engine
+			r := start(t, cfg, nil)
+			addr := strings.TrimPrefix(r.url, "http://")
+			start := time.Now()
+			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+			if err == nil {
+				conn.Close()
+				t.Fatal("a TLS handshake with a plain-HTTP address succeeded")
+			}
+			if !strings.Contains(err.Error(), "does not look like a TLS handshake") || time.Since(start) > 3*time.Second {
+				t.Fatalf("after %v: %v", time.Since(start), err)
+			}
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "\x16\x03\x01\x00\x05hello")
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			if !strings.HasPrefix(line, "HTTP/1.1 400 Bad Request") {
+				t.Fatalf("answer %q", line)
+			}
+			// Plain HTTP still works.
+			if code := call(t, "GET", r.url+"/v1/sys/health", "", nil, nil); code != 200 {
+				t.Fatalf("health = %d", code)
+			}
+		})
+	}
 }
