@@ -253,9 +253,12 @@ func storedEntries(t testing.TB, st storage.Store) int64 {
 }
 
 // int64s runs query, which selects one integer column, on st.
-func int64s(t testing.TB, st storage.Store, query string) []int64 {
+func int64s(t testing.TB, st storage.Store, query string) []int64 { return column[int64](t, st, query) }
+
+// column runs query, which selects one column, on st and returns its values.
+func column[T any](t testing.TB, st storage.Store, query string) []T {
 	t.Helper()
-	var out []int64
+	var out []T
 	err := st.Read(t.Context(), func(tx storage.Tx) error {
 		rows, err := tx.Query(t.Context(), query)
 		if err != nil {
@@ -263,11 +266,11 @@ func int64s(t testing.TB, st storage.Store, query string) []int64 {
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var n int64
-			if err := rows.Scan(&n); err != nil {
+			var v T
+			if err := rows.Scan(&v); err != nil {
 				return err
 			}
-			out = append(out, n)
+			out = append(out, v)
 		}
 		return rows.Err()
 	})

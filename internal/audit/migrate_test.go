@@ -234,30 +234,12 @@ func checkAuditSchema(t *testing.T, st storage.Store) {
 		q = `SELECT tablename || '.' || indexname FROM pg_indexes WHERE schemaname = current_schema()
 			AND tablename LIKE 'audit%' AND indexname NOT LIKE '%_pkey' ORDER BY 1`
 	}
-	var got []string
-	err := st.Read(t.Context(), func(tx storage.Tx) error {
-		rows, err := tx.Query(t.Context(), q)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				return err
-			}
-			got = append(got, s)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := column[string](t, st, q)
 	if len(got) != 0 {
 		t.Errorf("audit indexes = %q, want none but the primary keys", got)
 	}
 	for _, table := range []string{"audit_entries", "audit_log"} {
-		err = st.Read(t.Context(), func(tx storage.Tx) error {
+		err := st.Read(t.Context(), func(tx storage.Tx) error {
 			var n int64
 			return tx.QueryRow(t.Context(), `SELECT count(*) FROM `+table).Scan(&n)
 		})
