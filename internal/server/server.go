@@ -169,12 +169,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		})
 		sink = fanOut(sink, n.auditWebhook)
 	}
+	if cfg.AccessWebhook != "" {
+		n.accessWebhook = audit.NewWebhook(cfg.AccessWebhook, []byte(cfg.AccessWebhookSecret), nil, func(err error) {
+			log.Warn("access webhook failed", "err", err)
+		})
+	}
 	n.auditLog, err = audit.Open(ctx, n.store, n.barrier, audit.Options{Sink: sink, OnSinkError: func(err error) {
 		log.Warn("audit sink failed", "err", err)
 	}})
 	if err != nil {
-		if n.auditWebhook != nil {
-			n.auditWebhook.Close()
+		for _, w := range []*audit.Webhook{n.auditWebhook, n.accessWebhook} {
+			if w != nil {
+				w.Close()
+			}
 		}
 		n.store.Close()
 		return nil, fmt.Errorf("opening the audit log: %w", err)
@@ -337,18 +344,14 @@ type accessEvent struct {
 	Request *access.Request `json:"request"`
 }
 
-// accessNotifier starts the access webhook when one is configured and
-// returns what feeds it: a signed JSON line per access request asked for,
-// decided or exchanged, posted in the background (retried as the audit
-// webhook's are). Never a token: the exchanged token's accessor is left
-// out too.
+// accessNotifier feeds the access webhook, when one is configured: a
+// signed JSON line per access request asked for, decided or exchanged,
+// posted in the background (retried as the audit webhook's are). Never a
+// token: the exchanged token's accessor is left out too.
 func (n *Node) accessNotifier() func(event string, req *access.Request) {
-	if n.cfg.AccessWebhook == "" {
+	if n.accessWebhook == nil {
 		return nil
 	}
-	n.accessWebhook = audit.NewWebhook(n.cfg.AccessWebhook, []byte(n.cfg.AccessWebhookSecret), nil, func(err error) {
-		n.log.Warn("access webhook failed", "err", err)
-	})
 	return func(event string, req *access.Request) {
 		r := *req
 		r.Accessor = ""
