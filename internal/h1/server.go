@@ -385,7 +385,7 @@ func (c *conn) awaitRequest() bool {
 			// which holds no line end to wait for: answer at once, in
 			// plain text, which the client's TLS stack reports as not
 			// TLS, instead of after the header timeout
-			c.replyError(statusError{http.StatusBadRequest, "the client sent a TLS handshake to a plain-HTTP address"})
+			c.replyError(statusError{http.StatusBadRequest, TLSToPlainReason})
 			return false
 		}
 	} else if st != stateNew && c.br.Buffered() < 4 {
@@ -536,6 +536,12 @@ func leadingCRLF(b []byte) int {
 }
 
 // replyError answers a request whose head was refused, as net/http's
+
+// TLSToPlainReason is what a client that began a TLS handshake at a
+// plain-HTTP address is told, in a 400's status line (keyward's net/http
+// mode tells it the same, internal/server).
+const TLSToPlainReason = "the client sent a TLS handshake to a plain-HTTP address"
+
 // server does, and the connection is closed after.
 func (c *conn) replyError(err error) {
 	const headers = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"

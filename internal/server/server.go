@@ -684,9 +684,12 @@ type tlsProbeConn struct {
 	seen bool // the first byte was read and was not a TLS handshake's
 }
 
-// tlsToPlainAnswer is what a TLS handshake on a plain address is told.
-const tlsToPlainAnswer = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" +
-	"400 Bad Request: the client sent a TLS handshake to a plain-HTTP address"
+// tlsToPlainAnswer is what a TLS handshake on a plain address is told,
+// as keyward's own server (internal/h1) tells it. That server spots the
+// handshake while it waits for a request, on the bytes it buffers; this
+// wrapper serves net/http's, which offers no such hook.
+const tlsToPlainAnswer = "HTTP/1.1 400 Bad Request: " + h1.TLSToPlainReason +
+	"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request: " + h1.TLSToPlainReason
 
 func (c *tlsProbeConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/h1"
 	"github.com/keyward/keyward/internal/testtls"
 )
 
@@ -99,7 +100,7 @@ func TestTLSToPlainAnsweredAtOnce(t *testing.T) {
 			c.SetDeadline(time.Now().Add(5 * time.Second))
 			io.WriteString(c, "\x16\x03\x01\x00\x05hello")
 			line, _ := bufio.NewReader(c).ReadString('\n')
-			if !strings.HasPrefix(line, "HTTP/1.1 400 Bad Request") {
+			if !strings.HasPrefix(line, "HTTP/1.1 400 Bad Request: "+h1.TLSToPlainReason) {
 				t.Fatalf("answer %q", line)
 			}
 			// Plain HTTP still works.
