@@ -94,6 +94,10 @@ import (
 // the log; Time is set to Options.Now() when zero. After a successful append
 // the entry holds exactly what was stored (times in UTC at nanosecond
 // precision, over-long or invalid UTF-8 fields cleaned).
+//
+// An entry to append carries its detail in Detail or, without building a
+// map, in Details (not both): it is stored the same either way. The log
+// returns it in Detail.
 type Entry struct {
 	Seq          int64             `json:"seq"`
 	Time         time.Time         `json:"time"`
@@ -110,8 +114,39 @@ type Entry struct {
 	Status       int               `json:"status"`
 	LatencyUS    int64             `json:"latency_us"`
 	Detail       map[string]string `json:"detail,omitempty"`
+	Details      Details           `json:"-"` // to append only: Detail as pairs
 	PrevHash     []byte            `json:"prev_hash"`
 	Hash         []byte            `json:"hash"`
+}
+
+// Detail is one detail of an entry: a key and its value, never a secret.
+type Detail struct{ Key, Value string }
+
+// Details is an entry's detail as pairs, in any order: what a request
+// gathers as it goes (a gateway call's four to six), without a map's
+// allocation and hashing. Set keeps keys distinct; a key listed twice
+// anyway stands for its last value, as in the map the pairs make.
+type Details []Detail
+
+// Set sets key's value, replacing the value it has.
+func (d *Details) Set(key, value string) {
+	for i := range *d {
+		if (*d)[i].Key == key {
+			(*d)[i].Value = value
+			return
+		}
+	}
+	*d = append(*d, Detail{key, value})
+}
+
+// Get returns key's value ("" when it has none).
+func (d Details) Get(key string) string {
+	for i := len(d) - 1; i >= 0; i-- {
+		if d[i].Key == key {
+			return d[i].Value
+		}
+	}
+	return ""
 }
 
 // Signer signs checkpoints and prune anchors. The barrier implements it; it
@@ -213,8 +248,8 @@ type Log struct {
 	closeErr  error
 }
 
-// request is one Append (done) or AppendAsync (cb, queued) waiting for
-// its batch.
+// request is one Append (done, detail) or AppendAsync (cb, queued)
+// waiting for its batch.
 type request struct {
 	r      row
 	detail map[string]string
@@ -290,7 +325,7 @@ func (l *Log) Append(ctx context.Context, e *Entry) error {
 	}
 	l.inflight.Add(1)
 	defer l.leave()
-	r, detail, err := l.prepare(e)
+	r, detail, err := l.prepare(e, true)
 	if err != nil {
 		return err
 	}
@@ -327,11 +362,11 @@ func (l *Log) Append(ctx context.Context, e *Entry) error {
 // called.
 // Entries still queued at Close are written before it returns.
 func (l *Log) AppendAsync(e *Entry, done func(error)) error {
-	r, detail, err := l.prepare(e)
+	r, _, err := l.prepare(e, false)
 	if err != nil {
 		return err
 	}
-	req := &request{r: r, detail: detail, cb: done, queued: time.Now()}
+	req := &request{r: r, cb: done, queued: time.Now()}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -366,7 +401,7 @@ func (l *Log) AppendTx(ctx context.Context, tx storage.Tx, e *Entry) error {
 	if l.isClosed() {
 		return ErrClosed
 	}
-	r, detail, err := l.prepare(e)
+	r, detail, err := l.prepare(e, true)
 	if err != nil {
 		return err
 	}
@@ -603,8 +638,8 @@ func (l *Log) commitPending() bool {
 }
 
 // prepare validates e and returns the row to store (seq and hashes unset)
-// and the cleaned detail map.
-func (l *Log) prepare(e *Entry) (row, map[string]string, error) {
+// and, with wantMap, the cleaned detail map (for fill).
+func (l *Log) prepare(e *Entry, wantMap bool) (row, map[string]string, error) {
 	if e == nil {
 		return row{}, nil, fmt.Errorf("%w: nil entry", ErrInvalid)
 	}
@@ -621,7 +656,7 @@ func (l *Log) prepare(e *Entry) (row, map[string]string, error) {
 	if t.Year() < 1678 || t.Year() > 2261 {
 		return row{}, nil, fmt.Errorf("%w: time %s cannot be stored as unix nanoseconds", ErrInvalid, t.UTC().Format(time.RFC3339))
 	}
-	detailText, detail, err := encodeDetail(e.Detail)
+	detailText, detail, err := encodeDetail(e.Detail, e.Details, wantMap)
 	if err != nil {
 		return row{}, nil, err
 	}

@@ -32,7 +32,7 @@ func writeBlocks(t *testing.T, st storage.Store, l *Log, t0 time.Time, batches .
 			if i%7 == 0 {
 				e.Principal, e.Outcome, e.Status = "rare", OutcomeDenied, 403
 			}
-			r, _, err := l.prepare(e)
+			r, _, err := l.prepare(e, true)
 			if err != nil {
 				t.Fatal(err)
 			}

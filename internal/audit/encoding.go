@@ -138,35 +138,67 @@ func clean(s string, max int) string {
 	return s
 }
 
-// encodeDetail returns the JSON text stored (and hashed) for d: "" when d is
-// empty, else the cleaned map as a JSON object, keys sorted (encoded here
-// rather than by json.Marshal, which costs several µs per entry through
-// reflection; decodeDetail reads either). Past
-// MaxDetailKeys the lexically largest keys are dropped and the key "_truncated"
-// records how many.
+// encodeDetail returns the JSON text stored (and hashed) for an entry's
+// detail, given as a map (m) or as pairs (ds, when m is empty): "" when
+// it is empty, else the cleaned pairs as a JSON object, keys sorted
+// (encoded here rather than by json.Marshal, which costs several µs per
+// entry through reflection; decodeDetail reads either). Past MaxDetailKeys
+// the lexically largest keys are dropped and the key "_truncated" records
+// how many. The pairs stand for the map they make (a key given twice
+// keeps its last value), and store exactly as it would. With wantMap it
+// also returns the cleaned detail as a map (m itself when cleaning
+// changed nothing), for the caller's entry.
 //
-// A detail of up to 8 clean pairs (a gateway call's) is read from the map
-// once, sorted and written without another allocation than its text.
-func encodeDetail(d map[string]string) (string, map[string]string, error) {
-	if len(d) == 0 {
+// A detail of up to 8 clean pairs with distinct keys (a gateway call's)
+// is sorted in place by insertion (the keys often come sorted, or nearly)
+// and written without another allocation than its text.
+func encodeDetail(m map[string]string, ds Details, wantMap bool) (string, map[string]string, error) {
+	if len(m) == 0 && len(ds) == 0 {
 		return "", nil, nil
+	}
+	if len(m) > 0 && len(ds) > 0 {
+		return "", nil, fmt.Errorf("%w: both Detail and Details are set", ErrInvalid)
 	}
 	var small [8]detailPair
 	pairs := small[:0]
-	asIs := len(d) <= len(small)
-	if asIs {
-		for k, v := range d {
+	asIs := max(len(m), len(ds)) <= len(small)
+	if asIs && len(m) > 0 {
+		for k, v := range m {
 			if !isClean(k, MaxDetailBytes) || !isClean(v, MaxDetailBytes) {
 				asIs = false
 				break
 			}
 			pairs = append(pairs, detailPair{k, v})
 		}
+	} else if asIs {
+		for _, d := range ds {
+			if !isClean(d.Key, MaxDetailBytes) || !isClean(d.Value, MaxDetailBytes) {
+				asIs = false
+				break
+			}
+			pairs = append(pairs, detailPair{d.Key, d.Value})
+		}
 	}
-	m := d
-	if !asIs {
-		m = make(map[string]string, min(len(d), MaxDetailKeys+1))
-		for k, v := range d {
+	if asIs {
+		asIs = sortPairs(pairs)
+	}
+	if asIs {
+		if wantMap && m == nil {
+			m = make(map[string]string, len(pairs))
+			for _, p := range pairs {
+				m[p.k] = p.v
+			}
+		}
+	} else {
+		src := m
+		if len(src) == 0 {
+			src = make(map[string]string, len(ds))
+			for _, d := range ds {
+				src[d.Key] = d.Value
+			}
+		}
+		m = make(map[string]string, min(len(src), MaxDetailKeys+1))
+		for k, v := range src {
 			m[clean(k, MaxDetailBytes)] = clean(v, MaxDetailBytes)
 		}
 		if len(m) > MaxDetailKeys {
@@ -184,8 +216,8 @@ func encodeDetail(d map[string]string) (string, map[string]string, error) {
 		for k, v := range m {
 			pairs = append(pairs, detailPair{k, v})
 		}
+		slices.SortFunc(pairs, func(a, b detailPair) int { return strings.Compare(a.k, b.k) })
 	}
-	slices.SortFunc(pairs, func(a, b detailPair) int { return strings.Compare(a.k, b.k) })
 	size := 2
 	for _, p := range pairs {
 		size += len(p.k) + len(p.v) + 6
@@ -205,7 +237,28 @@ func encodeDetail(d map[string]string) (string, map[string]string, error) {
 		b = appendJSONString(b, p.v)
 	}
 	b = append(b, '}')
+	if !wantMap {
+		m = nil
+	}
 	return string(b), m, nil
+}
+
+// sortPairs sorts a few pairs by key by insertion, which costs one
+// comparison a pair when they come sorted. It reports false when two
+// share a key, and then stops, leaving ps in no useful order.
+func sortPairs(ps []detailPair) bool {
+	for i := 1; i < len(ps); i++ {
+		p := ps[i]
+		j := i
+		for ; j > 0 && ps[j-1].k >= p.k; j-- {
+			if ps[j-1].k == p.k {
+				return false
+			}
+			ps[j] = ps[j-1]
+		}
+		ps[j] = p
+	}
+	return true
 }
 
 // detailPair is a detail's key and value.

@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -135,7 +138,7 @@ func FuzzEntryEncoding(f *testing.F) {
 	f.Add(int64(3), int64(4), "", "", "", "", "k", strings.Repeat("\x01", 2*MaxDetailBytes), int64(0))
 	f.Fuzz(func(t *testing.T, seq, tm int64, reqID, principal, resource, ua, dk, dv string, status int64) {
 		detail := map[string]string{dk: dv}
-		text, m, err := encodeDetail(detail)
+		text, m, err := encodeDetail(detail, nil, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +184,7 @@ func FuzzDecodeDetail(f *testing.F) {
 		if len(m) > MaxDetailKeys {
 			return
 		}
-		text, cleaned, err := encodeDetail(m)
+		text, cleaned, err := encodeDetail(m, nil, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,15 +198,102 @@ func FuzzDecodeDetail(f *testing.F) {
 // A gateway call's detail is encoded with one allocation: its text.
 func TestEncodeDetailAllocations(t *testing.T) {
 	d := map[string]string{"method": "GET", "path": "/v1/ping", "bytes_in": "0", "bytes_out": "27"}
-	want, _, _ := encodeDetail(d)
+	want, _, _ := encodeDetail(d, nil, true)
 	if want != `{"bytes_in":"0","bytes_out":"27","method":"GET","path":"/v1/ping"}` {
 		t.Fatalf("encoded %s", want)
 	}
 	if n := testing.AllocsPerRun(100, func() {
-		if got, _, _ := encodeDetail(d); got != want {
+		if got, _, _ := encodeDetail(d, nil, true); got != want {
 			t.Fatal(got)
 		}
 	}); n > 1 {
 		t.Errorf("encodeDetail of four fields: %.0f allocations, want 1", n)
+	}
+}
+
+// Details store exactly as the map they make (a key listed twice keeps
+// its last value): the same text, hashed the same, and the same cleaned
+// map returned, whether they are few and clean (sorted in place) or not.
+func TestEncodeDetailsAsMap(t *testing.T) {
+	keys := []string{"method", "path", "bytes_in", "bytes_out", "websocket", "duration_ms", "ended_by", "a",
+		"b\x00", "\xff", "é", "k\x00", "k\uFFFD", strings.Repeat("x", MaxDetailBytes+3), ""}
+	values := []string{"GET", "", "0", "a\"b\\c\n", "\x01", "\xfe\xff", strings.Repeat("é", MaxDetailBytes)}
+	rng := rand.New(rand.NewPCG(1, 2))
+	cases := []Details{
+		{{"method", "GET"}, {"path", "/v1/ping"}, {"bytes_in", "0"}, {"bytes_out", "27"}},
+		{{"bytes_in", "0"}, {"bytes_out", "27"}, {"method", "GET"}, {"path", "/v1/ping"}},
+		{{"a", "1"}, {"a", "2"}},
+		{{"b", "1"}, {"a", "2"}, {"b", "3"}},
+		{{"k\x00", "1"}, {"k\uFFFD", "2"}}, // they clean to one key
+	}
+	for range 2000 {
+		n := rng.IntN(MaxDetailKeys + 6)
+		if rng.IntN(2) == 0 {
+			n = rng.IntN(10)
+		}
+		var ds Details
+		for range n {
+			k := keys[rng.IntN(len(keys))]
+			if rng.IntN(4) == 0 {
+				k += strconv.Itoa(rng.IntN(40))
+			}
+			ds = append(ds, Detail{k, values[rng.IntN(len(values))]})
+		}
+		cases = append(cases, ds)
+	}
+	for _, ds := range cases {
+		m := make(map[string]string, len(ds))
+		for _, d := range ds {
+			m[d.Key] = d.Value
+		}
+		if len(m) > 0 && slices.ContainsFunc(ds, func(d Detail) bool { return !isClean(d.Key, MaxDetailBytes) }) {
+			// Keys that clean to one key: which value the map keeps
+			// depends on its iteration order; the text must still decode
+			// to the map returned.
+			text, got, err := encodeDetail(nil, ds, true)
+			if back, derr := decodeDetail(text); err != nil || derr != nil || !maps.Equal(back, got) {
+				t.Fatalf("%q: %s decodes to %v, %v; returned %v, %v", ds, text, back, derr, got, err)
+			}
+			continue
+		}
+		wantText, wantMap, err := encodeDetail(m, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, got, err := encodeDetail(nil, ds, true)
+		if err != nil || text != wantText || !maps.Equal(got, wantMap) {
+			t.Fatalf("%q: encoded %s, %v, %v; the map's %s, %v", ds, text, got, err, wantText, wantMap)
+		}
+		if text, got, _ := encodeDetail(nil, ds, false); text != wantText || got != nil {
+			t.Fatalf("%q without the map: %s, %v", ds, text, got)
+		}
+	}
+	if _, _, err := encodeDetail(map[string]string{"a": "b"}, Details{{"a", "b"}}, false); !errors.Is(err, ErrInvalid) {
+		t.Errorf("both Detail and Details: %v, want ErrInvalid", err)
+	}
+}
+
+// Details' Set replaces a key's value; Get reads it.
+func TestDetailsSet(t *testing.T) {
+	var d Details
+	d.Set("method", "GET")
+	d.Set("path", "/a")
+	d.Set("method", "POST")
+	if len(d) != 2 || d.Get("method") != "POST" || d.Get("path") != "/a" || d.Get("none") != "" {
+		t.Fatalf("details %q", d)
+	}
+}
+
+// A gateway call's details are encoded with one allocation (their text),
+// and without the map when the caller does not want it (AppendAsync).
+func TestEncodeDetailsAllocations(t *testing.T) {
+	d := Details{{"method", "GET"}, {"path", "/v1/ping"}, {"bytes_in", "0"}, {"bytes_out", "27"}}
+	want := `{"bytes_in":"0","bytes_out":"27","method":"GET","path":"/v1/ping"}`
+	if n := testing.AllocsPerRun(100, func() {
+		if got, m, _ := encodeDetail(nil, d, false); got != want || m != nil {
+			t.Fatal(got, m)
+		}
+	}); n > 1 {
+		t.Errorf("encodeDetail of four pairs: %.0f allocations, want 1", n)
 	}
 }

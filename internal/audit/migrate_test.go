@@ -267,7 +267,7 @@ func writeOld0017(t *testing.T, db *sql.DB, signer *fakeSigner, entries []*Entry
 	prev := zeroHash
 	var out []Entry
 	for i, e := range entries {
-		r, detail, err := prep.prepare(e)
+		r, detail, err := prep.prepare(e, true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ func appendBatch(t testing.TB, l *Log, es []*Entry) []Entry {
 	rows := make([]*row, len(es))
 	details := make([]map[string]string, len(es))
 	for i, e := range es {
-		r, d, err := l.prepare(e)
+		r, d, err := l.prepare(e, true)
 		if err != nil {
 			t.Fatal(err)
 		}

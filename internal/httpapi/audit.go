@@ -9,6 +9,13 @@ import (
 	"github.com/keyward/keyward/internal/audit"
 )
 
+// AuditDetails are a request's audit details (AuditEvent.Detail): pairs
+// of a non-secret key and its value, each key once (Set replaces).
+type AuditDetails = audit.Details
+
+// auditDetail is one of AuditDetails.
+type auditDetail = audit.Detail
+
 // AuditAPI serves the audit log.
 type AuditAPI struct {
 	Log *audit.Log

@@ -88,7 +88,7 @@ func TestDPoPAtTheEdge(t *testing.T) {
 	if w := send("GET", "/v1/self", "DPoP "+boundTok, good); w.Code != 200 {
 		t.Fatalf("bound token with a good proof = %d %s", w.Code, w.Body)
 	}
-	if last := audit.events[len(audit.events)-1]; last.Detail["dpop"] != "bound" || last.Outcome != "allowed" {
+	if last := audit.events[len(audit.events)-1]; last.Detail.Get("dpop") != "bound" || last.Outcome != "allowed" {
 		t.Fatalf("audit of a bound call = %+v", last)
 	}
 	if w := send("POST", "/v1/gateway/maps/geocode?q=x", "DPoP "+boundTok, proof(key, "POST", base+"/v1/gateway/maps/geocode", boundTok, now)); w.Code != 204 {
@@ -129,7 +129,7 @@ func TestDPoPAtTheEdge(t *testing.T) {
 			if strings.Contains(w.Body.String(), boundTok) || strings.Contains(w.Header().Get("WWW-Authenticate"), boundTok) {
 				t.Fatal("the response quotes the token")
 			}
-			if len(audit.events) != before+1 || audit.events[before].Detail["dpop"] != "refused" || audit.events[before].Outcome != "denied" {
+			if len(audit.events) != before+1 || audit.events[before].Detail.Get("dpop") != "refused" || audit.events[before].Outcome != "denied" {
 				t.Fatalf("audit = %+v", audit.events[before:])
 			}
 		})
@@ -139,8 +139,8 @@ func TestDPoPAtTheEdge(t *testing.T) {
 	if w := send("GET", "/v1/self", "Bearer "+unboundTok); w.Code != 200 || w.Header().Get("WWW-Authenticate") != "" {
 		t.Fatalf("unbound bearer = %d %s", w.Code, w.Body)
 	}
-	if last := audit.events[len(audit.events)-1]; last.Detail["dpop"] != "" {
-		t.Fatalf("an unbound call is audited with dpop=%q", last.Detail["dpop"])
+	if last := audit.events[len(audit.events)-1]; last.Detail.Get("dpop") != "" {
+		t.Fatalf("an unbound call is audited with dpop=%q", last.Detail.Get("dpop"))
 	}
 }
 

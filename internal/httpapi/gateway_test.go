@@ -186,7 +186,7 @@ func TestGatewayCallIsAuditedAfterwards(t *testing.T) {
 	}
 	ev := f.nextAudit(t)
 	if ev.Action != "proxy" || ev.Resource != "integrations/api" || ev.Status != 200 || ev.Outcome != "allowed" ||
-		ev.Detail["method"] != "POST" || ev.Detail["path"] != "/v1/x" || ev.Detail["bytes_in"] != "5" || ev.Detail["bytes_out"] != "15" {
+		ev.Detail.Get("method") != "POST" || ev.Detail.Get("path") != "/v1/x" || ev.Detail.Get("bytes_in") != "5" || ev.Detail.Get("bytes_out") != "15" {
 		t.Errorf("audit event = %+v", ev)
 	}
 	b, _ := json.Marshal(ev)
@@ -290,14 +290,14 @@ func TestGatewayAuditQueueRefused(t *testing.T) {
 	if resp, _ := f.do(t, "GET", "/v1/gateway/api/x", nil); resp.StatusCode != 200 {
 		t.Fatalf("call = %d", resp.StatusCode)
 	}
-	if ev := f.nextAudit(t); ev.Detail["method"] != "GET" || f.async.queued.Load() != 0 {
+	if ev := f.nextAudit(t); ev.Detail.Get("method") != "GET" || f.async.queued.Load() != 0 {
 		t.Errorf("audit event = %+v, %d queued; want it appended directly", ev, f.async.queued.Load())
 	}
 	f.gw.Audit = f.audit // no AuditRequestAsync at all
 	if resp, _ := f.do(t, "GET", "/v1/gateway/api/y", nil); resp.StatusCode != 200 {
 		t.Fatalf("call = %d", resp.StatusCode)
 	}
-	if ev := f.nextAudit(t); ev.Detail["path"] != "/y" {
+	if ev := f.nextAudit(t); ev.Detail.Get("path") != "/y" {
 		t.Errorf("audit event = %+v", ev)
 	}
 }

@@ -136,9 +136,9 @@ func (h *Leaks) revoke(ctx context.Context, plain, source string) (found bool, e
 	audit := func(resource, result string) *AuditEvent {
 		ev := AuditEventFor(ctx, http.StatusOK)
 		ev.Resource = resource
-		ev.Detail = map[string]string{"result": result, "reason": "leak report"}
+		ev.Detail = AuditDetails{{Key: "result", Value: result}, {Key: "reason", Value: "leak report"}}
 		if source != "" {
-			ev.Detail["source"] = source
+			ev.Detail.Set("source", source)
 		}
 		return ev
 	}

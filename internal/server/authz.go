@@ -102,7 +102,7 @@ func entryOf(e *httpapi.AuditEvent) audit.Entry {
 	en := audit.Entry{
 		Time: e.Time, RequestID: e.RequestID, Action: e.Action, Resource: e.Resource, Environment: e.Environment,
 		SourceAddr: e.SourceAddr, UserAgent: e.UserAgent, Outcome: e.Outcome, Status: e.Status,
-		LatencyUS: e.Latency.Microseconds(), Detail: e.Detail,
+		LatencyUS: e.Latency.Microseconds(), Details: e.Detail,
 	}
 	if c := e.Caller; c != nil {
 		en.Principal, en.AuthMethod, en.AccessorHMAC = c.Principal, c.AuthMethod, c.AccessorHMAC
@@ -133,11 +133,8 @@ func (n *Node) identityAudit(ctx context.Context, tx storage.Tx, c identity.Chan
 	if ev == nil {
 		ev = &httpapi.AuditEvent{Time: time.Now(), Outcome: "allowed", Status: 200}
 	}
-	if ev.Detail == nil {
-		ev.Detail = map[string]string{}
-	}
-	ev.Detail["op"] = c.Op
-	ev.Detail["identity"] = c.Kind + "/" + c.Name
+	ev.Detail.Set("op", c.Op)
+	ev.Detail.Set("identity", c.Kind+"/"+c.Name)
 	en := entryOf(ev)
 	return n.auditLog.AppendTx(ctx, tx, &en)
 }
