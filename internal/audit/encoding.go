@@ -122,6 +122,9 @@ func signedMessage(context string, seq int64, hash []byte, t int64) []byte {
 // (which PostgreSQL TEXT refuses) become U+FFFD, and s is cut to max bytes at
 // a rune boundary. One bad header must not fail a whole group-commit batch.
 func clean(s string, max int) string {
+	if len(s) <= max && isPlainASCII(s) {
+		return s // most fields: checked in one pass
+	}
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
@@ -267,7 +270,28 @@ type detailPair struct{ k, v string }
 // isClean reports whether clean(s, max) is s: valid UTF-8 without NUL, at
 // most max bytes.
 func isClean(s string, max int) bool {
-	return len(s) <= max && strings.IndexByte(s, 0) < 0 && utf8.ValidString(s)
+	return len(s) <= max && (isPlainASCII(s) || strings.IndexByte(s, 0) < 0 && utf8.ValidString(s))
+}
+
+// isPlainASCII reports whether every byte of s is from 0x01 to 0x7f (so s
+// is valid UTF-8 without NUL), eight bytes at a time: such a word has no
+// high bit set, nor one in its bytes less one (only a zero byte borrows).
+func isPlainASCII(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(s) >= 8 {
+		x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		if (x|(x-ones))&highs != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == 0 || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeDetail parses a stored detail column. The text comes from the

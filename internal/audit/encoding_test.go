@@ -297,3 +297,44 @@ func TestEncodeDetailsAllocations(t *testing.T) {
 		t.Errorf("encodeDetail of four pairs: %.0f allocations, want 1", n)
 	}
 }
+
+// isPlainASCII agrees with a byte-by-byte check for every byte value at
+// every position of strings of every length up to 20.
+func TestIsPlainASCII(t *testing.T) {
+	want := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] == 0 || s[i] >= 0x80 {
+				return false
+			}
+		}
+		return true
+	}
+	for n := range 21 {
+		for at := range n {
+			for c := range 256 {
+				b := []byte(strings.Repeat("a", n))
+				b[at] = byte(c)
+				s := string(b)
+				if got := isPlainASCII(s); got != want(s) {
+					t.Fatalf("isPlainASCII(%q) = %v", s, got)
+				}
+				if clean(s, MaxFieldBytes) != cleanSlow(s, MaxFieldBytes) {
+					t.Fatalf("clean(%q) = %q, want %q", s, clean(s, MaxFieldBytes), cleanSlow(s, MaxFieldBytes))
+				}
+			}
+		}
+	}
+}
+
+// cleanSlow is clean without its ASCII fast path.
+func cleanSlow(s string, max int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}
