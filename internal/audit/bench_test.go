@@ -218,7 +218,7 @@ func BenchmarkChainBlocks(b *testing.B) {
 			prev = r.hash
 			rows[i] = r
 		}
-		blocks := makeBlocks(rows)
+		blocks := makeBlocks(rows, hashes)
 		var ps []blockPrincipal
 		for i := range blocks {
 			ps = blocks[i].appendPrincipals(ps)

@@ -179,7 +179,7 @@ func rawUpdate(t testing.TB, st storage.Store, r *row) {
 // insertRaw inserts r as is.
 func insertRaw(t testing.TB, st storage.Store, r *row) {
 	t.Helper()
-	err := st.Write(t.Context(), func(tx storage.Tx) error { return insertRows(t.Context(), tx, []*row{r}) })
+	err := st.Write(t.Context(), func(tx storage.Tx) error { return insertRows(t.Context(), tx, []*row{r}, nil) })
 	if err != nil {
 		t.Fatal(err)
 	}
