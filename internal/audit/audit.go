@@ -259,6 +259,11 @@ type request struct {
 	queued time.Time
 }
 
+// asyncRequests recycles AppendAsync's requests (*request), which the
+// batcher puts back once their callback returned: a queued entry costs
+// no allocation of its own.
+var asyncRequests sync.Pool
+
 // Open returns the log stored in st, after checking that its tables and
 // chain head exist, and starts the batcher (and the sink tailer when
 // opts.Sink is set). Close stops them.
@@ -366,14 +371,20 @@ func (l *Log) AppendAsync(e *Entry, done func(error)) error {
 	if err != nil {
 		return err
 	}
-	req := &request{r: r, cb: done, queued: time.Now()}
+	req, _ := asyncRequests.Get().(*request)
+	if req == nil {
+		req = new(request)
+	}
+	*req = request{r: r, cb: done, queued: time.Now()}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
+		asyncRequests.Put(req)
 		return ErrClosed
 	}
 	if l.queued >= l.opts.MaxQueued {
 		l.mu.Unlock()
+		asyncRequests.Put(req)
 		return ErrQueueFull
 	}
 	l.queued++
@@ -622,14 +633,16 @@ func (l *Log) commitPending() bool {
 	}
 	l.mu.Unlock()
 	for _, req := range batch {
-		if req.cb != nil {
-			req.cb(err)
-			continue
-		}
 		if req.done != nil {
 			req.err = err
 			close(req.done)
+			continue
 		}
+		if req.cb != nil {
+			req.cb(err)
+		}
+		*req = request{} // nothing refers to it any more
+		asyncRequests.Put(req)
 	}
 	if err == nil && l.sink != nil {
 		l.sink.poke()
