@@ -460,7 +460,7 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	if call.SessionEnded != "" {
 		AddAuditDetail(ctx, "ended_by", call.SessionEnded)
 	}
-	h.audit(AuditEventFor(ctx, status))
+	h.audit(st.finalAuditEvent(status))
 	if err != nil && call.Wrote {
 		// Abort the connection: a body cut short must not look whole.
 		panic(http.ErrAbortHandler)
