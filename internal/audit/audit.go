@@ -666,7 +666,7 @@ func (l *Log) prepare(e *Entry, wantMap bool) (row, map[string]string, error) {
 	if t.IsZero() {
 		t = l.opts.Now()
 	}
-	if t.Year() < 1678 || t.Year() > 2261 {
+	if u := t.Unix(); (u < storableFrom || u >= storableUntil) && (t.Year() < 1678 || t.Year() > 2261) {
 		return row{}, nil, fmt.Errorf("%w: time %s cannot be stored as unix nanoseconds", ErrInvalid, t.UTC().Format(time.RFC3339))
 	}
 	detailText, detail, err := encodeDetail(e.Detail, e.Details, wantMap)
@@ -690,6 +690,14 @@ func (l *Log) prepare(e *Entry, wantMap bool) (row, map[string]string, error) {
 		detail:      detailText,
 	}, detail, nil
 }
+
+// Every instant from storableFrom to storableUntil (unix seconds) falls
+// in a year from 1678 to 2261 in any zone, as prepare requires: it asks
+// the year (8 ns) only of times outside them.
+var (
+	storableFrom  = time.Date(1679, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	storableUntil = time.Date(2261, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+)
 
 // fill copies what was stored back into the caller's entry.
 func fill(e *Entry, r *row, detail map[string]string) {

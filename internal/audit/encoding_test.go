@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -337,4 +338,28 @@ func cleanSlow(s string, max int) string {
 		s = s[:cut]
 	}
 	return s
+}
+
+// prepare refuses a time exactly when its year (in its zone) is outside
+// 1678-2261, whether or not the quick check of its unix seconds decides.
+func TestPrepareTimeRange(t *testing.T) {
+	l := &Log{opts: Options{Now: time.Now}}
+	var zones []*time.Location
+	for _, h := range []int{-26, -12, -1, 0, 1, 14, 26} {
+		zones = append(zones, time.FixedZone("z", h*3600))
+	}
+	for _, y := range []int{1677, 1678, 1679, 2000, 2260, 2261, 2262} {
+		for _, base := range []time.Time{time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(y, 12, 31, 23, 59, 59, 999999999, time.UTC)} {
+			for _, d := range []time.Duration{-48 * time.Hour, -time.Hour, -time.Nanosecond, 0, time.Nanosecond, time.Hour, 48 * time.Hour} {
+				for _, z := range zones {
+					tm := base.Add(d).In(z)
+					e := &Entry{Time: tm, Outcome: OutcomeAllowed}
+					_, _, err := l.prepare(e, false)
+					if want := tm.Year() < 1678 || tm.Year() > 2261; want != errors.Is(err, ErrInvalid) {
+						t.Errorf("prepare of %s: %v", tm, err)
+					}
+				}
+			}
+		}
+	}
 }
