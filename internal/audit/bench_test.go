@@ -162,13 +162,14 @@ func reportCPU(b *testing.B, cpu0 time.Duration, units float64, unit string) {
 }
 
 // gatewayEntry is the entry of a proxied gateway call as the edge builds
-// it: nine fields and the call's four details.
+// it: nine fields and the call's four details (in key order, as it adds
+// them).
 func gatewayEntry(i int) *Entry {
 	return &Entry{
 		RequestID: "01JD4K7ZQ8X3V5N2M9T6W1Y0B" + strconv.Itoa(i%10), Principal: "app:bench", AuthMethod: "token",
 		AccessorHMAC: "hmac-5f0c2a9e7b1d4c3a8e6f0b2d4a6c8e0f", Action: "proxy", Resource: "integrations/up",
 		SourceAddr: "127.0.0.1", UserAgent: "bench/1", Outcome: OutcomeAllowed, Status: 200, LatencyUS: 180,
-		Details: Details{{"method", "GET"}, {"path", "/v1/ping"}, {"bytes_in", "0"}, {"bytes_out", strconv.Itoa(27 + i%3)}},
+		Details: Details{{"bytes_in", "0"}, {"bytes_out", strconv.Itoa(27 + i%3)}, {"method", "GET"}, {"path", "/v1/ping"}},
 	}
 }
 

@@ -19,10 +19,10 @@ func BenchmarkGatewayAuditEvent(b *testing.B) {
 		s := &reqState{id: "01JD4K7ZQ8X3V5N2M9T6W1Y0B8", start: time.Now(), ua: "bench/1", srcText: "127.0.0.1",
 			action: "proxy", resource: "integrations/up"}
 		ctx := context.WithValue(context.Background(), keyRequest, s)
-		AddAuditDetail(ctx, "method", "GET")
-		AddAuditDetail(ctx, "path", "/v1/ping")
 		AddAuditDetail(ctx, "bytes_in", "0")
 		AddAuditDetail(ctx, "bytes_out", "27")
+		AddAuditDetail(ctx, "method", "GET")
+		AddAuditDetail(ctx, "path", "/v1/ping")
 		sinkEvent = s.finalAuditEvent(200)
 	}
 }

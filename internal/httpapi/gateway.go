@@ -449,10 +449,12 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		h.Usage(monitor.KindIntegration, name, status)
 		recordCaller(h.Usage, CallerFrom(ctx), status)
 	}
-	AddAuditDetail(ctx, "method", r.Method)
-	AddAuditDetail(ctx, "path", truncate(rest, 512))
+	// In key order: the audit log stores details sorted, which costs it a
+	// comparison a detail when they come so.
 	AddAuditDetail(ctx, "bytes_in", strconv.FormatInt(call.BytesIn, 10))
 	AddAuditDetail(ctx, "bytes_out", strconv.FormatInt(call.BytesOut, 10))
+	AddAuditDetail(ctx, "method", r.Method)
+	AddAuditDetail(ctx, "path", truncate(rest, 512))
 	if call.Status == http.StatusSwitchingProtocols { // a WebSocket session
 		AddAuditDetail(ctx, "websocket", "true")
 		AddAuditDetail(ctx, "duration_ms", strconv.FormatInt(call.Duration.Milliseconds(), 10))
