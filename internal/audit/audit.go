@@ -83,6 +83,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -243,6 +244,11 @@ type Log struct {
 	lingering    atomic.Bool   // the batcher waits for inflight callers
 
 	sink *sinkFeed // nil without Options.Sink
+
+	// batch and batchRows are commitPending's, reused batch after batch
+	// (the batcher's goroutine only).
+	batch     []*request
+	batchRows []*row
 
 	closeOnce sync.Once
 	closeErr  error
@@ -582,7 +588,7 @@ func (l *Log) run() {
 func (l *Log) commitPending() bool {
 	l.mu.Lock()
 	n := min(len(l.pending), l.opts.MaxBatch)
-	batch := make([]*request, n)
+	batch := slices.Grow(l.batch[:0], n)[:n]
 	copy(batch, l.pending)
 	rest := copy(l.pending, l.pending[n:])
 	clear(l.pending[rest:])
@@ -596,10 +602,16 @@ func (l *Log) commitPending() bool {
 	if n == 0 {
 		return false
 	}
-	rows := make([]*row, n)
+	rows := slices.Grow(l.batchRows[:0], n)[:n]
 	for i, req := range batch {
 		rows[i] = &req.r
 	}
+	defer func() {
+		// Kept for the next batch, without what they pointed to.
+		clear(batch)
+		clear(rows)
+		l.batch, l.batchRows = batch[:0], rows[:0]
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	registered := false
 	err := l.st.Write(ctx, func(tx storage.Tx) error {
