@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"bytes"
 	"errors"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -224,4 +226,59 @@ func TestAppendAsyncQueueBound(t *testing.T) {
 	if n := storedEntries(t, st); n != 4 {
 		t.Errorf("%d rows, want 4", n)
 	}
+}
+
+// An entry given its detail as Details stores, hashes and reads back as
+// the same entry given the map: through AppendAsync (which recycles its
+// requests), Append (which returns the map) and AppendTx.
+func TestDetailsStoreAsTheMap(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		l := openLog(t, st, newSigner(t), Options{AsyncDelay: time.Millisecond})
+		details := Details{{"method", "GET"}, {"path", "/v1/\"ping\"\n"}, {"bytes_in", "0"}, {"bytes_out", "27"}, {"bad", "\xff\x00"}}
+		want := map[string]string{"method": "GET", "path": "/v1/\"ping\"\n", "bytes_in": "0", "bytes_out": "27", "bad": "\uFFFD\uFFFD"}
+		const rounds = 50
+		res := newResults(rounds)
+		for i := range rounds {
+			e := testEntry(i + 1)
+			e.Detail, e.Details = nil, details
+			if err := l.AppendAsync(e, res.done(e.RequestID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for id, err := range res.wait(t) {
+			if err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+		}
+		e := testEntry(rounds + 1)
+		e.Detail, e.Details = nil, details
+		if err := l.Append(t.Context(), e); err != nil || !maps.Equal(e.Detail, want) || e.Details != nil {
+			t.Fatalf("Append: %v; entry's detail %q, details %q", err, e.Detail, e.Details)
+		}
+		tx := testEntry(rounds + 2)
+		tx.Detail, tx.Details = nil, details
+		if err := st.Write(t.Context(), func(stx storage.Tx) error { return l.AppendTx(t.Context(), stx, tx) }); err != nil || !maps.Equal(tx.Detail, want) {
+			t.Fatalf("AppendTx: %v; entry's detail %q", err, tx.Detail)
+		}
+		got, err := l.List(t.Context(), Filter{Limit: MaxListLimit})
+		if err != nil || len(got) != rounds+2 {
+			t.Fatalf("List: %d entries, %v", len(got), err)
+		}
+		for _, g := range got {
+			if !maps.Equal(g.Detail, want) {
+				t.Fatalf("entry %d reads back detail %q, want %q", g.Seq, g.Detail, want)
+			}
+			m := testEntry(int(g.Seq))
+			m.Detail = map[string]string{"method": "GET", "path": "/v1/\"ping\"\n", "bytes_in": "0", "bytes_out": "27", "bad": "\xff\x00"}
+			r, _, err := l.prepare(m, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.seq, r.time = g.Seq, g.Time.UnixNano()
+			if sum, _ := r.sum(g.PrevHash, nil); !bytes.Equal(sum[:], g.Hash) {
+				t.Fatalf("entry %d: hash %x, want the map's %x", g.Seq, g.Hash, sum)
+			}
+		}
+		mustVerify(t, l, rounds+2)
+	})
 }
