@@ -44,14 +44,14 @@ const maxFastLines = 64
 // readSimpleRequest reads, from the bytes already buffered in br (it never
 // reads), a simple request head (parseSimpleHead) and consumes it. It
 // returns nil, with br untouched, for any other head.
-func readSimpleRequest(br *bufio.Reader) *http.Request {
+func readSimpleRequest(br *bufio.Reader) *simpleRequest {
 	buf, _ := br.Peek(br.Buffered())
-	req, n := parseSimpleHead(buf)
-	if req == nil {
+	sr, n := parseSimpleHead(buf)
+	if sr == nil {
 		return nil
 	}
 	br.Discard(n)
-	return req
+	return sr
 }
 
 // field is a field line of the head: where its name and (trimmed) value
@@ -105,11 +105,52 @@ func kindOf(name []byte) fieldKind {
 	return otherField
 }
 
-// simpleRequest is a request and the values of its header in one
-// allocation, for a head of up to len(strs) fields.
+// simpleRequest is, in one allocation, a request, its URL (unless
+// url.ParseRequestURI had to make it), the values of its header (for a
+// head of up to len(strs) fields) and its answer's response, which
+// serveRequest fills in. Nothing of it is reused: a fresh one is made for
+// every request.
 type simpleRequest struct {
 	req  http.Request
+	url  url.URL
 	strs [8]string
+	resp response
+}
+
+// pathByte: the bytes that url.ParseRequestURI takes into a path as they
+// are, neither unescaped nor escaped again (so it sets no RawPath). Rather
+// than a copy of net/url's tables, each byte is asked of the function
+// itself; '%' (an escape) and '?' (the query's start) are not among them.
+var pathByte = func() (t [256]bool) {
+	for c := '!'; c <= '~'; c++ {
+		p := "/" + string(c)
+		if u, err := url.ParseRequestURI(p); err == nil && c != '?' && c != '%' &&
+			*u == (url.URL{Path: p}) {
+			t[c] = true
+		}
+	}
+	return t
+}()
+
+// parseTarget sets *u to what url.ParseRequestURI makes of target, an
+// origin-form target of visible ASCII bytes, and reports whether it could:
+// it cannot for a path with a byte outside pathByte.
+func parseTarget(u *url.URL, target string) bool {
+	path, query, hasQuery := cutByte(target, '?')
+	for i := 0; i < len(path); i++ {
+		if !pathByte[path[i]] {
+			return false
+		}
+	}
+	*u = url.URL{Path: path}
+	switch {
+	case hasQuery && query == "":
+		// the only '?' ends the target
+		u.ForceQuery = true
+	case hasQuery:
+		u.RawQuery = query
+	}
+	return true
 }
 
 // parseSimpleHead parses the request head at the start of b when it is
@@ -133,7 +174,7 @@ type simpleRequest struct {
 // (canonical keys, values trimmed of SP and HTAB, in order) less the Host
 // field, Host from that field, Close from a "close" token in Connection,
 // Pragma's Cache-Control fix, ContentLength 0 and Body http.NoBody.
-func parseSimpleHead(b []byte) (*http.Request, int) {
+func parseSimpleHead(b []byte) (*simpleRequest, int) {
 	// first pass: the shape, where the parts are and the fields that
 	// http.ReadRequest reads, without allocating
 	i := 0
@@ -236,17 +277,19 @@ func parseSimpleHead(b []byte) (*http.Request, int) {
 
 	// second pass: the request, from one string of the head
 	head := string(b[:i])
-	u, err := url.ParseRequestURI(head[target:targetEnd])
-	if err != nil {
-		return nil, 0
+	sr := new(simpleRequest)
+	u := &sr.url
+	if !parseTarget(u, head[target:targetEnd]) {
+		var err error
+		if u, err = url.ParseRequestURI(head[target:targetEnd]); err != nil {
+			return nil, 0
+		}
 	}
-	var req *http.Request
-	var strs []string
-	if n <= len(simpleRequest{}.strs) {
-		sr := new(simpleRequest)
-		req, strs = &sr.req, sr.strs[:n]
+	req, strs := &sr.req, sr.strs[:0]
+	if n <= len(sr.strs) {
+		strs = sr.strs[:n]
 	} else {
-		req, strs = new(http.Request), make([]string, n)
+		strs = make([]string, n)
 	}
 	h := make(http.Header, n)
 	closing := false
@@ -295,7 +338,7 @@ func parseSimpleHead(b []byte) (*http.Request, int) {
 	if req.Host == "" && host >= 0 {
 		req.Host = head[fields[host].value:fields[host].valueEnd]
 	}
-	return req, i
+	return sr, i
 }
 
 // valueHasToken reports whether v, a comma-separated list, has token, in

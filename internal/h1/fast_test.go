@@ -94,13 +94,14 @@ func checkFast(t *testing.T, raw []byte, split int) bool {
 	t.Helper()
 	brFast := buffered(raw, split)
 	inBuffer := brFast.Buffered()
-	fast := readSimpleRequest(brFast)
-	if fast == nil {
+	sr := readSimpleRequest(brFast)
+	if sr == nil {
 		if brFast.Buffered() != inBuffer {
 			t.Fatalf("%s: not taken, but %d bytes consumed", short(raw), inBuffer-brFast.Buffered())
 		}
 		return false
 	}
+	fast := &sr.req
 	brStd := buffered(raw, 0)
 	std, err := http.ReadRequest(brStd)
 	if err != nil {
@@ -251,8 +252,8 @@ func BenchmarkReadRequest(b *testing.B) {
 	}
 	b.Run("fast", func(b *testing.B) {
 		run(b, func(br *bufio.Reader) (*http.Request, error) {
-			if req := readSimpleRequest(br); req != nil {
-				return req, nil
+			if sr := readSimpleRequest(br); sr != nil {
+				return &sr.req, nil
 			}
 			return nil, fmt.Errorf("not taken")
 		})

@@ -49,14 +49,19 @@ var (
 	heldPool = sync.Pool{New: func() any { b := make([]byte, 0, bufferBeforeCommit); return &b }}
 )
 
-func newResponse(c *conn, req *http.Request) *response {
+// newResponse makes req's response in w, a zero response, or in a new one
+// when w is nil.
+func newResponse(c *conn, req *http.Request, w *response) *response {
 	// not pooled: a handler's goroutine that writes after the handler
-	// returned must find this one finished, not another request's
-	conn := req.Header.Get("Connection") // read before the handler, which may change it
-	w := &response{c: c, req: req, header: make(http.Header), length: -1,
-		wantsClose:       req.Close || hasToken(conn, "close"),
-		wantsKeepAlive10: req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(conn, "keep-alive"),
+	// returned must find this one finished, not another request's (w,
+	// when given, was allocated with req, for req alone)
+	if w == nil {
+		w = new(response)
 	}
+	conn := req.Header.Get("Connection") // read before the handler, which may change it
+	w.c, w.req, w.header, w.length = c, req, make(http.Header), -1
+	w.wantsClose = req.Close || hasToken(conn, "close")
+	w.wantsKeepAlive10 = req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(conn, "keep-alive")
 	if req.Body != http.NoBody && req.Body != nil {
 		w.body = &requestBody{r: req.Body, w: w, chunked: len(req.TransferEncoding) > 0}
 		req.Body = w.body

@@ -334,7 +334,7 @@ func (c *conn) serve() {
 		if !c.awaitRequest() {
 			return
 		}
-		req, err := c.readRequest(lastPOST)
+		req, w, err := c.readRequest(lastPOST)
 		if s.closing.Load() {
 			return
 		}
@@ -343,7 +343,7 @@ func (c *conn) serve() {
 			return
 		}
 		lastPOST = req.Method == http.MethodPost
-		if !c.serveRequest(req) {
+		if !c.serveRequest(req, w) {
 			if c.lingering && !c.hijacked() {
 				c.closeWriteAndWait()
 			}
@@ -460,8 +460,9 @@ var errHeadTooLarge = statusError{http.StatusRequestHeaderFieldsTooLarge, ""}
 
 // readRequest reads a request's head, a simple one by hand (fast.go), any
 // other with http.ReadRequest, and makes the checks net/http's server makes
-// after it (of either).
-func (c *conn) readRequest(lastPOST bool) (*http.Request, error) {
+// after it (of either). w is the zero response allocated with a simple
+// head's request, for serveRequest; nil for any other.
+func (c *conn) readRequest(lastPOST bool) (req *http.Request, w *response, err error) {
 	s := c.srv
 	t0 := time.Now()
 	c.lr.N = s.headReadLimit() - int64(c.br.Buffered())
@@ -471,33 +472,33 @@ func (c *conn) readRequest(lastPOST bool) (*http.Request, error) {
 	}
 	hd, err := c.scanHead(t0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// the simple head, when buffered whole, is read by hand (fast.go);
 	// any other by http.ReadRequest
-	req := readSimpleRequest(c.br)
-	simple := req != nil
-	if !simple {
-		if req, err = http.ReadRequest(c.br); err != nil {
-			if c.lr.N <= 0 {
-				return nil, errHeadTooLarge
-			}
-			return nil, err
+	sr := readSimpleRequest(c.br)
+	simple := sr != nil
+	if simple {
+		req, w = &sr.req, &sr.resp
+	} else if req, err = http.ReadRequest(c.br); err != nil {
+		if c.lr.N <= 0 {
+			return nil, nil, errHeadTooLarge
 		}
+		return nil, nil, err
 	}
 	if !(req.ProtoMajor == 1 || req.ProtoMajor == 2 && req.ProtoMinor == 0 && req.Method == "PRI" && req.RequestURI == "*") {
-		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+		return nil, nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	}
 	c.lr.N = 1<<63 - 1
 	if err := hd.checkHost(req); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// net/textproto lets some fields through that net/http's server
 	// refuses; a simple head has none (its parser takes token names and
 	// values without control bytes only; FuzzFastRequest checks it)
 	if !simple {
 		if err := checkFields(req.Header); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	req.RemoteAddr = c.remote
@@ -505,7 +506,7 @@ func (c *conn) readRequest(lastPOST bool) (*http.Request, error) {
 	if req.Body != http.NoBody {
 		c.setReadDeadline(t0, s.ReadTimeout)
 	}
-	return req, nil
+	return req, w, nil
 }
 
 // checkFields refuses the field names and values that net/http's server
@@ -599,9 +600,10 @@ func (c *conn) closeWriteAndWait() {
 }
 
 // serveRequest runs the handler and ends the answer; it reports whether
-// the connection can carry another request.
-func (c *conn) serveRequest(req *http.Request) bool {
-	w := newResponse(c, req)
+// the connection can carry another request. w, when not nil, is a zero
+// response for it (allocated with the request).
+func (c *conn) serveRequest(req *http.Request, w *response) bool {
+	w = newResponse(c, req, w)
 	defer w.free()
 	if expect := req.Header.Get("Expect"); hasToken(expect, "100-continue") {
 		if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 && w.body != nil {
