@@ -58,7 +58,7 @@ func newResponse(c *conn, req *http.Request, w *response) *response {
 	if w == nil {
 		w = new(response)
 	}
-	conn := req.Header.Get("Connection") // read before the handler, which may change it
+	conn := firstValue(req.Header, "Connection") // read before the handler, which may change it
 	w.c, w.req, w.header, w.length = c, req, make(http.Header), -1
 	w.wantsClose = req.Close || hasToken(conn, "close")
 	w.wantsKeepAlive10 = req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(conn, "keep-alive")
@@ -114,12 +114,12 @@ func (w *response) writeHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
-	if cl := w.header.Get("Content-Length"); cl != "" {
+	if cl := firstValue(w.header, "Content-Length"); cl != "" {
 		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
 			w.length, w.lengthText = n, cl
 		} else {
 			w.c.srv.logger().Warn("h1: handler set an invalid Content-Length; dropped", "value", cl)
-			w.header.Del("Content-Length")
+			delete(w.header, "Content-Length")
 		}
 	}
 }
@@ -171,8 +171,7 @@ func (w *response) writeBody(p []byte) (int, error) {
 	}
 	bw := w.c.bw
 	if w.chunked {
-		var hex [16]byte
-		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16))
 		bw.WriteString("\r\n")
 		bw.Write(p)
 		_, w.werr = bw.WriteString("\r\n")
@@ -222,32 +221,32 @@ func (w *response) commit(final bool) {
 	} else if !req.ProtoAtLeast(1, 1) || w.wantsClose {
 		w.closeAfter = true
 	}
-	if h.Get("Connection") == "close" || w.c.srv.closing.Load() {
+	if firstValue(h, "Connection") == "close" || w.c.srv.closing.Load() {
 		w.closeAfter = true
 	}
 	if w.body != nil {
 		w.settleBody()
 	}
-	h.Del("Transfer-Encoding")
+	delete(h, "Transfer-Encoding")
 	if w.bodyAllowed() {
 		switch {
 		case w.length != -1:
 			// the handler's map may have changed since WriteHeader: the
 			// head says what frames the body
 			if vs := h["Content-Length"]; len(vs) != 1 || vs[0] != w.lengthText {
-				h.Set("Content-Length", strconv.FormatInt(w.length, 10))
+				h["Content-Length"] = []string{strconv.FormatInt(w.length, 10)}
 			}
 		case isHEAD:
-			h.Del("Content-Length")
+			delete(h, "Content-Length")
 		case req.ProtoAtLeast(1, 1):
 			w.chunked = true
-			h.Del("Content-Length")
+			delete(h, "Content-Length")
 		default:
 			w.closeAfter = true // HTTP/1.0: the body ends with the connection
-			h.Del("Content-Length")
+			delete(h, "Content-Length")
 		}
 	} else if w.status != http.StatusNotModified {
-		h.Del("Content-Length")
+		delete(h, "Content-Length")
 	}
 
 	bw := w.c.bw
@@ -256,14 +255,15 @@ func (w *response) commit(final bool) {
 	} else {
 		bw.WriteString("HTTP/1.0 ")
 	}
-	var num [20]byte
-	bw.Write(strconv.AppendInt(num[:0], int64(w.status), 10))
+	// the numbers are appended in bw's own buffer (a local array would
+	// escape to the heap through bw.Write)
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(w.status), 10))
 	bw.WriteByte(' ')
 	if text := http.StatusText(w.status); text != "" {
 		bw.WriteString(text)
 	} else {
 		bw.WriteString("status code ")
-		bw.Write(strconv.AppendInt(num[:0], int64(w.status), 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(w.status), 10))
 	}
 	bw.WriteString("\r\n")
 	for k, vs := range h {
@@ -465,14 +465,41 @@ func (b *requestBody) Close() error {
 // writeField writes one header field line, with CR and LF in the value
 // turned into spaces and surrounding spaces trimmed (as http.Header.Write).
 func writeField(bw *bufio.Writer, k, v string) {
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	if !plainValue(v) {
+		if strings.ContainsAny(v, "\r\n") {
+			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+		}
+		v = strings.Trim(v, " \t")
 	}
-	v = strings.Trim(v, " \t")
 	bw.WriteString(k)
 	bw.WriteString(": ")
 	bw.WriteString(v)
 	bw.WriteString("\r\n")
+}
+
+// plainValue reports whether writeField writes v as it is: v has no CR or
+// LF, and no SP or HTAB at either end. One pass over v, where writeField's
+// replacement and trim would take two or three for the values most
+// answers have.
+func plainValue(v string) bool {
+	if n := len(v); n > 0 && (v[0] == ' ' || v[0] == '\t' || v[n-1] == ' ' || v[n-1] == '\t') {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= '\r' && (c == '\r' || c == '\n') {
+			return false
+		}
+	}
+	return true
+}
+
+// firstValue is h.Get(key) for a key already canonical, without
+// canonicalizing it again.
+func firstValue(h http.Header, key string) string {
+	if vs := h[key]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 // validFieldName reports whether k is a token (RFC 9110 §5.1); a handler's

@@ -605,7 +605,7 @@ func (c *conn) closeWriteAndWait() {
 func (c *conn) serveRequest(req *http.Request, w *response) bool {
 	w = newResponse(c, req, w)
 	defer w.free()
-	if expect := req.Header.Get("Expect"); hasToken(expect, "100-continue") {
+	if expect := firstValue(req.Header, "Expect"); hasToken(expect, "100-continue") {
 		if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 && w.body != nil {
 			w.body.expect.Store(true)
 			w.body.expected = true
