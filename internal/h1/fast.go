@@ -42,16 +42,17 @@ import (
 const maxFastLines = 64
 
 // readSimpleRequest reads, from the bytes already buffered in br (it never
-// reads), a simple request head (parseSimpleHead) and consumes it. It
-// returns nil, with br untouched, for any other head.
-func readSimpleRequest(br *bufio.Reader) *simpleRequest {
+// reads), a simple request head (parseSimpleHead) and consumes it, and
+// reports its Host field as scanHead does. It returns nil, with br
+// untouched, for any other head.
+func readSimpleRequest(br *bufio.Reader) (*simpleRequest, head) {
 	buf, _ := br.Peek(br.Buffered())
-	sr, n := parseSimpleHead(buf)
+	sr, n, hd := parseSimpleHead(buf)
 	if sr == nil {
-		return nil
+		return nil, head{}
 	}
 	br.Discard(n)
-	return sr
+	return sr, hd
 }
 
 // field is a field line of the head: where its name and (trimmed) value
@@ -154,8 +155,9 @@ func parseTarget(u *url.URL, target string) bool {
 }
 
 // parseSimpleHead parses the request head at the start of b when it is
-// simple, and returns the request and the head's length (up to and
-// including its empty line); otherwise nil. Simple is:
+// simple, and returns the request, the head's length (up to and
+// including its empty line) and its Host field as scanHead reports it;
+// otherwise nil. Simple is:
 //
 //   - the request line: a method of upper-case letters, one SP, a target
 //     that starts with '/' and has only visible ASCII bytes, one SP,
@@ -174,7 +176,7 @@ func parseTarget(u *url.URL, target string) bool {
 // (canonical keys, values trimmed of SP and HTAB, in order) less the Host
 // field, Host from that field, Close from a "close" token in Connection,
 // Pragma's Cache-Control fix, ContentLength 0 and Body http.NoBody.
-func parseSimpleHead(b []byte) (*simpleRequest, int) {
+func parseSimpleHead(b []byte) (*simpleRequest, int, head) {
 	// first pass: the shape, where the parts are and the fields that
 	// http.ReadRequest reads, without allocating
 	i := 0
@@ -182,13 +184,13 @@ func parseSimpleHead(b []byte) (*simpleRequest, int) {
 		i++
 	}
 	if i == 0 || i >= len(b) || b[i] != ' ' {
-		return nil, 0
+		return nil, 0, head{}
 	}
 	methodEnd := i
 	i++
 	target := i
 	if i >= len(b) || b[i] != '/' {
-		return nil, 0
+		return nil, 0, head{}
 	}
 	for i < len(b) && '!' <= b[i] && b[i] <= '~' {
 		i++
@@ -196,7 +198,7 @@ func parseSimpleHead(b []byte) (*simpleRequest, int) {
 	targetEnd := i
 	const proto = " HTTP/1.1\r\n"
 	if len(b)-i < len(proto) || string(b[i:i+len(proto)]) != proto {
-		return nil, 0
+		return nil, 0, head{}
 	}
 	i += len(proto)
 	var fields [maxFastLines]field
@@ -209,7 +211,7 @@ func parseSimpleHead(b []byte) (*simpleRequest, int) {
 			break
 		}
 		if n == maxFastLines {
-			return nil, 0
+			return nil, 0, head{}
 		}
 		f := &fields[n]
 		f.name = int32(i)
@@ -225,7 +227,7 @@ func parseSimpleHead(b []byte) (*simpleRequest, int) {
 			i++
 		}
 		if int32(i) == f.name || i >= len(b) || b[i] != ':' {
-			return nil, 0
+			return nil, 0, head{}
 		}
 		f.nameEnd = int32(i)
 		f.canonical = canonical
@@ -242,14 +244,14 @@ func parseSimpleHead(b []byte) (*simpleRequest, int) {
 			i++
 		}
 		if i+1 >= len(b) || b[i] != '\r' || b[i+1] != '\n' {
-			return nil, 0
+			return nil, 0, head{}
 		}
 		f.valueEnd = int32(end)
 		i += 2
 		switch f.kind = kindOf(b[f.name:f.nameEnd]); f.kind {
 		case hostField:
 			if host >= 0 {
-				return nil, 0
+				return nil, 0, head{}
 			}
 			host = n
 		case pragmaField:
@@ -262,27 +264,27 @@ func parseSimpleHead(b []byte) (*simpleRequest, int) {
 			// one, "0" (two even alike are deduplicated by
 			// http.ReadRequest: left to it)
 			if string(b[f.value:f.valueEnd]) != "0" {
-				return nil, 0
+				return nil, 0, head{}
 			}
 			for _, g := range fields[:n] {
 				if g.kind == contentLengthField {
-					return nil, 0
+					return nil, 0, head{}
 				}
 			}
 		case transferEncodingField:
-			return nil, 0
+			return nil, 0, head{}
 		}
 		n++
 	}
 
 	// second pass: the request, from one string of the head
-	head := string(b[:i])
+	text := string(b[:i])
 	sr := new(simpleRequest)
 	u := &sr.url
-	if !parseTarget(u, head[target:targetEnd]) {
+	if !parseTarget(u, text[target:targetEnd]) {
 		var err error
-		if u, err = url.ParseRequestURI(head[target:targetEnd]); err != nil {
-			return nil, 0
+		if u, err = url.ParseRequestURI(text[target:targetEnd]); err != nil {
+			return nil, 0, head{}
 		}
 	}
 	req, strs := &sr.req, sr.strs[:0]
@@ -294,7 +296,7 @@ func parseSimpleHead(b []byte) (*simpleRequest, int) {
 	h := make(http.Header, n)
 	closing := false
 	for _, f := range fields[:n] {
-		v := head[f.value:f.valueEnd]
+		v := text[f.value:f.valueEnd]
 		switch f.kind {
 		case hostField:
 			// http.ReadRequest drops it from the header, for req.Host
@@ -302,7 +304,7 @@ func parseSimpleHead(b []byte) (*simpleRequest, int) {
 		case connectionField:
 			closing = closing || valueHasToken(v, "close")
 		}
-		key := head[f.name:f.nameEnd]
+		key := text[f.name:f.nameEnd]
 		if !f.canonical {
 			key = textproto.CanonicalMIMEHeaderKey(key)
 		}
@@ -323,7 +325,7 @@ func parseSimpleHead(b []byte) (*simpleRequest, int) {
 		}
 	}
 	*req = http.Request{
-		Method:     head[:methodEnd],
+		Method:     text[:methodEnd],
 		URL:        u,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
@@ -331,14 +333,20 @@ func parseSimpleHead(b []byte) (*simpleRequest, int) {
 		Header:     h,
 		Body:       http.NoBody,
 		Host:       u.Host,
-		RequestURI: head[target:targetEnd],
+		RequestURI: text[target:targetEnd],
 		// net/http's shouldClose for HTTP/1.1
 		Close: closing,
 	}
-	if req.Host == "" && host >= 0 {
-		req.Host = head[fields[host].value:fields[host].valueEnd]
+	var hd head
+	if host >= 0 {
+		v := text[fields[host].value:fields[host].valueEnd]
+		if req.Host == "" {
+			req.Host = v
+		}
+		// one line, its value trimmed as scanHead trims it
+		hd = head{hosts: 1, hostValid: validHost(b[fields[host].value:fields[host].valueEnd]), hostText: v != ""}
 	}
-	return sr, i
+	return sr, i, hd
 }
 
 // valueHasToken reports whether v, a comma-separated list, has token, in

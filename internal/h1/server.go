@@ -464,19 +464,35 @@ var errHeadTooLarge = statusError{http.StatusRequestHeaderFieldsTooLarge, ""}
 // head's request, for serveRequest; nil for any other.
 func (c *conn) readRequest(lastPOST bool) (req *http.Request, w *response, err error) {
 	s := c.srv
-	t0 := time.Now()
 	c.lr.N = s.headReadLimit() - int64(c.br.Buffered())
 	if lastPOST { // RFC 9112 §2.2's tolerance of a CRLF after a POST body, as net/http
 		peek, _ := c.br.Peek(4)
 		c.br.Discard(leadingCRLF(peek))
 	}
-	hd, err := c.scanHead(t0)
-	if err != nil {
-		return nil, nil, err
+	// The simple head (fast.go) is read by hand, any other by
+	// http.ReadRequest. One already buffered whole, as a keep-alive
+	// client's small request mostly is, is read at once: it needs no
+	// deadline, so no clock reading, and its parser reports its Host
+	// field as scanHead would. (Not tried in a grown buffer, where a
+	// partial head could take long to parse: the clock is read first, as
+	// it is for any other head.)
+	var sr *simpleRequest
+	var hd head
+	tried := -1 // bytes buffered when the simple head was tried
+	if !c.bigHead {
+		sr, hd = readSimpleRequest(c.br)
+		tried = c.br.Buffered()
 	}
-	// the simple head, when buffered whole, is read by hand (fast.go);
-	// any other by http.ReadRequest
-	sr := readSimpleRequest(c.br)
+	var t0 time.Time // the head's start, for its deadlines and the body's
+	if sr == nil {
+		t0 = time.Now()
+		if hd, err = c.scanHead(t0); err != nil {
+			return nil, nil, err
+		}
+		if c.br.Buffered() != tried { // the head came whole only now
+			sr, _ = readSimpleRequest(c.br)
+		}
+	}
 	simple := sr != nil
 	if simple {
 		req, w = &sr.req, &sr.resp
