@@ -133,9 +133,9 @@ var pathByte = func() (t [256]bool) {
 	return t
 }()
 
-// parseTarget sets *u to what url.ParseRequestURI makes of target, an
-// origin-form target of visible ASCII bytes, and reports whether it could:
-// it cannot for a path with a byte outside pathByte.
+// parseTarget sets u, a zero URL, to what url.ParseRequestURI makes of
+// target, an origin-form target of visible ASCII bytes, and reports
+// whether it could: it cannot for a path with a byte outside pathByte.
 func parseTarget(u *url.URL, target string) bool {
 	path, query, hasQuery := cutByte(target, '?')
 	for i := 0; i < len(path); i++ {
@@ -143,7 +143,7 @@ func parseTarget(u *url.URL, target string) bool {
 			return false
 		}
 	}
-	*u = url.URL{Path: path}
+	u.Path = path
 	switch {
 	case hasQuery && query == "":
 		// the only '?' ends the target
@@ -324,19 +324,17 @@ func parseSimpleHead(b []byte) (*simpleRequest, int, head) {
 			h["Cache-Control"] = []string{"no-cache"}
 		}
 	}
-	*req = http.Request{
-		Method:     text[:methodEnd],
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     h,
-		Body:       http.NoBody,
-		Host:       u.Host,
-		RequestURI: text[target:targetEnd],
-		// net/http's shouldClose for HTTP/1.1
-		Close: closing,
-	}
+	// req is new, so zero: its fields are set one by one, where a
+	// composite literal would be copied whole (under a write barrier for
+	// every pointer while the GC runs)
+	req.Method = text[:methodEnd]
+	req.URL = u
+	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1
+	req.Header = h
+	req.Body = http.NoBody
+	req.Host = u.Host
+	req.RequestURI = text[target:targetEnd]
+	req.Close = closing // net/http's shouldClose for HTTP/1.1
 	var hd head
 	if host >= 0 {
 		v := text[fields[host].value:fields[host].valueEnd]
