@@ -45,9 +45,9 @@ const maxFastLines = 64
 // reads), a simple request head (parseSimpleHead) and consumes it, and
 // reports its Host field as scanHead does. It returns nil, with br
 // untouched, for any other head.
-func readSimpleRequest(br *bufio.Reader) (*simpleRequest, head) {
+func readSimpleRequest(br *bufio.Reader, base *http.Request) (*simpleRequest, head) {
 	buf, _ := br.Peek(br.Buffered())
-	sr, n, hd := parseSimpleHead(buf)
+	sr, n, hd := parseSimpleHead(buf, base)
 	if sr == nil {
 		return nil, head{}
 	}
@@ -175,8 +175,10 @@ func parseTarget(u *url.URL, target string) bool {
 // url.ParseRequestURI(target), the header of textproto's ReadMIMEHeader
 // (canonical keys, values trimmed of SP and HTAB, in order) less the Host
 // field, Host from that field, Close from a "close" token in Connection,
-// Pragma's Cache-Control fix, ContentLength 0 and Body http.NoBody.
-func parseSimpleHead(b []byte) (*simpleRequest, int, head) {
+// Pragma's Cache-Control fix, ContentLength 0 and Body http.NoBody. The
+// request's other fields are base's (the connection's context, RemoteAddr
+// and TLS), zero when base is nil.
+func parseSimpleHead(b []byte, base *http.Request) (*simpleRequest, int, head) {
 	// first pass: the shape, where the parts are and the fields that
 	// http.ReadRequest reads, without allocating
 	i := 0
@@ -280,6 +282,9 @@ func parseSimpleHead(b []byte) (*simpleRequest, int, head) {
 	// second pass: the request, from one string of the head
 	text := string(b[:i])
 	sr := new(simpleRequest)
+	if base != nil {
+		sr.req = *base
+	}
 	u := &sr.url
 	if !parseTarget(u, text[target:targetEnd]) {
 		var err error
@@ -324,9 +329,9 @@ func parseSimpleHead(b []byte) (*simpleRequest, int, head) {
 			h["Cache-Control"] = []string{"no-cache"}
 		}
 	}
-	// req is new, so zero: its fields are set one by one, where a
-	// composite literal would be copied whole (under a write barrier for
-	// every pointer while the GC runs)
+	// req is new, so zero but for base's fields: the others are set one
+	// by one, where a composite literal would be copied whole (under a
+	// write barrier for every pointer while the GC runs)
 	req.Method = text[:methodEnd]
 	req.URL = u
 	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1

@@ -98,7 +98,7 @@ func checkFast(t *testing.T, raw []byte, split int) bool {
 	inBuffer := brFast.Buffered()
 	buf, _ := brFast.Peek(inBuffer)
 	scanned, whole := scanHead(bytes.Clone(buf))
-	sr, hd := readSimpleRequest(brFast)
+	sr, hd := readSimpleRequest(brFast, nil)
 	if sr == nil {
 		if brFast.Buffered() != inBuffer {
 			t.Fatalf("%s: not taken, but %d bytes consumed", short(raw), inBuffer-brFast.Buffered())
@@ -262,7 +262,7 @@ func BenchmarkReadRequest(b *testing.B) {
 	}
 	b.Run("fast", func(b *testing.B) {
 		run(b, func(br *bufio.Reader) (*http.Request, error) {
-			if sr, _ := readSimpleRequest(br); sr != nil {
+			if sr, _ := readSimpleRequest(br, nil); sr != nil {
 				return &sr.req, nil
 			}
 			return nil, fmt.Errorf("not taken")

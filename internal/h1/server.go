@@ -267,7 +267,9 @@ type conn struct {
 	// lingering: the connection ends with a request body unread, so it is
 	// half-closed first, for the client to read the answer before a reset
 	lingering bool
-	ctx       context.Context
+	// base is what every request on the connection has of it: its
+	// context, RemoteAddr and TLS; the rest is zero
+	base *http.Request
 }
 
 var (
@@ -321,7 +323,9 @@ func (c *conn) serve() {
 	}
 	// never cancelled (doc.go): nothing here could notice a client that
 	// goes away while a handler runs
-	c.ctx = context.WithValue(context.Background(), http.LocalAddrContextKey, c.rwc.LocalAddr())
+	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.rwc.LocalAddr())
+	c.base = new(http.Request).WithContext(ctx)
+	c.base.RemoteAddr, c.base.TLS = c.remote, c.tls
 	c.lr = io.LimitedReader{R: c.rwc, N: s.headReadLimit()}
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.lr)
@@ -480,7 +484,7 @@ func (c *conn) readRequest(lastPOST bool) (req *http.Request, w *response, err e
 	var hd head
 	tried := -1 // bytes buffered when the simple head was tried
 	if !c.bigHead {
-		sr, hd = readSimpleRequest(c.br)
+		sr, hd = readSimpleRequest(c.br, c.base)
 		tried = c.br.Buffered()
 	}
 	var t0 time.Time // the head's start, for its deadlines and the body's
@@ -490,7 +494,7 @@ func (c *conn) readRequest(lastPOST bool) (req *http.Request, w *response, err e
 			return nil, nil, err
 		}
 		if c.br.Buffered() != tried { // the head came whole only now
-			sr, _ = readSimpleRequest(c.br)
+			sr, _ = readSimpleRequest(c.br, c.base)
 		}
 	}
 	simple := sr != nil
@@ -517,8 +521,14 @@ func (c *conn) readRequest(lastPOST bool) (req *http.Request, w *response, err e
 			return nil, nil, err
 		}
 	}
-	req.RemoteAddr = c.remote
-	req.TLS = c.tls
+	if !simple {
+		// The request is h1's own (http.ReadRequest made it): the
+		// connection's fields are set in place, by a copy the compiler
+		// keeps on the stack, where req.WithContext would allocate a
+		// second request. (A simple head's parser starts from c.base.)
+		*req = *req.WithContext(c.base.Context())
+		req.RemoteAddr, req.TLS = c.base.RemoteAddr, c.base.TLS
+	}
 	if req.Body != http.NoBody {
 		c.setReadDeadline(t0, s.ReadTimeout)
 	}
@@ -631,10 +641,6 @@ func (c *conn) serveRequest(req *http.Request, w *response) bool {
 		c.bw.Flush()
 		return false
 	}
-	// The request is h1's own (readRequest made it): its context is set
-	// in place, by a copy the compiler keeps on the stack, where
-	// req.WithContext would allocate a second request for every call.
-	*req = *req.WithContext(c.ctx)
 	if req.RequestURI == "*" && req.Method == http.MethodOptions {
 		optionsStar(w, req) // as net/http's server
 	} else {
