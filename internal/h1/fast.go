@@ -22,21 +22,26 @@ import (
 //
 // Its economy: one string of the whole head, of which the method, target
 // and values (and keys already canonical) are substrings; a header map
-// sized for the field lines; one []string block for the values (in the
-// request's allocation for up to 8 fields), each key's slice capped at its
-// length as textproto caps it, so a handler's append cannot reach another
-// key's values.
+// sized for the field lines; and one allocation for the rest
+// (simpleRequest): the request; its URL, parsed here when its path has
+// only bytes that url.ParseRequestURI neither unescapes nor escapes
+// (pathByte), else by that function, in an allocation of its own; one
+// []string block for the values (for up to 8 fields), each key's slice
+// capped at its length as textproto caps it, so a handler's append cannot
+// reach another key's values; and the answer's response, for
+// serveRequest.
 //
 // BenchmarkReadRequest, the gateway's head (Host and 3 fields) from a
-// bufio.Reader (go1.26.8, linux/amd64, 2 shared cores, -cpu 1 -benchmem):
+// bufio.Reader (go1.26.8, linux/amd64, 2 shared cores, -benchmem; medians
+// of five runs on a loaded machine, cpu-ns/op being the process's CPU
+// time, which that load inflates less than ns/op):
 //
-//	fast         650-1550 ns/op   1168 B/op    5 allocs/op
-//	readrequest 1340-3240 ns/op   1084 B/op   11 allocs/op
+//	fast        1079 ns/op   1026 cpu-ns/op   1344 B/op    4 allocs/op
+//	readrequest 1714 ns/op   1607 cpu-ns/op   1084 B/op   11 allocs/op
 //
-// The times are the ranges of three runs on a loaded machine; run by run
-// the fast path took 45-80% of http.ReadRequest's (about 47% in the
-// quietest). The allocations: the head's string, the request with its
-// values' block, the header map (two) and the URL.
+// The allocations: the head's string, the simpleRequest (whose response,
+// 144 B of its 1344, http.ReadRequest's requests get later, apart) and
+// the header map (two).
 
 // maxFastLines: a head with more field lines goes to http.ReadRequest.
 const maxFastLines = 64
