@@ -29,12 +29,13 @@
 // HTTP version, exactly one valid Host, valid header names and values),
 // whichever parsed the head (a simple head's names and values are valid by
 // its parser's construction, which FuzzFastRequest also checks, so their
-// check is skipped), and the connection's life: keep-alive,
-// timeouts, Expect: 100-continue, the framing of the answer, draining an
-// unread body, Hijack for WebSocket sessions, graceful shutdown. A
-// differential fuzz test holds it to net/http's server: for any byte stream
-// both answer the same requests with the same statuses and see the same
-// request (FuzzDifferential).
+// check is skipped; its parser also reports its Host field, as the scan of
+// any other head does, which FuzzFastRequest checks too), and the
+// connection's life: keep-alive, timeouts, Expect: 100-continue, the
+// framing of the answer, draining an unread body, Hijack for WebSocket
+// sessions, graceful shutdown. A differential fuzz test holds it to
+// net/http's server: for any byte stream both answer the same requests
+// with the same statuses and see the same request (FuzzDifferential).
 //
 // # Differences from net/http's server
 //
