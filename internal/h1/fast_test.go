@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // simpleHeads are heads the fast path must take: the gateway's, and
@@ -413,3 +414,12 @@ func (m *memConn) RemoteAddr() net.Addr               { return &net.TCPAddr{IP: 
 func (m *memConn) SetDeadline(t time.Time) error      { return nil }
 func (m *memConn) SetReadDeadline(t time.Time) error  { return nil }
 func (m *memConn) SetWriteDeadline(t time.Time) error { return nil }
+
+// TestSimpleRequestSize: simpleRequest, with malloc's 8-byte header,
+// fits the 704-byte size class (see its comment); a change of the types
+// in it that takes it to the next one, 768, should be noticed.
+func TestSimpleRequestSize(t *testing.T) {
+	if n := unsafe.Sizeof(simpleRequest{}); n+8 > 704 {
+		t.Errorf("simpleRequest takes %d bytes, and 8 more of malloc's header, over the size class of 704: resize its strs", n)
+	}
+}

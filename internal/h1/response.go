@@ -22,23 +22,26 @@ type response struct {
 	req  *http.Request
 	body *requestBody // nil when the request has none
 
-	header      http.Header
-	sent        http.Header // header as WriteHeader saw it, once the handler asks for it again
-	status      int
-	wroteHeader bool // WriteHeader was called (or implied by Write)
-	committed   bool // the head is in c.bw
+	header     http.Header
+	sent       http.Header // header as WriteHeader saw it, once the handler asks for it again
+	length     int64       // the answer's Content-Length; -1 unknown
+	lengthText string      // length as the handler's header had it at WriteHeader
+	written    int64       // body bytes the handler wrote
+	held       []byte
+	werr       error // the first write error: the client is gone
+
+	// The small fields, packed (a response is in simpleRequest, whose
+	// size is held under a malloc size class).
+	status      int32 // 100 to 999
+	wroteHeader bool  // WriteHeader was called (or implied by Write)
+	committed   bool  // the head is in c.bw
 	chunked     bool
-	closeAfter  bool   // the connection ends after this answer
-	length      int64  // the answer's Content-Length; -1 unknown
-	lengthText  string // length as the handler's header had it at WriteHeader
-	written     int64  // body bytes the handler wrote
-	held        []byte
-	werr        error       // the first write error: the client is gone
+	closeAfter  bool        // the connection ends after this answer
 	done        atomic.Bool // the handler returned: it may write nothing more
 	// what the request asked of the connection, read before the handler
 	wantsClose, wantsKeepAlive10 bool
-
-	mu sync.Mutex // c.bw, between an Expect: 100-continue reply and the head
+	// c.bw, between an Expect: 100-continue reply and the head
+	mu sync.Mutex
 }
 
 // bufferBeforeCommit: an answer without a Content-Length that fits is sent
@@ -113,7 +116,7 @@ func (w *response) writeHeader(code int) {
 		return // informational answers are not sent (see doc.go)
 	}
 	w.wroteHeader = true
-	w.status = code
+	w.status = int32(code)
 	if cl := firstValue(w.header, "Content-Length"); cl != "" {
 		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
 			w.length, w.lengthText = n, cl
@@ -259,7 +262,7 @@ func (w *response) commit(final bool) {
 	// escape to the heap through bw.Write)
 	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(w.status), 10))
 	bw.WriteByte(' ')
-	if text := http.StatusText(w.status); text != "" {
+	if text := http.StatusText(int(w.status)); text != "" {
 		bw.WriteString(text)
 	} else {
 		bw.WriteString("status code ")
