@@ -281,14 +281,8 @@ func (w *response) commit(final bool) {
 		}
 	}
 	if _, ok := h["Date"]; !ok {
-		now := time.Now()
-		if final {
-			// finish flushes the answer at once: its write may take this
-			// reading of the clock for its deadline, instead of its own
-			w.c.cw.now = now
-		}
 		bw.WriteString("Date: ")
-		bw.WriteString(httpDate(now))
+		bw.WriteString(httpDate())
 		bw.WriteString("\r\n")
 	}
 	if w.chunked {
@@ -351,7 +345,6 @@ func (w *response) finish() bool {
 	if w.werr == nil {
 		w.werr = w.c.bw.Flush()
 	}
-	w.c.cw.now = time.Time{} // commit's, unused if nothing was left to write
 	if w.werr != nil {
 		return false
 	}
@@ -540,8 +533,9 @@ func validFieldValue(v string) bool {
 // tokenByte: the bytes of a token (RFC 9110 §5.6.2).
 var tokenByte = alnumAnd("!#$%&'*+-.^_`|~")
 
-// httpDate is the Date field's value at now, formatted once a second.
-func httpDate(now time.Time) string {
+// httpDate is the Date field's value, formatted once a second.
+func httpDate() string {
+	now := time.Now()
 	sec := now.Unix()
 	if d := cachedDate.Load(); d != nil && d.sec == sec {
 		return d.text

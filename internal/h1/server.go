@@ -727,21 +727,12 @@ func optionsStar(w http.ResponseWriter, r *http.Request) {
 type connWriter struct {
 	c        *conn
 	deadline time.Time
-	// now, when not zero, is a reading of the clock just taken (by
-	// commit, for the Date of an answer that finish flushes at once),
-	// which the next write takes instead of reading it again
-	now time.Time
 }
 
 func (w *connWriter) Write(p []byte) (int, error) {
 	c := w.c
-	now := w.now
-	w.now = time.Time{} // once: a write may block for long
 	if d := c.srv.WriteStallTimeout; d > 0 && !c.hijacked() {
-		if now.IsZero() {
-			now = time.Now()
-		}
-		if w.deadline.Sub(now) < d/2 {
+		if now := time.Now(); w.deadline.Sub(now) < d/2 {
 			w.deadline = now.Add(d)
 			c.rwc.SetWriteDeadline(w.deadline)
 		}
