@@ -726,14 +726,17 @@ func optionsStar(w http.ResponseWriter, r *http.Request) {
 // than half of it is left.
 type connWriter struct {
 	c        *conn
-	deadline time.Time
+	deadline time.Time // zero, or with a monotonic clock reading (time.Now's)
 }
 
 func (w *connWriter) Write(p []byte) (int, error) {
 	c := w.c
 	if d := c.srv.WriteStallTimeout; d > 0 && !c.hijacked() {
-		if now := time.Now(); w.deadline.Sub(now) < d/2 {
-			w.deadline = now.Add(d)
+		// time.Until of a time with a monotonic reading reads only the
+		// monotonic clock, where time.Now reads the wall clock too; the
+		// deadline, when moved, needs both (as SetWriteDeadline takes it)
+		if w.deadline.IsZero() || time.Until(w.deadline) < d/2 {
+			w.deadline = time.Now().Add(d)
 			c.rwc.SetWriteDeadline(w.deadline)
 		}
 	}
