@@ -36,12 +36,12 @@ import (
 // of five runs on a loaded machine, cpu-ns/op being the process's CPU
 // time, which that load inflates less than ns/op):
 //
-//	fast        1079 ns/op   1026 cpu-ns/op   1344 B/op    4 allocs/op
-//	readrequest 1714 ns/op   1607 cpu-ns/op   1084 B/op   11 allocs/op
+//	fast        1233 ns/op   1110 cpu-ns/op   1280 B/op    4 allocs/op
+//	readrequest 1744 ns/op   1634 cpu-ns/op   1084 B/op   11 allocs/op
 //
-// The allocations: the head's string, the simpleRequest (whose response,
-// 144 B of its 1344, http.ReadRequest's requests get later, apart) and
-// the header map (two).
+// The allocations: the head's string, the simpleRequest (with the
+// response, 136 B, that a request http.ReadRequest reads gets later, in an
+// allocation of its own) and the header map (two).
 
 // maxFastLines: a head with more field lines goes to http.ReadRequest.
 const maxFastLines = 64
