@@ -23,13 +23,12 @@ import (
 // Its economy: one string of the whole head, of which the method, target
 // and values (and keys already canonical) are substrings; a header map
 // sized for the field lines; and one allocation for the rest
-// (simpleRequest): the request; its URL, parsed here when its path has
-// only bytes that url.ParseRequestURI neither unescapes nor escapes
-// (pathByte), else by that function, in an allocation of its own; one
-// []string block for the values (for up to 8 fields), each key's slice
-// capped at its length as textproto caps it, so a handler's append cannot
-// reach another key's values; and the answer's response, for
-// serveRequest.
+// (simpleRequest): the request; its URL, parsed here when its path has only
+// bytes that url.ParseRequestURI neither unescapes nor escapes (pathByte),
+// else by that function, in an allocation of its own; one []string block
+// for the values (for up to 7 fields besides Host), each key's slice capped
+// at its length as textproto caps it, so a handler's append cannot reach
+// another key's values; and the answer's response, for serveRequest.
 //
 // BenchmarkReadRequest, the gateway's head (Host and 3 fields) from a
 // bufio.Reader (go1.26.8, linux/amd64, 2 shared cores, -benchmem; medians
