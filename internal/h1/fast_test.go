@@ -45,6 +45,10 @@ var simpleHeads = []string{
 	"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", // refused later, by checkHost
 	"PRI / HTTP/1.1\r\nHost: a\r\n\r\n",
 	"GET / HTTP/1.1\r\n" + strings.Repeat("X-Many: v\r\n", maxFastLines-1) + "Host: a\r\n\r\n",
+	// values that fill simpleRequest's block, and one more than it holds
+	"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nA: 7\r\n\r\n",
+	"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nb: 8\r\n\r\n",
+	"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nHost: a\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nH: 8\r\n\r\n",
 }
 
 // otherHeads are heads the fast path must leave to http.ReadRequest.
