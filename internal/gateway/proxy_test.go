@@ -92,7 +92,7 @@ type harness struct {
 	secrets *fakeSecrets
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	st := storagetest.OpenSQLite(t, storage.Options{})
 	svc := NewService(st, nil)
 	src := &fakeSecrets{values: map[string]string{}, version: map[string]int{}}
