@@ -70,8 +70,8 @@ func (p *Proxy) Check(ctx context.Context, name, path string) *CheckReport {
 		step("token", start, nil, fmt.Sprintf("issued by %s, renewed after %s", c.oauth2.endpoint.u.Host, time.Until(cr.renewAt).Round(time.Second)))
 	}
 	start = time.Now()
-	req := &upstreamRequest{scheme: c.scheme, addr: c.addr, deadline: start.Add(c.timeout)}
-	pc, err := p.client(c).dial(ctx, c.scheme+"://"+c.addr, req)
+	req := &upstreamRequest{scheme: c.scheme, addr: c.addr, key: c.key, deadline: start.Add(c.timeout)}
+	pc, err := p.client(c).dial(ctx, req)
 	if err == nil {
 		pc.conn.Close()
 	}

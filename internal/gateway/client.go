@@ -37,7 +37,7 @@ type client struct {
 	idleTimeout time.Duration // an idle connection older than this is not reused
 
 	mu     sync.Mutex
-	idle   map[string][]*pconn // by scheme://host, most recently used last
+	idle   map[string][]*pconn // by poolKey, most recently used last
 	closed bool
 }
 
@@ -62,6 +62,11 @@ func newClient(allowPrivate bool, o TransportOptions) *client {
 		idle: map[string][]*pconn{},
 	}
 }
+
+// poolKey names the idle pool of the connections to addr over scheme:
+// "scheme://addr". It is computed once per integration (and token
+// endpoint), not per call.
+func poolKey(scheme, addr string) string { return scheme + "://" + addr }
 
 // pconn is a connection to an upstream.
 type pconn struct {
@@ -102,6 +107,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 type upstreamRequest struct {
 	method, scheme, host string // host: the Host header
 	addr                 string // host:port to dial
+	key                  string // poolKey(scheme, addr)
 	target               string // escaped path and query
 	header               requestHeader
 	body                 io.Reader
@@ -129,12 +135,11 @@ var headRequests = func() map[string]*http.Request {
 // roundTrip sends req and returns the response whose body must be closed.
 // ctx is the caller's: when it ends, the connection is cut.
 func (c *client) roundTrip(ctx context.Context, req *upstreamRequest) (*http.Response, error) {
-	key := req.scheme + "://" + req.addr
 	for attempt := 0; ; attempt++ {
-		pc, reused := c.get(key, req.replayable())
+		pc, reused := c.get(req.key, req.replayable())
 		if pc == nil {
 			var err error
-			if pc, err = c.dial(ctx, key, req); err != nil {
+			if pc, err = c.dial(ctx, req); err != nil {
 				return nil, err
 			}
 		}
@@ -159,7 +164,7 @@ func (c *client) roundTrip(ctx context.Context, req *upstreamRequest) (*http.Res
 // close; otherwise the response, as roundTrip would, and no connection
 // (its body closes the connection when done).
 func (c *client) upgrade(ctx context.Context, req *upstreamRequest) (*http.Response, *pconn, error) {
-	pc, err := c.dial(ctx, req.scheme+"://"+req.addr, req)
+	pc, err := c.dial(ctx, req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -326,7 +331,7 @@ func writeRequest(w *bufio.Writer, req *upstreamRequest) error {
 
 // dial opens a connection to the upstream: TCP through the guarded dialer,
 // then TLS for https.
-func (c *client) dial(ctx context.Context, key string, req *upstreamRequest) (*pconn, error) {
+func (c *client) dial(ctx context.Context, req *upstreamRequest) (*pconn, error) {
 	dctx, cancel := context.WithDeadline(ctx, req.deadline)
 	defer cancel()
 	conn, err := c.dialer.DialContext(dctx, "tcp", req.addr)
@@ -343,7 +348,7 @@ func (c *client) dial(ctx context.Context, key string, req *upstreamRequest) (*p
 		}
 		conn = tc
 	}
-	pc := &pconn{key: key, conn: conn}
+	pc := &pconn{key: req.key, conn: conn}
 	pc.cr.r = conn
 	pc.br = bufio.NewReaderSize(&pc.cr, 8<<10)
 	pc.bw = bufio.NewWriterSize(conn, 8<<10)

@@ -225,7 +225,7 @@ func TestClientCutAfterTheEndSparesThePooledConnection(t *testing.T) {
 	cl := newClient(true, TransportOptions{})
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	req := func(path string) *upstreamRequest {
-		return &upstreamRequest{method: "GET", scheme: "http", host: addr, addr: addr, target: path, deadline: time.Now().Add(5 * time.Second)}
+		return &upstreamRequest{method: "GET", scheme: "http", host: addr, addr: addr, key: poolKey("http", addr), target: path, deadline: time.Now().Add(5 * time.Second)}
 	}
 	resp, err := cl.roundTrip(t.Context(), req("/first"))
 	if err != nil {

@@ -125,6 +125,7 @@ type compiled struct {
 	scheme              string
 	host                string // the Host header: name, and port unless the scheme's default
 	addr                string // what is dialled: name:port
+	key                 string // of the client's idle pool: scheme://addr
 	basePath, baseRaw   string // decoded and escaped base path, no trailing slash
 	project, env, spath string
 	inject              Inject
@@ -251,6 +252,7 @@ type endpoint struct {
 	scheme string
 	host   string // the Host header: name, and port unless the scheme's default
 	addr   string // what is dialled: name:port
+	key    string // scheme://addr: the client's idle pool holding its connections
 }
 
 // parseEndpoint checks a URL the proxy will call (field names it in
@@ -327,6 +329,7 @@ func parseEndpoint(field, s string, allowPrivate, allowQuery bool) (*endpoint, e
 		host += ":" + port
 	}
 	e.host = host
+	e.key = poolKey(e.scheme, e.addr)
 	return e, nil
 }
 
@@ -339,7 +342,7 @@ func (c *compiled) parseUpstream(in *Integration) error {
 	if err != nil {
 		return invalid("upstream path: %v", err)
 	}
-	c.scheme, c.host, c.addr = e.scheme, e.host, e.addr
+	c.scheme, c.host, c.addr, c.key = e.scheme, e.host, e.addr, e.key
 	c.baseRaw = strings.TrimSuffix(base.Escaped, "/")
 	c.basePath = ""
 	for _, seg := range base.Segs {

@@ -192,7 +192,7 @@ func (o *oauth2Client) fetchToken(ctx context.Context, cl *client, secret string
 	}
 	e := o.endpoint
 	resp, err := cl.roundTrip(ctx, &upstreamRequest{
-		method: http.MethodPost, scheme: e.scheme, host: e.host, addr: e.addr, target: o.target,
+		method: http.MethodPost, scheme: e.scheme, host: e.host, addr: e.addr, key: e.key, target: o.target,
 		header: h, body: strings.NewReader(form), contentLength: int64(len(form)), deadline: deadline,
 	})
 	if err != nil {

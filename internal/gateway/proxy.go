@@ -428,7 +428,7 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 		target += "?" + query
 	}
 	out := &upstreamRequest{
-		method: r.Method, scheme: c.scheme, host: c.host, addr: c.addr, target: target,
+		method: r.Method, scheme: c.scheme, host: c.host, addr: c.addr, key: c.key, target: target,
 		header: header, contentLength: r.ContentLength, deadline: deadline,
 	}
 	ctx := r.Context()
