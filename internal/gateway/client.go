@@ -108,11 +108,14 @@ type upstreamRequest struct {
 	method, scheme, host string // host: the Host header
 	addr                 string // host:port to dial
 	key                  string // poolKey(scheme, addr)
-	target               string // escaped path and query
-	header               requestHeader
-	body                 io.Reader
-	contentLength        int64 // -1: unknown (sent chunked)
-	deadline             time.Time
+	// The request target, escaped: base+target, then "?"+query when the
+	// query is not empty. The parts meet only on the wire, so a call joins
+	// no strings to build it.
+	base, target, query string
+	header              requestHeader
+	body                io.Reader
+	contentLength       int64 // -1: unknown (sent chunked)
+	deadline            time.Time
 	// upgrade asks the upstream to switch to WebSocket: the request goes
 	// on a new connection, which is never pooled; on 101 the caller takes
 	// it over (client.upgrade).
@@ -271,7 +274,12 @@ func keepAliveUntil(v string) time.Time {
 func writeRequest(w *bufio.Writer, req *upstreamRequest) error {
 	w.WriteString(req.method)
 	w.WriteByte(' ')
+	w.WriteString(req.base)
 	w.WriteString(req.target)
+	if req.query != "" {
+		w.WriteByte('?')
+		w.WriteString(req.query)
+	}
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(req.host)
 	w.WriteString("\r\n")

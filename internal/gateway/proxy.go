@@ -423,12 +423,9 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 
 	deadline := time.Now().Add(c.timeout)
 	var body *bodyReader
-	target := c.baseRaw + path.Escaped
-	if query != "" {
-		target += "?" + query
-	}
 	out := &upstreamRequest{
-		method: r.Method, scheme: c.scheme, host: c.host, addr: c.addr, key: c.key, target: target,
+		method: r.Method, scheme: c.scheme, host: c.host, addr: c.addr, key: c.key,
+		base: c.baseRaw, target: path.Escaped, query: query,
 		header: header, contentLength: r.ContentLength, deadline: deadline,
 	}
 	ctx := r.Context()
