@@ -202,15 +202,18 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) 
 		return nil, err
 	}
 	pc.cr.limit = pc.cr.n + maxResponseHead
+	a := new(answer)
 	var resp *http.Response
 	var err error
 	for {
-		// The common answer is read by fastResponse once its head is in
-		// the buffer (the first read brings it); anything else, and any
+		// The common answer is read by fastAnswer.read once its head is
+		// in the buffer (the first read brings it); anything else, and any
 		// read error, by http.ReadResponse.
 		var fast bool
 		if _, perr := pc.br.Peek(1); perr == nil {
-			resp, fast = fastResponse(pc.br, headRequests[req.method])
+			if fast = a.fast.read(pc.br, headRequests[req.method]); fast {
+				resp = &a.fast.resp
+			}
 		}
 		if !fast {
 			resp, err = http.ReadResponse(pc.br, headRequests[req.method])
@@ -237,7 +240,8 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) 
 		}
 		return nil, errors.New("the upstream switched protocols unasked")
 	}
-	b := &upstreamBody{rc: resp.Body, pc: pc, c: c, stop: stop, reusable: !resp.Close && !req.upgrade}
+	b := &a.body
+	b.rc, b.pc, b.c, b.stop, b.reusable = resp.Body, pc, c, stop, !resp.Close && !req.upgrade
 	if ka := resp.Header.Get("Keep-Alive"); ka != "" {
 		pc.idleUntil = keepAliveUntil(ka)
 	}
@@ -246,6 +250,13 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) 
 	}
 	resp.Body = b
 	return resp, nil
+}
+
+// answer is the memory of one response: its body and, when fastAnswer
+// reads it (the common answer), the response itself; one allocation.
+type answer struct {
+	body upstreamBody
+	fast fastAnswer
 }
 
 // unwatched is the stop of a watch never set: nothing cut the connection.
