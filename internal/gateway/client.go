@@ -188,7 +188,10 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// exchange writes req on pc and reads the response head.
+// exchange writes req on pc and reads the response head. It sets req's
+// deadline on pc first: a pooled connection still carries the deadline of
+// its previous call (finish leaves it), which this replaces before any
+// read or write.
 func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) (*http.Response, error) {
 	pc.conn.SetDeadline(req.deadline)
 	// A caller that goes away cuts the connection. A context that cannot
@@ -377,7 +380,9 @@ func (c *client) dial(ctx context.Context, req *upstreamRequest) (*pconn, error)
 // get takes the most recently used idle connection for key, if any is
 // fresh enough. A request that cannot be replayed takes one idle for less
 // than a second whose socket shows no close from the upstream (alive), so
-// an upstream's idle close is unlikely to race it.
+// an upstream's idle close is unlikely to race it. The deadline an idle
+// connection keeps from its previous call is cleared before that check:
+// it may have passed, and a socket past its deadline cannot be peeked at.
 func (c *client) get(key string, replayable bool) (*pconn, bool) {
 	now := time.Now()
 	c.mu.Lock()
@@ -396,7 +401,7 @@ func (c *client) get(key string, replayable bool) (*pconn, bool) {
 		}
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
-		if !replayable && !alive(pc.conn) {
+		if !replayable && (pc.conn.SetDeadline(time.Time{}) != nil || !alive(pc.conn)) {
 			pc.conn.Close()
 			continue
 		}
@@ -488,7 +493,10 @@ func (b *upstreamBody) cut() {
 }
 
 // finish releases the connection: back to the pool after a whole response
-// on a connection that stays open, closed otherwise.
+// on a connection that stays open, closed otherwise. A pooled connection
+// keeps this call's deadline: nothing reads or writes it while idle, and
+// its next call sets its own (exchange) before using it, which spares a
+// timer update a call.
 func (b *upstreamBody) finish(whole bool) {
 	b.done = true
 	b.mu.Lock()
@@ -496,7 +504,6 @@ func (b *upstreamBody) finish(whole bool) {
 	b.mu.Unlock()
 	// A false stop means the caller went away and the connection was cut.
 	if b.stop() && whole && b.reusable && b.pc.br.Buffered() == 0 {
-		b.pc.conn.SetDeadline(time.Time{})
 		b.c.put(b.pc)
 		return
 	}

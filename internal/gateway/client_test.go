@@ -282,3 +282,43 @@ func TestClientCallerGoesAway(t *testing.T) {
 		t.Fatalf("the call ended after %s: the caller's end did not cut it", d)
 	}
 }
+
+// A pooled connection keeps its last call's deadline while idle: once that
+// has passed, the connection still carries the next calls, a request with
+// a body (which checks the idle socket first) as well as one without, each
+// under its own deadline.
+func TestClientReusesConnectionPastItsLastDeadline(t *testing.T) {
+	srv, cc := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(append([]byte("ok:"), b...))
+	})
+	cl := newClient(true, TransportOptions{})
+	t.Cleanup(func() { cl.closeIdle(true) })
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	call := func(method, body string, timeout time.Duration) {
+		t.Helper()
+		req := &upstreamRequest{method: method, scheme: "http", host: addr, addr: addr, key: poolKey("http", addr), target: "/x",
+			deadline: time.Now().Add(timeout)}
+		if body != "" {
+			req.body, req.contentLength = strings.NewReader(body), int64(len(body))
+		}
+		resp, err := cl.roundTrip(t.Context(), req)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(b) != "ok:"+body {
+			t.Fatalf("%s: body %q, %v", method, b, err)
+		}
+	}
+	call("GET", "", 100*time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // its deadline passes while it is idle
+	call("POST", "not replayable", 5*time.Second)
+	call("GET", "", 100*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	call("GET", "", 5*time.Second)
+	if n := cc.count(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
