@@ -116,6 +116,7 @@ type upstreamRequest struct {
 	body                io.Reader
 	contentLength       int64 // -1: unknown (sent chunked)
 	deadline            time.Time
+	now                 time.Time // when the call began, if the caller read the clock: the idle pool's now
 	// upgrade asks the upstream to switch to WebSocket: the request goes
 	// on a new connection, which is never pooled; on 101 the caller takes
 	// it over (client.upgrade).
@@ -139,7 +140,11 @@ var headRequests = func() map[string]*http.Request {
 // ctx is the caller's: when it ends, the connection is cut.
 func (c *client) roundTrip(ctx context.Context, req *upstreamRequest) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		pc, reused := c.get(req.key, req.replayable())
+		now := req.now
+		if now.IsZero() || attempt > 0 {
+			now = time.Now()
+		}
+		pc, reused := c.get(req.key, req.replayable(), now)
 		if pc == nil {
 			var err error
 			if pc, err = c.dial(ctx, req); err != nil {
@@ -378,13 +383,13 @@ func (c *client) dial(ctx context.Context, req *upstreamRequest) (*pconn, error)
 }
 
 // get takes the most recently used idle connection for key, if any is
-// fresh enough. A request that cannot be replayed takes one idle for less
-// than a second whose socket shows no close from the upstream (alive), so
-// an upstream's idle close is unlikely to race it. The deadline an idle
-// connection keeps from its previous call is cleared before that check:
-// it may have passed, and a socket past its deadline cannot be peeked at.
-func (c *client) get(key string, replayable bool) (*pconn, bool) {
-	now := time.Now()
+// fresh enough at now. A request that cannot be replayed takes one idle
+// for less than a second whose socket shows no close from the upstream
+// (alive), so an upstream's idle close is unlikely to race it. The
+// deadline an idle connection keeps from its previous call is cleared
+// before that check: it may have passed, and a socket past its deadline
+// cannot be peeked at.
+func (c *client) get(key string, replayable bool, now time.Time) (*pconn, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	list := c.idle[key]

@@ -179,6 +179,19 @@ func (p *Proxy) secret(ctx context.Context, c *compiled) (*secretEntry, error) {
 	return e, nil
 }
 
+// cachedCredential is what credential returns when c's secret value is in
+// memory and what c injects for it is fresh at now, without a clock read;
+// nil otherwise.
+func (p *Proxy) cachedCredential(c *compiled, now time.Time) *credential {
+	p.mu.RLock()
+	e := p.secrets[c.in.Secret]
+	p.mu.RUnlock()
+	if cr := c.cred.Load(); e != nil && cr.fresh(e, now) {
+		return cr
+	}
+	return nil
+}
+
 // credential returns what c injects, computed once per secret value (and,
 // for OAuth 2.0, once per access token).
 func (p *Proxy) credential(ctx context.Context, c *compiled) (*credential, error) {
@@ -404,9 +417,17 @@ func (p *Proxy) Prepare(w http.ResponseWriter, r *http.Request, name, escapedPat
 func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call, error) {
 	var call Call
 	c, path, query, header := pc.c, pc.path, pc.query, pc.header
-	cr, err := p.credential(r.Context(), c)
-	if err != nil {
-		return call, err
+	// One clock read serves the credential's freshness, the deadline and
+	// the idle pool, unless the credential takes a secret read or a token
+	// fetch: the timeout then runs from its end.
+	now := time.Now()
+	var err error
+	cr := p.cachedCredential(c, now)
+	if cr == nil {
+		if cr, err = p.credential(r.Context(), c); err != nil {
+			return call, err
+		}
+		now = time.Now()
 	}
 	// Injected last: nothing the caller sent (a same-named header, a
 	// "Connection: Authorization") can remove or replace it.
@@ -421,12 +442,12 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 		}
 	}
 
-	deadline := time.Now().Add(c.timeout)
+	deadline := now.Add(c.timeout)
 	var body *bodyReader
 	out := &upstreamRequest{
 		method: r.Method, scheme: c.scheme, host: c.host, addr: c.addr, key: c.key,
 		base: c.baseRaw, target: path.Escaped, query: query,
-		header: header, contentLength: r.ContentLength, deadline: deadline,
+		header: header, contentLength: r.ContentLength, deadline: deadline, now: now,
 	}
 	ctx := r.Context()
 	var resp *http.Response
