@@ -71,18 +71,28 @@ func (a *fastAnswer) read(br *bufio.Reader, req *http.Request) bool {
 	}
 	fields := head[nl+1:]
 	n := bytes.Count(fields, []byte("\n"))
-	if n > maxFastFields || bytes.Count(fields, []byte("\r")) != n || bytes.Count(fields, []byte("\r\n")) != n {
-		return false // bare CR or LF
+	if n > maxFastFields || bytes.Count(fields, []byte("\r")) != n {
+		return false // bare CR or LF (and each LF follows a CR: checked below)
 	}
 	s := string(head) // the one copy: keys and values are slices of it
-	h := make(http.Header, n)
 	strs := a.strs[:]
+	// The fields' distinct keys and their values, put in the header at
+	// the end: a key already seen is found among the first ones without a
+	// map lookup. Past len(keys) fields, the header map is used as is.
+	var keys [len(a.strs)]string
+	var vals [len(a.strs)][]string
+	nkeys := 0
+	var h http.Header
 	if n > len(strs) {
 		strs = make([]string, n)
+		h = make(http.Header, n)
 	}
 	length := int64(-1)
 	for rest := s[nl+1:]; rest != ""; {
 		i := strings.IndexByte(rest, '\n')
+		if i < 1 || rest[i-1] != '\r' {
+			return false // bare LF
+		}
 		kv := rest[:i-1]
 		rest = rest[i+1:]
 		colon := strings.IndexByte(kv, ':')
@@ -90,17 +100,27 @@ func (a *fastAnswer) read(br *bufio.Reader, req *http.Request) bool {
 			return false
 		}
 		k, v := kv[:colon], trimOWS(kv[colon+1:])
+		// Token bytes only; canonical (as textproto.CanonicalMIMEHeaderKey
+		// judges it) unless a letter's case says otherwise.
+		canonical, upper := true, true
 		for j := 0; j < len(k); j++ {
-			if !tokenByte(k[j]) {
+			c := k[j]
+			if !tokenBytes[c] {
 				return false
 			}
+			if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+				canonical = false
+			}
+			upper = c == '-'
 		}
 		for j := 0; j < len(v); j++ {
 			if c := v[j]; c < ' ' && c != '\t' || c == 0x7f {
 				return false
 			}
 		}
-		k = textproto.CanonicalMIMEHeaderKey(k) // k itself when already canonical
+		if !canonical {
+			k = textproto.CanonicalMIMEHeaderKey(k)
+		}
 		switch k {
 		case "Transfer-Encoding", "Trailer", "Pragma":
 			return false // framing left to ReadResponse; Pragma: it may add Cache-Control
@@ -120,16 +140,36 @@ func (a *fastAnswer) read(br *bufio.Reader, req *http.Request) bool {
 				length = length*10 + int64(v[j]-'0')
 			}
 		}
-		if vv := h[k]; vv == nil {
-			vv, strs = strs[:1:1], strs[1:]
-			vv[0] = v
-			h[k] = vv
-		} else {
-			h[k] = append(vv, v)
+		if h != nil {
+			if vv := h[k]; vv == nil {
+				vv, strs = strs[:1:1], strs[1:]
+				vv[0] = v
+				h[k] = vv
+			} else {
+				h[k] = append(vv, v)
+			}
+			continue
 		}
+		j := 0
+		for j < nkeys && keys[j] != k {
+			j++
+		}
+		if j < nkeys {
+			vals[j] = append(vals[j], v)
+			continue
+		}
+		keys[j], vals[j], strs = k, strs[:1:1], strs[1:]
+		vals[j][0] = v
+		nkeys++
 	}
 	if length < 0 {
 		return false // ends with the connection: rare, left to ReadResponse
+	}
+	if h == nil {
+		h = make(http.Header, nkeys)
+		for j, k := range keys[:nkeys] {
+			h[k] = vals[j]
+		}
 	}
 	a.resp = http.Response{
 		Status: s[9 : nl-1], StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
@@ -150,6 +190,14 @@ type fastAnswer struct {
 	body lengthBody
 	strs [8]string
 }
+
+// tokenBytes holds the bytes of an RFC 9110 token (tokenByte) by value.
+var tokenBytes = func() (t [256]bool) {
+	for c := range t {
+		t[c] = tokenByte(byte(c))
+	}
+	return t
+}()
 
 // maxFastFields: an answer head with more field lines goes to
 // http.ReadResponse.

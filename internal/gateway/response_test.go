@@ -24,6 +24,8 @@ var responseSeeds = []string{
 	"HTTP/1.1 201\r\nContent-Length: 3\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nVary: Accept\r\n\r\nabc",
 	"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length:  4 \r\nX-Empty:\r\n\r\nbusy",
 	"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+	"HTTP/1.1 200 OK\r\nx-MULTI-part-KEY: a\r\nX-Multi-Part-Key: b\r\nwww-authenticate: c\r\nContent-Length: 2\r\nX-MULTI-PART-KEY: d\r\n\r\nok",
+	"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nH: 8\r\nI: 9\r\na: 10\r\nContent-Length: 2\r\n\r\nok",
 	// left to http.ReadResponse
 	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
 	"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
@@ -31,6 +33,7 @@ var responseSeeds = []string{
 	"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n folded\r\n\r\nok",
 	"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
 	"HTTP/1.1 200 OK\r\nContent-Length: 2\nX: y\r\n\r\nok",
+	"HTTP/1.1 200 OK\r\nX: a\rb\nContent-Length: 2\r\n\r\nok",
 	"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 2\r\n\r\nok",
 	"HTTP/1.1 200 OK\r\nX y: a\r\nContent-Length: 2\r\n\r\nok",
 	"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok",
@@ -102,7 +105,7 @@ func TestFastResponseTaken(t *testing.T) {
 		br := bufio.NewReaderSize(strings.NewReader(s), 8<<10)
 		br.Peek(1)
 		_, ok := fastResponse(br, headRequests[http.MethodGet])
-		if want := i < 6; ok != want {
+		if want := i < 8; ok != want {
 			t.Errorf("seed %d %q: fast path %v, want %v", i, s, ok, want)
 		}
 	}
