@@ -333,7 +333,7 @@ type Call struct {
 // to be sent.
 type Prepared struct {
 	c       *compiled
-	path    Path
+	path    Path // its Segs only for a WebSocket handshake: Send needs none
 	query   string
 	header  requestHeader
 	upgrade bool // a WebSocket handshake
@@ -372,11 +372,12 @@ func (p *Proxy) Prepare(w http.ResponseWriter, r *http.Request, name, escapedPat
 		w.Header().Set("Allow", strings.Join(c.methods, ", "))
 		return Prepared{}, fmt.Errorf("%w: %s (allowed: %s)", ErrMethodNotAllowed, r.Method, strings.Join(c.methods, ", "))
 	}
-	path, err := ParsePath(escapedPath)
+	var buf [16]string
+	segs, escaped, err := parsePath(escapedPath, buf[:0])
 	if err != nil {
 		return Prepared{}, err
 	}
-	if !c.allowsPath(path.Segs) {
+	if !c.allowsPath(segs) {
 		return Prepared{}, ErrPathNotAllowed
 	}
 	if r.ContentLength > c.maxBody {
@@ -402,6 +403,10 @@ func (p *Proxy) Prepare(w http.ResponseWriter, r *http.Request, name, escapedPat
 		case r.ContentLength != 0 || len(r.TransferEncoding) > 0:
 			return Prepared{}, fmt.Errorf("%w: a WebSocket handshake carries no body", ErrWebSocket)
 		}
+	}
+	path := Path{Escaped: escaped}
+	if upgrade {
+		path.Segs = slices.Clone(segs) // the session checks them again (stillAllows)
 	}
 	return Prepared{c: c, path: path, query: query, header: header, upgrade: upgrade}, nil
 }

@@ -245,24 +245,38 @@ type Path struct {
 // decoding holds '/', '\', '%' (double encoding), control characters or
 // invalid UTF-8. Such a path is an error wrapping ErrBadPath.
 func ParsePath(escaped string) (Path, error) {
+	segs, escaped, err := parsePath(escaped, nil)
+	if err != nil {
+		return Path{}, err
+	}
+	return Path{Segs: segs, Escaped: escaped}, nil
+}
+
+// parsePath is ParsePath returning the fields of the Path apart, with the
+// segments appended to buf when it has room for them (a caller's array,
+// which then needs no allocation).
+func parsePath(escaped string, buf []string) (segs []string, _ string, _ error) {
 	if escaped == "" || escaped == "/" {
-		return Path{Escaped: "/"}, nil
+		return nil, "/", nil
 	}
 	if escaped[0] != '/' {
-		return Path{}, badPath("must start with /")
+		return nil, "", badPath("must start with /")
 	}
 	if len(escaped) > MaxRequestPath {
-		return Path{}, badPath("longer than %d bytes", MaxRequestPath)
+		return nil, "", badPath("longer than %d bytes", MaxRequestPath)
 	}
 	body := strings.TrimSuffix(escaped[1:], "/")
 	n := strings.Count(body, "/") + 1
 	if n > MaxRequestSegment {
-		return Path{}, badPath("more than %d segments", MaxRequestSegment)
+		return nil, "", badPath("more than %d segments", MaxRequestSegment)
 	}
-	segs := make([]string, 0, n)
+	segs = buf[:0]
+	if cap(segs) < n {
+		segs = make([]string, 0, n)
+	}
 	for raw := range strings.SplitSeq(body, "/") {
 		if raw == "" {
-			return Path{}, badPath("empty segment")
+			return nil, "", badPath("empty segment")
 		}
 		for i := 0; i < len(raw); i++ {
 			// What net/url's EscapedPath leaves unescaped, and nothing
@@ -270,32 +284,32 @@ func ParsePath(escaped string) (Path, error) {
 			// JSON body) must not carry a '?', '#', space or raw byte
 			// into the upstream's request target.
 			if c := raw[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~%!$&'()*+,;=:@[]", c) >= 0) {
-				return Path{}, badPath("a character that must be percent-encoded")
+				return nil, "", badPath("a character that must be percent-encoded")
 			}
 		}
 		seg, err := url.PathUnescape(raw)
 		if err != nil {
-			return Path{}, badPath("invalid percent-encoding")
+			return nil, "", badPath("invalid percent-encoding")
 		}
 		if !utf8.ValidString(seg) {
-			return Path{}, badPath("a segment is not valid UTF-8")
+			return nil, "", badPath("a segment is not valid UTF-8")
 		}
 		for i := 0; i < len(seg); i++ {
 			switch c := seg[i]; {
 			case c == '/' || c == '\\':
-				return Path{}, badPath("encoded '/' or '\\' in a segment")
+				return nil, "", badPath("encoded '/' or '\\' in a segment")
 			case c == '%':
-				return Path{}, badPath("'%%' in a decoded segment (double encoding)")
+				return nil, "", badPath("'%%' in a decoded segment (double encoding)")
 			case c < 0x20 || c == 0x7f:
-				return Path{}, badPath("control character in a segment")
+				return nil, "", badPath("control character in a segment")
 			}
 		}
 		if dot, _, _ := strings.Cut(seg, ";"); dot == "." || dot == ".." {
-			return Path{}, badPath("'.' and '..' segments are not allowed")
+			return nil, "", badPath("'.' and '..' segments are not allowed")
 		}
 		segs = append(segs, seg)
 	}
-	return Path{Segs: segs, Escaped: escaped}, nil
+	return segs, escaped, nil
 }
 
 func badPath(format string, args ...any) error {

@@ -365,7 +365,8 @@ func TestStreamCutWhenCredentialEnds(t *testing.T) {
 
 // A session ends, within the check interval, once its integration no
 // longer allows it: deleted, or updated without websocket or without the
-// session's path. Another change (a rate) leaves it open.
+// session's path. Another change (a rate, paths that still allow the
+// session's) leaves it open.
 func TestWebSocketSessionEndsWithItsIntegration(t *testing.T) {
 	defer func(d time.Duration) { SessionCheckEvery = d }(SessionCheckEvery)
 	SessionCheckEvery = 20 * time.Millisecond
@@ -420,6 +421,13 @@ func TestWebSocketSessionEndsWithItsIntegration(t *testing.T) {
 	time.Sleep(5 * SessionCheckEvery)
 	if !echoes(conn, br) {
 		t.Fatal("a change of rate ended the session")
+	}
+	still := ws
+	still.Paths = []string{"/chat"}
+	update(still)
+	time.Sleep(5 * SessionCheckEvery)
+	if !echoes(conn, br) {
+		t.Fatal("paths that still allow the session's ended it")
 	}
 	off := ws
 	off.WebSocket = false
