@@ -37,7 +37,7 @@ type client struct {
 	idleTimeout time.Duration // an idle connection older than this is not reused
 
 	mu     sync.Mutex
-	idle   map[string][]*pconn // by poolKey, most recently used last
+	idle   map[string]*idlePool // by poolKey; entries stay, emptied by closeIdle
 	closed bool
 }
 
@@ -59,7 +59,7 @@ func newClient(allowPrivate bool, o TransportOptions) *client {
 	return &client{
 		dialer: d, maxIdle: o.MaxIdlePerHost, idleTimeout: defaultIdleTimeout,
 		tls:  &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs, NextProtos: []string{"http/1.1"}},
-		idle: map[string][]*pconn{},
+		idle: map[string]*idlePool{},
 	}
 }
 
@@ -68,9 +68,25 @@ func newClient(allowPrivate bool, o TransportOptions) *client {
 // endpoint), not per call.
 func poolKey(scheme, addr string) string { return scheme + "://" + addr }
 
+// idlePool holds the idle connections to one upstream, most recently
+// used last, under client.mu.
+type idlePool struct{ conns []*pconn }
+
+// pool returns the idle pool of key, made on first use.
+func (c *client) pool(key string) *idlePool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.idle[key]
+	if p == nil {
+		p = &idlePool{}
+		c.idle[key] = p
+	}
+	return p
+}
+
 // pconn is a connection to an upstream.
 type pconn struct {
-	key       string
+	pool      *idlePool // where it waits between calls
 	conn      net.Conn
 	cr        countingReader // what br reads from
 	br        *bufio.Reader
@@ -375,7 +391,7 @@ func (c *client) dial(ctx context.Context, req *upstreamRequest) (*pconn, error)
 		}
 		conn = tc
 	}
-	pc := &pconn{key: req.key, conn: conn}
+	pc := &pconn{pool: c.pool(req.key), conn: conn}
 	pc.cr.r = conn
 	pc.br = bufio.NewReaderSize(&pc.cr, 8<<10)
 	pc.bw = bufio.NewWriterSize(conn, 8<<10)
@@ -392,7 +408,11 @@ func (c *client) dial(ctx context.Context, req *upstreamRequest) (*pconn, error)
 func (c *client) get(key string, replayable bool, now time.Time) (*pconn, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	list := c.idle[key]
+	p := c.idle[key]
+	if p == nil {
+		return nil, false
+	}
+	list := p.conns
 	for len(list) > 0 {
 		pc := list[len(list)-1]
 		if now.Sub(pc.idleSince) > c.idleTimeout || (!pc.idleUntil.IsZero() && now.After(pc.idleUntil)) {
@@ -410,10 +430,10 @@ func (c *client) get(key string, replayable bool, now time.Time) (*pconn, bool) 
 			pc.conn.Close()
 			continue
 		}
-		c.idle[key] = list
+		p.conns = list
 		return pc, true
 	}
-	c.idle[key] = list
+	p.conns = list
 	return nil, false
 }
 
@@ -422,7 +442,7 @@ func (c *client) put(pc *pconn) {
 	now := time.Now()
 	pc.idleSince = now
 	c.mu.Lock()
-	list := c.idle[pc.key]
+	list := pc.pool.conns
 	// The oldest connection goes when it is stale or the pool is full.
 	if len(list) > 0 && (len(list) >= c.maxIdle || now.Sub(list[0].idleSince) > c.idleTimeout) {
 		list[0].conn.Close()
@@ -433,7 +453,7 @@ func (c *client) put(pc *pconn) {
 		pc.conn.Close()
 		return
 	}
-	c.idle[pc.key] = append(list, pc)
+	pc.pool.conns = append(list, pc)
 	c.mu.Unlock()
 }
 
@@ -441,11 +461,11 @@ func (c *client) put(pc *pconn) {
 func (c *client) closeIdle(final bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, list := range c.idle {
-		for _, pc := range list {
+	for _, p := range c.idle {
+		for _, pc := range p.conns {
 			pc.conn.Close()
 		}
-		delete(c.idle, k)
+		p.conns = nil
 	}
 	c.closed = c.closed || final
 }
