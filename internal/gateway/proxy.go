@@ -646,8 +646,10 @@ func (h *requestHeader) check() error {
 			continue
 		}
 		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n\x00") {
-				return fmt.Errorf("%w (header %s)", ErrBadHeader, printable(k))
+			for i := 0; i < len(v); i++ {
+				if c := v[i]; c <= '\r' && (c == '\r' || c == '\n' || c == 0) {
+					return fmt.Errorf("%w (header %s)", ErrBadHeader, printable(k))
+				}
 			}
 		}
 	}
