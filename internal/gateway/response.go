@@ -33,8 +33,9 @@ func fastResponse(br *bufio.Reader, req *http.Request) (*http.Response, bool) {
 // was 6% of keyward's CPU. Here a head is one string, the header keys and
 // values are slices of it, and the response, its body and the values of up
 // to 8 fields are one allocation, which the client also makes hold the
-// body's connection bookkeeping (BenchmarkReadResponse: 4 allocations and
-// 0.72-0.74 µs against ReadResponse's 10 and 0.92-0.96 µs).
+// body's connection bookkeeping; the header map is built once the fields
+// are known, one insertion a key (BenchmarkReadResponse: 4 allocations and
+// 0.54-0.56 µs against ReadResponse's 10 and 0.88-0.93 µs).
 func (a *fastAnswer) read(br *bufio.Reader, req *http.Request) bool {
 	if req.Method == http.MethodHead {
 		return false // no body whatever Content-Length says
