@@ -31,6 +31,12 @@
 //	    calling the upstream directly, the throughput of the gateway and of
 //	    the reference proxies against nginx's, and the gateway's CPU a call
 //	    against rawproxy's and rawproxy-audit's.
+//
+//	gateway abreport results.json
+//	    reads ab.sh's summaries (nginx, base, candidate and rawproxy-audit,
+//	    one of each a round) and prints each round's throughput against
+//	    nginx's and CPU a call, their medians, and the candidate's change
+//	    against the base taken round by round.
 package main
 
 import (
@@ -48,7 +54,7 @@ import (
 )
 
 func main() {
-	const usage = "usage: gateway upstream|goproxy|rawproxy|report ..."
+	const usage = "usage: gateway upstream|goproxy|rawproxy|report|abreport ..."
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
@@ -62,6 +68,8 @@ func main() {
 		rawproxy(os.Args[2:])
 	case "report":
 		report(os.Args[2:])
+	case "abreport":
+		abreport(os.Args[2:])
 	default:
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
