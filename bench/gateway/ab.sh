@@ -35,11 +35,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-  echo "# installing nginx (Debian package)"
-  apt-get install -y nginx >/dev/null
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+. bench/gateway/lib.sh
+ensure_nginx
 
 # build REV OUT: keyward at a git revision ("" for the working tree)
 build() {
@@ -58,16 +55,9 @@ go build -o "$work/gw" ./bench/gateway
 echo "# base $(git rev-parse --short "$1"), candidate ${2:+$(git rev-parse --short "$2")}${2:-working tree}"
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 "$work/gw" upstream -addr 127.0.0.1:19580 -key "$KEY" 2>"$work/upstream.log" &
 pids+=($!)
 wait_http http://127.0.0.1:19580/healthz
-cat >"$work/policy.yaml" <<'YAML'
-name: bench-app
-rules:
-  - resources: ["integrations/up"]
-    allow: [proxy]
-YAML
 # node BIN DATA API-PORT DATA-PLANE-PORT: starts a dev node and sets it
 # up; NODE_PID and NODE_TOK are its process and a token that may proxy
 node() {
@@ -77,15 +67,7 @@ node() {
   wait_http "http://127.0.0.1:$3/v1/sys/health"
   for _ in $(seq 50); do [ -s "$2/root-token" ] && break; sleep 0.1; done
   local tok
-  tok=$(KEYWARD_ADDR="http://127.0.0.1:$3" KEYWARD_TOKEN=$(cat "$2/root-token") bash -c '
-    set -e
-    "$0" project create bench >/dev/null
-    printf %s "$1" | "$0" secret set bench/prod/upstream-key >/dev/null
-    "$0" integration create up --upstream "$2" --secret bench/prod/upstream-key \
-      --inject "header:Authorization=Bearer {{secret}}" --allow-private >/dev/null
-    "$0" policy apply -f "$3" >/dev/null
-    "$0" token create --policy bench-app --ttl 1h -o json' "$1" "$KEY" http://127.0.0.1:19580 "$work/policy.yaml" |
-    sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
+  tok=$(setup_keyward "$1" "http://127.0.0.1:$3" "$2" "$KEY" http://127.0.0.1:19580 "$work")
   [ -n "$tok" ] || { echo "setup of $1 failed" >&2; exit 1; }
   NODE_PID=$pid NODE_TOK=$tok
 }
@@ -94,34 +76,7 @@ bpid=$NODE_PID btok=$NODE_TOK
 node "$work/kw-cand" "$work/data-cand" 19591 19595
 cpid=$NODE_PID ctok=$NODE_TOK
 
-mkdir -p "$work/nginx/logs"
-cat >"$work/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes auto;
-user root;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  upstream up { server 127.0.0.1:19580; keepalive 128; }
-  server {
-    listen 127.0.0.1:19582;
-    location / {
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "Bearer $KEY";
-    }
-  }
-}
-EOF
+write_nginx_conf "$work/nginx" "$KEY" 19580 19582
 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 ngpid=$!
 pids+=($ngpid)

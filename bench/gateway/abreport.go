@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,23 +11,7 @@ import (
 // nginx, base, candidate and rawproxy-audit, one of each a round in that
 // order.
 func abreport(files []string) {
-	var sums []summary
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "abreport:", err)
-			os.Exit(1)
-		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			var s summary
-			if json.Unmarshal(sc.Bytes(), &s) == nil && s.Label != "" {
-				sums = append(sums, s)
-			}
-		}
-		fh.Close()
-	}
-	if err := writeABReport(os.Stdout, sums); err != nil {
+	if err := writeABReport(os.Stdout, readSummaries("abreport", files)); err != nil {
 		fmt.Fprintln(os.Stderr, "abreport:", err)
 		os.Exit(1)
 	}

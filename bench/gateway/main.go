@@ -123,24 +123,29 @@ type summary struct {
 }
 
 func report(files []string) {
+	writeReport(os.Stdout, readSummaries("report", files))
+}
+
+// readSummaries reads the httpload -json summaries in files (a line each;
+// other lines are skipped); a file that cannot be read ends the program.
+func readSummaries(cmd string, files []string) []summary {
 	var sums []summary
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "report:", err)
+			fmt.Fprintf(os.Stderr, "%s: %v\n", cmd, err)
 			os.Exit(1)
 		}
 		sc := bufio.NewScanner(fh)
 		for sc.Scan() {
 			var s summary
-			if json.Unmarshal(sc.Bytes(), &s) != nil || s.Label == "" {
-				continue
+			if json.Unmarshal(sc.Bytes(), &s) == nil && s.Label != "" {
+				sums = append(sums, s)
 			}
-			sums = append(sums, s)
 		}
 		fh.Close()
 	}
-	writeReport(os.Stdout, sums)
+	return sums
 }
 
 // writeReport prints the table of medians over rounds, one row per label

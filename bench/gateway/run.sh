@@ -85,11 +85,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-  echo "# installing nginx (Debian package)"
-  apt-get install -y nginx >/dev/null
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+. bench/gateway/lib.sh
+ensure_nginx
 
 go build -o "$work/keyward" ./cmd/keyward
 go build -o "$work/httpload" ./bench/httpload
@@ -99,34 +96,13 @@ srv=${KEYWARD_BIN:-$kw} # another build of the server to compare (diagnostics)
 
 echo "# machine: $(nproc) cores, $(uname -sm), $(go version | cut -d' ' -f3), $("$NGINX" -v 2>&1 | cut -d' ' -f3); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
-
 "$work/gw" upstream -addr "127.0.0.1:$PORT_UP" -key "$KEY" 2>"$work/upstream.log" &
 uppid=$!
 pids+=($uppid)
 wait_http "http://127.0.0.1:$PORT_UP/healthz"
 
 # keyward: dev server, the key in the secret store, an integration, and a
-# token that may only proxy it. setup_keyward ADDR prints the token.
-cat >"$work/policy.yaml" <<'YAML'
-name: bench-app
-rules:
-  - resources: ["integrations/up"]
-    allow: [proxy]
-YAML
-setup_keyward() {
-  local addr=$1 data=$2
-  for _ in $(seq 50); do [ -s "$data/root-token" ] && break; sleep 0.1; done
-  KEYWARD_ADDR=$addr KEYWARD_TOKEN=$(cat "$data/root-token") bash -c '
-    set -e
-    "$0" project create bench >/dev/null
-    printf %s "$1" | "$0" secret set bench/prod/upstream-key >/dev/null
-    "$0" integration create up --upstream "$2" --secret bench/prod/upstream-key \
-      --inject "header:Authorization=Bearer {{secret}}" --allow-private >/dev/null
-    "$0" policy apply -f "$3" >/dev/null
-    "$0" token create --policy bench-app --ttl 1h -o json' "$kw" "$KEY" "http://127.0.0.1:$PORT_UP" "$work/policy.yaml" |
-    sed -n 's/.*"token": *"\([^"]*\)".*/\1/p'
-}
+# token that may only proxy it (setup_keyward, lib.sh).
 if [ "${PROFILE:-}" = 1 ]; then
   # A dev node with net/http/pprof on the next port (bench/apikeys/profserver);
   # the first gateway round is profiled.
@@ -138,7 +114,7 @@ fi
 kwpid=$!
 pids+=($kwpid)
 wait_http "http://127.0.0.1:$PORT_KW/v1/sys/health"
-tok=$(setup_keyward "http://127.0.0.1:$PORT_KW" "$work/data")
+tok=$(setup_keyward "$kw" "http://127.0.0.1:$PORT_KW" "$work/data" "$KEY" "http://127.0.0.1:$PORT_UP" "$work")
 [ -n "$tok" ] || { echo "keyward setup failed" >&2; exit 1; }
 # The same gateway on Go's net/http server (--http-server net/http), in a
 # second node with its own data directory, for the engine's effect.
@@ -146,48 +122,11 @@ tok=$(setup_keyward "http://127.0.0.1:$PORT_KW" "$work/data")
 stdpid=$!
 pids+=($stdpid)
 wait_http "http://127.0.0.1:$PORT_STD/v1/sys/health"
-tokstd=$(setup_keyward "http://127.0.0.1:$PORT_STD" "$work/data-std")
+tokstd=$(setup_keyward "$kw" "http://127.0.0.1:$PORT_STD" "$work/data-std" "$KEY" "http://127.0.0.1:$PORT_UP" "$work")
 [ -n "$tokstd" ] || { echo "keyward (net/http) setup failed" >&2; exit 1; }
 
 # nginx: foreground, temporary prefix, keep-alive to the upstream.
-mkdir -p "$work/nginx/logs"
-cat >"$work/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes auto;
-user root;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  upstream up { server 127.0.0.1:$PORT_UP; keepalive 128; }
-  server {
-    listen 127.0.0.1:$PORT_NGINX;
-    location / {
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "Bearer $KEY";
-    }
-  }
-  server {
-    listen 127.0.0.1:$PORT_NGINXLOG;
-    access_log $work/nginx/logs/access.log;
-    location / {
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "Bearer $KEY";
-    }
-  }
-}
-EOF
+write_nginx_conf "$work/nginx" "$KEY" "$PORT_UP" "$PORT_NGINX" "$PORT_NGINXLOG"
 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 ngpid=$!
 pids+=($ngpid)

@@ -131,6 +131,11 @@ func clean(s string, max int) string {
 	if strings.IndexByte(s, 0) >= 0 {
 		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	}
+	return truncateUTF8(s, max)
+}
+
+// truncateUTF8 cuts s to at most max bytes, at a rune's start.
+func truncateUTF8(s string, max int) string {
 	if len(s) > max {
 		cut := max
 		for cut > 0 && !utf8.RuneStart(s[cut]) {

@@ -329,15 +329,7 @@ func TestIsPlainASCII(t *testing.T) {
 
 // cleanSlow is clean without its ASCII fast path.
 func cleanSlow(s string, max int) string {
-	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-	}
-	return s
+	return truncateUTF8(strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD"), max)
 }
 
 // prepare refuses a time exactly when its year (in its zone) is outside
