@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/internal/testupstream"
 	"github.com/keyward/keyward/internal/token"
 )
 
@@ -30,7 +31,7 @@ func BenchmarkDataPlaneCall(b *testing.B) {
 	r := startB(b, cfg)
 	root := r.node.DevRootToken()
 	const upKey = "bench-dataplane-upstream-key-9d1e" // keyward:allow (test fixture)
-	up := rawUpstream(b, "Authorization: Bearer "+upKey)
+	up := testupstream.Raw(b, "Authorization: Bearer "+upKey, "")
 	mustCall := func(method, path string, body any, want int) {
 		if code := callTB(b, method, r.url+path, root, body); code != want {
 			b.Fatalf("%s %s = %d", method, path, code)
@@ -73,51 +74,6 @@ func BenchmarkDataPlaneCall(b *testing.B) {
 			}
 		}
 	})
-}
-
-// rawUpstream serves every request with a small JSON answer when it carries
-// want among its header lines, else 401; it returns its address.
-func rawUpstream(tb testing.TB, want string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	ok := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n{\"ok\":true,\"service\":\"up\"}\n")
-	refused := []byte("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					authorized := false
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-						authorized = authorized || bytes.Equal(bytes.TrimRight(line, "\r\n"), []byte(want))
-					}
-					answer := refused
-					if authorized {
-						answer = ok
-					}
-					if _, err := c.Write(answer); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // readRawResponse reads one answer with a Content-Length body and returns
