@@ -98,6 +98,37 @@ func (u *Usage) Record(kind, subject string, status int) {
 	}
 }
 
+// RecordPair counts one request of each of two subjects with status, as
+// Record(kind1, subject1, status) and Record(kind2, subject2, status)
+// would, with one clock reading and one lock (subject1's shard; Flush adds
+// up a key's counts of every shard): a gateway call counts its integration
+// and its caller's credential. An empty kind or subject skips its count
+// only.
+func (u *Usage) RecordPair(kind1, subject1, kind2, subject2 string, status int) {
+	if u == nil {
+		return
+	}
+	ok1, ok2 := kind1 != "" && subject1 != "", kind2 != "" && subject2 != ""
+	if !ok1 {
+		u.Record(kind2, subject2, status)
+		return
+	}
+	minute := u.now().Unix() / 60
+	s := &u.shards[maphash.String(u.seed, subject1)%shards]
+	s.mu.Lock()
+	s.counts[counterKey{kind: kind1, subject: subject1, minute: minute, status: status}]++
+	if ok2 {
+		s.counts[counterKey{kind: kind2, subject: subject2, minute: minute, status: status}]++
+	}
+	s.mu.Unlock()
+	if u.OnRecord != nil {
+		u.OnRecord(kind1, subject1, status)
+		if ok2 {
+			u.OnRecord(kind2, subject2, status)
+		}
+	}
+}
+
 // Flush adds every pending count to storage in one transaction. On failure
 // the counts are kept for the next flush.
 func (u *Usage) Flush(ctx context.Context) error {

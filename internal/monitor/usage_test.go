@@ -175,3 +175,96 @@ func TestLastSeen(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkRecordCall is a gateway call's usage counting: one record for
+// the integration, one for the caller's token, from many goroutines.
+func BenchmarkRecordCall(b *testing.B) {
+	u := New(storagetest.OpenSQLite(b, storage.Options{}), nil)
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			u.Record(KindIntegration, "maps", 200)
+			u.Record(KindToken, "hmac-accessor-0123456789abcdef", 200)
+		}
+	})
+}
+
+// BenchmarkRecordPair is BenchmarkRecordCall's counting with RecordPair.
+func BenchmarkRecordPair(b *testing.B) {
+	u := New(storagetest.OpenSQLite(b, storage.Options{}), nil)
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			u.RecordPair(KindIntegration, "maps", KindToken, "hmac-accessor-0123456789abcdef", 200)
+		}
+	})
+}
+
+// RecordPair counts what two Records would, in the same minutes, and
+// reports each count to OnRecord; an empty kind or subject skips only its
+// own count.
+func TestRecordPair(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 30, 0, time.UTC)}
+	u := New(st, c.now)
+	type rec struct {
+		kind, subject string
+		status        int
+	}
+	var seen []rec
+	u.OnRecord = func(kind, subject string, status int) { seen = append(seen, rec{kind, subject, status}) }
+	u.RecordPair(KindIntegration, "maps", KindToken, "acc", 200)
+	u.RecordPair(KindIntegration, "maps", KindKey, "key_1", 200)
+	u.Record(KindIntegration, "maps", 200)
+	u.RecordPair(KindIntegration, "maps", KindToken, "", 502) // no caller
+	u.RecordPair(KindIntegration, "", KindToken, "acc", 502)  // no integration
+	u.RecordPair("", "", "", "", 200)                         // nothing
+	c.add(time.Minute)
+	u.RecordPair(KindIntegration, "maps", KindToken, "acc", 200)
+	want := []rec{
+		{KindIntegration, "maps", 200}, {KindToken, "acc", 200},
+		{KindIntegration, "maps", 200}, {KindKey, "key_1", 200},
+		{KindIntegration, "maps", 200},
+		{KindIntegration, "maps", 502},
+		{KindToken, "acc", 502},
+		{KindIntegration, "maps", 200}, {KindToken, "acc", 200},
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("OnRecord saw %+v, want %+v", seen, want)
+	}
+	for i := range want {
+		if seen[i] != want[i] {
+			t.Fatalf("OnRecord saw %+v, want %+v", seen, want)
+		}
+	}
+	if err := u.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := u.Query(t.Context(), Filter{Since: c.now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), time.Date(2026, 11, 23, 10, 1, 0, 0, time.UTC)
+	got := map[Row]bool{}
+	for _, r := range rows {
+		got[r] = true
+	}
+	for _, r := range []Row{
+		{KindIntegration, "maps", first, 200, 3},
+		{KindIntegration, "maps", first, 502, 1},
+		{KindToken, "acc", first, 200, 1},
+		{KindToken, "acc", first, 502, 1},
+		{KindKey, "key_1", first, 200, 1},
+		{KindIntegration, "maps", second, 200, 1},
+		{KindToken, "acc", second, 200, 1},
+	} {
+		if !got[r] {
+			t.Errorf("missing %+v in %+v", r, rows)
+		}
+	}
+	if len(rows) != 7 {
+		t.Errorf("%d rows, want 7: %+v", len(rows), rows)
+	}
+}
