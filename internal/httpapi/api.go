@@ -821,14 +821,22 @@ func renderError(w http.ResponseWriter, r *http.Request, e *Error) {
 // recordCaller counts one request of the caller's credential for usage:
 // an API key by its id, an access token by its accessor.
 func recordCaller(usage func(kind, subject string, status int), c *Caller, status int) {
+	if kind, subject := callerUsage(c); subject != "" {
+		usage(kind, subject, status)
+	}
+}
+
+// callerUsage is the usage kind and subject of the caller's credential:
+// an API key by its id, an access token by its accessor; "", "" when
+// there is none to count.
+func callerUsage(c *Caller) (kind, subject string) {
 	if c == nil || c.Accessor == "" {
-		return
+		return "", ""
 	}
-	kind := monitor.KindToken
 	if c.Key != nil {
-		kind = monitor.KindKey
+		return monitor.KindKey, c.Accessor
 	}
-	usage(kind, c.Accessor, status)
+	return monitor.KindToken, c.Accessor
 }
 
 // WriteError renders err for raw handlers.
