@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,65 +26,80 @@ type Metrics struct {
 
 	// Children of the vectors above, memoized: a lookup in
 	// client_golang hashes every label value and takes the vector's lock,
-	// and a gateway call makes four of them.
-	requestsBy, usageBy, gatewayBy counterCache
-	latencyBy                      observerCache
+	// and a gateway call makes three of them (its route's two, one per
+	// request, share one lookup here).
+	usageBy, gatewayBy counterCache
+	routeBy            childCache[routeChildren]
 }
 
-// counterCache memoizes a counter vector's children by their two label
-// values, the second a status code. Its keys are as bounded as the
-// vector's own children, which are never deleted.
-type counterCache struct {
-	vec *prometheus.CounterVec
-	mu  sync.RWMutex
-	m   map[labelPair]prometheus.Counter
-}
-
+// labelPair is a child's label values: a label, then a status code.
 type labelPair struct {
 	label  string
 	status int
 }
 
+// childCache memoizes the children of metric vectors by their label
+// values. Its keys are as bounded as the vectors' own children, which are
+// never deleted. A lookup of a known key reads a map published once
+// complete (read) without a lock; a miss takes the lock and finds or adds
+// the key in dirty, which holds every key, and dirty is published again
+// once it served as many misses as it has keys (as sync.Map does, without
+// boxing a key in an interface).
+type childCache[V any] struct {
+	read   atomic.Pointer[map[labelPair]V]
+	mu     sync.Mutex
+	dirty  map[labelPair]V
+	misses int
+}
+
+// get returns k's children, made with mk the first time k is asked for.
+func (c *childCache[V]) get(k labelPair, mk func(labelPair) V) V {
+	if m := c.read.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	return c.miss(k, mk)
+}
+
+func (c *childCache[V]) miss(k labelPair, mk func(labelPair) V) V {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.dirty[k]
+	if !ok {
+		if c.dirty == nil {
+			c.dirty = map[labelPair]V{}
+		}
+		v = mk(k)
+		c.dirty[k] = v
+	}
+	if c.misses++; c.misses >= len(c.dirty) {
+		m := maps.Clone(c.dirty)
+		c.read.Store(&m)
+		c.misses = 0
+	}
+	return v
+}
+
+// counterCache memoizes a counter vector's children by their two label
+// values, the second a status code.
+type counterCache struct {
+	vec   *prometheus.CounterVec
+	cache childCache[prometheus.Counter]
+}
+
 func (c *counterCache) with(label string, status int) prometheus.Counter {
-	k := labelPair{label, status}
-	c.mu.RLock()
-	ctr, ok := c.m[k]
-	c.mu.RUnlock()
-	if ok {
-		return ctr
-	}
-	ctr = c.vec.WithLabelValues(label, strconv.Itoa(status))
-	c.mu.Lock()
-	if c.m == nil {
-		c.m = map[labelPair]prometheus.Counter{}
-	}
-	c.m[k] = ctr
-	c.mu.Unlock()
-	return ctr
+	return c.cache.get(labelPair{label, status}, c.child)
 }
 
-// observerCache is counterCache for a histogram vector with one label.
-type observerCache struct {
-	vec *prometheus.HistogramVec
-	mu  sync.RWMutex
-	m   map[string]prometheus.Observer
+func (c *counterCache) child(k labelPair) prometheus.Counter {
+	return c.vec.WithLabelValues(k.label, strconv.Itoa(k.status))
 }
 
-func (c *observerCache) with(label string) prometheus.Observer {
-	c.mu.RLock()
-	o, ok := c.m[label]
-	c.mu.RUnlock()
-	if ok {
-		return o
-	}
-	o = c.vec.WithLabelValues(label)
-	c.mu.Lock()
-	if c.m == nil {
-		c.m = map[string]prometheus.Observer{}
-	}
-	c.m[label] = o
-	c.mu.Unlock()
-	return o
+// routeChildren are the request metrics' children of one route and status.
+type routeChildren struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 // NewMetrics registers keyward's metrics; sealed reports the seal state.
@@ -119,15 +136,23 @@ func NewMetrics(sealed func() bool) *Metrics {
 	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyward_alerts_total", Help: "Anomalies detected in credentials' use, by kind (spike, refusals) and response (alert, revoked, failed).",
 	}, []string{"kind", "response"})
-	m.requestsBy.vec, m.usageBy.vec, m.gatewayBy.vec, m.latencyBy.vec = m.requests, m.usage, m.gateway, m.latency
+	m.usageBy.vec, m.gatewayBy.vec = m.usage, m.gateway
 	reg.MustRegister(m.requests, m.latency, m.storage, m.sealed, m.usage, m.gateway, m.alerts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
-	m.requestsBy.with(route, status).Inc()
-	m.latencyBy.with(route).Observe(d.Seconds())
+	c := m.routeBy.get(labelPair{route, status}, m.routeChildren)
+	c.requests.Inc()
+	c.latency.Observe(d.Seconds())
+}
+
+func (m *Metrics) routeChildren(k labelPair) routeChildren {
+	return routeChildren{
+		requests: m.requests.WithLabelValues(k.label, strconv.Itoa(k.status)),
+		latency:  m.latency.WithLabelValues(k.label),
+	}
 }
 
 // ObserveUsage counts one request for the usage metrics: per integration

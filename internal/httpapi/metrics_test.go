@@ -59,3 +59,50 @@ func TestMetricsCacheCountsPerLabel(t *testing.T) {
 		t.Errorf("GET /a latency has %d samples, want 1600", n)
 	}
 }
+
+// BenchmarkMetricsGatewayCall is a gateway call's metrics: its request's
+// count and latency, its integration's and its token's usage, from many
+// goroutines.
+func BenchmarkMetricsGatewayCall(b *testing.B) {
+	m := NewMetrics(func() bool { return false })
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.observeRequest("GET /v1/gateway/{integration}/{path...}", 200, 1500)
+			m.ObserveUsage("integration", "maps", 200)
+			m.ObserveUsage("token", "acc", 200)
+		}
+	})
+}
+
+// childCache makes a key's children once, and publishes every key for
+// lock-free lookups once its misses paid for the copy.
+func TestChildCacheMakesOncePublishes(t *testing.T) {
+	var c childCache[int]
+	made := map[labelPair]int{}
+	mk := func(k labelPair) int { made[k]++; return k.status }
+	keys := []labelPair{{"a", 200}, {"a", 404}, {"b", 200}}
+	for range 4 {
+		for _, k := range keys {
+			if got := c.get(k, mk); got != k.status {
+				t.Fatalf("get(%v) = %d", k, got)
+			}
+		}
+	}
+	for _, k := range keys {
+		if made[k] != 1 {
+			t.Errorf("%v made %d times, want 1", k, made[k])
+		}
+	}
+	read := c.read.Load()
+	if read == nil || len(*read) != len(keys) {
+		t.Fatalf("published %v, want all of %v", read, keys)
+	}
+	for _, k := range keys {
+		c.get(k, func(labelPair) int { t.Fatalf("%v made again", k); return 0 })
+	}
+	if c.misses != 0 {
+		t.Errorf("%d misses after publication, want 0", c.misses)
+	}
+}
