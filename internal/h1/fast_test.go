@@ -427,3 +427,26 @@ func TestSimpleRequestSize(t *testing.T) {
 		t.Errorf("simpleRequest takes %d bytes, and 8 more of malloc's header, over the size class of 704: resize its strs", n)
 	}
 }
+
+// writeField writes the same line whether it fits in the writer's room
+// (one append into its buffer) or not (a write at a time).
+func TestWriteFieldRoom(t *testing.T) {
+	long := strings.Repeat("v", 5000)
+	for _, tc := range []struct{ k, v, want string }{
+		{"Content-Type", "application/json", "Content-Type: application/json\r\n"},
+		{"X-Trim", " \ta\r\nb\t ", "X-Trim: a  b\r\n"},
+		{"X-Long", long, "X-Long: " + long + "\r\n"},
+		{"X-Empty", "", "X-Empty: \r\n"},
+	} {
+		for _, size := range []int{16, 4096} {
+			var out bytes.Buffer
+			bw := bufio.NewWriterSize(&out, size)
+			bw.WriteString("HTTP/1.1 200 OK\r\n") // some room already taken
+			writeField(bw, tc.k, tc.v)
+			bw.Flush()
+			if got := strings.TrimPrefix(out.String(), "HTTP/1.1 200 OK\r\n"); got != tc.want {
+				t.Errorf("size %d: writeField(%q, %q) wrote %q, want %q", size, tc.k, tc.v, got, tc.want)
+			}
+		}
+	}
+}

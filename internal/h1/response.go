@@ -269,7 +269,11 @@ func (w *response) commit(final bool) {
 		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(w.status), 10))
 	}
 	bw.WriteString("\r\n")
+	hasDate := false // h["Date"] is set: found by the loop, not looked up
 	for k, vs := range h {
+		if k == "Date" {
+			hasDate = true
+		}
 		if k == "Connection" && (w.closeAfter || keepAlive10) {
 			continue // written below
 		}
@@ -280,7 +284,7 @@ func (w *response) commit(final bool) {
 			writeField(bw, k, v)
 		}
 	}
-	if _, ok := h["Date"]; !ok {
+	if !hasDate {
 		bw.WriteString("Date: ")
 		bw.WriteString(httpDate())
 		bw.WriteString("\r\n")
@@ -473,6 +477,16 @@ func writeField(bw *bufio.Writer, k, v string) {
 			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 		}
 		v = strings.Trim(v, " \t")
+	}
+	if b := bw.AvailableBuffer(); cap(b) >= len(k)+len(v)+4 {
+		// one copy into bw's buffer, where four writes would check its
+		// room four times
+		b = append(b, k...)
+		b = append(b, ": "...)
+		b = append(b, v...)
+		b = append(b, "\r\n"...)
+		bw.Write(b)
+		return
 	}
 	bw.WriteString(k)
 	bw.WriteString(": ")
