@@ -1,11 +1,11 @@
 package gateway
 
 import (
-	"bufio"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/keyward/keyward/internal/testupstream"
 )
 
 // BenchmarkProxyCall measures one call through Prepare and Send on its
@@ -18,7 +18,7 @@ import (
 //	go test ./internal/gateway -run '^$' -bench ProxyCall -benchmem -count 5
 func BenchmarkProxyCall(b *testing.B) {
 	h := newHarness(b)
-	up := benchUpstream(b, "Authorization: Bearer "+testKey)
+	up := testupstream.Raw(b, "Authorization: Bearer "+testKey, "Date: Sun, 06 Dec 2026 20:00:00 GMT\r\n")
 	if _, err := h.svc.Create(b.Context(), Integration{Name: "api", Upstream: "http://" + up, Secret: "pay/prod/key",
 		Inject: "header:Authorization=Bearer {{secret}}", AllowPrivate: true}, "test", nil); err != nil {
 		b.Fatal(err)
@@ -55,48 +55,3 @@ func (w *benchWriter) WriteHeader(code int)        { w.code = code }
 func (w *benchWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *benchWriter) Flush()                      {}
 
-// benchUpstream answers every request with a small JSON body when want is
-// among its header lines, else 401; it returns its address.
-func benchUpstream(tb testing.TB, want string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	ok := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Sun, 06 Dec 2026 20:00:00 GMT\r\nContent-Length: 27\r\n\r\n{\"ok\":true,\"service\":\"up\"}\n")
-	refused := []byte("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
-	wantLine := want + "\r\n"
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					authorized := false
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-						authorized = authorized || string(line) == wantLine
-					}
-					answer := refused
-					if authorized {
-						answer = ok
-					}
-					if _, err := c.Write(answer); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
