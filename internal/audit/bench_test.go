@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/cputime"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/storagetest"
 )
@@ -31,7 +32,7 @@ func benchAppendParallel(b *testing.B, st storage.Store) {
 	b.SetParallelism(32)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			e := testEntry(int(n.Add(1)))
@@ -93,7 +94,7 @@ func benchWriteBatch(b *testing.B, st storage.Store) {
 	runtime.ReadMemStats(&ms)
 	mallocs0 := ms.Mallocs
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	tm := prepared[0].time
 	for b.Loop() {
 		rows := make([]*row, len(prepared))
@@ -154,10 +155,10 @@ func BenchmarkListSince(b *testing.B) {
 }
 
 // reportCPU reports the process's CPU time since cpu0 per unit, where the
-// platform tells it (processCPU).
+// platform tells it (cputime.Process).
 func reportCPU(b *testing.B, cpu0 time.Duration, units float64, unit string) {
 	if cpu0 >= 0 {
-		b.ReportMetric(float64(processCPU()-cpu0)/1e3/units, unit)
+		b.ReportMetric(float64(cputime.Process()-cpu0)/1e3/units, unit)
 	}
 }
 
@@ -243,7 +244,7 @@ func BenchmarkAppendAsyncGateway(b *testing.B) {
 	b.SetParallelism(32)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			e := gatewayEntry(int(n.Add(1)))

@@ -10,10 +10,11 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/keyward/keyward/internal/cputime"
 )
 
 // simpleHeads are heads the fast path must take: the gateway's, and
@@ -350,14 +351,11 @@ func readAnswer(br *bufio.Reader, want int) error {
 // time (user and system, all threads: the GC's too) per operation, which
 // other load on a shared machine inflates less than ns/op.
 func reportCPU(b *testing.B) func() {
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	start := cpu()
+	start := cputime.Process()
 	return func() {
-		b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op")
+		if start >= 0 {
+			b.ReportMetric(float64(cputime.Process()-start)/float64(b.N), "cpu-ns/op")
+		}
 	}
 }
 

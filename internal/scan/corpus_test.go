@@ -10,6 +10,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/keyward/keyward/internal/cputime"
 	"github.com/keyward/keyward/internal/scan/source"
 )
 
@@ -164,14 +165,14 @@ func BenchmarkScanCorpus(b *testing.B) {
 	e := mustEngine(b, nil)
 	b.SetBytes(total)
 	iters := 0
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		for _, f := range frags {
 			e.Scan(f)
 		}
 		iters++
 	}
-	if cpu := cpuTime() - cpu0; cpu > 0 {
+	if cpu := cputime.Process() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(total)*float64(iters)/1e6/cpu.Seconds(), "MB/cpu-s")
 	}
 }

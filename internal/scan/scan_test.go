@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/cputime"
 	"github.com/keyward/keyward/internal/scan/source"
 )
 
@@ -482,7 +483,7 @@ func BenchmarkScan(b *testing.B) {
 	b.SetBytes(total)
 	b.ReportAllocs()
 	n, iters := 0, 0
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		n = 0
 		for _, f := range frags {
@@ -490,7 +491,7 @@ func BenchmarkScan(b *testing.B) {
 		}
 		iters++
 	}
-	if cpu := cpuTime() - cpu0; cpu > 0 {
+	if cpu := cputime.Process() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(total)*float64(iters)/1e6/cpu.Seconds(), "MB/cpu-s")
 	}
 	b.ReportMetric(float64(n), "findings")
