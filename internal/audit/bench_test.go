@@ -28,6 +28,15 @@ func BenchmarkAppendParallelPostgres(b *testing.B) {
 
 func benchAppendParallel(b *testing.B, st storage.Store) {
 	l := openLog(b, st, newSigner(b), Options{})
+	appendParallel(b, func(i int) error { return l.Append(b.Context(), testEntry(i)) })
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+	b.ReportMetric(float64(l.batched.Load())/float64(l.batches.Load()), "entries/batch")
+}
+
+// appendParallel runs appendOne(1), appendOne(2), ... b.N times from
+// 32×GOMAXPROCS goroutines and reports the CPU per entry (writers and
+// batcher, whole process), the figure that holds on a busy machine.
+func appendParallel(b *testing.B, appendOne func(i int) error) {
 	var n atomic.Int64
 	b.SetParallelism(32)
 	b.ReportAllocs()
@@ -35,17 +44,12 @@ func benchAppendParallel(b *testing.B, st storage.Store) {
 	cpu0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			e := testEntry(int(n.Add(1)))
-			if err := l.Append(b.Context(), e); err != nil {
+			if err := appendOne(int(n.Add(1))); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
-	b.ReportMetric(float64(l.batched.Load())/float64(l.batches.Load()), "entries/batch")
-	// CPU per entry (writers and batcher, whole process) is the figure
-	// that holds on a busy machine, where entries/s does not.
 	reportCPU(b, cpu0, float64(b.N), "cpu-µs/entry")
 }
 
@@ -240,23 +244,12 @@ func BenchmarkChainBlocks(b *testing.B) {
 // allocs/op and B/op are the figures that hold on a busy machine.
 func BenchmarkAppendAsyncGateway(b *testing.B) {
 	l := openLog(b, storagetest.OpenSQLite(b, storage.Options{}), newSigner(b), Options{})
-	var n atomic.Int64
-	b.SetParallelism(32)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cputime.Process()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			e := gatewayEntry(int(n.Add(1)))
-			err := l.AppendAsync(e, nil)
-			if errors.Is(err, ErrQueueFull) {
-				err = l.Append(b.Context(), e)
-			}
-			if err != nil {
-				b.Error(err)
-				return
-			}
+	appendParallel(b, func(i int) error {
+		e := gatewayEntry(i)
+		err := l.AppendAsync(e, nil)
+		if errors.Is(err, ErrQueueFull) {
+			err = l.Append(b.Context(), e)
 		}
+		return err
 	})
-	reportCPU(b, cpu0, float64(b.N), "cpu-µs/entry")
 }
