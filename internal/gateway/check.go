@@ -46,7 +46,7 @@ func (p *Proxy) Check(ctx context.Context, name, path string) *CheckReport {
 		return rep
 	}
 	start = time.Now()
-	e, err := p.secret(ctx, c)
+	e, _, err := p.secret(ctx, c)
 	detail := ""
 	if err == nil {
 		detail = fmt.Sprintf("%s, version %d", c.in.Secret, e.version)
@@ -58,7 +58,7 @@ func (p *Proxy) Check(ctx context.Context, name, path string) *CheckReport {
 	if c.oauth2 != nil {
 		c.cred.Store(nil) // a fresh token: proves the client secret works now
 	}
-	cr, err := p.credential(ctx, c)
+	cr, _, err := p.credential(ctx, c, time.Now())
 	switch {
 	case c.oauth2 != nil && errors.Is(err, ErrTokenUnavailable):
 		step("token", start, err, "")

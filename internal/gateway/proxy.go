@@ -156,18 +156,18 @@ func (p *Proxy) Close() {
 }
 
 // secret returns the current value of c's secret, from memory while no
-// change was announced.
-func (p *Proxy) secret(ctx context.Context, c *compiled) (*secretEntry, error) {
+// change was announced; read reports that it came from the store.
+func (p *Proxy) secret(ctx context.Context, c *compiled) (e *secretEntry, read bool, err error) {
 	ref := c.in.Secret
 	p.mu.RLock()
 	e, gen := p.secrets[ref], p.gen
 	p.mu.RUnlock()
 	if e != nil {
-		return e, nil
+		return e, false, nil
 	}
 	v, version, err := p.src.Current(ctx, c.project, c.env, c.spath)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSecretUnavailable, err)
+		return nil, true, fmt.Errorf("%w: %w", ErrSecretUnavailable, err)
 	}
 	e = &secretEntry{value: string(v), version: version}
 	clear(v)
@@ -176,33 +176,24 @@ func (p *Proxy) secret(ctx context.Context, c *compiled) (*secretEntry, error) {
 		p.secrets[ref] = e
 	}
 	p.mu.Unlock()
-	return e, nil
+	return e, true, nil
 }
 
-// cachedCredential is what credential returns when c's secret value is in
-// memory and what c injects for it is fresh at now, without a clock read;
-// nil otherwise.
-func (p *Proxy) cachedCredential(c *compiled, now time.Time) *credential {
-	p.mu.RLock()
-	e := p.secrets[c.in.Secret]
-	p.mu.RUnlock()
-	if cr := c.cred.Load(); e != nil && cr.fresh(e, now) {
-		return cr
-	}
-	return nil
-}
-
-// credential returns what c injects, computed once per secret value (and,
-// for OAuth 2.0, once per access token).
-func (p *Proxy) credential(ctx context.Context, c *compiled) (*credential, error) {
-	e, err := p.secret(ctx, c)
+// credential returns what c injects at now, computed once per secret value
+// (and, for OAuth 2.0, once per access token), and the time the caller's
+// timeout runs from: now when everything came from memory, else the clock
+// after the secret read or the token fetch.
+func (p *Proxy) credential(ctx context.Context, c *compiled, now time.Time) (*credential, time.Time, error) {
+	e, read, err := p.secret(ctx, c)
 	if err != nil {
-		return nil, err
+		return nil, now, err
+	}
+	if read {
+		now = time.Now()
 	}
 	cr := c.cred.Load()
-	now := time.Now()
 	if cr.fresh(e, now) {
-		return cr, nil
+		return cr, now, nil
 	}
 	if c.oauth2 != nil && cr.usable(e, now) {
 		// Due for renewal but still valid: renew behind the calls, which
@@ -212,14 +203,15 @@ func (p *Proxy) credential(ctx context.Context, c *compiled) (*credential, error
 				p.oauth2Credential(context.Background(), c, e, secret)
 			}
 		})
-		return cr, nil
+		return cr, now, nil
 	}
 	secret, err := injectable(e)
 	if err != nil {
-		return nil, err
+		return nil, now, err
 	}
 	if c.oauth2 != nil {
-		return p.oauth2Credential(ctx, c, e, secret)
+		cr, err := p.oauth2Credential(ctx, c, e, secret)
+		return cr, time.Now(), err
 	}
 	cr = &credential{entry: e, value: c.inject.value(secret)}
 	cr.hide(secret)
@@ -227,7 +219,7 @@ func (p *Proxy) credential(ctx context.Context, c *compiled) (*credential, error
 		cr.hide(strings.TrimPrefix(cr.value, "Basic "))
 	}
 	c.cred.Store(cr)
-	return cr, nil
+	return cr, now, nil
 }
 
 // injectable is the secret value e as it is injected: without surrounding
@@ -425,14 +417,9 @@ func (p *Proxy) Send(w http.ResponseWriter, r *http.Request, pc Prepared) (Call,
 	// One clock read serves the credential's freshness, the deadline and
 	// the idle pool, unless the credential takes a secret read or a token
 	// fetch: the timeout then runs from its end.
-	now := time.Now()
-	var err error
-	cr := p.cachedCredential(c, now)
-	if cr == nil {
-		if cr, err = p.credential(r.Context(), c); err != nil {
-			return call, err
-		}
-		now = time.Now()
+	cr, now, err := p.credential(r.Context(), c, time.Now())
+	if err != nil {
+		return call, err
 	}
 	// Injected last: nothing the caller sent (a same-named header, a
 	// "Connection: Authorization") can remove or replace it.
