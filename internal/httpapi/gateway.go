@@ -47,12 +47,9 @@ type Gateway struct {
 	// Limiter, when set, is asked before every proxied call; nil: no limit.
 	Limiter GatewayLimiter
 	// Usage, when set, counts every proxied call for the integration and
-	// for the caller's token or API key, by status.
-	Usage func(kind, subject string, status int)
-	// UsagePair, when set, counts both a proxied call's subjects in one
-	// go, the integration's first (monitor.Usage.RecordPair), in place of
-	// Usage's two calls.
-	UsagePair func(kind1, subject1, kind2, subject2 string, status int)
+	// for the caller's token or API key (empty kind and subject when there
+	// is none), by status, in one go (monitor.Usage.RecordPair).
+	Usage func(kind1, subject1, kind2, subject2 string, status int)
 	// Errors translates errors of the proxy route (which writes its own
 	// response); nil: a mapper with the gateway's errors.
 	Errors *ErrorMapper
@@ -449,12 +446,9 @@ func (h *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		}
 		renderError(w, r, he)
 	}
-	if h.UsagePair != nil {
+	if h.Usage != nil {
 		kind, subject := callerUsage(st.caller)
-		h.UsagePair(monitor.KindIntegration, name, kind, subject, status)
-	} else if h.Usage != nil {
-		h.Usage(monitor.KindIntegration, name, status)
-		recordCaller(h.Usage, st.caller, status)
+		h.Usage(monitor.KindIntegration, name, kind, subject, status)
 	}
 	// In key order: the audit log stores details sorted, which costs it a
 	// comparison a detail when they come so.

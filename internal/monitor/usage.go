@@ -85,45 +85,37 @@ func New(st storage.Store, now func() time.Time) *Usage {
 
 // Record counts one request of subject with status.
 func (u *Usage) Record(kind, subject string, status int) {
-	if u == nil || kind == "" || subject == "" {
-		return
-	}
-	k := counterKey{kind: kind, subject: subject, minute: u.now().Unix() / 60, status: status}
-	s := &u.shards[maphash.String(u.seed, subject)%shards]
-	s.mu.Lock()
-	s.counts[k]++
-	s.mu.Unlock()
-	if u.OnRecord != nil {
-		u.OnRecord(kind, subject, status)
-	}
+	u.RecordPair(kind, subject, "", "", status)
 }
 
 // RecordPair counts one request of each of two subjects with status, as
 // Record(kind1, subject1, status) and Record(kind2, subject2, status)
-// would, with one clock reading and one lock (subject1's shard; Flush adds
-// up a key's counts of every shard): a gateway call counts its integration
-// and its caller's credential. An empty kind or subject skips its count
-// only.
+// would, with one clock reading and one lock (the first subject's shard;
+// Flush adds up a key's counts of every shard): a gateway call counts its
+// integration and its caller's credential. An empty kind or subject skips
+// its count only.
 func (u *Usage) RecordPair(kind1, subject1, kind2, subject2 string, status int) {
 	if u == nil {
 		return
 	}
-	ok1, ok2 := kind1 != "" && subject1 != "", kind2 != "" && subject2 != ""
-	if !ok1 {
-		u.Record(kind2, subject2, status)
-		return
+	if kind1 == "" || subject1 == "" {
+		kind1, subject1, kind2, subject2 = kind2, subject2, "", ""
+		if kind1 == "" || subject1 == "" {
+			return
+		}
 	}
+	second := kind2 != "" && subject2 != ""
 	minute := u.now().Unix() / 60
 	s := &u.shards[maphash.String(u.seed, subject1)%shards]
 	s.mu.Lock()
 	s.counts[counterKey{kind: kind1, subject: subject1, minute: minute, status: status}]++
-	if ok2 {
+	if second {
 		s.counts[counterKey{kind: kind2, subject: subject2, minute: minute, status: status}]++
 	}
 	s.mu.Unlock()
 	if u.OnRecord != nil {
 		u.OnRecord(kind1, subject1, status)
-		if ok2 {
+		if second {
 			u.OnRecord(kind2, subject2, status)
 		}
 	}

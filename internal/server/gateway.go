@@ -55,7 +55,7 @@ func (n *Node) gatewayEvent(e events.Event) {
 func (n *Node) gatewayRoutes(authz httpapi.Authorizer, aud httpapi.Auditor, errs *httpapi.ErrorMapper) []httpapi.Route {
 	n.gatewayEdge = &httpapi.Gateway{
 		Svc: n.integrations, Proxy: n.proxy, Authz: authz, Audit: aud, Errors: errs, Log: n.log,
-		AuditHealthy: n.auditLog.Healthy, Usage: n.usage.Record, UsagePair: n.usage.RecordPair,
+		AuditHealthy: n.auditLog.Healthy, Usage: n.usage.RecordPair,
 		Limiter: &integrationLimiter{lim: n.keyLimiter}, DataPlaneURL: n.dataPlaneURL,
 	}
 	return n.gatewayEdge.Routes()
