@@ -28,6 +28,7 @@ import (
 	"net/netip"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -393,7 +394,7 @@ func (s *reqState) fillAuditEvent(ev *AuditEvent, status int) {
 	*ev = AuditEvent{
 		Time: s.start.UTC(), RequestID: s.id, Caller: s.caller, Action: s.action, Resource: s.resource,
 		SourceAddr: s.srcString(), UserAgent: s.ua, Outcome: s.outcomeOf(status), Status: status,
-		Latency: time.Since(s.start), Detail: s.detail, Environment: s.env,
+		Latency: time.Since(s.start), Detail: slices.Clip(s.detail), Environment: s.env,
 	}
 }
 
