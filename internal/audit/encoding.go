@@ -161,36 +161,21 @@ func truncateUTF8(s string, max int) string {
 // is sorted in place by insertion (the keys often come sorted, or nearly)
 // and written without another allocation than its text.
 func encodeDetail(m map[string]string, ds Details, wantMap bool) (string, map[string]string, error) {
-	if len(m) == 0 && len(ds) == 0 {
-		return "", nil, nil
-	}
 	if len(m) > 0 && len(ds) > 0 {
 		return "", nil, fmt.Errorf("%w: both Detail and Details are set", ErrInvalid)
 	}
 	var small [8]detailPair
 	pairs := small[:0]
-	asIs := max(len(m), len(ds)) <= len(small)
-	if asIs && len(m) > 0 {
-		for k, v := range m {
-			if !isClean(k, MaxDetailBytes) || !isClean(v, MaxDetailBytes) {
-				asIs = false
-				break
-			}
-			pairs = append(pairs, detailPair{k, v})
-		}
-	} else if asIs {
-		for _, d := range ds {
-			if !isClean(d.Key, MaxDetailBytes) || !isClean(d.Value, MaxDetailBytes) {
-				asIs = false
-				break
-			}
-			pairs = append(pairs, detailPair{d.Key, d.Value})
-		}
+	for k, v := range m {
+		pairs = append(pairs, detailPair{k, v})
 	}
-	if asIs {
-		asIs = sortPairs(pairs)
+	for _, d := range ds {
+		pairs = append(pairs, detailPair{d.Key, d.Value})
 	}
-	if asIs {
+	if len(pairs) == 0 {
+		return "", nil, nil
+	}
+	if len(pairs) <= len(small) && allClean(pairs) && sortPairs(pairs) {
 		if wantMap && m == nil {
 			m = make(map[string]string, len(pairs))
 			for _, p := range pairs {
@@ -198,16 +183,15 @@ func encodeDetail(m map[string]string, ds Details, wantMap bool) (string, map[st
 			}
 		}
 	} else {
+		// from the sources, not pairs (which sortPairs may have shuffled):
+		// of a key given twice in ds, the last value stays
 		src := m
-		if len(src) == 0 {
-			src = make(map[string]string, len(ds))
-			for _, d := range ds {
-				src[d.Key] = d.Value
-			}
-		}
-		m = make(map[string]string, min(len(src), MaxDetailKeys+1))
+		m = make(map[string]string, min(len(pairs), MaxDetailKeys+1))
 		for k, v := range src {
 			m[clean(k, MaxDetailBytes)] = clean(v, MaxDetailBytes)
+		}
+		for _, d := range ds {
+			m[clean(d.Key, MaxDetailBytes)] = clean(d.Value, MaxDetailBytes)
 		}
 		if len(m) > MaxDetailKeys {
 			keys := make([]string, 0, len(m))
@@ -220,7 +204,7 @@ func encodeDetail(m map[string]string, ds Details, wantMap bool) (string, map[st
 			}
 			m["_truncated"] = fmt.Sprint(len(keys) - MaxDetailKeys)
 		}
-		pairs = make([]detailPair, 0, len(m))
+		pairs = pairs[:0]
 		for k, v := range m {
 			pairs = append(pairs, detailPair{k, v})
 		}
@@ -271,6 +255,16 @@ func sortPairs(ps []detailPair) bool {
 
 // detailPair is a detail's key and value.
 type detailPair struct{ k, v string }
+
+// allClean reports whether every key and value of ps is clean as it is.
+func allClean(ps []detailPair) bool {
+	for _, p := range ps {
+		if !isClean(p.k, MaxDetailBytes) || !isClean(p.v, MaxDetailBytes) {
+			return false
+		}
+	}
+	return true
+}
 
 // isClean reports whether clean(s, max) is s: valid UTF-8 without NUL, at
 // most max bytes.
