@@ -1,0 +1,141 @@
+//go:build linux
+
+package sockio
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// Wrap returns c reading and writing with raw system calls when it is a
+// *net.TCPConn, else c.
+func Wrap(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	w := &conn{TCPConn: tc, rc: rc}
+	w.readFn, w.writeFn = w.read, w.write
+	return w
+}
+
+// conn is a *net.TCPConn whose Read and Write go through rc. The state of
+// the call under way sits in the struct so that rc's callbacks are method
+// values made once (a closure per call would be an allocation); rmu and
+// wmu keep concurrent Reads (or Writes) of one connection apart, as the
+// net package's own locks do.
+type conn struct {
+	*net.TCPConn
+	rc syscall.RawConn
+
+	rmu    sync.Mutex
+	rbuf   []byte
+	rn     int
+	rerr   syscall.Errno
+	readFn func(uintptr) bool
+
+	wmu     sync.Mutex
+	wbuf    []byte
+	wn      int
+	werr    syscall.Errno
+	writeFn func(uintptr) bool
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.rbuf, c.rn, c.rerr = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	c.rbuf = nil
+	if err != nil {
+		return 0, renameOp(err, "read")
+	}
+	if c.rerr != 0 {
+		return 0, c.opError("read", c.rerr)
+	}
+	if c.rn == 0 {
+		return 0, io.EOF
+	}
+	return c.rn, nil
+}
+
+// read is rc's callback: false asks the poller to wait for readability.
+func (c *conn) read(fd uintptr) bool {
+	for {
+		n, e := sysRead(fd, c.rbuf)
+		switch e {
+		case 0:
+			c.rn = n
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.rerr = e
+			return true
+		}
+	}
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf, c.wn, c.werr = p, 0, 0
+	err := c.rc.Write(c.writeFn)
+	n := c.wn
+	c.wbuf = nil
+	if err != nil {
+		return n, renameOp(err, "write")
+	}
+	if c.werr != 0 {
+		return n, c.opError("write", c.werr)
+	}
+	return n, nil
+}
+
+// write is rc's callback: it writes until all of wbuf is out (true) or
+// the socket's buffer is full (false: the poller waits for writability).
+func (c *conn) write(fd uintptr) bool {
+	for c.wn < len(c.wbuf) {
+		n, e := sysWrite(fd, c.wbuf[c.wn:])
+		switch e {
+		case 0:
+			c.wn += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werr = e
+			return true
+		}
+	}
+	return true
+}
+
+func (c *conn) opError(op string, e syscall.Errno) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, e)}
+}
+
+// renameOp gives an error of the raw connection ("raw-read", "raw-write":
+// a deadline, a closed connection) the operation's name the net package's
+// Read and Write would give it.
+func renameOp(err error, op string) error {
+	if oe, ok := err.(*net.OpError); ok {
+		oe.Op = op
+	}
+	return err
+}
