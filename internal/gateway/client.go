@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/keyward/keyward/internal/sockio"
 )
 
 // client is the proxy's HTTP/1.1 client. A call takes a keep-alive
@@ -381,6 +383,7 @@ func (c *client) dial(ctx context.Context, req *upstreamRequest) (*pconn, error)
 	if err != nil {
 		return nil, err
 	}
+	conn = sockio.Wrap(conn)
 	if req.scheme == "https" {
 		cfg := c.tls.Clone()
 		cfg.ServerName, _, _ = net.SplitHostPort(req.addr)

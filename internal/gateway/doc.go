@@ -55,5 +55,6 @@
 // edge's own RateLimit-* headers over the upstream's.
 //
 // Imported by internal/server and internal/httpapi only. It imports
-// internal/storage and internal/events.
+// internal/storage, internal/events, internal/ratelimit and
+// internal/sockio.
 package gateway

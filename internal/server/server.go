@@ -37,6 +37,7 @@ import (
 	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/seal"
 	"github.com/keyward/keyward/internal/secret"
+	"github.com/keyward/keyward/internal/sockio"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/sqlite"
@@ -625,7 +626,7 @@ func (n *Node) Serve(ctx context.Context, ls *Listeners) error {
 	}
 	errc := make(chan error, len(all))
 	for _, s := range all {
-		go func() { errc <- s.srv.Serve(s.ln) }()
+		go func() { errc <- s.srv.Serve(sockio.Listener(s.ln)) }()
 		n.log.Info("listening", "addr", scheme+"://"+s.ln.Addr().String(), "serves", s.name, "http_server", n.cfg.HTTPServer)
 	}
 	var err error
