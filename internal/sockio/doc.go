@@ -15,7 +15,9 @@
 // poller as the net package does (through syscall.RawConn).
 //
 // Wrap returns a net.Conn doing so for a *net.TCPConn on Linux, and the
-// connection itself otherwise. Everything but Read and Write (deadlines,
+// connection itself otherwise. Its Defer (Deferrer) lets a client send a
+// request with the read of the answer, saving the read that would find
+// nothing. Everything but Read and Write (deadlines,
 // CloseWrite, SyscallConn, addresses, ReadFrom and WriteTo) is the
 // *net.TCPConn's own. Errors are *net.OpError as the net package's, with
 // the deadline's (os.ErrDeadlineExceeded) and a closed connection's

@@ -22,7 +22,7 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	w := &conn{TCPConn: tc, rc: rc}
-	w.readFn, w.writeFn = w.read, w.write
+	w.readFn, w.writeFn, w.sendThenReadFn = w.read, w.write, w.sendThenRead
 	return w
 }
 
@@ -46,6 +46,22 @@ type conn struct {
 	wn      int
 	werr    syscall.Errno
 	writeFn func(uintptr) bool
+
+	// pending is what Defer holds (under wmu); out, on, oerr and ostall
+	// are the state of its sending by the next Read (under rmu).
+	pending        []byte
+	out            []byte
+	on             int
+	oerr           syscall.Errno
+	ostall         bool
+	sendThenReadFn func(uintptr) bool
+}
+
+// Defer implements Deferrer.
+func (c *conn) Defer(p []byte) {
+	c.wmu.Lock()
+	c.pending = append(c.pending, p...)
+	c.wmu.Unlock()
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -55,7 +71,16 @@ func (c *conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	c.rbuf, c.rn, c.rerr = p, 0, 0
-	err := c.rc.Read(c.readFn)
+	c.wmu.Lock()
+	out := c.pending
+	c.pending = nil
+	c.wmu.Unlock()
+	var err error
+	if len(out) == 0 {
+		err = c.rc.Read(c.readFn)
+	} else {
+		err = c.sendAndRead(out)
+	}
 	c.rbuf = nil
 	if err != nil {
 		return 0, renameOp(err, "read")
@@ -88,12 +113,74 @@ func (c *conn) read(fd uintptr) bool {
 	}
 }
 
+// sendAndRead writes out (what Defer held) and reads: both in one
+// RawConn.Read, whose callback writes, then reports nothing to read
+// without trying, so that the poller waits for the answer. Going to the
+// poller at once is safe because the callback runs after RawConn.Read
+// reset the connection's readiness: whatever arrives after the write
+// (the answer, or the reset a closed peer sends) is a new event that wakes
+// the wait. If the socket takes only part of out, the rest is written as
+// Write would, and a plain read follows.
+func (c *conn) sendAndRead(out []byte) error {
+	c.out, c.on, c.oerr, c.ostall = out, 0, 0, false
+	err := c.rc.Read(c.sendThenReadFn)
+	if err == nil && c.oerr != 0 {
+		err = c.opError("write", c.oerr)
+	}
+	if err == nil && c.ostall {
+		if _, err = c.Write(out[c.on:]); err == nil {
+			err = c.rc.Read(c.readFn)
+		}
+	}
+	c.out = nil
+	c.wmu.Lock()
+	if c.pending == nil {
+		c.pending = out[:0] // its memory serves the next Defer
+	}
+	c.wmu.Unlock()
+	return err
+}
+
+// sendThenRead is rc's callback for sendAndRead.
+func (c *conn) sendThenRead(fd uintptr) bool {
+	if c.on < len(c.out) {
+		for c.on < len(c.out) {
+			n, e := sysWrite(fd, c.out[c.on:])
+			switch e {
+			case 0:
+				c.on += n
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				c.ostall = true
+				return true
+			default:
+				c.oerr = e
+				return true
+			}
+		}
+		return false // what comes next answers what was just sent: wait
+	}
+	return c.read(fd)
+}
+
+// Write writes what Defer holds, if anything, then p.
 func (c *conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.pending) > 0 {
+		out := c.pending
+		c.pending = c.pending[:0]
+		if _, err := c.writeLocked(out); err != nil {
+			return 0, err
+		}
+	}
+	return c.writeLocked(p)
+}
+
+func (c *conn) writeLocked(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	c.wbuf, c.wn, c.werr = p, 0, 0
 	err := c.rc.Write(c.writeFn)
 	n := c.wn

@@ -310,3 +310,119 @@ func BenchmarkPingPong(b *testing.B) {
 		})
 	}
 }
+
+// deferrer returns w's Defer, skipping the test where Wrap returns the
+// connection itself.
+func deferrer(t *testing.T, w net.Conn) Deferrer {
+	t.Helper()
+	d, ok := w.(Deferrer)
+	if !ok {
+		if runtime.GOOS == "linux" {
+			t.Fatal("a wrapped connection is not a Deferrer")
+		}
+		t.Skip("Wrap returns the connection itself here")
+	}
+	return d
+}
+
+// What Defer holds goes out with the next Read, which returns the answer.
+func TestDeferSendsWithTheNextRead(t *testing.T) {
+	w, peer := pair(t)
+	d := deferrer(t, w)
+	go io.Copy(peer, peer) // echo
+	for i := range 3 {     // the held buffer is reused from one to the next
+		msg := []byte{'a' + byte(i), 'b', 'c'}
+		d.Defer(msg[:1])
+		d.Defer(msg[1:])
+		msg[0] = 'X' // Defer copied it
+		got := make([]byte, 3)
+		w.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(w, got); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if want := string([]byte{'a' + byte(i), 'b', 'c'}); string(got) != want {
+			t.Fatalf("round %d: read %q, want %q", i, got, want)
+		}
+	}
+}
+
+// A Write after a Defer sends the held bytes first.
+func TestDeferThenWriteKeepsTheOrder(t *testing.T) {
+	w, peer := pair(t)
+	d := deferrer(t, w)
+	d.Defer([]byte("first,"))
+	if _, err := w.Write([]byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("first,second"))
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(peer, got); err != nil || string(got) != "first,second" {
+		t.Fatalf("peer read %q, %v", got, err)
+	}
+}
+
+// More than the socket takes at once: the rest is written as Write
+// would, then the answer is read.
+func TestDeferLargerThanTheBuffers(t *testing.T) {
+	w, peer := pair(t)
+	d := deferrer(t, w)
+	peer.(*net.TCPConn).SetReadBuffer(64 << 10)
+	w.(interface{ SetWriteBuffer(int) error }).SetWriteBuffer(64 << 10)
+	data := make([]byte, 2<<20)
+	rand.Read(data)
+	go func() {
+		got := make([]byte, len(data))
+		if _, err := io.ReadFull(peer, got); err != nil || !bytes.Equal(got, data) {
+			peer.Write([]byte("bad"))
+			return
+		}
+		peer.Write([]byte("ok!"))
+	}()
+	d.Defer(data)
+	w.SetDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, 3)
+	if _, err := io.ReadFull(w, got); err != nil || string(got) != "ok!" {
+		t.Fatalf("answer %q, %v; want \"ok!\"", got, err)
+	}
+}
+
+// A peer that closed the connection while it was idle (its FIN already
+// seen by the poller) makes the Read fail at once, not at its deadline:
+// the write draws a reset, which wakes the wait.
+func TestDeferToAClosedPeerFailsFast(t *testing.T) {
+	w, peer := pair(t)
+	d := deferrer(t, w)
+	peer.Close()
+	// Let the FIN arrive and the poller report it: a Read with a short
+	// deadline that sees the end.
+	w.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := w.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("Read before: %v, want io.EOF", err)
+	}
+	d.Defer([]byte("GET / HTTP/1.1\r\n\r\n"))
+	w.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err := w.Read(make([]byte, 8))
+	if err == nil {
+		t.Fatal("Read after Defer to a closed peer succeeded")
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("Read waited for its deadline (%v, %v); want a prompt failure", err, time.Since(start))
+	}
+}
+
+// Defer then a deadline already past: the Read fails with the deadline,
+// and nothing was sent.
+func TestDeferPastTheDeadline(t *testing.T) {
+	w, peer := pair(t)
+	d := deferrer(t, w)
+	d.Defer([]byte("never"))
+	w.SetReadDeadline(time.Now().Add(-time.Second))
+	if _, err := w.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read: %v, want the deadline's error", err)
+	}
+	peer.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, _ := peer.Read(make([]byte, 8)); n != 0 {
+		t.Errorf("the peer received %d bytes", n)
+	}
+}
