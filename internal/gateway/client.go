@@ -90,7 +90,8 @@ func (c *client) pool(key string) *idlePool {
 type pconn struct {
 	pool      *idlePool // where it waits between calls
 	conn      net.Conn
-	cr        countingReader // what br reads from
+	deferTo   sockio.Deferrer // set while a body-less request is written (pcWriter)
+	cr        countingReader  // what br reads from
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleUntil time.Time
@@ -223,14 +224,18 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) 
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, func() { pc.conn.SetDeadline(time.Unix(1, 0)) })
 	}
-	if err := writeRequest(pc.bw, req); err != nil {
+	if req.body == nil {
+		pc.deferTo, _ = pc.conn.(sockio.Deferrer)
+	}
+	err := writeRequest(pc.bw, req)
+	pc.deferTo = nil
+	if err != nil {
 		stop()
 		return nil, err
 	}
 	pc.cr.limit = pc.cr.n + maxResponseHead
 	a := new(answer)
 	var resp *http.Response
-	var err error
 	for {
 		// The common answer is read by fastAnswer.read once its head is
 		// in the buffer (the first read brings it); anything else, and any
@@ -397,8 +402,22 @@ func (c *client) dial(ctx context.Context, req *upstreamRequest) (*pconn, error)
 	pc := &pconn{pool: c.pool(req.key), conn: conn}
 	pc.cr.r = conn
 	pc.br = bufio.NewReaderSize(&pc.cr, 8<<10)
-	pc.bw = bufio.NewWriterSize(conn, 8<<10)
+	pc.bw = bufio.NewWriterSize(pcWriter{pc}, 8<<10)
 	return pc, nil
+}
+
+// pcWriter is what a pconn's bw writes to: its connection, or, while a
+// body-less request is written, the connection's Defer, so that the
+// request goes out with the read of its answer, which then skips a read
+// that could only find nothing (sockio.Deferrer).
+type pcWriter struct{ pc *pconn }
+
+func (w pcWriter) Write(p []byte) (int, error) {
+	if d := w.pc.deferTo; d != nil {
+		d.Defer(p)
+		return len(p), nil
+	}
+	return w.pc.conn.Write(p)
 }
 
 // get takes the most recently used idle connection for key, if any is
