@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -320,5 +321,52 @@ func TestClientReusesConnectionPastItsLastDeadline(t *testing.T) {
 	call("GET", "", 5*time.Second)
 	if n := cc.count(); n != 1 {
 		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+// deferringConn is a connection with a Defer (as sockio's): it records
+// what is deferred and what is written, and answers every read from
+// answer.
+type deferringConn struct {
+	net.Conn
+	deferred, written strings.Builder
+	answer            *strings.Reader
+}
+
+func (c *deferringConn) Defer(p []byte)                     { c.deferred.Write(p) }
+func (c *deferringConn) Write(p []byte) (int, error)        { return c.written.Write(p) }
+func (c *deferringConn) Read(p []byte) (int, error)         { return c.answer.Read(p) }
+func (c *deferringConn) SetDeadline(time.Time) error        { return nil }
+func (c *deferringConn) Close() error                       { return nil }
+func (c *deferringConn) SetReadDeadline(time.Time) error    { return nil }
+func (c *deferringConn) SetWriteDeadline(t time.Time) error { return nil }
+
+// A body-less request goes to the connection's Defer, to be sent with the
+// read of its answer; a request with a body is written at once.
+func TestExchangeDefersBodylessRequests(t *testing.T) {
+	for _, withBody := range []bool{false, true} {
+		fc := &deferringConn{answer: strings.NewReader("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")}
+		pc := &pconn{conn: fc}
+		pc.cr.r = fc
+		pc.br = bufio.NewReader(&pc.cr)
+		pc.bw = bufio.NewWriter(pcWriter{pc})
+		req := &upstreamRequest{method: "GET", host: "up", target: "/x", deadline: time.Now().Add(time.Minute)}
+		if withBody {
+			req.method, req.body, req.contentLength = "POST", strings.NewReader("abc"), 3
+		}
+		resp, err := (&client{}).exchange(context.Background(), pc, req)
+		if err != nil || resp.StatusCode != 204 {
+			t.Fatalf("body %v: %v, %v", withBody, resp, err)
+		}
+		sent, other := fc.deferred.String(), fc.written.String()
+		if withBody {
+			sent, other = other, sent
+		}
+		if !strings.HasPrefix(sent, req.method+" /x HTTP/1.1\r\nHost: up\r\n") || other != "" {
+			t.Errorf("body %v: deferred %q, written %q", withBody, fc.deferred.String(), fc.written.String())
+		}
+		if pc.deferTo != nil {
+			t.Errorf("body %v: the connection is still deferring after the request", withBody)
+		}
 	}
 }
