@@ -113,6 +113,10 @@ func (c *conn) read(fd uintptr) bool {
 	}
 }
 
+// maxKept bounds the memory of a sent Defer kept for the next one: a
+// request head, not a large body.
+const maxKept = 16 << 10
+
 // sendAndRead writes out (what Defer held) and reads: both in one
 // RawConn.Read, whose callback writes, then reports nothing to read
 // without trying, so that the poller waits for the answer. Going to the
@@ -133,11 +137,13 @@ func (c *conn) sendAndRead(out []byte) error {
 		}
 	}
 	c.out = nil
-	c.wmu.Lock()
-	if c.pending == nil {
-		c.pending = out[:0] // its memory serves the next Defer
+	if cap(out) <= maxKept {
+		c.wmu.Lock()
+		if c.pending == nil {
+			c.pending = out[:0] // its memory serves the next Defer
+		}
+		c.wmu.Unlock()
 	}
-	c.wmu.Unlock()
 	return err
 }
 
