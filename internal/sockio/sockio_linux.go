@@ -150,21 +150,15 @@ func (c *conn) sendAndRead(out []byte) error {
 // sendThenRead is rc's callback for sendAndRead.
 func (c *conn) sendThenRead(fd uintptr) bool {
 	if c.on < len(c.out) {
-		for c.on < len(c.out) {
-			n, e := sysWrite(fd, c.out[c.on:])
-			switch e {
-			case 0:
-				c.on += n
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				c.ostall = true
-				return true
-			default:
-				c.oerr = e
-				return true
-			}
+		switch e := writeFrom(fd, c.out, &c.on); e {
+		case 0:
+			return false // what comes next answers what was just sent: wait
+		case syscall.EAGAIN:
+			c.ostall = true
+		default:
+			c.oerr = e
 		}
-		return false // what comes next answers what was just sent: wait
+		return true
 	}
 	return c.read(fd)
 }
@@ -203,20 +197,30 @@ func (c *conn) writeLocked(p []byte) (int, error) {
 // write is rc's callback: it writes until all of wbuf is out (true) or
 // the socket's buffer is full (false: the poller waits for writability).
 func (c *conn) write(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		n, e := sysWrite(fd, c.wbuf[c.wn:])
-		switch e {
-		case 0:
-			c.wn += n
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			c.werr = e
-			return true
-		}
+	switch e := writeFrom(fd, c.wbuf, &c.wn); e {
+	case 0:
+	case syscall.EAGAIN:
+		return false
+	default:
+		c.werr = e
 	}
 	return true
+}
+
+// writeFrom writes p from *done on, advancing *done, until all of it is
+// out (0), the socket's buffer is full (EAGAIN) or an error.
+func writeFrom(fd uintptr, p []byte, done *int) syscall.Errno {
+	for *done < len(p) {
+		n, e := sysWrite(fd, p[*done:])
+		switch e {
+		case 0:
+			*done += n
+		case syscall.EINTR:
+		default:
+			return e
+		}
+	}
+	return 0
 }
 
 func (c *conn) opError(op string, e syscall.Errno) error {
