@@ -9,16 +9,6 @@ import (
 	"strings"
 )
 
-// fastResponse is fastAnswer.read on an answer of its own: the fast path
-// alone, as FuzzFastResponse holds it to http.ReadResponse.
-func fastResponse(br *bufio.Reader, req *http.Request) (*http.Response, bool) {
-	a := new(fastAnswer)
-	if !a.read(br, req) {
-		return nil, false
-	}
-	return &a.resp, true
-}
-
 // read reads the upstream's answer head into a when it is the common,
 // simple kind and already wholly in br's buffer: "HTTP/1.1", a final
 // status whose answer has a body, a body framed by one Content-Length,

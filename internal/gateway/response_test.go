@@ -15,6 +15,17 @@ import (
 	"testing"
 )
 
+// fastResponse is fastAnswer.read on an answer of its own: the fast path
+// alone, as the tests and FuzzFastResponse hold it to http.ReadResponse
+// (the client reads into the answer it allocates).
+func fastResponse(br *bufio.Reader, req *http.Request) (*http.Response, bool) {
+	a := new(fastAnswer)
+	if !a.read(br, req) {
+		return nil, false
+	}
+	return &a.resp, true
+}
+
 // responseSeeds are answer heads and bodies as upstreams send them, and
 // malformed ones.
 var responseSeeds = []string{
