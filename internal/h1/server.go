@@ -23,8 +23,10 @@ type Server struct {
 	Handler           http.Handler
 	ReadHeaderTimeout time.Duration // from a request's first byte to the end of its head; 0: ReadTimeout
 	ReadTimeout       time.Duration // from a request's first byte to the end of its body
-	IdleTimeout       time.Duration // between requests on a connection; 0: ReadTimeout
-	MaxHeaderBytes    int           // a request's line and headers; 0: 1 MB as net/http
+	// IdleTimeout ends a connection idle for this long between requests
+	// (within a sixteenth of it after). 0: ReadTimeout.
+	IdleTimeout    time.Duration
+	MaxHeaderBytes int // a request's line and headers; 0: 1 MB as net/http
 	// WriteStallTimeout ends a connection whose client stops reading: a
 	// write to it that cannot go on for this long fails (between half of
 	// it and all of it). Unlike net/http's WriteTimeout it does not bound
@@ -267,6 +269,9 @@ type conn struct {
 	// lingering: the connection ends with a request body unread, so it is
 	// half-closed first, for the client to read the answer before a reset
 	lingering bool
+	// rdl is the read deadline last set on rwc (zero: none), which lets
+	// the idle wait keep one that is still good enough (awaitRequest)
+	rdl time.Time
 	// base is what every request on the connection has of it: its
 	// context, RemoteAddr and TLS; the rest is zero
 	base *http.Request
@@ -398,9 +403,15 @@ func (c *conn) awaitRequest() bool {
 			return false
 		}
 		if d := s.idleTimeout(); d > 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(d))
+			// The idle deadline is set d+d/16 ahead and kept while it is
+			// at least d ahead: a connection idle for d is closed within
+			// d/16 after, and a busy one changes its deadline (a runtime
+			// timer update) once in d/16 instead of once a request.
+			if now := time.Now(); c.rdl.IsZero() || c.rdl.Sub(now) < d || c.rdl.Sub(now) > d+d/16 {
+				c.setReadDeadline(now, d+d/16)
+			}
 		} else {
-			c.rwc.SetReadDeadline(time.Time{})
+			c.setReadDeadline(time.Time{}, 0)
 		}
 		// as net/http: a connection that ends with fewer than 4 bytes
 		// after a request ends without an answer
@@ -420,10 +431,11 @@ func (c *conn) awaitRequest() bool {
 // costs a timer update in the runtime.
 func (c *conn) setReadDeadline(t time.Time, d time.Duration) {
 	if d > 0 {
-		c.rwc.SetReadDeadline(t.Add(d))
+		c.rdl = t.Add(d)
 	} else {
-		c.rwc.SetReadDeadline(time.Time{})
+		c.rdl = time.Time{}
 	}
+	c.rwc.SetReadDeadline(c.rdl)
 }
 
 func (s *Server) headerTimeout() time.Duration {

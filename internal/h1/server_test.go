@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1439,4 +1440,68 @@ func TestWrongProtocolIsAnswered(t *testing.T) {
 			t.Fatalf("%d %q", resp.StatusCode, body)
 		}
 	})
+}
+
+// deadlineCounter counts the read-deadline changes of the connections it
+// accepts.
+type deadlineCounter struct {
+	net.Listener
+	changes atomic.Int64
+}
+
+func (l *deadlineCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countedConn{Conn: c, n: &l.changes}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countedConn) SetReadDeadline(t time.Time) error {
+	c.n.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+func (c *countedConn) SetDeadline(t time.Time) error { c.n.Add(1); return c.Conn.SetDeadline(t) }
+
+// A busy connection keeps its idle deadline from one request to the next
+// while it is still at least IdleTimeout ahead, yet is never closed
+// before IdleTimeout of idleness.
+func TestIdleDeadlineKeptAcrossRequests(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &deadlineCounter{Listener: ln}
+	s := &Server{IdleTimeout: idle, Log: slog.New(slog.DiscardHandler), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	})}
+	go s.Serve(counted)
+	t.Cleanup(func() { s.Close() })
+
+	c := dial(t, ln.Addr().String())
+	const requests = 20
+	var last time.Time
+	for i := range requests {
+		c.send(fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: a\r\n\r\n", i))
+		if _, body := c.answer("GET"); body != fmt.Sprintf("/%d", i) {
+			t.Fatalf("answer %q", body)
+		}
+		last = time.Now()
+	}
+	// The first request's wait sets one (a new connection's), the second
+	// the idle one; the rest fall within idle/16 (25 ms) of it, unless
+	// this machine is slow: allow a few more, far below one a request.
+	if n := counted.changes.Load(); n > 6 {
+		t.Errorf("%d read-deadline changes for %d requests", n, requests)
+	}
+	c.closed()
+	if waited := time.Since(last); waited < idle-20*time.Millisecond {
+		t.Errorf("closed %v after the last answer; IdleTimeout is %v", waited, idle)
+	}
 }
