@@ -96,6 +96,35 @@ type pconn struct {
 	bw        *bufio.Writer
 	idleUntil time.Time
 	idleSince time.Time
+	// deadline is the read and write deadline last set on conn by its
+	// owner (setDeadline), or by a cut (upstreamBody.cut)
+	deadline time.Time
+}
+
+// setDeadline sets conn's read and write deadline to t and remembers it.
+func (pc *pconn) setDeadline(t time.Time) error {
+	pc.deadline = t
+	return pc.conn.SetDeadline(t)
+}
+
+// maxDeadlineSlack bounds how late a call's timeout may fire (callDeadline).
+const maxDeadlineSlack = 100 * time.Millisecond
+
+// callDeadline bounds pc's reads and writes for a call due at d that began
+// at now: a deadline at most a 64th of the call's time (and
+// maxDeadlineSlack) after d. The deadline of an earlier call that falls
+// there is kept: on a pooled connection that carries a call every few
+// milliseconds, most calls then change no deadline, which costs a runtime
+// timer update. Without now (zero), d itself.
+func (pc *pconn) callDeadline(d, now time.Time) {
+	var slack time.Duration
+	if !now.IsZero() {
+		slack = min(d.Sub(now)/64, maxDeadlineSlack)
+	}
+	if late := pc.deadline.Sub(d); late >= 0 && late <= slack && !pc.deadline.IsZero() {
+		return
+	}
+	pc.setDeadline(d.Add(slack))
 }
 
 // countingReader counts what is read from the connection and, while limit
@@ -203,7 +232,7 @@ func (c *client) upgrade(ctx context.Context, req *upstreamRequest) (*http.Respo
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		return resp, nil, nil
 	}
-	pc.conn.SetDeadline(time.Time{})
+	pc.setDeadline(time.Time{})
 	return resp, pc, nil
 }
 
@@ -212,12 +241,12 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// exchange writes req on pc and reads the response head. It sets req's
-// deadline on pc first: a pooled connection still carries the deadline of
-// its previous call (finish leaves it), which this replaces before any
-// read or write.
+// exchange writes req on pc and reads the response head. It bounds pc by
+// req's deadline first (callDeadline): a pooled connection still carries
+// the deadline of its previous call (finish leaves it), which this
+// replaces, unless it is good enough, before any read or write.
 func (c *client) exchange(ctx context.Context, pc *pconn, req *upstreamRequest) (*http.Response, error) {
-	pc.conn.SetDeadline(req.deadline)
+	pc.callDeadline(req.deadline, req.now)
 	// A caller that goes away cuts the connection. A context that cannot
 	// end (keyward's own HTTP/1.1 server gives those) needs no watch.
 	stop := unwatched
@@ -448,7 +477,7 @@ func (c *client) get(key string, replayable bool, now time.Time) (*pconn, bool) 
 		}
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
-		if !replayable && (pc.conn.SetDeadline(time.Time{}) != nil || !alive(pc.conn)) {
+		if !replayable && (pc.setDeadline(time.Time{}) != nil || !alive(pc.conn)) {
 			pc.conn.Close()
 			continue
 		}
@@ -535,7 +564,9 @@ func (b *upstreamBody) cut() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.released {
-		b.pc.conn.SetDeadline(time.Unix(1, 0))
+		// recorded: a body read whole just before is pooled (finish), and
+		// its next call must not keep this deadline
+		b.pc.setDeadline(time.Unix(1, 0))
 	}
 }
 

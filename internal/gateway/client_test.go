@@ -370,3 +370,50 @@ func TestExchangeDefersBodylessRequests(t *testing.T) {
 		}
 	}
 }
+
+// deadlineConn records the deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	set []time.Time
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error { c.set = append(c.set, t); return nil }
+
+// A call's deadline may run late by a 64th of its time (at most
+// maxDeadlineSlack), never early; calls due within that keep the
+// connection's deadline, and a cut's deadline, or none, is never kept.
+func TestCallDeadlineKeptWithinItsSlack(t *testing.T) {
+	fc := &deadlineConn{}
+	pc := &pconn{conn: fc}
+	start := time.Now()
+	const timeout, slack = 640 * time.Millisecond, 10 * time.Millisecond
+	var now, d time.Time
+	for i := range 100 { // calls 1 ms apart
+		now = start.Add(time.Duration(i) * time.Millisecond)
+		d = now.Add(timeout)
+		pc.callDeadline(d, now)
+		if late := fc.set[len(fc.set)-1].Sub(d); late < 0 || late > slack {
+			t.Fatalf("call %d: the connection's deadline is %v after the call's", i, late)
+		}
+	}
+	if n := len(fc.set); n != 10 { // at calls 0, 11, 22, ... 99
+		t.Errorf("%d deadline changes for 100 calls, want 10", n)
+	}
+	for _, other := range []time.Time{time.Unix(1, 0), {}} {
+		pc.setDeadline(other)
+		pc.callDeadline(d, now)
+		if got := fc.set[len(fc.set)-1]; !got.Equal(d.Add(slack)) {
+			t.Errorf("after a deadline of %v: %v, want the call's own", other, got)
+		}
+	}
+	now = time.Now()
+	d = now.Add(time.Hour)
+	pc.callDeadline(d, now)
+	if late := fc.set[len(fc.set)-1].Sub(d); late != maxDeadlineSlack {
+		t.Errorf("a call of an hour: deadline %v late, want %v", late, maxDeadlineSlack)
+	}
+	pc.callDeadline(d.Add(time.Millisecond), time.Time{}) // no clock: no slack
+	if got := fc.set[len(fc.set)-1]; !got.Equal(d.Add(time.Millisecond)) {
+		t.Errorf("without the call's start: %v, want its deadline", got)
+	}
+}
