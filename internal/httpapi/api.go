@@ -15,7 +15,7 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -933,9 +934,17 @@ func (a *API) trustedProxy(addr netip.Addr) bool {
 	return false
 }
 
+// newRequestID names a request in logs, answers and the audit log: 96
+// random bits, unique, and unguessable enough that a caller's IDs tell
+// nothing of other requests (a counter would tell how many a node served
+// between two). An ID is no secret and guards nothing, so it comes from
+// math/rand/v2's generator (ChaCha8, seeded by the runtime from the
+// system's), a few nanoseconds where crypto/rand's DRBG took 0.4 µs a
+// request in the gateway benchmark's profile.
 func newRequestID() string {
 	var b [12]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint32(b[8:], rand.Uint32())
 	return hex.EncodeToString(b[:])
 }
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -251,5 +252,20 @@ func TestClientAddrText(t *testing.T) {
 		if got := s.srcString(); got != c.want || got != s.src.String() {
 			t.Errorf("RemoteAddr %q, X-Forwarded-For %q: source %q (address %s), want %q", c.remote, c.xff, got, s.src, c.want)
 		}
+	}
+}
+
+// Request IDs are 24 hex digits (96 bits) and do not repeat.
+func TestNewRequestIDIsUniqueHex(t *testing.T) {
+	seen := map[string]bool{}
+	for range 20000 {
+		id := newRequestID()
+		if b, err := hex.DecodeString(id); err != nil || len(b) != 12 {
+			t.Fatalf("request ID %q: %d bytes, %v", id, len(b), err)
+		}
+		if seen[id] {
+			t.Fatalf("request ID %q given twice", id)
+		}
+		seen[id] = true
 	}
 }
