@@ -17,13 +17,14 @@
 // Parsing untrusted bytes is net/http's, with one exception. A request
 // (line, headers, body framing: Content-Length, chunked, their conflicts)
 // is read by http.ReadRequest, the same code net/http's server runs. The
-// exception is the simple head without a body that most gateway calls send
+// exception is the simple head that most gateway and API calls send
 // (fast.go): an origin-form target, HTTP/1.1, CRLF line ends, at most 64
-// plain field lines, no Transfer-Encoding, no Content-Length but "0", at
-// most one Host. Such a head, once buffered whole, is parsed by hand into
-// the request http.ReadRequest would give, consuming the same bytes; a
-// differential fuzz test holds the two together (FuzzFastRequest). Any
-// other head goes, untouched, to http.ReadRequest.
+// plain field lines, no Transfer-Encoding, at most one Content-Length (of
+// 1 to 18 digits), at most one Host. Such a head, once buffered whole, is
+// parsed by hand into the request http.ReadRequest would give, consuming
+// the same bytes, with a body read as its body is; a differential fuzz
+// test holds the two together (FuzzFastRequest). Any other head goes,
+// untouched, to http.ReadRequest.
 //
 // This package adds the checks net/http's server makes after parsing (the
 // HTTP version, exactly one valid Host, valid header names and values),

@@ -28,6 +28,15 @@ var simpleHeads = []string{
 	"GET /x HTTP/1.1\r\nHost: a\r\nX-Dup: 1\r\nx-dup: 2\r\nX-DUP:3\r\nOther: o\r\n\r\n",
 	"POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
 	"POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length:   0  \r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\n\r\n",
+	// bodies framed by Content-Length: whole, followed by the next
+	// request, cut short, asked for with 100 Continue
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+	"POST /v1/keys/verify HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"key\":\"k\"}GET /next HTTP/1.1\r\nHost: a\r\n\r\n",
+	"PUT / HTTP/1.1\r\nHost: a\r\ncontent-length: 10\r\n\r\nhel",
+	"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0005\r\nConnection: close\r\n\r\nhello",
+	"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999999\r\n\r\nx",
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, CLOSE\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nConnection: \tclose\t\r\n\r\n",
@@ -46,7 +55,8 @@ var simpleHeads = []string{
 	"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", // refused later, by checkHost
 	"PRI / HTTP/1.1\r\nHost: a\r\n\r\n",
 	"GET / HTTP/1.1\r\n" + strings.Repeat("X-Many: v\r\n", maxFastLines-1) + "Host: a\r\n\r\n",
-	// values that fill simpleRequest's block, and one more than it holds
+	// values that fill simpleRequest's block, and more than it holds
+	"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nA: 6\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nA: 7\r\n\r\n",
 	"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nb: 8\r\n\r\n",
 	"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nHost: a\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nH: 8\r\n\r\n",
@@ -54,9 +64,15 @@ var simpleHeads = []string{
 
 // otherHeads are heads the fast path must leave to http.ReadRequest.
 var otherHeads = []string{
-	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
-	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\n\r\n",
 	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 5\r\n\r\nhello",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000000000\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
@@ -122,6 +138,7 @@ func checkFast(t *testing.T, raw []byte, split int) bool {
 	if err != nil {
 		t.Fatalf("%s: the fast path took a head http.ReadRequest refuses: %v", short(raw), err)
 	}
+	checkBodies(t, raw, fast.Body, std.Body)
 	restFast, _ := io.ReadAll(brFast)
 	restStd, _ := io.ReadAll(brStd)
 	if !bytes.Equal(restFast, restStd) {
@@ -140,6 +157,32 @@ func checkFast(t *testing.T, raw []byte, split int) bool {
 		t.Fatalf("%s: the fast path took HTTP/%d", short(raw), fast.ProtoMajor)
 	}
 	return true
+}
+
+// checkBodies reads both bodies to their end, with reads of 1 to 7
+// bytes, and fails when their bytes, the error that ends them or what a
+// read after that gives differ. (Not read in step: how many bytes a read
+// gives depends on what each reader had buffered, which http.ReadRequest's
+// own reads of the head change.)
+func checkBodies(t *testing.T, raw []byte, fast, std io.Reader) {
+	t.Helper()
+	read := func(r io.Reader) (data []byte, end, after error, afterN int) {
+		for i := 0; ; i++ {
+			p := make([]byte, 1+i%7)
+			n, err := r.Read(p)
+			data = append(data, p[:n]...)
+			if err != nil {
+				afterN, after = r.Read(make([]byte, 4))
+				return data, err, after, afterN
+			}
+		}
+	}
+	fd, fe, fa, fn := read(fast)
+	sd, se, sa, sn := read(std)
+	if !bytes.Equal(fd, sd) || fe != se || fa != sa || fn != sn {
+		t.Fatalf("%s: body: fast %q, ended by %v, then %d, %v; http.ReadRequest's %q, ended by %v, then %d, %v",
+			short(raw), fd, fe, fn, fa, sd, se, sn, sa)
+	}
 }
 
 // short quotes raw, up to 200 bytes of it, for a failure's message.
@@ -188,8 +231,11 @@ func requestDiff(fast, std *http.Request) string {
 			return fmt.Sprintf("%s: fast %#v, http.ReadRequest %#v", p.name, p.fast, p.std)
 		}
 	}
-	// and every other field, exported or not (Form, ctx, ...)
-	if !reflect.DeepEqual(fast, std) {
+	// and every other field, exported or not (Form, ctx, ...), but the
+	// body, which is not net/http's (checkBodies reads both)
+	fastRest, stdRest := *fast, *std
+	fastRest.Body, stdRest.Body = nil, nil
+	if !reflect.DeepEqual(&fastRest, &stdRest) {
 		return fmt.Sprintf("requests differ:\nfast %#v\nhttp.ReadRequest %#v", fast, std)
 	}
 	return ""
@@ -250,31 +296,43 @@ func FuzzFastRequest(f *testing.F) {
 // gatewayHead is a request as the gateway benchmark sends it.
 const gatewayHead = "GET /v1/gateway/up/v1/ping HTTP/1.1\r\nHost: 127.0.0.1:19485\r\nUser-Agent: Go-http-client/1.1\r\nAuthorization: Bearer kw_0123456789abcdef0123456789abcdef\r\nAccept-Encoding: gzip\r\n\r\n" // keyward:allow (test fixture)
 
+// verifyHead is a key verification as bench/apikeys sends it: a head
+// with a JSON body.
+const verifyHead = "POST /v1/keys/verify HTTP/1.1\r\nHost: 127.0.0.1:18381\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 62\r\nAuthorization: Bearer kw_0123456789abcdef0123456789abcdef\r\nContent-Type: application/json\r\nAccept-Encoding: gzip\r\n\r\n" + // keyward:allow (test fixture)
+	`{"key":"kwk_live0123456789abcdef0123456789abcdef0123456789ab"}`
+
+// BenchmarkReadRequest reads the gateway's head and the verification's
+// (head and body) by the fast path and by http.ReadRequest.
 func BenchmarkReadRequest(b *testing.B) {
-	run := func(b *testing.B, read func(*bufio.Reader) (*http.Request, error)) {
-		src := strings.NewReader(gatewayHead)
+	run := func(b *testing.B, raw string, read func(*bufio.Reader) (*http.Request, error)) {
+		src := strings.NewReader(raw)
 		br := bufio.NewReaderSize(src, readBufferSize)
+		var body [128]byte
 		b.ReportAllocs()
 		defer reportCPU(b)()
 		for b.Loop() {
-			src.Reset(gatewayHead)
+			src.Reset(raw)
 			br.Reset(src)
-			br.Peek(len(gatewayHead))
+			br.Peek(len(raw))
 			req, err := read(br)
-			if err != nil || req.Host != "127.0.0.1:19485" || br.Buffered() != 0 {
+			if err != nil || req.Host == "" {
 				b.Fatal(req, err)
+			}
+			if n, _ := io.ReadFull(req.Body, body[:req.ContentLength]); int64(n) != req.ContentLength || br.Buffered() != 0 {
+				b.Fatalf("body of %d bytes, %d left", n, br.Buffered())
 			}
 		}
 	}
-	b.Run("fast", func(b *testing.B) {
-		run(b, func(br *bufio.Reader) (*http.Request, error) {
-			if sr, _ := readSimpleRequest(br, nil); sr != nil {
-				return &sr.req, nil
-			}
-			return nil, fmt.Errorf("not taken")
-		})
-	})
-	b.Run("readrequest", func(b *testing.B) { run(b, http.ReadRequest) })
+	fast := func(br *bufio.Reader) (*http.Request, error) {
+		if sr, _ := readSimpleRequest(br, nil); sr != nil {
+			return &sr.req, nil
+		}
+		return nil, fmt.Errorf("not taken")
+	}
+	for _, h := range []struct{ name, raw string }{{"gateway", gatewayHead}, {"verify", verifyHead}} {
+		b.Run(h.name+"/fast", func(b *testing.B) { run(b, h.raw, fast) })
+		b.Run(h.name+"/readrequest", func(b *testing.B) { run(b, h.raw, http.ReadRequest) })
+	}
 }
 
 // BenchmarkServe measures a whole request on a keep-alive connection as

@@ -542,6 +542,11 @@ func (c *conn) readRequest(lastPOST bool) (req *http.Request, w *response, err e
 		req.RemoteAddr, req.TLS = c.base.RemoteAddr, c.base.TLS
 	}
 	if req.Body != http.NoBody {
+		if t0.IsZero() {
+			// a simple head with a body, read without the clock: its
+			// body's time runs from now
+			t0 = time.Now()
+		}
 		c.setReadDeadline(t0, s.ReadTimeout)
 	}
 	return req, w, nil

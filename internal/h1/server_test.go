@@ -1505,3 +1505,23 @@ func TestIdleDeadlineKeptAcrossRequests(t *testing.T) {
 		t.Errorf("closed %v after the last answer; IdleTimeout is %v", waited, idle)
 	}
 }
+
+// A body framed by Content-Length under a head the fast path reads
+// (fast.go) is read whole under ReadTimeout, which runs from the head's
+// arrival, and the next request on the connection follows it.
+func TestSimpleHeadWithBody(t *testing.T) {
+	addr, _ := serveTest(t, &Server{ReadTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %d %q %v", r.URL.Path, r.ContentLength, b, err)
+	})})
+	c := dial(t, addr)
+	c.send("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloPOST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n")
+	if _, body := c.answer("POST"); body != `/a 5 "hello" <nil>` {
+		t.Fatalf("first answer %q", body)
+	}
+	time.Sleep(20 * time.Millisecond) // the second body comes later
+	c.send("abc")
+	if _, body := c.answer("POST"); body != `/b 3 "abc" <nil>` {
+		t.Fatalf("second answer %q", body)
+	}
+}
