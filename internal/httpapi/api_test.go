@@ -269,3 +269,33 @@ func TestNewRequestIDIsUniqueHex(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// decode takes a JSON body under any JSON media type (or none) and
+// refuses others with 415, before reading it.
+func TestDecodeContentType(t *testing.T) {
+	for ct, ok := range map[string]bool{
+		"":                                  true,
+		"application/json":                  true,
+		"application/json; charset=utf-8":   true,
+		"Application/JSON":                  true,
+		"application/merge-patch+json":      true,
+		"text/plain":                        false,
+		"application/jsonx":                 false,
+		"application/x-www-form-urlencoded": false,
+		"application/json;;":                false,
+	} {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(`{"name":"x"}`))
+		if ct != "" {
+			r.Header.Set("Content-Type", ct)
+		}
+		var v struct{ Name string }
+		err := decode(r, &v)
+		var he *Error
+		switch {
+		case ok && (err != nil || v.Name != "x"):
+			t.Errorf("%q: %v, %+v", ct, err, v)
+		case !ok && (!errors.As(err, &he) || he.Status != http.StatusUnsupportedMediaType):
+			t.Errorf("%q: %v, want a 415", ct, err)
+		}
+	}
+}
