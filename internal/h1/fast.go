@@ -13,11 +13,12 @@ import (
 //
 // In a CPU profile of the gateway benchmark http.ReadRequest took about
 // 3.4 µs a request (textproto's line reads, a string per value, its header
-// map, url parsing, readTransfer). Most heads the gateway sees are of one simple
-// shape: an origin-form target, HTTP/1.1, CRLF lines, a few fields and no
-// body or one framed by Content-Length. parseSimpleHead reads that shape alone, from bytes already
-// buffered, and gives the *http.Request http.ReadRequest would give for the
-// same bytes; any other head is left to http.ReadRequest, untouched.
+// map, url parsing, readTransfer). Most heads the gateway sees are of one
+// simple shape: an origin-form target, HTTP/1.1, CRLF lines, a few fields
+// and no body or one framed by Content-Length. parseSimpleHead reads that
+// shape alone, from bytes already buffered, and gives the *http.Request
+// http.ReadRequest would give for the same bytes; any other head is left
+// to http.ReadRequest, untouched.
 // FuzzFastRequest holds the two to the same request and the same bytes
 // consumed.
 //
