@@ -97,7 +97,9 @@ type pconn struct {
 	idleUntil time.Time
 	idleSince time.Time
 	// deadline is the read and write deadline last set on conn by its
-	// owner (setDeadline), or by a cut (upstreamBody.cut)
+	// owner (setDeadline), or by a cut (upstreamBody.cut). The cut of a
+	// caller that went away (exchange's AfterFunc) is not recorded: its
+	// connection is closed, never pooled.
 	deadline time.Time
 }
 
@@ -121,7 +123,7 @@ func (pc *pconn) callDeadline(d, now time.Time) {
 	if !now.IsZero() {
 		slack = min(d.Sub(now)/64, maxDeadlineSlack)
 	}
-	if late := pc.deadline.Sub(d); late >= 0 && late <= slack && !pc.deadline.IsZero() {
+	if late := pc.deadline.Sub(d); late >= 0 && late <= slack { // none (zero) is far before d
 		return
 	}
 	pc.setDeadline(d.Add(slack))

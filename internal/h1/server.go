@@ -407,7 +407,8 @@ func (c *conn) awaitRequest() bool {
 			// at least d ahead: a connection idle for d is closed within
 			// d/16 after, and a busy one changes its deadline (a runtime
 			// timer update) once in d/16 instead of once a request.
-			if now := time.Now(); c.rdl.IsZero() || c.rdl.Sub(now) < d || c.rdl.Sub(now) > d+d/16 {
+			now := time.Now()
+			if left := c.rdl.Sub(now); left < d || left > d+d/16 { // none (zero): far below d
 				c.setReadDeadline(now, d+d/16)
 			}
 		} else {
