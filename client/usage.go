@@ -9,11 +9,11 @@ import (
 )
 
 // UsageRow is the number of requests of one subject in one minute with one
-// response status.
+// response status. A sum over a period (the CLI's totals) has no Minute.
 type UsageRow struct {
 	Kind    string    `json:"kind"` // key, token, integration or secret
 	Subject string    `json:"subject"`
-	Minute  time.Time `json:"minute"`
+	Minute  time.Time `json:"minute,omitzero"`
 	Status  int       `json:"status"`
 	Count   int64     `json:"count"`
 }

@@ -31,10 +31,28 @@ func TestUsageSumsAndFilters(t *testing.T) {
 	if len(queries) != 1 || !strings.Contains(queries[0], "since=") {
 		t.Errorf("queries = %q", queries)
 	}
+	// Totals in JSON: a row per subject and status, and no minute (a sum
+	// over the period has none; a zero time would read as year 1).
+	r = h.must("", "usage", "--since", "2h", "-o", "json")
+	var totals []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &totals); err != nil || len(totals) != 3 {
+		t.Fatalf("totals json = %v %q", err, r.stdout)
+	}
+	for _, row := range totals {
+		if _, ok := row["minute"]; ok {
+			t.Errorf("total row has a minute: %v", row)
+		}
+	}
+	if totals[0]["count"] != float64(12) {
+		t.Errorf("first total = %v, want maps 200 12", totals[0])
+	}
 	r = h.must("", "usage", "--kind", "integration", "--subject", "maps", "--per-minute", "-o", "json")
 	var rows []map[string]any
 	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 4 {
 		t.Fatalf("per-minute json = %v %q", err, r.stdout)
+	}
+	if rows[0]["minute"] != "2026-11-23T10:00:00Z" {
+		t.Errorf("per-minute row's minute = %v", rows[0]["minute"])
 	}
 	if q := queries[len(queries)-1]; !strings.Contains(q, "kind=integration") || !strings.Contains(q, "subject=maps") {
 		t.Errorf("filters not sent: %q", q)
