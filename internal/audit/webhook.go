@@ -33,9 +33,11 @@ const (
 	webhookTimeout = 10 * time.Second
 )
 
-// Webhook is a sink (Options.Sink) that POSTs audit entries to an HTTP
-// endpoint, such as a SIEM's collector: JSON lines (application/x-ndjson),
-// up to WebhookBatch a request, at least every WebhookEvery, in order.
+// Webhook POSTs the lines written to it to an HTTP endpoint, best effort
+// and from memory (the access requests' notifications; the audit log
+// itself is shipped by a Shipper, from storage): JSON lines
+// (application/x-ndjson), up to WebhookBatch a request, at least every
+// WebhookEvery, in order.
 // Each request is signed: X-Keyward-Timestamp holds the unix time and
 // X-Keyward-Signature "sha256=" and the hex HMAC-SHA256, under the shared
 // secret, of the timestamp, a dot and the body, so the receiver can check
@@ -43,9 +45,7 @@ const (
 // (a 2xx) is retried with backoff for WebhookRetryFor, then dropped and
 // reported; Write never waits for the network.
 type Webhook struct {
-	url     string
-	secret  []byte
-	hc      *http.Client
+	poster
 	onError func(error)
 	// every and retryFor are WebhookEvery and WebhookRetryFor (tests
 	// shorten them).
@@ -70,7 +70,7 @@ func newWebhook(url string, secret []byte, hc *http.Client, onError func(error),
 	if hc == nil {
 		hc = &http.Client{Timeout: webhookTimeout}
 	}
-	w := &Webhook{url: url, secret: secret, hc: hc, onError: onError, every: every, retryFor: retryFor,
+	w := &Webhook{poster: poster{url: url, secret: secret, hc: hc}, onError: onError, every: every, retryFor: retryFor,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
@@ -195,7 +195,14 @@ func Sign(secret []byte, ts int64, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-func (w *Webhook) post(ctx context.Context, batch [][]byte) error {
+// poster signs and POSTs batches of lines to one endpoint.
+type poster struct {
+	url    string
+	secret []byte
+	hc     *http.Client
+}
+
+func (w *poster) post(ctx context.Context, batch [][]byte) error {
 	var body bytes.Buffer
 	for _, line := range batch {
 		body.Write(line)

@@ -182,7 +182,7 @@ func settings() []setting {
 			return nil
 		}},
 		{flag: "audit-file", env: "KEYWARD_AUDIT_FILE", usage: "also append every audit entry to this file as JSON lines", apply: str(func(c *Config) *string { return &c.AuditFile })},
-		{flag: "audit-webhook", env: "KEYWARD_AUDIT_WEBHOOK", usage: "also POST every audit entry to this URL, as signed JSON lines (https; needs $KEYWARD_AUDIT_WEBHOOK_SECRET)", apply: str(func(c *Config) *string { return &c.AuditWebhook })},
+		{flag: "audit-webhook", env: "KEYWARD_AUDIT_WEBHOOK", usage: "also ship every audit entry to this URL, at least once, as signed JSON lines (https; needs $KEYWARD_AUDIT_WEBHOOK_SECRET)", apply: str(func(c *Config) *string { return &c.AuditWebhook })},
 		{env: "KEYWARD_AUDIT_WEBHOOK_SECRET", apply: str(func(c *Config) *string { return &c.AuditWebhookSecret })},
 		{flag: "access-webhook", env: "KEYWARD_ACCESS_WEBHOOK", usage: "POST every access request asked for and decided to this URL, as signed JSON lines, so approvers hear of them (https; needs $KEYWARD_ACCESS_WEBHOOK_SECRET)", apply: str(func(c *Config) *string { return &c.AccessWebhook })},
 		{env: "KEYWARD_ACCESS_WEBHOOK_SECRET", apply: str(func(c *Config) *string { return &c.AccessWebhookSecret })},

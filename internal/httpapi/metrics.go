@@ -166,6 +166,23 @@ func (m *Metrics) ObserveUsage(kind, subject string, status int) {
 	m.usageBy.with(kind, status).Inc()
 }
 
+// WatchAuditWebhook exports the audit webhook's state: the entries this
+// node has shipped, and whether its last attempt failed.
+func (m *Metrics) WatchAuditWebhook(shipped func() uint64, failing func() bool) {
+	m.Registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keyward_audit_webhook_shipped_total", Help: "Audit entries this node has shipped to the audit webhook (the collector answered 2xx).",
+		}, func() float64 { return float64(shipped()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyward_audit_webhook_failing", Help: "1 while this node's last attempt to ship audit entries to the webhook failed (they are kept and retried).",
+		}, func() float64 {
+			if failing() {
+				return 1
+			}
+			return 0
+		}))
+}
+
 // ObserveAlert counts one anomaly detected; response is "alert", "revoked"
 // or "failed".
 func (m *Metrics) ObserveAlert(kind, response string) {

@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// writeCount reads the number of storage write transactions from /metrics.
-func writeCount(t *testing.T, u string) int {
+// metricsText reads the node's /metrics.
+func metricsText(t *testing.T, u string) string {
 	t.Helper()
 	resp, err := http.Get(u + "/metrics")
 	if err != nil {
@@ -17,9 +17,15 @@ func writeCount(t *testing.T, u string) int {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	return string(b)
+}
+
+// writeCount reads the number of storage write transactions from /metrics.
+func writeCount(t *testing.T, u string) int {
+	t.Helper()
 	n := 0
 	re := regexp.MustCompile(`(?m)^keyward_storage_duration_seconds_count\{[^}]*op="write"[^}]*\} (\d+)$`)
-	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+	for _, m := range re.FindAllStringSubmatch(metricsText(t, u), -1) {
 		v, _ := strconv.Atoi(m[1])
 		n += v
 	}

@@ -71,8 +71,8 @@ type Node struct {
 	dpop        *dpop.Verifier
 	auditLog    *audit.Log
 	auditFile   *os.File
-	// auditWebhook posts audit entries to a collector (audit_webhook).
-	auditWebhook *audit.Webhook
+	// auditWebhook ships the audit log to a collector (audit_webhook).
+	auditWebhook *audit.Shipper
 	// accessWebhook tells approvers of access requests (access_webhook).
 	accessWebhook *audit.Webhook
 	poller        *events.Poller
@@ -164,12 +164,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		n.auditFile = f
 		sink = f
 	}
-	if cfg.AuditWebhook != "" {
-		n.auditWebhook = audit.NewWebhook(cfg.AuditWebhook, []byte(cfg.AuditWebhookSecret), nil, func(err error) {
-			log.Warn("audit webhook failed", "err", err)
-		})
-		sink = fanOut(sink, n.auditWebhook)
-	}
 	if cfg.AccessWebhook != "" {
 		n.accessWebhook = audit.NewWebhook(cfg.AccessWebhook, []byte(cfg.AccessWebhookSecret), nil, func(err error) {
 			log.Warn("access webhook failed", "err", err)
@@ -179,13 +173,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		log.Warn("audit sink failed", "err", err)
 	}})
 	if err != nil {
-		for _, w := range []*audit.Webhook{n.auditWebhook, n.accessWebhook} {
-			if w != nil {
-				w.Close()
-			}
+		if n.accessWebhook != nil {
+			n.accessWebhook.Close()
 		}
 		n.store.Close()
 		return nil, fmt.Errorf("opening the audit log: %w", err)
+	}
+	if cfg.AuditWebhook != "" {
+		n.auditWebhook = n.auditLog.Ship(cfg.AuditWebhook, []byte(cfg.AuditWebhookSecret), nil, func(err error) {
+			log.Warn("audit webhook failed", "err", err)
+		})
+		n.metrics.WatchAuditWebhook(n.auditWebhook.Shipped, n.auditWebhook.Failing)
 	}
 	n.sys.healthErr = n.auditLog.Healthy
 	aud := auditor{log: n.auditLog}
@@ -415,27 +413,6 @@ func (n *Node) closeEarly() {
 		n.accessWebhook.Close()
 	}
 	n.store.Close()
-}
-
-// fanOut writes each audit line to every sink that is set; one failing
-// does not keep the line from the others.
-func fanOut(a, b io.Writer) io.Writer {
-	if a == nil {
-		return b
-	}
-	return sinks{a, b}
-}
-
-type sinks []io.Writer
-
-func (s sinks) Write(p []byte) (int, error) {
-	var errs []error
-	for _, w := range s {
-		if _, err := w.Write(p); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return len(p), errors.Join(errs...)
 }
 
 // handleEvent applies a change made on another node (or this one) to the

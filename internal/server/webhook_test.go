@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,11 +51,68 @@ func TestAuditWebhookSink(t *testing.T) {
 	}
 }
 
+// The audit webhook is shipped from the stored log: what was audited while
+// the collector was down, up to a restart of the node, reaches it once it
+// is back, exactly once.
+func TestAuditWebhookSurvivesOutageAndRestart(t *testing.T) {
+	const secret = "collector-secret-0123456789"
+	col := newCollector(t, secret)
+	col.down.Store(true)
+	cfg := testConfig(t.TempDir())
+	cfg.Dev, cfg.Storage = true, "sqlite"
+	cfg.AuditWebhook, cfg.AuditWebhookSecret = col.url+"/collect", secret
+	r := start(t, cfg, nil)
+	if c := call(t, "POST", r.url+"/v1/projects", r.node.DevRootToken(), map[string]string{"name": "shop"}, nil); c != 201 {
+		t.Fatalf("create project = %d", c)
+	}
+	r.stop(t)
+	col.down.Store(false)
+	r = start(t, cfg, nil)
+	var seqs []int64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		lines, _ := col.received()
+		seqs = seqs[:0]
+		found := false
+		for _, l := range lines {
+			var e audit.Entry
+			if err := json.Unmarshal(l, &e); err != nil {
+				t.Fatalf("line %q: %v", l, err)
+			}
+			seqs = append(seqs, e.Seq)
+			found = found || e.Resource == "projects" && e.Detail["project"] == "shop"
+		}
+		if found {
+			for i := 1; i < len(seqs); i++ {
+				if seqs[i] != seqs[i-1]+1 {
+					t.Fatalf("seqs not one each, in order: %v", seqs)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the entry made during the outage never arrived: seqs %v", seqs)
+		}
+	}
+	// The node's metrics tell what it shipped and that it is not failing.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		m := metricsText(t, r.url)
+		if strings.Contains(m, "keyward_audit_webhook_failing 0") && !strings.Contains(m, "keyward_audit_webhook_shipped_total 0\n") &&
+			strings.Contains(m, "keyward_audit_webhook_shipped_total ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics:\n%s", m)
+		}
+	}
+}
+
 // collector is a webhook receiver that keeps the lines it is sent and
-// counts the requests whose signature does not check under secret.
+// counts the requests whose signature does not check under secret. While
+// down, it answers 503 and keeps nothing.
 type collector struct {
 	url    string
 	secret []byte
+	down   atomic.Bool
 	mu     sync.Mutex
 	lines  [][]byte
 	bad    int
@@ -63,6 +122,10 @@ func newCollector(t *testing.T, secret string) *collector {
 	c := &collector{secret: []byte(secret)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if c.down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		ts, _ := strconv.ParseInt(r.Header.Get("X-Keyward-Timestamp"), 10, 64)
 		c.mu.Lock()
 		defer c.mu.Unlock()

@@ -1,0 +1,341 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// A Shipper delivers the stored log to a webhook (a SIEM's collector) at
+// least once, in seq order, whatever happens to the node or the collector.
+// It reads committed entries from the database, not from the appends, and
+// keeps how far it got in the sys table (ShipCursorKey), moving it only
+// after the collector has answered 2xx: a collector that is down for days
+// gets everything once it is back, and a node that crashes mid-batch sends
+// that batch again from the next start (receivers that must not see an
+// entry twice keep the highest seq they took). Nothing is dropped for a
+// full buffer; only entries deleted by retention before they were shipped
+// are missed, and that gap is reported.
+//
+// On PostgreSQL the nodes share one log and one cursor: one node at a time
+// ships every node's entries, holding a lease (ShipLeaseKey) that it renews
+// while it lives and gives up at Close; another takes over within
+// ShipLeaseFor of a crash.
+//
+// The first Shipper of a log starts at its head when Ship is called: older
+// entries are left to `keyward audit list`. A cursor already stored (the
+// webhook was on before) is resumed, whatever the URL.
+type Shipper struct {
+	l        *Log
+	p        poster
+	node     string
+	every    time.Duration
+	leaseFor time.Duration
+	onError  func(error)
+
+	until   time.Time // end of the lease this node holds (run goroutine only)
+	cursor  int64     // last seq the collector took (run goroutine only)
+	shipped atomic.Uint64
+	failing atomic.Bool // the last attempt failed
+
+	quit chan struct{}
+	done chan struct{}
+}
+
+// Shipping settings and the sys rows of the shipper's state.
+const (
+	// ShipLeaseFor is how long a node's hold on shipping lasts unrenewed.
+	ShipLeaseFor = 15 * time.Second
+	// ShipCursorKey holds the last seq the collector took, as decimal.
+	ShipCursorKey = "audit/webhook/cursor"
+	// ShipLeaseKey holds "node until-unix-nanos" of the shipping node.
+	ShipLeaseKey = "audit/webhook/lease"
+	// shipBackoffMax bounds the wait between failed attempts.
+	shipBackoffMax = 30 * time.Second
+	// shipDrainFor bounds Close's last deliveries.
+	shipDrainFor = 5 * time.Second
+)
+
+// Ship starts shipping l's stored entries to url, signed under secret
+// (see Webhook for the request's shape); hc nil uses a client of its own;
+// onError, when set, hears of each failed attempt and of gaps. Close
+// stops it.
+func (l *Log) Ship(url string, secret []byte, hc *http.Client, onError func(error)) *Shipper {
+	return l.ship(url, secret, hc, onError, WebhookEvery, ShipLeaseFor)
+}
+
+func (l *Log) ship(url string, secret []byte, hc *http.Client, onError func(error), every, leaseFor time.Duration) *Shipper {
+	if hc == nil {
+		hc = &http.Client{Timeout: webhookTimeout}
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	s := &Shipper{l: l, p: poster{url: url, secret: secret, hc: hc}, node: hex.EncodeToString(id[:]),
+		every: every, leaseFor: leaseFor, onError: onError, cursor: -1,
+		quit: make(chan struct{}), done: make(chan struct{})}
+	// The cursor exists before Ship returns, so that every entry stored
+	// from then on is shipped. On failure the shipper tries again.
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	if _, err := s.loadCursor(ctx); err != nil && onError != nil {
+		onError(err)
+	}
+	cancel()
+	go s.run()
+	return s
+}
+
+// Shipped counts the entries the collector has taken from this node.
+func (s *Shipper) Shipped() uint64 { return s.shipped.Load() }
+
+// Failing reports whether the last attempt to ship failed.
+func (s *Shipper) Failing() bool { return s.failing.Load() }
+
+// Close stops shipping; while it holds the lease it first sends what is
+// stored (for up to shipDrainFor: a node's last entries need not wait for
+// its next start), then gives the lease up, so that another node takes
+// over at once. Call it after the Log's Close, so that the last entries
+// are stored.
+func (s *Shipper) Close() error {
+	close(s.quit)
+	<-s.done
+	if s.until.IsZero() {
+		return nil
+	}
+	drain, stop := context.WithTimeout(context.Background(), shipDrainFor)
+	defer stop()
+	for {
+		more, err := s.step(drain)
+		if err != nil {
+			if s.onError != nil {
+				s.onError(err)
+			}
+			break
+		}
+		if !more {
+			break
+		}
+	}
+	if s.until.IsZero() { // lost the lease meanwhile
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	return s.l.st.Write(ctx, func(tx storage.Tx) error {
+		holder, _, err := readLease(ctx, tx)
+		if err != nil || holder != s.node {
+			return err
+		}
+		return storage.PutSys(ctx, tx, ShipLeaseKey, nil)
+	})
+}
+
+func (s *Shipper) run() {
+	defer close(s.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.quit:
+			cancel()
+		case <-s.done:
+		}
+	}()
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-time.After(wait):
+		}
+		more, err := s.step(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.failing.Store(true)
+			if s.onError != nil {
+				s.onError(err)
+			}
+			wait = min(max(2*wait, s.every), shipBackoffMax)
+		case more:
+			s.failing.Store(false)
+			wait = 0
+		default:
+			s.failing.Store(false)
+			wait = s.every
+		}
+	}
+}
+
+// step ships one batch if this node holds the lease; more reports that a
+// full batch went, so another may follow at once.
+func (s *Shipper) step(ctx context.Context) (more bool, err error) {
+	held, err := s.hold(ctx)
+	if err != nil || !held {
+		return false, err
+	}
+	if s.cursor < 0 {
+		cur, err := s.loadCursor(ctx)
+		if err != nil {
+			return false, err
+		}
+		s.cursor = cur
+	}
+	es, err := s.l.List(ctx, Filter{AfterSeq: s.cursor, Limit: WebhookBatch})
+	if err != nil || len(es) == 0 {
+		return false, err
+	}
+	if first := es[0].Seq; first > s.cursor+1 && s.onError != nil {
+		s.onError(fmt.Errorf("audit webhook: entries %d to %d were deleted (retention) before they were shipped", s.cursor+1, first-1))
+	}
+	batch := make([][]byte, len(es))
+	for i := range es {
+		if batch[i], err = json.Marshal(&es[i]); err != nil {
+			return false, fmt.Errorf("audit webhook: entry %d: %w", es[i].Seq, err)
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, webhookTimeout)
+	err = s.p.post(pctx, batch)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("audit webhook: entries %d to %d not delivered (kept; retried): %w", es[0].Seq, es[len(es)-1].Seq, err)
+	}
+	last := es[len(es)-1].Seq
+	if err := s.storeCursor(ctx, last); err != nil {
+		// Delivered, but a restart would send them again: at least once.
+		return false, err
+	}
+	s.cursor = last
+	s.shipped.Add(uint64(len(es)))
+	return len(es) == WebhookBatch, nil
+}
+
+// hold takes or renews the lease when a third of it is left; held reports
+// whether this node may ship now.
+func (s *Shipper) hold(ctx context.Context) (held bool, err error) {
+	now := time.Now()
+	if s.until.Sub(now) > s.leaseFor*2/3 {
+		return true, nil
+	}
+	until := now.Add(s.leaseFor)
+	err = s.l.st.Write(ctx, func(tx storage.Tx) error {
+		held = false
+		// The row exists before it is locked, so that two nodes starting
+		// together cannot both take it.
+		if err := storage.InsertSys(ctx, tx, ShipLeaseKey, nil); err != nil && !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+		holder, end, err := readLease(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if holder != "" && holder != s.node && end.After(now) {
+			return nil
+		}
+		held = true
+		return storage.PutSys(ctx, tx, ShipLeaseKey, []byte(s.node+" "+strconv.FormatInt(until.UnixNano(), 10)))
+	})
+	if err != nil {
+		return false, fmt.Errorf("audit webhook: lease: %w", err)
+	}
+	if !held {
+		s.until, s.cursor = time.Time{}, -1 // another node ships; read the cursor again when it is ours
+		return false, nil
+	}
+	s.until = until
+	return true, nil
+}
+
+// readLease reads the lease row under a row lock: its holder ("" when
+// none) and the end of its hold.
+func readLease(ctx context.Context, tx storage.Tx) (holder string, until time.Time, err error) {
+	var v []byte
+	err = tx.QueryRow(ctx, `SELECT value FROM sys WHERE key = $1`+tx.LockForUpdate(), ShipLeaseKey).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", time.Time{}, nil
+	}
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	node, at, ok := strings.Cut(string(v), " ")
+	n, perr := strconv.ParseInt(at, 10, 64)
+	if !ok || perr != nil {
+		return "", time.Time{}, nil // empty (given up) or unreadable: free
+	}
+	return node, time.Unix(0, n), nil
+}
+
+// loadCursor reads the stored cursor; without one it starts at the log's
+// head, and stores that.
+func (s *Shipper) loadCursor(ctx context.Context) (int64, error) {
+	var cur int64
+	err := s.l.st.Write(ctx, func(tx storage.Tx) error {
+		v, err := storage.GetSys(ctx, tx, ShipCursorKey)
+		if err == nil {
+			cur, err = parseCursor(v)
+			return err
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit_blocks`).Scan(&cur); err != nil {
+			return err
+		}
+		// Two nodes starting together: the first one's cursor stands.
+		err = storage.InsertSys(ctx, tx, ShipCursorKey, strconv.AppendInt(nil, cur, 10))
+		if errors.Is(err, storage.ErrConflict) {
+			v, err := storage.GetSys(ctx, tx, ShipCursorKey)
+			if err != nil {
+				return err
+			}
+			cur, err = parseCursor(v)
+			return err
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("audit webhook: cursor: %w", err)
+	}
+	return cur, nil
+}
+
+// storeCursor moves the stored cursor to seq, never back (a node whose
+// lease ran out mid-batch may finish after the next holder moved on).
+func (s *Shipper) storeCursor(ctx context.Context, seq int64) error {
+	err := s.l.st.Write(ctx, func(tx storage.Tx) error {
+		var v []byte
+		err := tx.QueryRow(ctx, `SELECT value FROM sys WHERE key = $1`+tx.LockForUpdate(), ShipCursorKey).Scan(&v)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err == nil {
+			if cur, err := parseCursor(v); err == nil && cur >= seq {
+				return nil
+			}
+		}
+		return storage.PutSys(ctx, tx, ShipCursorKey, strconv.AppendInt(nil, seq, 10))
+	})
+	if err != nil {
+		return fmt.Errorf("audit webhook: storing the cursor at %d: %w", seq, err)
+	}
+	return nil
+}
+
+func parseCursor(v []byte) (int64, error) {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("stored cursor %q is not a seq", v)
+	}
+	return n, nil
+}

@@ -1,0 +1,210 @@
+package audit
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/storagetest"
+)
+
+// Quick settings for tests: a look every 10 ms, a lease of 300 ms.
+const (
+	testShipEvery = 10 * time.Millisecond
+	testShipLease = 300 * time.Millisecond
+)
+
+// lineSeqs decodes the seq of each line.
+func lineSeqs(t *testing.T, lines []string) []int64 {
+	t.Helper()
+	out := make([]int64, len(lines))
+	for i, l := range lines {
+		var e Entry
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("line %d: %v: %q", i, err, l)
+		}
+		out[i] = e.Seq
+	}
+	return out
+}
+
+// wantSeqs fails unless got is exactly from..to in order.
+func wantSeqs(t *testing.T, got []int64, from, to int64) {
+	t.Helper()
+	if int64(len(got)) != to-from+1 {
+		t.Fatalf("got seqs %v, want %d..%d", got, from, to)
+	}
+	for i, s := range got {
+		if s != from+int64(i) {
+			t.Fatalf("got seqs %v, want %d..%d", got, from, to)
+		}
+	}
+}
+
+// errs collects what a Shipper reports.
+type errs struct {
+	mu sync.Mutex
+	e  []string
+}
+
+func (r *errs) add(err error) { r.mu.Lock(); r.e = append(r.e, err.Error()); r.mu.Unlock() }
+func (r *errs) all() string   { r.mu.Lock(); defer r.mu.Unlock(); return strings.Join(r.e, "\n") }
+
+// A shipper starts at the log's head, keeps every entry while the
+// collector fails, delivers them in order once it answers, sends what is
+// stored at Close, and the next shipper (another start) resumes after the
+// last delivered entry: nothing lost, nothing twice.
+func TestShipperDeliversEveryEntryOnce(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		l := openLog(t, st, newSigner(t), Options{})
+		appendN(t, l, 3) // before the webhook was on: not shipped
+		c := &collector{secret: []byte("collector-secret-0123456789")}
+		c.fail.Store(4)
+		srv := httptest.NewServer(c)
+		defer srv.Close()
+		var reported errs
+		s := l.ship(srv.URL, c.secret, nil, reported.add, testShipEvery, testShipLease)
+		appendN(t, l, 20)
+		waitFor(t, "20 entries shipped", func() bool { return len(c.got()) >= 20 })
+		wantSeqs(t, lineSeqs(t, c.got()), 4, 23)
+		if !strings.Contains(reported.all(), "503") || !strings.Contains(reported.all(), "kept; retried") {
+			t.Errorf("failures not reported: %q", reported.all())
+		}
+		appendN(t, l, 2)
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		wantSeqs(t, lineSeqs(t, c.got()), 4, 25) // Close sent the last two
+		if s.Shipped() != 22 || s.Failing() {
+			t.Errorf("Shipped = %d, Failing = %v; want 22, false", s.Shipped(), s.Failing())
+		}
+
+		appendN(t, l, 5) // while no node ships
+		s2 := l.ship(srv.URL, c.secret, nil, reported.add, testShipEvery, testShipLease)
+		waitFor(t, "the backlog shipped", func() bool { return len(c.got()) >= 27 })
+		if err := s2.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wantSeqs(t, lineSeqs(t, c.got()), 4, 30)
+		if c.badSigs != 0 {
+			t.Errorf("%d requests badly signed", c.badSigs)
+		}
+	})
+}
+
+// Two nodes on one database: one ships at a time, every node's entries
+// once and in order; when it stops, the other takes over at once; when it
+// dies without a word, the other takes over once the lease has run out.
+func TestShipperOneNodeAtATime(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		signer := newSigner(t)
+		a := openLog(t, st, signer, Options{})
+		b := openLog(t, st, signer, Options{})
+		c := &collector{secret: []byte("collector-secret-0123456789")}
+		srv := httptest.NewServer(c)
+		defer srv.Close()
+		sa := a.ship(srv.URL, c.secret, nil, nil, testShipEvery, testShipLease)
+		sb := b.ship(srv.URL, c.secret, nil, nil, testShipEvery, testShipLease)
+		for i := range 10 {
+			appendN(t, []*Log{a, b}[i%2], 1)
+		}
+		waitFor(t, "10 entries shipped", func() bool { return len(c.got()) >= 10 })
+		time.Sleep(5 * testShipEvery) // a second shipper would send them again by now
+		wantSeqs(t, lineSeqs(t, c.got()), 1, 10)
+		if got := sa.Shipped() + sb.Shipped(); got != 10 || sa.Shipped() != 0 && sb.Shipped() != 0 {
+			t.Errorf("shipped by a %d, by b %d; want 10 by one of them", sa.Shipped(), sb.Shipped())
+		}
+
+		// The holder stops: the other takes over.
+		holder, other := sa, sb
+		if sb.Shipped() > 0 {
+			holder, other = sb, sa
+		}
+		if err := holder.Close(); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, a, 3)
+		waitFor(t, "the other node shipping", func() bool { return len(c.got()) >= 13 })
+		wantSeqs(t, lineSeqs(t, c.got()), 1, 13)
+
+		// A node that dies keeps its lease until it runs out.
+		close(other.quit)
+		<-other.done
+		var holderID string
+		var until time.Time
+		if err := st.Write(t.Context(), func(tx storage.Tx) (err error) {
+			holderID, until, err = readLease(t.Context(), tx)
+			return err
+		}); err != nil || holderID != other.node {
+			t.Fatalf("lease held by %q (%v), want the dead node %q", holderID, err, other.node)
+		}
+		third := b.ship(srv.URL, c.secret, nil, nil, testShipEvery, testShipLease)
+		defer third.Close()
+		appendN(t, b, 2)
+		waitFor(t, "a third node shipping", func() bool { return len(c.got()) >= 15 })
+		if now := time.Now(); now.Before(until) {
+			t.Errorf("took over %v before the dead node's lease ran out", until.Sub(now))
+		}
+		wantSeqs(t, lineSeqs(t, c.got()), 1, 15)
+	})
+}
+
+// Entries deleted by retention before they were shipped are reported as
+// a gap, and shipping goes on after it.
+func TestShipperReportsEntriesDeletedBeforeShipping(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := newClock(t0)
+	l := openLog(t, st, newSigner(t), Options{Now: clk.now})
+	// The webhook was on before anything was logged, then off.
+	if err := st.Write(t.Context(), func(tx storage.Tx) error {
+		return storage.PutSys(t.Context(), tx, ShipCursorKey, []byte("0"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for range 12 {
+		clk.add(time.Second)
+		appendN(t, l, 1)
+	}
+	if n, err := l.Prune(t.Context(), t0.Add(10500*time.Millisecond)); err != nil || n != 10 {
+		t.Fatalf("Prune = %d, %v", n, err)
+	}
+	c := &collector{secret: []byte("collector-secret-0123456789")}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	var reported errs
+	s := l.ship(srv.URL, c.secret, nil, reported.add, testShipEvery, testShipLease)
+	defer s.Close()
+	waitFor(t, "the rest shipped", func() bool { return len(c.got()) >= 2 })
+	wantSeqs(t, lineSeqs(t, c.got()), 11, 12)
+	if !strings.Contains(reported.all(), "entries 1 to 10 were deleted") {
+		t.Errorf("gap not reported: %q", reported.all())
+	}
+}
+
+// A stored cursor that is not a number stops shipping with an error
+// naming it, rather than starting over.
+func TestShipperRefusesABadCursor(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	l := openLog(t, st, newSigner(t), Options{})
+	if err := st.Write(t.Context(), func(tx storage.Tx) error {
+		return storage.PutSys(t.Context(), tx, ShipCursorKey, []byte("x1"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
+	c := &collector{}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	var reported errs
+	s := l.ship(srv.URL, nil, nil, reported.add, testShipEvery, testShipLease)
+	waitFor(t, "the error", func() bool { return reported.all() != "" })
+	s.Close()
+	if !strings.Contains(reported.all(), `stored cursor "x1" is not a seq`) || len(c.got()) != 0 {
+		t.Errorf("reported %q, shipped %d lines", reported.all(), len(c.got()))
+	}
+}
