@@ -132,7 +132,7 @@ func (s *Shipper) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	return s.l.st.Write(ctx, func(tx storage.Tx) error {
-		holder, _, err := readLease(ctx, tx)
+		holder, _, err := readLease(ctx, tx, tx.LockForUpdate())
 		if err != nil || holder != s.node {
 			return err
 		}
@@ -228,6 +228,23 @@ func (s *Shipper) hold(ctx context.Context) (held bool, err error) {
 	if s.until.Sub(now) > s.leaseFor*2/3 {
 		return true, nil
 	}
+	if s.until.IsZero() {
+		// A standby node looks before it writes: while another holds the
+		// lease, a read a step instead of a write.
+		var holder string
+		var end time.Time
+		err := s.l.st.Read(ctx, func(tx storage.Tx) (err error) {
+			holder, end, err = readLease(ctx, tx, "")
+			return err
+		})
+		if err != nil {
+			return false, fmt.Errorf("audit webhook: lease: %w", err)
+		}
+		if holder != "" && holder != s.node && end.After(now) {
+			s.cursor = -1
+			return false, nil
+		}
+	}
 	until := now.Add(s.leaseFor)
 	err = s.l.st.Write(ctx, func(tx storage.Tx) error {
 		held = false
@@ -236,7 +253,7 @@ func (s *Shipper) hold(ctx context.Context) (held bool, err error) {
 		if err := storage.InsertSys(ctx, tx, ShipLeaseKey, nil); err != nil && !errors.Is(err, storage.ErrConflict) {
 			return err
 		}
-		holder, end, err := readLease(ctx, tx)
+		holder, end, err := readLease(ctx, tx, tx.LockForUpdate())
 		if err != nil {
 			return err
 		}
@@ -257,11 +274,11 @@ func (s *Shipper) hold(ctx context.Context) (held bool, err error) {
 	return true, nil
 }
 
-// readLease reads the lease row under a row lock: its holder ("" when
-// none) and the end of its hold.
-func readLease(ctx context.Context, tx storage.Tx) (holder string, until time.Time, err error) {
+// readLease reads the lease row (under a row lock when lock is
+// tx.LockForUpdate()): its holder ("" when none) and the end of its hold.
+func readLease(ctx context.Context, tx storage.Tx, lock string) (holder string, until time.Time, err error) {
 	var v []byte
-	err = tx.QueryRow(ctx, `SELECT value FROM sys WHERE key = $1`+tx.LockForUpdate(), ShipLeaseKey).Scan(&v)
+	err = tx.QueryRow(ctx, `SELECT value FROM sys WHERE key = $1`+lock, ShipLeaseKey).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", time.Time{}, nil
 	}

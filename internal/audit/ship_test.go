@@ -137,7 +137,7 @@ func TestShipperOneNodeAtATime(t *testing.T) {
 		var holderID string
 		var until time.Time
 		if err := st.Write(t.Context(), func(tx storage.Tx) (err error) {
-			holderID, until, err = readLease(t.Context(), tx)
+			holderID, until, err = readLease(t.Context(), tx, tx.LockForUpdate())
 			return err
 		}); err != nil || holderID != other.node {
 			t.Fatalf("lease held by %q (%v), want the dead node %q", holderID, err, other.node)
