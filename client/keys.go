@@ -61,6 +61,22 @@ type CreateKeyRequest struct {
 	CIDRs        []string        `json:"cidrs,omitempty"`
 }
 
+// UpdateKeyRequest names the settings of a key to change; a nil field
+// stays as it is.
+type UpdateKeyRequest struct {
+	Name         *string         `json:"name,omitempty"`
+	Owner        *string         `json:"owner,omitempty"`
+	Scopes       []string        `json:"scopes,omitempty"`
+	Meta         json.RawMessage `json:"meta,omitempty"`  // {} removes it
+	CIDRs        *[]string       `json:"cidrs,omitempty"` // empty: any network
+	TTL          *string         `json:"ttl,omitempty"`   // from now ("90d"), or "never"
+	Rate         *string         `json:"rate,omitempty"`  // "": none
+	Quota        *int64          `json:"quota,omitempty"` // 0: unlimited; what is left moves with it
+	Remaining    *int64          `json:"remaining,omitempty"`
+	Refill       *string         `json:"refill,omitempty"` // daily, monthly, "": none
+	RefillAmount *int64          `json:"refill_amount,omitempty"`
+}
+
 // VerifyKeyRequest asks whether a key is valid.
 type VerifyKeyRequest struct {
 	Key        string `json:"key"`
@@ -120,6 +136,14 @@ func (c *Client) ListKeys(ctx context.Context, project, env string, limit int, c
 func (c *Client) GetKey(ctx context.Context, project, env, id string) (*KeyInfo, error) {
 	var k KeyInfo
 	_, err := c.do(ctx, http.MethodGet, keysBase(project, env)+"/"+url.PathEscape(id), nil, nil, &k)
+	return &k, err
+}
+
+// UpdateKey changes some settings of a key in place (the key itself stays
+// the same) and returns it as it now is.
+func (c *Client) UpdateKey(ctx context.Context, project, env, id string, req UpdateKeyRequest) (*KeyInfo, error) {
+	var k KeyInfo
+	_, err := c.do(ctx, http.MethodPatch, keysBase(project, env)+"/"+url.PathEscape(id), nil, req, &k)
 	return &k, err
 }
 

@@ -911,3 +911,100 @@ func TestNetworkOf(t *testing.T) {
 		}
 	}
 }
+
+// Update changes a key's settings in place: the same key goes on working
+// with its new scopes, rate, networks, expiry and quota, on this node at
+// once and on another after its event poll; bad values change nothing;
+// revoked and rotated keys are refused.
+func TestUpdate(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		a, clk := newService(t, st)
+		b, _ := newService(t, st)
+		ctx := t.Context()
+		poller := events.NewPoller(st, b.HandleEvent, events.Options{})
+		if err := poller.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		plain, k := create(t, a, CreateRequest{Quota: 10, Refill: Refill{Period: "monthly"}, Scopes: []string{"integrations/maps"}})
+		for range 4 {
+			if _, _, err := b.Verify(ctx, plain, inside); err != nil { // cached on b, 6 left
+				t.Fatal(err)
+			}
+		}
+		name, meta := "acme-gold", json.RawMessage(`{"plan":"gold"}`)
+		quota := int64(100)
+		rate := ratelimit.Limit{Count: 2, Period: time.Minute}
+		expires := clk.Now().Add(24 * time.Hour)
+		got, err := a.Update(ctx, "shop", "staging", k.ID, UpdateRequest{Name: &name, Meta: meta, Quota: &quota,
+			Rate: &rate, Scopes: []string{"integrations/maps", "integrations/geo", "integrations/geo"},
+			CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, ExpiresAt: &expires}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The quota grew by 90, and so did what is left; the monthly
+		// refill, which gave the old quota, now gives the new one.
+		if got.Name != name || string(got.Meta) != `{"plan":"gold"}` || got.Quota != 100 || got.Remaining != 96 ||
+			got.Refill.Amount != 100 || len(got.Scopes) != 2 || !got.ExpiresAt.Equal(expires) || got.Rate != rate {
+			t.Fatalf("updated: %+v", got)
+		}
+		stored, err := a.Get(ctx, "shop", "staging", k.ID)
+		if err != nil || stored.Remaining != 96 || !stored.Allows("integrations/geo") || len(stored.CIDRs) != 1 {
+			t.Fatalf("stored: %+v, %v", stored, err)
+		}
+		if err := poller.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []error{nil, nil, ErrRateLimited} { // b reads the new rate of 2/min
+			if _, _, err := b.Verify(ctx, plain, inside); !errors.Is(err, want) {
+				t.Fatalf("on b after the poll, call %d: %v, want %v", i, err, want)
+			}
+		}
+		if _, _, err := a.Verify(ctx, plain, outside); err == nil {
+			t.Fatal("a call from outside the new network was let in")
+		}
+
+		// Set what is left; take the quota away; clear the networks.
+		rem, zero := int64(1), int64(0)
+		if got, err = a.Update(ctx, "shop", "staging", k.ID, UpdateRequest{Remaining: &rem}, nil); err != nil || got.Remaining != 1 {
+			t.Fatalf("set remaining: %+v, %v", got, err)
+		}
+		if got, err = a.Update(ctx, "shop", "staging", k.ID, UpdateRequest{Quota: &zero, CIDRs: []netip.Prefix{}}, nil); err != nil ||
+			got.Quota != 0 || got.Refill.Period != "" || len(got.CIDRs) != 0 {
+			t.Fatalf("unlimited: %+v, %v", got, err)
+		}
+
+		// Bad values are refused and change nothing.
+		empty, long := "", strings.Repeat("x", MaxNameBytes+1)
+		neg, past := int64(-1), clk.Now().Add(-time.Minute)
+		for i, bad := range []UpdateRequest{
+			{Name: &empty}, {Name: &long}, {Scopes: []string{}}, {Scopes: []string{"integrations//x"}}, {Meta: json.RawMessage(`[1]`)},
+			{Quota: &neg}, {Remaining: &rem}, {ExpiresAt: &past}, {Rate: &ratelimit.Limit{Count: -1, Period: time.Second}},
+			{Refill: &Refill{Period: "weekly"}},
+		} {
+			if _, err := a.Update(ctx, "shop", "staging", k.ID, bad, nil); !errors.Is(err, ErrInvalid) {
+				t.Errorf("bad update %d: %v, want ErrInvalid", i, err)
+			}
+		}
+		if after, _ := a.Get(ctx, "shop", "staging", k.ID); after.Name != name || after.Quota != 0 || len(after.Scopes) != 2 {
+			t.Fatalf("a refused update changed the key: %+v", after)
+		}
+		if _, err := a.Update(ctx, "shop", "prod", k.ID, UpdateRequest{Name: &name}, nil); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("update in the wrong env: %v", err)
+		}
+
+		// A rotated key's successor holds the settings; a revoked key is done.
+		_, next, _, err := a.Rotate(ctx, "shop", "staging", k.ID, time.Hour, "u", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Update(ctx, "shop", "staging", k.ID, UpdateRequest{Name: &name}, nil); !errors.Is(err, ErrAlreadyRotated) {
+			t.Fatalf("update of a rotated key: %v", err)
+		}
+		if _, err := a.Revoke(ctx, "shop", "staging", next.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Update(ctx, "shop", "staging", next.ID, UpdateRequest{Name: &name}, nil); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("update of a revoked key: %v", err)
+		}
+	})
+}

@@ -3,11 +3,14 @@ package apikey
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/ratelimit"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -225,4 +228,178 @@ func (s *Service) ByID(ctx context.Context, id string) (*Key, error) {
 		return nil, ErrNotFound
 	}
 	return s.loadID(ctx, id)
+}
+
+// UpdateRequest changes some of a key's settings without issuing a new
+// key; a nil field stays as it is.
+type UpdateRequest struct {
+	Name, Owner *string
+	Scopes      []string        // nil: unchanged; otherwise at least one
+	Meta        json.RawMessage // nil: unchanged; {} removes it
+	CIDRs       []netip.Prefix  // nil: unchanged; empty: any network
+	ExpiresAt   *time.Time      // the zero time: never expires
+	Rate        *ratelimit.Limit
+	// Quota changes the quota (0: unlimited); what is left of it moves by
+	// the same amount (never below 0), unless Remaining sets it.
+	Quota     *int64
+	Remaining *int64
+	// Refill changes the refill (Period "": none). Without it, a refill
+	// amount that was the old quota follows the new one.
+	Refill *Refill
+}
+
+// Update changes the settings req names of key id of project/env, in one
+// transaction with its audit entry, and drops the key from every node's
+// cache (within a second on the others). A revoked key, and a rotated one
+// (its successor holds the settings that count), cannot be changed; an
+// expired one can, to extend it. It returns the key as it now is.
+func (s *Service) Update(ctx context.Context, project, env, id string, req UpdateRequest, audit AuditFunc) (*Key, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	var k *Key
+	var evict []string
+	err := s.store.Write(ctx, func(tx storage.Tx) error {
+		var err error
+		_, k, err = scanKey(tx.QueryRow(ctx, `SELECT `+columns+from+`WHERE k.id = $1`+lockKey(tx), id))
+		if errors.Is(err, sql.ErrNoRows) || err == nil && (k.Project != project || k.Env != env) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		now := s.opts.Now().UTC().Truncate(time.Microsecond)
+		switch {
+		case k.RotatedTo != "":
+			return fmt.Errorf("%w: update its successor %s instead", ErrAlreadyRotated, k.RotatedTo)
+		case k.Revoked(now):
+			return ErrRevoked
+		}
+		if err := s.apply(k, req, now); err != nil {
+			return err
+		}
+		scopes, _ := json.Marshal(k.Scopes)
+		cidrs, _ := json.Marshal(k.CIDRs)
+		meta := "{}"
+		if k.Meta != nil {
+			meta = string(k.Meta)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE api_keys SET name = $1, owner = $2, scopes = $3, meta = $4, cidrs = $5, expires_at = $6,
+			rate_count = $7, rate_period = $8, rate_burst = $9, quota = $10, remaining = $11, refill = $12, refill_amount = $13,
+			refilled_at = $14 WHERE id = $15`,
+			k.Name, k.Owner, string(scopes), meta, string(cidrs), nanosOrZero(k.ExpiresAt), k.Rate.Count, int64(k.Rate.Period),
+			k.Rate.Burst, k.Quota, k.Remaining, k.Refill.Period, k.Refill.Amount, nanosOrZero(k.RefilledAt), id); err != nil {
+			return fmt.Errorf("updating API key: %w", err)
+		}
+		// The key, and the keys still in a rotation's grace that count
+		// against it, are read again on every node.
+		rows, err := tx.Query(ctx, `SELECT id FROM api_keys WHERE counter_id = $1`, id)
+		if err != nil {
+			return err
+		}
+		evict = evict[:0]
+		for rows.Next() {
+			var cid string
+			if err := rows.Scan(&cid); err != nil {
+				rows.Close()
+				return err
+			}
+			evict = append(evict, cid)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, cid := range evict {
+			if err := events.Append(ctx, tx, EventChange, cid); err != nil {
+				return err
+			}
+		}
+		if audit != nil {
+			return audit(ctx, tx, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, cid := range evict {
+		s.evictID(cid)
+	}
+	k.IDHMAC = s.idHMAC(k.ID)
+	return k, nil
+}
+
+// apply validates req against k and applies it; k is left half changed on
+// error.
+func (s *Service) apply(k *Key, req UpdateRequest, now time.Time) error {
+	oldQuota, oldRefill := k.Quota, k.Refill
+	merged := CreateRequest{Name: k.Name, Owner: k.Owner, Scopes: k.Scopes, Meta: k.Meta, CIDRs: k.CIDRs, Rate: k.Rate,
+		Quota: k.Quota, Refill: k.Refill}
+	if req.Name != nil {
+		merged.Name = *req.Name
+	}
+	if req.Owner != nil {
+		merged.Owner = *req.Owner
+	}
+	if req.Scopes != nil {
+		merged.Scopes = req.Scopes
+	}
+	if req.Meta != nil {
+		merged.Meta = req.Meta
+	}
+	if req.CIDRs != nil {
+		merged.CIDRs = req.CIDRs
+	}
+	if req.Rate != nil {
+		merged.Rate = *req.Rate
+	}
+	if req.Quota != nil {
+		merged.Quota = *req.Quota
+	}
+	switch {
+	case req.Refill != nil:
+		merged.Refill = *req.Refill
+	case merged.Quota == 0:
+		merged.Refill = Refill{} // no quota, nothing to refill
+	case oldRefill.Amount == oldQuota:
+		merged.Refill.Amount = merged.Quota
+	}
+	plan, err := s.plan(merged) // validates, dedups scopes, masks networks
+	if err != nil {
+		return err
+	}
+	if req.ExpiresAt != nil {
+		at := req.ExpiresAt.UTC().Truncate(time.Microsecond)
+		if !at.IsZero() && (!at.After(now) || at.Sub(now) > MaxTTL) {
+			return fmt.Errorf("%w: expires_at must be in the future and within %d days (or none)", ErrInvalid, int(MaxTTL/(24*time.Hour)))
+		}
+		k.ExpiresAt = at
+	}
+	k.Name, k.Owner, k.Scopes, k.Meta, k.CIDRs, k.Rate = plan.Name, plan.Owner, plan.Scopes, plan.Meta, plan.CIDRs, plan.Rate
+	k.Quota, k.Refill = plan.Quota, plan.Refill
+	switch {
+	case k.Quota == 0:
+		k.Remaining = 0
+	case oldQuota == 0:
+		k.Remaining = k.Quota
+	default:
+		k.Remaining = min(max(k.Remaining+k.Quota-oldQuota, 0), k.Quota)
+	}
+	if req.Remaining != nil {
+		switch {
+		case k.Quota == 0:
+			return fmt.Errorf("%w: remaining needs a quota, and the key has none (unlimited)", ErrInvalid)
+		case *req.Remaining < 0 || *req.Remaining > k.Quota:
+			return fmt.Errorf("%w: remaining must be between 0 and the key's quota (%d)", ErrInvalid, k.Quota)
+		}
+		k.Remaining = *req.Remaining
+	}
+	if k.Refill.Period != oldRefill.Period {
+		k.RefilledAt = time.Time{}
+		if k.Refill.Period != "" {
+			k.RefilledAt = periodStart(k.Refill.Period, now)
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,7 +21,7 @@ func newKeyCmd(env *Env) *cobra.Command {
 	var af addrFlags
 	cmd := &cobra.Command{
 		Use:   "key",
-		Short: "Create, inspect, rotate, revoke and verify client API keys",
+		Short: "Create, inspect, update, rotate, revoke and verify client API keys",
 		Long: `Client API keys (kwk_…) are long-lived credentials for partners, third-party
 developers and server-to-server callers. A key belongs to an environment of a
 project, is shown once at creation, and is stored only as an HMAC.
@@ -39,6 +40,7 @@ $KEYWARD_ENV.`,
 		Example: `  keyward key create -p shop -e prod --name acme --scope integrations/maps \
       --ttl 90d --rate 100/min --quota 10000 --refill monthly --cidr 10.0.0.0/8 --meta '{"team":"x"}'
   keyward key list -p shop -e prod
+  keyward key update -p shop -e prod key_4Fz9XkQ2mB7pLr0aYc3d --quota 50000 --rate 500/min
   keyward key rotate -p shop -e prod key_4Fz9XkQ2mB7pLr0aYc3d --grace 24h
   printf %s "$KEY" | keyward key verify`,
 	}
@@ -59,7 +61,7 @@ $KEYWARD_ENV.`,
 		return p, e, nil
 	}
 	cmd.AddCommand(keyCreateCmd(env, g, where), keyListCmd(env, g, where), keyGetCmd(env, g, where),
-		keyRevokeCmd(env, g, where), keyRotateCmd(env, g, where), keyVerifyCmd(env, g))
+		keyUpdateCmd(env, g, where), keyRevokeCmd(env, g, where), keyRotateCmd(env, g, where), keyVerifyCmd(env, g))
 	return cmd
 }
 
@@ -286,6 +288,152 @@ func truncate(s string) string {
 		return s[:40] + "…"
 	}
 	return s
+}
+
+func keyUpdateCmd(env *Env, g *globals, where whereFunc) *cobra.Command {
+	var (
+		name, owner, meta, ttl, rate, refill string
+		scopes, cidrs                        []string
+		anyNetwork                           bool
+		quota, remaining, refillAmount       int64
+	)
+	cmd := &cobra.Command{
+		Use:   "update KEY_ID [flags]",
+		Short: "Change a key's settings in place: scopes, limits, quota, networks, expiry, metadata",
+		Long: `Change some settings of a key without issuing a new one: the partner goes on
+using the same key, and every node applies the change within a second. Only
+the flags given change. --scope replaces all the scopes; --cidr replaces the
+networks (--any-network removes them); --ttl sets the expiry from now, or
+"never"; --rate none removes the rate limit; --quota 0 removes the quota.
+Changing --quota moves what is left of it by the same amount (raising a
+plan from 10000 to 50000 gives 40000 more uses now); --remaining sets what is
+left outright. A refill that gave the old quota gives the new one.
+
+A revoked key cannot be changed, nor one that was rotated (change its
+successor, which holds the settings that count).`,
+		Example: `  keyward key update -p shop -e prod key_4Fz9XkQ2mB7pLr0aYc3d --quota 50000 --rate 500/min
+  keyward key update -p shop -e prod key_4Fz9XkQ2mB7pLr0aYc3d --remaining 10000
+  keyward key update -p shop -e prod key_4Fz9XkQ2mB7pLr0aYc3d --ttl 90d --meta '{"plan":"gold"}'`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			p, e, err := where()
+			if err != nil {
+				return err
+			}
+			if !apikey.ValidID(args[0]) {
+				return Usagef("%q is not a key id (key_ followed by 20 letters and digits)", truncate(args[0]))
+			}
+			f := cmd.Flags()
+			var req client.UpdateKeyRequest
+			if f.Changed("name") {
+				req.Name = &name
+			}
+			if f.Changed("owner") {
+				req.Owner = &owner
+			}
+			if f.Changed("scope") {
+				for _, s := range scopes {
+					if err := apikey.ValidateScope(s); err != nil {
+						return Usagef("--scope: %s", strings.TrimPrefix(err.Error(), "invalid argument: "))
+					}
+				}
+				req.Scopes = scopes
+			}
+			if f.Changed("meta") {
+				if _, err := apikey.NormalizeMeta([]byte(meta)); err != nil {
+					return Usagef("--meta: %s", strings.TrimPrefix(err.Error(), "invalid argument: "))
+				}
+				req.Meta = json.RawMessage(meta)
+			}
+			switch {
+			case anyNetwork && f.Changed("cidr"):
+				return Usagef("--any-network and --cidr exclude each other")
+			case anyNetwork:
+				req.CIDRs = &[]string{}
+			case f.Changed("cidr"):
+				for _, c := range cidrs {
+					if _, err := netip.ParsePrefix(c); err != nil {
+						if _, aerr := netip.ParseAddr(c); aerr != nil {
+							return Usagef("--cidr %q: want a network such as 10.0.0.0/8 or an address", c)
+						}
+					}
+				}
+				req.CIDRs = &cidrs
+			}
+			if f.Changed("ttl") {
+				if ttl != "never" {
+					if d, err := apikey.ParseDuration("ttl", ttl); err != nil || d <= 0 {
+						return Usagef("--ttl %q: want a duration such as 90d, 2w or 12h, or never", ttl)
+					}
+				}
+				req.TTL = &ttl
+			}
+			if f.Changed("rate") {
+				if rate == "none" {
+					rate = ""
+				}
+				if _, err := ratelimit.ParseLimit(rate); err != nil {
+					return Usagef("--rate: %v", err)
+				}
+				req.Rate = &rate
+			}
+			for _, n := range []struct {
+				flag string
+				v    *int64
+				dst  **int64
+			}{{"quota", &quota, &req.Quota}, {"remaining", &remaining, &req.Remaining}, {"refill-amount", &refillAmount, &req.RefillAmount}} {
+				if f.Changed(n.flag) {
+					if *n.v < 0 {
+						return Usagef("--%s must not be negative", n.flag)
+					}
+					*n.dst = n.v
+				}
+			}
+			if f.Changed("refill") {
+				if refill == "none" {
+					refill = ""
+				}
+				if _, err := apikey.ParseRefill(refill); err != nil {
+					return Usagef("--%s", strings.TrimPrefix(err.Error(), "invalid argument: "))
+				}
+				req.Refill = &refill
+			}
+			if !slices.ContainsFunc([]string{"name", "owner", "scope", "meta", "cidr", "any-network", "ttl", "rate", "quota", "remaining", "refill", "refill-amount"}, f.Changed) {
+				return Usagef("nothing to change: give at least one of --name, --owner, --scope, --meta, --cidr, --any-network, --ttl, --rate, --quota, --remaining, --refill")
+			}
+			c, err := g.newClient(env)
+			if err != nil {
+				return err
+			}
+			k, err := c.UpdateKey(cmd.Context(), p, e, args[0], req)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(env.Stdout, k)
+			}
+			printKeyInfo(env.Stdout, k)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "a new name")
+	f.StringVar(&owner, "owner", "", "who the key is for")
+	f.StringArrayVar(&scopes, "scope", nil, "the scopes, replacing all of them (repeatable)")
+	f.StringVar(&meta, "meta", "", `a JSON object replacing the metadata ('{}' removes it)`)
+	f.StringArrayVar(&cidrs, "cidr", nil, "the networks the key may be used from, replacing them (repeatable)")
+	f.BoolVar(&anyNetwork, "any-network", false, "remove the network restriction")
+	f.StringVar(&ttl, "ttl", "", "expire this long from now (90d, 2w, 12h), or never")
+	f.StringVar(&rate, "rate", "", "rate limit, e.g. 100/min, or none")
+	f.Int64Var(&quota, "quota", 0, "number of uses in all (0: unlimited); what is left moves by the change")
+	f.Int64Var(&remaining, "remaining", 0, "set what is left of the quota")
+	f.StringVar(&refill, "refill", "", "reset the quota daily or monthly (UTC), or none")
+	f.Int64Var(&refillAmount, "refill-amount", 0, "what a refill resets the quota to (with --refill)")
+	return cmd
 }
 
 func keyRotateCmd(env *Env, g *globals, where whereFunc) *cobra.Command {

@@ -177,3 +177,54 @@ func TestKeyCreateWarnings(t *testing.T) {
 		t.Errorf("stdout %q, stderr %q", r.stdout, r.stderr)
 	}
 }
+
+// key update sends only the settings named by its flags, with the
+// spellings "none", "never" and --any-network turned into the API's; bad
+// flags are usage errors that send nothing.
+func TestKeyUpdate(t *testing.T) {
+	h := newHarness(t)
+	h.vars["KEYWARD_TOKEN"] = "kwt_caller"
+	const path = "PATCH /v1/projects/shop/envs/prod/keys/key_AAAAAAAAAAAAAAAAAAAA"
+	h.fake.handle(path, 200, keyInfoJSON)
+	base := []string{"key", "update", "-p", "shop", "-e", "prod", "key_AAAAAAAAAAAAAAAAAAAA"}
+
+	r := h.must("", append(base, "--quota", "50000", "--rate", "none", "--any-network", "--ttl", "never", "--meta", `{"plan":"gold"}`)...)
+	if !strings.Contains(r.stdout, "ID:           key_AAAAAAAAAAAAAAAAAAAA") {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+	body := bodyMap(t, h.fake.requests(path)[0].Body)
+	if len(body) != 5 || body["quota"] != float64(50000) || body["rate"] != "" || len(body["cidrs"].([]any)) != 0 || body["ttl"] != "never" ||
+		body["meta"].(map[string]any)["plan"] != "gold" {
+		t.Errorf("update body %v", body)
+	}
+	h.must("", append(base, "--remaining", "0", "--scope", "integrations/a", "--scope", "integrations/b", "--refill", "none")...)
+	body = bodyMap(t, h.fake.requests(path)[1].Body)
+	if len(body) != 3 || body["remaining"] != float64(0) || len(body["scopes"].([]any)) != 2 || body["refill"] != "" {
+		t.Errorf("second update body %v", body)
+	}
+
+	for args, want := range map[string]string{
+		"":                                "nothing to change",
+		"--ttl 0s":                        "--ttl",
+		"--ttl soon":                      "--ttl",
+		"--rate 100/week":                 "rate",
+		"--quota -5":                      "negative",
+		"--cidr 10.0.0.0/33":              "--cidr",
+		"--cidr 10.0.0.0/8 --any-network": "exclude",
+		"--meta [1]":                      "meta",
+		"--scope a//b":                    "empty segment",
+		"--refill weekly":                 "refill",
+	} {
+		r := h.run("", append(base, strings.Fields(args)...)...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, want) {
+			t.Errorf("%q: exit %d, stderr %q; want usage naming %q", args, r.code, r.stderr, want)
+		}
+	}
+	if r := h.run("", "key", "update", "-p", "shop", "-e", "prod", "kwk_live123456789", "--quota", "1"); r.code != ExitUsage ||
+		strings.Contains(r.stderr, "kwk_live123456789") {
+		t.Errorf("a key instead of its id: %d %q", r.code, r.stderr)
+	}
+	if n := len(h.fake.requests(path)); n != 2 {
+		t.Errorf("%d requests sent, want the 2 good ones", n)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/apikey"
@@ -116,6 +117,81 @@ type CreateKeyRequest struct {
 	Refill       string          `json:"refill,omitempty"` // daily, monthly
 	RefillAmount int64           `json:"refill_amount,omitempty"`
 	CIDRs        []string        `json:"cidrs,omitempty"`
+}
+
+// UpdateKeyRequest is the body of PATCH .../keys/{id}: the settings to
+// change; an absent field stays as it is.
+type UpdateKeyRequest struct {
+	Name   *string         `json:"name,omitempty"`
+	Owner  *string         `json:"owner,omitempty"`
+	Scopes []string        `json:"scopes,omitempty"`
+	Meta   json.RawMessage `json:"meta,omitempty"`  // {} removes it
+	CIDRs  *[]string       `json:"cidrs,omitempty"` // [] lets every network in
+	// TTL sets the expiry from now ("90d"), or "never".
+	TTL          *string `json:"ttl,omitempty"`
+	Rate         *string `json:"rate,omitempty"`  // "" removes it
+	Quota        *int64  `json:"quota,omitempty"` // 0: unlimited
+	Remaining    *int64  `json:"remaining,omitempty"`
+	Refill       *string `json:"refill,omitempty"` // daily, monthly, "" (none)
+	RefillAmount *int64  `json:"refill_amount,omitempty"`
+}
+
+// updateRequest turns the body into the domain request, and names the
+// fields it changes (for the audit entry).
+func updateRequest(in *UpdateKeyRequest, now time.Time) (apikey.UpdateRequest, []string, error) {
+	req := apikey.UpdateRequest{Name: in.Name, Owner: in.Owner, Scopes: in.Scopes, Meta: in.Meta, Quota: in.Quota, Remaining: in.Remaining}
+	var changed []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"name", in.Name != nil}, {"owner", in.Owner != nil}, {"scopes", in.Scopes != nil}, {"meta", in.Meta != nil},
+		{"cidrs", in.CIDRs != nil}, {"ttl", in.TTL != nil}, {"rate", in.Rate != nil}, {"quota", in.Quota != nil},
+		{"remaining", in.Remaining != nil}, {"refill", in.Refill != nil || in.RefillAmount != nil}} {
+		if f.set {
+			changed = append(changed, f.name)
+		}
+	}
+	if len(changed) == 0 {
+		return req, nil, Invalid("nothing to change: give at least one of name, owner, scopes, meta, cidrs, ttl, rate, quota, remaining, refill")
+	}
+	if in.CIDRs != nil {
+		cidrs, err := ParseCIDRs("cidrs", *in.CIDRs)
+		if err != nil {
+			return req, nil, err
+		}
+		req.CIDRs = append([]netip.Prefix{}, cidrs...) // empty, not nil: clears
+	}
+	if in.TTL != nil {
+		var at time.Time
+		if *in.TTL != "never" {
+			ttl, err := apikey.ParseDuration("ttl", *in.TTL)
+			if err != nil {
+				return req, nil, err
+			}
+			if ttl <= 0 {
+				return req, nil, Invalid("ttl: want a duration such as 90d, or \"never\"")
+			}
+			at = now.Add(ttl)
+		}
+		req.ExpiresAt = &at
+	}
+	if in.Rate != nil {
+		rate, err := ratelimit.ParseLimit(*in.Rate)
+		if err != nil {
+			return req, nil, Invalid("%v", err)
+		}
+		req.Rate = &rate
+	}
+	switch {
+	case in.Refill != nil:
+		req.Refill = &apikey.Refill{Period: *in.Refill}
+		if in.RefillAmount != nil {
+			req.Refill.Amount = *in.RefillAmount
+		}
+	case in.RefillAmount != nil:
+		return req, nil, Invalid("refill_amount needs refill (daily or monthly)")
+	}
+	return req, changed, nil
 }
 
 // VerifyKeyRequest is the body of POST /v1/keys/verify.
@@ -332,6 +408,28 @@ func (h *Keys) Routes() []Route {
 				if err != nil {
 					return 0, nil, err
 				}
+				return http.StatusOK, NewKeyInfo(k, h.now()), nil
+			},
+		},
+		{
+			Pattern: "PATCH /v1/projects/{project}/envs/{env}/keys/{id}", Action: "write", Resource: keyRes,
+			Summary: "Change some settings of an API key in place, the key staying the same: {\"name\", \"owner\", \"scopes\", \"meta\", \"cidrs\", \"ttl\" (from now, or \"never\"), \"rate\" (\"\": none), \"quota\" (what is left moves with it), \"remaining\", \"refill\", \"refill_amount\"}; every node uses them within a second.",
+			Handle: func(r *http.Request) (int, any, error) {
+				p, e, id, _ := keyValues(r)
+				var in UpdateKeyRequest
+				if err := decode(r, &in); err != nil {
+					return 0, nil, err
+				}
+				req, changed, err := updateRequest(&in, h.now())
+				if err != nil {
+					return 0, nil, err
+				}
+				AddAuditDetail(r.Context(), "changed", strings.Join(changed, ","))
+				k, err := h.Svc.Update(r.Context(), p, e, id, req, h.auditFn(http.StatusOK))
+				if err != nil {
+					return 0, nil, err
+				}
+				h.done(r)
 				return http.StatusOK, NewKeyInfo(k, h.now()), nil
 			},
 		},

@@ -401,3 +401,83 @@ func TestVerifyIsAuditedAfterAnswering(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// PATCH .../keys/{id} changes a key in place: the same key verifies with
+// its new settings; the change is audited with the fields it named; bad
+// bodies are 400s that change nothing; a caller without write is refused.
+func TestKeyUpdateOverHTTP(t *testing.T) {
+	r, root := devNode(t)
+	u := r.url
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "shop"}, nil)
+	k := createKey(t, u, root, "shop", "staging", map[string]any{"name": "acme", "scopes": []string{"integrations/maps"},
+		"rate": "100/min", "quota": 5, "cidrs": []string{"10.0.0.0/8"}})
+	path := u + "/v1/projects/shop/envs/staging/keys/" + k.ID
+	var got keyResp
+	if c := call(t, "PATCH", path, root, map[string]any{"quota": 50, "rate": "", "cidrs": []string{}, "meta": map[string]string{"plan": "gold"},
+		"scopes": []string{"integrations/maps", "integrations/geo"}, "ttl": "30d"}, &got); c != 200 ||
+		got.ID != k.ID || *got.Remaining != 50 || got.Rate != "" || string(got.Meta) != `{"plan":"gold"}` || len(got.Scopes) != 2 {
+		t.Fatalf("update = %d %+v", c, got)
+	}
+	code, v, _ := verifyKey(t, u, root, map[string]any{"key": k.Key, "source_addr": "192.0.2.7", "resource": "integrations/geo"})
+	if code != 200 || !v.Valid || *v.Remaining != 49 || v.RateLimit != nil {
+		t.Fatalf("verify after the update = %d %+v", code, v)
+	}
+	var audit struct {
+		Entries []struct {
+			Action, Resource string
+			Status           int
+			Detail           map[string]string
+		} `json:"entries"`
+	}
+	if c := call(t, "GET", u+"/v1/audit?newest=true&limit=50", root, nil, &audit); c != 200 {
+		t.Fatalf("audit = %d", c)
+	}
+	found := false
+	for _, e := range audit.Entries {
+		found = found || e.Action == "write" && e.Resource == "projects/shop/envs/staging/keys/"+k.ID && e.Status == 200 &&
+			e.Detail["changed"] == "scopes,meta,cidrs,ttl,rate,quota"
+	}
+	if !found {
+		t.Fatalf("no audit entry of the update: %+v", audit.Entries)
+	}
+
+	for body, want := range map[string]string{
+		`{}`:                             "nothing to change",
+		`{"quota":-1}`:                   "quota",
+		`{"remaining":500}`:              "remaining",
+		`{"ttl":"soon"}`:                 "ttl",
+		`{"ttl":"0s"}`:                   "ttl",
+		`{"rate":"5/fortnight"}`:         "rate",
+		`{"scopes":[]}`:                  "scope",
+		`{"cidrs":["10.0.0.0/33"]}`:      "cidrs",
+		`{"refill_amount":5}`:            "refill",
+		`{"name":"x","bogus":1}`:         "bogus",
+		`{"meta":"not an object"}`:       "meta",
+		`{"refill":"fortnightly"}`:       "refill",
+		`{"name":"` + "\x01" + `"}`:      "JSON",
+		`{"owner":"` + "a\\u0000" + `"}`: "owner",
+	} {
+		code, out := raw(t, "PATCH", path, root, "application/json", body)
+		if code != 400 || !strings.Contains(errMsg(out), want) {
+			t.Errorf("update %s = %d %q, want 400 naming %q", body, code, errMsg(out), want)
+		}
+	}
+	if c := call(t, "GET", path, root, nil, &got); c != 200 || *got.Remaining != 49 || len(got.Scopes) != 2 {
+		t.Fatalf("after refused updates: %d %+v", c, got)
+	}
+
+	putPolicy(t, u, root, "name: key-reader\nrules:\n  - resources: [\"projects/shop/envs/staging/keys/**\"]\n    allow: [read]\n")
+	reader := childToken(t, u, root, "key-reader")
+	if c, _ := raw(t, "PATCH", path, reader, "application/json", `{"quota":1000}`); c != 403 {
+		t.Fatalf("update by a reader = %d, want 403", c)
+	}
+	if c, _ := raw(t, "PATCH", u+"/v1/projects/shop/envs/prod/keys/"+k.ID, root, "application/json", `{"quota":1}`); c != 404 {
+		t.Fatalf("update under another environment = %d, want 404", c)
+	}
+	if c := call(t, "POST", path+"/revoke", root, nil, nil); c != 200 {
+		t.Fatal("revoke")
+	}
+	if c, _ := raw(t, "PATCH", path, root, "application/json", `{"quota":1}`); c != 409 {
+		t.Fatalf("update of a revoked key = %d, want 409", c)
+	}
+}
