@@ -61,6 +61,35 @@ func (s *Service) List(ctx context.Context, project, env string, limit int, curs
 	return out, nil
 }
 
+// lockedKey reads key id of project/env, locking its row for tx;
+// ErrNotFound when there is none.
+func lockedKey(ctx context.Context, tx storage.Tx, project, env, id string) (*Key, error) {
+	_, k, err := scanKey(tx.QueryRow(ctx, `SELECT `+columns+from+`WHERE k.id = $1`+lockKey(tx), id))
+	if errors.Is(err, sql.ErrNoRows) || err == nil && (k.Project != project || k.Env != env) {
+		return nil, ErrNotFound
+	}
+	return k, err
+}
+
+// countingOn lists the keys whose rate and quota count on counter's row:
+// counter itself and the keys still in a rotation's grace before it.
+func countingOn(ctx context.Context, tx storage.Tx, counter string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT id FROM api_keys WHERE counter_id = $1`, counter)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // Revoke revokes key id of project/env now (ending a rotation's grace
 // period early). Revoking a revoked key changes nothing.
 func (s *Service) Revoke(ctx context.Context, project, env, id string, audit AuditFunc) (*Key, error) {
@@ -70,11 +99,7 @@ func (s *Service) Revoke(ctx context.Context, project, env, id string, audit Aud
 	var k *Key
 	err := s.store.Write(ctx, func(tx storage.Tx) error {
 		var err error
-		_, k, err = scanKey(tx.QueryRow(ctx, `SELECT `+columns+from+`WHERE k.id = $1`+lockKey(tx), id))
-		if errors.Is(err, sql.ErrNoRows) || err == nil && (k.Project != project || k.Env != env) {
-			return ErrNotFound
-		}
-		if err != nil {
+		if k, err = lockedKey(ctx, tx, project, env, id); err != nil {
 			return err
 		}
 		now := s.opts.Now().UTC()
@@ -116,11 +141,7 @@ func (s *Service) Rotate(ctx context.Context, project, env, id string, grace tim
 	var changed []string
 	err := s.store.Write(ctx, func(tx storage.Tx) error {
 		var err error
-		_, old, err = scanKey(tx.QueryRow(ctx, `SELECT `+columns+from+`WHERE k.id = $1`+lockKey(tx), id))
-		if errors.Is(err, sql.ErrNoRows) || err == nil && (old.Project != project || old.Env != env) {
-			return ErrNotFound
-		}
-		if err != nil {
+		if old, err = lockedKey(ctx, tx, project, env, id); err != nil {
 			return err
 		}
 		now := s.opts.Now().UTC().Truncate(time.Microsecond)
@@ -159,21 +180,7 @@ func (s *Service) Rotate(ctx context.Context, project, env, id string, grace tim
 		if _, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $1, rotated_to = $2, remaining = 0 WHERE id = $3`, end.UnixNano(), next.ID, old.ID); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id FROM api_keys WHERE counter_id = $1`, old.ID)
-		if err != nil {
-			return err
-		}
-		changed = changed[:0]
-		for rows.Next() {
-			var cid string
-			if err := rows.Scan(&cid); err != nil {
-				rows.Close()
-				return err
-			}
-			changed = append(changed, cid)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if changed, err = countingOn(ctx, tx, old.ID); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE api_keys SET counter_id = $1 WHERE counter_id = $2`, next.ID, old.ID); err != nil {
@@ -261,11 +268,7 @@ func (s *Service) Update(ctx context.Context, project, env, id string, req Updat
 	var evict []string
 	err := s.store.Write(ctx, func(tx storage.Tx) error {
 		var err error
-		_, k, err = scanKey(tx.QueryRow(ctx, `SELECT `+columns+from+`WHERE k.id = $1`+lockKey(tx), id))
-		if errors.Is(err, sql.ErrNoRows) || err == nil && (k.Project != project || k.Env != env) {
-			return ErrNotFound
-		}
-		if err != nil {
+		if k, err = lockedKey(ctx, tx, project, env, id); err != nil {
 			return err
 		}
 		now := s.opts.Now().UTC().Truncate(time.Microsecond)
@@ -293,21 +296,7 @@ func (s *Service) Update(ctx context.Context, project, env, id string, req Updat
 		}
 		// The key, and the keys still in a rotation's grace that count
 		// against it, are read again on every node.
-		rows, err := tx.Query(ctx, `SELECT id FROM api_keys WHERE counter_id = $1`, id)
-		if err != nil {
-			return err
-		}
-		evict = evict[:0]
-		for rows.Next() {
-			var cid string
-			if err := rows.Scan(&cid); err != nil {
-				rows.Close()
-				return err
-			}
-			evict = append(evict, cid)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if evict, err = countingOn(ctx, tx, id); err != nil {
 			return err
 		}
 		for _, cid := range evict {

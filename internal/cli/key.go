@@ -316,17 +316,6 @@ successor, which holds the settings that count).`,
   keyward key update -p shop -e prod key_4Fz9XkQ2mB7pLr0aYc3d --ttl 90d --meta '{"plan":"gold"}'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			p, e, err := where()
-			if err != nil {
-				return err
-			}
-			if !apikey.ValidID(args[0]) {
-				return Usagef("%q is not a key id (key_ followed by 20 letters and digits)", truncate(args[0]))
-			}
 			f := cmd.Flags()
 			var req client.UpdateKeyRequest
 			if f.Changed("name") {
@@ -405,19 +394,9 @@ successor, which holds the settings that count).`,
 			if !slices.ContainsFunc([]string{"name", "owner", "scope", "meta", "cidr", "any-network", "ttl", "rate", "quota", "remaining", "refill", "refill-amount"}, f.Changed) {
 				return Usagef("nothing to change: give at least one of --name, --owner, --scope, --meta, --cidr, --any-network, --ttl, --rate, --quota, --remaining, --refill")
 			}
-			c, err := g.newClient(env)
-			if err != nil {
-				return err
-			}
-			k, err := c.UpdateKey(cmd.Context(), p, e, args[0], req)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(env.Stdout, k)
-			}
-			printKeyInfo(env.Stdout, k)
-			return nil
+			return keyAction(cmd, env, g, where, args[0], func(c *client.Client, p, e, id string) (*client.KeyInfo, error) {
+				return c.UpdateKey(cmd.Context(), p, e, id, req)
+			})
 		},
 	}
 	f := cmd.Flags()
