@@ -972,6 +972,16 @@ func TestUpdate(t *testing.T) {
 			got.Quota != 0 || got.Refill.Period != "" || len(got.CIDRs) != 0 {
 			t.Fatalf("unlimited: %+v, %v", got, err)
 		}
+		// {} removes the metadata: answered and stored alike.
+		if got, err = a.Update(ctx, "shop", "staging", k.ID, UpdateRequest{Meta: json.RawMessage(`{ }`)}, nil); err != nil || got.Meta != nil {
+			t.Fatalf("meta {}: %s, %v", got.Meta, err)
+		}
+		if stored, _ := a.Get(ctx, "shop", "staging", k.ID); stored.Meta != nil {
+			t.Fatalf("stored meta after {}: %s", stored.Meta)
+		}
+		if got, err = a.Update(ctx, "shop", "staging", k.ID, UpdateRequest{Meta: meta}, nil); err != nil || string(got.Meta) != `{"plan":"gold"}` {
+			t.Fatalf("meta again: %s, %v", got.Meta, err)
+		}
 
 		// Bad values are refused and change nothing.
 		empty, long := "", strings.Repeat("x", MaxNameBytes+1)

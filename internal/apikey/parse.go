@@ -30,7 +30,8 @@ func ValidateName(name string) error {
 }
 
 // NormalizeMeta checks that meta is a JSON object of at most MaxMetaBytes
-// and returns it compacted (nil for an empty input or null).
+// and returns it compacted (nil for an empty input, null or {}: a key has
+// no metadata or some, never an empty object).
 func NormalizeMeta(meta []byte) (json.RawMessage, error) {
 	if len(meta) == 0 {
 		return nil, nil
@@ -42,7 +43,7 @@ func NormalizeMeta(meta []byte) (json.RawMessage, error) {
 	if err := json.Unmarshal(meta, &obj); err != nil {
 		return nil, fmt.Errorf("%w: meta must be a JSON object, such as {\"team\":\"x\"}", ErrInvalid)
 	}
-	if obj == nil {
+	if len(obj) == 0 {
 		return nil, nil
 	}
 	// Re-encoding sorts the keys and compacts: one stored form.

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/apikey"
 	"github.com/keyward/keyward/internal/storage"
@@ -110,4 +111,72 @@ func TestVerifyRequestShape(t *testing.T) {
 			t.Errorf("%s = %d %q, want 400 naming %q", body, c, msg, want)
 		}
 	}
+}
+
+// Whatever the body, PATCH .../keys/{id} answers 200 or a 4xx error
+// object, never a 5xx; a 4xx leaves the stored key as it was, and a 200
+// answers the key as stored.
+func FuzzUpdateKeyRequest(f *testing.F) {
+	st := storagetest.OpenSQLite(f, storage.Options{})
+	svc := apikey.New(st, macFunc(func(p string, d []byte) []byte {
+		m := hmac.New(sha256.New, []byte("test/"+p))
+		m.Write(d)
+		return m.Sum(nil)
+	}), apikey.Options{})
+	_, k, err := svc.Create(context.Background(), apikey.CreateRequest{Project: "shop", Env: "prod", Name: "n",
+		Scopes: []string{"integrations/maps"}, Quota: 1000, Refill: apikey.Refill{Period: "monthly"}}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	m := NewErrorMapper()
+	MapKeyErrors(m)
+	api := New(Deps{Auth: fakeAuth{token: "tok"}, Authz: allowAll{}, Errors: m}, (&Keys{Svc: svc, Authz: allowAll{}}).Routes())
+	for _, s := range []string{
+		`{"quota":5000,"rate":"10/min","cidrs":["10.0.0.0/8"],"ttl":"30d"}`, `{"remaining":3}`, `{"rate":"","cidrs":[],"ttl":"never"}`,
+		`{"quota":0}`, `{"refill":"daily","refill_amount":7}`, `{"scopes":["integrations/*"],"meta":{"a":"b"},"name":"x","owner":"y"}`,
+		`{}`, `[]`, `null`, `{"quota":-1}`, `{"quota":1e30}`, `{"meta":{}}`, `{"ttl":"0s"}`, `{"refill_amount":1}`,
+		`{"name":"a"}{"name":"b"}`, `{"scopes":[""]}`, `{"cidrs":["::1%eth0"]}`,
+	} {
+		f.Add(s)
+	}
+	path := "/v1/projects/shop/envs/prod/keys/" + k.ID
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, body string) {
+		before, err := svc.Get(context.Background(), "shop", "prod", k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest("PATCH", path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer tok")
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, req)
+		after, err := svc.Get(context.Background(), "shop", "prod", k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case rec.Code == http.StatusOK:
+			var got KeyInfo
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || got.ID != k.ID {
+				t.Fatalf("%q: 200 with %q", body, rec.Body.String())
+			}
+			want, _ := json.Marshal(NewKeyInfo(after, now))
+			gotJSON, _ := json.Marshal(func() *KeyInfo { got.Status = NewKeyInfo(after, now).Status; return &got }())
+			if string(gotJSON) != string(want) {
+				t.Fatalf("%q: answered %s, stored %s", body, gotJSON, want)
+			}
+		case rec.Code >= 400 && rec.Code < 500:
+			var out map[string]any
+			if json.Unmarshal(rec.Body.Bytes(), &out) != nil || out["error"] == nil {
+				t.Fatalf("%q: %d without an error object: %q", body, rec.Code, rec.Body.String())
+			}
+			b, _ := json.Marshal(NewKeyInfo(before, now))
+			a, _ := json.Marshal(NewKeyInfo(after, now))
+			if string(a) != string(b) {
+				t.Fatalf("%q: refused with %d, yet the key changed:\n%s\n%s", body, rec.Code, b, a)
+			}
+		default:
+			t.Fatalf("%q: %d %q", body, rec.Code, rec.Body.String())
+		}
+	})
 }
