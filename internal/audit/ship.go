@@ -47,7 +47,8 @@ type Shipper struct {
 	until   time.Time // end of the lease this node holds (run goroutine only)
 	cursor  int64     // last seq the collector took (run goroutine only)
 	shipped atomic.Uint64
-	failing atomic.Bool // the last attempt failed
+	failing atomic.Bool  // the last attempt failed
+	pending atomic.Int64 // stored entries not yet shipped, as of the last look (0 on a standby node)
 
 	quit chan struct{}
 	done chan struct{}
@@ -100,6 +101,10 @@ func (s *Shipper) Shipped() uint64 { return s.shipped.Load() }
 
 // Failing reports whether the last attempt to ship failed.
 func (s *Shipper) Failing() bool { return s.failing.Load() }
+
+// Pending is how many stored entries the collector had not taken at this
+// node's last look, when this node ships; 0 on a standby node.
+func (s *Shipper) Pending() int64 { return s.pending.Load() }
 
 // Close stops shipping; while it holds the lease it first sends what is
 // stored (for up to shipDrainFor: a node's last entries need not wait for
@@ -183,6 +188,7 @@ func (s *Shipper) run() {
 func (s *Shipper) step(ctx context.Context) (more bool, err error) {
 	held, err := s.hold(ctx)
 	if err != nil || !held {
+		s.pending.Store(0)
 		return false, err
 	}
 	if s.cursor < 0 {
@@ -191,6 +197,16 @@ func (s *Shipper) step(ctx context.Context) (more bool, err error) {
 			return false, err
 		}
 		s.cursor = cur
+	}
+	var head int64
+	if err := s.l.st.Read(ctx, func(tx storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit_blocks`).Scan(&head)
+	}); err != nil {
+		return false, fmt.Errorf("audit webhook: reading the log's head: %w", err)
+	}
+	s.pending.Store(max(head-s.cursor, 0))
+	if head <= s.cursor {
+		return false, nil
 	}
 	es, err := s.l.List(ctx, Filter{AfterSeq: s.cursor, Limit: WebhookBatch})
 	if err != nil || len(es) == 0 {
@@ -218,6 +234,7 @@ func (s *Shipper) step(ctx context.Context) (more bool, err error) {
 	}
 	s.cursor = last
 	s.shipped.Add(uint64(len(es)))
+	s.pending.Store(max(head-last, 0))
 	return len(es) == WebhookBatch, nil
 }
 

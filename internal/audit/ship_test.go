@@ -84,8 +84,12 @@ func TestShipperDeliversEveryEntryOnce(t *testing.T) {
 		}
 
 		appendN(t, l, 5) // while no node ships
+		c.fail.Store(1 << 20)
 		s2 := l.ship(srv.URL, c.secret, nil, reported.add, testShipEvery, testShipLease)
+		waitFor(t, "5 entries pending", func() bool { return s2.Pending() == 5 && s2.Failing() })
+		c.fail.Store(0)
 		waitFor(t, "the backlog shipped", func() bool { return len(c.got()) >= 27 })
+		waitFor(t, "nothing pending", func() bool { return s2.Pending() == 0 && !s2.Failing() })
 		if err := s2.Close(); err != nil {
 			t.Fatal(err)
 		}

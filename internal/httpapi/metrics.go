@@ -167,9 +167,13 @@ func (m *Metrics) ObserveUsage(kind, subject string, status int) {
 }
 
 // WatchAuditWebhook exports the audit webhook's state: the entries this
-// node has shipped, and whether its last attempt failed.
-func (m *Metrics) WatchAuditWebhook(shipped func() uint64, failing func() bool) {
+// node has shipped, whether its last attempt failed, and the stored
+// entries the collector has not taken yet.
+func (m *Metrics) WatchAuditWebhook(shipped func() uint64, failing func() bool, pending func() int64) {
 	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyward_audit_webhook_pending_entries", Help: "Stored audit entries the webhook's collector has not taken yet, on the node that ships them (0 on the others).",
+		}, func() float64 { return float64(pending()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "keyward_audit_webhook_shipped_total", Help: "Audit entries this node has shipped to the audit webhook (the collector answered 2xx).",
 		}, func() float64 { return float64(shipped()) }),

@@ -97,6 +97,7 @@ func TestAuditWebhookSurvivesOutageAndRestart(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		m := metricsText(t, r.url)
 		if strings.Contains(m, "keyward_audit_webhook_failing 0") && !strings.Contains(m, "keyward_audit_webhook_shipped_total 0\n") &&
+			strings.Contains(m, "keyward_audit_webhook_pending_entries ") &&
 			strings.Contains(m, "keyward_audit_webhook_shipped_total ") {
 			break
 		}
