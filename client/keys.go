@@ -29,6 +29,7 @@ type KeyInfo struct {
 	CreatedAt       time.Time       `json:"created_at"`
 	ExpiresAt       *time.Time      `json:"expires_at,omitempty"`
 	RevokedAt       *time.Time      `json:"revoked_at,omitempty"`
+	DisabledAt      *time.Time      `json:"disabled_at,omitempty"` // suspended since
 	GraceUntil      *time.Time      `json:"grace_until,omitempty"`
 	RotatedFrom     string          `json:"rotated_from,omitempty"`
 	RotatedTo       string          `json:"rotated_to,omitempty"`
@@ -75,6 +76,7 @@ type UpdateKeyRequest struct {
 	Remaining    *int64          `json:"remaining,omitempty"`
 	Refill       *string         `json:"refill,omitempty"` // daily, monthly, "": none
 	RefillAmount *int64          `json:"refill_amount,omitempty"`
+	Disabled     *bool           `json:"disabled,omitempty"` // true suspends the key, false lets it work again
 }
 
 // VerifyKeyRequest asks whether a key is valid.
@@ -94,7 +96,7 @@ type KeyRateLimit struct {
 }
 
 // KeyVerification is the answer of VerifyKey. Code is VALID, NOT_FOUND,
-// EXPIRED, REVOKED, RATE_LIMITED, USAGE_EXCEEDED or FORBIDDEN.
+// EXPIRED, REVOKED, DISABLED, RATE_LIMITED, USAGE_EXCEEDED or FORBIDDEN.
 type KeyVerification struct {
 	Valid           bool            `json:"valid"`
 	Code            string          `json:"code"`

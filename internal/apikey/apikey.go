@@ -100,6 +100,7 @@ var (
 	ErrMalformed      = errors.New("not a keyward API key (want kwk_ followed by 46 letters and digits)")
 	ErrExpired        = errors.New("API key has expired")
 	ErrRevoked        = errors.New("API key has been revoked")
+	ErrDisabled       = errors.New("API key is disabled")
 	ErrSourceDenied   = errors.New("API key may not be used from this address")
 	ErrScopeDenied    = errors.New("API key's scopes do not cover this resource")
 	ErrRateLimited    = errors.New("API key is over its rate limit")
@@ -155,6 +156,7 @@ type Key struct {
 	// successor's after a rotation.
 	CounterID    string
 	RevokedAt    time.Time // zero: never; in the future during a rotation's grace
+	DisabledAt   time.Time // zero: enabled; otherwise suspended since then
 	RotatedFrom  string
 	RotatedTo    string
 	LastUsedAt   time.Time
@@ -199,13 +201,16 @@ func (k *Key) Revoked(now time.Time) bool {
 	return !k.RevokedAt.IsZero() && !now.Before(k.RevokedAt)
 }
 
-// Status is "active", "grace" (rotated, still valid), "expired" or "revoked".
+// Status is "active", "grace" (rotated, still valid), "disabled",
+// "expired" or "revoked".
 func (k *Key) Status(now time.Time) string {
 	switch {
 	case k.Revoked(now):
 		return "revoked"
 	case k.Expired(now):
 		return "expired"
+	case !k.DisabledAt.IsZero():
+		return "disabled"
 	case !k.RevokedAt.IsZero():
 		return "grace"
 	}
@@ -507,7 +512,7 @@ func insert(ctx context.Context, tx storage.Tx, hash []byte, k *Key) error {
 const columns = `k.hash, k.id, k.project, k.env, k.kind, k.name, k.owner, k.scopes, k.meta, k.cidrs, k.created_by, k.created_at,
 	k.expires_at, k.rate_count, k.rate_period, k.rate_burst, k.quota, COALESCE(c.remaining, k.remaining), k.refill,
 	k.refill_amount, COALESCE(c.refilled_at, k.refilled_at), k.counter_id, k.revoked_at, k.rotated_from, k.rotated_to,
-	k.last_used_at, k.last_used_addr`
+	k.last_used_at, k.last_used_addr, k.disabled_at`
 
 const from = ` FROM api_keys k LEFT JOIN api_keys c ON c.id = k.counter_id `
 
@@ -529,10 +534,11 @@ func scanKey(row scanner) ([]byte, *Key, error) {
 		created, expires, period, refilled   int64
 		revoked, lastUsed, rateCount, rBurst int64
 		quota, remaining, refillAmt          int64
+		disabled                             int64
 	)
 	err := row.Scan(&hash, &k.ID, &k.Project, &k.Env, &k.Kind, &k.Name, &k.Owner, &scopes, &meta, &cidrs, &k.CreatedBy, &created,
 		&expires, &rateCount, &period, &rBurst, &quota, &remaining, &k.Refill.Period, &refillAmt, &refilled,
-		&k.CounterID, &revoked, &k.RotatedFrom, &k.RotatedTo, &lastUsed, &k.LastUsedAddr)
+		&k.CounterID, &revoked, &k.RotatedFrom, &k.RotatedTo, &lastUsed, &k.LastUsedAddr, &disabled)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -546,5 +552,6 @@ func scanKey(row scanner) ([]byte, *Key, error) {
 	k.Rate = ratelimit.Limit{Count: int(rateCount), Period: time.Duration(period), Burst: int(rBurst)}
 	k.Quota, k.Remaining, k.Refill.Amount = quota, remaining, refillAmt
 	k.RefilledAt, k.RevokedAt, k.LastUsedAt = timeOrZero(refilled), timeOrZero(revoked), timeOrZero(lastUsed)
+	k.DisabledAt = timeOrZero(disabled)
 	return hash, &k, nil
 }

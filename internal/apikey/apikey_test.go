@@ -1002,6 +1002,36 @@ func TestUpdate(t *testing.T) {
 			t.Fatalf("update in the wrong env: %v", err)
 		}
 
+		// Disabled: refused here at once and on b after its poll, listed
+		// as disabled, not rotatable; enabled again, it works.
+		yes, no := true, false
+		if got, err = a.Update(ctx, "shop", "staging", k.ID, UpdateRequest{Disabled: &yes}, nil); err != nil || got.Status(clk.Now()) != "disabled" {
+			t.Fatalf("disable: %+v, %v", got, err)
+		}
+		if _, _, err := a.Verify(ctx, plain, inside); !errors.Is(err, ErrDisabled) {
+			t.Fatalf("disabled key on a: %v", err)
+		}
+		if err := poller.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Authenticate(ctx, plain, inside); !errors.Is(err, ErrDisabled) {
+			t.Fatalf("disabled key on b after the poll: %v", err)
+		}
+		if _, _, _, err := a.Rotate(ctx, "shop", "staging", k.ID, time.Hour, "u", nil); !errors.Is(err, ErrDisabled) {
+			t.Fatalf("rotating a disabled key: %v", err)
+		}
+		since := got.DisabledAt
+		clk.Add(time.Minute)
+		if got, _ = a.Update(ctx, "shop", "staging", k.ID, UpdateRequest{Disabled: &yes}, nil); !got.DisabledAt.Equal(since) {
+			t.Fatalf("disabling again moved the time: %v, was %v", got.DisabledAt, since)
+		}
+		if got, err = a.Update(ctx, "shop", "staging", k.ID, UpdateRequest{Disabled: &no}, nil); err != nil || !got.DisabledAt.IsZero() {
+			t.Fatalf("enable: %+v, %v", got, err)
+		}
+		if _, _, err := a.Verify(ctx, plain, inside); err != nil {
+			t.Fatalf("enabled again: %v", err)
+		}
+
 		// A rotated key's successor holds the settings; a revoked key is done.
 		_, next, _, err := a.Rotate(ctx, "shop", "staging", k.ID, time.Hour, "u", nil)
 		if err != nil {

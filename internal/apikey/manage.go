@@ -152,6 +152,8 @@ func (s *Service) Rotate(ctx context.Context, project, env, id string, grace tim
 			return ErrRevoked
 		case old.Expired(now):
 			return ErrExpired
+		case !old.DisabledAt.IsZero():
+			return fmt.Errorf("%w: enable it before rotating it, or revoke it", ErrDisabled)
 		}
 		next = &Key{
 			ID: newID(), Project: old.Project, Env: old.Env, Kind: old.Kind, Name: old.Name, Owner: old.Owner, Scopes: old.Scopes,
@@ -253,6 +255,8 @@ type UpdateRequest struct {
 	// Refill changes the refill (Period "": none). Without it, a refill
 	// amount that was the old quota follows the new one.
 	Refill *Refill
+	// Disabled suspends the key (true) or lets it work again (false).
+	Disabled *bool
 }
 
 // Update changes the settings req names of key id of project/env, in one
@@ -289,9 +293,10 @@ func (s *Service) Update(ctx context.Context, project, env, id string, req Updat
 		}
 		if _, err := tx.Exec(ctx, `UPDATE api_keys SET name = $1, owner = $2, scopes = $3, meta = $4, cidrs = $5, expires_at = $6,
 			rate_count = $7, rate_period = $8, rate_burst = $9, quota = $10, remaining = $11, refill = $12, refill_amount = $13,
-			refilled_at = $14 WHERE id = $15`,
+			refilled_at = $14, disabled_at = $15 WHERE id = $16`,
 			k.Name, k.Owner, string(scopes), meta, string(cidrs), nanosOrZero(k.ExpiresAt), k.Rate.Count, int64(k.Rate.Period),
-			k.Rate.Burst, k.Quota, k.Remaining, k.Refill.Period, k.Refill.Amount, nanosOrZero(k.RefilledAt), id); err != nil {
+			k.Rate.Burst, k.Quota, k.Remaining, k.Refill.Period, k.Refill.Amount, nanosOrZero(k.RefilledAt),
+			nanosOrZero(k.DisabledAt), id); err != nil {
 			return fmt.Errorf("updating API key: %w", err)
 		}
 		// The key, and the keys still in a rotation's grace that count
@@ -383,6 +388,13 @@ func (s *Service) apply(k *Key, req UpdateRequest, now time.Time) error {
 			return fmt.Errorf("%w: remaining must be between 0 and the key's quota (%d)", ErrInvalid, k.Quota)
 		}
 		k.Remaining = *req.Remaining
+	}
+	switch {
+	case req.Disabled == nil:
+	case *req.Disabled && k.DisabledAt.IsZero():
+		k.DisabledAt = now
+	case !*req.Disabled:
+		k.DisabledAt = time.Time{}
 	}
 	if k.Refill.Period != oldRefill.Period {
 		k.RefilledAt = time.Time{}

@@ -98,6 +98,8 @@ func (k *Key) usable(now time.Time, src netip.Addr) error {
 		return ErrRevoked
 	case k.Expired(now):
 		return ErrExpired
+	case !k.DisabledAt.IsZero():
+		return ErrDisabled
 	case len(k.CIDRs) > 0 && !addrAllowed(k.CIDRs, src):
 		return ErrSourceDenied
 	}

@@ -294,12 +294,12 @@ func keyUpdateCmd(env *Env, g *globals, where whereFunc) *cobra.Command {
 	var (
 		name, owner, meta, ttl, rate, refill string
 		scopes, cidrs                        []string
-		anyNetwork                           bool
+		anyNetwork, disable, enable          bool
 		quota, remaining, refillAmount       int64
 	)
 	cmd := &cobra.Command{
 		Use:   "update KEY_ID [flags]",
-		Short: "Change a key's settings in place: scopes, limits, quota, networks, expiry, metadata",
+		Short: "Change a key's settings in place (scopes, limits, quota, networks, expiry, metadata), or suspend it",
 		Long: `Change some settings of a key without issuing a new one: the partner goes on
 using the same key, and every node applies the change within a second. Only
 the flags given change. --scope replaces all the scopes; --cidr replaces the
@@ -308,6 +308,8 @@ networks (--any-network removes them); --ttl sets the expiry from now, or
 Changing --quota moves what is left of it by the same amount (raising a
 plan from 10000 to 50000 gives 40000 more uses now); --remaining sets what is
 left outright. A refill that gave the old quota gives the new one.
+--disable suspends the key (every use refused, verify answers DISABLED) until
+--enable, without revoking it: for a partner whose account is on hold.
 
 A revoked key cannot be changed, nor one that was rotated (change its
 successor, which holds the settings that count).`,
@@ -382,6 +384,12 @@ successor, which holds the settings that count).`,
 					*n.dst = n.v
 				}
 			}
+			switch {
+			case disable && enable:
+				return Usagef("--disable and --enable exclude each other")
+			case disable || enable:
+				req.Disabled = &disable
+			}
 			if f.Changed("refill") {
 				if refill == "none" {
 					refill = ""
@@ -391,8 +399,8 @@ successor, which holds the settings that count).`,
 				}
 				req.Refill = &refill
 			}
-			if !slices.ContainsFunc([]string{"name", "owner", "scope", "meta", "cidr", "any-network", "ttl", "rate", "quota", "remaining", "refill", "refill-amount"}, f.Changed) {
-				return Usagef("nothing to change: give at least one of --name, --owner, --scope, --meta, --cidr, --any-network, --ttl, --rate, --quota, --remaining, --refill")
+			if !slices.ContainsFunc([]string{"name", "owner", "scope", "meta", "cidr", "any-network", "ttl", "rate", "quota", "remaining", "refill", "refill-amount", "disable", "enable"}, f.Changed) {
+				return Usagef("nothing to change: give at least one of --name, --owner, --scope, --meta, --cidr, --any-network, --ttl, --rate, --quota, --remaining, --refill, --disable, --enable")
 			}
 			return keyAction(cmd, env, g, where, args[0], func(c *client.Client, p, e, id string) (*client.KeyInfo, error) {
 				return c.UpdateKey(cmd.Context(), p, e, id, req)
@@ -412,6 +420,8 @@ successor, which holds the settings that count).`,
 	f.Int64Var(&remaining, "remaining", 0, "set what is left of the quota")
 	f.StringVar(&refill, "refill", "", "reset the quota daily or monthly (UTC), or none")
 	f.Int64Var(&refillAmount, "refill-amount", 0, "what a refill resets the quota to (with --refill)")
+	f.BoolVar(&disable, "disable", false, "suspend the key: refused everywhere (verify says DISABLED) until --enable")
+	f.BoolVar(&enable, "enable", false, "let a disabled key work again")
 	return cmd
 }
 
@@ -606,6 +616,9 @@ func printKeyInfo(w io.Writer, k *client.KeyInfo) {
 	}
 	if k.RevokedAt != nil {
 		line("Revoked", k.RevokedAt.UTC().Format(time.RFC3339))
+	}
+	if k.DisabledAt != nil {
+		line("Disabled", "since "+k.DisabledAt.UTC().Format(time.RFC3339)+" (keyward key update --enable lets it work again)")
 	}
 	if k.RotatedFrom != "" {
 		line("Rotated from", k.RotatedFrom)

@@ -203,7 +203,15 @@ func TestKeyUpdate(t *testing.T) {
 		t.Errorf("second update body %v", body)
 	}
 
+	h.must("", append(base, "--disable")...)
+	h.must("", append(base, "--enable")...)
+	if d, e := bodyMap(t, h.fake.requests(path)[2].Body), bodyMap(t, h.fake.requests(path)[3].Body); len(d) != 1 || d["disabled"] != true ||
+		len(e) != 1 || e["disabled"] != false {
+		t.Errorf("--disable sent %v, --enable %v", d, e)
+	}
+
 	for args, want := range map[string]string{
+		"--disable --enable":              "exclude",
 		"":                                "nothing to change",
 		"--ttl 0s":                        "--ttl",
 		"--ttl soon":                      "--ttl",
@@ -224,7 +232,7 @@ func TestKeyUpdate(t *testing.T) {
 		strings.Contains(r.stderr, "kwk_live123456789") {
 		t.Errorf("a key instead of its id: %d %q", r.code, r.stderr)
 	}
-	if n := len(h.fake.requests(path)); n != 2 {
-		t.Errorf("%d requests sent, want the 2 good ones", n)
+	if n := len(h.fake.requests(path)); n != 4 {
+		t.Errorf("%d requests sent, want the 4 good ones", n)
 	}
 }

@@ -38,6 +38,7 @@ func MapKeyErrors(m *ErrorMapper) {
 	m.Map(apikey.ErrAlreadyRotated, http.StatusConflict, CodeConflict, "")
 	m.Map(apikey.ErrRevoked, http.StatusConflict, CodeConflict, "")
 	m.Map(apikey.ErrExpired, http.StatusConflict, CodeConflict, "")
+	m.Map(apikey.ErrDisabled, http.StatusConflict, CodeConflict, "")
 	m.Map(apikey.ErrSealed, http.StatusServiceUnavailable, CodeSealed, "keyward is sealed")
 	m.Map(apikey.ErrRateLimited, http.StatusTooManyRequests, CodeRateLimited, "")
 	m.Map(apikey.ErrUsageExceeded, http.StatusTooManyRequests, CodeRateLimited, "")
@@ -64,6 +65,7 @@ type KeyInfo struct {
 	CreatedAt       time.Time       `json:"created_at"`
 	ExpiresAt       *time.Time      `json:"expires_at,omitempty"`
 	RevokedAt       *time.Time      `json:"revoked_at,omitempty"`
+	DisabledAt      *time.Time      `json:"disabled_at,omitempty"`
 	GraceUntil      *time.Time      `json:"grace_until,omitempty"`
 	RotatedFrom     string          `json:"rotated_from,omitempty"`
 	RotatedTo       string          `json:"rotated_to,omitempty"`
@@ -77,7 +79,7 @@ func NewKeyInfo(k *apikey.Key, now time.Time) *KeyInfo {
 		ID: k.ID, Project: k.Project, Env: k.Env, EnvironmentKind: k.Kind, Name: k.Name, Owner: k.Owner,
 		Status: k.Status(now), Scopes: k.Scopes, Meta: k.Meta, Rate: k.Rate.String(), Quota: k.Quota,
 		Refill: k.Refill.Period, RefillAmount: k.Refill.Amount, CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt,
-		ExpiresAt: timePtr(k.ExpiresAt), RotatedFrom: k.RotatedFrom, RotatedTo: k.RotatedTo,
+		ExpiresAt: timePtr(k.ExpiresAt), DisabledAt: timePtr(k.DisabledAt), RotatedFrom: k.RotatedFrom, RotatedTo: k.RotatedTo,
 		LastUsedAt: timePtr(k.LastUsedAt), LastUsedAddr: k.LastUsedAddr,
 	}
 	if k.Quota > 0 {
@@ -134,25 +136,28 @@ type UpdateKeyRequest struct {
 	Remaining    *int64  `json:"remaining,omitempty"`
 	Refill       *string `json:"refill,omitempty"` // daily, monthly, "" (none)
 	RefillAmount *int64  `json:"refill_amount,omitempty"`
+	// Disabled suspends the key (true) until it is set false again.
+	Disabled *bool `json:"disabled,omitempty"`
 }
 
 // updateRequest turns the body into the domain request, and names the
 // fields it changes (for the audit entry).
 func updateRequest(in *UpdateKeyRequest, now time.Time) (apikey.UpdateRequest, []string, error) {
-	req := apikey.UpdateRequest{Name: in.Name, Owner: in.Owner, Scopes: in.Scopes, Meta: in.Meta, Quota: in.Quota, Remaining: in.Remaining}
+	req := apikey.UpdateRequest{Name: in.Name, Owner: in.Owner, Scopes: in.Scopes, Meta: in.Meta, Quota: in.Quota, Remaining: in.Remaining,
+		Disabled: in.Disabled}
 	var changed []string
 	for _, f := range []struct {
 		name string
 		set  bool
 	}{{"name", in.Name != nil}, {"owner", in.Owner != nil}, {"scopes", in.Scopes != nil}, {"meta", in.Meta != nil},
 		{"cidrs", in.CIDRs != nil}, {"ttl", in.TTL != nil}, {"rate", in.Rate != nil}, {"quota", in.Quota != nil},
-		{"remaining", in.Remaining != nil}, {"refill", in.Refill != nil || in.RefillAmount != nil}} {
+		{"remaining", in.Remaining != nil}, {"refill", in.Refill != nil || in.RefillAmount != nil}, {"disabled", in.Disabled != nil}} {
 		if f.set {
 			changed = append(changed, f.name)
 		}
 	}
 	if len(changed) == 0 {
-		return req, nil, Invalid("nothing to change: give at least one of name, owner, scopes, meta, cidrs, ttl, rate, quota, remaining, refill")
+		return req, nil, Invalid("nothing to change: give at least one of name, owner, scopes, meta, cidrs, ttl, rate, quota, remaining, refill, disabled")
 	}
 	if in.CIDRs != nil {
 		cidrs, err := ParseCIDRs("cidrs", *in.CIDRs)
@@ -212,6 +217,7 @@ const (
 	VerifyNotFound      = "NOT_FOUND"
 	VerifyExpired       = "EXPIRED"
 	VerifyRevoked       = "REVOKED"
+	VerifyDisabled      = "DISABLED"
 	VerifyRateLimited   = "RATE_LIMITED"
 	VerifyUsageExceeded = "USAGE_EXCEEDED"
 	VerifyForbidden     = "FORBIDDEN"
@@ -413,7 +419,7 @@ func (h *Keys) Routes() []Route {
 		},
 		{
 			Pattern: "PATCH /v1/projects/{project}/envs/{env}/keys/{id}", Action: "write", Resource: keyRes,
-			Summary: "Change some settings of an API key in place, the key staying the same: {\"name\", \"owner\", \"scopes\", \"meta\", \"cidrs\", \"ttl\" (from now, or \"never\"), \"rate\" (\"\": none), \"quota\" (what is left moves with it), \"remaining\", \"refill\", \"refill_amount\"}; every node uses them within a second.",
+			Summary: "Change some settings of an API key in place, the key staying the same: {\"name\", \"owner\", \"scopes\", \"meta\", \"cidrs\", \"ttl\" (from now, or \"never\"), \"rate\" (\"\": none), \"quota\" (what is left moves with it), \"remaining\", \"refill\", \"refill_amount\", \"disabled\" (true suspends the key, false lets it work again)}; every node uses them within a second.",
 			Handle: func(r *http.Request) (int, any, error) {
 				p, e, id, _ := keyValues(r)
 				var in UpdateKeyRequest
@@ -536,6 +542,8 @@ func (h *Keys) verify(r *http.Request) (int, any, error) {
 		out.Valid, out.Code = true, VerifyValid
 	case errors.Is(err, apikey.ErrRevoked):
 		out.Code = VerifyRevoked
+	case errors.Is(err, apikey.ErrDisabled):
+		out.Code = VerifyDisabled
 	case errors.Is(err, apikey.ErrExpired):
 		out.Code = VerifyExpired
 	case errors.Is(err, apikey.ErrRateLimited):

@@ -55,7 +55,7 @@ func FuzzVerifyRequest(f *testing.F) {
 		f.Add(s)
 	}
 	codes := map[string]bool{VerifyValid: true, VerifyNotFound: true, VerifyExpired: true, VerifyRevoked: true,
-		VerifyRateLimited: true, VerifyUsageExceeded: true, VerifyForbidden: true}
+		VerifyRateLimited: true, VerifyUsageExceeded: true, VerifyForbidden: true, VerifyDisabled: true}
 	f.Fuzz(func(t *testing.T, body string) {
 		req := httptest.NewRequest("POST", "/v1/keys/verify", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer tok")

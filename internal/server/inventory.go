@@ -65,6 +65,8 @@ func (n *Node) inventoryKeys(ctx context.Context) ([]inventory.Item, error) {
 					it.State = inventory.StateRevoked
 				case !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(now):
 					it.State = inventory.StateExpired
+				case !k.DisabledAt.IsZero():
+					it.State = inventory.StateDisabled
 				}
 				out = append(out, it)
 			}

@@ -462,8 +462,26 @@ func TestKeyUpdateOverHTTP(t *testing.T) {
 			t.Errorf("update %s = %d %q, want 400 naming %q", body, code, errMsg(out), want)
 		}
 	}
-	if c := call(t, "GET", path, root, nil, &got); c != 200 || *got.Remaining != 49 || len(got.Scopes) != 2 {
+	if c := call(t, "GET", path, root, nil, &got); c != 200 || *got.Remaining != 49 || len(got.Scopes) != 2 || got.Status != "active" {
 		t.Fatalf("after refused updates: %d %+v", c, got)
+	}
+
+	// Disabled: verify says DISABLED, the gateway refuses it; enabled
+	// again, it is valid.
+	if c := call(t, "PATCH", path, root, map[string]any{"disabled": true}, &got); c != 200 || got.Status != "disabled" {
+		t.Fatalf("disable = %d %+v", c, got)
+	}
+	if _, v, _ := verifyKey(t, u, root, map[string]any{"key": k.Key, "source_addr": "192.0.2.7"}); v.Valid || v.Code != "DISABLED" {
+		t.Fatalf("verify a disabled key = %+v", v)
+	}
+	if c, _ := raw(t, "POST", path+"/rotate", root, "application/json", `{}`); c != 409 {
+		t.Fatalf("rotate a disabled key = %d, want 409", c)
+	}
+	if c := call(t, "PATCH", path, root, map[string]any{"disabled": false}, &got); c != 200 || got.Status != "active" {
+		t.Fatalf("enable = %d %+v", c, got)
+	}
+	if _, v, _ := verifyKey(t, u, root, map[string]any{"key": k.Key, "source_addr": "192.0.2.7"}); !v.Valid {
+		t.Fatalf("verify an enabled key = %+v", v)
 	}
 
 	putPolicy(t, u, root, "name: key-reader\nrules:\n  - resources: [\"projects/shop/envs/staging/keys/**\"]\n    allow: [read]\n")
