@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,8 +51,10 @@ type Shipper struct {
 	failing atomic.Bool  // the last attempt failed
 	pending atomic.Int64 // stored entries not yet shipped, as of the last look (0 on a standby node)
 
-	quit chan struct{}
-	done chan struct{}
+	quit      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Shipping settings and the sys rows of the shipper's state.
@@ -110,8 +113,13 @@ func (s *Shipper) Pending() int64 { return s.pending.Load() }
 // stored (for up to shipDrainFor: a node's last entries need not wait for
 // its next start), then gives the lease up, so that another node takes
 // over at once. Call it after the Log's Close, so that the last entries
-// are stored.
+// are stored. Calls after the first return its result.
 func (s *Shipper) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Shipper) close() error {
 	close(s.quit)
 	<-s.done
 	if s.until.IsZero() {
@@ -208,34 +216,102 @@ func (s *Shipper) step(ctx context.Context) (more bool, err error) {
 	if head <= s.cursor {
 		return false, nil
 	}
-	es, err := s.l.List(ctx, Filter{AfterSeq: s.cursor, Limit: WebhookBatch})
-	if err != nil || len(es) == 0 {
+	batch, first, last, err := s.read(ctx)
+	if err != nil || len(batch) == 0 {
 		return false, err
 	}
-	if first := es[0].Seq; first > s.cursor+1 && s.onError != nil {
+	if first > s.cursor+1 && s.onError != nil {
 		s.onError(fmt.Errorf("audit webhook: entries %d to %d were deleted (retention) before they were shipped", s.cursor+1, first-1))
-	}
-	batch := make([][]byte, len(es))
-	for i := range es {
-		if batch[i], err = json.Marshal(&es[i]); err != nil {
-			return false, fmt.Errorf("audit webhook: entry %d: %w", es[i].Seq, err)
-		}
 	}
 	pctx, cancel := context.WithTimeout(ctx, webhookTimeout)
 	err = s.p.post(pctx, batch)
 	cancel()
 	if err != nil {
-		return false, fmt.Errorf("audit webhook: entries %d to %d not delivered (kept; retried): %w", es[0].Seq, es[len(es)-1].Seq, err)
+		return false, fmt.Errorf("audit webhook: entries %d to %d not delivered (kept; retried): %w", first, last, err)
 	}
-	last := es[len(es)-1].Seq
 	if err := s.storeCursor(ctx, last); err != nil {
 		// Delivered, but a restart would send them again: at least once.
 		return false, err
 	}
 	s.cursor = last
-	s.shipped.Add(uint64(len(es)))
+	s.shipped.Add(uint64(len(batch)))
 	s.pending.Store(max(head-last, 0))
-	return len(es) == WebhookBatch, nil
+	return len(batch) == WebhookBatch, nil
+}
+
+// Tampered is the line shipped for an entry that does not decode (edited
+// in the database): its seq and what is wrong, so that the collector hears
+// of it and shipping goes on past it.
+type Tampered struct {
+	Seq      int64  `json:"seq"`
+	Tampered string `json:"tampered"`
+}
+
+// read returns up to WebhookBatch entries after the cursor as JSON lines
+// (as List gives them), with the seqs of the first and the last.
+func (s *Shipper) read(ctx context.Context) (lines [][]byte, first, last int64, err error) {
+	var blocks []storedBlock
+	err = s.l.st.Read(ctx, func(tx storage.Tx) error {
+		blocks = blocks[:0]
+		rows, err := tx.Query(ctx, selectWithPrev+` WHERE a.seq > $1 ORDER BY a.seq LIMIT $2`, s.cursor, WebhookBatch/blockMax+2)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var b storedBlock
+			if err := scanBlock(rows, &b, true); err != nil {
+				return err
+			}
+			blocks = append(blocks, b)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("audit webhook: reading entries after %d: %w", s.cursor, err)
+	}
+	add := func(seq int64, line []byte) {
+		if len(lines) == 0 {
+			first = seq
+		}
+		lines, last = append(lines, line), seq
+	}
+	tampered := func(seq int64, err error) {
+		line, _ := json.Marshal(Tampered{Seq: seq, Tampered: fmt.Sprintf("%v: %v", ErrTampered, err)})
+		add(seq, line)
+	}
+	var es []row
+	for i := range blocks {
+		b := &blocks[i]
+		if es, err = b.entries(es); err != nil {
+			for seq := max(b.first(), s.cursor+1); seq <= b.seq && len(lines) < WebhookBatch; seq++ {
+				tampered(seq, err)
+			}
+			continue
+		}
+		for j := range es {
+			r := &es[j]
+			if r.seq <= s.cursor {
+				continue
+			}
+			if len(lines) == WebhookBatch {
+				return lines, first, last, nil
+			}
+			d, err := decodeDetail(r.detail)
+			if err != nil {
+				tampered(r.seq, err)
+				continue
+			}
+			e := r.entry(d)
+			line, err := json.Marshal(&e)
+			if err != nil {
+				tampered(r.seq, err)
+				continue
+			}
+			add(r.seq, line)
+		}
+	}
+	return lines, first, last, nil
 }
 
 // hold takes or renews the lease when a third of it is left; held reports

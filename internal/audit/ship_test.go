@@ -212,3 +212,68 @@ func TestShipperRefusesABadCursor(t *testing.T) {
 		t.Errorf("reported %q, shipped %d lines", reported.all(), len(c.got()))
 	}
 }
+
+// An entry edited in the database does not stop shipping: the collector
+// gets a line naming its seq as tampered, then the entries after it.
+func TestShipperShipsPastATamperedEntry(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st storage.Store) {
+		l := openLog(t, st, newSigner(t), Options{})
+		c := &collector{secret: []byte("collector-secret-0123456789")}
+		srv := httptest.NewServer(c)
+		defer srv.Close()
+		var reported errs
+		s := l.ship(srv.URL, c.secret, nil, reported.add, testShipEvery, testShipLease)
+		defer s.Close()
+		appendN(t, l, 5) // one block each
+		waitFor(t, "5 entries shipped", func() bool { return len(c.got()) >= 5 })
+		s.Close()
+		appendN(t, l, 3)
+		rawExec(t, st, `UPDATE audit_blocks SET entries = 'edited' WHERE seq = 7`)
+		s2 := l.ship(srv.URL, c.secret, nil, reported.add, testShipEvery, testShipLease)
+		defer s2.Close()
+		waitFor(t, "8 lines shipped", func() bool { return len(c.got()) >= 8 })
+		lines := c.got()
+		wantSeqs(t, lineSeqs(t, lines), 1, 8)
+		var bad Tampered
+		if err := json.Unmarshal([]byte(lines[6]), &bad); err != nil || bad.Seq != 7 || !strings.Contains(bad.Tampered, "tampered") {
+			t.Fatalf("line of the edited entry: %q (%v)", lines[6], err)
+		}
+		if strings.Contains(lines[7], "tampered") || strings.Contains(lines[5], "tampered") {
+			t.Fatalf("its neighbours: %q, %q", lines[5], lines[7])
+		}
+	})
+}
+
+// Batches of WebhookBatch lines cut through blocks of many entries: each
+// entry still goes once, in order.
+func TestShipperBatchesCutThroughBlocks(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	l := openLog(t, st, newSigner(t), Options{})
+	c := &collector{secret: []byte("collector-secret-0123456789")}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	s := l.ship(srv.URL, c.secret, nil, nil, testShipEvery, testShipLease)
+	defer s.Close()
+	const n = 2*WebhookBatch + 77
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := range n {
+		if err := l.AppendAsync(testEntry(i+1), func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	var blocks int
+	if err := st.Read(t.Context(), func(tx storage.Tx) error {
+		return tx.QueryRow(t.Context(), `SELECT count(*) FROM audit_blocks`).Scan(&blocks)
+	}); err != nil || blocks >= n/4 {
+		t.Fatalf("%d blocks for %d entries (%v): the test needs blocks of many entries", blocks, n, err)
+	}
+	waitFor(t, "every entry shipped", func() bool { return len(c.got()) >= n })
+	wantSeqs(t, lineSeqs(t, c.got()), 1, n)
+}
