@@ -158,9 +158,16 @@ func (s *Shipper) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
+		// A step under way when Close is called may finish (a batch
+		// delivered then has its cursor stored, and is not sent again)
+		// for up to shipDrainFor.
 		select {
 		case <-s.quit:
-			cancel()
+			select {
+			case <-time.After(shipDrainFor):
+				cancel()
+			case <-s.done:
+			}
 		case <-s.done:
 		}
 	}()

@@ -45,6 +45,20 @@ func wantSeqs(t *testing.T, got []int64, from, to int64) {
 	}
 }
 
+// storedCursor reads the shipping cursor (-1 when none).
+func storedCursor(t *testing.T, st storage.Store) int64 {
+	t.Helper()
+	cur := int64(-1)
+	st.Read(t.Context(), func(tx storage.Tx) error {
+		v, err := storage.GetSys(t.Context(), tx, ShipCursorKey)
+		if err == nil {
+			cur, err = parseCursor(v)
+		}
+		return err
+	})
+	return cur
+}
+
 // errs collects what a Shipper reports.
 type errs struct {
 	mu sync.Mutex
@@ -135,7 +149,10 @@ func TestShipperOneNodeAtATime(t *testing.T) {
 		waitFor(t, "the other node shipping", func() bool { return len(c.got()) >= 13 })
 		wantSeqs(t, lineSeqs(t, c.got()), 1, 13)
 
-		// A node that dies keeps its lease until it runs out.
+		// A node that dies keeps its lease until it runs out. (It dies
+		// after storing its cursor: one that dies between a delivery and
+		// that write sends the batch again, at least once.)
+		waitFor(t, "the cursor at 13", func() bool { return storedCursor(t, st) == 13 })
 		close(other.quit)
 		<-other.done
 		var holderID string
