@@ -422,23 +422,13 @@ func TestKeyUpdateOverHTTP(t *testing.T) {
 	if code != 200 || !v.Valid || *v.Remaining != 49 || v.RateLimit != nil {
 		t.Fatalf("verify after the update = %d %+v", code, v)
 	}
-	var audit struct {
-		Entries []struct {
-			Action, Resource string
-			Status           int
-			Detail           map[string]string
-		} `json:"entries"`
-	}
-	if c := call(t, "GET", u+"/v1/audit?newest=true&limit=50", root, nil, &audit); c != 200 {
-		t.Fatalf("audit = %d", c)
-	}
 	found := false
-	for _, e := range audit.Entries {
+	for _, e := range newestAudit(t, u, root, 50) {
 		found = found || e.Action == "write" && e.Resource == "projects/shop/envs/staging/keys/"+k.ID && e.Status == 200 &&
 			e.Detail["changed"] == "scopes,meta,cidrs,ttl,rate,quota"
 	}
 	if !found {
-		t.Fatalf("no audit entry of the update: %+v", audit.Entries)
+		t.Fatal("no audit entry of the update")
 	}
 
 	for body, want := range map[string]string{

@@ -60,15 +60,8 @@ func TestLeakReportRevokes(t *testing.T) {
 		t.Error("the leaked API key still verifies")
 	}
 	// Audited, with the source, as revocations of the leaked credentials.
-	var audit struct {
-		Entries []struct {
-			Resource string
-			Detail   map[string]string
-		}
-	}
-	call(t, "GET", u+"/v1/audit?newest=true&limit=20", root, nil, &audit)
 	found := map[string]bool{}
-	for _, e := range audit.Entries {
+	for _, e := range newestAudit(t, u, root, 20) {
 		if e.Detail["reason"] == "leak report" && e.Detail["result"] == "revoked" && strings.Contains(e.Detail["source"], "acme/app") {
 			found[strings.SplitN(e.Resource, "/", 2)[0]] = true
 		}

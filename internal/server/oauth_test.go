@@ -255,15 +255,8 @@ func TestMobileAppFlow(t *testing.T) {
 		}
 	}
 	// Each revocation is audited once, with what it found.
-	var trail struct {
-		Entries []struct {
-			Resource string
-			Detail   map[string]string
-		}
-	}
-	call(t, "GET", u+"/v1/audit?newest=true&limit=50", root, nil, &trail)
 	results := map[string]int{}
-	for _, e := range trail.Entries {
+	for _, e := range newestAudit(t, u, root, 50) {
 		if r := e.Detail["result"]; r != "" && (e.Resource == "auth/oauth/revoke" || strings.HasPrefix(e.Resource, "auth/tokens/")) {
 			results[r]++
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/internal/redact"
 	"github.com/keyward/keyward/internal/shamir"
@@ -112,6 +114,18 @@ func startOpts(t *testing.T, cfg config.Config, opts Options) *running {
 		}
 	})
 	return r
+}
+
+// newestAudit reads the newest limit entries of the audit log, oldest first.
+func newestAudit(t *testing.T, url, token string, limit int) []audit.Entry {
+	t.Helper()
+	var page struct {
+		Entries []audit.Entry `json:"entries"`
+	}
+	if c := call(t, "GET", fmt.Sprintf("%s/v1/audit?newest=true&limit=%d", url, limit), token, nil, &page); c != 200 {
+		t.Fatalf("GET /v1/audit = %d", c)
+	}
+	return page.Entries
 }
 
 func call(t *testing.T, method, url, token string, body any, out any) int {
