@@ -45,6 +45,15 @@ func wantSeqs(t *testing.T, got []int64, from, to int64) {
 	}
 }
 
+// serveCollector serves a collector that checks signatures under a test
+// secret, until the test ends.
+func serveCollector(t *testing.T) (*collector, string) {
+	c := &collector{secret: []byte("collector-secret-0123456789")}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	return c, srv.URL
+}
+
 // storedCursor reads the shipping cursor (-1 when none).
 func storedCursor(t *testing.T, st storage.Store) int64 {
 	t.Helper()
@@ -76,12 +85,10 @@ func TestShipperDeliversEveryEntryOnce(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st storage.Store) {
 		l := openLog(t, st, newSigner(t), Options{})
 		appendN(t, l, 3) // before the webhook was on: not shipped
-		c := &collector{secret: []byte("collector-secret-0123456789")}
+		c, url := serveCollector(t)
 		c.fail.Store(4)
-		srv := httptest.NewServer(c)
-		defer srv.Close()
 		var reported errs
-		s := l.ship(srv.URL, c.secret, nil, reported.add, testShipEvery, testShipLease)
+		s := l.ship(url, c.secret, nil, reported.add, testShipEvery, testShipLease)
 		appendN(t, l, 20)
 		waitFor(t, "20 entries shipped", func() bool { return len(c.got()) >= 20 })
 		wantSeqs(t, lineSeqs(t, c.got()), 4, 23)
@@ -99,7 +106,7 @@ func TestShipperDeliversEveryEntryOnce(t *testing.T) {
 
 		appendN(t, l, 5) // while no node ships
 		c.fail.Store(1 << 20)
-		s2 := l.ship(srv.URL, c.secret, nil, reported.add, testShipEvery, testShipLease)
+		s2 := l.ship(url, c.secret, nil, reported.add, testShipEvery, testShipLease)
 		waitFor(t, "5 entries pending", func() bool { return s2.Pending() == 5 && s2.Failing() })
 		c.fail.Store(0)
 		waitFor(t, "the backlog shipped", func() bool { return len(c.got()) >= 27 })
@@ -122,11 +129,9 @@ func TestShipperOneNodeAtATime(t *testing.T) {
 		signer := newSigner(t)
 		a := openLog(t, st, signer, Options{})
 		b := openLog(t, st, signer, Options{})
-		c := &collector{secret: []byte("collector-secret-0123456789")}
-		srv := httptest.NewServer(c)
-		defer srv.Close()
-		sa := a.ship(srv.URL, c.secret, nil, nil, testShipEvery, testShipLease)
-		sb := b.ship(srv.URL, c.secret, nil, nil, testShipEvery, testShipLease)
+		c, url := serveCollector(t)
+		sa := a.ship(url, c.secret, nil, nil, testShipEvery, testShipLease)
+		sb := b.ship(url, c.secret, nil, nil, testShipEvery, testShipLease)
 		for i := range 10 {
 			appendN(t, []*Log{a, b}[i%2], 1)
 		}
@@ -163,7 +168,7 @@ func TestShipperOneNodeAtATime(t *testing.T) {
 		}); err != nil || holderID != other.node {
 			t.Fatalf("lease held by %q (%v), want the dead node %q", holderID, err, other.node)
 		}
-		third := b.ship(srv.URL, c.secret, nil, nil, testShipEvery, testShipLease)
+		third := b.ship(url, c.secret, nil, nil, testShipEvery, testShipLease)
 		defer third.Close()
 		appendN(t, b, 2)
 		waitFor(t, "a third node shipping", func() bool { return len(c.got()) >= 15 })
@@ -194,11 +199,9 @@ func TestShipperReportsEntriesDeletedBeforeShipping(t *testing.T) {
 	if n, err := l.Prune(t.Context(), t0.Add(10500*time.Millisecond)); err != nil || n != 10 {
 		t.Fatalf("Prune = %d, %v", n, err)
 	}
-	c := &collector{secret: []byte("collector-secret-0123456789")}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	c, url := serveCollector(t)
 	var reported errs
-	s := l.ship(srv.URL, c.secret, nil, reported.add, testShipEvery, testShipLease)
+	s := l.ship(url, c.secret, nil, reported.add, testShipEvery, testShipLease)
 	defer s.Close()
 	waitFor(t, "the rest shipped", func() bool { return len(c.got()) >= 2 })
 	wantSeqs(t, lineSeqs(t, c.got()), 11, 12)
@@ -218,11 +221,9 @@ func TestShipperRefusesABadCursor(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, l, 2)
-	c := &collector{}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	c, url := serveCollector(t)
 	var reported errs
-	s := l.ship(srv.URL, nil, nil, reported.add, testShipEvery, testShipLease)
+	s := l.ship(url, c.secret, nil, reported.add, testShipEvery, testShipLease)
 	waitFor(t, "the error", func() bool { return reported.all() != "" })
 	s.Close()
 	if !strings.Contains(reported.all(), `stored cursor "x1" is not a seq`) || len(c.got()) != 0 {
@@ -235,18 +236,16 @@ func TestShipperRefusesABadCursor(t *testing.T) {
 func TestShipperShipsPastATamperedEntry(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st storage.Store) {
 		l := openLog(t, st, newSigner(t), Options{})
-		c := &collector{secret: []byte("collector-secret-0123456789")}
-		srv := httptest.NewServer(c)
-		defer srv.Close()
+		c, url := serveCollector(t)
 		var reported errs
-		s := l.ship(srv.URL, c.secret, nil, reported.add, testShipEvery, testShipLease)
+		s := l.ship(url, c.secret, nil, reported.add, testShipEvery, testShipLease)
 		defer s.Close()
 		appendN(t, l, 5) // one block each
 		waitFor(t, "5 entries shipped", func() bool { return len(c.got()) >= 5 })
 		s.Close()
 		appendN(t, l, 3)
 		rawExec(t, st, `UPDATE audit_blocks SET entries = 'edited' WHERE seq = 7`)
-		s2 := l.ship(srv.URL, c.secret, nil, reported.add, testShipEvery, testShipLease)
+		s2 := l.ship(url, c.secret, nil, reported.add, testShipEvery, testShipLease)
 		defer s2.Close()
 		waitFor(t, "8 lines shipped", func() bool { return len(c.got()) >= 8 })
 		lines := c.got()
@@ -266,10 +265,8 @@ func TestShipperShipsPastATamperedEntry(t *testing.T) {
 func TestShipperBatchesCutThroughBlocks(t *testing.T) {
 	st := storagetest.OpenSQLite(t, storage.Options{})
 	l := openLog(t, st, newSigner(t), Options{})
-	c := &collector{secret: []byte("collector-secret-0123456789")}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
-	s := l.ship(srv.URL, c.secret, nil, nil, testShipEvery, testShipLease)
+	c, url := serveCollector(t)
+	s := l.ship(url, c.secret, nil, nil, testShipEvery, testShipLease)
 	defer s.Close()
 	const n = 2*WebhookBatch + 77
 	var wg sync.WaitGroup
