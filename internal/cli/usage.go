@@ -115,7 +115,7 @@ func newAlertsCmd(env *Env) *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "alerts",
-		Short: "Show anomalies detected in the use of API keys and tokens",
+		Short: "Show anomalies detected in the use of API keys and tokens, and credentials about to expire",
 		Long: `Show what credential monitoring detected, newest first. Every minute the
 server compares each API key's and token's requests with its own past:
 
@@ -127,6 +127,9 @@ server compares each API key's and token's requests with its own past:
   new_network
             an API key used from a network (IPv4 /24, IPv6 /48) it was not
             used from in 30 days, when it had been used from another
+  expiring  a long-lived token or an API key expires within the server's
+            expiry_warning (two weeks by default; COUNT is the days left):
+            renew or rotate it; never revoked
 
 Each detection is audited (principal system:monitor, action alert) and
 counted in keyward_alerts_total. With the server setting anomaly_revoke
@@ -152,6 +155,8 @@ RESPONSE column says which. Needs read on sys/alerts.`,
 				switch {
 				case a.Kind == "spike":
 					detail = fmt.Sprintf("usual %.1f/min", a.Baseline)
+				case a.Kind == "expiring":
+					detail = a.Detail // "expires <time>"; COUNT is the days left
 				case a.Detail != "":
 					detail = "from " + a.Detail
 				}

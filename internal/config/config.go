@@ -89,6 +89,10 @@ type Config struct {
 	AnomalySpikeMin    int64   `toml:"anomaly_spike_min"`
 	AnomalySpikeFactor float64 `toml:"anomaly_spike_factor"`
 	AnomalyRefusalsMin int64   `toml:"anomaly_refusals_min"`
+	// ExpiryWarning is how long before a long-lived token or an API key
+	// expires that an "expiring" alert is raised (once per credential and
+	// expiry; audited and counted like an anomaly). 0 turns it off.
+	ExpiryWarning time.Duration `toml:"expiry_warning"`
 
 	// Seal is what opens the root key at start: SealShamir (the default:
 	// operators submit their unseal shares) or SealPKCS11 (the node
@@ -137,8 +141,12 @@ func Defaults() Config {
 		HTTPServer:      HTTPServerKeyward,
 		Seal:            SealShamir,
 		PKCS11Key:       "keyward-root",
+		ExpiryWarning:   DefaultExpiryWarning,
 	}
 }
+
+// DefaultExpiryWarning is ExpiryWarning's default: two weeks.
+const DefaultExpiryWarning = 14 * 24 * time.Hour
 
 // setting ties a flag, an environment variable and a config field together.
 // A setting without a flag is read from the environment (and the file)
@@ -192,6 +200,14 @@ func settings() []setting {
 				return fmt.Errorf("want a duration such as 2160h, got %q", v)
 			}
 			c.AuditRetention = d
+			return nil
+		}},
+		{flag: "expiry-warning", env: "KEYWARD_EXPIRY_WARNING", usage: "raise an expiring alert this long before a long-lived token or an API key expires (e.g. 336h, the default); 0 turns it off", apply: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || d > 366*24*time.Hour {
+				return fmt.Errorf("want a duration from 0 to 8784h (a year), such as 336h, got %q", v)
+			}
+			c.ExpiryWarning = d
 			return nil
 		}},
 		{flag: "anomaly-revoke", env: "KEYWARD_ANOMALY_REVOKE", usage: "revoke the credential when these anomalies are detected, comma-separated: spike, refusals, new_network (default: record and audit only)", apply: func(c *Config, v string) error {
@@ -365,6 +381,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("config: shutdown_timeout must be positive")
+	}
+	if c.ExpiryWarning < 0 || c.ExpiryWarning > 366*24*time.Hour {
+		return errors.New("config: expiry_warning must be between 0 (off) and 8784h (a year)")
 	}
 	if c.AuditRetention != 0 && c.AuditRetention < time.Hour {
 		return errors.New("config: audit_retention must be 0 (keep all) or at least 1h")

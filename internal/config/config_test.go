@@ -81,6 +81,10 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--gateway-public-url", "https://gw.example.com"}, nil, "without gateway-listen"},
 		{nil, map[string]string{"KEYWARD_GATEWAY_LISTEN": "0.0.0.0:8443", "KEYWARD_GATEWAY_PUBLIC_URL": "gw.example.com"}, "gateway-public-url"},
 		{[]string{"--anomaly-revoke", "spike,everything"}, nil, `anomaly-revoke "everything"`},
+		{[]string{"--anomaly-revoke", "expiring"}, nil, `anomaly-revoke "expiring"`},
+		{[]string{"--expiry-warning", "14d"}, nil, "expiry-warning"},
+		{[]string{"--expiry-warning", "-1h"}, nil, "expiry-warning"},
+		{nil, map[string]string{"KEYWARD_EXPIRY_WARNING": "9000h"}, "KEYWARD_EXPIRY_WARNING"},
 		{[]string{"--anomaly-spike-min", "0"}, nil, "anomaly-spike-min"},
 		{nil, map[string]string{"KEYWARD_ANOMALY_SPIKE_FACTOR": "0.5"}, "KEYWARD_ANOMALY_SPIKE_FACTOR"},
 		{[]string{"--anomaly-refusals-min", "many"}, nil, "anomaly-refusals-min"},
@@ -179,8 +183,11 @@ func TestAnomalyRevoke(t *testing.T) {
 	if err != nil || c.AnomalySpikeMin != 100 || c.AnomalySpikeFactor != 4.5 || c.AnomalyRefusalsMin != 5 {
 		t.Fatalf("thresholds: %+v, %v", c, err)
 	}
-	if c, err := load(t, nil, nil); err != nil || len(c.AnomalyRevoke) != 0 {
-		t.Fatalf("default: %v, %v (want nothing revoked)", c.AnomalyRevoke, err)
+	if c, err := load(t, nil, nil); err != nil || len(c.AnomalyRevoke) != 0 || c.ExpiryWarning != DefaultExpiryWarning {
+		t.Fatalf("default: %v, %v, %v (want nothing revoked, a two-week expiry warning)", c.AnomalyRevoke, c.ExpiryWarning, err)
+	}
+	if c, err := load(t, []string{"--expiry-warning", "0s"}, nil); err != nil || c.ExpiryWarning != 0 {
+		t.Fatalf("--expiry-warning 0s: %v, %v", c.ExpiryWarning, err)
 	}
 }
 

@@ -22,6 +22,10 @@ const (
 	// not used from in the last 30 days, when it had been used from
 	// another (reported by internal/apikey as it records last uses).
 	AlertNewNetwork = "new_network"
+	// AlertExpiring: a long-lived token or an API key expires soon
+	// (config expiry_warning); Minute is its expiry, Count the days left.
+	// Never revoked: it is a reminder to renew or rotate.
+	AlertExpiring = "expiring"
 )
 
 // Responses recorded with an alert.

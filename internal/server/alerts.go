@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyward/keyward/internal/apikey"
 	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/inventory"
 	"github.com/keyward/keyward/internal/monitor"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/token"
@@ -33,7 +34,13 @@ func (n *Node) respondToAlert(ctx context.Context, a *monitor.Alert) string {
 	if a.Kind == monitor.AlertSpike {
 		e.Detail["baseline"] = strconv.FormatFloat(a.Baseline, 'f', 1, 64)
 	}
-	if a.Detail != "" {
+	switch {
+	case a.Kind == monitor.AlertExpiring:
+		e.Detail["expires_at"] = a.Minute.UTC().Format(time.RFC3339)
+		e.Detail["days_left"] = e.Detail["count"]
+		delete(e.Detail, "count")
+		delete(e.Detail, "minute")
+	case a.Detail != "":
 		e.Detail["network"] = a.Detail
 	}
 	response := monitor.ResponseAlert
@@ -81,6 +88,11 @@ func (n *Node) respondToAlert(ctx context.Context, a *monitor.Alert) string {
 		}
 	}
 	n.metrics.ObserveAlert(a.Kind, metric)
+	if a.Kind == monitor.AlertExpiring {
+		n.log.Warn("credential expires soon", "credential", a.SubjectKind, "id", a.Subject,
+			"expires_at", a.Minute.UTC().Format(time.RFC3339), "days_left", a.Count)
+		return response
+	}
 	n.log.Warn("credential anomaly detected", "anomaly", a.Kind, "credential", a.SubjectKind, "id", a.Subject,
 		"minute", a.Minute.Format(time.RFC3339), "count", a.Count, "baseline", a.Baseline, "detail", a.Detail, "response", response)
 	return response
@@ -97,6 +109,39 @@ func (n *Node) newKeyNetwork(keyID, network string, at time.Time) {
 	a := &monitor.Alert{Kind: monitor.AlertNewNetwork, SubjectKind: monitor.KindKey, Subject: keyID, Minute: at, Count: 1, Detail: network}
 	if _, err := n.detector.Report(ctx, a); err != nil {
 		n.log.Warn("recording a new network of an API key failed", "key_id", keyID, "err", err)
+	}
+}
+
+// expiryAlerts raises an expiring alert for each long-lived token and API
+// key that expires within cfg.ExpiryWarning: once per credential and
+// expiry, whichever node looks first (the alerts table's key), so an
+// expiry moved later (a renewed key) is reported again when it nears.
+func (n *Node) expiryAlerts(ctx context.Context) {
+	w := n.cfg.ExpiryWarning
+	if w <= 0 || n.detector == nil {
+		return
+	}
+	now := time.Now()
+	for _, src := range []struct {
+		kind string
+		list func(context.Context) ([]inventory.Item, error)
+	}{{monitor.KindToken, n.inventoryTokens}, {monitor.KindKey, n.inventoryKeys}} {
+		items, err := src.list(ctx)
+		if err != nil {
+			n.log.Warn("looking for credentials that expire soon failed", "credential", src.kind, "err", err)
+			continue
+		}
+		for _, it := range items {
+			left := it.ExpiresAt.Sub(now)
+			if it.State != inventory.StateActive || it.ExpiresAt.IsZero() || left <= 0 || left > w {
+				continue
+			}
+			a := &monitor.Alert{Kind: monitor.AlertExpiring, SubjectKind: src.kind, Subject: it.ID, Minute: it.ExpiresAt,
+				Count: int64(left / (24 * time.Hour)), Detail: "expires " + it.ExpiresAt.UTC().Format(time.RFC3339)}
+			if _, err := n.detector.Report(ctx, a); err != nil {
+				n.log.Warn("recording an expiring credential failed", "credential", src.kind, "id", it.ID, "err", err)
+			}
+		}
 	}
 }
 

@@ -137,3 +137,59 @@ func TestNewNetworkRevokesAKey(t *testing.T) {
 		t.Fatal("the flagged key still verifies")
 	}
 }
+
+// A long-lived token and an API key that expire within expiry_warning
+// raise one expiring alert each, audited, never revoked (even with every
+// anomaly set to revoke); one that expires later, or a short-lived token,
+// raise none; looking again raises nothing new.
+func TestExpiringCredentialsAreReported(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Dev = true
+	cfg.ExpiryWarning = 10 * 24 * time.Hour
+	cfg.AnomalyRevoke = []string{"spike", "refusals", "new_network"}
+	r := start(t, cfg, nil)
+	root, u := r.node.DevRootToken(), r.url
+	call(t, "POST", u+"/v1/projects", root, map[string]string{"name": "shop"}, nil)
+	soon := createKey(t, u, root, "shop", "prod", map[string]any{"name": "soon", "scopes": []string{"integrations/maps"}, "ttl": "7d"})
+	createKey(t, u, root, "shop", "prod", map[string]any{"name": "later", "scopes": []string{"integrations/maps"}, "ttl": "30d"})
+	createKey(t, u, root, "shop", "prod", map[string]any{"name": "never", "scopes": []string{"integrations/maps"}})
+	var tok struct{ Token, Accessor string }
+	if c := call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"policies": []string{"default"}, "ttl": "72h"}, &tok); c != 200 {
+		t.Fatalf("create token = %d", c)
+	}
+	if c := call(t, "POST", u+"/v1/auth/token/create", root, map[string]any{"policies": []string{"default"}, "ttl": "10m"}, nil); c != 200 {
+		t.Fatalf("create short token = %d", c)
+	}
+	ctx := t.Context()
+	r.node.expiryAlerts(ctx)
+	r.node.expiryAlerts(ctx) // again: nothing new
+	alerts, err := r.node.detector.Alerts(ctx, monitor.AlertFilter{})
+	if err != nil || len(alerts) != 2 {
+		t.Fatalf("alerts = %+v, %v; want the 7-day key and the 3-day token", alerts, err)
+	}
+	got := map[string]monitor.Alert{}
+	for _, a := range alerts {
+		if a.Kind != monitor.AlertExpiring || a.Response != monitor.ResponseAlert {
+			t.Errorf("alert %+v", a)
+		}
+		got[a.SubjectKind+" "+a.Subject] = a
+	}
+	if a, ok := got["key "+soon.ID]; !ok || a.Count != 6 {
+		t.Errorf("key alert = %+v (want 6 whole days left)", a)
+	}
+	if _, ok := got["token "+tok.Accessor]; !ok {
+		t.Errorf("no alert for the 3-day token: %+v", got)
+	}
+	if _, v, _ := verifyKey(t, u, root, map[string]any{"key": soon.Key}); !v.Valid {
+		t.Errorf("the expiring key was revoked: %+v", v)
+	}
+	n := 0
+	for _, e := range newestAudit(t, u, root, 50) {
+		if e.Action == "alert" && e.Detail["anomaly"] == "expiring" && e.Detail["expires_at"] != "" && e.Detail["response"] == "alert" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d expiring alerts audited, want 2", n)
+	}
+}

@@ -501,6 +501,7 @@ func every(ctx context.Context, period time.Duration, fn func()) {
 }
 
 func (n *Node) tidy(ctx context.Context) {
+	n.expiryAlerts(ctx)
 	if r := n.cfg.AuditRetention; r > 0 {
 		if k, err := n.auditLog.Prune(ctx, time.Now().Add(-r)); err != nil {
 			n.log.Error("audit retention failed", "err", err)
