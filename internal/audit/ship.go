@@ -145,8 +145,8 @@ func (s *Shipper) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	return s.l.st.Write(ctx, func(tx storage.Tx) error {
-		holder, _, err := readLease(ctx, tx, tx.LockForUpdate())
-		if err != nil || holder != s.node {
+		l, err := readLease(ctx, tx, tx.LockForUpdate())
+		if err != nil || l.holder != s.node {
 			return err
 		}
 		return storage.PutSys(ctx, tx, ShipLeaseKey, nil)
@@ -213,14 +213,15 @@ func (s *Shipper) step(ctx context.Context) (more bool, err error) {
 		}
 		s.cursor = cur
 	}
-	var head int64
-	if err := s.l.st.Read(ctx, func(tx storage.Tx) error {
-		return tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit_blocks`).Scan(&head)
+	var h head
+	if err := s.l.st.Read(ctx, func(tx storage.Tx) (err error) {
+		h, err = readHead(ctx, tx, "")
+		return err
 	}); err != nil {
-		return false, fmt.Errorf("audit webhook: reading the log's head: %w", err)
+		return false, fmt.Errorf("audit webhook: %w", err)
 	}
-	s.pending.Store(max(head-s.cursor, 0))
-	if head <= s.cursor {
+	s.pending.Store(max(h.seq-s.cursor, 0))
+	if h.seq <= s.cursor {
 		return false, nil
 	}
 	batch, first, last, err := s.read(ctx)
@@ -242,7 +243,7 @@ func (s *Shipper) step(ctx context.Context) (more bool, err error) {
 	}
 	s.cursor = last
 	s.shipped.Add(uint64(len(batch)))
-	s.pending.Store(max(head-last, 0))
+	s.pending.Store(max(h.seq-last, 0))
 	return len(batch) == WebhookBatch, nil
 }
 
@@ -258,21 +259,9 @@ type Tampered struct {
 // (as List gives them), with the seqs of the first and the last.
 func (s *Shipper) read(ctx context.Context) (lines [][]byte, first, last int64, err error) {
 	var blocks []storedBlock
-	err = s.l.st.Read(ctx, func(tx storage.Tx) error {
-		blocks = blocks[:0]
-		rows, err := tx.Query(ctx, selectWithPrev+` WHERE a.seq > $1 ORDER BY a.seq LIMIT $2`, s.cursor, WebhookBatch/blockMax+2)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var b storedBlock
-			if err := scanBlock(rows, &b, true); err != nil {
-				return err
-			}
-			blocks = append(blocks, b)
-		}
-		return rows.Err()
+	err = s.l.st.Read(ctx, func(tx storage.Tx) (err error) {
+		blocks, err = blocksAfter(ctx, tx, s.cursor, WebhookBatch/blockMax+2, true)
+		return err
 	})
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("audit webhook: reading entries after %d: %w", s.cursor, err)
@@ -310,11 +299,7 @@ func (s *Shipper) read(ctx context.Context) (lines [][]byte, first, last int64, 
 				continue
 			}
 			e := r.entry(d)
-			line, err := json.Marshal(&e)
-			if err != nil {
-				tampered(r.seq, err)
-				continue
-			}
+			line, _ := json.Marshal(&e) // strings, a string map and byte slices: it cannot fail
 			add(r.seq, line)
 		}
 	}
@@ -331,16 +316,15 @@ func (s *Shipper) hold(ctx context.Context) (held bool, err error) {
 	if s.until.IsZero() {
 		// A standby node looks before it writes: while another holds the
 		// lease, a read a step instead of a write.
-		var holder string
-		var end time.Time
+		var l lease
 		err := s.l.st.Read(ctx, func(tx storage.Tx) (err error) {
-			holder, end, err = readLease(ctx, tx, "")
+			l, err = readLease(ctx, tx, "")
 			return err
 		})
 		if err != nil {
 			return false, fmt.Errorf("audit webhook: lease: %w", err)
 		}
-		if holder != "" && holder != s.node && end.After(now) {
+		if l.heldByOther(s.node, now) {
 			s.cursor = -1
 			return false, nil
 		}
@@ -353,12 +337,9 @@ func (s *Shipper) hold(ctx context.Context) (held bool, err error) {
 		if err := storage.InsertSys(ctx, tx, ShipLeaseKey, nil); err != nil && !errors.Is(err, storage.ErrConflict) {
 			return err
 		}
-		holder, end, err := readLease(ctx, tx, tx.LockForUpdate())
-		if err != nil {
+		l, err := readLease(ctx, tx, tx.LockForUpdate())
+		if err != nil || l.heldByOther(s.node, now) {
 			return err
-		}
-		if holder != "" && holder != s.node && end.After(now) {
-			return nil
 		}
 		held = true
 		return storage.PutSys(ctx, tx, ShipLeaseKey, []byte(s.node+" "+strconv.FormatInt(until.UnixNano(), 10)))
@@ -374,23 +355,36 @@ func (s *Shipper) hold(ctx context.Context) (held bool, err error) {
 	return true, nil
 }
 
-// readLease reads the lease row (under a row lock when lock is
-// tx.LockForUpdate()): its holder ("" when none) and the end of its hold.
-func readLease(ctx context.Context, tx storage.Tx, lock string) (holder string, until time.Time, err error) {
+// lease is the shipping lease: its holder ("" when none) and the end of
+// its hold.
+type lease struct {
+	holder string
+	until  time.Time
+}
+
+// heldByOther reports whether a node other than node holds l at now.
+func (l lease) heldByOther(node string, now time.Time) bool {
+	return l.holder != "" && l.holder != node && l.until.After(now)
+}
+
+// readLease reads the lease row, under a row lock when lock is
+// tx.LockForUpdate(). A row that is empty (given up) or unreadable is a
+// free lease.
+func readLease(ctx context.Context, tx storage.Tx, lock string) (lease, error) {
 	var v []byte
-	err = tx.QueryRow(ctx, `SELECT value FROM sys WHERE key = $1`+lock, ShipLeaseKey).Scan(&v)
+	err := tx.QueryRow(ctx, `SELECT value FROM sys WHERE key = $1`+lock, ShipLeaseKey).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", time.Time{}, nil
+		return lease{}, nil
 	}
 	if err != nil {
-		return "", time.Time{}, err
+		return lease{}, err
 	}
 	node, at, ok := strings.Cut(string(v), " ")
 	n, perr := strconv.ParseInt(at, 10, 64)
 	if !ok || perr != nil {
-		return "", time.Time{}, nil // empty (given up) or unreadable: free
+		return lease{}, nil
 	}
-	return node, time.Unix(0, n), nil
+	return lease{holder: node, until: time.Unix(0, n)}, nil
 }
 
 // loadCursor reads the stored cursor; without one it starts at the log's
@@ -406,9 +400,11 @@ func (s *Shipper) loadCursor(ctx context.Context) (int64, error) {
 		if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
-		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit_blocks`).Scan(&cur); err != nil {
+		h, err := readHead(ctx, tx, "")
+		if err != nil {
 			return err
 		}
+		cur = h.seq // the chain's head, even when retention deleted every block
 		// Two nodes starting together: the first one's cursor stands.
 		err = storage.InsertSys(ctx, tx, ShipCursorKey, strconv.AppendInt(nil, cur, 10))
 		if errors.Is(err, storage.ErrConflict) {

@@ -160,14 +160,14 @@ func TestShipperOneNodeAtATime(t *testing.T) {
 		waitFor(t, "the cursor at 13", func() bool { return storedCursor(t, st) == 13 })
 		close(other.quit)
 		<-other.done
-		var holderID string
-		var until time.Time
+		var dead lease
 		if err := st.Write(t.Context(), func(tx storage.Tx) (err error) {
-			holderID, until, err = readLease(t.Context(), tx, tx.LockForUpdate())
+			dead, err = readLease(t.Context(), tx, tx.LockForUpdate())
 			return err
-		}); err != nil || holderID != other.node {
-			t.Fatalf("lease held by %q (%v), want the dead node %q", holderID, err, other.node)
+		}); err != nil || dead.holder != other.node {
+			t.Fatalf("lease held by %q (%v), want the dead node %q", dead.holder, err, other.node)
 		}
+		until := dead.until
 		third := b.ship(url, c.secret, nil, nil, testShipEvery, testShipLease)
 		defer third.Close()
 		appendN(t, b, 2)
@@ -290,4 +290,35 @@ func TestShipperBatchesCutThroughBlocks(t *testing.T) {
 	}
 	waitFor(t, "every entry shipped", func() bool { return len(c.got()) >= n })
 	wantSeqs(t, lineSeqs(t, c.got()), 1, n)
+}
+
+// A webhook turned on after retention deleted every block starts at the
+// chain's head, not at 0: no gap is reported for entries it was never
+// meant to ship.
+func TestShipperStartsAtTheHeadAfterEverythingWasPruned(t *testing.T) {
+	st := storagetest.OpenSQLite(t, storage.Options{})
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := newClock(t0)
+	l := openLog(t, st, newSigner(t), Options{Now: clk.now})
+	for range 5 {
+		clk.add(time.Second)
+		appendN(t, l, 1)
+	}
+	if n, err := l.Prune(t.Context(), t0.Add(time.Hour)); err != nil || n != 5 {
+		t.Fatalf("Prune = %d, %v", n, err)
+	}
+	c, url := serveCollector(t)
+	var reported errs
+	s := l.ship(url, c.secret, nil, reported.add, testShipEvery, testShipLease)
+	defer s.Close()
+	if cur := storedCursor(t, st); cur != 5 {
+		t.Fatalf("first cursor = %d, want the head, 5", cur)
+	}
+	clk.add(2 * time.Hour)
+	appendN(t, l, 1)
+	waitFor(t, "the new entry shipped", func() bool { return len(c.got()) >= 1 })
+	wantSeqs(t, lineSeqs(t, c.got()), 6, 6)
+	if r := reported.all(); r != "" {
+		t.Errorf("reported %q, want nothing", r)
+	}
 }

@@ -171,22 +171,9 @@ func (s *sinkFeed) catchUp() {
 
 func (s *sinkFeed) readPage(ctx context.Context) (int, error) {
 	var page []storedBlock
-	err := s.l.st.Read(ctx, func(tx storage.Tx) error {
-		page = page[:0]
-		rows, err := tx.Query(ctx, `SELECT `+blockColumns+` FROM audit_blocks WHERE seq > $1 ORDER BY seq LIMIT $2`,
-			s.cursor, sinkPage)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var b storedBlock
-			if err := scanBlock(rows, &b, false); err != nil {
-				return err
-			}
-			page = append(page, b)
-		}
-		return rows.Err()
+	err := s.l.st.Read(ctx, func(tx storage.Tx) (err error) {
+		page, err = blocksAfter(ctx, tx, s.cursor, sinkPage, false)
+		return err
 	})
 	if err != nil {
 		return 0, err

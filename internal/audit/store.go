@@ -388,6 +388,30 @@ func scanBlock(rows *sql.Rows, b *storedBlock, withPrev bool) error {
 	return rows.Scan(&b.seq, &b.n, &b.timeMax, &b.text, &b.hashes)
 }
 
+// blocksAfter reads up to limit blocks holding entries after seq, in seq
+// order; withPrev also selects the hash each block's first entry chains to
+// (selectWithPrev).
+func blocksAfter(ctx context.Context, tx storage.Tx, seq int64, limit int, withPrev bool) ([]storedBlock, error) {
+	q := `SELECT ` + blockColumns + ` FROM audit_blocks WHERE seq > $1 ORDER BY seq LIMIT $2`
+	if withPrev {
+		q = selectWithPrev + ` WHERE a.seq > $1 ORDER BY a.seq LIMIT $2`
+	}
+	rows, err := tx.Query(ctx, q, seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []storedBlock
+	for rows.Next() {
+		var b storedBlock
+		if err := scanBlock(rows, &b, withPrev); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
 // first is the seq of b's first entry (b.seq when n does not make sense).
 func (b *storedBlock) first() int64 {
 	if b.n < 1 || b.n > b.seq {
