@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -26,22 +27,7 @@ const monitorPrincipal = "system:monitor"
 func (n *Node) respondToAlert(ctx context.Context, a *monitor.Alert) string {
 	e := &audit.Entry{
 		Principal: monitorPrincipal, Action: "alert", Outcome: audit.OutcomeAllowed, Status: 200,
-		Detail: map[string]string{
-			"anomaly": a.Kind, "count": strconv.FormatInt(a.Count, 10),
-			"minute": a.Minute.Format(time.RFC3339), "alert_id": strconv.FormatInt(a.ID, 10),
-		},
-	}
-	if a.Kind == monitor.AlertSpike {
-		e.Detail["baseline"] = strconv.FormatFloat(a.Baseline, 'f', 1, 64)
-	}
-	switch {
-	case a.Kind == monitor.AlertExpiring:
-		e.Detail["expires_at"] = a.Minute.UTC().Format(time.RFC3339)
-		e.Detail["days_left"] = e.Detail["count"]
-		delete(e.Detail, "count")
-		delete(e.Detail, "minute")
-	case a.Detail != "":
-		e.Detail["network"] = a.Detail
+		Detail: alertDetail(a),
 	}
 	response := monitor.ResponseAlert
 	revoke := slices.Contains(n.cfg.AnomalyRevoke, a.Kind)
@@ -88,14 +74,35 @@ func (n *Node) respondToAlert(ctx context.Context, a *monitor.Alert) string {
 		}
 	}
 	n.metrics.ObserveAlert(a.Kind, metric)
+	msg := "credential anomaly detected"
 	if a.Kind == monitor.AlertExpiring {
-		n.log.Warn("credential expires soon", "credential", a.SubjectKind, "id", a.Subject,
-			"expires_at", a.Minute.UTC().Format(time.RFC3339), "days_left", a.Count)
-		return response
+		msg = "credential expires soon"
 	}
-	n.log.Warn("credential anomaly detected", "anomaly", a.Kind, "credential", a.SubjectKind, "id", a.Subject,
-		"minute", a.Minute.Format(time.RFC3339), "count", a.Count, "baseline", a.Baseline, "detail", a.Detail, "response", response)
+	args := []any{"credential", a.SubjectKind, "id", a.Subject}
+	for _, k := range slices.Sorted(maps.Keys(e.Detail)) {
+		args = append(args, k, e.Detail[k])
+	}
+	n.log.Warn(msg, args...)
 	return response
+}
+
+// alertDetail is the audit detail of alert a: its kind and id, and what
+// its kind measures.
+func alertDetail(a *monitor.Alert) map[string]string {
+	d := map[string]string{"anomaly": a.Kind, "alert_id": strconv.FormatInt(a.ID, 10)}
+	switch a.Kind {
+	case monitor.AlertExpiring: // Minute is the expiry, Count the days left
+		d["expires_at"] = a.Minute.UTC().Format(time.RFC3339)
+		d["days_left"] = strconv.FormatInt(a.Count, 10)
+		return d
+	case monitor.AlertSpike:
+		d["baseline"] = strconv.FormatFloat(a.Baseline, 'f', 1, 64)
+	case monitor.AlertNewNetwork:
+		d["network"] = a.Detail
+	}
+	d["count"] = strconv.FormatInt(a.Count, 10)
+	d["minute"] = a.Minute.Format(time.RFC3339)
+	return d
 }
 
 // newKeyNetwork reports an API key used from a network new to it

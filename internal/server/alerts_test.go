@@ -185,7 +185,8 @@ func TestExpiringCredentialsAreReported(t *testing.T) {
 	}
 	n := 0
 	for _, e := range newestAudit(t, u, root, 50) {
-		if e.Action == "alert" && e.Detail["anomaly"] == "expiring" && e.Detail["expires_at"] != "" && e.Detail["response"] == "alert" {
+		if e.Action == "alert" && e.Detail["anomaly"] == "expiring" && e.Detail["expires_at"] != "" && e.Detail["days_left"] != "" &&
+			e.Detail["count"] == "" && e.Detail["response"] == "alert" {
 			n++
 		}
 	}
