@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -76,19 +77,8 @@ func checkKeyRequest(req *client.CreateKeyRequest) error {
 	if len(req.Scopes) == 0 {
 		return Usagef("give at least one --scope, such as integrations/maps")
 	}
-	for _, s := range req.Scopes {
-		if err := apikey.ValidateScope(s); err != nil {
-			return Usagef("--scope: %s", strings.TrimPrefix(err.Error(), "invalid argument: "))
-		}
-	}
 	if _, err := apikey.ParseDuration("ttl", req.TTL); err != nil {
-		return Usagef("--%s", strings.TrimPrefix(err.Error(), "invalid argument: "))
-	}
-	if _, err := ratelimit.ParseLimit(req.Rate); err != nil {
-		return Usagef("--rate: %v", err)
-	}
-	if _, err := apikey.ParseRefill(req.Refill); err != nil {
-		return Usagef("--%s", strings.TrimPrefix(err.Error(), "invalid argument: "))
+		return keyFlagError("--", err)
 	}
 	if req.Quota < 0 || req.RefillAmount < 0 {
 		return Usagef("--quota and --refill-amount must not be negative")
@@ -96,17 +86,56 @@ func checkKeyRequest(req *client.CreateKeyRequest) error {
 	if req.Refill != "" && req.Quota == 0 {
 		return Usagef("--refill needs a --quota")
 	}
-	for _, c := range req.CIDRs {
+	return cmp.Or(checkScopes(req.Scopes), checkRate(req.Rate), checkRefill(req.Refill), checkCIDRs(req.CIDRs), checkMeta(req.Meta))
+}
+
+// keyFlagError is the usage error of a key flag the apikey package refused.
+func keyFlagError(prefix string, err error) error {
+	return Usagef("%s%s", prefix, strings.TrimPrefix(err.Error(), "invalid argument: "))
+}
+
+// The checks of key create's and key update's flags, each nil when good.
+
+func checkScopes(scopes []string) error {
+	for _, s := range scopes {
+		if err := apikey.ValidateScope(s); err != nil {
+			return keyFlagError("--scope: ", err)
+		}
+	}
+	return nil
+}
+
+func checkRate(rate string) error {
+	if _, err := ratelimit.ParseLimit(rate); err != nil {
+		return Usagef("--rate: %v", err)
+	}
+	return nil
+}
+
+func checkRefill(refill string) error {
+	if _, err := apikey.ParseRefill(refill); err != nil {
+		return keyFlagError("--", err)
+	}
+	return nil
+}
+
+func checkCIDRs(cidrs []string) error {
+	for _, c := range cidrs {
 		if _, err := netip.ParsePrefix(c); err != nil {
 			if _, aerr := netip.ParseAddr(c); aerr != nil {
 				return Usagef("--cidr %q: want a network such as 10.0.0.0/8 or an address", c)
 			}
 		}
 	}
-	if len(req.Meta) > 0 {
-		if _, err := apikey.NormalizeMeta(req.Meta); err != nil {
-			return Usagef("--meta: %s", strings.TrimPrefix(err.Error(), "invalid argument: "))
-		}
+	return nil
+}
+
+func checkMeta(meta []byte) error {
+	if len(meta) == 0 {
+		return nil
+	}
+	if _, err := apikey.NormalizeMeta(meta); err != nil {
+		return keyFlagError("--meta: ", err)
 	}
 	return nil
 }
@@ -327,16 +356,14 @@ successor, which holds the settings that count).`,
 				req.Owner = &owner
 			}
 			if f.Changed("scope") {
-				for _, s := range scopes {
-					if err := apikey.ValidateScope(s); err != nil {
-						return Usagef("--scope: %s", strings.TrimPrefix(err.Error(), "invalid argument: "))
-					}
+				if err := checkScopes(scopes); err != nil {
+					return err
 				}
 				req.Scopes = scopes
 			}
 			if f.Changed("meta") {
-				if _, err := apikey.NormalizeMeta([]byte(meta)); err != nil {
-					return Usagef("--meta: %s", strings.TrimPrefix(err.Error(), "invalid argument: "))
+				if err := checkMeta([]byte(meta)); err != nil {
+					return err
 				}
 				req.Meta = json.RawMessage(meta)
 			}
@@ -346,12 +373,8 @@ successor, which holds the settings that count).`,
 			case anyNetwork:
 				req.CIDRs = &[]string{}
 			case f.Changed("cidr"):
-				for _, c := range cidrs {
-					if _, err := netip.ParsePrefix(c); err != nil {
-						if _, aerr := netip.ParseAddr(c); aerr != nil {
-							return Usagef("--cidr %q: want a network such as 10.0.0.0/8 or an address", c)
-						}
-					}
+				if err := checkCIDRs(cidrs); err != nil {
+					return err
 				}
 				req.CIDRs = &cidrs
 			}
@@ -367,8 +390,8 @@ successor, which holds the settings that count).`,
 				if rate == "none" {
 					rate = ""
 				}
-				if _, err := ratelimit.ParseLimit(rate); err != nil {
-					return Usagef("--rate: %v", err)
+				if err := checkRate(rate); err != nil {
+					return err
 				}
 				req.Rate = &rate
 			}
@@ -394,8 +417,8 @@ successor, which holds the settings that count).`,
 				if refill == "none" {
 					refill = ""
 				}
-				if _, err := apikey.ParseRefill(refill); err != nil {
-					return Usagef("--%s", strings.TrimPrefix(err.Error(), "invalid argument: "))
+				if err := checkRefill(refill); err != nil {
+					return err
 				}
 				req.Refill = &refill
 			}
@@ -449,7 +472,7 @@ over without a failed request.`,
 				return Usagef("%q is not a key id (key_ followed by 20 letters and digits)", truncate(args[0]))
 			}
 			if _, err := apikey.ParseDuration("grace", grace); err != nil {
-				return Usagef("--%s", strings.TrimPrefix(err.Error(), "invalid argument: "))
+				return keyFlagError("--", err)
 			}
 			c, err := g.newClient(env)
 			if err != nil {
