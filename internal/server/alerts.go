@@ -132,7 +132,7 @@ func (n *Node) expiryAlerts(ctx context.Context) {
 	for _, src := range []struct {
 		kind string
 		list func(context.Context) ([]inventory.Item, error)
-	}{{monitor.KindToken, n.inventoryTokens}, {monitor.KindKey, n.inventoryKeys}} {
+	}{{monitor.KindToken, n.longLivedTokens}, {monitor.KindKey, n.inventoryKeys}} {
 		items, err := src.list(ctx)
 		if err != nil {
 			n.log.Warn("looking for credentials that expire soon failed", "credential", src.kind, "err", err)

@@ -217,15 +217,28 @@ func inventoryDevices(ctx context.Context, devices *device.Service) ([]inventory
 const maxInventoryTokens = 10000
 
 func (n *Node) inventoryTokens(ctx context.Context) ([]inventory.Item, error) {
-	toks, err := n.tokens.LongLived(ctx, inventory.LongLived, maxInventoryTokens)
+	out, err := n.longLivedTokens(ctx)
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	accessors := make([]string, len(out))
+	for i, it := range out {
+		accessors[i] = it.ID
+	}
+	used, err := n.usage.LastSeen(ctx, monitor.KindToken, accessors)
 	if err != nil {
 		return nil, err
 	}
-	accessors := make([]string, len(toks))
-	for i, t := range toks {
-		accessors[i] = t.Accessor
+	for i := range out {
+		out[i].LastUsedAt = used[out[i].ID]
 	}
-	used, err := n.usage.LastSeen(ctx, monitor.KindToken, accessors)
+	return out, nil
+}
+
+// longLivedTokens lists the long-lived tokens as inventory items, without
+// their last use (the usage table's, which inventoryTokens adds).
+func (n *Node) longLivedTokens(ctx context.Context) ([]inventory.Item, error) {
+	toks, err := n.tokens.LongLived(ctx, inventory.LongLived, maxInventoryTokens)
 	if err != nil {
 		return nil, err
 	}
@@ -233,8 +246,7 @@ func (n *Node) inventoryTokens(ctx context.Context) ([]inventory.Item, error) {
 	for _, t := range toks {
 		out = append(out, inventory.Item{
 			Kind: inventory.KindToken, ID: t.Accessor, Scope: strings.Join(t.Policies, ","), Owner: t.Principal,
-			CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: used[t.Accessor], UseTracked: true,
-			State: inventory.StateActive,
+			CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, UseTracked: true, State: inventory.StateActive,
 		})
 	}
 	return out, nil
