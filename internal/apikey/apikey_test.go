@@ -934,10 +934,11 @@ func TestUpdate(t *testing.T) {
 		name, meta := "acme-gold", json.RawMessage(`{"plan":"gold"}`)
 		quota := int64(100)
 		rate := ratelimit.Limit{Count: 2, Period: time.Minute}
-		expires := clk.Now().Add(24 * time.Hour)
+		day := 24 * time.Hour
+		expires := clk.Now().Add(day)
 		got, err := a.Update(ctx, "shop", "staging", k.ID, UpdateRequest{Name: &name, Meta: meta, Quota: &quota,
 			Rate: &rate, Scopes: []string{"integrations/maps", "integrations/geo", "integrations/geo"},
-			CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, ExpiresAt: &expires}, nil)
+			CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, TTL: &day}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -985,10 +986,10 @@ func TestUpdate(t *testing.T) {
 
 		// Bad values are refused and change nothing.
 		empty, long := "", strings.Repeat("x", MaxNameBytes+1)
-		neg, past := int64(-1), clk.Now().Add(-time.Minute)
+		neg, past := int64(-1), -time.Minute
 		for i, bad := range []UpdateRequest{
 			{Name: &empty}, {Name: &long}, {Scopes: []string{}}, {Scopes: []string{"integrations//x"}}, {Meta: json.RawMessage(`[1]`)},
-			{Quota: &neg}, {Remaining: &rem}, {ExpiresAt: &past}, {Rate: &ratelimit.Limit{Count: -1, Period: time.Second}},
+			{Quota: &neg}, {Remaining: &rem}, {TTL: &past}, {Rate: &ratelimit.Limit{Count: -1, Period: time.Second}},
 			{Refill: &Refill{Period: "weekly"}},
 		} {
 			if _, err := a.Update(ctx, "shop", "staging", k.ID, bad, nil); !errors.Is(err, ErrInvalid) {

@@ -246,7 +246,7 @@ type UpdateRequest struct {
 	Scopes      []string        // nil: unchanged; otherwise at least one
 	Meta        json.RawMessage // nil: unchanged; {} removes it
 	CIDRs       []netip.Prefix  // nil: unchanged; empty: any network
-	ExpiresAt   *time.Time      // the zero time: never expires
+	TTL         *time.Duration  // the key expires this long from now; 0: never
 	Rate        *ratelimit.Limit
 	// Quota changes the quota (0: unlimited); what is left of it moves by
 	// the same amount (never below 0), unless Remaining sets it.
@@ -351,6 +351,9 @@ func (s *Service) apply(k *Key, req UpdateRequest, now time.Time) error {
 	if req.Quota != nil {
 		merged.Quota = *req.Quota
 	}
+	if req.TTL != nil {
+		merged.TTL = *req.TTL
+	}
 	switch {
 	case req.Refill != nil:
 		merged.Refill = *req.Refill
@@ -363,12 +366,8 @@ func (s *Service) apply(k *Key, req UpdateRequest, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if req.ExpiresAt != nil {
-		at := req.ExpiresAt.UTC().Truncate(time.Microsecond)
-		if !at.IsZero() && (!at.After(now) || at.Sub(now) > MaxTTL) {
-			return fmt.Errorf("%w: expires_at must be in the future and within %d days (or none)", ErrInvalid, int(MaxTTL/(24*time.Hour)))
-		}
-		k.ExpiresAt = at
+	if req.TTL != nil {
+		k.ExpiresAt = plan.ExpiresAt // from now, as at creation; zero: never
 	}
 	k.Name, k.Owner, k.Scopes, k.Meta, k.CIDRs, k.Rate = plan.Name, plan.Owner, plan.Scopes, plan.Meta, plan.CIDRs, plan.Rate
 	k.Quota, k.Refill = plan.Quota, plan.Refill

@@ -142,7 +142,7 @@ type UpdateKeyRequest struct {
 
 // updateRequest turns the body into the domain request, and names the
 // fields it changes (for the audit entry).
-func updateRequest(in *UpdateKeyRequest, now time.Time) (apikey.UpdateRequest, []string, error) {
+func updateRequest(in *UpdateKeyRequest) (apikey.UpdateRequest, []string, error) {
 	req := apikey.UpdateRequest{Name: in.Name, Owner: in.Owner, Scopes: in.Scopes, Meta: in.Meta, Quota: in.Quota, Remaining: in.Remaining,
 		Disabled: in.Disabled}
 	var changed []string
@@ -167,18 +167,17 @@ func updateRequest(in *UpdateKeyRequest, now time.Time) (apikey.UpdateRequest, [
 		req.CIDRs = append([]netip.Prefix{}, cidrs...) // empty, not nil: clears
 	}
 	if in.TTL != nil {
-		var at time.Time
+		var ttl time.Duration // "never"
 		if *in.TTL != "never" {
-			ttl, err := apikey.ParseDuration("ttl", *in.TTL)
-			if err != nil {
+			var err error
+			if ttl, err = apikey.ParseDuration("ttl", *in.TTL); err != nil {
 				return req, nil, err
 			}
 			if ttl <= 0 {
 				return req, nil, Invalid("ttl: want a duration such as 90d, or \"never\"")
 			}
-			at = now.Add(ttl)
 		}
-		req.ExpiresAt = &at
+		req.TTL = &ttl
 	}
 	if in.Rate != nil {
 		rate, err := ratelimit.ParseLimit(*in.Rate)
@@ -426,7 +425,7 @@ func (h *Keys) Routes() []Route {
 				if err := decode(r, &in); err != nil {
 					return 0, nil, err
 				}
-				req, changed, err := updateRequest(&in, h.now())
+				req, changed, err := updateRequest(&in)
 				if err != nil {
 					return 0, nil, err
 				}
