@@ -166,21 +166,27 @@ func (m *Metrics) ObserveUsage(kind, subject string, status int) {
 	m.usageBy.with(kind, status).Inc()
 }
 
-// WatchAuditWebhook exports the audit webhook's state: the entries this
-// node has shipped, whether its last attempt failed, and the stored
-// entries the collector has not taken yet.
-func (m *Metrics) WatchAuditWebhook(shipped func() uint64, failing func() bool, pending func() int64) {
+// AuditShipping is the state of the audit webhook's shipping
+// (audit.Shipper).
+type AuditShipping interface {
+	Shipped() uint64 // entries this node has shipped
+	Failing() bool   // its last attempt failed
+	Pending() int64  // stored entries the collector has not taken yet
+}
+
+// WatchAuditWebhook exports s.
+func (m *Metrics) WatchAuditWebhook(s AuditShipping) {
 	m.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "keyward_audit_webhook_pending_entries", Help: "Stored audit entries the webhook's collector has not taken yet, on the node that ships them (0 on the others).",
-		}, func() float64 { return float64(pending()) }),
+		}, func() float64 { return float64(s.Pending()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "keyward_audit_webhook_shipped_total", Help: "Audit entries this node has shipped to the audit webhook (the collector answered 2xx).",
-		}, func() float64 { return float64(shipped()) }),
+		}, func() float64 { return float64(s.Shipped()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "keyward_audit_webhook_failing", Help: "1 while this node's last attempt to ship audit entries to the webhook failed (they are kept and retried).",
 		}, func() float64 {
-			if failing() {
+			if s.Failing() {
 				return 1
 			}
 			return 0

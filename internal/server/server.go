@@ -183,7 +183,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		n.auditWebhook = n.auditLog.Ship(cfg.AuditWebhook, []byte(cfg.AuditWebhookSecret), nil, func(err error) {
 			log.Warn("audit webhook failed", "err", err)
 		})
-		n.metrics.WatchAuditWebhook(n.auditWebhook.Shipped, n.auditWebhook.Failing, n.auditWebhook.Pending)
+		n.metrics.WatchAuditWebhook(n.auditWebhook)
 	}
 	n.sys.healthErr = n.auditLog.Healthy
 	aud := auditor{log: n.auditLog}
