@@ -1049,3 +1049,26 @@ func TestUpdate(t *testing.T) {
 		}
 	})
 }
+
+// An expired key can be given a new lifetime, from now, and works again;
+// "never" (0) takes its expiry away.
+func TestUpdateExtendsAnExpiredKey(t *testing.T) {
+	s, clk := newService(t, storagetest.OpenSQLite(t, storage.Options{}))
+	ctx := t.Context()
+	plain, k := create(t, s, CreateRequest{TTL: time.Hour})
+	clk.Add(2 * time.Hour)
+	if _, _, err := s.Verify(ctx, plain, inside); !errors.Is(err, ErrExpired) {
+		t.Fatalf("before: %v, want expired", err)
+	}
+	week, never := 7*24*time.Hour, time.Duration(0)
+	got, err := s.Update(ctx, "shop", "staging", k.ID, UpdateRequest{TTL: &week}, nil)
+	if err != nil || !got.ExpiresAt.Equal(clk.Now().Add(week)) {
+		t.Fatalf("extend: %v, %v", got.ExpiresAt, err)
+	}
+	if _, _, err := s.Verify(ctx, plain, inside); err != nil {
+		t.Fatalf("after: %v", err)
+	}
+	if got, err = s.Update(ctx, "shop", "staging", k.ID, UpdateRequest{TTL: &never}, nil); err != nil || !got.ExpiresAt.IsZero() {
+		t.Fatalf("never: %v, %v", got.ExpiresAt, err)
+	}
+}
