@@ -16,16 +16,13 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/config"
 )
 
 // With audit_webhook set, every audit entry reaches the collector, in
 // requests signed with the shared secret.
 func TestAuditWebhookSink(t *testing.T) {
-	const secret = "collector-secret-0123456789"
-	col := newCollector(t, secret)
-	cfg := testConfig(t.TempDir())
-	cfg.Dev, cfg.Storage = true, "sqlite"
-	cfg.AuditWebhook, cfg.AuditWebhookSecret = col.url+"/collect", secret
+	col, cfg := auditWebhookNode(t)
 	r := start(t, cfg, nil)
 	if c := call(t, "POST", r.url+"/v1/projects", r.node.DevRootToken(), map[string]string{"name": "shop"}, nil); c != 201 {
 		t.Fatalf("create project = %d", c)
@@ -55,12 +52,8 @@ func TestAuditWebhookSink(t *testing.T) {
 // the collector was down, up to a restart of the node, reaches it once it
 // is back, exactly once.
 func TestAuditWebhookSurvivesOutageAndRestart(t *testing.T) {
-	const secret = "collector-secret-0123456789"
-	col := newCollector(t, secret)
+	col, cfg := auditWebhookNode(t)
 	col.down.Store(true)
-	cfg := testConfig(t.TempDir())
-	cfg.Dev, cfg.Storage = true, "sqlite"
-	cfg.AuditWebhook, cfg.AuditWebhookSecret = col.url+"/collect", secret
 	r := start(t, cfg, nil)
 	if c := call(t, "POST", r.url+"/v1/projects", r.node.DevRootToken(), map[string]string{"name": "shop"}, nil); c != 201 {
 		t.Fatalf("create project = %d", c)
@@ -105,6 +98,17 @@ func TestAuditWebhookSurvivesOutageAndRestart(t *testing.T) {
 			t.Fatalf("metrics:\n%s", m)
 		}
 	}
+}
+
+// auditWebhookNode is a collector and the configuration of a dev node on
+// SQLite that ships its audit log to it.
+func auditWebhookNode(t *testing.T) (*collector, config.Config) {
+	const secret = "collector-secret-0123456789"
+	col := newCollector(t, secret)
+	cfg := testConfig(t.TempDir())
+	cfg.Dev, cfg.Storage = true, "sqlite"
+	cfg.AuditWebhook, cfg.AuditWebhookSecret = col.url+"/collect", secret
+	return col, cfg
 }
 
 // collector is a webhook receiver that keeps the lines it is sent and
